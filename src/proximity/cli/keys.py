@@ -1,0 +1,156 @@
+"""``proximity keys init|show|roll|wipe``: the device's own key ring."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from proximity.cli.common import CommandError, add_keyring_option, print_json, print_table, time_arg
+from proximity.keyring import KeyRing, KeyRingSettings, load_keyring, resolve_keyring_path, save_keyring
+from proximity.keyring.model import DEFAULT_TX_POWER
+from proximity.keyring.store import wipe_keyring
+from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY
+from proximity.times import format_utc, now
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = subparsers.add_parser("keys", help="create, show, roll or wipe this device's key ring")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    init = actions.add_parser("init", help="create a key ring (refuses to replace one)")
+    init.add_argument("--at", type=time_arg, metavar="TIME", help="install time (default: now)")
+    init.add_argument(
+        "--tx-power",
+        type=int,
+        default=DEFAULT_TX_POWER,
+        metavar="DBM",
+        help=f"TX power put in GAEN metadata (default {DEFAULT_TX_POWER})",
+    )
+    init.add_argument("--calibration-confidence", type=int, default=0, metavar="0-3")
+    init.add_argument("--bluezone-ids-per-day", type=int, default=DEFAULT_IDS_PER_DAY, metavar="N")
+    init.add_argument("--json", action="store_true")
+    init.set_defaults(handler=_init)
+
+    show = actions.add_parser("show", help="print the keys and what is broadcast now")
+    show.add_argument(
+        "--at", type=time_arg, metavar="TIME", help="time of the current broadcast (default: now)"
+    )
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_show)
+
+    roll = actions.add_parser("roll", help="make the GAEN key for --at if missing and drop expired keys")
+    roll.add_argument("--at", type=time_arg, metavar="TIME", help="default: now")
+    roll.add_argument("--json", action="store_true")
+    roll.set_defaults(handler=_roll)
+
+    wipe = actions.add_parser("wipe", help="delete the key ring (asks first)")
+    wipe.add_argument("--yes", action="store_true", help="do not ask")
+    wipe.set_defaults(handler=_wipe)
+
+    for parser in (init, show, roll, wipe):
+        add_keyring_option(parser)
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = resolve_keyring_path(args.keyring)
+    settings = KeyRingSettings(args.tx_power, args.calibration_confidence, args.bluezone_ids_per_day)
+    ring = KeyRing.create(now() if args.at is None else args.at, settings)
+    save_keyring(path, ring, create=True)
+    if not args.json:
+        print(f"created key ring {path}")
+    _describe(ring, path, now() if args.at is None else args.at, args.json)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    path = resolve_keyring_path(args.keyring)
+    _describe(load_keyring(path), path, now() if args.at is None else args.at, args.json)
+    return 0
+
+
+def _roll(args: argparse.Namespace) -> int:
+    path = resolve_keyring_path(args.keyring)
+    at = now() if args.at is None else args.at
+    ring = load_keyring(path)
+    rolled = ring.rolled(at)
+    if rolled != ring:
+        save_keyring(path, rolled)
+    _describe(rolled, path, at, args.json)
+    return 0
+
+
+def _wipe(args: argparse.Namespace) -> int:
+    path = resolve_keyring_path(args.keyring)
+    if not path.exists():
+        print(f"no key ring at {path}; nothing to wipe")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CommandError("refusing to wipe without confirmation; pass --yes")
+        answer = input(f"Delete the key ring {path}? Every key in it is lost for good. Type 'yes': ")
+        if answer.strip().lower() != "yes":
+            print("kept the key ring")
+            return 1
+    wipe_keyring(path)
+    print(f"wiped {path}")
+    return 0
+
+
+def _describe(ring: KeyRing, path: object, at: float, as_json: bool) -> None:
+    settings = ring.settings
+    current = {}
+    for scheme in ("gaen", "bluezone"):
+        found = ring.broadcasts(scheme, at=at, count=1)
+        current[scheme] = found[0] if found and found[0].start <= at else None
+    if as_json:
+        print_json(
+            {
+                "path": str(path),
+                "settings": {
+                    "tx_power": settings.tx_power,
+                    "calibration_confidence": settings.calibration_confidence,
+                    "bluezone_ids_per_day": settings.bluezone_ids_per_day,
+                    "retention_days": settings.retention_days,
+                },
+                "gaen_keys": [
+                    {
+                        "key": key.key_data.hex(),
+                        "rolling_start_interval_number": key.rolling_start_interval_number,
+                        "rolling_period": key.rolling_period,
+                        "start": key.start,
+                        "end": key.end,
+                    }
+                    for key in ring.gaen_keys
+                ],
+                "bluezone": {"base_key": ring.bluezone_key.key.hex(), "base_day": ring.bluezone_key.base_day},
+                "broadcasting": {
+                    scheme: None if b is None else {"id": b.id.hex, "start": b.start, "end": b.end}
+                    for scheme, b in current.items()
+                },
+            }
+        )
+        return
+    print(
+        f"settings: tx_power {settings.tx_power} dBm, calibration confidence "
+        f"{settings.calibration_confidence}, Bluezone {settings.bluezone_ids_per_day} IDs/day, "
+        f"keys kept {settings.retention_days} days\n"
+    )
+    print_table(
+        ["GAEN key", "start (UTC)", "end (UTC)", "intervals"],
+        [
+            [k.key_data.hex(), format_utc(k.start), format_utc(k.end), k.rolling_period]
+            for k in ring.gaen_keys
+        ],
+    )
+    base = ring.bluezone_key
+    print(f"\nBluezone base key {base.key.hex()} installed {format_utc(base.base_day)}\n")
+    print(f"broadcasting at {format_utc(at)}:")
+    print_table(
+        ["scheme", "id", "changes at (UTC)"],
+        [
+            [scheme, b.id.hex, format_utc(b.end)]
+            if b
+            else [scheme, "(no key: run `proximity keys roll`)", "-"]
+            for scheme, b in current.items()
+        ],
+    )

@@ -1,0 +1,21 @@
+"""The device's own keys: a pure model and its file."""
+
+from proximity.keyring.model import DEFAULT_TX_POWER, KeyRing, KeyRingSettings
+from proximity.keyring.store import (
+    default_keyring_path,
+    load_keyring,
+    resolve_keyring_path,
+    save_keyring,
+    wipe_keyring,
+)
+
+__all__ = [
+    "DEFAULT_TX_POWER",
+    "KeyRing",
+    "KeyRingSettings",
+    "default_keyring_path",
+    "load_keyring",
+    "resolve_keyring_path",
+    "save_keyring",
+    "wipe_keyring",
+]

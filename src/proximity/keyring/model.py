@@ -1,0 +1,125 @@
+"""The device's own keys, as a pure value: generate, roll, and answer "what do I broadcast at t?".
+
+The ring holds GAEN TEKs (one per UTC day, kept ``retention_days``) and the Bluezone base key (one for
+the life of the install: its hash chain gives every later day's key). Rolling returns a new ring;
+saving it is the store's job (:mod:`proximity.keyring.store`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from proximity.broadcast import Broadcast, bluezone_broadcasts, gaen_broadcasts
+from proximity.errors import InvalidKeyError, NoKeyForTimeError
+from proximity.schemes import SCHEME_NAMES
+from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY, BluezoneBaseKey
+from proximity.schemes.gaen import Metadata, TemporaryExposureKey
+from proximity.times import SECONDS_PER_DAY, utc_midnight
+
+__all__ = ["DEFAULT_TX_POWER", "KeyRing", "KeyRingSettings"]
+
+# A typical Android calibrated TX power (Google's table: Pixel 4a -30, Galaxy S10 -29). Set your own.
+DEFAULT_TX_POWER = -30
+DEFAULT_RETENTION_DAYS = 14
+
+RandomBytes = Callable[[int], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRingSettings:
+    """What the device puts in its adverts besides the IDs, and how long it keeps keys."""
+
+    tx_power: int = DEFAULT_TX_POWER
+    calibration_confidence: int = 0
+    bluezone_ids_per_day: int = DEFAULT_IDS_PER_DAY
+    retention_days: int = DEFAULT_RETENTION_DAYS
+
+    def __post_init__(self) -> None:
+        Metadata(self.tx_power, self.calibration_confidence)  # validates both
+        if self.bluezone_ids_per_day < 1 or SECONDS_PER_DAY % self.bluezone_ids_per_day:
+            raise InvalidKeyError(
+                f"bluezone_ids_per_day must divide 86400 (e.g. 96 or 144), got {self.bluezone_ids_per_day}"
+            )
+        if self.retention_days < 1:
+            raise InvalidKeyError(f"retention_days must be at least 1, got {self.retention_days}")
+
+    @property
+    def gaen_metadata(self) -> Metadata:
+        return Metadata(self.tx_power, self.calibration_confidence)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """A device's keys; ``gaen_keys`` are sorted by start and never overlap."""
+
+    settings: KeyRingSettings
+    gaen_keys: tuple[TemporaryExposureKey, ...]
+    bluezone_key: BluezoneBaseKey
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.gaen_keys, key=lambda k: k.rolling_start_interval_number))
+        for earlier, later in itertools.pairwise(ordered):
+            if later.start < earlier.end:
+                raise InvalidKeyError("GAEN keys in a key ring must not overlap")
+        object.__setattr__(self, "gaen_keys", ordered)
+
+    @classmethod
+    def create(
+        cls,
+        at: float,
+        settings: KeyRingSettings | None = None,
+        *,
+        random_bytes: RandomBytes = os.urandom,
+    ) -> KeyRing:
+        """A fresh install at ``at``: a Bluezone base key for its day and a GAEN key from its interval."""
+        ring = cls(settings or KeyRingSettings(), (), BluezoneBaseKey.generate(at, random_bytes=random_bytes))
+        return ring.rolled(at, random_bytes=random_bytes)
+
+    def rolled(self, at: float, *, random_bytes: RandomBytes = os.urandom) -> KeyRing:
+        """The ring at ``at``: a GAEN key covers ``at`` (new keys roll at UTC midnight); old keys dropped."""
+        horizon = utc_midnight(at) - (self.settings.retention_days - 1) * SECONDS_PER_DAY
+        keys = [key for key in self.gaen_keys if key.end > horizon]
+        if self.gaen_key_at(at) is None:
+            if keys and keys[-1].end > at:
+                raise InvalidKeyError(
+                    f"the key ring holds GAEN keys later than unix time {at:g}; it cannot roll back in time"
+                )
+            keys.append(TemporaryExposureKey.generate(at, random_bytes=random_bytes))
+        return replace(self, gaen_keys=tuple(keys))
+
+    def gaen_key_at(self, at: float) -> TemporaryExposureKey | None:
+        return next((key for key in self.gaen_keys if key.covers(at)), None)
+
+    def broadcast_at(self, scheme: str, at: float) -> Broadcast:
+        """The ID and advert to broadcast at ``at``; its ``end`` is when it changes next."""
+        found = self.broadcasts(scheme, at=at, count=1)
+        if not found or found[0].start > at:
+            raise NoKeyForTimeError(scheme, at, "roll the key ring (`proximity keys roll`)")
+        return found[0]
+
+    def broadcasts(self, scheme: str, *, at: float, count: int) -> list[Broadcast]:
+        """Up to ``count`` broadcasts from the slot containing ``at`` on, as far as the ring has keys.
+
+        GAEN keys are random per day, so the ring can only answer until its newest key ends; Bluezone's
+        chain answers for any day from install on.
+        """
+        if scheme == "gaen":
+            out: list[Broadcast] = []
+            for key in self.gaen_keys:
+                if len(out) == count:
+                    break
+                if key.end > at:
+                    out += gaen_broadcasts(key, self.settings.gaen_metadata, at=at, count=count - len(out))
+            return out
+        if scheme == "bluezone":
+            if utc_midnight(at) < self.bluezone_key.base_day:
+                return []
+            ids_per_day = self.settings.bluezone_ids_per_day
+            days = 1 + math.ceil(count / ids_per_day)
+            record = self.bluezone_key.record(at, days, ids_per_day)
+            return bluezone_broadcasts(record, at=at, count=count)
+        raise ValueError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEME_NAMES)}")

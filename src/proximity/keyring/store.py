@@ -1,0 +1,185 @@
+"""The key ring's file: one JSON document with a checksum, written atomically with mode 0600.
+
+A torn, truncated or altered file is refused with :class:`KeyRingCorruptError` and left as it is: keys
+are never silently replaced, since new keys would orphan every ID already broadcast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from proximity.errors import KeyRingCorruptError, KeyRingError, KeyRingNotFoundError, ProximityError
+from proximity.keyring.model import KeyRing, KeyRingSettings
+from proximity.schemes.bluezone import BluezoneBaseKey
+from proximity.schemes.gaen import TemporaryExposureKey
+
+__all__ = [
+    "ENV_VAR",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "default_keyring_path",
+    "dumps_keyring",
+    "load_keyring",
+    "loads_keyring",
+    "resolve_keyring_path",
+    "save_keyring",
+    "wipe_keyring",
+]
+
+ENV_VAR = "PROXIMITY_KEYRING"
+FORMAT = "proximity-keyring"
+FORMAT_VERSION = 1
+FILE_NAME = "keyring.json"
+
+
+def default_keyring_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """The per-user data directory: ``$XDG_DATA_HOME/proximity/`` on Linux (``~/.local/share``)."""
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif sys.platform == "win32":
+        base = Path(environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    else:
+        xdg = environ.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "proximity" / FILE_NAME
+
+
+def resolve_keyring_path(
+    explicit: str | os.PathLike[str] | None, environ: Mapping[str, str] = os.environ
+) -> Path:
+    """``--keyring PATH`` first, then ``$PROXIMITY_KEYRING``, then :func:`default_keyring_path`."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(ENV_VAR):
+        return Path(environ[ENV_VAR])
+    return default_keyring_path(environ)
+
+
+def _body(ring: KeyRing) -> dict[str, Any]:
+    settings = ring.settings
+    return {
+        "settings": {
+            "tx_power": settings.tx_power,
+            "calibration_confidence": settings.calibration_confidence,
+            "bluezone_ids_per_day": settings.bluezone_ids_per_day,
+            "retention_days": settings.retention_days,
+        },
+        "gaen": [
+            {
+                "key_data": key.key_data.hex(),
+                "rolling_start_interval_number": key.rolling_start_interval_number,
+                "rolling_period": key.rolling_period,
+            }
+            for key in ring.gaen_keys
+        ],
+        "bluezone": {"base_key": ring.bluezone_key.key.hex(), "base_day": ring.bluezone_key.base_day},
+    }
+
+
+def _checksum(body: Mapping[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def dumps_keyring(ring: KeyRing) -> str:
+    """The file's text."""
+    body = _body(ring)
+    document = {"format": FORMAT, "version": FORMAT_VERSION, "body": body, "sha256": _checksum(body)}
+    return json.dumps(document, indent=2) + "\n"
+
+
+def loads_keyring(text: str, path: str = "<memory>") -> KeyRing:
+    """Parse the file's text; any defect is a :class:`KeyRingCorruptError` naming it."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise KeyRingCorruptError(path, f"not complete JSON: {error.msg} at byte {error.pos}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise KeyRingCorruptError(path, "not a proximity key ring")
+    if document.get("version") != FORMAT_VERSION:
+        raise KeyRingCorruptError(path, f"format version {document.get('version')!r} is not supported")
+    body = document.get("body")
+    if not isinstance(body, dict) or document.get("sha256") != _checksum(body):
+        raise KeyRingCorruptError(path, "checksum mismatch: the file was altered or damaged")
+    try:
+        settings = KeyRingSettings(**body["settings"])
+        keys = tuple(
+            TemporaryExposureKey(
+                bytes.fromhex(entry["key_data"]),
+                entry["rolling_start_interval_number"],
+                entry["rolling_period"],
+            )
+            for entry in body["gaen"]
+        )
+        bluezone = BluezoneBaseKey(bytes.fromhex(body["bluezone"]["base_key"]), body["bluezone"]["base_day"])
+        return KeyRing(settings, keys, bluezone)
+    except (KeyError, TypeError, ValueError, ProximityError) as error:
+        raise KeyRingCorruptError(path, f"invalid content: {error}") from None
+
+
+def load_keyring(path: Path) -> KeyRing:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KeyRingNotFoundError(str(path)) from None
+    except UnicodeDecodeError:
+        raise KeyRingCorruptError(str(path), "not UTF-8 text") from None
+    except OSError as error:
+        raise KeyRingError(f"cannot read key ring {path}: {error.strerror}") from None
+    return loads_keyring(text, str(path))
+
+
+def save_keyring(path: Path, ring: KeyRing, *, create: bool = False) -> None:
+    """Write atomically: a 0600 temporary file beside the target, fsync, rename, fsync the directory.
+
+    With ``create``, refuse to replace an existing key ring.
+    """
+    if create and path.exists():
+        raise KeyRingError(f"a key ring already exists at {path}; it was left untouched")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = dumps_keyring(ring).encode()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if create:
+            os.link(temporary, path)  # fails if another process created it meanwhile
+            os.unlink(temporary)
+        else:
+            os.replace(temporary, path)
+    except FileExistsError:
+        raise KeyRingError(f"a key ring already exists at {path}; it was left untouched") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    _fsync_directory(path.parent)
+
+
+def wipe_keyring(path: Path) -> bool:
+    """Delete the key ring; False if there was none."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    _fsync_directory(path.parent)
+    return True
+
+
+def _fsync_directory(directory: Path) -> None:
+    if sys.platform == "win32":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

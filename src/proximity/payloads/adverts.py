@@ -1,0 +1,202 @@
+"""The BLE advertisements of both schemes: decode from bleak's shapes or raw bytes, encode for BlueZ or raw.
+
+Decoding answers three ways: ``None`` for an advertisement that is not ours (no GAEN service data, no
+Bluezone company id), an advert value for a well-formed one, and :class:`MalformedPayloadError` for one
+that is ours but has the wrong length. Nothing here imports dbus or bleak: the BlueZ form is plain
+Python values that the advertiser wraps in D-Bus variants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from proximity.errors import MalformedPayloadError
+from proximity.payloads.adstructures import (
+    AD_COMPLETE_16BIT_UUIDS,
+    AD_FLAGS,
+    AD_MANUFACTURER_DATA,
+    AD_SERVICE_DATA_16BIT,
+    build_ad_structures,
+    parse_ad_structures,
+)
+from proximity.schemes.base import require_bytes
+from proximity.schemes.bluezone import ID_LENGTH as BLUEZONE_ID_LENGTH
+from proximity.schemes.gaen import AEM_LENGTH, RPI_LENGTH
+
+__all__ = [
+    "BLUEZONE_COMPANY_ID",
+    "BLUEZONE_SERVICE_UUID16",
+    "GAEN_SERVICE_UUID",
+    "GAEN_SERVICE_UUID16",
+    "Advert",
+    "BluezAdvertisement",
+    "BluezoneAdvert",
+    "GaenAdvert",
+    "decode_ad_bytes",
+    "decode_bleak",
+    "uuid16_to_uuid128",
+]
+
+GAEN_SERVICE_UUID16 = 0xFD6F
+BLUEZONE_SERVICE_UUID16 = 0x4E56
+BLUEZONE_COMPANY_ID = 0x22B5
+_BASE_UUID_SUFFIX = "-0000-1000-8000-00805f9b34fb"
+
+
+def uuid16_to_uuid128(uuid16: int) -> str:
+    """The Bluetooth base UUID form of a 16-bit UUID, lowercase, as bleak keys service data."""
+    return f"0000{uuid16:04x}{_BASE_UUID_SUFFIX}"
+
+
+GAEN_SERVICE_UUID = uuid16_to_uuid128(GAEN_SERVICE_UUID16)
+BLUEZONE_SERVICE_UUID = uuid16_to_uuid128(BLUEZONE_SERVICE_UUID16)
+
+
+@dataclass(frozen=True, slots=True)
+class BluezAdvertisement:
+    """The properties of a BlueZ ``org.bluez.LEAdvertisement1`` object, as plain Python values.
+
+    Type is "broadcast" for both schemes: we serve no GATT, and non-connectable adverts let the kernel
+    give every registration a fresh random address.
+    """
+
+    type: str
+    service_uuids: tuple[str, ...]
+    service_data: Mapping[str, bytes] = field(default_factory=dict)
+    manufacturer_data: Mapping[int, bytes] = field(default_factory=dict)
+    include_tx_power: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GaenAdvert:
+    """A GAEN advertisement: service 0xFD6F carrying RPI (16 bytes) || AEM (4 bytes)."""
+
+    scheme: ClassVar[str] = "gaen"
+    flags: ClassVar[int] = 0x1A
+    rpi: bytes
+    aem: bytes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rpi", require_bytes("RPI", self.rpi, RPI_LENGTH))
+        object.__setattr__(self, "aem", require_bytes("AEM", self.aem, AEM_LENGTH))
+
+    @property
+    def id(self) -> bytes:
+        return self.rpi
+
+    @property
+    def payload(self) -> bytes:
+        """The service data for 0xFD6F."""
+        return self.rpi + self.aem
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> GaenAdvert:
+        expected = RPI_LENGTH + AEM_LENGTH
+        if len(payload) != expected:
+            raise MalformedPayloadError("gaen", "service data for 0xFD6F", expected, len(payload))
+        return cls(bytes(payload[:RPI_LENGTH]), bytes(payload[RPI_LENGTH:]))
+
+    def to_ad_bytes(self) -> bytes:
+        """Raw advertising data: flags, complete 16-bit UUID list, service data (31 bytes)."""
+        uuid = GAEN_SERVICE_UUID16.to_bytes(2, "little")
+        return build_ad_structures(
+            [
+                (AD_FLAGS, bytes([self.flags])),
+                (AD_COMPLETE_16BIT_UUIDS, uuid),
+                (AD_SERVICE_DATA_16BIT, uuid + self.payload),
+            ]
+        )
+
+    def to_bluez(self) -> BluezAdvertisement:
+        return BluezAdvertisement(
+            type="broadcast",
+            service_uuids=(GAEN_SERVICE_UUID,),
+            service_data={GAEN_SERVICE_UUID: self.payload},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BluezoneAdvert:
+    """A Bluezone (Android) advert: service 0x4E56 + manufacturer data 0x22B5 carrying the 12-byte ID."""
+
+    scheme: ClassVar[str] = "bluezone"
+    flags: ClassVar[int] = 0x06
+    bluezone_id: bytes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "bluezone_id", require_bytes("Bluezone ID", self.bluezone_id, BLUEZONE_ID_LENGTH)
+        )
+
+    @property
+    def id(self) -> bytes:
+        return self.bluezone_id
+
+    @property
+    def payload(self) -> bytes:
+        """The manufacturer data for company 0x22B5 (without the company id)."""
+        return self.bluezone_id
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> BluezoneAdvert:
+        if len(payload) != BLUEZONE_ID_LENGTH:
+            raise MalformedPayloadError(
+                "bluezone", "manufacturer data for company 0x22B5", BLUEZONE_ID_LENGTH, len(payload)
+            )
+        return cls(bytes(payload))
+
+    def to_ad_bytes(self) -> bytes:
+        """Raw advertising data: ``[flags] 03 03 56 4E | 0F FF B5 22 <ID>``."""
+        return build_ad_structures(
+            [
+                (AD_FLAGS, bytes([self.flags])),
+                (AD_COMPLETE_16BIT_UUIDS, BLUEZONE_SERVICE_UUID16.to_bytes(2, "little")),
+                (AD_MANUFACTURER_DATA, BLUEZONE_COMPANY_ID.to_bytes(2, "little") + self.payload),
+            ]
+        )
+
+    def to_bluez(self) -> BluezAdvertisement:
+        return BluezAdvertisement(
+            type="broadcast",
+            service_uuids=(BLUEZONE_SERVICE_UUID,),
+            manufacturer_data={BLUEZONE_COMPANY_ID: self.payload},
+        )
+
+
+Advert = GaenAdvert | BluezoneAdvert
+
+
+def _normalise_uuid(key: str) -> str:
+    text = key.strip().lower()
+    if len(text) == 4:
+        return uuid16_to_uuid128(int(text, 16))
+    if len(text) == 8:
+        return f"{text}{_BASE_UUID_SUFFIX}"
+    return text
+
+
+def decode_bleak(service_data: Mapping[str, bytes], manufacturer_data: Mapping[int, bytes]) -> Advert | None:
+    """Decode bleak's ``AdvertisementData.service_data`` / ``.manufacturer_data`` shapes.
+
+    Service data keys are 128-bit UUID strings (any case; 16- and 32-bit short forms are accepted too).
+    """
+    for key, value in service_data.items():
+        if _normalise_uuid(key) == GAEN_SERVICE_UUID:
+            return GaenAdvert.from_payload(bytes(value))
+    if BLUEZONE_COMPANY_ID in manufacturer_data:
+        return BluezoneAdvert.from_payload(bytes(manufacturer_data[BLUEZONE_COMPANY_ID]))
+    return None
+
+
+def decode_ad_bytes(raw: bytes) -> Advert | None:
+    """Decode raw advertising data (AD structures), e.g. from an HCI advertising report."""
+    service_data: dict[str, bytes] = {}
+    manufacturer_data: dict[int, bytes] = {}
+    for ad_type, data in parse_ad_structures(raw):
+        if ad_type == AD_SERVICE_DATA_16BIT and len(data) >= 2:
+            service_data[uuid16_to_uuid128(int.from_bytes(data[:2], "little"))] = data[2:]
+        elif ad_type == AD_MANUFACTURER_DATA and len(data) >= 2:
+            manufacturer_data[int.from_bytes(data[:2], "little")] = data[2:]
+    return decode_bleak(service_data, manufacturer_data)

@@ -1,0 +1,208 @@
+"""Bluezone (Vietnam): base key -> daily keys by a SHA-256 chain -> 96 (or 144) IDs a day.
+
+Plain SHA-256 only, as the app does. Beware the forward chain: a published daily key reveals that day
+and every later day; the base key reveals every ID the phone ever broadcasts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proximity.errors import InvalidKeyError, NoKeyForTimeError
+from proximity.schemes.base import EphemeralId, IdBatch, require_bytes
+from proximity.times import SECONDS_PER_DAY, utc_midnight
+
+__all__ = [
+    "BLUEZONE",
+    "DEFAULT_IDS_PER_DAY",
+    "ID_LENGTH",
+    "KEY_LENGTH",
+    "SALT",
+    "BluezoneBaseKey",
+    "BluezoneDailyKey",
+    "BluezoneScheme",
+    "ids_for_day",
+    "next_daily_key",
+]
+
+ID_LENGTH = 12
+KEY_LENGTH = 32
+DEFAULT_IDS_PER_DAY = 96
+SALT = b"bluzonesubkey"  # sic: the app spells it without the "e"
+_SELECT = np.array([0, 4, 8, 12, 16, 18, 20, 22, 24, 26, 28, 30])
+
+
+def next_daily_key(daily_key: bytes) -> bytes:
+    """The next day's key: one SHA-256 step of the chain."""
+    return hashlib.sha256(daily_key).digest()
+
+
+def ids_for_day(daily_key: bytes, ids_per_day: int = DEFAULT_IDS_PER_DAY) -> NDArray[np.uint8]:
+    """The day's IDs as an (ids_per_day, 12) array: select12 of a SHA-256 chain seeded by key || salt."""
+    daily_key = require_bytes("daily key", daily_key, KEY_LENGTH)
+    _check_ids_per_day(ids_per_day)
+    digests = bytearray()
+    state = hashlib.sha256(daily_key + SALT).digest()
+    for _ in range(ids_per_day):
+        digests += state
+        state = hashlib.sha256(state).digest()
+    return np.frombuffer(bytes(digests), dtype=np.uint8).reshape(ids_per_day, 32)[:, _SELECT]
+
+
+def _check_ids_per_day(ids_per_day: int) -> None:
+    if ids_per_day < 1 or SECONDS_PER_DAY % ids_per_day:
+        raise InvalidKeyError(f"ids_per_day must divide 86400 evenly (e.g. 96 or 144), got {ids_per_day}")
+
+
+def _check_midnight(what: str, at: int) -> None:
+    if at % SECONDS_PER_DAY:
+        raise InvalidKeyError(f"{what} must be a UTC midnight (a multiple of 86400), got {at}")
+
+
+@dataclass(frozen=True, slots=True)
+class BluezoneBaseKey:
+    """The 32-byte key a phone makes once at install, with the UTC midnight of the install day."""
+
+    key: bytes
+    base_day: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", require_bytes("base key", self.key, KEY_LENGTH))
+        _check_midnight("base_day", self.base_day)
+
+    @classmethod
+    def generate(cls, at: float, *, random_bytes: Callable[[int], bytes] = os.urandom) -> BluezoneBaseKey:
+        return cls(random_bytes(KEY_LENGTH), utc_midnight(at))
+
+    def daily_key(self, day: float) -> bytes:
+        """The key of the UTC day containing ``day``: SHA-256 applied once per day since install."""
+        midnight = utc_midnight(day)
+        if midnight < self.base_day:
+            raise NoKeyForTimeError("bluezone", day, f"the key was made on day {self.base_day}")
+        key = self.key
+        for _ in range((midnight - self.base_day) // SECONDS_PER_DAY):
+            key = next_daily_key(key)
+        return key
+
+    def record(
+        self, first_day: float, days: int = 1, ids_per_day: int = DEFAULT_IDS_PER_DAY
+    ) -> BluezoneDailyKey:
+        """The daily-key record a diagnosed user publishes for ``days`` days from ``first_day``."""
+        if days < 1:
+            raise InvalidKeyError(f"days must be at least 1, got {days}")
+        start = utc_midnight(first_day)
+        return BluezoneDailyKey(self.daily_key(start), start, start + days * SECONDS_PER_DAY, ids_per_day)
+
+    def __repr__(self) -> str:
+        return f"BluezoneBaseKey(key=<{KEY_LENGTH} bytes>, base_day={self.base_day})"
+
+
+@dataclass(frozen=True, slots=True)
+class BluezoneDailyKey:
+    """A published daily-key record: the key of the day at ``time_start``, valid until ``time_end``.
+
+    IDs roll to the next day's key (one SHA-256 step) every ``ids_per_day`` slots, so one record covers
+    any number of consecutive days. ``time_end`` is exclusive: the record covers every slot that starts
+    before it. JSON form: ``{"daily_key": hex, "time_start": s, "max": n, "time_end": s}``.
+    """
+
+    daily_key: bytes
+    time_start: int
+    time_end: int
+    ids_per_day: int = DEFAULT_IDS_PER_DAY
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "daily_key", require_bytes("daily key", self.daily_key, KEY_LENGTH))
+        _check_midnight("time_start", self.time_start)
+        _check_ids_per_day(self.ids_per_day)
+        if self.time_end <= self.time_start:
+            raise InvalidKeyError(f"time_end {self.time_end} must be after time_start {self.time_start}")
+
+    @property
+    def slot_seconds(self) -> int:
+        return SECONDS_PER_DAY // self.ids_per_day
+
+    @property
+    def days(self) -> int:
+        return -(-(self.time_end - self.time_start) // SECONDS_PER_DAY)
+
+    def to_record(self) -> dict[str, int | str]:
+        return {
+            "daily_key": self.daily_key.hex(),
+            "time_start": self.time_start,
+            "max": self.ids_per_day,
+            "time_end": self.time_end,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> BluezoneDailyKey:
+        try:
+            key_hex, start, end = record["daily_key"], record["time_start"], record["time_end"]
+            ids_per_day = record.get("max", DEFAULT_IDS_PER_DAY)
+        except KeyError as missing:
+            raise InvalidKeyError(f"daily-key record lacks the field {missing}") from None
+        if not isinstance(key_hex, str):
+            raise InvalidKeyError("daily_key must be a hex string")
+        for name, value in (("time_start", start), ("time_end", end), ("max", ids_per_day)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidKeyError(f"{name} must be an integer, got {value!r}")
+        try:
+            key = bytes.fromhex(key_hex)
+        except ValueError:
+            raise InvalidKeyError(f"daily_key is not hex: {key_hex!r}") from None
+        return cls(key, start, end, ids_per_day)
+
+    def __repr__(self) -> str:
+        return (
+            f"BluezoneDailyKey(daily_key=<{KEY_LENGTH} bytes>, time_start={self.time_start}, "
+            f"time_end={self.time_end}, ids_per_day={self.ids_per_day})"
+        )
+
+
+class BluezoneScheme:
+    """Bluezone as a :class:`~proximity.schemes.base.RotatingIdScheme` over :class:`BluezoneDailyKey`."""
+
+    name = "bluezone"
+    id_length = ID_LENGTH
+
+    def __init__(self, ids_per_day: int = DEFAULT_IDS_PER_DAY) -> None:
+        _check_ids_per_day(ids_per_day)
+        self.ids_per_day = ids_per_day
+
+    @property
+    def slot_seconds(self) -> int:
+        return SECONDS_PER_DAY // self.ids_per_day
+
+    def ids_of_key(self, key: BluezoneDailyKey) -> IdBatch:
+        slot = key.slot_seconds
+        days: list[NDArray[np.uint8]] = []
+        daily_key = key.daily_key
+        for _ in range(key.days):
+            days.append(ids_for_day(daily_key, key.ids_per_day))
+            daily_key = next_daily_key(daily_key)
+        starts = key.time_start + np.arange(key.days * key.ids_per_day, dtype=np.int64) * slot
+        keep = starts < key.time_end
+        return IdBatch(self.name, np.concatenate(days)[keep], starts[keep], starts[keep] + slot)
+
+    def id_at(self, key: BluezoneDailyKey, at: float) -> EphemeralId:
+        if not key.time_start <= at < key.time_end:
+            raise NoKeyForTimeError(self.name, at, f"the record covers [{key.time_start}, {key.time_end})")
+        midnight = utc_midnight(at)
+        daily_key = key.daily_key
+        for _ in range((midnight - key.time_start) // SECONDS_PER_DAY):
+            daily_key = next_daily_key(daily_key)
+        slot = key.slot_seconds
+        index = int(at - midnight) // slot
+        value = ids_for_day(daily_key, key.ids_per_day)[index].tobytes()
+        start = midnight + index * slot
+        return EphemeralId(self.name, value, start, start + slot)
+
+
+BLUEZONE = BluezoneScheme()

@@ -1,0 +1,123 @@
+"""What a scanner hears: one :class:`Sighting` per advert, and :class:`Observations` as numpy batches.
+
+Every source (live scan, capture replay, simulator) produces Sightings; the encounter log stores them
+and hands the matcher :class:`Observations`, the same data column-wise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proximity.errors import InvalidLengthError, ProximityError
+from proximity.schemes.bluezone import ID_LENGTH as BLUEZONE_ID_LENGTH
+from proximity.schemes.gaen import AEM_LENGTH, RPI_LENGTH
+
+__all__ = ["ID_LENGTHS", "InvalidSightingError", "Observations", "Sighting"]
+
+ID_LENGTHS = {"gaen": RPI_LENGTH, "bluezone": BLUEZONE_ID_LENGTH}
+
+
+class InvalidSightingError(ProximityError, ValueError):
+    """A sighting with an impossible field (unknown scheme, wrong ID length, NaN RSSI, negative time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One advert heard: the counterpart's ID at ``time`` (unix seconds), with what came with it.
+
+    ``metadata`` is GAEN's AEM as received (still encrypted: it can only be read after the sender's key
+    is published). ``rssi`` is None when the radio did not report one; ``own_id`` is the ID this device
+    broadcast at the time (None for replays).
+    """
+
+    scheme: str
+    id: bytes
+    time: float
+    rssi: int | None = None
+    metadata: bytes | None = None
+    address: str | None = None
+    own_id: bytes | None = None
+
+    def __post_init__(self) -> None:
+        length = ID_LENGTHS.get(self.scheme)
+        if length is None:
+            raise InvalidSightingError(f"unknown scheme {self.scheme!r}; expected gaen or bluezone")
+        if not isinstance(self.id, bytes):
+            raise TypeError("id must be bytes")
+        if len(self.id) != length:
+            raise InvalidLengthError(f"{self.scheme} ID", length, len(self.id))
+        if not isinstance(self.time, int | float) or not math.isfinite(self.time) or self.time < 0:
+            raise InvalidSightingError(f"time must be finite non-negative unix seconds, got {self.time!r}")
+        if self.rssi is not None and (isinstance(self.rssi, bool) or not isinstance(self.rssi, int)):
+            raise InvalidSightingError(f"rssi must be an integer dBm or None, got {self.rssi!r}")
+        if self.metadata is not None:
+            if self.scheme != "gaen":
+                raise InvalidSightingError("only GAEN sightings carry metadata (the AEM)")
+            if len(self.metadata) != AEM_LENGTH:
+                raise InvalidLengthError("AEM", AEM_LENGTH, len(self.metadata))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Observations:
+    """Sightings of one scheme column-wise, as the matcher takes them.
+
+    ``rssi`` is float64 with NaN for unknown; ``aem`` is (n, 4) uint8, meaningful where ``has_aem``;
+    ``row_ids`` point back into the log (or into the input sequence).
+    """
+
+    scheme: str
+    ids: NDArray[np.uint8]
+    times: NDArray[np.float64]
+    rssi: NDArray[np.float64]
+    aem: NDArray[np.uint8]
+    has_aem: NDArray[np.bool_]
+    row_ids: NDArray[np.int64]
+
+    def __post_init__(self) -> None:
+        length = ID_LENGTHS.get(self.scheme)
+        if length is None:
+            raise InvalidSightingError(f"unknown scheme {self.scheme!r}; expected gaen or bluezone")
+        n = self.ids.shape[0]
+        if self.ids.shape != (n, length) or self.ids.dtype != np.uint8:
+            raise InvalidLengthError(f"each {self.scheme} ID", length, int(self.ids.shape[-1]))
+        for name, array in (
+            ("times", self.times),
+            ("rssi", self.rssi),
+            ("has_aem", self.has_aem),
+            ("row_ids", self.row_ids),
+        ):
+            if array.shape != (n,):
+                raise ValueError(f"{name} must hold one entry per sighting ({n}), got shape {array.shape}")
+        if self.aem.shape != (n, AEM_LENGTH):
+            raise ValueError(f"aem must have shape ({n}, {AEM_LENGTH}), got {self.aem.shape}")
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @classmethod
+    def from_sightings(cls, scheme: str, sightings: Iterable[Sighting]) -> Observations:
+        """Column-wise copy of the sightings of ``scheme``; ``row_ids`` are positions in the input."""
+        chosen = [(i, s) for i, s in enumerate(sightings) if s.scheme == scheme]
+        length = ID_LENGTHS[scheme]
+        n = len(chosen)
+        ids = np.frombuffer(b"".join(s.id for _, s in chosen), dtype=np.uint8).reshape(n, length)
+        aem = np.zeros((n, AEM_LENGTH), dtype=np.uint8)
+        has_aem = np.zeros(n, dtype=np.bool_)
+        for row, (_, s) in enumerate(chosen):
+            if s.metadata is not None:
+                aem[row] = np.frombuffer(s.metadata, dtype=np.uint8)
+                has_aem[row] = True
+        return cls(
+            scheme=scheme,
+            ids=ids.copy(),
+            times=np.array([s.time for _, s in chosen], dtype=np.float64),
+            rssi=np.array([np.nan if s.rssi is None else s.rssi for _, s in chosen], dtype=np.float64),
+            aem=aem,
+            has_aem=has_aem,
+            row_ids=np.array([i for i, _ in chosen], dtype=np.int64),
+        )

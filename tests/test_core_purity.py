@@ -12,7 +12,9 @@ FORBIDDEN = ("bleak", "sqlite3", "_sqlite3", "dbus_fast", "asyncio")
 def test_importing_the_core_loads_none_of_the_edges() -> None:
     code = (
         "import json, sys, proximity, proximity.schemes, proximity.payloads, proximity.keyring, "
-        "proximity.sightings, proximity.broadcast\n"
+        "proximity.sightings, proximity.broadcast, proximity.matching, proximity.matching.aes, "
+        "proximity.keyfiles, proximity.estimation\n"
+        "proximity.matching.aes.default_backend()\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

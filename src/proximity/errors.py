@@ -9,15 +9,28 @@ Errors carry structured fields, not only a message, so programs need not parse t
 from __future__ import annotations
 
 __all__ = [
+    "BackendUnavailableError",
+    "BluetoothUnavailableError",
+    "BtsnoopError",
+    "CalibrationError",
+    "CaptureFormatError",
+    "EncounterLogCorruptError",
+    "EncounterLogError",
+    "EncounterLogVersionError",
+    "InvalidBatchError",
     "InvalidKeyError",
     "InvalidLengthError",
     "InvalidTimeError",
+    "KeyFileError",
+    "KeyFileSignatureError",
     "KeyRingCorruptError",
     "KeyRingError",
     "KeyRingNotFoundError",
+    "MalformedKeyFileError",
     "MalformedPayloadError",
     "NoKeyForTimeError",
     "ProximityError",
+    "RecordingFormatError",
 ]
 
 
@@ -86,3 +99,126 @@ class KeyRingCorruptError(KeyRingError, ValueError):
             f"key ring {path} is unreadable ({reason}); it was left untouched. "
             "Restore it from a backup, or remove it with `proximity keys wipe` to start over"
         )
+
+
+class EncounterLogError(ProximityError):
+    """The encounter log (SQLite) cannot be used as asked."""
+
+
+class EncounterLogCorruptError(EncounterLogError, ValueError):
+    """The log file is damaged, not a SQLite file, or another program's database; it is never overwritten."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"encounter log {path} cannot be used ({reason}); it was left untouched. "
+            "Point --db at another file, or remove this one yourself if it is really not needed"
+        )
+
+
+class EncounterLogVersionError(EncounterLogError):
+    """The log was written by a newer version of this library (its schema version is unknown here)."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.path = path
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"encounter log {path} has schema version {found}; this version of proximity reads up to "
+            f"{supported}. Upgrade proximity-tracing"
+        )
+
+
+class InvalidBatchError(ProximityError, ValueError):
+    """Some rows of a batch of sightings are impossible; nothing of the batch was written.
+
+    ``bad_rows`` are the positions of the offending rows in the batch and ``reasons`` say, row by row,
+    what is wrong, so a caller can drop them and retry (or pass ``on_bad="skip"``).
+    """
+
+    def __init__(self, bad_rows: tuple[int, ...], reasons: tuple[str, ...], total: int) -> None:
+        self.bad_rows = bad_rows
+        self.reasons = reasons
+        self.total = total
+        shown = "; ".join(f"row {row}: {why}" for row, why in zip(bad_rows[:3], reasons[:3], strict=False))
+        more = f" (and {len(bad_rows) - 3} more)" if len(bad_rows) > 3 else ""
+        super().__init__(f"{len(bad_rows)} of {total} sightings are invalid: {shown}{more}; none was written")
+
+
+class CalibrationError(ProximityError, ValueError):
+    """A device calibration table is malformed (missing column, bad number, confidence outside 0-3)."""
+
+
+class RecordingFormatError(ProximityError, ValueError):
+    """A file of RSSI recordings does not have the expected columns or values."""
+
+
+class CaptureFormatError(ProximityError, ValueError):
+    """A capture of adverts (btsnoop or JSON Lines) cannot be read; ``where`` locates the problem."""
+
+    def __init__(self, reason: str, where: str) -> None:
+        self.reason = reason
+        self.where = where
+        super().__init__(f"unreadable capture: {reason} ({where})")
+
+
+class BtsnoopError(CaptureFormatError):
+    """A capture that is not btsnoop, uses an unsupported datalink, or is cut short (``offset`` in bytes)."""
+
+    def __init__(self, reason: str, offset: int) -> None:
+        self.offset = offset
+        super().__init__(reason, f"at byte {offset}")
+
+
+class BluetoothUnavailableError(ProximityError):
+    """This machine cannot scan or advertise now; ``reason`` says why (see ``BLUETOOTH_REASONS``).
+
+    Reasons: "no-system-bus" (no D-Bus system bus), "no-bluez" (bluetoothd not running),
+    "no-adapter", "powered-off", "permission", "unsupported" (no BlueZ advertising on this platform),
+    "busy" (the controller refused, e.g. while scanning).
+    """
+
+    def __init__(self, reason: str, detail: str, adapter: str | None = None) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.adapter = adapter
+        where = f" ({adapter})" if adapter else ""
+        super().__init__(f"Bluetooth is not available{where}: {detail}")
+
+
+class KeyFileError(ProximityError, ValueError):
+    """A published key file (GAEN export, Bluezone JSON) cannot be used; ``source`` names it."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class MalformedKeyFileError(KeyFileError):
+    """The file is not what it claims to be: bad header, zip, protobuf or JSON."""
+
+
+class KeyFileSignatureError(KeyFileError):
+    """A GAEN export is refused: unsigned, bare export.bin, no trusted key, or a bad signature.
+
+    ``kind`` is one of "unsigned", "untrusted" (no trusted key matches its signature info) or
+    "invalid" (a matching trusted key does not verify it).
+    """
+
+    def __init__(self, source: str, kind: str, reason: str) -> None:
+        self.kind = kind
+        super().__init__(source, reason)
+
+
+class BackendUnavailableError(ProximityError, RuntimeError):
+    """A matching backend was asked for (PROXIMITY_MATCH_BACKEND=c or ``backend="c"``) but cannot run.
+
+    ``backend`` names it, ``reason`` says why (extension not built, no AES-NI, failed self test).
+    """
+
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend = backend
+        self.reason = reason
+        super().__init__(f"matching backend {backend!r} is unavailable: {reason}")

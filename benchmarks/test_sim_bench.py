@@ -1,0 +1,103 @@
+"""Simulator speed: sightings generation and the whole pipeline, 1,000 agents in 50 m x 50 m, 1 s steps.
+
+Reported as agent-steps per second in each benchmark's extra_info (`make bench`). The target for
+sightings generation (mobility + neighbours + channel + duty cycles) is >= 1,000,000 agent-steps/s
+on one core; ground truth (every pair within 2 m, every step) is measured separately on top of it.
+The pipeline (real keys, SQLite logs, matcher, estimator) runs the venue for 8 hours at a lower
+adoption so that it finishes in minutes: its cost grows with phones^2 (each pair is estimated).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from proximity.sim import CrowdParams, Scenario, World, run_simulation
+
+AGENTS = 1000
+STEPS = 600
+
+
+def _venue(duration: float, **changes: object) -> Scenario:
+    crowd = CrowdParams(agents=AGENTS, width=50.0, height=50.0, stationary=0.2, waypoint=0.6, group=0.2)
+    return Scenario(name="bench", crowd=crowd, duration=duration, chunk=600.0, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("truth", [False, True], ids=["sightings", "sightings+truth"])
+def test_sightings_generation(benchmark: Any, truth: bool) -> None:
+    scenario = _venue(STEPS)
+
+    def generate() -> int:
+        return sum(len(chunk) for chunk in World(scenario, 1.0, 0, truth=truth).chunks())
+
+    heard = benchmark.pedantic(generate, rounds=3, iterations=1)
+    assert heard > 0
+    benchmark.extra_info["agent_steps_per_s"] = AGENTS * STEPS / benchmark.stats.stats.min
+    benchmark.extra_info["sightings_per_run"] = heard
+
+
+@pytest.mark.parametrize("adoption", [0.1])
+def test_pipeline_eight_hours(benchmark: Any, adoption: float) -> None:
+    scenario = _venue(8 * 3600.0, estimators=("cwa",))
+    started = time.perf_counter()
+    result = benchmark.pedantic(run_simulation, args=(scenario, adoption, 0), rounds=1, iterations=1)
+    elapsed = time.perf_counter() - started
+    row = result.rows[0]
+    assert row.sightings > 0
+    benchmark.extra_info["agent_steps_per_s"] = AGENTS * 8 * 3600 / elapsed
+    benchmark.extra_info["phones"] = row.app_users
+    benchmark.extra_info["sightings_logged"] = row.logged
+
+
+# -- the city: 100,000 agents (simulations/city.toml), bounded memory -----------------------------
+
+CITY_CHILD = """
+import json, resource, sys, time, dataclasses
+from proximity.sim import load_scenario, run_simulation
+city = load_scenario(sys.argv[1])
+scenario = dataclasses.replace(city, duration=float(sys.argv[2]))
+started = time.perf_counter()
+result = run_simulation(scenario, city.adoption[0], 0)
+elapsed = time.perf_counter() - started
+row = result.rows[0]
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"elapsed": elapsed, "peak_rss_mb": rss, "stats": result.stats,
+                  "sightings": row.sightings, "app_users": row.app_users}))
+"""
+
+
+@pytest.mark.parametrize("minutes", [10, 40])
+def test_city_memory_is_bounded(benchmark: Any, minutes: int) -> None:
+    """The city scenario for ``minutes`` simulated minutes in a fresh process: its peak RSS, agent-steps/s
+    and the full day's runtime extrapolated. Pair state fills up over the city's ``hold`` (30 minutes)
+    and then stays level, so the peak RSS of the two durations should be close."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    city = Path(__file__).resolve().parents[1] / "simulations" / "city.toml"
+
+    def child() -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, "-c", CITY_CHILD, str(city), str(60 * minutes)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        return found
+
+    info = benchmark.pedantic(child, rounds=1, iterations=1)
+    agents = 100_000
+    benchmark.extra_info["simulated_minutes"] = minutes
+    benchmark.extra_info["peak_rss_mb"] = round(info["peak_rss_mb"], 1)
+    benchmark.extra_info["wall_seconds"] = round(info["elapsed"], 1)
+    benchmark.extra_info["agent_steps_per_s"] = round(agents * 60 * minutes / info["elapsed"])
+    benchmark.extra_info["full_day_hours_extrapolated"] = round(info["elapsed"] * 1440 / minutes / 3600, 1)
+    benchmark.extra_info["sightings"] = info["sightings"]
+    benchmark.extra_info["phones"] = info["app_users"]
+    benchmark.extra_info.update(info["stats"])
+    assert info["sightings"] > 0

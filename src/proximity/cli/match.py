@@ -1,0 +1,319 @@
+"""``proximity match``: published key files x observed IDs -> matched keys per UTC day.
+
+Key files are GAEN export.zip (export.bin only with --no-verify) and Bluezone daily-key JSON; the
+scheme of each is sniffed from its first bytes unless --scheme says. Observations come from a CSV
+(``id`` hex, ``time`` unix seconds, optional ``rssi`` and ``metadata`` hex AEM) or the encounter log.
+A refused file aborts the whole run with one line saying why; no match is not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from proximity.cli.common import CommandError, print_json, print_table
+from proximity.estimation import DEFAULT_ESTIMATOR, estimator_names, verdict
+from proximity.keyfiles.bluezone_json import load_records, looks_like_bluezone_json
+from proximity.keyfiles.gaen_export import EXPORT_HEADER, TrustedKey, stream_exports
+from proximity.matching.bluezone import match_bluezone
+from proximity.matching.gaen import match_gaen
+from proximity.matching.results import KeyMatch, group_by_day
+from proximity.schemes import SCHEME_NAMES
+from proximity.schemes.gaen import AEM_LENGTH
+from proximity.sightings import ID_LENGTHS, Observations
+from proximity.times import format_utc
+
+__all__ = ["read_observed_csv", "register"]
+
+PROGRESS_BYTES = 1 << 20  # key files at least this big get a progress bar
+_PUBKEY_PREFIX = re.compile(r"^([A-Za-z0-9_]+)(?::([A-Za-z0-9_]*))?=(.+)$")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "match",
+        help="match published key files against observed IDs",
+        description="Match published keys (GAEN export.zip, Bluezone JSON) against observed IDs.",
+    )
+    parser.add_argument("--keys", nargs="+", required=True, metavar="FILE", help="key files")
+    parser.add_argument(
+        "--pubkey",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="[ID:VERSION=]PEM",
+        help="a trusted export-signing public key; with ID (and VERSION) it only vouches for files "
+        "whose signature info names it. Give several at once or repeat the option.",
+    )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="accept unsigned or unverifiable GAEN files (marked unverified)",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--observed", metavar="CSV", help="observed IDs: columns id, time[, rssi, metadata]")
+    source.add_argument("--log", metavar="DB", help="the encounter log to match against")
+    parser.add_argument("--scheme", choices=SCHEME_NAMES, help="scheme of every key file (default: sniffed)")
+    parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default: all cores)")
+    parser.add_argument(
+        "--json", action="store_true", help="print a JSON array, one object per key and UTC day"
+    )
+    parser.add_argument(
+        "--estimator",
+        default=DEFAULT_ESTIMATOR,
+        choices=estimator_names(),
+        help=f"judge each exposure with this estimator (default: {DEFAULT_ESTIMATOR})",
+    )
+    parser.set_defaults(handler=_match)
+
+
+def _trusted_keys(specs: Sequence[str]) -> list[TrustedKey]:
+    trusted: list[TrustedKey] = []
+    for spec in specs:
+        key_id = version = None
+        path = spec
+        found = _PUBKEY_PREFIX.match(spec)
+        if found and not os.path.exists(spec):
+            key_id, version, path = found.group(1), found.group(2) or None, found.group(3)
+        try:
+            pem = Path(path).read_bytes()
+        except OSError as error:
+            raise CommandError(f"cannot read public key {path}: {error.strerror}") from None
+        trusted.append(TrustedKey.from_pem(pem, key_id, version))
+    return trusted
+
+
+def _sniff(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError as error:
+        raise CommandError(f"cannot read key file {path}: {error.strerror}") from None
+    if head[:4] == b"PK\x03\x04" or head[: len(EXPORT_HEADER)] == EXPORT_HEADER:
+        return "gaen"
+    if looks_like_bluezone_json(head):
+        return "bluezone"
+    raise CommandError(f"{path}: not a GAEN export (zip or export.bin) nor Bluezone JSON")
+
+
+def read_observed_csv(path: str) -> dict[str, Observations]:
+    """Observations per scheme from a CSV; the scheme of a row follows from its ID length.
+
+    ``row_ids`` are the data rows' numbers (1 = first row after the header).
+    """
+    by_length = {length: scheme for scheme, length in ID_LENGTHS.items()}
+    columns: dict[str, dict[str, list[Any]]] = {
+        s: {"id": [], "t": [], "r": [], "m": [], "n": []} for s in ID_LENGTHS
+    }
+    try:
+        handle = open(path, newline="")  # noqa: SIM115 (closed below, after reading)
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        if "id" not in fields or "time" not in fields:
+            raise CommandError(
+                f"{path}: the header must name the columns id and time (and maybe rssi, metadata)"
+            )
+        for number, row in enumerate(reader, start=1):
+            where = f"{path} row {number}"
+            try:
+                value = bytes.fromhex(row["id"].strip())
+                at = float(row["time"])
+            except (ValueError, AttributeError):
+                raise CommandError(f"{where}: id must be hex and time unix seconds") from None
+            scheme = by_length.get(len(value))
+            if scheme is None or not math.isfinite(at):
+                raise CommandError(
+                    f"{where}: an ID of {len(value)} bytes is neither GAEN (16) nor Bluezone (12)"
+                )
+            rssi_text = (row.get("rssi") or "").strip()
+            meta_text = (row.get("metadata") or "").strip()
+            try:
+                rssi = float(rssi_text) if rssi_text else math.nan
+                metadata = bytes.fromhex(meta_text) if meta_text else None
+            except ValueError:
+                raise CommandError(f"{where}: rssi must be a number and metadata hex") from None
+            if metadata is not None and (scheme != "gaen" or len(metadata) != AEM_LENGTH):
+                raise CommandError(f"{where}: metadata must be a 4-byte GAEN AEM")
+            col = columns[scheme]
+            col["id"].append(value)
+            col["t"].append(at)
+            col["r"].append(rssi)
+            col["m"].append(metadata)
+            col["n"].append(number)
+    out: dict[str, Observations] = {}
+    for scheme, col in columns.items():
+        n = len(col["id"])
+        aem = np.zeros((n, AEM_LENGTH), dtype=np.uint8)
+        has_aem = np.array([m is not None for m in col["m"]], dtype=np.bool_)
+        for i in np.flatnonzero(has_aem):
+            aem[i] = np.frombuffer(col["m"][i], dtype=np.uint8)
+        out[scheme] = Observations(
+            scheme,
+            np.frombuffer(b"".join(col["id"]), dtype=np.uint8).reshape(n, ID_LENGTHS[scheme]).copy(),
+            np.array(col["t"], dtype=np.float64),
+            np.array(col["r"], dtype=np.float64),
+            aem,
+            has_aem,
+            np.array(col["n"], dtype=np.int64),
+        )
+    return out
+
+
+def _observations_from_log(path: str, schemes: Sequence[str]) -> dict[str, Observations]:
+    from proximity.log import EncounterLog  # the log (sqlite3) loads only when asked for
+
+    if not os.path.exists(path):
+        raise CommandError(f"no encounter log at {path}")
+    with EncounterLog(path, create=False) as log:
+        return {scheme: log.observations(scheme) for scheme in schemes}
+
+
+class _Progress:
+    """A one-line progress bar on stderr: keys done, and files done out of all."""
+
+    def __init__(self, total_files: int, stream: TextIO, enabled: bool) -> None:
+        self.total_files = total_files
+        self.stream = stream
+        self.enabled = enabled
+        self.keys = 0
+        self.files = 0
+        self.shown = 0.0
+
+    def add_keys(self, count: int) -> None:
+        self.keys += count
+        self.draw()
+
+    def file_done(self) -> None:
+        self.files += 1
+        self.draw()
+
+    def draw(self, final: bool = False) -> None:
+        if not self.enabled or (not final and time.monotonic() - self.shown < 0.2):
+            return
+        self.shown = time.monotonic()
+        fraction = self.files / self.total_files if self.total_files else 1.0
+        bar = "#" * int(30 * fraction)
+        self.stream.write(f"\rmatching [{bar:<30}] {self.files}/{self.total_files} files, {self.keys:,} keys")
+        if final:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _per_file(batches: Iterator[Any], progress: _Progress) -> Iterator[Any]:
+    for batch in batches:  # one batch per export file
+        yield batch
+        progress.file_done()
+
+
+def _match(args: argparse.Namespace) -> int:
+    schemes: dict[str, list[str]] = {"gaen": [], "bluezone": []}
+    for path in args.keys:
+        scheme = args.scheme or _sniff(path)
+        if args.scheme and _sniff(path) != args.scheme:
+            raise CommandError(f"{path} is not a {args.scheme} key file")
+        schemes[scheme].append(path)
+    if args.workers is not None and args.workers < 1:
+        raise CommandError("--workers must be at least 1")
+    wanted = [s for s, files in schemes.items() if files]
+    observed = read_observed_csv(args.observed) if args.observed else _observations_from_log(args.log, wanted)
+    trusted = _trusted_keys(args.pubkey)
+    if schemes["gaen"] and not trusted and not args.no_verify:
+        raise CommandError(
+            "GAEN files need a trusted public key (--pubkey PEM), or --no-verify to skip checks"
+        )
+    size = sum(os.path.getsize(p) for p in args.keys)
+    progress = _Progress(len(args.keys), sys.stderr, size >= PROGRESS_BYTES)
+    matches: list[KeyMatch] = []
+    keys_read = skipped = 0
+    if schemes["gaen"]:
+        stream = stream_exports(schemes["gaen"], trusted, verify=not args.no_verify)
+        matches += match_gaen(
+            _per_file(stream.keys(), progress),
+            observed["gaen"],
+            revised_keys=_lazy(stream.revised_keys),
+            workers=args.workers,
+            progress=progress.add_keys,
+        )
+        keys_read += stream.total_keys
+        skipped += stream.skipped_keys
+    if schemes["bluezone"]:
+        for path in schemes["bluezone"]:
+            records = load_records(path)
+            keys_read += len(records)
+            matches += match_bluezone(
+                records, observed["bluezone"], workers=args.workers, progress=progress.add_keys
+            )
+            progress.file_done()
+    progress.draw(final=True)
+    days = group_by_day(matches)
+    summary = (
+        f"{len(args.keys)} key file(s), {keys_read:,} keys"
+        + (f" ({skipped} malformed skipped)" if skipped else "")
+        + f", {len(matches)} matched"
+    )
+    if args.json:
+        print_json([{**_day_json(day), "verdict": verdict(day.match, args.estimator)} for day in days])
+        print(summary, file=sys.stderr)
+        return 0
+    if not days:
+        print(f"no matches: {summary}")
+        return 0
+    verdicts = [verdict(day.match, args.estimator) for day in days]
+    print_table(
+        [
+            *("scheme", "key", "day (UTC)", "sightings", "IDs", "first seen (UTC)", "last seen (UTC)"),
+            *("verified", "close contact", args.estimator),
+        ],
+        [
+            [
+                day.match.scheme,
+                day.match.key_data.hex(),
+                format_utc(day.day)[:10],
+                day.sightings,
+                len(day.unique_ids),
+                format_utc(day.first_seen),
+                format_utc(day.last_seen),
+                "yes" if day.match.verified else "no",
+                "yes" if v["close_contact"] else "no",
+                round(v["score"], 3),
+            ]
+            for day, v in zip(days, verdicts, strict=True)
+        ],
+    )
+    print(f"\n{summary}")
+    return 0
+
+
+def _lazy(make: Any) -> Iterator[Any]:
+    # revised keys are known only once every file was read: ask for them then
+    yield from make()
+
+
+def _day_json(day: Any) -> dict[str, Any]:
+    match: KeyMatch = day.match
+    return {
+        "scheme": match.scheme,
+        "key": match.key_data.hex(),
+        "day": format_utc(day.day)[:10],
+        "ids": [value.hex() for value in day.unique_ids],
+        "first_seen": day.first_seen,
+        "last_seen": day.last_seen,
+        "sightings": day.sightings,
+        "verified": match.verified,
+        "report_type": match.report_type.name,
+        "transmission_risk_level": match.transmission_risk_level,
+        "days_since_onset_of_symptoms": match.days_since_onset_of_symptoms,
+    }

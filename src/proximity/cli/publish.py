@@ -1,0 +1,148 @@
+"""``proximity keys export`` and ``proximity keys signing-key``: publish this device's keys.
+
+What a diagnosed user (or a test server) publishes: the GAEN keys of the key ring as a signed
+export.zip, or the Bluezone daily-key record of the last days as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from proximity.cli.common import CommandError, add_keyring_option, print_json, time_arg
+from proximity.keyfiles.bluezone_json import dump_records
+from proximity.keyfiles.gaen_export import (
+    generate_signing_key,
+    load_signing_key,
+    signing_key_pem,
+    write_export,
+)
+from proximity.keyring import KeyRing, load_keyring, resolve_keyring_path
+from proximity.matching.keys import DiagnosisKey, ReportType
+from proximity.schemes.bluezone import BluezoneDailyKey
+from proximity.times import SECONDS_PER_DAY, now, utc_midnight
+
+__all__ = ["bluezone_record", "diagnosis_keys", "register"]
+
+_REPORT_TYPES = {t.name.lower().replace("_", "-"): t for t in ReportType if t is not ReportType.REVOKED}
+
+
+def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = actions.add_parser(
+        "export", help="publish this device's keys (signed GAEN zip or Bluezone JSON)"
+    )
+    export.add_argument("--scheme", choices=("gaen", "bluezone"), required=True)
+    export.add_argument("--out", required=True, metavar="FILE")
+    export.add_argument(
+        "--signing-key", metavar="PEM", help="P-256 private key (GAEN; see `keys signing-key`)"
+    )
+    export.add_argument(
+        "--key-id", default="proximity", metavar="ID", help="verification key id (default proximity)"
+    )
+    export.add_argument(
+        "--key-version", default="v1", metavar="V", help="verification key version (default v1)"
+    )
+    export.add_argument("--region", default="", help="region code written in the GAEN export")
+    export.add_argument(
+        "--report-type", choices=sorted(_REPORT_TYPES), default="confirmed-test", help="GAEN report type"
+    )
+    export.add_argument(
+        "--pad-to", type=int, default=0, metavar="N", help="pad the GAEN file with fake keys to N"
+    )
+    export.add_argument(
+        "--days", type=int, default=14, metavar="N", help="Bluezone days to publish (default 14)"
+    )
+    export.add_argument("--at", type=time_arg, metavar="TIME", help="publication time (default: now)")
+    export.add_argument("--json", action="store_true")
+    add_keyring_option(export)
+    export.set_defaults(handler=_export)
+
+    signing = actions.add_parser("signing-key", help="create a P-256 key pair for signing GAEN exports")
+    signing.add_argument(
+        "--out", required=True, metavar="PEM", help="private key file (public key beside it)"
+    )
+    signing.add_argument("--force", action="store_true", help="replace existing files")
+    signing.set_defaults(handler=_signing_key)
+
+
+def diagnosis_keys(ring: KeyRing, report_type: ReportType, at: float) -> list[DiagnosisKey]:
+    """The ring's GAEN keys that began by ``at``, as diagnosis keys."""
+    return [DiagnosisKey(key, 0, report_type) for key in ring.gaen_keys if key.start <= at]
+
+
+def bluezone_record(ring: KeyRing, at: float, days: int) -> BluezoneDailyKey:
+    """The daily-key record of the ``days`` UTC days up to and including the day of ``at``."""
+    if days < 1:
+        raise CommandError("--days must be at least 1")
+    base = ring.bluezone_key
+    first = max(utc_midnight(at) - (days - 1) * SECONDS_PER_DAY, base.base_day)
+    last = utc_midnight(at)
+    if last < base.base_day:
+        raise CommandError("the key ring was made after --at; nothing to publish")
+    return base.record(first, (last - first) // SECONDS_PER_DAY + 1, ring.settings.bluezone_ids_per_day)
+
+
+def _write(path: str, data: bytes, mode: int = 0o644) -> None:
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(temporary, target)
+
+
+def _export(args: argparse.Namespace) -> int:
+    at = now() if args.at is None else args.at
+    ring = load_keyring(resolve_keyring_path(args.keyring))
+    if args.scheme == "gaen":
+        if not args.signing_key:
+            raise CommandError(
+                "a GAEN export must be signed: pass --signing-key PEM (see `keys signing-key`)"
+            )
+        try:
+            pem = Path(args.signing_key).read_bytes()
+        except OSError as error:
+            raise CommandError(f"cannot read {args.signing_key}: {error.strerror}") from None
+        keys = diagnosis_keys(ring, _REPORT_TYPES[args.report_type], at)
+        if not keys:
+            raise CommandError("the key ring holds no GAEN key that began by --at")
+        data = write_export(
+            keys,
+            load_signing_key(pem, args.signing_key),
+            key_id=args.key_id,
+            key_version=args.key_version,
+            region=args.region,
+            start_timestamp=min(k.tek.start for k in keys),
+            end_timestamp=int(at),
+            pad_to=args.pad_to,
+        )
+        _write(args.out, data)
+        summary = {
+            "scheme": "gaen",
+            "out": args.out,
+            "keys": len(keys),
+            "padded_to": max(args.pad_to, len(keys)),
+        }
+    else:
+        record = bluezone_record(ring, at, args.days)
+        _write(args.out, dump_records([record]).encode())
+        summary = {"scheme": "bluezone", "out": args.out, "records": 1, "days": record.days}
+    if args.json:
+        print_json(summary)
+    else:
+        print(", ".join(f"{k} {v}" for k, v in summary.items()))
+    return 0
+
+
+def _signing_key(args: argparse.Namespace) -> int:
+    private_path = Path(args.out)
+    public_path = private_path.with_name(private_path.stem + ".pub" + (private_path.suffix or ".pem"))
+    for path in (private_path, public_path):
+        if path.exists() and not args.force:
+            raise CommandError(f"{path} exists; pass --force to replace it")
+    private, public = signing_key_pem(generate_signing_key())
+    _write(str(private_path), private, 0o600)
+    _write(str(public_path), public)
+    print(f"private key {private_path} (keep it secret)\npublic key  {public_path} (give it to verifiers)")
+    return 0

@@ -1,0 +1,163 @@
+"""``proximity simulate SCENARIO``: crowd simulations on the real core, swept over adoption and seeds.
+
+Needs the ``[sim]`` extra (Dask, matplotlib). Prints a table (or --json: one object per adoption x
+estimator x seed); --out writes results.csv (and results.parquet with pyarrow), pair_scores.csv,
+fraction_traced.png and roc.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from proximity.cli.common import CommandError, print_json, print_table
+
+__all__ = ["register"]
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"adoptions must be numbers in [0, 1], got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="simulate a crowd with phones running the real schemes, log, matcher and estimators",
+        description="Simulate a scenario (TOML) and report who gets traced, per adoption x estimator x seed.",
+    )
+    parser.add_argument("scenario", metavar="SCENARIO", help="scenario file (see simulations/*.toml)")
+    parser.add_argument(
+        "--adoption", type=_floats, metavar="P[,P...]", help="adoptions (default: the file's)"
+    )
+    parser.add_argument(
+        "--estimator", type=_names, metavar="NAME[,...]", help="estimators (default: the file's)"
+    )
+    parser.add_argument("--seeds", type=int, default=1, metavar="N", help="run seeds 0..N-1 (default 1)")
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="a running Dask scheduler (tcp://host:port); default: a local cluster; 'inline': no Dask",
+    )
+    parser.add_argument("--workers", type=int, metavar="N", help="local cluster worker processes")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="write results.csv, pair scores and plots")
+    parser.add_argument("--json", action="store_true", help="print a JSON array of result rows")
+    parser.set_defaults(handler=run)
+
+
+def _progress_bar(done: int, total: int, started: float) -> None:
+    width = 30
+    filled = round(width * done / total)
+    elapsed = time.monotonic() - started
+    if not sys.stderr.isatty():  # a log file: one plain line per finished run
+        sys.stderr.write(f"simulated {done}/{total} runs in {elapsed:.1f} s\n")
+        return
+    bar = "#" * filled + "." * (width - filled)
+    sys.stderr.write(f"\rsimulating [{bar}] {done}/{total} runs {elapsed:5.1f} s")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from proximity.estimation import estimator_names
+
+    try:
+        from proximity.sim.scenario import load_scenario
+        from proximity.sim.sweep import sweep
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise CommandError(f"simulation needs the [sim] extra ({error.name} missing)") from None
+    if args.seeds < 1:
+        raise CommandError(f"--seeds must be at least 1, got {args.seeds}")
+    scenario = load_scenario(args.scenario)
+    estimators = args.estimator or list(scenario.estimators)
+    unknown = [name for name in estimators if name not in estimator_names()]
+    if unknown:
+        raise CommandError(f"unknown estimator {unknown[0]!r}; choose from {', '.join(estimator_names())}")
+    adoptions = args.adoption or list(scenario.adoption)
+    if args.out is not None:  # fail before simulating, not after
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CommandError(f"cannot create --out {args.out}: {error.strerror}") from None
+    started = time.monotonic()
+    if args.scheduler not in (None, "inline"):
+        sys.stderr.write(f"using the Dask scheduler at {args.scheduler}\n")
+    try:
+        result = sweep(
+            scenario,
+            adoptions,
+            estimators,
+            args.seeds,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            progress=lambda d, t: _progress_bar(d, t, started),
+        )
+    except ImportError as error:
+        raise CommandError(f"simulation sweeps need the [sim] extra ({error.name} missing)") from None
+    except OSError as error:
+        raise CommandError(f"cannot reach the Dask scheduler {args.scheduler}: {error}") from None
+    except ValueError as error:  # a scenario the model cannot lay out (e.g. more seated agents than seats)
+        raise CommandError(f"scenario {args.scenario}: {error}") from None
+    if args.out is not None:
+        from proximity.sim.report import write_results
+
+        try:
+            written = write_results(result, args.out)
+        except OSError as error:
+            raise CommandError(f"cannot write results to {args.out}: {error}") from None
+        for path in written:
+            sys.stderr.write(f"wrote {path}\n")
+    if args.json:
+        print_json([row.to_dict() for row in result.rows])
+        return 0
+    headers = [
+        "adoption",
+        "estimator",
+        "seed",
+        "agents",
+        "app",
+        "true",
+        "detected",
+        "traced",
+        "notified",
+        "notifiable",
+        "false_pos",
+        "auc",
+    ]
+    print_table(
+        headers,
+        [
+            [
+                r.adoption,
+                r.estimator,
+                r.seed,
+                r.agents,
+                r.app_users,
+                r.true_contacts,
+                r.detected,
+                _fmt(r.fraction_traced),
+                r.notified,
+                r.notifiable,
+                r.false_positives,
+                _fmt(r.auc),
+            ]
+            for r in result.rows
+        ],
+    )
+    return 0
+
+
+def _fmt(value: float) -> str:
+    return "-" if value != value else f"{value:.3f}"

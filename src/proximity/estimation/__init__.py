@@ -1,0 +1,76 @@
+"""Close-contact estimation from RSSI (pure core: numpy only; the one file read is the packaged table).
+
+Calibration and attenuation, GAEN v2 scan instances / exposure windows with the deployed presets, the
+probabilistic estimator, a registry of estimators by name, and scoring (ROC AUC, TC4TL nDCF).
+"""
+
+from proximity.estimation.calibration import (
+    DEFAULT_TX_POWER_DBM,
+    Calibration,
+    CalibrationLevel,
+    CalibrationRow,
+    CalibrationTable,
+    attenuation,
+    default_calibration,
+)
+from proximity.estimation.estimators import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    EstimationSettings,
+    Estimator,
+    Verdict,
+    estimate,
+    estimator_names,
+    get_estimator,
+    verdict,
+)
+from proximity.estimation.presets import PRESETS, Preset
+from proximity.estimation.probabilistic import (
+    ChannelModel,
+    ContactEstimate,
+    estimate_contact,
+    fit_channel_model,
+)
+from proximity.estimation.scoring import TC4TL_DISTANCES, fit_threshold, ndcf, operating_point, roc_auc
+from proximity.estimation.windows import (
+    CounterpartSightings,
+    ExposureWindow,
+    ScanInstances,
+    exposure_windows,
+    scan_instances,
+)
+
+__all__ = [
+    "DEFAULT_ESTIMATOR",
+    "DEFAULT_TX_POWER_DBM",
+    "ESTIMATORS",
+    "PRESETS",
+    "TC4TL_DISTANCES",
+    "Calibration",
+    "CalibrationLevel",
+    "CalibrationRow",
+    "CalibrationTable",
+    "ChannelModel",
+    "ContactEstimate",
+    "CounterpartSightings",
+    "EstimationSettings",
+    "Estimator",
+    "ExposureWindow",
+    "Preset",
+    "ScanInstances",
+    "Verdict",
+    "attenuation",
+    "default_calibration",
+    "estimate",
+    "estimate_contact",
+    "estimator_names",
+    "exposure_windows",
+    "fit_channel_model",
+    "fit_threshold",
+    "get_estimator",
+    "ndcf",
+    "operating_point",
+    "roc_auc",
+    "scan_instances",
+    "verdict",
+]

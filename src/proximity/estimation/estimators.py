@@ -1,0 +1,247 @@
+"""Estimators by name, one pure signature: (a counterpart's sightings, settings) -> one Verdict per day.
+
+``probabilistic`` (the default) is :mod:`proximity.estimation.probabilistic`; the others are the
+deployed bucket presets and ``nhs``, the UK app's distance model (an anchor). :func:`verdict` turns
+one matched key (anything with ``times``, ``rssi``, ``tx_power``) into the JSON-ready summary
+``proximity match --estimator`` prints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from proximity.estimation.calibration import DEFAULT_TX_POWER_DBM, attenuation
+from proximity.estimation.nhs import NOTIFY_WEIGHTED_MINUTES, nhs_distances, nhs_weighted_minutes
+from proximity.estimation.presets import PRESETS, Preset, cwa_trl_factor
+from proximity.estimation.probabilistic import ChannelModel, estimate_contact
+from proximity.estimation.windows import CounterpartSightings, ScanInstances, exposure_windows, scan_instances
+from proximity.times import SECONDS_PER_DAY
+
+__all__ = [
+    "DEFAULT_ESTIMATOR",
+    "ESTIMATORS",
+    "EstimationSettings",
+    "Estimator",
+    "Verdict",
+    "estimate",
+    "estimator_names",
+    "get_estimator",
+    "verdict",
+]
+
+DEFAULT_ESTIMATOR = "probabilistic"
+
+
+@dataclass(frozen=True, slots=True)
+class EstimationSettings:
+    """What an estimator needs besides the sightings: this scanner's calibration and the rule.
+
+    ``rssi_correction`` is this device's (the scanner's) calibration; ``default_tx_power`` stands in
+    for counterparts that did not send theirs. Close contact = within ``distance`` m for ``minutes``.
+    """
+
+    rssi_correction: float = 0.0
+    default_tx_power: float = DEFAULT_TX_POWER_DBM
+    calibration_confidence: int = 0
+    distance: float = 2.0
+    minutes: float = 15.0
+    probability_threshold: float = 0.5
+    model: ChannelModel = field(default_factory=ChannelModel)
+    report_type: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One estimator's judgement of one counterpart on one UTC day (``day`` = its midnight)."""
+
+    estimator: str
+    day: int
+    close_contact: bool
+    score: float  # probability (probabilistic) or weighted minutes (presets)
+    probability: float | None
+    weighted_minutes: float | None
+    minutes_observed: float
+    attenuation_min_db: float
+    attenuation_median_db: float
+    attenuation_max_db: float
+    scans: int
+    windows: int
+    distance_m: float | None = None
+    distance_low_m: float | None = None
+    distance_high_m: float | None = None
+    minutes_within: float | None = None
+    minutes_within_sd: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()
+        }
+
+
+Estimator = Callable[[CounterpartSightings, EstimationSettings], list[Verdict]]
+
+
+def _days(sightings: CounterpartSightings, settings: EstimationSettings) -> list[tuple[int, ScanInstances]]:
+    times = np.asarray(sightings.times, np.float64)
+    rssi = np.asarray(sightings.rssi, np.float64)
+    att = attenuation(rssi, np.asarray(sightings.tx_power, np.float64), settings.rssi_correction,
+                      settings.default_tx_power)  # fmt: skip
+    day = np.floor(times / SECONDS_PER_DAY) * SECONDS_PER_DAY
+    return [
+        (int(d), scan_instances(times[day == d], att[day == d], rssi[day == d]))
+        for d in np.unique(day[np.isfinite(day)])
+    ]
+
+
+def _common(name: str, day: int, scans: ScanInstances) -> dict[str, Any]:
+    typical = scans.typical_attenuation
+    return {
+        "estimator": name,
+        "day": day,
+        "minutes_observed": float(scans.seconds_since_last_scan.sum()) / 60.0,
+        "attenuation_min_db": float(scans.min_attenuation.min()) if len(scans) else math.nan,
+        "attenuation_median_db": float(np.median(typical)) if len(scans) else math.nan,
+        "attenuation_max_db": float(typical.max()) if len(scans) else math.nan,
+        "scans": len(scans),
+        "windows": len(exposure_windows(scans)),
+    }
+
+
+def _probabilistic(sightings: CounterpartSightings, settings: EstimationSettings) -> list[Verdict]:
+    verdicts = []
+    for day, scans in _days(sightings, settings):
+        if len(scans) == 0:
+            continue
+        est = estimate_contact(scans, settings.model, distance=settings.distance, minutes=settings.minutes,
+                               calibration_confidence=settings.calibration_confidence)  # fmt: skip
+        verdicts.append(
+            Verdict(
+                **_common(DEFAULT_ESTIMATOR, day, scans),
+                close_contact=est.probability >= settings.probability_threshold,
+                score=est.probability,
+                probability=est.probability,
+                weighted_minutes=est.minutes_within,
+                distance_m=est.distance_m,
+                distance_low_m=est.distance_low_m,
+                distance_high_m=est.distance_high_m,
+                minutes_within=est.minutes_within,
+                minutes_within_sd=est.minutes_within_sd,
+            )
+        )
+    return verdicts
+
+
+def _preset_estimator(preset: Preset) -> Estimator:
+    def run(sightings: CounterpartSightings, settings: EstimationSettings) -> list[Verdict]:
+        trl = cwa_trl_factor(settings.report_type)
+        verdicts = []
+        for day, scans in _days(sightings, settings):
+            if len(scans) == 0:
+                continue
+            minutes = sum(preset.window_minutes(w, trl) for w in exposure_windows(scans))
+            verdicts.append(
+                Verdict(
+                    **_common(preset.name, day, scans),
+                    close_contact=minutes >= preset.notify_minutes,
+                    score=minutes,
+                    probability=None,
+                    weighted_minutes=minutes,
+                )
+            )
+        return verdicts
+
+    run.__doc__ = preset.description
+    return run
+
+
+def _nhs(sightings: CounterpartSightings, settings: EstimationSettings) -> list[Verdict]:
+    """The UK NHS app's model (anchor): smoothed per-second distance, minutes x min(1, 1/d^2)."""
+    times = np.asarray(sightings.times, np.float64)
+    att = attenuation(
+        np.asarray(sightings.rssi, np.float64),
+        np.asarray(sightings.tx_power, np.float64),
+        settings.rssi_correction,
+        settings.default_tx_power,
+    )
+    verdicts = []
+    for day, scans in _days(sightings, settings):
+        if len(scans) == 0:
+            continue
+        today = (times >= day) & (times < day + SECONDS_PER_DAY)
+        minutes, _ = nhs_weighted_minutes(times[today], att[today])
+        _, distance = nhs_distances(times[today], att[today])
+        verdicts.append(
+            Verdict(
+                **_common("nhs", day, scans),
+                close_contact=minutes >= NOTIFY_WEIGHTED_MINUTES,
+                score=minutes,
+                probability=None,
+                weighted_minutes=minutes,
+                distance_m=float(np.median(distance)),
+            )
+        )
+    return verdicts
+
+
+ESTIMATORS: dict[str, Estimator] = {
+    DEFAULT_ESTIMATOR: _probabilistic,
+    **{name: _preset_estimator(preset) for name, preset in PRESETS.items()},
+    "nhs": _nhs,
+}
+
+
+def estimator_names() -> list[str]:
+    return list(ESTIMATORS)
+
+
+def get_estimator(name: str) -> Estimator:
+    try:
+        return ESTIMATORS[name]
+    except KeyError:
+        raise ValueError(f"unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}") from None
+
+
+def estimate(
+    sightings: CounterpartSightings,
+    estimator: str = DEFAULT_ESTIMATOR,
+    settings: EstimationSettings | None = None,
+) -> list[Verdict]:
+    """One Verdict per UTC day on which the counterpart was heard with an RSSI."""
+    return get_estimator(estimator)(sightings, settings or EstimationSettings())
+
+
+def verdict(
+    match: CounterpartSightings,
+    estimator: str = DEFAULT_ESTIMATOR,
+    settings: EstimationSettings | None = None,
+) -> dict[str, Any]:
+    """A JSON-ready verdict for one matched key: the most worrying day, plus every day.
+
+    Reads ``calibration_confidence`` (the AEM's, where known) and ``report_type`` from the match when
+    it has them (the matcher's KeyMatch does).
+    """
+    settings = settings or EstimationSettings()
+    confidence = getattr(match, "calibration_confidence", None)
+    if confidence is not None and np.size(confidence) and (np.asarray(confidence) >= 0).any():
+        known = np.asarray(confidence)[np.asarray(confidence) >= 0]
+        settings = _with(settings, calibration_confidence=int(np.min(known)))
+    report_type = getattr(match, "report_type", None)
+    if report_type is not None:
+        settings = _with(settings, report_type=int(report_type))
+    days = estimate(match, estimator, settings)
+    if not days:
+        return {"estimator": estimator, "close_contact": False, "score": 0.0, "probability": None, "days": []}
+    worst = max(days, key=lambda v: (v.close_contact, v.score))
+    return {**worst.to_dict(), "close_contact": any(v.close_contact for v in days),
+            "days": [v.to_dict() for v in days]}  # fmt: skip
+
+
+def _with(settings: EstimationSettings, **changes: Any) -> EstimationSettings:
+    from dataclasses import replace
+
+    return replace(settings, **changes)

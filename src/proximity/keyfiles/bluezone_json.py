@@ -1,0 +1,54 @@
+"""Bluezone daily-key records in the JSON form the server pushes (spec/bluezone.md).
+
+``{"data": [{"daily_key": <64 hex>, "time_start": <UTC midnight s>, "max": 96, "time_end": <s>}, ...]}``.
+The records carry no signature (securing the transport is the integrator's job), so whatever is
+matched from them is marked unverified. Parsing is pure; :func:`load_records` reads a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from proximity.errors import InvalidKeyError, InvalidLengthError, MalformedKeyFileError
+from proximity.schemes.bluezone import BluezoneDailyKey
+
+__all__ = ["dump_records", "load_records", "looks_like_bluezone_json", "parse_records"]
+
+
+def parse_records(data: bytes | str, source: str = "bluezone records") -> list[BluezoneDailyKey]:
+    """Records from the JSON form (``{"data": [...]}``, or a bare list); a bad record names its index."""
+    try:
+        document: Any = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedKeyFileError(source, f"not JSON ({error})") from None
+    items = document.get("data") if isinstance(document, dict) else document
+    if not isinstance(items, list):
+        raise MalformedKeyFileError(source, 'expected {"data": [records...]} or a list of records')
+    records: list[BluezoneDailyKey] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise MalformedKeyFileError(source, f"record {i} is not an object")
+        try:
+            records.append(BluezoneDailyKey.from_record(item))
+        except (InvalidKeyError, InvalidLengthError) as error:
+            raise MalformedKeyFileError(source, f"record {i}: {error}") from None
+    return records
+
+
+def dump_records(records: Iterable[BluezoneDailyKey]) -> str:
+    """The JSON form, one record per line for readable diffs."""
+    lines = [json.dumps(record.to_record(), separators=(", ", ": ")) for record in records]
+    return '{"data": [\n' + ",\n".join("  " + line for line in lines) + ("\n" if lines else "") + "]}\n"
+
+
+def looks_like_bluezone_json(data: bytes) -> bool:
+    """Cheap sniff used to infer the scheme of a key file: JSON rather than a zip or export.bin."""
+    return data.lstrip()[:1] in (b"{", b"[")
+
+
+def load_records(path: str | os.PathLike[str]) -> list[BluezoneDailyKey]:
+    return parse_records(Path(path).read_bytes(), source=str(path))

@@ -1,0 +1,431 @@
+"""GAEN diagnosis-key export files (export.zip = export.bin + export.sig): read, verify, write.
+
+Parsing is pure (bytes in, values out); :func:`load_export` and :func:`stream_exports` are the thin
+edges that read files. A file is accepted only when its signature verifies under a key the caller
+trusts (ECDSA P-256 over all of export.bin): a trusted key given with an id (and maybe a version) is
+tried against the signatures whose info names it; a key given without id is tried against every
+signature. A bare export.bin, an unsigned or a badly signed file is refused unless the caller passes
+``verify=False``, which marks the keys unverified. Malformed keys inside a file are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from google.protobuf.message import DecodeError
+
+from proximity.errors import KeyFileSignatureError, MalformedKeyFileError
+from proximity.keyfiles import export_pb2 as pb
+from proximity.matching.keys import NO_ONSET, DiagnosisKey, KeyBatch, ReportType
+from proximity.schemes.gaen import MAX_ENIN, TEK_LENGTH, TEK_ROLLING_PERIOD
+
+__all__ = [
+    "EXPORT_HEADER",
+    "ExportFile",
+    "ExportStream",
+    "TrustedKey",
+    "generate_signing_key",
+    "load_export",
+    "load_signing_key",
+    "parse_export",
+    "parse_export_bytes",
+    "parse_export_zip",
+    "signing_key_pem",
+    "stream_exports",
+    "write_export",
+]
+
+EXPORT_HEADER = b"EK Export v1    "
+ECDSA_SHA256 = "1.2.840.10045.4.3.2"
+ECDSA_SHA512 = "1.2.840.10045.4.3.4"
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    ECDSA_SHA256: hashes.SHA256,
+    ECDSA_SHA512: hashes.SHA512,
+}
+MAX_ENTRY_BYTES = 256 * 1024 * 1024  # refuse zip entries bigger than this (a zip bomb is not an export)
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so the same keys give the same bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    """A public key the caller trusts; ``key_id``/``version`` None means "any"."""
+
+    public_key: ec.EllipticCurvePublicKey
+    key_id: str | None = None
+    version: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.public_key, ec.EllipticCurvePublicKey) or not isinstance(
+            self.public_key.curve, ec.SECP256R1
+        ):
+            raise TypeError("public_key must be a P-256 (secp256r1) public key")
+
+    @classmethod
+    def from_pem(cls, pem: bytes, key_id: str | None = None, version: str | None = None) -> TrustedKey:
+        try:
+            key = serialization.load_pem_public_key(pem)
+        except ValueError as error:
+            raise MalformedKeyFileError("public key", f"not a PEM public key ({error})") from None
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise MalformedKeyFileError("public key", "not an elliptic-curve public key")
+        return cls(key, key_id, version)
+
+    def applies_to(self, info: pb.SignatureInfo) -> bool:
+        if self.key_id is None:
+            return True
+        if info.verification_key_id != self.key_id:
+            return False
+        return self.version is None or info.verification_key_version == self.version
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ExportFile:
+    """One parsed export: its header fields, its keys and revised keys as batches, and what was skipped."""
+
+    region: str
+    start_timestamp: int
+    end_timestamp: int
+    batch_num: int
+    batch_size: int
+    keys: KeyBatch
+    revised_keys: KeyBatch
+    skipped_keys: int
+    verified: bool
+    signature_key_id: str | None = None
+    signature_key_version: str | None = None
+
+
+def _batch(entries: Iterable[pb.TemporaryExposureKey], verified: bool) -> tuple[KeyBatch, int]:
+    data: list[bytes] = []
+    starts: list[int] = []
+    periods: list[int] = []
+    risks: list[int] = []
+    reports: list[int] = []
+    onsets: list[int] = []
+    skipped = 0
+    for entry in entries:
+        key = entry.key_data
+        start = entry.rolling_start_interval_number
+        period = entry.rolling_period
+        risk = entry.transmission_risk_level
+        report = entry.report_type
+        if (
+            len(key) != TEK_LENGTH
+            or not entry.HasField("rolling_start_interval_number")
+            or not 0 <= start <= MAX_ENIN - period + 1
+            or not 1 <= period <= TEK_ROLLING_PERIOD
+            or not 0 <= risk <= 8
+            or report not in ReportType._value2member_map_
+        ):
+            skipped += 1
+            continue
+        data.append(key)
+        starts.append(start)
+        periods.append(period)
+        risks.append(risk)
+        reports.append(report)
+        onset = (
+            entry.days_since_onset_of_symptoms if entry.HasField("days_since_onset_of_symptoms") else NO_ONSET
+        )
+        onsets.append(onset)
+    n = len(data)
+    batch = KeyBatch(
+        np.frombuffer(b"".join(data), dtype=np.uint8).reshape(n, TEK_LENGTH).copy(),
+        np.array(starts, dtype=np.int64),
+        np.array(periods, dtype=np.int64),
+        np.array(risks, dtype=np.int32),
+        np.array(reports, dtype=np.int32),
+        np.array(onsets, dtype=np.int32),
+        verified,
+    )
+    return batch, skipped
+
+
+def _verify(
+    export_bin: bytes, export_sig: bytes | None, trusted: Sequence[TrustedKey], source: str
+) -> tuple[str, str]:
+    if export_sig is None:
+        raise KeyFileSignatureError(source, "unsigned", "no export.sig: refusing an unsigned file")
+    if not trusted:
+        raise KeyFileSignatureError(source, "untrusted", "no trusted public key given (pass --pubkey)")
+    signatures = pb.TEKSignatureList()
+    try:
+        signatures.ParseFromString(export_sig)
+    except DecodeError:
+        raise MalformedKeyFileError(source, "export.sig is not a TEKSignatureList") from None
+    if not signatures.signatures:
+        raise KeyFileSignatureError(source, "unsigned", "export.sig holds no signature")
+    tried = False
+    for signature in signatures.signatures:
+        info = signature.signature_info
+        algorithm = _HASHES.get(info.signature_algorithm or ECDSA_SHA256)
+        if algorithm is None:
+            continue
+        for key in trusted:
+            if not key.applies_to(info):
+                continue
+            tried = True
+            try:
+                key.public_key.verify(signature.signature, export_bin, ec.ECDSA(algorithm()))
+            except InvalidSignature:
+                continue
+            return info.verification_key_id, info.verification_key_version
+    if tried:
+        raise KeyFileSignatureError(source, "invalid", "signature does not verify under the trusted key")
+    names = ", ".join(
+        f"{s.signature_info.verification_key_id}:{s.signature_info.verification_key_version}"
+        for s in signatures.signatures
+    )
+    raise KeyFileSignatureError(source, "untrusted", f"no trusted key matches the file's signers ({names})")
+
+
+def parse_export(
+    export_bin: bytes,
+    export_sig: bytes | None,
+    trusted: Sequence[TrustedKey] = (),
+    *,
+    verify: bool = True,
+    source: str = "export",
+) -> ExportFile:
+    """Parse export.bin (and check export.sig unless ``verify`` is False)."""
+    if not isinstance(export_bin, bytes | bytearray | memoryview):
+        raise TypeError(f"export_bin must be bytes, got {type(export_bin).__name__}")
+    export_bin = bytes(export_bin)
+    if export_bin[: len(EXPORT_HEADER)] != EXPORT_HEADER:
+        raise MalformedKeyFileError(
+            source, f"export.bin must start with the 16-byte header {EXPORT_HEADER!r}"
+        )
+    key_id = version = None
+    if verify:
+        key_id, version = _verify(export_bin, export_sig, trusted, source)
+    message = pb.TemporaryExposureKeyExport()
+    try:
+        message.ParseFromString(export_bin[len(EXPORT_HEADER) :])
+    except DecodeError:
+        raise MalformedKeyFileError(source, "export.bin does not hold a TemporaryExposureKeyExport") from None
+    keys, skipped = _batch(message.keys, verify)
+    revised, skipped_revised = _batch(message.revised_keys, verify)
+    return ExportFile(
+        region=message.region,
+        start_timestamp=message.start_timestamp,
+        end_timestamp=message.end_timestamp,
+        batch_num=message.batch_num,
+        batch_size=message.batch_size,
+        keys=keys,
+        revised_keys=revised,
+        skipped_keys=skipped + skipped_revised,
+        verified=verify,
+        signature_key_id=key_id,
+        signature_key_version=version,
+    )
+
+
+def _entry(archive: zipfile.ZipFile, name: str, source: str) -> bytes | None:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        return None
+    if info.file_size > MAX_ENTRY_BYTES:
+        raise MalformedKeyFileError(source, f"{name} is {info.file_size} bytes, more than {MAX_ENTRY_BYTES}")
+    return archive.read(info)
+
+
+def parse_export_zip(
+    data: bytes, trusted: Sequence[TrustedKey] = (), *, verify: bool = True, source: str = "export.zip"
+) -> ExportFile:
+    """Parse an export.zip held in memory."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            export_bin = _entry(archive, "export.bin", source)
+            export_sig = _entry(archive, "export.sig", source)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
+        raise MalformedKeyFileError(source, f"not a readable zip ({error})") from None
+    if export_bin is None:
+        raise MalformedKeyFileError(source, "the zip holds no export.bin")
+    return parse_export(export_bin, export_sig, trusted, verify=verify, source=source)
+
+
+def parse_export_bytes(
+    data: bytes, trusted: Sequence[TrustedKey] = (), *, verify: bool = True, source: str = "export"
+) -> ExportFile:
+    """An export.zip or a bare export.bin (a bare one has no signature: only with ``verify=False``)."""
+    if data[:4] == b"PK\x03\x04":
+        return parse_export_zip(data, trusted, verify=verify, source=source)
+    if data[: len(EXPORT_HEADER)] == EXPORT_HEADER:
+        if verify:
+            raise KeyFileSignatureError(
+                source, "unsigned", "a bare export.bin carries no signature; refusing it (use --no-verify)"
+            )
+        return parse_export(data, None, verify=False, source=source)
+    raise MalformedKeyFileError(source, "neither an export.zip nor an export.bin")
+
+
+def load_export(
+    path: str | os.PathLike[str], trusted: Sequence[TrustedKey] = (), *, verify: bool = True
+) -> ExportFile:
+    """Read one export file from disk (the edge around :func:`parse_export_bytes`)."""
+    return parse_export_bytes(Path(path).read_bytes(), trusted, verify=verify, source=str(path))
+
+
+@dataclass(eq=False)
+class ExportStream:
+    """Keys of many export files, one file in memory at a time.
+
+    Iterate :meth:`keys` (one batch per file) first; ``revised_keys`` and the counters fill up as
+    the files are read, which is when :func:`~proximity.matching.gaen.match_gaen` reads them.
+    """
+
+    paths: Sequence[str | os.PathLike[str]]
+    trusted: Sequence[TrustedKey] = ()
+    verify: bool = True
+    revised: list[KeyBatch] = field(default_factory=list)
+    files: int = 0
+    skipped_keys: int = 0
+    total_keys: int = 0
+
+    def keys(self) -> Iterator[KeyBatch]:
+        for path in self.paths:
+            export = load_export(path, self.trusted, verify=self.verify)
+            self.files += 1
+            self.skipped_keys += export.skipped_keys
+            self.total_keys += len(export.keys)
+            if len(export.revised_keys):
+                self.revised.append(export.revised_keys)
+            yield export.keys
+
+    def revised_keys(self) -> Iterator[KeyBatch]:
+        yield from self.revised
+
+
+def stream_exports(
+    paths: Sequence[str | os.PathLike[str]], trusted: Sequence[TrustedKey] = (), *, verify: bool = True
+) -> ExportStream:
+    return ExportStream(paths, trusted, verify)
+
+
+def _to_proto(key: DiagnosisKey) -> pb.TemporaryExposureKey:
+    entry = pb.TemporaryExposureKey(
+        key_data=key.tek.key_data,
+        transmission_risk_level=key.transmission_risk_level,
+        rolling_start_interval_number=key.tek.rolling_start_interval_number,
+        report_type=int(key.report_type),  # type: ignore[arg-type]
+    )
+    if key.tek.rolling_period != TEK_ROLLING_PERIOD:  # the reference server omits the default
+        entry.rolling_period = key.tek.rolling_period
+    if key.days_since_onset_of_symptoms is not None:
+        entry.days_since_onset_of_symptoms = key.days_since_onset_of_symptoms
+    return entry
+
+
+def _fake_keys(
+    real: Sequence[DiagnosisKey], count: int, start_timestamp: int, random_bytes: Callable[[int], bytes]
+) -> list[DiagnosisKey]:
+    """Random keys shaped like the real ones (same starts, periods, reports), to hide the batch size."""
+    from proximity.schemes.gaen import TemporaryExposureKey
+
+    fakes: list[DiagnosisKey] = []
+    midnight_interval = (start_timestamp // 600) // TEK_ROLLING_PERIOD * TEK_ROLLING_PERIOD
+    for i in range(count):
+        if real:
+            like = real[int.from_bytes(random_bytes(4), "big") % len(real)]
+            tek = TemporaryExposureKey(
+                random_bytes(TEK_LENGTH), like.tek.rolling_start_interval_number, like.tek.rolling_period
+            )
+            fakes.append(
+                DiagnosisKey(
+                    tek, like.transmission_risk_level, like.report_type, like.days_since_onset_of_symptoms
+                )
+            )
+        else:
+            fakes.append(
+                DiagnosisKey(
+                    TemporaryExposureKey(
+                        random_bytes(TEK_LENGTH), midnight_interval - i % 14 * TEK_ROLLING_PERIOD
+                    )
+                )
+            )
+    return fakes
+
+
+def write_export(
+    keys: Sequence[DiagnosisKey],
+    signing_key: ec.EllipticCurvePrivateKey,
+    *,
+    key_id: str,
+    key_version: str = "v1",
+    region: str = "",
+    start_timestamp: int,
+    end_timestamp: int,
+    revised_keys: Sequence[DiagnosisKey] = (),
+    pad_to: int = 0,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> bytes:
+    """A signed export.zip (as bytes) holding ``keys`` sorted by key bytes, padded to ``pad_to`` keys.
+
+    Times are the caller's (``start_timestamp``/``end_timestamp``): nothing here reads the clock.
+    """
+    if not isinstance(signing_key, ec.EllipticCurvePrivateKey) or not isinstance(
+        signing_key.curve, ec.SECP256R1
+    ):
+        raise TypeError("signing_key must be a P-256 private key")
+    padded = list(keys) + _fake_keys(keys, max(0, pad_to - len(keys)), start_timestamp, random_bytes)
+    info = pb.SignatureInfo(
+        verification_key_version=key_version, verification_key_id=key_id, signature_algorithm=ECDSA_SHA256
+    )
+    message = pb.TemporaryExposureKeyExport(
+        start_timestamp=start_timestamp,
+        end_timestamp=end_timestamp,
+        region=region,
+        batch_num=1,
+        batch_size=1,
+        signature_infos=[info],
+        keys=[_to_proto(k) for k in sorted(padded, key=lambda k: k.tek.key_data)],
+        revised_keys=[_to_proto(k) for k in sorted(revised_keys, key=lambda k: k.tek.key_data)],
+    )
+    export_bin = EXPORT_HEADER + message.SerializeToString()
+    signature = signing_key.sign(export_bin, ec.ECDSA(hashes.SHA256()))
+    signatures = pb.TEKSignatureList(
+        signatures=[pb.TEKSignature(signature_info=info, batch_num=1, batch_size=1, signature=signature)]
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, payload in (("export.bin", export_bin), ("export.sig", signatures.SerializeToString())):
+            archive.writestr(
+                zipfile.ZipInfo(name, date_time=_ZIP_TIME), payload, compress_type=zipfile.ZIP_DEFLATED
+            )
+    return buffer.getvalue()
+
+
+def generate_signing_key() -> ec.EllipticCurvePrivateKey:
+    """A fresh P-256 key pair for signing exports."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def signing_key_pem(key: ec.EllipticCurvePrivateKey) -> tuple[bytes, bytes]:
+    """(private PKCS#8 PEM, public SubjectPublicKeyInfo PEM)."""
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+def load_signing_key(pem: bytes, source: str = "signing key") -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as error:
+        raise MalformedKeyFileError(source, f"not an unencrypted PEM private key ({error})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise MalformedKeyFileError(source, "not a P-256 private key")
+    return key

@@ -1,0 +1,727 @@
+"""The encounter log: every sighting kept safely in one SQLite file (an edge adapter; stdlib sqlite3).
+
+Why SQLite: one file, atomic transactions, and WAL mode lets a running node write while a ``match`` run
+reads, without "database is locked". Each batch is one ``BEGIN IMMEDIATE`` transaction with one
+prepared ``executemany``, which is both the fast path (>= 200,000 rows/s) and the crash-safety unit: a
+batch is either wholly in the log or not at all.
+
+Bad rows: by default (``on_bad="raise"``) a batch with any impossible row is refused whole with
+:class:`~proximity.errors.InvalidBatchError` naming every bad row, and nothing is written;
+``on_bad="skip"`` writes the valid rows and reports the bad ones in the :class:`IngestReport`.
+A valid row is never dropped because a neighbour was bad without the caller being told.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, TypeVar, cast
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from proximity.errors import (
+    EncounterLogCorruptError,
+    EncounterLogError,
+    EncounterLogVersionError,
+    InvalidBatchError,
+)
+from proximity.log.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SCHEME_CODES
+from proximity.schemes.gaen import AEM_LENGTH
+from proximity.sightings import ID_LENGTHS, InvalidSightingError, Observations, Sighting
+from proximity.times import SECONDS_PER_DAY
+from proximity.times import now as wall_clock
+
+__all__ = [
+    "DEFAULT_RETENTION_DAYS",
+    "EncounterLog",
+    "ExposureRecord",
+    "IngestReport",
+    "LogStats",
+    "PruneReport",
+]
+
+DEFAULT_RETENTION_DAYS = 14
+RSSI_RANGE = (-127, 20)  # dBm a radio can report; 127 is HCI's "not available", given as unknown instead
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_F = TypeVar("_F", bound=Callable[..., Any])
+_ROWS_PER_STATEMENT = 128  # rows per INSERT; 128 x 7 columns stays below SQLite's old 999-variable limit
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What one batch did: rows written, rows dropped as duplicates, rows refused (with reasons)."""
+
+    written: int
+    duplicates: int = 0
+    bad_rows: tuple[int, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    sightings: int
+    exposures: int
+    cutoff: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogStats:
+    sightings: int
+    distinct_ids: int
+    by_scheme: Mapping[str, int]
+    first_time: float | None
+    last_time: float | None
+    exposures: int
+    schema_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureRecord:
+    """An exposure found later by matching: one published key's sightings on one UTC day."""
+
+    scheme: str
+    key: bytes
+    day: int
+    first_time: float
+    last_time: float
+    sightings: int
+    found_at: float
+    verdict: str | None = None  # the estimator's verdict as JSON text
+    row_id: int | None = None
+
+
+def _guarded(method: _F) -> _F:
+    """Run a public method under :meth:`EncounterLog._guard`."""
+
+    @functools.wraps(method)
+    def wrapper(self: EncounterLog, *args: Any, **kwargs: Any) -> Any:
+        with self._guard():
+            return method(self, *args, **kwargs)
+
+    return cast(_F, wrapper)
+
+
+class EncounterLog:
+    """One SQLite encounter log. Open with ``EncounterLog(path)`` (creates it) or ``create=False``.
+
+    A log is used from one thread; open one per process (a writer and any number of readers may have
+    the same file open at once). ``timeout`` is how long a writer waits for another writer's lock.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        timeout: float = 30.0,
+        check: bool = False,
+    ) -> None:
+        self.path = str(path)
+        self._last_kept: dict[tuple[int, bytes], float] = {}
+        _refuse_foreign_file(self.path, create)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as error:
+            raise EncounterLogCorruptError(self.path, str(error)) from None
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._check_identity()
+            self._configure()
+            self._migrate()
+            if check and (problems := self.integrity_check(quick=True)) != "ok":
+                raise EncounterLogCorruptError(self.path, f"integrity check failed: {problems[:200]}")
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise EncounterLogCorruptError(self.path, str(error)) from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> EncounterLog:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _check_identity(self) -> None:
+        """Refuse another program's database or a newer schema before changing anything in the file."""
+        app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if app_id != 0 or version != 0 or tables:
+                raise EncounterLogCorruptError(self.path, "it is another program's SQLite database")
+        if version > SCHEMA_VERSION:
+            raise EncounterLogVersionError(self.path, version, SCHEMA_VERSION)
+
+    def _configure(self) -> None:
+        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise EncounterLogError(f"encounter log {self.path}: cannot enable WAL mode (got {mode})")
+        # FULL: a committed batch survives a power cut too, not only a killed process.
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate(self) -> None:
+        app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if app_id != APPLICATION_ID:
+                tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if app_id != 0 or version != 0 or tables:
+                    raise EncounterLogCorruptError(self.path, "it is another program's SQLite database")
+                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            if version > SCHEMA_VERSION:
+                raise EncounterLogVersionError(self.path, version, SCHEMA_VERSION)
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    @_guarded
+    def add(
+        self,
+        sightings: Iterable[Sighting],
+        *,
+        dedup_seconds: float | None = None,
+        on_bad: Literal["raise", "skip"] = "raise",
+    ) -> IngestReport:
+        """Write Sightings in one transaction (all schemes at once). Sightings validate themselves."""
+        by_scheme: dict[str, list[Sighting]] = {}
+        for sighting in sightings:
+            if not isinstance(sighting, Sighting):
+                raise TypeError(f"expected Sighting, got {type(sighting).__name__}")
+            by_scheme.setdefault(sighting.scheme, []).append(sighting)
+        batches = [_columns_of(scheme, rows) for scheme, rows in by_scheme.items()]
+        return self._write(batches, dedup_seconds, on_bad)
+
+    @_guarded
+    def add_columns(
+        self,
+        scheme: str,
+        ids: NDArray[np.uint8] | Sequence[bytes],
+        times: ArrayLike,
+        rssi: ArrayLike | None = None,
+        *,
+        rssi_known: NDArray[np.bool_] | None = None,
+        aem: NDArray[np.uint8] | None = None,
+        has_aem: NDArray[np.bool_] | None = None,
+        address: Sequence[str | None] | None = None,
+        own_id: Sequence[bytes | None] | None = None,
+        dedup_seconds: float | None = None,
+        on_bad: Literal["raise", "skip"] = "raise",
+    ) -> IngestReport:
+        """Write one scheme's sightings given column-wise (the fast path).
+
+        ``ids`` is an (n, L) uint8 array or a sequence of byte strings. ``rssi`` is in dBm; a NaN or
+        out-of-range value is a bad row: say "not reported" with ``rssi_known=False`` (or ``rssi=None``
+        for a batch without any). ``aem`` is (n, 4) uint8, stored where ``has_aem`` (GAEN only).
+        """
+        columns = _Columns.build(scheme, ids, times, rssi, rssi_known, aem, has_aem, address, own_id)
+        return self._write([columns], dedup_seconds, on_bad)
+
+    def _write(
+        self, batches: list[_Columns], dedup_seconds: float | None, on_bad: Literal["raise", "skip"]
+    ) -> IngestReport:
+        if on_bad not in ("raise", "skip"):
+            raise ValueError(f"on_bad must be 'raise' or 'skip', got {on_bad!r}")
+        if dedup_seconds is not None and not (math.isfinite(dedup_seconds) and dedup_seconds > 0):
+            raise ValueError(f"dedup_seconds must be a positive number of seconds, got {dedup_seconds!r}")
+        bad_rows: list[int] = []
+        reasons: list[str] = []
+        offset = 0
+        for batch in batches:
+            rows, why = batch.problems()
+            bad_rows.extend(int(row) + offset for row in rows)
+            reasons.extend(why)
+            offset += batch.n
+        if bad_rows and on_bad == "raise":
+            order = np.argsort(bad_rows, kind="stable")
+            raise InvalidBatchError(
+                tuple(bad_rows[i] for i in order), tuple(reasons[i] for i in order), offset
+            )
+        duplicates = 0
+        written = 0
+        self._begin()
+        try:
+            for batch in batches:
+                keep = batch.valid
+                if dedup_seconds is not None:
+                    keep, dropped = self._dedup(batch, keep, dedup_seconds)
+                    duplicates += dropped
+                _insert(self._db, batch.scheme, batch.columns(keep))
+                written += int(keep.sum())
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            self._last_kept.clear()  # the cache may hold rows that were never committed
+            raise
+        return IngestReport(written, duplicates, tuple(bad_rows), tuple(reasons))
+
+    def _dedup(self, batch: _Columns, keep: NDArray[np.bool_], every: float) -> tuple[NDArray[np.bool_], int]:
+        """Bluezone's rule: at most one row per observed ID every ``every`` seconds (across batches)."""
+        keep = keep.copy()
+        candidates = np.flatnonzero(keep)
+        order = candidates[np.argsort(batch.times[candidates], kind="stable")]
+        code = SCHEME_CODES[batch.scheme]
+        dropped = 0
+        for row in order.tolist():
+            key = (code, batch.id_bytes[row])
+            last = self._last_kept.get(key)
+            t = float(batch.times[row])
+            if last is not None and abs(t - last) < every:
+                keep[row] = False
+                dropped += 1
+            else:
+                self._last_kept[key] = t
+        return keep, dropped
+
+    def _begin(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise EncounterLogError(f"encounter log {self.path} is busy: {error}") from None
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    @_guarded
+    def record_exposures(self, records: Iterable[ExposureRecord]) -> int:
+        """Keep exposures found by matching (one transaction); returns how many were written."""
+        rows = [
+            (
+                SCHEME_CODES[r.scheme],
+                r.key,
+                r.day,
+                r.first_time,
+                r.last_time,
+                r.sightings,
+                r.found_at,
+                r.verdict,
+            )
+            for r in records
+        ]
+        self._begin()
+        try:
+            self._db.executemany(
+                "INSERT INTO exposures (scheme, key, day, first_time, last_time, sightings, found_at, "
+                "verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        return len(rows)
+
+    @_guarded
+    def prune(self, days: float = DEFAULT_RETENTION_DAYS, *, now: float | None = None) -> PruneReport:
+        """Delete sightings (and exposures) older than ``days`` before ``now`` (default: the wall clock).
+
+        Pass ``now`` when replaying or auditing old data, so it is not pruned away by accident.
+        """
+        if not (math.isfinite(days) and days >= 0):
+            raise ValueError(f"days must be a non-negative number, got {days!r}")
+        at = wall_clock() if now is None else float(now)
+        if not math.isfinite(at):
+            raise ValueError(f"now must be finite unix seconds, got {now!r}")
+        cutoff = at - days * SECONDS_PER_DAY
+        self._begin()
+        try:
+            sightings = self._db.execute("DELETE FROM sightings WHERE time < ?", (cutoff,)).rowcount
+            exposures = self._db.execute("DELETE FROM exposures WHERE last_time < ?", (cutoff,)).rowcount
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self._last_kept = {k: t for k, t in self._last_kept.items() if t >= cutoff}
+        return PruneReport(sightings, exposures, cutoff)
+
+    @_guarded
+    def wipe(self) -> None:
+        """Delete every sighting and exposure (the file stays, empty, and is compacted)."""
+        self._begin()
+        try:
+            self._db.execute("DELETE FROM sightings")
+            self._db.execute("DELETE FROM exposures")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self._last_kept.clear()
+        self._db.execute("VACUUM")
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    @_guarded
+    def observations(
+        self, scheme: str, since: float | None = None, until: float | None = None
+    ) -> Observations:
+        """The sightings of ``scheme`` with ``since <= time < until``, column-wise, ordered by time."""
+        if scheme not in SCHEME_CODES:
+            raise InvalidSightingError(f"unknown scheme {scheme!r}; expected gaen or bluezone")
+        lo = -math.inf if since is None else float(since)
+        hi = math.inf if until is None else float(until)
+        cursor = self._db.execute(
+            "SELECT id, observed_id, time, rssi, metadata FROM sightings "
+            "WHERE scheme = ? AND time >= ? AND time < ? ORDER BY time, id",
+            (SCHEME_CODES[scheme], lo, hi),
+        )
+        rows = cursor.fetchall()
+        length = ID_LENGTHS[scheme]
+        n = len(rows)
+        if n == 0:
+            return Observations(
+                scheme,
+                np.zeros((0, length), np.uint8),
+                np.zeros(0),
+                np.zeros(0),
+                np.zeros((0, AEM_LENGTH), np.uint8),
+                np.zeros(0, np.bool_),
+                np.zeros(0, np.int64),
+            )
+        row_ids, ids, times, rssi, metadata = zip(*rows, strict=True)
+        id_array = np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(n, length).copy()
+        has_aem = np.fromiter((m is not None for m in metadata), dtype=np.bool_, count=n)
+        aem = np.zeros((n, AEM_LENGTH), dtype=np.uint8)
+        if has_aem.any():
+            aem[has_aem] = np.frombuffer(
+                b"".join(m for m in metadata if m is not None), dtype=np.uint8
+            ).reshape(-1, AEM_LENGTH)
+        return Observations(
+            scheme=scheme,
+            ids=id_array,
+            times=np.asarray(times, dtype=np.float64),
+            rssi=_nullable_floats(rssi),
+            aem=aem,
+            has_aem=has_aem,
+            row_ids=np.asarray(row_ids, dtype=np.int64),
+        )
+
+    def iter_sightings(self, batch_size: int = 10_000) -> Iterator[Sighting]:
+        """Every sighting, oldest row first, as Sighting values (for export)."""
+        names = {code: name for name, code in SCHEME_CODES.items()}
+        cursor = self._db.execute(
+            "SELECT scheme, observed_id, time, rssi, metadata, address, own_id FROM sightings ORDER BY id"
+        )
+        while rows := cursor.fetchmany(batch_size):
+            for scheme, observed, t, rssi, metadata, address, own in rows:
+                yield Sighting(names[scheme], observed, t, rssi, metadata, address, own)
+
+    @_guarded
+    def exposures(self) -> list[ExposureRecord]:
+        names = {code: name for name, code in SCHEME_CODES.items()}
+        return [
+            ExposureRecord(names[s], k, d, f, la, n, at, v, rid)
+            for rid, s, k, d, f, la, n, at, v in self._db.execute(
+                "SELECT id, scheme, key, day, first_time, last_time, sightings, found_at, verdict "
+                "FROM exposures ORDER BY id"
+            )
+        ]
+
+    @_guarded
+    def stats(self) -> LogStats:
+        names = {code: name for name, code in SCHEME_CODES.items()}
+        by_scheme = {
+            names[code]: count
+            for code, count in self._db.execute("SELECT scheme, count(*) FROM sightings GROUP BY scheme")
+        }
+        distinct = self._db.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT scheme, observed_id FROM sightings)"
+        ).fetchone()[0]
+        first, last = self._db.execute("SELECT min(time), max(time) FROM sightings").fetchone()
+        exposures = self._db.execute("SELECT count(*) FROM exposures").fetchone()[0]
+        return LogStats(
+            sightings=sum(by_scheme.values()),
+            distinct_ids=int(distinct),
+            by_scheme=by_scheme,
+            first_time=first,
+            last_time=last,
+            exposures=int(exposures),
+            schema_version=int(self._db.execute("PRAGMA user_version").fetchone()[0]),
+        )
+
+    def integrity_check(self, *, quick: bool = False) -> str:
+        """SQLite's ``PRAGMA integrity_check`` (or ``quick_check``): "ok" or the problems found."""
+        with self._guard():
+            rows = self._db.execute(f"PRAGMA {'quick_check' if quick else 'integrity_check'}").fetchall()
+        return "; ".join(str(r[0]) for r in rows)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite's complaints as our typed errors: damage -> EncounterLogCorruptError, busy -> ..."""
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            raise EncounterLogError(f"encounter log {self.path}: {error}") from None
+        except sqlite3.DatabaseError as error:
+            raise EncounterLogCorruptError(self.path, str(error)) from None
+
+
+def _refuse_foreign_file(path: str, create: bool) -> None:
+    """Refuse, before SQLite touches it, a file that is not SQLite at all; never create unless asked."""
+    file = Path(path)
+    if not file.exists():
+        if not create:
+            raise EncounterLogError(f"no encounter log at {path}")
+        return
+    if file.is_dir():
+        raise EncounterLogCorruptError(path, "it is a directory")
+    with file.open("rb") as handle:
+        head = handle.read(len(_SQLITE_MAGIC))
+    if head and head != _SQLITE_MAGIC:
+        raise EncounterLogCorruptError(path, "it is not a SQLite database")
+
+
+class _Columns:
+    """One scheme's batch column-wise, checked with vectorised tests (no per-row Python validation)."""
+
+    __slots__ = (
+        "address",
+        "aem",
+        "has_aem",
+        "id_bytes",
+        "id_ok",
+        "n",
+        "own_id",
+        "own_ok",
+        "rssi",
+        "rssi_known",
+        "scheme",
+        "times",
+        "valid",
+    )
+
+    def __init__(self) -> None:
+        self.scheme = ""
+        self.n = 0
+        self.id_bytes: list[bytes] = []
+        self.id_ok: NDArray[np.bool_] = np.zeros(0, np.bool_)
+        self.times: NDArray[np.float64] = np.zeros(0)
+        self.rssi: NDArray[np.float64] = np.zeros(0)
+        self.rssi_known: NDArray[np.bool_] = np.zeros(0, np.bool_)
+        self.aem: NDArray[np.uint8] | None = None
+        self.has_aem: NDArray[np.bool_] | None = None
+        self.address: Sequence[str | None] | None = None
+        self.own_id: Sequence[bytes | None] | None = None
+        self.own_ok: NDArray[np.bool_] = np.zeros(0, np.bool_)
+        self.valid: NDArray[np.bool_] = np.zeros(0, np.bool_)
+
+    @classmethod
+    def build(
+        cls,
+        scheme: str,
+        ids: NDArray[np.uint8] | Sequence[bytes],
+        times: ArrayLike,
+        rssi: ArrayLike | None,
+        rssi_known: NDArray[np.bool_] | None,
+        aem: NDArray[np.uint8] | None,
+        has_aem: NDArray[np.bool_] | None,
+        address: Sequence[str | None] | None,
+        own_id: Sequence[bytes | None] | None,
+    ) -> _Columns:
+        length = ID_LENGTHS.get(scheme)
+        if length is None:
+            raise InvalidSightingError(f"unknown scheme {scheme!r}; expected gaen or bluezone")
+        self = cls()
+        self.scheme = scheme
+        if isinstance(ids, np.ndarray):
+            if ids.dtype != np.uint8 or ids.ndim != 2:
+                raise TypeError("ids must be an (n, L) uint8 array or a sequence of bytes")
+            n = int(ids.shape[0])
+            if ids.shape[1] == length:
+                flat = np.ascontiguousarray(ids).view(np.dtype((np.void, length))).ravel()
+                self.id_bytes = cast(list[bytes], flat.tolist())
+                self.id_ok = np.ones(n, np.bool_)
+            else:
+                self.id_bytes = [bytes(row) for row in ids]
+                self.id_ok = np.zeros(n, np.bool_)
+        else:
+            self.id_bytes = list(ids)
+            n = len(self.id_bytes)
+            if not all(isinstance(v, bytes) for v in self.id_bytes):
+                raise TypeError("each ID must be bytes")
+            self.id_ok = np.fromiter(map(len, self.id_bytes), dtype=np.int64, count=n) == length
+        self.n = n
+        self.times = _float_column("times", times, n)
+        if rssi is None:
+            self.rssi = np.zeros(n)
+            self.rssi_known = np.zeros(n, np.bool_)
+        else:
+            self.rssi = _float_column("rssi", rssi, n)
+            self.rssi_known = (
+                np.ones(n, np.bool_) if rssi_known is None else _mask("rssi_known", rssi_known, n)
+            )
+        if aem is not None or has_aem is not None:
+            if scheme != "gaen":
+                raise InvalidSightingError("only GAEN sightings carry metadata (the AEM)")
+            if aem is None or aem.shape != (n, AEM_LENGTH) or aem.dtype != np.uint8:
+                raise ValueError(f"aem must be a ({n}, {AEM_LENGTH}) uint8 array")
+            self.aem = aem
+            self.has_aem = np.ones(n, np.bool_) if has_aem is None else _mask("has_aem", has_aem, n)
+        for name, column in (("address", address), ("own_id", own_id)):
+            if column is not None and len(column) != n:
+                raise ValueError(f"{name} must hold one entry per sighting ({n}), got {len(column)}")
+        self.address = address
+        self.own_id = own_id
+        if own_id is None:
+            self.own_ok = np.ones(n, np.bool_)
+        else:
+            lengths = np.fromiter((length if v is None else len(v) for v in own_id), np.int64, count=n)
+            self.own_ok = lengths == length
+        self.valid = self._check()
+        return self
+
+    def _check(self) -> NDArray[np.bool_]:
+        times_ok = np.isfinite(self.times) & (self.times >= 0)
+        with np.errstate(invalid="ignore"):
+            rssi_ok = ~self.rssi_known | (
+                np.isfinite(self.rssi)
+                & (self.rssi == np.round(self.rssi))
+                & (self.rssi >= RSSI_RANGE[0])
+                & (self.rssi <= RSSI_RANGE[1])
+            )
+        valid: NDArray[np.bool_] = self.id_ok & times_ok & rssi_ok & self.own_ok
+        return valid
+
+    def problems(self) -> tuple[NDArray[np.int64], list[str]]:
+        bad = np.flatnonzero(~self.valid)
+        length = ID_LENGTHS[self.scheme]
+        reasons = []
+        for row in bad.tolist():
+            why = []
+            if not self.id_ok[row]:
+                why.append(f"{self.scheme} ID must be {length} bytes, got {len(self.id_bytes[row])}")
+            t = float(self.times[row])
+            if not (math.isfinite(t) and t >= 0):
+                why.append(f"time must be finite non-negative unix seconds, got {t!r}")
+            r = float(self.rssi[row])
+            if self.rssi_known[row] and not (
+                math.isfinite(r) and r == round(r) and RSSI_RANGE[0] <= r <= RSSI_RANGE[1]
+            ):
+                why.append(f"rssi must be an integer dBm in [{RSSI_RANGE[0]}, {RSSI_RANGE[1]}], got {r!r}")
+            if not self.own_ok[row]:
+                why.append(f"own_id must be {length} bytes")
+            reasons.append("; ".join(why))
+        return bad, reasons
+
+    def columns(self, keep: NDArray[np.bool_]) -> dict[str, list[object]]:
+        """The kept rows column by column (numpy -> lists), only the columns this batch has."""
+        index = np.flatnonzero(keep)
+        picked = index.tolist()
+        everything = index.size == self.n
+        out: dict[str, list[object]] = {
+            "observed_id": list(self.id_bytes) if everything else [self.id_bytes[i] for i in picked],
+            "time": self.times[index].tolist(),
+        }
+        known = self.rssi_known[index]
+        if known.any():
+            rssi = np.where(known, self.rssi[index], 0.0).astype(np.int64).astype(object)
+            rssi[~known] = None
+            out["rssi"] = rssi.tolist()
+        if self.aem is not None and self.has_aem is not None:
+            blobs = np.ascontiguousarray(self.aem[index]).view(np.dtype((np.void, AEM_LENGTH))).ravel()
+            metadata = np.empty(index.size, dtype=object)
+            metadata[:] = blobs.tolist()
+            metadata[~self.has_aem[index]] = None
+            out["metadata"] = metadata.tolist()
+        if self.address is not None:
+            out["address"] = [self.address[i] for i in picked]
+        if self.own_id is not None:
+            out["own_id"] = [self.own_id[i] for i in picked]
+        return out
+
+
+def _insert(db: sqlite3.Connection, scheme: str, columns: dict[str, list[object]]) -> None:
+    """One prepared multi-row INSERT run by executemany: ~2x the rate of one statement per row."""
+    names = list(columns)
+    width = len(names)
+    n = len(columns["time"])
+    head = f"INSERT INTO sightings (scheme, {', '.join(names)}) VALUES "
+    one = f"({SCHEME_CODES[scheme]}, {', '.join('?' * width)})"
+    flat: list[object] = [None] * (n * width)
+    for position, values in enumerate(columns.values()):
+        flat[position::width] = values  # interleave column lists in C, not row by row
+    full = n // _ROWS_PER_STATEMENT * _ROWS_PER_STATEMENT
+    if full:
+        chunked = iter(flat[: full * width])
+        db.executemany(
+            head + ", ".join([one] * _ROWS_PER_STATEMENT),
+            zip(*[chunked] * (width * _ROWS_PER_STATEMENT), strict=True),
+        )
+    if full < n:
+        rest = iter(flat[full * width :])
+        db.executemany(head + one, zip(*[rest] * width, strict=True))
+
+
+def _columns_of(scheme: str, sightings: list[Sighting]) -> _Columns:
+    n = len(sightings)
+    has_aem = np.fromiter((s.metadata is not None for s in sightings), np.bool_, count=n)
+    aem = None
+    if scheme == "gaen" and has_aem.any():
+        aem = np.zeros((n, AEM_LENGTH), np.uint8)
+        aem[has_aem] = np.frombuffer(
+            b"".join(s.metadata for s in sightings if s.metadata is not None), np.uint8
+        ).reshape(-1, AEM_LENGTH)
+    rssi_known = np.fromiter((s.rssi is not None for s in sightings), np.bool_, count=n)
+    return _Columns.build(
+        scheme,
+        [s.id for s in sightings],
+        np.fromiter((s.time for s in sightings), np.float64, count=n),
+        np.fromiter((0 if s.rssi is None else s.rssi for s in sightings), np.float64, count=n),
+        rssi_known,
+        aem,
+        has_aem if aem is not None else None,
+        [s.address for s in sightings],
+        [s.own_id for s in sightings],
+    )
+
+
+def _nullable_floats(values: Sequence[object]) -> NDArray[np.float64]:
+    array = np.array(values, dtype=object)
+    array[array == None] = np.nan  # noqa: E711 - elementwise comparison
+    return array.astype(np.float64)
+
+
+def _float_column(name: str, values: ArrayLike, n: int) -> NDArray[np.float64]:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers") from None
+    if array.shape != (n,):
+        raise ValueError(f"{name} must hold one entry per sighting ({n}), got shape {array.shape}")
+    return array
+
+
+def _mask(name: str, values: NDArray[np.bool_], n: int) -> NDArray[np.bool_]:
+    array = np.asarray(values, dtype=np.bool_)
+    if array.shape != (n,):
+        raise ValueError(f"{name} must hold one entry per sighting ({n}), got shape {array.shape}")
+    return array

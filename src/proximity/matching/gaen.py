@@ -1,0 +1,314 @@
+"""GAEN matching: published diagnosis keys x observed RPIs -> matched sightings, as the phones do.
+
+Per chunk of keys: HKDF for every key, one AES-ECB pass per key over 144 padded blocks (the blocks of
+a whole chunk are built at once with numpy), one probe of the observed-ID index for all RPIs of the
+chunk, then exact evaluation of the few candidate keys (spec/gaen.md "Matching"):
+
+* a sighting counts only within the key's validity ``[start, end)`` widened by ±2 h of clock drift;
+* only the first ``rolling_period`` RPIs of a key exist;
+* replay guard: a sighting of an RPI more than 20 min after that RPI's first (in-window) sighting is
+  discarded;
+* where a sighting carries an AEM it is decrypted, and a TX power outside [-50, +20] dBm rejects the
+  sighting; a sighting without metadata counts with TX power unknown (NaN).
+
+With the C backend (:mod:`proximity.matching.native`, chosen automatically) HKDF, AES and the probe
+of a whole chunk run in one C call and only the exact evaluation stays in Python; the Python path
+does the same steps with numpy and the AES backend, and gives the same results.
+
+Nothing here reads the clock: what is in range follows from the keys and the observation times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proximity.matching import native
+from proximity.matching.aes import EcbBackend, default_backend
+from proximity.matching.index import ObservedIdIndex
+from proximity.matching.keys import DiagnosisKey, KeyBatch, ReportType, batches_of
+from proximity.matching.native import resolve_backend
+from proximity.matching.pool import resolve_workers, run_chunks
+from proximity.matching.results import KeyMatch
+from proximity.schemes.gaen import ENIN_SECONDS, TEK_ROLLING_PERIOD
+from proximity.sightings import Observations
+
+__all__ = [
+    "DEFAULT_CHUNK",
+    "MAX_TX_POWER",
+    "MIN_TX_POWER",
+    "REPLAY_GUARD_SECONDS",
+    "WINDOW_SLACK_SECONDS",
+    "GaenMatcher",
+    "derive_keys",
+    "match_gaen",
+]
+
+WINDOW_SLACK_SECONDS = 2 * 3600
+REPLAY_GUARD_SECONDS = 20 * 60
+MIN_TX_POWER = -50
+MAX_TX_POWER = 20
+DEFAULT_CHUNK = 2048
+
+Progress = Callable[[int], None]  # told the number of keys done after each chunk
+
+_SHA = hashlib.sha256
+_DIGEST = type(hashlib.sha256()).digest
+_ZERO_IPAD = b"\x36" * 64  # HMAC pads of the all-zero 32-byte salt (HKDF "salt = none")
+_ZERO_OPAD = b"\x5c" * 64
+_RPI_TEMPLATE = np.frombuffer(b"EN-RPI" + bytes(10), dtype=np.uint8)
+_OFFSETS = np.arange(TEK_ROLLING_PERIOD, dtype=np.int64)
+
+
+def _sha_rows(rows: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """SHA-256 of every row of a 2-D uint8 array, as an (n, 32) array."""
+    n, width = rows.shape
+    # rows as bytes objects made in C, hashed by map(): no interpreted code runs per row
+    messages = np.ascontiguousarray(rows).view(np.dtype((np.void, width))).reshape(n).tolist()
+    digests = b"".join(map(_DIGEST, map(_SHA, messages)))
+    return np.frombuffer(digests, dtype=np.uint8).reshape(n, 32)
+
+
+def derive_keys(key_data: NDArray[np.uint8], info: bytes) -> NDArray[np.uint8]:
+    """HKDF-SHA256(IKM = each 16-byte row, salt none, ``info``, L = 16) for a whole batch of keys.
+
+    HKDF with one output block is two HMACs, i.e. four SHA-256 calls whose inputs are assembled for
+    the whole batch with numpy; per key only the hash calls remain in Python.
+    """
+    n = key_data.shape[0]
+    extract_inner = np.empty((n, 80), dtype=np.uint8)
+    extract_inner[:, :64] = np.frombuffer(_ZERO_IPAD, dtype=np.uint8)
+    extract_inner[:, 64:] = key_data
+    extract_outer = np.empty((n, 96), dtype=np.uint8)
+    extract_outer[:, :64] = np.frombuffer(_ZERO_OPAD, dtype=np.uint8)
+    extract_outer[:, 64:] = _sha_rows(extract_inner)
+    prk = _sha_rows(extract_outer)
+    tail = np.frombuffer(info + b"\x01", dtype=np.uint8)
+    expand_inner = np.full((n, 64 + tail.size), 0x36, dtype=np.uint8)
+    expand_inner[:, :32] ^= prk
+    expand_inner[:, 64:] = tail
+    expand_outer = np.full((n, 96), 0x5C, dtype=np.uint8)
+    expand_outer[:, :32] ^= prk
+    expand_outer[:, 64:] = _sha_rows(expand_inner)
+    return np.ascontiguousarray(_sha_rows(expand_outer)[:, :16])
+
+
+def _padded_blocks(rolling_start: NDArray[np.int64]) -> NDArray[np.uint8]:
+    """PaddedData of 144 intervals from each key's start, as an (n, 144, 16) array."""
+    n = rolling_start.shape[0]
+    blocks = np.empty((n, TEK_ROLLING_PERIOD, 16), dtype=np.uint8)
+    blocks[:] = _RPI_TEMPLATE
+    intervals = (rolling_start[:, None] + _OFFSETS).astype("<u4")
+    blocks[:, :, 12:16] = intervals.view(np.uint8).reshape(n, TEK_ROLLING_PERIOD, 4)
+    return blocks
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GaenMatcher:
+    """Observations of GAEN sightings with their index: match any number of key batches against them."""
+
+    observations: Observations
+    index: ObservedIdIndex
+    aes: EcbBackend | None = None
+    sorted_times: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    backend: str | None = None  # "c" | "python" | None (PROXIMITY_MATCH_BACKEND, else automatic)
+
+    def __post_init__(self) -> None:
+        if self.sorted_times.shape != self.observations.times.shape:
+            object.__setattr__(self, "sorted_times", np.sort(self.observations.times))
+
+    @classmethod
+    def build(
+        cls, observations: Observations, aes: EcbBackend | None = None, backend: str | None = None
+    ) -> GaenMatcher:
+        if observations.scheme != "gaen":
+            raise ValueError(f"GAEN matching needs GAEN observations, got {observations.scheme!r}")
+        return cls(observations, ObservedIdIndex.build(observations.ids), aes, backend=backend)
+
+    def with_aes(self, aes: EcbBackend) -> GaenMatcher:
+        return replace(self, aes=aes)
+
+    def with_backend(self, backend: str | None) -> GaenMatcher:
+        return replace(self, backend=backend)
+
+    @property
+    def backend_in_use(self) -> str:
+        """Which path derives the RPIs: "c", or "python" with the AES backend's name after a colon.
+
+        An explicit ``aes`` backend always runs on the Python path (it is what the caller asked for).
+        """
+        if self.aes is None and resolve_backend(self.backend) == "c":
+            return "c"
+        return f"python:{(self.aes or default_backend()).name}"
+
+    def match_batch(self, batch: KeyBatch) -> list[KeyMatch]:
+        """Every key of ``batch`` that has at least one counted sighting, in batch order."""
+        aes = self.aes or default_backend()
+        if len(batch) == 0 or len(self.index) == 0:
+            return []
+        # A key with no sighting at all inside its window (±2 h) cannot match: skip its crypto. This
+        # reads the observation times, never the clock; it pays when the log is shorter than 14 days.
+        low = batch.rolling_start * ENIN_SECONDS - WINDOW_SLACK_SECONDS
+        high = (batch.rolling_start + batch.rolling_period) * ENIN_SECONDS + WINDOW_SLACK_SECONDS
+        inside = np.searchsorted(self.sorted_times, high) > np.searchsorted(self.sorted_times, low)
+        if not inside.all():
+            batch = batch.select(inside)
+        n = len(batch)
+        if n == 0:
+            return []
+        chosen = resolve_backend(self.backend)
+        if self.aes is None and chosen == "c":
+            positions, unique = native.gaen_probe(
+                self.index, batch.key_data, batch.rolling_start, batch.rolling_period
+            )
+            key_rows = positions // TEK_ROLLING_PERIOD
+            hit_rpis = self.index.unique_ids[unique]
+        else:
+            rpiks = derive_keys(batch.key_data, b"EN-RPIK")
+            starts, which = np.unique(batch.rolling_start, return_inverse=True)
+            rpis = aes.encrypt_rows(rpiks, _padded_blocks(starts), which.reshape(-1))
+            flat = rpis.reshape(n * TEK_ROLLING_PERIOD, 16)
+            positions, unique = self.index.find(flat, backend=chosen)  # the C probe if chosen
+            key_rows = positions // TEK_ROLLING_PERIOD
+            exists = positions % TEK_ROLLING_PERIOD < batch.rolling_period[key_rows]
+            positions, unique, key_rows = positions[exists], unique[exists], key_rows[exists]
+            hit_rpis = flat[positions]
+        out: list[KeyMatch] = []
+        for row in np.unique(key_rows):
+            mine = key_rows == row
+            found = self._evaluate(batch, int(row), hit_rpis[mine], unique[mine], aes)
+            if found is not None:
+                out.append(found)
+        return out
+
+    def _evaluate(
+        self,
+        batch: KeyBatch,
+        row: int,
+        rpis: NDArray[np.uint8],
+        unique: NDArray[np.int64],
+        aes: EcbBackend,
+    ) -> KeyMatch | None:
+        obs = self.observations
+        start = int(batch.rolling_start[row]) * ENIN_SECONDS
+        end = start + int(batch.rolling_period[row]) * ENIN_SECONDS
+        low, high = start - WINDOW_SLACK_SECONDS, end + WINDOW_SLACK_SECONDS
+        kept_rows: list[NDArray[np.int64]] = []
+        kept_rpi: list[NDArray[np.int64]] = []
+        for k, u in enumerate(unique):
+            rows = self.index.rows_of(int(u))
+            times = obs.times[rows]
+            rows = rows[(times >= low) & (times < high)]
+            if rows.size == 0:
+                continue
+            times = obs.times[rows]
+            rows = rows[times <= times.min() + REPLAY_GUARD_SECONDS]
+            kept_rows.append(rows)
+            kept_rpi.append(np.full(rows.size, k, dtype=np.int64))
+        if not kept_rows:
+            return None
+        rows = np.concatenate(kept_rows)
+        which = np.concatenate(kept_rpi)
+        tx_power = np.full(rows.size, np.nan)
+        confidence = np.full(rows.size, -1, dtype=np.int8)
+        with_aem = obs.has_aem[rows]
+        if with_aem.any():
+            aemk = derive_keys(batch.key_data[row : row + 1], b"EN-AEMK")
+            stream = aes.encrypt_rows(aemk, rpis[None, :, :])[0]
+            metadata = stream[which[with_aem], :4] ^ obs.aem[rows[with_aem]]
+            tx_power[with_aem] = metadata[:, 1].view(np.int8)
+            confidence[with_aem] = (metadata[:, 0] >> 2) & 0b11
+            accepted = ~with_aem | ((tx_power >= MIN_TX_POWER) & (tx_power <= MAX_TX_POWER))
+            rows, which = rows[accepted], which[accepted]
+            tx_power, confidence = tx_power[accepted], confidence[accepted]
+            if rows.size == 0:
+                return None
+        order = np.lexsort((obs.row_ids[rows], obs.times[rows]))
+        rows, which, tx_power, confidence = rows[order], which[order], tx_power[order], confidence[order]
+        return KeyMatch(
+            scheme="gaen",
+            key=batch.key(row),
+            verified=batch.verified,
+            row_ids=obs.row_ids[rows].astype(np.int64),
+            ids=np.ascontiguousarray(rpis[which]),
+            times=obs.times[rows].astype(np.float64),
+            rssi=obs.rssi[rows].astype(np.float64),
+            tx_power=tx_power,
+            calibration_confidence=confidence,
+        )
+
+
+def match_gaen(
+    keys: Iterable[DiagnosisKey | KeyBatch] | KeyBatch,
+    observations: Observations | GaenMatcher,
+    *,
+    revised_keys: Iterable[DiagnosisKey | KeyBatch] | KeyBatch = (),
+    workers: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    verified: bool = False,
+    aes: EcbBackend | None = None,
+    backend: str | None = None,
+    progress: Progress | None = None,
+) -> list[KeyMatch]:
+    """Match published keys against observed GAEN sightings; one :class:`KeyMatch` per matched key.
+
+    ``keys`` is consumed in chunks of ``chunk_size`` (memory stays bounded whatever its length);
+    ``workers`` processes share the chunks (default: all cores). ``revised_keys`` is read after
+    ``keys``: a REVOKED revision removes the key's match, any other revision replaces the key's report
+    type, transmission risk and onset (and is matched itself if the original was not published).
+    ``verified`` marks plain :class:`DiagnosisKey` values; batches carry their own flag. The result
+    is sorted by key bytes and start, so it is the same whatever the workers. ``backend`` ("c",
+    "python"; default: ``PROXIMITY_MATCH_BACKEND``, else automatic) and ``aes`` change only the speed.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if isinstance(observations, GaenMatcher):
+        matcher = observations if aes is None else observations.with_aes(aes)
+    else:
+        matcher = GaenMatcher.build(observations, aes)
+    # Resolve once, here: a forced but unavailable backend fails before any work, and workers agree.
+    matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
+    count = resolve_workers(workers)
+    if isinstance(keys, KeyBatch):
+        keys = [keys]  # one batch, not an iterable of its keys (which would lose its verified flag)
+    chunks = batches_of(keys, chunk_size, verified=verified)
+    # The C path releases the GIL for the whole derive-and-probe loop: threads share the matcher.
+    found = run_chunks(matcher, chunks, count, progress, threads=matcher.backend_in_use == "c")
+    revisions: dict[tuple[bytes, int], DiagnosisKey] = {}
+    revised_batches: list[KeyBatch] = []
+    if isinstance(revised_keys, KeyBatch):
+        revised_keys = [revised_keys]
+    for batch in batches_of(revised_keys, chunk_size, verified=verified):
+        for key in batch:
+            revisions[key.identity] = key
+        revised_batches.append(batch.select(batch.report_type != ReportType.REVOKED))
+    revised_found: list[KeyMatch] = []
+    for batch in revised_batches:
+        revised_found += matcher.match_batch(batch)
+    return _merge(found, revised_found, revisions)
+
+
+def _merge(
+    found: list[KeyMatch], revised_found: list[KeyMatch], revisions: dict[tuple[bytes, int], DiagnosisKey]
+) -> list[KeyMatch]:
+    """One match per key identity: revisions win, REVOKED drops, duplicates collapse; sorted."""
+    chosen: dict[tuple[bytes, int], KeyMatch] = {}
+    for match in sorted(found, key=_order):
+        assert isinstance(match.key, DiagnosisKey)
+        identity = match.key.identity
+        if identity in revisions:
+            continue
+        chosen.setdefault(identity, match)
+    for match in sorted(revised_found, key=_order):
+        assert isinstance(match.key, DiagnosisKey)
+        chosen.setdefault(match.key.identity, match)
+    return sorted(chosen.values(), key=_order)
+
+
+def _order(match: KeyMatch) -> tuple[str, bytes, int, int, int]:
+    period = match.key.tek.rolling_period if isinstance(match.key, DiagnosisKey) else 0
+    return (*match.sort_key, -len(match), period)

@@ -1,0 +1,161 @@
+"""An index over observed IDs: which of many candidate IDs were heard, and in which sighting rows.
+
+Google's matcher sorts the scanned RPIs by a 2-byte prefix with a table of slice ends, then compares
+16 bytes inside the slice. The same idea, vectorised with numpy: IDs are collapsed to unique values and
+sorted by their first 8 bytes read as an integer; a prefix bitmap (one flag per value of the top 20
+bits: 1 MB, so it stays in cache) throws out about 9 in 10 candidates at M = 100,000 with one table
+read, a second bitmap over the next 20 bits throws out 9 in 10 of the rest, and only the ~1 % left go
+through ``searchsorted`` and an exact compare of all bytes. The C backend
+(:mod:`proximity.matching.native`) walks the same structure per candidate, reading the two bitmaps
+packed 8 flags a byte (128 KB each, so they stay in L2) and doing the binary search itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proximity.errors import InvalidLengthError
+from proximity.matching import native
+from proximity.matching.native import resolve_backend
+
+__all__ = ["ObservedIdIndex"]
+
+_MIN_PREFIX_BITS = 16
+_MAX_PREFIX_BITS = 20  # 1 MB of flags: stays in cache; about 1 in 10 set at M = 100,000
+
+
+def _keys64(ids: NDArray[np.uint8]) -> NDArray[np.uint64]:
+    """The first 8 bytes of each ID as one native integer (any fixed byte order sorts consistently).
+
+    A strided view, no copy: numpy reads the (possibly unaligned) 8 bytes at the start of each row.
+    """
+    ids = np.ascontiguousarray(ids)
+    return np.ndarray(shape=(ids.shape[0],), dtype=np.uint64, buffer=ids, strides=(ids.shape[1],))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ObservedIdIndex:
+    """Unique observed IDs with, for each, the positions of the sightings that carried it.
+
+    ``unique_ids`` is (U, L) uint8 sorted by its first 8 bytes; the sightings of unique ID ``u`` are
+    ``rows[offsets[u]:offsets[u + 1]]`` (positions into the arrays the index was built from), ordered
+    by position. Build with :meth:`build`.
+    """
+
+    id_length: int
+    unique_ids: NDArray[np.uint8]
+    keys: NDArray[np.uint64]
+    offsets: NDArray[np.int64]
+    rows: NDArray[np.int64]
+    prefix_bits: int
+    bitmap: NDArray[np.bool_]
+    bitmap2: NDArray[np.bool_]
+    has_prefix_collisions: bool
+    # the two bitmaps packed 8 flags a byte (little bit order), 128 KB each: what the C probe reads
+    packed_bitmap: NDArray[np.uint8]
+    packed_bitmap2: NDArray[np.uint8]
+
+    @classmethod
+    def build(cls, ids: NDArray[np.uint8]) -> ObservedIdIndex:
+        """Index the (n, L) uint8 array ``ids`` (L >= 8); duplicates collapse to one entry."""
+        if ids.ndim != 2 or ids.dtype != np.uint8:
+            raise ValueError(f"ids must be a 2-D uint8 array, got {ids.ndim}-D {ids.dtype}")
+        length = int(ids.shape[1])
+        if length < 8:
+            raise InvalidLengthError("each observed ID", "at least 8", length)
+        ids = np.ascontiguousarray(ids)
+        n = int(ids.shape[0])
+        as_void = ids.view(np.dtype((np.void, length))).reshape(n)
+        unique_void, inverse = np.unique(as_void, return_inverse=True)
+        unique = unique_void.view(np.uint8).reshape(-1, length)
+        keys = _keys64(unique)
+        order = np.argsort(keys, kind="stable")
+        unique = np.ascontiguousarray(unique[order])
+        keys = keys[order]
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        position_of_row = rank[inverse.reshape(-1)]
+        rows = np.argsort(position_of_row, kind="stable").astype(np.int64)
+        counts = np.bincount(position_of_row, minlength=unique.shape[0])
+        offsets = np.zeros(unique.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        bits = _MIN_PREFIX_BITS
+        while bits < _MAX_PREFIX_BITS and (1 << bits) < 16 * max(unique.shape[0], 1):
+            bits += 1
+        bitmap = np.zeros(1 << bits, dtype=np.bool_)
+        bitmap[keys >> np.uint64(64 - bits)] = True
+        bitmap2 = np.zeros(1 << bits, dtype=np.bool_)
+        bitmap2[(keys >> np.uint64(64 - 2 * bits)) & np.uint64((1 << bits) - 1)] = True
+        collisions = bool(keys.size > 1 and np.any(keys[1:] == keys[:-1]))
+        packed = np.packbits(bitmap, bitorder="little")
+        packed2 = np.packbits(bitmap2, bitorder="little")
+        index = cls(length, unique, keys, offsets, rows, bits, bitmap, bitmap2, collisions, packed, packed2)
+        for array in (unique, keys, offsets, rows, bitmap, bitmap2, packed, packed2):
+            array.setflags(write=False)
+        return index
+
+    def __len__(self) -> int:
+        return int(self.unique_ids.shape[0])
+
+    def find(
+        self, candidates: NDArray[np.uint8], *, backend: str | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Sparse lookup: (positions of the candidates that were observed, their unique-ID index).
+
+        ``backend`` ("c" or "python"; default: see :mod:`proximity.matching.native`) only changes speed.
+        """
+        if candidates.ndim != 2 or candidates.shape[1] != self.id_length:
+            raise InvalidLengthError("each candidate ID", self.id_length, int(candidates.shape[-1]))
+        empty = np.zeros(0, dtype=np.int64)
+        if candidates.shape[0] == 0 or len(self) == 0:
+            return empty, empty
+        if resolve_backend(backend) == "c":
+            return native.probe(self, candidates)
+        candidates = np.ascontiguousarray(candidates)
+        keys = _keys64(candidates)
+        bits = self.prefix_bits
+        maybe = np.flatnonzero(np.take(self.bitmap, keys >> np.uint64(64 - bits)))
+        probe = keys[maybe]
+        second = np.take(self.bitmap2, (probe >> np.uint64(64 - 2 * bits)) & np.uint64((1 << bits) - 1))
+        maybe, probe = maybe[second], probe[second]
+        if maybe.size == 0:
+            return empty, empty
+        where = np.searchsorted(self.keys, probe)
+        where[where == self.keys.size] = 0
+        same_prefix = self.keys[where] == probe
+        maybe, where = maybe[same_prefix], where[same_prefix]
+        exact = np.all(self.unique_ids[where] == candidates[maybe], axis=1)
+        if self.has_prefix_collisions and not exact.all():
+            where = where.copy()
+            for i in np.flatnonzero(~exact):
+                other = self._scan_collisions(candidates[maybe[i]], int(where[i]))
+                if other >= 0:
+                    where[i], exact[i] = other, True
+        return maybe[exact].astype(np.int64), where[exact].astype(np.int64)
+
+    def _scan_collisions(self, candidate: NDArray[np.uint8], start: int) -> int:
+        # Two different IDs sharing their first 8 bytes: astronomically rare for random IDs, but exact.
+        position = start + 1
+        while position < self.keys.size and self.keys[position] == self.keys[start]:
+            if np.array_equal(self.unique_ids[position], candidate):
+                return position
+            position += 1
+        return -1
+
+    def lookup(
+        self, candidates: NDArray[np.uint8], *, backend: str | None = None
+    ) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+        """Dense lookup: a hit mask over the candidates and each one's unique-ID index (-1 if unseen)."""
+        positions, unique = self.find(candidates, backend=backend)
+        hit = np.zeros(candidates.shape[0], dtype=np.bool_)
+        index = np.full(candidates.shape[0], -1, dtype=np.int64)
+        hit[positions] = True
+        index[positions] = unique
+        return hit, index
+
+    def rows_of(self, unique_index: int) -> NDArray[np.int64]:
+        """Positions of the sightings of one unique ID, in input order."""
+        return self.rows[self.offsets[unique_index] : self.offsets[unique_index + 1]]

@@ -1,0 +1,139 @@
+"""What matching hands the estimator: per matched key, its sightings as numpy columns.
+
+A :class:`KeyMatch` is one published key (GAEN diagnosis key or Bluezone daily-key record) with every
+sighting that counted for it. The estimator reads ``times``, ``rssi`` and ``tx_power`` (float64, NaN
+for unknown); ``tx_power`` and ``calibration_confidence`` come from the decrypted AEM, so they exist
+only for GAEN sightings that carried metadata. :func:`group_by_day` splits matches per UTC day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proximity.matching.keys import DiagnosisKey, ReportType
+from proximity.schemes.bluezone import BluezoneDailyKey
+from proximity.times import SECONDS_PER_DAY
+
+__all__ = ["DayMatch", "KeyMatch", "group_by_day"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class KeyMatch:
+    """One published key and the sightings that matched it, sorted by time then row.
+
+    ``calibration_confidence`` is int8, -1 where unknown. ``verified`` is True only for keys from a
+    file whose signature was checked (Bluezone JSON carries none, so its matches are unverified).
+    """
+
+    scheme: str
+    key: DiagnosisKey | BluezoneDailyKey
+    verified: bool
+    row_ids: NDArray[np.int64]
+    ids: NDArray[np.uint8]
+    times: NDArray[np.float64]
+    rssi: NDArray[np.float64]
+    tx_power: NDArray[np.float64]
+    calibration_confidence: NDArray[np.int8]
+
+    def __post_init__(self) -> None:
+        n = self.times.shape[0]
+        for name in ("row_ids", "rssi", "tx_power", "calibration_confidence"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"{name} must hold one entry per sighting ({n})")
+        if self.ids.ndim != 2 or self.ids.shape[0] != n:
+            raise ValueError(f"ids must hold one row per sighting ({n})")
+        for array in (
+            self.row_ids,
+            self.ids,
+            self.times,
+            self.rssi,
+            self.tx_power,
+            self.calibration_confidence,
+        ):
+            array.setflags(write=False)
+
+    def __len__(self) -> int:
+        return int(self.times.shape[0])
+
+    @property
+    def key_data(self) -> bytes:
+        """The key's bytes: the TEK, or the record's daily key."""
+        if isinstance(self.key, DiagnosisKey):
+            return self.key.key_data
+        return self.key.daily_key
+
+    @property
+    def report_type(self) -> ReportType:
+        return self.key.report_type if isinstance(self.key, DiagnosisKey) else ReportType.UNKNOWN
+
+    @property
+    def transmission_risk_level(self) -> int:
+        return self.key.transmission_risk_level if isinstance(self.key, DiagnosisKey) else 0
+
+    @property
+    def days_since_onset_of_symptoms(self) -> int | None:
+        return self.key.days_since_onset_of_symptoms if isinstance(self.key, DiagnosisKey) else None
+
+    @property
+    def sort_key(self) -> tuple[str, bytes, int]:
+        start = (
+            self.key.tek.rolling_start_interval_number
+            if isinstance(self.key, DiagnosisKey)
+            else self.key.time_start
+        )
+        return self.scheme, self.key_data, start
+
+    def select(self, mask: NDArray[np.bool_]) -> KeyMatch:
+        return KeyMatch(
+            self.scheme,
+            self.key,
+            self.verified,
+            self.row_ids[mask],
+            self.ids[mask],
+            self.times[mask],
+            self.rssi[mask],
+            self.tx_power[mask],
+            self.calibration_confidence[mask],
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DayMatch:
+    """The sightings of one key on one UTC day (``day`` is that day's midnight, unix seconds)."""
+
+    day: int
+    match: KeyMatch
+
+    @property
+    def first_seen(self) -> float:
+        return float(self.match.times.min())
+
+    @property
+    def last_seen(self) -> float:
+        return float(self.match.times.max())
+
+    @property
+    def sightings(self) -> int:
+        return len(self.match)
+
+    @property
+    def unique_ids(self) -> list[bytes]:
+        """The distinct matched IDs in order of first sighting."""
+        seen: dict[bytes, None] = {}
+        for row in self.match.ids:
+            seen.setdefault(row.tobytes(), None)
+        return list(seen)
+
+
+def group_by_day(matches: Iterable[KeyMatch]) -> list[DayMatch]:
+    """Split every match by the UTC day of its sightings, in key order then day order."""
+    out: list[DayMatch] = []
+    for match in matches:
+        days = (np.floor(match.times / SECONDS_PER_DAY) * SECONDS_PER_DAY).astype(np.int64)
+        for day in np.unique(days):
+            out.append(DayMatch(int(day), match.select(days == day)))
+    return out

@@ -1,0 +1,168 @@
+"""Every app user's encounter log as ONE real :class:`proximity.log.EncounterLog` (SQLite), shared.
+
+30,000 phones do not need 30,000 files: each row is what one phone logged, and carries that phone's
+own broadcast ID in the log's ``own_id`` column (what a phone's log records as "the ID I was sending").
+Sightings are written a chunk at a time (one transaction) and read back as the log's
+:class:`Observations`, so matching and estimation see exactly what was stored (RSSI rounded as radios
+report it). Which phone wrote each row read back is known from the row ids of the chunk just written
+(checked against the stored IDs and times), so the simulator keeps that map for one chunk only.
+
+Bluezone's app logs a contact ID at most every 5 s per phone. The log's own ``dedup_seconds`` keys on
+the ID alone (one phone per log), so in a shared log each phone's rule is applied before writing, by
+:class:`AppDedup`; a test checks it keeps exactly the rows per-phone logs keep.
+
+The file lives in a temporary directory on disk (a city day's log is gigabytes; memory holds one chunk).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from itertools import pairwise
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proximity.log import EncounterLog
+from proximity.sightings import Observations
+
+__all__ = ["AppDedup", "SharedLog"]
+
+_RSSI_LOW, _RSSI_HIGH = -126, 20  # what a radio reports (127 = unknown)
+READ_ROWS = 50_000
+
+
+class SharedLog:
+    """All phones' sightings in one encounter log; :meth:`write` returns the chunk as stored."""
+
+    def __init__(self, scheme: str, directory: str | Path | None = None) -> None:
+        self.scheme = scheme
+        self._tmp = tempfile.TemporaryDirectory(prefix="proximity-sim-", dir=directory)
+        self.path = Path(self._tmp.name) / "phones.sqlite3"
+        self.log = EncounterLog(self.path)
+        self.written = 0  # rows in the log (row ids are 1..written: rows are only ever appended)
+
+    def write(
+        self,
+        scanner: NDArray[np.int64],
+        own_ids: NDArray[np.uint8],
+        ids: NDArray[np.uint8],
+        times: NDArray[np.float64],
+        rssi: NDArray[np.float64],
+        aem: NDArray[np.uint8] | None,
+        since: float,
+        until: float,
+    ) -> tuple[Observations, NDArray[np.int64]]:
+        """Log one chunk (all its times in ``[since, until)``, later than anything logged before);
+        return the log's observations of that time range and the phone that logged each."""
+        n = int(times.shape[0])
+        if n:
+            if times.min() < since or times.max() >= until:
+                raise ValueError("sightings must lie in [since, until)")
+            own = np.ascontiguousarray(own_ids).view(np.dtype((np.void, own_ids.shape[1]))).ravel()
+            report = self.log.add_columns(
+                self.scheme,
+                ids,
+                times,
+                np.clip(np.round(rssi), _RSSI_LOW, _RSSI_HIGH),
+                aem=aem,
+                has_aem=None if aem is None else np.ones(n, np.bool_),
+                own_id=[bytes(v) for v in own.tolist()],
+            )
+            if report.written != n:
+                raise RuntimeError(f"the encounter log kept {report.written} of {n} simulated sightings")
+        first = self.written + 1
+        self.written += n
+        obs = self._read(since, until, n)
+        index = obs.row_ids - first
+        if len(obs) != n or (n and (index.min() < 0 or index.max() >= n)):
+            raise RuntimeError("the encounter log returned rows the simulator did not write")
+        if n and not (np.array_equal(obs.times, times[index]) and np.array_equal(obs.ids, ids[index])):
+            raise RuntimeError("the encounter log's row ids are not in the order rows were written")
+        return obs, scanner[index]
+
+    def _read(self, since: float, until: float, n: int) -> Observations:
+        """The log's observations of [since, until), read in time slices of about READ_ROWS rows (the
+        log builds Python objects per row before its arrays: slices keep that transient small)."""
+        slices = max(1, -(-n // READ_ROWS))
+        edges = np.linspace(since, until, slices + 1)
+        edges[-1] = until
+        parts = [self.log.observations(self.scheme, since=lo, until=hi) for lo, hi in pairwise(edges)]
+        if len(parts) == 1:
+            return parts[0]
+        return Observations(
+            self.scheme,
+            np.concatenate([p.ids for p in parts]),
+            np.concatenate([p.times for p in parts]),
+            np.concatenate([p.rssi for p in parts]),
+            np.concatenate([p.aem for p in parts]),
+            np.concatenate([p.has_aem for p in parts]),
+            np.concatenate([p.row_ids for p in parts]),
+        )
+
+    def close(self) -> None:
+        self.log.close()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> SharedLog:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AppDedup:
+    """Each phone keeps a row for an observed ID only if ``every`` s have passed since the last one it
+    kept (the rule :meth:`EncounterLog.add_columns` applies with ``dedup_seconds``), across chunks."""
+
+    def __init__(self, every: float) -> None:
+        if not every > 0:
+            raise ValueError(f"every must be positive, got {every!r}")
+        self.every = every
+        self._keys = np.zeros(0, np.dtype((np.void, 1)))  # (scanner, id) of rows kept near the end
+        self._last = np.zeros(0)
+
+    def keep(
+        self, scanner: NDArray[np.int64], ids: NDArray[np.uint8], times: NDArray[np.float64]
+    ) -> NDArray[np.bool_]:
+        """Which rows a phone logs; all ``times`` must be later than those of earlier calls."""
+        n = int(times.shape[0])
+        keep = np.zeros(n, np.bool_)
+        if n == 0:
+            return keep
+        both = np.concatenate((scanner.astype("<i8")[:, None].view(np.uint8), ids), axis=1)
+        keys = np.ascontiguousarray(both).view(np.dtype((np.void, both.shape[1]))).ravel()
+        groups, group = np.unique(keys, return_inverse=True)
+        group = group.ravel()
+        # the last kept time of each group before this chunk (-inf when none is recent)
+        threshold = np.full(groups.size, -np.inf)
+        if self._keys.size and self._keys.dtype == groups.dtype:
+            at = np.minimum(np.searchsorted(groups, self._keys), groups.size - 1)
+            known = groups[at] == self._keys
+            threshold[at[known]] = self._last[known]
+        threshold += self.every
+        order = np.lexsort((times, group))
+        t = times[order]
+        g = group[order]
+        starts = np.searchsorted(g, np.arange(groups.size))
+        ends = np.searchsorted(g, np.arange(groups.size), side="right")
+        # sorted by (group, time): key = group rank * width + time lets one searchsorted serve all
+        t0 = float(t.min())
+        width = float(t.max() - t0) + 2.0 * self.every + 1.0
+        flat = g * width + (t - t0)
+        last = np.full(groups.size, -np.inf)
+        active = np.arange(groups.size)
+        while active.size:
+            target = active * width + (np.maximum(threshold[active], t0 - self.every) - t0)
+            pos = np.maximum(np.searchsorted(flat, target, side="left"), starts[active])
+            ok = pos < ends[active]
+            active, pos = active[ok], pos[ok]
+            keep[order[pos]] = True
+            last[active] = t[pos]
+            threshold[active] = t[pos] + self.every
+        recent = last > float(t.max()) - self.every
+        self._keys, self._last = groups[recent], last[recent]
+        return keep

@@ -1,0 +1,154 @@
+"""Per-pair state streamed through a run: close time (ground truth) and the sightings awaiting judgement.
+
+Memory holds only pairs still in play. A pair is *settled* (judged, then dropped) when nothing can
+change its verdict any more:
+
+- exactly: after the UTC day of its last sighting (estimators and the contact rule work per UTC day),
+  or at the end of the run;
+- with ``forget`` > 0 s (city runs): also once it has been apart (not close / not heard) for
+  ``forget`` s. A pair that meets again later that day starts afresh, so time is summed per meeting,
+  not per day, for both the truth and the estimators. Without it, a city day of walkers holds
+  hundreds of millions of brief close pairs;
+- with ``hold`` > 0 s: the sightings of a pair heard for longer than ``hold`` s are judged as one
+  piece and the pair starts afresh (neighbours who stay together all day would otherwise hold the
+  whole day's sightings). The contact rule (truth) is unaffected: it keeps one number per pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proximity.times import SECONDS_PER_DAY
+
+__all__ = ["CloseTime", "HeardPairs"]
+
+
+class CloseTime:
+    """Seconds each pair (i < j) spent within the contact distance, per UTC day; yields true contacts."""
+
+    def __init__(self, n: int, threshold: float, forget: float) -> None:
+        self.n = np.int64(n)
+        self.threshold = threshold
+        self.forget = forget
+        self._keys = np.zeros(0, np.int64)  # (day * n + i) * n + j
+        self._secs = np.zeros(0)
+        self._last = np.zeros(0)
+        self.peak = 0
+
+    def add(self, keys: NDArray[np.int64], seconds: NDArray[np.float64], now: float) -> None:
+        merged, inverse = np.unique(np.concatenate((self._keys, keys)), return_inverse=True)
+        inverse = inverse.ravel()
+        self._secs = np.bincount(inverse, np.concatenate((self._secs, seconds)), merged.size).astype(
+            np.float64
+        )
+        last = np.full(merged.size, -np.inf)
+        np.maximum.at(last, inverse, np.concatenate((self._last, np.full(keys.size, now))))
+        self._keys, self._last = merged.astype(np.int64), last
+        self.peak = max(self.peak, int(merged.size))
+
+    def settle(self, now: float, final: bool = False) -> set[tuple[int, int]]:
+        """Drop the pairs that are settled at ``now``; return those of them that met the rule."""
+        day = self._keys // (self.n * self.n)
+        done = (day + 1) * SECONDS_PER_DAY <= now
+        if final:
+            done[:] = True
+        elif self.forget > 0:
+            done |= self._last < now - self.forget
+        met = done & (self._secs >= self.threshold - 1e-9)
+        pairs = self._keys[met] % (self.n * self.n)
+        out = set(zip((pairs // self.n).tolist(), (pairs % self.n).tolist(), strict=True))
+        keep = ~done
+        self._keys, self._secs, self._last = self._keys[keep], self._secs[keep], self._last[keep]
+        return out
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Heard:
+    """One phone's logged sightings of one counterpart (the CounterpartSightings shape)."""
+
+    times: NDArray[np.float64]
+    rssi: NDArray[np.float64]
+    tx_power: NDArray[np.float64]
+
+
+class HeardPairs:
+    """Logged sightings per (scanner, counterpart), held column-wise until the pair is settled.
+
+    Rows are kept in flat arrays (pair code, time, RSSI as float32: radios report whole dBm), about
+    20 bytes a row and no Python object per pair, so a pair that stays together all day costs only
+    its sightings.
+    """
+
+    def __init__(self, n: int, forget: float, hold: float = 0.0) -> None:
+        self.n = np.int64(n)
+        self.forget = forget
+        self.hold = hold
+        self._code = np.zeros(0, np.int64)
+        self._time = np.zeros(0, np.float64)
+        self._rssi = np.zeros(0, np.float32)
+        self._pairs = np.zeros(0, np.int64)  # codes of the pairs held, sorted
+        self._last = np.zeros(0, np.float64)  # when each was last heard
+        self._first = np.zeros(0, np.float64)  # ... and first (since it was last settled)
+        self.peak_rows = 0
+        self.peak_pairs = 0
+
+    @property
+    def rows(self) -> int:
+        return int(self._code.size)
+
+    def add(
+        self,
+        scanner: NDArray[np.int64],
+        counterpart: NDArray[np.int64],
+        times: NDArray[np.float64],
+        rssi: NDArray[np.float64],
+    ) -> None:
+        if times.size == 0:
+            return
+        code = scanner.astype(np.int64) * self.n + counterpart
+        self._code = np.concatenate((self._code, code))
+        self._time = np.concatenate((self._time, times))
+        self._rssi = np.concatenate((self._rssi, rssi.astype(np.float32)))
+        pairs, inverse = np.unique(np.concatenate((self._pairs, code)), return_inverse=True)
+        inverse = inverse.ravel()
+        last = np.full(pairs.size, -np.inf)
+        np.maximum.at(last, inverse, np.concatenate((self._last, times)))
+        first = np.full(pairs.size, np.inf)
+        np.minimum.at(first, inverse, np.concatenate((self._first, times)))
+        self._pairs, self._last, self._first = pairs.astype(np.int64), last, first
+        self.peak_rows = max(self.peak_rows, self.rows)
+        self.peak_pairs = max(self.peak_pairs, int(pairs.size))
+
+    def settle(
+        self, now: float, final: bool = False
+    ) -> Iterator[tuple[int, int, NDArray[np.float64], NDArray[np.float64]]]:
+        """(scanner, counterpart, times, rssi) of every pair settled at ``now``, in code order."""
+        midnight = np.floor(now / SECONDS_PER_DAY) * SECONDS_PER_DAY
+        done = self._last < midnight
+        if final:
+            done[:] = True
+        else:
+            if self.forget > 0:
+                done |= self._last < now - self.forget
+            if self.hold > 0:
+                done |= self._first < now - self.hold
+        if not done.any():
+            return
+        settled = self._pairs[done]
+        self._pairs, self._last, self._first = self._pairs[~done], self._last[~done], self._first[~done]
+        mine = np.isin(self._code, settled)
+        code, times, rssi = self._code[mine], self._time[mine], self._rssi[mine].astype(np.float64)
+        keep = ~mine
+        self._code, self._time, self._rssi = self._code[keep], self._time[keep], self._rssi[keep]
+        order = np.lexsort((times, code))
+        code, times, rssi = code[order], times[order], rssi[order]
+        cuts = np.flatnonzero(np.diff(code)) + 1
+        starts = np.concatenate(([0], cuts)).tolist()
+        ends = np.concatenate((cuts, [code.size])).tolist()
+        for lo, hi in zip(starts, ends, strict=True):
+            key = int(code[lo])
+            yield key // int(self.n), key % int(self.n), times[lo:hi], rssi[lo:hi]

@@ -1,0 +1,146 @@
+"""Pairs of points within a radius by spatial hashing (numpy only): O(points + pairs), no pair matrix.
+
+Points are binned into square cells of side ``radius`` on a dense grid (counting sort), so each
+point's neighbours are read from its own and the adjacent cells' slices, all at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["StaticGrid", "close_pairs", "cross_pairs"]
+
+_COLUMNS = np.array([-1, 0, 1], np.int64)  # the x offsets of the 3 x 3 neighbourhood
+
+Pairs = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
+
+
+def _empty() -> Pairs:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+
+
+def _grid(
+    b: NDArray[np.float64], origin: NDArray[np.float64], radius: float, shape: tuple[int, int]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Cells of b (padded by one), b's indices sorted by cell, and each cell's start in that order."""
+    cells = np.floor((b - origin) / radius).astype(np.int64) + 1
+    flat = cells[:, 0] * shape[1] + cells[:, 1]
+    order = np.argsort(flat, kind="stable")
+    counts = np.bincount(flat, minlength=shape[0] * shape[1])
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    return order, starts, cells
+
+
+def _pairs(
+    a: NDArray[np.float64], b: NDArray[np.float64], radius: float
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    both = np.concatenate((a, b))
+    origin = both.min(axis=0)
+    span = np.floor((both.max(axis=0) - origin) / radius).astype(np.int64) + 3
+    shape = (int(span[0]), int(span[1]))
+    order, starts, _ = _grid(b, origin, radius, shape)
+    return _probe(a, origin, radius, shape, order, starts)
+
+
+def _probe(
+    a: NDArray[np.float64],
+    origin: NDArray[np.float64],
+    radius: float,
+    shape: tuple[int, int],
+    order: NDArray[np.int64],
+    starts: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Candidate pairs of points ``a`` with the binned points in the 3 x 3 cells around each: cells
+    are numbered x * shape[1] + y, so each column of three is one contiguous slice of ``order``."""
+    cell_a = np.floor((a - origin) / radius).astype(np.int64) + 1
+    column = (cell_a[:, 0, None] + _COLUMNS[None, :]) * shape[1] + cell_a[:, 1, None]
+    lo = starts[column - 1].ravel()
+    count = starts[column + 2].ravel() - lo
+    total = int(count.sum())
+    ia = np.repeat(np.repeat(np.arange(len(a), dtype=np.int64), _COLUMNS.size), count)
+    positions = np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(count) - count), count)
+    return ia, order[positions]
+
+
+class StaticGrid:
+    """Points that never move (seated, standing), binned once: each step only the movers are searched
+    against them. ``low``/``high`` bound every point ever queried (the venue)."""
+
+    def __init__(
+        self, points: NDArray[np.float64], radius: float, low: NDArray[np.float64], high: NDArray[np.float64]
+    ) -> None:
+        self.points = points
+        self.radius = radius
+        self.origin = np.minimum(low, points.min(axis=0)) if len(points) else low
+        top = np.maximum(high, points.max(axis=0)) if len(points) else high
+        span = np.floor((top - self.origin) / radius).astype(np.int64) + 3
+        self.shape = (int(span[0]), int(span[1]))
+        self.order, self.starts, _ = _grid(points, self.origin, radius, self.shape)
+
+    def query(self, a: NDArray[np.float64]) -> Pairs:
+        """Every (i, j) with |a[i] - points[j]| <= radius, and that distance."""
+        if len(a) == 0 or len(self.points) == 0:
+            return _empty()
+        ia, ib = _probe(a, self.origin, self.radius, self.shape, self.order, self.starts)
+        return _within(a, self.points, ia, ib, self.radius)
+
+
+def _within(
+    a: NDArray[np.float64],
+    b: NDArray[np.float64],
+    ia: NDArray[np.int64],
+    ib: NDArray[np.int64],
+    radius: float,
+    keep: NDArray[np.bool_] | None = None,
+) -> Pairs:
+    dx = a[:, 0][ia] - b[:, 0][ib]
+    dy = a[:, 1][ia] - b[:, 1][ib]
+    d2 = dx * dx + dy * dy
+    mask = d2 <= radius * radius if keep is None else (d2 <= radius * radius) & keep
+    return ia[mask], ib[mask], np.sqrt(d2[mask])
+
+
+def cross_pairs(a: NDArray[np.float64], b: NDArray[np.float64], radius: float) -> Pairs:
+    """Every (i, j) with |a[i] - b[j]| <= radius, and that distance; a and b are (n, 2) positions."""
+    if len(a) == 0 or len(b) == 0:
+        return _empty()
+    ia, ib = _pairs(a, b, radius)
+    return _within(a, b, ia, ib, radius)
+
+
+def close_pairs(points: NDArray[np.float64], radius: float) -> Pairs:
+    """Every unordered pair i < j of ``points`` within ``radius``, with its distance.
+
+    Works on the points sorted by cell (contiguous memory); in its own cell a point is paired only
+    with the points after it, in four of its eight neighbour cells with all (each pair once). Cell
+    row y = 0 is always empty (cells start at 1), so a slice running past a column's top is harmless.
+    """
+    n = len(points)
+    if n < 2:
+        return _empty()
+    origin = points.min(axis=0)
+    cells = np.floor((points - origin) / radius).astype(np.int64) + 1
+    span = cells.max(axis=0) + 2
+    flat = cells[:, 0] * span[1] + cells[:, 1]
+    order = np.argsort(flat, kind="stable")
+    fs = flat[order]
+    xs, ys = points[order, 0], points[order, 1]
+    starts = np.zeros(int(span[0] * span[1]) + 1, np.int64)
+    np.cumsum(np.bincount(fs, minlength=int(span[0] * span[1])), out=starts[1:])
+    rank = np.arange(n, dtype=np.int64)
+    # two contiguous slices per point: the rest of its own cell and the next cell up (same column),
+    # and the three cells of the next column; the other four neighbours find this point themselves
+    lo = np.stack((rank + 1, starts[fs + span[1] - 1]), axis=1)
+    hi = np.stack((starts[fs + 2], starts[fs + span[1] + 2]), axis=1)
+    count = (hi - lo).ravel()
+    first = lo.ravel()
+    total = int(count.sum())
+    ia = np.repeat(np.repeat(rank, 2), count)
+    ib = np.arange(total, dtype=np.int64) + np.repeat(first - (np.cumsum(count) - count), count)
+    dx = xs[ia] - xs[ib]
+    dy = ys[ia] - ys[ib]
+    d2 = dx * dx + dy * dy
+    keep = d2 <= radius * radius
+    i, j = order[ia[keep]], order[ib[keep]]
+    return np.minimum(i, j), np.maximum(i, j), np.sqrt(d2[keep])

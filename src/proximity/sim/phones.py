@@ -1,0 +1,134 @@
+"""App users' phones: a real KeyRing each, and the IDs (and GAEN AEMs) it broadcasts, as lookup tables.
+
+The rings come from :class:`proximity.keyring.KeyRing` (random bytes from the run's "keys" stream,
+so a seed fixes every key); the IDs from the real schemes (``GAEN.ids_of_key``, ``BLUEZONE.ids_of_key``),
+tabulated per phone per slot so that sightings get their ID by indexing. What a diagnosed phone
+publishes is what the app would: its GAEN diagnosis keys or its Bluezone daily-key record.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proximity.keyring import KeyRing, KeyRingSettings
+from proximity.matching import DiagnosisKey, ReportType
+from proximity.schemes import BLUEZONE, GAEN, BluezoneDailyKey
+from proximity.schemes.gaen import ENIN_SECONDS
+from proximity.sightings import ID_LENGTHS
+from proximity.times import SECONDS_PER_DAY, utc_midnight
+
+__all__ = ["Phones"]
+
+
+class Phones:
+    """Keys and ID tables of the app users among ``n`` agents over ``[start, end)``."""
+
+    def __init__(
+        self,
+        scheme: str,
+        users: NDArray[np.int64],
+        n: int,
+        start: float,
+        end: float,
+        rng: np.random.Generator,
+        tx_power: int | NDArray[np.int64] = 8,
+        confidence: int | NDArray[np.int64] = 0,
+    ) -> None:
+        """``tx_power`` and ``confidence`` (per agent, or one for all) go into each phone's metadata."""
+        self.scheme = scheme
+        self.users = users
+        self.row = np.full(n, -1, np.int64)
+        self.row[users] = np.arange(users.size)
+        self.start, self.end = start, end
+        self.first_day = utc_midnight(start)
+        self.days = int((utc_midnight(max(start, end - 1e-6)) - self.first_day) // SECONDS_PER_DAY) + 1
+        if scheme == "gaen":
+            self.slot_seconds = ENIN_SECONDS
+            self.origin = int(start // ENIN_SECONDS) * ENIN_SECONDS
+        else:
+            self.slot_seconds = SECONDS_PER_DAY // BLUEZONE.ids_per_day
+            self.origin = self.first_day
+        slots = int(-(-(end - self.origin) // self.slot_seconds))
+        length = ID_LENGTHS[scheme]
+        self.ids = np.zeros((users.size, slots, length), np.uint8)
+        self.aem = np.zeros((users.size, slots, 4), np.uint8)
+        tx = np.broadcast_to(np.asarray(tx_power, np.int64), (n,))
+        conf = np.broadcast_to(np.asarray(confidence, np.int64), (n,))
+        settings: dict[tuple[int, int], KeyRingSettings] = {}
+        self.rings: list[KeyRing] = []
+        for row, agent in enumerate(users.tolist()):
+            mine = (int(tx[agent]), int(conf[agent]))
+            if mine not in settings:
+                settings[mine] = KeyRingSettings(tx_power=mine[0], calibration_confidence=mine[1])
+            ring = KeyRing.create(start, settings[mine], random_bytes=rng.bytes)
+            for day in range(1, self.days):
+                ring = ring.rolled(self.first_day + day * SECONDS_PER_DAY, random_bytes=rng.bytes)
+            self.rings.append(ring)
+            self._tabulate(row, ring)
+        flat = self.ids.reshape(-1, length)
+        self._sorted_ids, self._owner = _id_index(flat, users, slots)
+
+    def _tabulate(self, row: int, ring: KeyRing) -> None:
+        slots = self.ids.shape[1]
+        if self.scheme == "gaen":
+            for key in ring.gaen_keys:
+                batch = GAEN.ids_of_key(key)
+                aem = GAEN.aems_of_key(key, batch, ring.settings.gaen_metadata)
+                self._place(row, batch.starts, batch.ids, aem, slots)
+        else:
+            record = ring.bluezone_key.record(self.first_day, self.days, BLUEZONE.ids_per_day)
+            batch = BLUEZONE.ids_of_key(record)
+            self._place(row, batch.starts, batch.ids, None, slots)
+
+    def _place(
+        self,
+        row: int,
+        starts: NDArray[np.int64],
+        ids: NDArray[np.uint8],
+        aem: NDArray[np.uint8] | None,
+        slots: int,
+    ) -> None:
+        slot = (starts - self.origin) // self.slot_seconds
+        ok = (slot >= 0) & (slot < slots)
+        self.ids[row, slot[ok]] = ids[ok]
+        if aem is not None:
+            self.aem[row, slot[ok]] = aem[ok]
+
+    def broadcast(
+        self, agents: NDArray[np.int64], times: NDArray[np.float64]
+    ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        """The ID (and AEM) each of ``agents`` (app users) broadcast at ``times``."""
+        slot = ((times - self.origin) // self.slot_seconds).astype(np.int64)
+        rows = self.row[agents]
+        return self.ids[rows, slot], self.aem[rows, slot]
+
+    def owners(self, ids: NDArray[np.uint8]) -> NDArray[np.int64]:
+        """The agent that broadcast each ID (-1 if none did): the simulator's ground truth."""
+        if ids.shape[0] == 0:
+            return np.zeros(0, np.int64)
+        wanted = _as_void(np.ascontiguousarray(ids))
+        at = np.searchsorted(self._sorted_ids, wanted)
+        at = np.minimum(at, self._sorted_ids.size - 1)
+        found = self._sorted_ids[at] == wanted
+        return np.where(found, self._owner[at], -1)
+
+    def published(self, agent: int) -> list[DiagnosisKey] | list[BluezoneDailyKey]:
+        """What ``agent`` uploads when confirmed: every GAEN key of the run, or one Bluezone record."""
+        ring = self.rings[int(self.row[agent])]
+        if self.scheme == "gaen":
+            return [DiagnosisKey(key, report_type=ReportType.CONFIRMED_TEST) for key in ring.gaen_keys]
+        return [ring.bluezone_key.record(self.first_day, self.days, BLUEZONE.ids_per_day)]
+
+
+def _as_void(rows: NDArray[np.uint8]) -> NDArray[np.void]:
+    return rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
+
+
+def _id_index(
+    flat: NDArray[np.uint8], users: NDArray[np.int64], slots: int
+) -> tuple[NDArray[np.void], NDArray[np.int64]]:
+    keys = _as_void(np.ascontiguousarray(flat))
+    owner = np.repeat(users, slots)
+    order = np.argsort(keys, kind="stable")
+    return keys[order], owner[order]

@@ -1,0 +1,132 @@
+"""Tidy results on disk: results.csv (one row per adoption x estimator x seed) and, when pyarrow is
+installed, the same table as results.parquet; pair scores; PNG plots."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from proximity.sim.run import ResultRow
+from proximity.sim.sweep import SweepResult
+
+__all__ = ["plot_fraction_traced", "plot_roc", "write_results"]
+
+
+def write_results(result: SweepResult, directory: Path) -> list[Path]:
+    """results.csv, pair_scores.csv and the two plots; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / "results.csv", directory / "pair_scores.csv"]
+    rows = [r.to_dict() for r in result.rows]
+    with paths[0].open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["scenario"])
+        writer.writeheader()
+        writer.writerows(rows)
+    parquet = write_parquet(result.rows, directory / "results.parquet")
+    if parquet is not None:
+        paths.append(parquet)
+    with paths[1].open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["estimator", "adoption", "seed", "score", "true_contact"])
+        for (name, p, s), (scores, labels) in sorted(result.scores.items()):
+            for score, label in zip(scores.tolist(), labels.tolist(), strict=True):
+                out.writerow([name, p, s, score, int(label)])
+    paths.append(plot_fraction_traced(result.rows, directory / "fraction_traced.png"))
+    paths.append(plot_roc(result, directory / "roc.png"))
+    return paths
+
+
+def write_parquet(rows: Sequence[ResultRow], path: Path) -> Path | None:
+    """The results table as Parquet (typed columns; NaN -> null); None when pyarrow is not installed."""
+    try:
+        pa: Any = importlib.import_module("pyarrow")
+        pq: Any = importlib.import_module("pyarrow.parquet")
+    except ImportError:
+        return None
+    names = [f.name for f in fields(ResultRow)]
+    kinds = {f.name: f.type for f in fields(ResultRow)}
+    types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
+    records = [r.to_dict() for r in rows]
+    schema = pa.schema([(name, types[str(kinds[name])]) for name in names])
+    table = pa.table({name: [rec[name] for rec in records] for name in names}, schema=schema)
+    pq.write_table(table, path)
+    return path
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_fraction_traced(rows: Sequence[ResultRow], path: Path) -> Path:
+    """Mean fraction traced (with seed range) vs adoption per estimator, against p^2 and p^2 x 0.8."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    grid = np.linspace(0.0, 1.0, 101)
+    ax.plot(grid, grid**2, color="0.3", linestyle="--", label="p² (both carry the app)")
+    ax.plot(grid, 0.8 * grid**2, color="0.6", linestyle=":", label="0.8 p² (OpenABM)")
+    for name in sorted({r.estimator for r in rows}):
+        mine = [r for r in rows if r.estimator == name and r.fraction_traced == r.fraction_traced]
+        ps = sorted({r.adoption for r in mine})
+        if not ps:
+            continue
+        values = [[r.fraction_traced for r in mine if r.adoption == p] for p in ps]
+        mean = [float(np.mean(v)) for v in values]
+        low = [m - float(np.min(v)) for m, v in zip(mean, values, strict=True)]
+        high = [float(np.max(v)) - m for m, v in zip(mean, values, strict=True)]
+        ax.errorbar(ps, mean, yerr=[low, high], marker="o", capsize=3, label=name)
+    scenario = rows[0].scenario if rows else ""
+    ax.set(
+        xlabel="adoption p (fraction of agents with the app)",
+        ylabel="fraction of true contacts traced",
+        title=f"{scenario}: contacts traced vs adoption",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-scores, kind="stable")
+    y = labels[order]
+    tpr = np.concatenate(([0.0], np.cumsum(y) / max(int(y.sum()), 1)))
+    fpr = np.concatenate(([0.0], np.cumsum(~y) / max(int((~y).sum()), 1)))
+    return fpr, tpr
+
+
+def plot_roc(result: SweepResult, path: Path) -> Path:
+    """ROC of each estimator over all app-user pairs that heard each other (all runs pooled)."""
+    from proximity.estimation import roc_auc
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="chance")
+    for name in sorted({key[0] for key in result.scores}):
+        parts = [v for k, v in sorted(result.scores.items()) if k[0] == name]
+        scores = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
+        labels = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.bool_)
+        if not (labels.any() and (~labels).any()):
+            continue
+        fpr, tpr = _roc(scores, labels)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(scores, labels):.2f})")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Estimators on simulated pairs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

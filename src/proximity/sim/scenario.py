@@ -1,0 +1,145 @@
+"""A scenario: the venue and crowd, the phones, the channel, the contact rule; loaded from TOML.
+
+File layout (every key optional except ``name`` and ``[crowd]`` agents/width/height)::
+
+    name = "classroom"
+    start = "2020-08-05T08:00:00Z"   # or unix seconds
+    duration = 3600                  # s
+    step = 1.0                       # s
+    scheme = "gaen"                  # or "bluezone"
+    adoption = [0.2, 0.6]            # default sweep
+    estimators = ["probabilistic"]
+    diagnosed = 0.1                  # fraction of app users confirmed (at least one)
+    contact_distance = 2.0           # m   } the ground-truth rule:
+    contact_minutes = 15.0           # min } within distance for minutes in a UTC day
+    chunk = 900                      # s of sightings generated (and logged) at a time
+    forget = 0                       # s apart after which a pair is judged and dropped (0 = per day)
+    hold = 0                         # s of a pair's sightings judged as one piece (0 = no limit)
+    pair_scores = true               # keep every pair's score (ROC, AUC); false for a city
+    [crowd]  ... CrowdParams fields
+    [channel] ... ChannelParams fields
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from proximity.errors import ProximityError
+from proximity.estimation import estimator_names
+from proximity.sim.channel import ChannelParams
+from proximity.sim.duty import DUTY_CYCLES
+from proximity.sim.mobility import CrowdParams
+from proximity.times import parse_time
+
+__all__ = ["Scenario", "ScenarioError", "load_scenario", "scenario_from_dict"]
+
+
+class ScenarioError(ProximityError, ValueError):
+    """A scenario file that cannot be used (bad TOML, unknown key, impossible value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    crowd: CrowdParams
+    channel: ChannelParams = field(default_factory=ChannelParams)
+    start: float = 1596614400.0  # 2020-08-05 08:00 UTC
+    duration: float = 3600.0
+    step: float = 1.0
+    scheme: str = "gaen"
+    duty: str = ""  # default: the scheme's own
+    adoption: tuple[float, ...] = (0.6,)
+    estimators: tuple[str, ...] = ("probabilistic",)
+    diagnosed: float = 0.1
+    contact_distance: float = 2.0
+    contact_minutes: float = 15.0
+    rssi_correction: float = 4.0  # the fleet correction rssi_at_1m is read with (estimation's ChannelModel)
+    tx_power: int = 8  # reference dBm phones advertise (+ their model's TX offset) in GAEN metadata
+    chunk: float = 900.0
+    forget: float = 0.0  # > 0: pairs apart this long are settled (bounded memory; see sim/ledger.py)
+    hold: float = 0.0  # > 0: a pair's sightings are judged in pieces of about this long
+    pair_scores: bool = True  # keep each heard pair's score for the ROC (one float per pair)
+
+    def __post_init__(self) -> None:
+        if self.scheme not in ("gaen", "bluezone"):
+            raise ScenarioError(f"scheme must be 'gaen' or 'bluezone', got {self.scheme!r}")
+        if self.duty and self.duty not in DUTY_CYCLES:
+            raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
+        if not (math.isfinite(self.duration) and self.duration > 0 and 0 < self.step <= self.duration):
+            raise ScenarioError("duration must be positive and step in (0, duration]")
+        if self.chunk < self.step:
+            raise ScenarioError("chunk must be at least one step")
+        if not (math.isfinite(self.forget) and (self.forget == 0 or self.forget >= self.chunk)):
+            raise ScenarioError("forget must be 0 (judge pairs per day) or at least one chunk")
+        if not (math.isfinite(self.hold) and (self.hold == 0 or self.hold >= 2 * self.contact_minutes * 60)):
+            raise ScenarioError("hold must be 0 (no limit) or at least twice contact_minutes")
+        for p in self.adoption:
+            if not 0.0 <= p <= 1.0:
+                raise ScenarioError(f"adoption must be in [0, 1], got {p}")
+        if not 0.0 <= self.diagnosed <= 1.0:
+            raise ScenarioError(f"diagnosed must be in [0, 1], got {self.diagnosed}")
+        known = set(estimator_names())
+        for name in self.estimators:
+            if name not in known:
+                raise ScenarioError(f"unknown estimator {name!r}; choose from {', '.join(sorted(known))}")
+        if self.contact_distance <= 0 or self.contact_minutes < 0:
+            raise ScenarioError("contact_distance must be positive and contact_minutes >= 0")
+        if self.channel.max_range < self.contact_distance:
+            raise ScenarioError("channel max_range must be at least contact_distance")
+
+    @property
+    def duty_cycle(self) -> str:
+        return self.duty or self.scheme
+
+    def with_overrides(self, **changes: Any) -> Scenario:
+        return replace(self, **changes)
+
+
+def _build(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise ScenarioError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(names))}"
+        )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    try:
+        return cls(**values)
+    except ScenarioError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ScenarioError(f"{where}: {error}") from None
+
+
+def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scenario:
+    top = dict(data)
+    crowd = top.pop("crowd", None)
+    if not isinstance(crowd, Mapping):
+        raise ScenarioError(f"{where}: a [crowd] table with agents, width and height is required")
+    channel = top.pop("channel", {})
+    if "start" in top:
+        try:
+            top["start"] = float(parse_time(str(top["start"])))
+        except (TypeError, ValueError) as error:
+            raise ScenarioError(f"{where}: start: {error}") from None
+    top["crowd"] = _build(CrowdParams, crowd, f"{where} [crowd]")
+    top["channel"] = _build(ChannelParams, channel, f"{where} [channel]")
+    scenario: Scenario = _build(Scenario, top, where)
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario TOML file (see the module docstring for the keys)."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as error:
+        raise ScenarioError(f"cannot read scenario {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"scenario {path} is not valid TOML: {error}") from None
+    data.setdefault("name", Path(path).stem)
+    return scenario_from_dict(data, str(path))

@@ -1,0 +1,221 @@
+"""The world of one run: movers, phones and the channel, streaming sightings and ground truth in chunks.
+
+Only app users' phones advertise and scan. Each step: move everyone, find who is within the contact
+distance of whom (ground truth, all agents present), and which scanning phone hears which advertising
+phone within ``max_range`` (spatial hash), then draw each packet's RSSI, loss and sensitivity.
+A chunk holds ``scenario.chunk`` seconds: memory is bounded by one chunk's sightings, never all pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proximity.estimation import CalibrationTable
+from proximity.sim.channel import received_rssi
+from proximity.sim.devicemodels import DeviceModels
+from proximity.sim.duty import DUTY_CYCLES
+from proximity.sim.mobility import STATIONARY, Movers
+from proximity.sim.neighbours import StaticGrid, close_pairs, cross_pairs
+from proximity.sim.scenario import Scenario
+from proximity.sim.streams import Streams
+from proximity.times import SECONDS_PER_DAY
+
+__all__ = ["BATCH_STEPS", "SightingChunk", "World"]
+
+BATCH_STEPS = 32  # steps searched for neighbours together (numpy call overhead amortised) ...
+BATCH_POINTS = 64_000  # ... while that many agent positions fit in one search (a city searches one step)
+COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SightingChunk:
+    """``[start, end)``: packets heard (scanner hears advertiser) and seconds each pair spent close.
+
+    Close pairs are keyed ``(day * n + i) * n + j`` with i < j (``day`` = UTC day number): see
+    :meth:`World.split_key`.
+    """
+
+    start: float
+    end: float
+    times: NDArray[np.float64]
+    scanner: NDArray[np.int64]
+    advertiser: NDArray[np.int64]
+    rssi: NDArray[np.float64]
+    distance: NDArray[np.float64]
+    close_keys: NDArray[np.int64]
+    close_seconds: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.times.shape[0])
+
+
+class World:
+    """One run of ``scenario`` at ``adoption`` with ``seed``; iterate :meth:`chunks` once."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        adoption: float,
+        seed: int,
+        *,
+        truth: bool = True,
+        calibration: CalibrationTable | None = None,
+    ) -> None:
+        if not 0.0 <= adoption <= 1.0:
+            raise ValueError(f"adoption must be in [0, 1], got {adoption}")
+        self.scenario = scenario
+        self.adoption = adoption
+        self.truth = truth  # False: sightings only (close_keys stay empty)
+        self.streams = Streams(seed)
+        n = scenario.crowd.agents
+        self.n = n
+        channel = scenario.channel
+        # Every per-agent draw happens for all agents (app user or not), each from its own stream,
+        # so changing adoption changes who has the app (nested sets) and nothing else.
+        self.app = self.streams("adoption").random(n) < adoption
+        self.carriage = channel.draw_carriage(self.streams("carriage"), n)
+        self.devices = DeviceModels.draw(self.streams("devices"), n, scenario, calibration)
+        self.device_tx = self.devices.true_tx_offset
+        self.device_rx = self.devices.true_rx_offset
+        duty = self.streams("duty")
+        self.scan_phase = duty.random(n)
+        self.advertise_phase = duty.random(n)
+        self.duty = DUTY_CYCLES[scenario.duty_cycle]
+        self.movers = Movers(scenario.crowd, self.streams("mobility"), scenario.start, scenario.duration)
+        self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
+        self._static: tuple[NDArray[np.int64], NDArray[np.int64], StaticGrid] | None = None
+        self._encounter_key = self.streams.key("encounter")
+        self._fading = self.streams("fading")
+        self._radio = self.streams("radio")
+
+    def _close_one_step(self, present: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """This step's close pairs (i < j) among those present, without searching still pairs again:
+        pairs of agents who never move are found once; movers are searched against a fixed grid of
+        the still and among themselves (the same pairs as one search over everyone)."""
+        radius = self.scenario.contact_distance
+        pos = self.movers.pos
+        if self._static is None:  # built at the first step: positions may be set after __init__
+            still = self._still
+            i, j, _ = close_pairs(pos[still], radius)
+            grid = StaticGrid(pos[still].copy(), radius, np.zeros(2), self.movers.size)
+            self._static = (still[i], still[j], grid)
+        si, sj, grid = self._static
+        both = present[si] & present[sj]
+        movers = np.flatnonzero(present & (self.movers.kind != STATIONARY))
+        mine = pos[movers]
+        a, b, _ = grid.query(mine)
+        other = self._still[b]
+        here = present[other]
+        ma, other = movers[a[here]], other[here]
+        mi, mj, _ = close_pairs(mine, radius)
+        gi = np.concatenate((si[both], np.minimum(ma, other), movers[mi]))
+        gj = np.concatenate((sj[both], np.maximum(ma, other), movers[mj]))
+        return gi, gj
+
+    def split_key(self, keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
+        """(day, i, j) of close-pair keys."""
+        n = np.int64(self.n)
+        return keys // (n * n), (keys // n) % n, keys % n
+
+    def chunks(self) -> Iterator[SightingChunk]:
+        sc = self.scenario
+        steps = int(np.floor(sc.duration / sc.step + 1e-9))
+        per_chunk = max(1, round(sc.chunk / sc.step))
+        for first in range(0, steps, per_chunk):
+            yield self._chunk(first, min(first + per_chunk, steps))
+
+    def _chunk(self, first: int, last: int) -> SightingChunk:
+        sc = self.scenario
+        parts: list[tuple[NDArray[Any], ...]] = []
+        keys: list[NDArray[np.int64]] = []
+        close_keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        pending = 0
+        batch = max(1, min(BATCH_STEPS, BATCH_POINTS // self.n))
+        for lo in range(first, last, batch):
+            heard, close = self._batch(lo, min(lo + batch, last))
+            parts.append(heard)
+            keys.append(close)
+            pending += close.size
+            if pending > COMPACT_KEYS or lo + batch >= last:  # a pair close for many steps: one entry
+                merged, inverse = np.unique(np.concatenate([close_keys, *keys]), return_inverse=True)
+                weights = np.concatenate([counts, *(np.ones(k.size, np.int64) for k in keys)])
+                close_keys = merged.astype(np.int64)
+                counts = np.bincount(inverse.ravel(), weights, merged.size).astype(np.int64)
+                keys, pending = [], 0
+        times, scanner, advertiser, rssi, distance = (np.concatenate([p[c] for p in parts]) for c in range(5))
+        return SightingChunk(
+            start=sc.start + first * sc.step,
+            end=sc.start + last * sc.step,
+            times=times,
+            scanner=scanner,
+            advertiser=advertiser,
+            rssi=rssi,
+            distance=distance,
+            close_keys=close_keys.astype(np.int64),
+            close_seconds=counts.astype(np.float64) * sc.step,
+        )
+
+    def _batch(self, first: int, last: int) -> tuple[tuple[NDArray[Any], ...], NDArray[np.int64]]:
+        """Steps [first, last) at once: each step's positions are laid side by side along x, far enough
+        apart that no pair spans two steps, so one neighbour search serves them all."""
+        sc = self.scenario
+        dt = sc.step
+        n = np.int64(self.n)
+        channel = sc.channel
+        gap = sc.crowd.width + 3.0 * channel.max_range
+        here_parts, scan_parts, adv_parts, pos_parts = [], [], [], []
+        for k in range(first, last):
+            t = sc.start + k * dt
+            self.movers.step(t, dt)
+            present = self.movers.present(t)
+            pos = self.movers.pos.copy()
+            pos[:, 0] += (k - first) * gap
+            pos_parts.append(pos)
+            base = (k - first) * self.n
+            here_parts.append(np.flatnonzero(present) + base)
+            phones = present & self.app
+            scan_parts.append(np.flatnonzero(phones & self.duty.scanning(t, self.scan_phase)) + base)
+            adv_parts.append(np.flatnonzero(phones & self.duty.advertising(t, self.advertise_phase)) + base)
+        positions = np.concatenate(pos_parts)
+        here = np.concatenate(here_parts)
+        if self.truth and last - first == 1 and self._still.size:
+            gi, gj = self._close_one_step(present)
+        elif self.truth:
+            i, j, _ = close_pairs(positions[here], sc.contact_distance)
+            gi, gj = here[i], here[j]
+        else:
+            gi = gj = np.zeros(0, np.int64)
+        step = first + gi // n
+        day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
+        close = (day * n + gi % n) * n + gj % n
+        scan, adv = np.concatenate(scan_parts), np.concatenate(adv_parts)
+        a, b, d = cross_pairs(positions[scan], positions[adv], channel.max_range)
+        rx_g, tx_g = scan[a], adv[b]
+        keep = (rx_g != tx_g) & (self._radio.random(rx_g.size) >= channel.packet_loss)
+        rx_g, tx_g, d = rx_g[keep], tx_g[keep], d[keep]
+        rx, tx = rx_g % n, tx_g % n
+        at = sc.start + (first + rx_g // n) * dt + self._radio.random(rx.size) * dt
+        rssi = received_rssi(
+            channel,
+            d,
+            tx,
+            rx,
+            at,
+            carriage=self.carriage,
+            device_tx=self.device_tx,
+            device_rx=self.device_rx,
+            encounter_key=self._encounter_key,
+            fading=self._fading,
+        )
+        ok = rssi >= channel.sensitivity_dbm
+        heard = tuple(x[ok] for x in (at, rx, tx, rssi, d))
+        return heard, close
+
+
+def _cat(parts: list[Any], dtype: type[Any]) -> Any:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)

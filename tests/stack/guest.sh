@@ -3,7 +3,9 @@
 # recording, and two `proximity node` processes (hci0, hci1) that advertise, rotate and scan.
 OUT=${1:-/mnt/out}
 SECONDS_RUN=$(cat "$OUT/seconds" 2>/dev/null || echo 45)
-export HOME=/tmp PYTHONDONTWRITEBYTECODE=1
+WORK=/run/proximity  # a fresh tmpfs: nothing of the host's /tmp can leak into the logs
+mkdir -p "$WORK"
+export HOME=$WORK TMPDIR=$WORK PYTHONDONTWRITEBYTECODE=1
 log() { echo "guest: $*"; }
 modprobe hci_vhci || { log "no hci_vhci"; exit 1; }
 # btvirt's emulated controllers do their LE crypto through AF_ALG sockets.
@@ -25,12 +27,12 @@ log "controllers: $(ls /sys/class/bluetooth | tr '\n' ' ')"
 PYTHON=$(cat "$OUT/python")
 PIDS=""
 for adapter in hci0 hci1; do
-  "$PYTHON" -m proximity node --scheme bluezone --adapter $adapter --db "/tmp/$adapter.sqlite" \
+  "$PYTHON" -m proximity node --scheme bluezone --adapter $adapter --db "$WORK/$adapter.sqlite" \
     --keyring "$OUT/$adapter.keyring.json" --seconds "$SECONDS_RUN" > "$OUT/$adapter.out" 2> "$OUT/$adapter.err" &
   PIDS="$PIDS $!"
 done
 for pid in $PIDS; do wait "$pid"; echo $? >> "$OUT/node-exit-codes"; done
-cp /tmp/hci0.sqlite* /tmp/hci1.sqlite* "$OUT/"
+cp "$WORK"/hci0.sqlite* "$WORK"/hci1.sqlite* "$OUT/"
 sleep 2
 kill -INT $BTMON
 sleep 1

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from conftest import REPO
 from proximity.cli.main import main
 from proximity.cli.match import read_observed_csv
+from proximity.estimation.presets import PRESETS
 from proximity.log import EncounterLog
 from proximity.sightings import Sighting
 
@@ -122,11 +124,34 @@ def test_evaluate_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["evaluate", str(MIT), "--estimator", "nope"]) == 1
 
 
+EN_DASH, MINUS = "\u2013", "\u2212"  # as the README typesets ranges and negative numbers
+
+
+def _check_readme_section(marker: str, results: dict[str, dict[str, Any]]) -> None:
+    """The table between the README's markers, and the paired-difference line under it, are these results."""
+    text = (REPO / "README.md").read_text()
+    section, after = text.split(f"<!-- evaluate:{marker} -->")[1].split(f"<!-- /evaluate:{marker} -->")
+    table = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(table) == len(results)
+    for line in table:
+        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+        r = results[cells[0]]
+        assert [float(c) for c in cells[1:5]] == [
+            round(r["auc"], 3), round(r["ndcf_1.2"], 3), round(r["ndcf_1.8"], 3), round(r["ndcf_3.0"], 3)
+        ]  # fmt: skip
+        assert cells[5] == "{:.2f}{}{:.2f}".format(r["ndcf_1.8_ci"][0], EN_DASH, r["ndcf_1.8_ci"][1])
+    best = min((r for r in results.values() if r["name"] in PRESETS), key=lambda r: r["ndcf_1.8"])
+    versus = results["probabilistic"]["versus"]
+    pair = next(v for v in versus if (v["name"], v["distance"]) == (best["name"], 1.8))
+    line = after.strip().splitlines()[0]
+    expected = f"`probabilistic` - `{best['name']}` at 1.8 m: **{pair['difference']:+.3f}** (95% CI "
+    expected += f"{pair['low']:+.2f} to {pair['high']:+.2f};"
+    assert line.startswith(expected.replace("-", MINUS))
+    assert f"lower in {pair['share_lower']:.0%} of redraws" in after.split("\n\n")[1]
+
+
 def test_readme_table_is_reproduced(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """The README's first estimator table is what `make evaluate` prints for fold A."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("<!-- evaluate:fold-a -->")[1].split("<!-- /evaluate:fold-a -->")[0]
-    table = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
     fit, scored = tmp_path / "fit.csv.gz", tmp_path / "score.csv.gz"
     subprocess.run(
         [sys.executable, str(REPO / "scripts" / "split_by_config.py"), str(MIT), str(fit), str(scored)],
@@ -134,32 +159,19 @@ def test_readme_table_is_reproduced(capsys: pytest.CaptureFixture[str], tmp_path
         capture_output=True,
     )
     assert main(["evaluate", str(scored), "--fit", str(fit), "--json"]) == 0
-    results = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert len(table) == len(results)
-    for line in table:
-        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
-        r = results[cells[0]]
-        assert [float(c) for c in cells[1:5]] == [
-            round(r["auc"], 3), round(r["ndcf_1.2"], 3), round(r["ndcf_1.8"], 3), round(r["ndcf_3.0"], 3)
-        ]  # fmt: skip
+    _check_readme_section("fold-a", {r["name"]: r for r in json.loads(capsys.readouterr().out)})
 
 
 def test_readme_cross_validation_table_is_reproduced(capsys: pytest.CaptureFixture[str]) -> None:
     """The README's leave-one-configuration-out table is what `make evaluate` prints for it."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("<!-- evaluate:loco -->")[1].split("<!-- /evaluate:loco -->")[0]
-    table = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert main(["evaluate", str(MIT), "--cross-validate"]) == 0
+    printed = capsys.readouterr().out
+    assert "probabilistic vs the best preset at 1.8 m (enx)" in printed and "interval spans 0" in printed
     assert main(["evaluate", str(MIT), "--cross-validate", "--json"]) == 0
     results = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert len(table) == len(results)
     for r in results.values():
         assert r["folds"] == 8 and r["sessions"] == 67  # every session scored once, held out
-    for line in table:
-        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
-        r = results[cells[0]]
-        assert [float(c) for c in cells[1:5]] == [
-            round(r["auc"], 3), round(r["ndcf_1.2"], 3), round(r["ndcf_1.8"], 3), round(r["ndcf_3.0"], 3)
-        ]  # fmt: skip
+    _check_readme_section("loco", results)
 
 
 def test_cross_validate_refuses_fit_and_single_configuration(

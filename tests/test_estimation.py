@@ -37,7 +37,15 @@ from proximity.estimation.probabilistic import (
     fading_loglik,
     fit_channel_model,
 )
-from proximity.estimation.scoring import fit_threshold, ndcf, operating_point, roc_auc
+from proximity.estimation.scoring import (
+    bootstrap_ndcf,
+    fit_threshold,
+    ndcf,
+    ndcf_difference,
+    ndcf_interval,
+    operating_point,
+    roc_auc,
+)
 from proximity.estimation.windows import ScanInstances, exposure_windows, scan_instances
 
 T0 = 1_596_844_800.0  # a UTC midnight
@@ -447,6 +455,68 @@ def test_ndcf_and_operating_point() -> None:
     assert 0.2 < threshold < 0.8
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.booleans(), st.booleans(), st.integers(0, 3)), min_size=2, max_size=40
+    )
+)
+def test_bootstrap_draws_are_ndcfs_of_redrawn_data(rows: list[tuple[bool, bool, bool, int]]) -> None:
+    labels = np.array([r[0] for r in rows])
+    a, b = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    groups = np.array([r[3] for r in rows])
+    assume(labels.any() and (~labels).any())
+    for g in (None, groups):
+        draws = bootstrap_ndcf([a, b], labels, g, rounds=200, seed=1)
+        assert draws.shape[1] == 2 and np.all((draws >= 0) & (draws <= 2))
+        # Each draw is a redraw of whole units: with one unit holding everything, every draw is the data.
+        interval = ndcf_interval(a, labels, g, rounds=200, seed=1)
+        assert interval.value == ndcf(a, labels)
+        assert interval.low <= interval.high or math.isnan(interval.low)
+        same = ndcf_difference(a, a, labels, g, rounds=200, seed=1)
+        assert (same.value, same.low, same.high, same.share_below_zero) == (0.0, 0.0, 0.0, 0.0)
+    whole = bootstrap_ndcf([a], labels, np.zeros(labels.size), rounds=50)
+    assert np.allclose(whole, ndcf(a, labels))
+
+
+def test_paired_difference_separates_a_real_gain_from_noise() -> None:
+    rng = np.random.default_rng(4)
+    labels = np.repeat([True, False], 200)
+    perfect = labels.copy()
+    coin = rng.random(400) < 0.5
+    clear = ndcf_difference(perfect, coin, labels)
+    assert clear.value < -0.8 and clear.high < 0 and clear.share_below_zero == 1.0
+    # Detectors that differ on 2 of 400 sessions: a tiny difference, and never the other way round.
+    other = perfect.copy()
+    other[[0, 399]] = ~other[[0, 399]]
+    tiny = ndcf_difference(perfect, other, labels)
+    assert -0.05 < tiny.low <= tiny.value < 0 and tiny.high == 0.0
+    noisy = ndcf_difference(coin, rng.random(400) < 0.5, labels)
+    assert noisy.low < 0 < noisy.high
+    # Redrawing 4 groups of 100 (correlated errors) is far less sure than redrawing 400 sessions.
+    groups = np.repeat(np.arange(4), 100)
+    grouped_labels = np.tile(np.repeat([True, False], 50), 4)
+    skewed = grouped_labels.copy()
+    skewed[groups == 0] = True  # one carriage says "close" to everything
+    by_session = ndcf_interval(skewed, grouped_labels)
+    by_group = ndcf_interval(skewed, grouped_labels, groups)
+    assert by_group.high - by_group.low > 2 * (by_session.high - by_session.low)
+
+
+def test_bootstrap_refuses_bad_input() -> None:
+    labels = np.array([True, False])
+    with pytest.raises(ValueError, match="one decision per label"):
+        bootstrap_ndcf([np.array([True])], labels)
+    with pytest.raises(ValueError, match="one entry per label"):
+        bootstrap_ndcf([labels], labels, groups=[1, 2, 3])
+    with pytest.raises(ValueError, match="rounds"):
+        bootstrap_ndcf([labels], labels, rounds=0)
+    with pytest.raises(ValueError, match="level"):
+        ndcf_interval(labels, labels, level=1.5)
+    nothing = ndcf_interval(np.array([True, True]), np.array([True, True]))  # no negative ever drawn
+    assert nothing.value == 0.0 and math.isnan(nothing.low)
+
+
 # -- evaluation ---------------------------------------------------------------------------------------
 
 HEADER = (
@@ -495,6 +565,21 @@ def test_evaluate_fields_and_decisions_never_see_scored_labels() -> None:
         assert a["decision_1.8"] == b["decision_1.8"]
     best = min(results, key=lambda r: r["ndcf_1.8"])
     assert best["ndcf_1.8"] < 0.9  # on this clean synthetic channel every estimator beats chance
+    for r in results:
+        assert r["bootstrap_unit"] == "configuration"
+        for d in (1.2, 1.8, 3.0):
+            low, high = r[f"ndcf_{d}_ci"]
+            assert 0 <= low <= high <= 2
+    versus = results[0]["versus"]
+    assert results[0]["name"] == DEFAULT_ESTIMATOR and all("versus" not in r for r in results[1:])
+    assert {(v["name"], v["distance"]) for v in versus} == {
+        (r["name"], d) for r in results[1:] for d in (1.2, 1.8, 3.0)
+    }
+    for v in versus:
+        other = next(r for r in results if r["name"] == v["name"])
+        key = f"ndcf_{v['distance']}"
+        assert v["difference"] == pytest.approx(results[0][key] - other[key])
+        assert v["low"] <= v["high"] and 0 <= v["share_lower"] <= 1
 
 
 def test_cross_validation_pools_every_held_out_decision() -> None:

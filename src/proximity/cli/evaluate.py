@@ -11,7 +11,8 @@ from typing import Any
 from proximity.cli.common import CommandError, print_json, print_table
 from proximity.estimation.estimators import DEFAULT_ESTIMATOR, estimator_names
 from proximity.estimation.evaluation import Session, cross_validate, evaluate, parse_recordings
-from proximity.estimation.scoring import TC4TL_DISTANCES
+from proximity.estimation.presets import PRESETS
+from proximity.estimation.scoring import BOOTSTRAP_ROUNDS, TC4TL_DISTANCES
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,13 +90,10 @@ def _run(args: argparse.Namespace) -> int:
             f"warning: fit and scored data share configuration(s) {', '.join(sorted(overlap))}",
             file=sys.stderr,
         )
-    results: list[dict[str, Any]] = []
-    for name in names:
-        print(f"  {name} ...", file=sys.stderr)
-        (row,) = evaluate(sessions, fit, [name])
+    results = evaluate(sessions, fit, names, progress=_progress)
+    for row in results:
         row["score_configs"] = score_configs
         row["fit_configs"] = fit_configs
-        results.append(row)
     if args.json:
         print_json(results)
         return 0
@@ -105,15 +103,40 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(name: str) -> None:
+    print(f"  {name} ...", file=sys.stderr)
+
+
 def _print_results(results: list[dict[str, Any]]) -> None:
-    headers = ["estimator", "AUC@1.8"] + [f"nDCF@{d}" for d in TC4TL_DISTANCES] + ["TPR@1.8", "FPR@1.8"]
+    headers = ["estimator", "AUC@1.8", *(f"nDCF@{d}" for d in TC4TL_DISTANCES), "95% CI @1.8"]
+    headers += ["TPR@1.8", "FPR@1.8"]
     rows = [
         [r["name"], round(r["auc"], 3)]
         + [round(r[f"ndcf_{d}"], 3) for d in TC4TL_DISTANCES]
-        + [round(r["tpr_1.8"], 3), round(r["fpr_1.8"], 3)]
+        + ["{:.2f}-{:.2f}".format(*r["ndcf_1.8_ci"]), round(r["tpr_1.8"], 3), round(r["fpr_1.8"], 3)]
         for r in results
     ]
     print_table(headers, rows)
+    unit = results[0]["bootstrap_unit"] if results else "session"
+    print(f"(95% CI: {BOOTSTRAP_ROUNDS:,} bootstrap redraws of the scored data, by {unit})")
+    _print_versus(results)
+
+
+def _print_versus(results: list[dict[str, Any]]) -> None:
+    """The default estimator against the best preset at 1.8 m: the difference and whether it is real."""
+    default = next((r for r in results if r["name"] == DEFAULT_ESTIMATOR and "versus" in r), None)
+    presets = [r for r in results if r["name"] in PRESETS]
+    if default is None or not presets:
+        return
+    best = min(presets, key=lambda r: r["ndcf_1.8"])
+    diff = next(v for v in default["versus"] if v["name"] == best["name"] and v["distance"] == 1.8)
+    verdict = "lower" if diff["difference"] < 0 else "not lower" if diff["difference"] > 0 else "tied"
+    real = "the interval excludes 0" if diff["low"] > 0 or diff["high"] < 0 else "the interval spans 0"
+    print(
+        f"{DEFAULT_ESTIMATOR} vs the best preset at 1.8 m ({best['name']}): nDCF {verdict}, "
+        f"{diff['difference']:+.3f} (95% CI {diff['low']:+.2f} to {diff['high']:+.2f}; {real}); "
+        f"lower in {diff['share_lower']:.0%} of redraws"
+    )
 
 
 def _cross_validate(args: argparse.Namespace, sessions: list[Session], names: list[str]) -> int:
@@ -124,12 +147,9 @@ def _cross_validate(args: argparse.Namespace, sessions: list[Session], names: li
         f"leave-one-configuration-out over {len(configs)} configurations ({len(sessions)} sessions)",
         file=sys.stderr,
     )
-    results: list[dict[str, Any]] = []
-    for name in names:
-        print(f"  {name} ...", file=sys.stderr)
-        (row,) = cross_validate(sessions, [name])
+    results = cross_validate(sessions, names, progress=_progress)
+    for row in results:
         row["configs"] = configs
-        results.append(row)
     if args.json:
         print_json(results)
         return 0

@@ -1,7 +1,8 @@
 """Close-contact estimation from RSSI (pure core: numpy only; the one file read is the packaged table).
 
 Calibration and attenuation, GAEN v2 scan instances / exposure windows with the deployed presets, the
-probabilistic estimator, a registry of estimators by name, and scoring (ROC AUC, TC4TL nDCF).
+probabilistic estimator, a registry of estimators by name, and scoring (ROC AUC, TC4TL nDCF with
+bootstrap intervals).
 """
 
 from proximity.estimation.calibration import (
@@ -31,7 +32,17 @@ from proximity.estimation.probabilistic import (
     estimate_contact,
     fit_channel_model,
 )
-from proximity.estimation.scoring import TC4TL_DISTANCES, fit_threshold, ndcf, operating_point, roc_auc
+from proximity.estimation.scoring import (
+    TC4TL_DISTANCES,
+    Interval,
+    bootstrap_ndcf,
+    fit_threshold,
+    ndcf,
+    ndcf_difference,
+    ndcf_interval,
+    operating_point,
+    roc_auc,
+)
 from proximity.estimation.windows import (
     CounterpartSightings,
     ExposureWindow,
@@ -56,10 +67,12 @@ __all__ = [
     "EstimationSettings",
     "Estimator",
     "ExposureWindow",
+    "Interval",
     "Preset",
     "ScanInstances",
     "Verdict",
     "attenuation",
+    "bootstrap_ndcf",
     "default_calibration",
     "estimate",
     "estimate_contact",
@@ -69,6 +82,8 @@ __all__ = [
     "fit_threshold",
     "get_estimator",
     "ndcf",
+    "ndcf_difference",
+    "ndcf_interval",
     "operating_point",
     "roc_auc",
     "scan_instances",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,14 @@ from proximity.estimation.estimators import DEFAULT_ESTIMATOR, estimator_names
 from proximity.estimation.nhs import NOTIFY_WEIGHTED_MINUTES, nhs_weighted_minutes
 from proximity.estimation.presets import PRESETS, cwa_trl_factor
 from proximity.estimation.probabilistic import ChannelModel, estimate_contact, fit_channel_model
-from proximity.estimation.scoring import TC4TL_DISTANCES, fit_threshold, operating_point, roc_auc
+from proximity.estimation.scoring import (
+    TC4TL_DISTANCES,
+    fit_threshold,
+    ndcf_difference,
+    ndcf_interval,
+    operating_point,
+    roc_auc,
+)
 from proximity.estimation.windows import ScanInstances, scan_instances
 
 __all__ = [
@@ -250,24 +257,66 @@ def _row(
     decisions: dict[float, NDArray[np.bool_]],
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"name": name, "sessions": len(sessions)}
+    groups = _bootstrap_groups(sessions)
     for d in TC4TL_DISTANCES:
         labels = _positive(sessions, d)
         point = operating_point(decisions[d], labels)
         row[f"auc_{d}"] = roc_auc(scores[d], labels)
         row[f"ndcf_{d}"] = point.ndcf
+        interval = ndcf_interval(decisions[d], labels, groups)
+        row[f"ndcf_{d}_ci"] = [interval.low, interval.high]
         row[f"tpr_{d}"] = point.tpr
         row[f"fpr_{d}"] = point.fpr
         row[f"positives_{d}"] = int(labels.sum())
     row["auc"] = row["auc_1.8"]
+    row["bootstrap_unit"] = "configuration" if groups is not None else "session"
     return row
 
 
+def _bootstrap_groups(sessions: Sequence[Session]) -> NDArray[np.str_] | None:
+    """Redraw whole configurations when there are several: their sessions share a carriage (a body, a
+    pocket) and err together, so redrawing sessions alone would claim more certainty than the data hold."""
+    configs = np.array([s.config for s in sessions])
+    return configs if np.unique(configs).size >= 2 else None
+
+
+def _compare(
+    rows: list[dict[str, Any]],
+    sessions: Sequence[Session],
+    decisions: dict[str, dict[float, NDArray[np.bool_]]],
+) -> None:
+    """Give the default estimator's row ``versus``: its paired nDCF difference to every other estimator
+    scored here (negative favours the default), with a bootstrap interval and how often it is lower."""
+    if DEFAULT_ESTIMATOR not in decisions or len(decisions) < 2:
+        return
+    groups = _bootstrap_groups(sessions)
+    versus = []
+    for name, theirs in decisions.items():
+        if name == DEFAULT_ESTIMATOR:
+            continue
+        for d in TC4TL_DISTANCES:
+            diff = ndcf_difference(decisions[DEFAULT_ESTIMATOR][d], theirs[d], _positive(sessions, d), groups)
+            versus.append(
+                {"name": name, "distance": d, "difference": diff.value, "low": diff.low, "high": diff.high,
+                 "share_lower": diff.share_below_zero}
+            )  # fmt: skip
+    next(r for r in rows if r["name"] == DEFAULT_ESTIMATOR)["versus"] = versus
+
+
 def evaluate(
-    sessions: Sequence[Session], fit: Sequence[Session] | None = None, names: Iterable[str] | None = None
+    sessions: Sequence[Session],
+    fit: Sequence[Session] | None = None,
+    names: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per estimator: AUC (at each TC4TL distance; ``auc`` = at 1.8 m), nDCF and TPR/FPR from decisions."""
+    """Per estimator: AUC (at each TC4TL distance; ``auc`` = at 1.8 m), nDCF with its bootstrap interval
+    and TPR/FPR from decisions; the default estimator's row also compares it with the others (``versus``).
+    ``progress`` is told each estimator's name as its turn comes."""
     results = []
+    all_decisions = {}
     for name in _check_names(names):
+        if progress:
+            progress(name)
         scorer = _scorer(name, fit)
         scores = {d: scorer.scores(sessions, d) for d in TC4TL_DISTANCES}
         decisions = {d: scorer.decide(scores[d], d) for d in TC4TL_DISTANCES}
@@ -275,10 +324,16 @@ def evaluate(
         for d in TC4TL_DISTANCES:
             row[f"decision_{d}"] = scorer.describe(d)
         results.append(row)
+        all_decisions[name] = decisions
+    _compare(results, sessions, all_decisions)
     return results
 
 
-def cross_validate(sessions: Sequence[Session], names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def cross_validate(
+    sessions: Sequence[Session],
+    names: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
     """Leave one configuration out: for each configuration, fit on all the others and decide on it.
 
     Every session is scored exactly once by a model and thresholds that never saw its configuration;
@@ -292,7 +347,10 @@ def cross_validate(sessions: Sequence[Session], names: Iterable[str] | None = No
     chosen = _check_names(names)
     ordered = [s for c in configs for s in sessions if s.config == c]
     results = []
+    all_decisions = {}
     for name in chosen:
+        if progress:
+            progress(name)
         scores: dict[float, list[NDArray[np.float64]]] = {d: [] for d in TC4TL_DISTANCES}
         decisions: dict[float, list[NDArray[np.bool_]]] = {d: [] for d in TC4TL_DISTANCES}
         for config in configs:
@@ -301,11 +359,9 @@ def cross_validate(sessions: Sequence[Session], names: Iterable[str] | None = No
             for d in TC4TL_DISTANCES:
                 scores[d].append(scorer.scores(held_out, d))
                 decisions[d].append(scorer.decide(scores[d][-1], d))
-        row = _row(
-            name,
-            ordered,
-            {d: np.concatenate(v) for d, v in scores.items()},
-            {d: np.concatenate(v) for d, v in decisions.items()},
-        )
+        pooled = {d: np.concatenate(v) for d, v in decisions.items()}
+        row = _row(name, ordered, {d: np.concatenate(v) for d, v in scores.items()}, pooled)
         results.append({**row, "fitted": True, "folds": len(configs)})
+        all_decisions[name] = pooled
+    _compare(results, ordered, all_decisions)
     return results

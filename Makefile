@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml setup.py src/proximity/matching/_native.c | $(BIN)/pyth
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks scripts
+	$(BIN)/ruff format --check src tests examples benchmarks scripts
 
 typecheck: install
 	$(BIN)/mypy
@@ -40,7 +40,8 @@ proto: install
 		--plugin=protoc-gen-mypy=../../../$(BIN)/protoc-gen-mypy --mypy_out=. export.proto
 
 # Reproduce the README's estimator tables: fit on half the carriage configurations, score on the other
-# (both ways); built-in defaults; leave one configuration out at a time (pooled).
+# (both ways); built-in defaults; leave one configuration out at a time (pooled); and the check that the
+# presets are not handicapped by the recordings' attenuation scale.
 evaluate: install
 	mkdir -p build
 	$(BIN)/python scripts/split_by_config.py data/mit-matrix-rssi.csv.gz build/mit-fit-a.csv.gz build/mit-fit-b.csv.gz
@@ -48,6 +49,7 @@ evaluate: install
 	$(BIN)/proximity evaluate build/mit-fit-a.csv.gz --fit build/mit-fit-b.csv.gz --estimator all
 	$(BIN)/proximity evaluate data/mit-matrix-rssi.csv.gz --estimator all
 	$(BIN)/proximity evaluate data/mit-matrix-rssi.csv.gz --cross-validate --estimator all
+	$(BIN)/python scripts/preset_scale_check.py data/mit-matrix-rssi.csv.gz
 
 # Tier 3 BLE: two nodes on the real Linux Bluetooth stack (kernel + bluetoothd + btvirt) in a QEMU guest,
 # ~90 s; skips, saying why, without qemu/kernel/BlueZ tools (PROXIMITY_STACK_INSTALL=1 apt-installs them).

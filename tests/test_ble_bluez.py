@@ -417,3 +417,68 @@ def test_scan_command_live_json_and_record(tmp_path: Path, capsys: pytest.Captur
     assert all(isinstance(x["rssi"], int) for x in lines)
     recorded = load_capture(record)
     assert len(recorded) == len(lines) and recorded[0].service_data == {GAEN_SERVICE_UUID: expected.payload}
+
+
+@pytest.mark.usefixtures("bus")
+def test_no_back_off_after_the_last_refused_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeBluez(refuse_next=5)
+    delays: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def spy(delay: float, *args: object) -> None:
+        if delay in (0.0125, 0.025, 0.05):  # the advertiser's back-off delays; others pass unrecorded
+            delays.append(delay)
+        await real_sleep(delay)
+
+    monkeypatch.setattr("proximity.ble.advertiser.asyncio.sleep", spy)
+
+    async def scenario() -> None:
+        async with (
+            fake,
+            Advertiser("hci0", retries=3, retry_delay=0.0125, main_conf=NO_PRIVACY) as advertiser,
+        ):
+            with pytest.raises(BluetoothUnavailableError, match="refused the advertisement 3 times"):
+                await advertiser.advertise(gaen(4).to_bluez())
+
+    run(scenario)
+    assert [kind for kind, *_ in fake.events] == ["refused"] * 3
+    assert delays == [0.0125, 0.025]  # between attempts only: none before raising
+
+
+@pytest.mark.parametrize("with_status", [False, True])
+def test_idle_node_sleeps_until_something_is_due(with_status: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing due for an hour: the loop must wait (for stop, or the next status line), not poll."""
+    statuses: list[str] = []
+    node = Node(
+        "gaen",
+        one_second_slots(1),
+        lambda sighting: None,
+        main_conf=NO_PRIVACY,
+        on_status=(lambda status: statuses.append("status")) if with_status else None,
+        status_interval=0.1,
+    )
+    steps: list[float] = []
+
+    async def nothing() -> None:
+        return None
+
+    async def step(now: float) -> float:
+        steps.append(now)
+        return now + 3600.0
+
+    monkeypatch.setattr(node, "_start", nothing)
+    monkeypatch.setattr(node, "_shutdown", nothing)
+    monkeypatch.setattr(node, "_step", step)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(node.run(stop))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+
+    run(scenario)
+    if with_status:  # woken for each status line (every 0.1 s), not 100 times a second
+        assert 2 <= len(steps) <= 10 and len(statuses) == len(steps)
+    else:
+        assert len(steps) == 1

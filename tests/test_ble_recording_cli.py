@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,9 @@ def test_ad_splitting_of_other_structures() -> None:
         ('{"time": 1, "address": "x", "rssi": "-60"}', "rssi must be an integer"),
         ('{"time": 1, "address": "x", "service_data": {"fd6f": "zz"}}', "non-hexadecimal"),
         ('{"time": -1, "address": "x"}', "non-negative"),
+        ('{"time": 1' + "0" * 400 + ', "address": "x"}', "time"),
+        ('{"time": 1e999, "address": "x"}', "finite"),
+        ('{"time": 1, "address": "x", "manufacturer_data": {"1' + "0" * 400 + '": "00"}}', "manufacturer"),
     ],
 )
 def test_bad_lines_name_the_line(text: str, message: str) -> None:
@@ -201,3 +205,24 @@ def test_scan_without_bluetooth_is_one_clear_line(
         "proximity: error: Bluetooth is not available: no D-Bus system bus "
         "(is dbus running? in a container, mount /run/dbus)"
     )
+
+
+def test_replay_command_failing_midway_is_one_line_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("decoder bug")
+
+    monkeypatch.setattr("proximity.ble.scanner.decode_bleak", broken)
+    outcome: list[int] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(main(["replay", str(RUN1), "--db", str(tmp_path / "x.sqlite")])),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(10)
+    assert outcome == [1], "the replay command hung or did not fail"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("proximity: error: replay stopped at advert 1 ")
+    assert err[-1].endswith("RuntimeError: decoder bug")
+    assert "Traceback" not in "\n".join(err)

@@ -4,6 +4,7 @@ captures through ``BleakScanner(backend=ReplayBackend)``, and the one clear "no 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from proximity.ble.btsnoop import DATALINK_HCI, advertising_reports, legacy_repo
 from proximity.ble.recording import RecordedAdvert, load_capture, recorded_from_reports
 from proximity.ble.replay import Replay, ReplayBackend
 from proximity.ble.scanner import Scanner, bluetooth_unavailable, or_patterns
-from proximity.errors import BluetoothUnavailableError
+from proximity.errors import BluetoothUnavailableError, ReplayError
 from proximity.payloads import BluezoneAdvert, GaenAdvert
 from proximity.payloads.adverts import GAEN_SERVICE_UUID
 from proximity.sightings import Sighting
@@ -181,3 +182,70 @@ def test_missing_system_bus_gives_the_clear_error(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(BluetoothUnavailableError, match="no D-Bus system bus") as caught:
         asyncio.run(main())
     assert caught.value.reason == "no-system-bus"
+
+
+# -- a replay that fails ends, and says why (it must never hang its caller) ------------------------
+
+BAD_UUID = "0000zzzz-0000-1000-8000-00805f9b34fb"
+
+
+def replay_within(adverts: list[RecordedAdvert], seconds: float = 5.0, **options: object) -> Scanner:
+    """Play to the end (``run()`` with no time limit); a replay that never finishes fails the test
+    instead of hanging it, and only what ``run()`` raised reaches the test."""
+
+    async def main() -> Scanner:
+        scanner = Scanner(replay=Replay(adverts), **options)  # type: ignore[arg-type]
+        await scanner.start()
+        try:
+            await asyncio.wait_for(scanner.run(), seconds)
+        except TimeoutError:
+            raise AssertionError("the replay never finished") from None
+        finally:
+            with contextlib.suppress(Exception):
+                await scanner.stop()
+        return scanner
+
+    return asyncio.run(main())
+
+
+def test_replay_callback_error_reaches_the_caller_and_the_replay_finishes() -> None:
+    adverts = [
+        RecordedAdvert(
+            10.0, "22:00:00:00:00:01", -50, {GAEN_SERVICE_UUID: GAEN.payload}, {}, (GAEN_SERVICE_UUID,)
+        )
+    ]
+
+    def boom(sighting: Sighting) -> None:
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(ReplayError, match=r"advert 1 \(recorded at unix time 10\).*disk on fire") as caught:
+        replay_within(adverts, on_sighting=boom)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert (caught.value.index, caught.value.time) == (1, 10.0)
+
+
+def test_replay_passes_the_library_errors_through_unchanged() -> None:
+    adverts = [
+        RecordedAdvert(
+            3.0, "22:00:00:00:00:01", -50, {GAEN_SERVICE_UUID: GAEN.payload}, {}, (GAEN_SERVICE_UUID,)
+        )
+    ]
+
+    def refuse(sighting: Sighting) -> None:
+        raise BluetoothUnavailableError("busy", "nope")
+
+    with pytest.raises(BluetoothUnavailableError, match="nope"):
+        replay_within(adverts, on_sighting=refuse)
+
+
+def test_replay_with_a_non_hex_service_uuid_skips_that_advert() -> None:
+    bad = RecordedAdvert(
+        1.0, "22:00:00:00:00:01", -50, {BAD_UUID: b"\x01", "zzzz": b"\x02"}, {}, (GAEN_SERVICE_UUID,)
+    )
+    good = RecordedAdvert(2.0, "22:00:00:00:00:02", -51, {GAEN_SERVICE_UUID: GAEN.payload})
+    found: list[Sighting] = []
+    scanner = replay_within([bad, good], on_sighting=found.append, passive=True)
+    assert [(s.time, s.id) for s in found] == [(2.0, GAEN.rpi)]
+    assert scanner.stats.adverts == 1  # passive: the or_patterns never matched the bad advert
+    scanner = replay_within([bad, good], on_sighting=found.append)  # active: bleak's UUID filter passes it
+    assert scanner.stats.adverts == 1 and scanner.stats.sightings == 0

@@ -310,3 +310,43 @@ def test_refused_commands_do_not_change_what_is_on_the_air() -> None:
         ("02:00:00:00:00:01", BLUEZONE),
     ]
     assert [f.time for f in frames] == [1.21, 3.01, 4.21]
+
+
+def _second_record_offset(capture: bytes) -> int:
+    """Byte offset of the second record of a capture (16-byte header, 24-byte record headers)."""
+    included: int = struct.unpack_from(">I", capture, 16 + 4)[0]
+    return 16 + 24 + included
+
+
+@pytest.mark.parametrize("datalink", [DATALINK_HCI, DATALINK_H4])
+@pytest.mark.parametrize("bad", [bytes([0x3E, 0x00, 0x02]), bytes([0x3E, 0x00]), bytes([0x3E])])
+def test_le_meta_event_without_parameters_is_a_malformed_record(datalink: int, bad: bytes) -> None:
+    good = legacy_report_event("00:00:00:00:00:01", GAEN.to_ad_bytes(), -60)
+    capture = write_btsnoop(datalink, [(1.0, good), (2.0, bad)])
+    with pytest.raises(BtsnoopError, match=r"LE Meta event .*\(record 2 at byte (\d+)\)") as caught:
+        list(advertising_reports(capture))
+    assert caught.value.offset == _second_record_offset(capture) and caught.value.record == 2
+
+
+def test_errors_inside_a_record_give_that_records_offset() -> None:
+    good = legacy_report_event("00:00:00:00:00:01", GAEN.to_ad_bytes(), -60)
+    overrun = bytearray(good)
+    overrun[2 + 1 + 1 + 1 + 1 + 6] = 40
+    short_meta = bytes([0x3E, 50]) + good[2:]
+    short_ext = extended_report_event("00:00:00:00:00:01", b"", -60)[:20]
+    short_ext = bytes([short_ext[0], len(short_ext) - 2]) + short_ext[2:]
+    for bad, message in (
+        (bytes(overrun), "legacy advertising report needs"),
+        (short_meta, "LE Meta event announces 50 bytes"),
+        (short_ext, "extended advertising report needs"),
+    ):
+        capture = write_btsnoop(DATALINK_HCI, [(1.0, good), (2.0, bad)])
+        with pytest.raises(BtsnoopError, match=message) as caught:
+            list(advertising_reports(capture))
+        offset = _second_record_offset(capture)
+        assert caught.value.offset == offset and f"(record 2 at byte {offset})" in str(caught.value)
+    command = hci_command(0x2008, bytes(3))[:-1]  # announces 3 parameter bytes, holds 2
+    capture = write_btsnoop(DATALINK_HCI, [(1.0, good)], commands=[(2.0, command)])
+    with pytest.raises(BtsnoopError, match="shorter than it announces") as caught:
+        list(advertised_frames(capture))
+    assert caught.value.offset == _second_record_offset(capture)

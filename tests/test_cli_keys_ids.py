@@ -180,3 +180,132 @@ def test_corrupt_keyring_is_reported_not_replaced(tmp_path: Path, capsys: pytest
     assert main(["keys", "show", "--keyring", str(path)]) == 1
     assert "left untouched" in capsys.readouterr().err
     assert path.read_text() == "{"
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run a command that must fail with exit 1 and exactly one line on stderr (no traceback)."""
+    assert main(list(argv)) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("proximity: error: "), captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("tx_power", ["500", "21", "-51"])
+def test_keys_init_with_a_bad_tx_power_is_one_line(
+    tx_power: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ring = tmp_path / "ring.json"
+    line = one_line_error(capsys, "keys", "init", "--keyring", str(ring), "--tx-power", tx_power)
+    assert f"tx_power must be in [-50, 20] dBm (GAEN's range), got {tx_power}" in line
+    assert not ring.exists()
+
+
+def test_ids_with_a_bad_metadata_field_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    line = one_line_error(capsys, "ids", "--scheme", "gaen", "--key", GAEN["tek_hex"], "--tx-power", "300")
+    assert "tx_power must be a signed byte" in line
+
+
+@pytest.mark.parametrize("at", ["1e12", "-1", "253370764800"])
+@pytest.mark.parametrize("scheme", ["gaen", "bluezone"])
+def test_ids_at_out_of_range_is_a_usage_error(
+    at: str, scheme: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = GAEN["tek_hex"] if scheme == "gaen" else "00" * 32
+    with pytest.raises(SystemExit) as caught:
+        main(["ids", "--scheme", scheme, "--key", key, "--at", at])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "out of range" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["keys", "init", "--keyring", str(tmp_path / "r.json"), "--at", at])
+    assert "out of range" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+
+
+def test_ids_at_the_last_accepted_time(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(
+        capsys, "ids", "--scheme", "gaen", "--key", GAEN["tek_hex"], "--at", "253370764799", "--json"
+    )
+    assert isinstance(rows, list) and len(rows) == 1
+
+
+def test_unwritable_outputs_are_one_line_errors_without_temporary_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a directory should be")
+    line = one_line_error(capsys, "keys", "init", "--keyring", str(blocker / "ring.json"))
+    assert line.endswith(f"cannot write key ring {blocker / 'ring.json'}: {blocker} is not a directory")
+    ring = str(tmp_path / "ring.json")
+    assert main(["keys", "init", "--keyring", ring, "--at", "1796428800"]) == 0
+    capsys.readouterr()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()  # a directory where the export should go: the final rename fails
+    line = one_line_error(
+        capsys,
+        "keys",
+        "export",
+        "--keyring",
+        ring,
+        "--scheme",
+        "bluezone",
+        "--out",
+        str(out_dir),
+        "--at",
+        "1796500000",
+    )
+    assert f"cannot write file {out_dir}: " in line
+    line = one_line_error(
+        capsys,
+        "keys",
+        "export",
+        "--keyring",
+        ring,
+        "--scheme",
+        "bluezone",
+        "--out",
+        str(blocker / "bz.json"),
+        "--at",
+        "1796500000",
+    )
+    assert "blocker/bz.json" in line
+    line = one_line_error(capsys, "keys", "signing-key", "--out", str(blocker / "k.pem"))
+    assert "blocker/k.pem" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "out", "ring.json"]
+    assert list(out_dir.iterdir()) == []
+
+
+def test_scan_record_to_an_unwritable_path_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    line = one_line_error(capsys, "scan", "--seconds", "0.1", "--record", str(blocker / "scan.jsonl"))
+    assert f"cannot write recording {blocker / 'scan.jsonl'}: " in line
+
+
+@pytest.mark.parametrize("value", ["0", "-96"])
+def test_ids_per_day_zero_or_negative_is_refused_not_defaulted(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = one_line_error(
+        capsys, "ids", "--scheme", "bluezone", "--key", "00" * 32, "--at", "0", "--ids-per-day", value
+    )
+    assert f"--ids-per-day must be a positive divisor of 86400 (e.g. 96 or 144), got {value}" in line
+
+
+def test_ids_per_day_is_used_as_given(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(
+        capsys,
+        "ids",
+        "--scheme",
+        "bluezone",
+        "--key",
+        "00" * 32,
+        "--at",
+        "0",
+        "--ids-per-day",
+        "144",
+        "--json",
+    )
+    assert isinstance(rows, list) and rows[0]["end"] - rows[0]["start"] == 600

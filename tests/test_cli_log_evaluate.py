@@ -186,3 +186,40 @@ def test_cross_validate_refuses_fit_and_single_configuration(
     )
     assert main(["evaluate", str(one), "--cross-validate"]) == 1
     assert "at least 2 configurations" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("days", ["-1", "nan", "inf", "1e400", "-0.5", "soon"])
+def test_prune_refuses_bad_days_in_one_line(db: Path, days: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Regression: --days -1 ended in a ValueError traceback.
+    with pytest.raises(SystemExit) as caught:
+        main(["log", "prune", "--db", str(db), "--days", days, "--now", str(T0)])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "--days" in err and "Traceback" not in err
+    with EncounterLog(db) as log:
+        assert log.stats().sightings == 3  # nothing was pruned
+
+
+@pytest.mark.parametrize("now", ["garbage", "nan", "1e400", ""])
+def test_prune_refuses_bad_now_in_one_line(db: Path, now: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["log", "prune", "--db", str(db), "--now", now])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "--now" in err and "Traceback" not in err
+
+
+def test_prune_days_far_back_prints_a_cutoff(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["log", "prune", "--db", str(db), "--days", "1e300", "--now", str(T0)]) == 0
+    assert "removed 0 sightings" in capsys.readouterr().out
+
+
+def test_prune_api_raises_a_typed_error(db: Path) -> None:
+    from proximity.errors import ProximityError
+
+    with EncounterLog(db) as log:
+        for days in (-1.0, float("nan"), float("inf")):
+            with pytest.raises(ProximityError, match="days"):
+                log.prune(days, now=T0)
+        with pytest.raises(ProximityError, match="now"):
+            log.prune(1, now=float("nan"))

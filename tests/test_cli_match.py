@@ -255,3 +255,57 @@ def test_several_trusted_keys_one_of_which_signed(
         "--json",
     )
     assert code == 0 and [r["verified"] for r in json.loads(out)] == [True]
+
+
+def test_a_pubkey_that_is_not_p256_is_named(published: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Regression: an EC key on another curve (P-384, secp256k1, ...) ended in a TypeError traceback.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    others: dict[str, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey] = {
+        "p384": ec.generate_private_key(ec.SECP384R1()).public_key(),
+        "k1": ec.generate_private_key(ec.SECP256K1()).public_key(),
+        "ed25519": ed25519.Ed25519PrivateKey.generate().public_key(),
+        "rsa": rsa.generate_private_key(65537, 1024).public_key(),
+    }
+    capsys.readouterr()
+    for name, key in others.items():
+        pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        Path(f"{name}.pem").write_bytes(pem)
+        code, out, err = run(
+            capsys, "match", "--keys", "gaen.zip", "--pubkey", f"{name}.pem", "--observed", "seen.csv"
+        )
+        assert code == 1 and out == "", err
+        assert err.startswith("proximity: error:") and len(err.strip().splitlines()) == 1, err
+        assert f"{name}.pem" in err and "P-256" in err
+
+
+@pytest.mark.parametrize(
+    ("time", "problem"),
+    [("nan", "not finite"), ("inf", "not finite"), ("-inf", "not finite"), ("1e999", "not finite")],
+)
+def test_a_non_finite_time_in_the_csv_names_the_row(
+    published: Path, capsys: pytest.CaptureFixture[str], time: str, problem: str
+) -> None:
+    # Regression: a NaN/inf time was reported as an ID of the wrong length.
+    Path("bad.csv").write_text("id,time\n" + "ab" * 16 + ",1\n" + "cd" * 16 + f",{time}\n")
+    capsys.readouterr()
+    code, _, err = run(capsys, "match", "--keys", "bz.json", "--observed", "bad.csv")
+    assert code == 1 and "row 2" in err and "time" in err and problem in err, err
+    assert "neither GAEN" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_same_bluezone_key_in_two_files_is_one_match(
+    published: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Regression: Bluezone files were matched one at a time, so a key in two files matched twice.
+    shutil.copy("bz.json", "bz-again.json")
+    capsys.readouterr()
+    argv = ["match", "--observed", "seen.csv", "--json", "--workers", "1", "--keys"]
+    code, out, err = run(capsys, *argv, "bz.json")
+    assert code == 0
+    once = json.loads(out)
+    assert len(once) == 1 and "1 matched" in err
+    code, out, err = run(capsys, *argv, "bz.json", "bz-again.json")
+    assert code == 0
+    assert json.loads(out) == once and "1 matched" in err and "2 key file(s)" in err

@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from proximity.errors import CalibrationError, RecordingFormatError
+from proximity.errors import CalibrationError, EstimationParameterError, RecordingFormatError
 from proximity.estimation.calibration import (
     CalibrationLevel,
     CalibrationTable,
@@ -652,3 +652,167 @@ def test_verdict_reads_a_real_key_match() -> None:
         result = verdict(match, name)
         assert result["scans"] == 80 and len(result["days"]) == 1
         assert result["attenuation_median_db"] == float(match.tx_power[0]) + 60
+
+
+# -- review fixes: duration rounding, zero-duration rule, parameter validation, odd input ------------
+
+
+def test_many_short_windows_add_up_to_the_rule() -> None:
+    """Rounding each window to 10-second units on its own let 300 windows of 4 s (20 min) count as 0 s,
+    and 15 windows of 56 s (14 min) as 15 min; the units follow the rounded cumulative duration."""
+    ones = np.ones((300, 1))
+    assert _tail_at_least(ones, np.full(300, 4.0), 900.0)[0] == 1.0  # 1,200 s within: the rule holds
+    assert _tail_at_least(ones[:14], np.full(14, 64.4), 900.0)[0] == 1.0  # 901.6 s
+    near_15_of_17 = np.array([1.0] * 15 + [0.0] * 2)[:, None]
+    assert _tail_at_least(near_15_of_17, np.full(17, 56.0), 900.0)[0] == 0.0  # 840 s < 900 s
+
+
+def _runs(mask: Sequence[bool]) -> int:
+    return sum(1 for i, m in enumerate(mask) if m and (i == 0 or not mask[i - 1]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    picks=st.lists(st.tuples(st.floats(0.0, 300.0), st.booleans()), min_size=1, max_size=40),
+    need=st.sampled_from([60.0, 305.0, 900.0, 1234.5]),
+)
+def test_duration_tail_errs_by_at_most_a_unit_per_run_of_windows(
+    picks: list[tuple[float, bool]], need: float
+) -> None:
+    """With each window surely near or surely far, the DP's verdict is exact unless the time within
+    is within one unit (<= 10 s) per run of consecutive near windows of the rule; with every window
+    near it is always exact."""
+    seconds = np.array([s for s, _ in picks])
+    near = [n for _, n in picks]
+    within = float(seconds[near].sum())
+    unit = need / math.ceil(need / 10.0)
+    got = _tail_at_least(np.array(near, np.float64)[:, None], seconds, need)[0]
+    slack = unit * _runs(near) + 1e-6
+    if within >= need + slack:
+        assert got == 1.0
+    elif within < need - slack:
+        assert got == 0.0
+    assert _tail_at_least(np.ones((len(picks), 1)), seconds, need)[0] == float(seconds.sum() >= need)
+
+
+def test_a_zero_minute_rule_is_met_by_any_contact() -> None:
+    far = _encounter(90, 3)
+    assert estimate_contact(far, minutes=0.0).probability == 1.0  # P(T >= 0) = 1
+    assert _tail_at_least(np.zeros((2, 3)), np.array([0.0, 0.0]), 0.0).tolist() == [1.0, 1.0, 1.0]
+    assert estimate_contact(_encounter(90, 0), minutes=0.0).probability == 0.0  # no contact at all
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(EstimationParameterError, match="minutes"):
+            estimate_contact(far, minutes=bad)
+    for bad in (0.0, -2.0, math.nan):
+        with pytest.raises(EstimationParameterError, match="distance"):
+            estimate_contact(far, distance=bad)
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["attenuation_at_1m", "path_loss_exponent", "offset_sigma", "fading_sigma", "floor_sigma",
+     "min_distance", "max_distance", "fade_at_1m", "fade_slope", "fade_sigma"],
+)  # fmt: skip
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_channel_model_refuses_non_finite_parameters(field: str, bad: float) -> None:
+    with pytest.raises(EstimationParameterError, match=field) as caught:
+        ChannelModel(**{field: bad})
+    assert caught.value.parameter == field and isinstance(caught.value, ValueError)
+
+
+def test_channel_model_refuses_out_of_range_and_non_numbers() -> None:
+    with pytest.raises(EstimationParameterError, match="max_distance"):
+        ChannelModel(max_distance=0.2)  # below min_distance 0.3
+    with pytest.raises(EstimationParameterError, match="offset_sigma"):
+        ChannelModel(offset_sigma=0.0)
+    with pytest.raises(TypeError, match="attenuation_at_1m"):
+        ChannelModel(attenuation_at_1m="67")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fade_slope"):
+        ChannelModel(fade_slope=True)
+    assert ChannelModel(attenuation_at_1m=np.float64(60.0)).attenuation_at_1m == 60.0
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, math.nan, math.inf])
+def test_scan_seconds_must_be_positive_and_finite(bad: float) -> None:
+    """scan_seconds=-1 used to loop forever (the next scan never started after the current one)."""
+    with pytest.raises(EstimationParameterError, match="scan_seconds"):
+        scan_instances(T0 + np.arange(5.0), np.full(5, 60.0), scan_seconds=bad)
+    with pytest.raises(EstimationParameterError, match="first_scan_seconds"):
+        scan_instances(T0 + np.arange(5.0), np.full(5, 60.0), first_scan_seconds=bad if bad else -1.0)
+
+
+def test_fit_ignores_packets_without_a_finite_time() -> None:
+    rng = np.random.default_rng(5)
+    sessions = []
+    for d in (0.9, 1.2, 1.8, 2.4, 3.0, 3.7, 4.6) * 4:
+        t = np.sort(rng.uniform(0, 120, 300))
+        a = 67 + 12 * math.log10(d) + rng.normal(0, 4) + rng.normal(0, 6, t.size)
+        sessions.append((t, a, d))
+    clean = fit_channel_model(sessions)
+    dirty = []
+    for t, a, d in sessions:
+        t2, a2 = t.copy(), a.copy()
+        t2[::7] = np.nan  # these packets carry no usable time ...
+        t2[3] = np.inf
+        a2[::7] = a2[::7] + 40  # ... so their (odd) attenuation must not count either
+        dirty.append((t2, a2, d))
+    dirty.append((np.array([np.nan, np.nan]), np.array([60.0, 61.0]), 1.0))  # nothing usable: skipped
+    dirty.append((t, a, math.inf))  # no usable distance: skipped
+    fitted = fit_channel_model(dirty)
+    assert fitted.attenuation_at_1m == pytest.approx(clean.attenuation_at_1m, abs=1.0)
+    assert fitted.fading_sigma == pytest.approx(clean.fading_sigma, abs=0.5)
+    assert math.isfinite(fitted.max_distance)
+
+
+def test_nhs_keeps_zero_attenuation_readings() -> None:
+    """GAEN floors attenuation at 0 dB: those are the nearest readings and must not be dropped."""
+    from proximity.estimation.nhs import nhs_distances, nhs_weighted_minutes
+
+    times = T0 + np.arange(0, 600, 1.0)
+    seconds, distance = nhs_distances(times, np.zeros(times.size))
+    assert seconds.size == 600 and np.all(np.isfinite(distance)) and np.all(distance < 0.1)
+    weighted, observed = nhs_weighted_minutes(times, np.zeros(times.size))
+    assert observed == 10.0 and weighted == pytest.approx(10.0)
+    mixed = np.where(np.arange(times.size) % 2 == 0, 0.0, 60.0)
+    assert nhs_distances(times, mixed)[0].size == 600
+    assert nhs_distances(times, np.full(times.size, -1.0))[0].size == 0  # not an attenuation
+
+
+@pytest.mark.parametrize(
+    ("rssi", "expected"), [("-60", -60.0), ("-60.0", -60.0), ("-6e1", -60.0), ("127.0", None)]
+)
+def test_parse_recordings_reads_whole_number_rssi(rssi: str, expected: float | None) -> None:
+    text = HEADER + "A,s,hand,hand,x,y,1.0,0,-61,-999\n" + f"A,s,hand,hand,x,y,1.0,1,{rssi},-999\n"
+    (session,) = parse_recordings(text)
+    assert session.rssi.tolist() == ([-61.0] if expected is None else [-61.0, expected])
+
+
+@pytest.mark.parametrize("rssi", ["-60.7", "inf", "-inf", "nan", "x", ""])
+def test_parse_recordings_refuses_fractional_or_non_finite_rssi(rssi: str) -> None:
+    text = HEADER + "A,s,hand,hand,x,y,1.0,0,-61,-999\n" + f"A,s,hand,hand,x,y,1.0,1,{rssi},-999\n"
+    with pytest.raises(RecordingFormatError, match="line 3") as caught:
+        parse_recordings(text)
+    assert "rssi" in str(caught.value)
+
+
+def test_estimation_settings_refuse_bad_values() -> None:
+    for field, bad in [
+        ("rssi_correction", math.nan),
+        ("default_tx_power", math.inf),
+        ("distance", 0.0),
+        ("minutes", -1.0),
+        ("probability_threshold", 1.5),
+        ("calibration_confidence", 4),
+    ]:
+        with pytest.raises(EstimationParameterError, match=field):
+            EstimationSettings(**{field: bad})  # type: ignore[arg-type]
+    assert EstimationSettings(minutes=0.0).minutes == 0.0
+
+
+def test_a_match_without_any_rssi_is_unknown_not_no() -> None:
+    """No RSSI: no signal to judge, so the verdict says unknown (None), not "no close contact"."""
+    deaf = FakeMatch(T0 + np.arange(0, 1800, 30.0), np.full(60, np.nan), np.full(60, np.nan))
+    for name in estimator_names():
+        result = verdict(deaf, name)
+        assert result["close_contact"] is None and result["score"] is None and result["days"] == []
+    assert verdict(_match(-95, 40))["close_contact"] is False

@@ -261,3 +261,22 @@ def test_bluezone_records_round_trip_and_errors() -> None:
 def test_observed_batch_keys_are_numpy() -> None:
     export = parse_export_zip(SERVER_ZIP, [SERVER_KEY])
     assert export.keys.key_data.dtype == np.uint8 and export.keys.key_data.shape == (2, 16)
+
+
+def test_trusted_key_from_pem_refuses_other_curves_with_a_typed_error() -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from proximity.errors import MalformedKeyFileError
+    from proximity.keyfiles.gaen_export import TrustedKey
+
+    for curve in (ec.SECP384R1(), ec.SECP256K1()):
+        pem = (
+            ec.generate_private_key(curve)
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        with pytest.raises(MalformedKeyFileError, match=rf"my\.pem.*P-256.*{curve.name}"):
+            TrustedKey.from_pem(pem, source="my.pem")
+    good = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = good.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert TrustedKey.from_pem(pem).public_key.public_numbers() == good.public_numbers()

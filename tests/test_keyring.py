@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 import stat
 from pathlib import Path
@@ -25,6 +27,7 @@ from proximity import (
     save_keyring,
     wipe_keyring,
 )
+from proximity.errors import FileWriteError, InvalidMetadataError
 from proximity.keyring.store import default_keyring_path, dumps_keyring, loads_keyring
 from proximity.schemes.gaen import Metadata, decrypt_aem, derive_aemk
 
@@ -33,7 +36,7 @@ MIDNIGHT = 1_796_428_800  # 2026-12-05T00:00:00Z
 installs = st.integers(min_value=1_500_000_000, max_value=2_000_000_000).map(float)
 ring_settings = st.builds(
     KeyRingSettings,
-    tx_power=st.integers(-128, 127),
+    tx_power=st.integers(-50, 20),
     calibration_confidence=st.integers(0, 3),
     bluezone_ids_per_day=st.sampled_from([96, 144, 48]),
     retention_days=st.integers(1, 30),
@@ -165,3 +168,42 @@ def test_path_resolution_order(tmp_path: Path) -> None:
     assert resolve_keyring_path(None, {**env, "PROXIMITY_KEYRING": "/x/k.json"}) == Path("/x/k.json")
     assert resolve_keyring_path("/y/k.json", {"PROXIMITY_KEYRING": "/x/k.json"}) == Path("/y/k.json")
     assert default_keyring_path({"XDG_DATA_HOME": "relative/ignored"}).is_absolute()
+
+
+@pytest.mark.parametrize("tx_power", [-51, 21, 127, -128, 500])
+def test_tx_power_outside_gaens_range_is_refused(tx_power: int) -> None:
+    with pytest.raises(InvalidMetadataError, match=r"tx_power must be in \[-50, 20\] dBm") as caught:
+        KeyRingSettings(tx_power=tx_power)
+    assert isinstance(caught.value, ValueError) and caught.value.value == tx_power
+    assert KeyRingSettings(tx_power=-50).tx_power == -50 and KeyRingSettings(tx_power=20).tx_power == 20
+    with pytest.raises(TypeError, match="tx_power must be an int"):
+        KeyRingSettings(tx_power="-30")  # type: ignore[arg-type]
+
+
+def test_stored_tx_power_outside_gaens_range_is_refused_on_load(tmp_path: Path) -> None:
+    # A ring written before the range was checked: valid checksum, tx_power 100.
+    text = dumps_keyring(KeyRing.create(MIDNIGHT)).replace('"tx_power": -30', '"tx_power": 100')
+    document = json.loads(text)
+    document["sha256"] = hashlib.sha256(
+        json.dumps(document["body"], sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    path = tmp_path / "ring.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(KeyRingCorruptError, match=r"tx_power must be in \[-50, 20\]"):
+        load_keyring(path)
+    assert json.loads(path.read_text()) == document  # left untouched
+
+
+def test_unwritable_key_ring_path_is_a_typed_error_and_leaves_no_temporary(tmp_path: Path) -> None:
+    ring = KeyRing.create(MIDNIGHT)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a directory should be")
+    with pytest.raises(FileWriteError, match=r"cannot write key ring .*blocker/ring.json: ") as caught:
+        save_keyring(blocker / "ring.json", ring, create=True)
+    assert isinstance(caught.value, OSError) and caught.value.path == str(blocker / "ring.json")
+    # The rename fails (the target is a directory): the temporary file must not stay behind.
+    target = tmp_path / "ring.json"
+    target.mkdir()
+    with pytest.raises(FileWriteError, match=r"ring\.json"):
+        save_keyring(target, ring)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "ring.json"]

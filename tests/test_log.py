@@ -272,3 +272,76 @@ def test_missing_log_is_not_created_unless_asked(tmp_path: Path) -> None:
     with pytest.raises(EncounterLogError, match="no encounter log"):
         EncounterLog(tmp_path / "none.db", create=False)
     assert not (tmp_path / "none.db").exists()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    schemes=st.lists(st.sampled_from(["gaen", "bluezone"]), min_size=1, max_size=25),
+    bad=st.sets(st.integers(0, 24), min_size=1, max_size=6),
+    skip=st.booleans(),
+)
+def test_bad_rows_of_a_mixed_batch_are_the_callers_positions(
+    tmp_path_factory: pytest.TempPathFactory, schemes: list[str], bad: set[int], skip: bool
+) -> None:
+    # Regression: add() regroups rows by scheme, and reported positions in the regrouped batch.
+    spoiled = sorted(i for i in bad if i < len(schemes))
+    if not spoiled:
+        spoiled = [0]
+    batch = [
+        Sighting(scheme, bytes([i]) * ID_LENGTHS[scheme], T0 + i, 127 if i in spoiled else -60)
+        for i, scheme in enumerate(schemes)
+    ]
+    with EncounterLog(tmp_path_factory.mktemp("mixed") / "log.db") as log:
+        if skip:
+            report = log.add(batch, on_bad="skip")
+            assert report.bad_rows == tuple(spoiled)
+            assert all("rssi" in why for why in report.reasons)
+            kept = sorted(s.time for s in log.iter_sightings())
+            assert kept == [T0 + i for i in range(len(schemes)) if i not in spoiled]
+        else:
+            with pytest.raises(InvalidBatchError) as caught:
+                log.add(batch)
+            assert caught.value.bad_rows == tuple(spoiled)
+            assert caught.value.total == len(batch)
+            assert log.stats().sightings == 0
+
+
+def test_bad_rows_of_a_mixed_batch_explicit(tmp_path: Path) -> None:
+    batch = [
+        Sighting("gaen", bytes(16), T0, -60),
+        Sighting("bluezone", bytes(12), T0, 99),  # bad: caller's row 1
+        Sighting("gaen", bytes(16), T0 + 1, -60),
+        Sighting("bluezone", bytes(12), T0 + 1, -60),
+        Sighting("gaen", bytes(16), T0 + 2, 127),  # bad: caller's row 4
+    ]
+    with _open(tmp_path) as log:
+        with pytest.raises(InvalidBatchError, match=r"row 1: rssi") as caught:
+            log.add(batch)
+        assert caught.value.bad_rows == (1, 4)
+        report = log.add(batch, on_bad="skip")
+        assert report.bad_rows == (1, 4) and report.written == 3
+
+
+@pytest.mark.parametrize("fresh", ["empty file", "sqlite without schema"])
+def test_a_busy_log_is_reported_busy_not_corrupt(tmp_path: Path, fresh: str) -> None:
+    # Regression: "database is locked" while opening (identity check, WAL switch, migration) was
+    # reported as a corrupt or foreign file.
+    path = tmp_path / "log.db"
+    if fresh == "empty file":
+        path.write_bytes(b"")
+    else:
+        sqlite3.connect(path).execute("PRAGMA page_size = 4096").connection.execute("VACUUM")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        before = path.read_bytes()
+        with pytest.raises(EncounterLogError, match="busy") as caught:
+            EncounterLog(path, timeout=0.05)
+        assert not isinstance(caught.value, EncounterLogCorruptError)
+        assert "corrupt" not in str(caught.value) and "untouched. Point" not in str(caught.value)
+        assert path.read_bytes() == before
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with EncounterLog(path) as log:  # once free it opens (and migrates) normally
+        assert log.stats().schema_version == SCHEMA_VERSION

@@ -65,3 +65,48 @@ def test_log_export_feeds_match(log_with_a_contact: Path, capsys: pytest.Capture
     assert row["sightings"] == 60
     with pytest.raises(SystemExit):
         main(["match", "--keys", "bz.json", "--observed", "seen.csv", "--estimator", "nope"])
+
+
+def test_a_key_heard_without_rssi_is_unknown(
+    tmp_path: Path, log_with_a_contact: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No RSSI in any sighting: "close contact" is unknown (JSON null), never "no"."""
+    ring = load_keyring(Path(__import__("os").environ["PROXIMITY_KEYRING"]))
+    start = parse_time(AT)
+    with EncounterLog(tmp_path / "deaf.db") as log:
+        log.add(
+            [Sighting("bluezone", ring.broadcast_at("bluezone", start + s).id.value, start + s, None)
+             for s in range(0, 600, 20)]
+        )  # fmt: skip
+    capsys.readouterr()
+    assert main(["match", "--keys", "bz.json", "--log", "deaf.db", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["verdict"]["close_contact"] is None and row["verdict"]["score"] is None
+    assert main(["match", "--keys", "bz.json", "--log", "deaf.db"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split()[-2:] == ["unknown", "-"]  # close contact, score
+
+
+def test_match_applies_the_receivers_rssi_correction(
+    log_with_a_contact: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def median(*extra: str) -> tuple[float, str]:
+        capsys.readouterr()
+        base = ["match", "--keys", "bz.json", "--log", "log.db", "--estimator", "cwa", "--json"]
+        assert main([*base, *extra]) == 0
+        captured = capsys.readouterr()
+        (row,) = json.loads(captured.out)
+        assert row["rssi_correction_db"] == pytest.approx(
+            63 - row["verdict"]["attenuation_median_db"], abs=0.5
+        )
+        return row["verdict"]["attenuation_median_db"], captured.err
+
+    fleet, err = median()
+    assert "fleet average" in err
+    assert median("--rssi-correction", "0")[0] == 63.0  # 8 dBm - (-55 dBm): uncorrected
+    assert fleet == round(63.0 - 11 / 3)  # the table's fleet average, ~3.7 dB
+    pixel, err = median("--device", "Pixel 4")
+    assert pixel == 55.0 and "Pixel 4" in err  # its exact row: +8 dB
+    with pytest.raises(SystemExit):
+        main(["match", "--keys", "bz.json", "--log", "log.db", "--device", "x", "--rssi-correction", "1"])
+    assert main(["match", "--keys", "bz.json", "--log", "log.db", "--rssi-correction", "nan"]) == 1

@@ -65,3 +65,55 @@ def test_libcrypto_backend_survives_pickling() -> None:
         pytest.skip("libcrypto is not available here")
     clone = pickle.loads(pickle.dumps(BACKENDS[0]))
     assert clone.name == "libcrypto"
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_one_backend_shared_by_many_threads_gives_the_portable_result(backend: EcbBackend) -> None:
+    # Regression: LibcryptoEcb re-keyed ONE shared EVP context, so concurrent callers (matching with
+    # worker threads) raced on it and got some rows encrypted under another thread's key.
+    import threading
+
+    rng = np.random.default_rng(11)
+    jobs = [
+        (rng.integers(0, 256, (64, 16), dtype=np.uint8), rng.integers(0, 256, (64, 9, 16), dtype=np.uint8))
+        for _ in range(8)
+    ]
+    expected = [PortableEcb().encrypt_rows(keys, blocks) for keys, blocks in jobs]
+    wrong: list[int] = []
+    barrier = threading.Barrier(len(jobs))
+
+    def run(j: int) -> None:
+        keys, blocks = jobs[j]
+        barrier.wait()
+        for _ in range(60):
+            if not np.array_equal(backend.encrypt_rows(keys, blocks), expected[j]):
+                wrong.append(j)
+
+    threads = [threading.Thread(target=run, args=(j,)) for j in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+def _encrypt_with_the_inherited_backend(keys: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    # Runs in a forked child: BACKENDS[0] is the parent's object (inherited, not pickled).
+    return BACKENDS[0].encrypt_rows(keys, blocks)
+
+
+def test_libcrypto_backend_works_in_a_forked_child() -> None:
+    import multiprocessing
+
+    if not isinstance(BACKENDS[0], LibcryptoEcb):
+        pytest.skip("libcrypto is not available here")
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork here")
+    backend = BACKENDS[0]
+    rng = np.random.default_rng(12)
+    keys = rng.integers(0, 256, (5, 16), dtype=np.uint8)
+    blocks = rng.integers(0, 256, (5, 3, 16), dtype=np.uint8)
+    backend.encrypt_rows(keys, blocks)  # the parent has made its context
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply(_encrypt_with_the_inherited_backend, (keys, blocks))
+    assert np.array_equal(child, PortableEcb().encrypt_rows(keys, blocks))

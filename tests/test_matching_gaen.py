@@ -312,3 +312,113 @@ def test_keys_without_any_sighting_in_their_window_skip_the_crypto() -> None:
     found = _match([near, far], [_seen(near, 0, T0 + 5), _seen(far, 0, T0 + 10)], aes=counting)
     assert [m.key_data for m in found] == [near.key_data]  # far's sighting is outside its window
     assert counting.keys == 1  # only near's RPIs were derived (no AEM to decrypt)
+
+
+def _many_keys_with_aems(count: int) -> tuple[list[DiagnosisKey], Observations, dict[bytes, float]]:
+    rng = np.random.default_rng(21)
+    keys = [DiagnosisKey(TemporaryExposureKey(rng.bytes(16), START, 144)) for _ in range(count)]
+    tx = {k.key_data: float(rng.integers(-45, 15)) for k in keys}
+    sightings = [
+        _seen(k, i % 144, T0 + 600 * (i % 144) + 1, tx=int(tx[k.key_data])) for i, k in enumerate(keys)
+    ]
+    return keys, Observations.from_sightings("gaen", sightings), tx
+
+
+def _summary(found: Sequence[KeyMatch]) -> list[tuple[bytes, list[int], list[float]]]:
+    return [(m.key_data, m.row_ids.tolist(), m.tx_power.tolist()) for m in found]
+
+
+def test_worker_threads_sharing_one_aes_backend_give_the_single_worker_result() -> None:
+    # Regression: the libcrypto backend shared one EVP context between worker threads, so some AEM
+    # (and RPI) decrypts came out under another thread's key: missing matches, wrong TX powers.
+    from proximity.matching.gaen import GaenMatcher
+    from proximity.matching.keys import batches_of
+    from proximity.matching.pool import run_chunks
+
+    keys, obs, tx = _many_keys_with_aems(3000)
+    for aes in available_backends():
+        matcher = GaenMatcher.build(obs, aes=aes, backend="python")
+        one = run_chunks(matcher, batches_of(keys, 64), 1)
+        two = run_chunks(matcher, batches_of(keys, 64), 3, threads=True)
+        key_of = lambda m: m.key_data  # noqa: E731
+        assert _summary(sorted(two, key=key_of)) == _summary(sorted(one, key=key_of))
+        assert {m.key_data: m.tx_power.tolist() for m in one} == {k: [t] for k, t in tx.items()}
+    # and the public entry point with workers (threads when the C path runs)
+    assert _summary(match_gaen(keys, obs, workers=2, chunk_size=64)) == _summary(
+        match_gaen(keys, obs, workers=1, chunk_size=64)
+    )
+    assert len(match_gaen(keys, obs, workers=2, chunk_size=64)) == 3000
+
+
+def _revision(key: DiagnosisKey, report_type: ReportType, risk: int = 0) -> KeyBatch:
+    # one batch per revision, as the CLI passes one batch per export file
+    return KeyBatch.from_keys([DiagnosisKey(key.tek, risk, report_type)])
+
+
+def test_a_later_revoked_revision_wins_over_an_earlier_one() -> None:
+    key = _key(30, report_type=ReportType.CONFIRMED_TEST)
+    sightings = [_seen(key, 0, T0 + 10)]
+    later_revoked = [_revision(key, ReportType.SELF_REPORT), _revision(key, ReportType.REVOKED)]
+    assert _match([key], sightings, revised_keys=later_revoked) == []
+    assert _match([], sightings, revised_keys=later_revoked) == []
+    # the other way round the later (non-revoked) revision wins, with its own metadata
+    later_kept = [_revision(key, ReportType.REVOKED), _revision(key, ReportType.RECURSIVE, 4)]
+    [found] = _match([key], sightings, revised_keys=later_kept)
+    assert found.report_type is ReportType.RECURSIVE and found.transmission_risk_level == 4
+    # of two non-revoked revisions the later one's metadata is reported
+    for first, last in (
+        ((ReportType.SELF_REPORT, ReportType.CONFIRMED_TEST), (7, 3)),
+        (
+            (ReportType.CONFIRMED_TEST, ReportType.SELF_REPORT),
+            (3, 7),
+        ),
+    ):
+        (a, b), (risk_a, risk_b) = first, last
+        revisions = [_revision(key, a, risk_a), _revision(key, b, risk_b)]
+        [found] = _match([key], sightings, revised_keys=revisions)
+        assert (found.report_type, found.transmission_risk_level) == (b, risk_b)
+
+
+def test_keys_reported_revoked_are_never_matches() -> None:
+    from proximity.matching.gaen import GaenMatcher
+
+    revoked = _key(31, report_type=ReportType.REVOKED)
+    other = _key(32)
+    sightings = [_seen(revoked, 0, T0 + 10), _seen(other, 1, T0 + 700)]
+    for backend in ["python"] if native.native_module() is None else ["python", "c"]:
+        found = _match([revoked, other], sightings, backend=backend)
+        assert [m.key_data for m in found] == [other.key_data]
+        matcher = GaenMatcher.build(Observations.from_sightings("gaen", sightings), backend=backend)
+        assert [m.key_data for m in matcher.match_batch(KeyBatch.from_keys([revoked, other]))] == [
+            other.key_data
+        ]
+    # a REVOKED copy published alongside withdraws the key too
+    published = DiagnosisKey(revoked.tek, report_type=ReportType.CONFIRMED_TEST)
+    assert [m.key_data for m in _match([published, other, revoked], sightings)] == [other.key_data]
+
+
+def test_a_revocation_in_a_later_export_file_wins(tmp_path: Any) -> None:
+    from proximity.keyfiles.gaen_export import generate_signing_key, stream_exports, write_export
+
+    key = _key(33, report_type=ReportType.CONFIRMED_TEST)
+    signer = generate_signing_key()
+    paths = []
+    for name, revised in (
+        ("a.zip", [DiagnosisKey(key.tek, 2, ReportType.SELF_REPORT)]),
+        ("b.zip", [DiagnosisKey(key.tek, 0, ReportType.REVOKED)]),
+    ):
+        path = tmp_path / name
+        path.write_bytes(
+            write_export(
+                [key] if name == "a.zip" else [],
+                signer,
+                key_id="310",
+                start_timestamp=T0,
+                end_timestamp=T0 + 86400,
+                revised_keys=revised,
+            )
+        )
+        paths.append(path)
+    obs = Observations.from_sightings("gaen", [_seen(key, 0, T0 + 10)])
+    stream = stream_exports(paths, verify=False)
+    assert match_gaen(stream.keys(), obs, revised_keys=stream.revised, workers=1) == []

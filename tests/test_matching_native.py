@@ -297,3 +297,23 @@ def test_whole_bluezone_matcher_identical_with_both_backends() -> None:
     c = match_bluezone(records, obs, workers=1, backend="c")
     python = match_bluezone(records, obs, workers=1, backend="python")
     assert len(c) == 5 and _summary(c) == _summary(python)
+
+
+@needs_c
+@pytest.mark.parametrize(("records", "count"), [(1, 2**62 + 1), (2, 2**61 + 1), (4, 2**60 + 1)])
+def test_bluezone_ids_refuses_sizes_that_overflow(records: int, count: int) -> None:
+    # Regression: n*count*12 wrapped around, so a tiny output buffer passed the size check and the
+    # chains wrote far past it. Run in a child: the unfixed code crashes the interpreter.
+    import subprocess
+    import sys
+
+    code = (
+        "from proximity.matching import _native\n"
+        f"try:\n    _native.bluezone_ids(bytes(32 * {records}), 32, b'salt', {count}, 96, "
+        f"bytearray(({records} * {count} * 12) % 2**64))\n"
+        "except (OverflowError, ValueError) as e:\n    print(type(e).__name__, e)\n"
+        "else:\n    print('accepted')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.startswith("OverflowError"), done.stdout

@@ -110,3 +110,10 @@ def test_advert_values_validate_lengths() -> None:
         BluezoneAdvert(bytes(16))
     with pytest.raises(ValueError, match="at most 31 bytes"):
         build_ad_structures([(0xFF, bytes(40))])
+
+
+@pytest.mark.parametrize("key", ["zzzz", "fd6g", "xyzw1234", " -x- ", ""])
+def test_service_data_keys_that_are_no_uuid_are_not_ours(key: str) -> None:
+    assert decode_bleak({key: bytes(20)}, {}) is None
+    # ...and do not hide an advert of ours beside them.
+    assert decode_bleak({key: b"\x01", "fd6f": bytes(20)}, {}) == GaenAdvert(bytes(16), bytes(4))

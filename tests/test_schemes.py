@@ -18,6 +18,7 @@ from proximity import (
     ProximityError,
     TemporaryExposureKey,
 )
+from proximity.errors import InvalidMetadataError
 from proximity.schemes.gaen import decrypt_aem, derive_aemk, encrypt_aem
 
 teks = st.binary(min_size=16, max_size=16)
@@ -122,3 +123,22 @@ def test_bluezone_record_from_bad_json() -> None:
         BluezoneDailyKey.from_record({"daily_key": "zz", "time_start": 0, "time_end": 86_400})
     with pytest.raises(InvalidKeyError, match="integer"):
         BluezoneDailyKey.from_record({"daily_key": "00" * 32, "time_start": "0", "time_end": 86_400})
+
+
+@pytest.mark.parametrize(
+    ("fields", "name"),
+    [
+        ({"tx_power": 200}, "tx_power"),
+        ({"tx_power": -129}, "tx_power"),
+        ({"tx_power": 0, "calibration_confidence": 4}, "calibration_confidence"),
+        ({"tx_power": 0, "major_version": -1}, "major_version"),
+        ({"tx_power": 0, "minor_version": 9}, "minor_version"),
+    ],
+)
+def test_metadata_errors_are_typed(fields: dict[str, int], name: str) -> None:
+    with pytest.raises(InvalidMetadataError, match=name) as caught:
+        Metadata(**fields)
+    assert isinstance(caught.value, ProximityError) and isinstance(caught.value, ValueError)
+    assert caught.value.field == name
+    with pytest.raises(TypeError, match=name):
+        Metadata(**{**{"tx_power": 0}, name: 1.5})  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from proximity.sim import (
     cross_pairs,
     load_scenario,
     run_simulation,
+    scenario_from_dict,
 )
 from proximity.sim.phones import Phones
 from proximity.sim.streams import hash_normal
@@ -128,6 +129,21 @@ def test_agents_enter_and_leave() -> None:
     assert 0 < world.movers.present(start + 60).sum() < 40
     assert world.movers.present(start + 900).sum() > world.movers.present(start + 60).sum()
     assert not world.movers.present(start + world.scenario.duration).any()
+
+
+def test_group_members_arrive_and_leave_with_their_leader() -> None:
+    world = World(_scenario(), 1.0, 1)
+    movers, start = world.movers, world.scenario.start
+    followers = np.flatnonzero(movers.follows)
+    leaders = movers.leader[followers]
+    assert followers.size > 0 and not movers.follows[leaders].any()
+    assert np.array_equal(movers.enter[followers], movers.enter[leaders])
+    assert np.array_equal(movers.leave[followers], movers.leave[leaders])
+    for t in np.arange(start, start + world.scenario.duration + 1, 30.0):
+        present = movers.present(float(t))
+        assert np.array_equal(present[followers], present[leaders])
+    # the leaders (and everyone else) still arrive and leave at their own drawn times
+    assert np.unique(movers.enter[~movers.follows]).size == (~movers.follows).sum()
 
 
 def test_duty_cycles_follow_the_specs() -> None:
@@ -293,6 +309,76 @@ def test_bad_scenarios_say_what_is_wrong(tmp_path: Path, text: str, message: str
     path.write_text(text)
     with pytest.raises(ScenarioError, match=message):
         load_scenario(path)
+
+
+def _scenario_dict(path: str = "", value: object = None) -> dict[str, object]:
+    """A valid scenario as loaded from TOML, with ``path`` ("key" or "crowd.key") set to ``value``."""
+    crowd: dict[str, object] = {"agents": 10, "width": 3.0, "height": 3.0}
+    data: dict[str, object] = {"name": "ok", "duration": 3600, "crowd": crowd}
+    if path:
+        table, _, key = path.rpartition(".")
+        (crowd if table == "crowd" else data)[key] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        ("contact_minutes", math.nan, "contact_minutes"),
+        ("contact_minutes", math.inf, "contact_minutes"),
+        ("contact_distance", math.nan, "contact_distance"),
+        ("crowd.agents", 10.5, "agents"),
+        ("crowd.agents", "10", "agents"),
+        ("crowd.agents", True, "agents"),
+        ("crowd.group_size", 2.5, "group_size"),
+        ("chunk", math.inf, "chunk"),
+        ("chunk", math.nan, "chunk"),
+        ("pair_scores", "false", "pair_scores"),
+        ("pair_scores", ["a"], "pair_scores"),
+        ("crowd.arrival_spread", 3600, "arrival_spread"),
+        ("crowd.arrival_spread", 5000, "arrival_spread"),
+        ("crowd.arrival_spread", math.nan, "arrival_spread"),
+    ],
+)
+def test_impossible_values_are_scenario_errors_naming_the_field(path: str, value: object, field: str) -> None:
+    scenario_from_dict(_scenario_dict())  # everything else is fine
+    with pytest.raises(ScenarioError, match=field):
+        scenario_from_dict(_scenario_dict(path, value))
+
+
+def test_scenario_fields_are_checked_when_built_in_python_too() -> None:
+    crowd = CrowdParams(agents=10, width=3, height=3, arrival_spread=600)
+    with pytest.raises(ScenarioError, match="contact_minutes"):
+        Scenario(name="x", crowd=crowd, contact_minutes=math.nan)
+    with pytest.raises(ScenarioError, match="chunk"):
+        Scenario(name="x", crowd=crowd, chunk=math.inf)
+    with pytest.raises(ScenarioError, match="pair_scores"):
+        Scenario(name="x", crowd=crowd, pair_scores="no")  # type: ignore[arg-type]
+    with pytest.raises(ScenarioError, match="arrival_spread"):
+        Scenario(name="x", crowd=crowd, duration=600)
+    with pytest.raises(ValueError, match="agents"):
+        CrowdParams(agents=10.5, width=3, height=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "step", "window"),
+    [
+        ("gaen", 5.0, "scan window \\(4 s on every 300 s\\)"),
+        ("bluezone", 41.0, "scan window \\(40 s on every 300 s\\)"),
+        ("bluezone", 16.0, "advertise window \\(15 s on every 30 s\\)"),
+    ],
+)
+def test_a_step_longer_than_a_duty_window_is_refused(scheme: str, step: float, window: str) -> None:
+    crowd = CrowdParams(agents=10, width=3, height=3)
+    with pytest.raises(ScenarioError, match=f"step {step:g} s .*{window}"):
+        Scenario(name="x", crowd=crowd, scheme=scheme, step=step)
+
+
+def test_steps_within_the_duty_windows_are_accepted() -> None:
+    crowd = CrowdParams(agents=10, width=3, height=3)
+    Scenario(name="x", crowd=crowd, scheme="gaen", step=4.0)
+    Scenario(name="x", crowd=crowd, scheme="bluezone", step=15.0)
+    Scenario(name="x", crowd=crowd, duty="continuous", step=60.0)  # always on: any step
 
 
 def test_repository_scenarios_load() -> None:

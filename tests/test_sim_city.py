@@ -154,6 +154,30 @@ def test_ledger_settles_per_day_exactly_and_forgets_pairs_apart() -> None:
     assert held.rows == 2 and len(list(held.settle(day + 86400))) == 1
 
 
+def test_heard_pairs_keep_unknown_counterparts_apart() -> None:
+    """Rows whose counterpart is -1 (an ID nobody broadcast) stay (scanner, -1): they are neither
+    merged into another pair's sightings nor decoded as another scanner's."""
+    day = 86400.0 * 18479
+    heard = HeardPairs(5, forget=0.0)
+    heard.add(
+        np.array([0, 2, 1, 1, 4]),
+        np.array([-1, -1, 4, 0, -1]),
+        day + np.array([1.0, 2.0, 3.0, 4.0, 5.0]),
+        np.array([-60.0, -61.0, -62.0, -63.0, -64.0]),
+    )
+    settled = [(a, b, t.tolist(), r.tolist()) for a, b, t, r in heard.settle(day + 100, final=True)]
+    assert settled == [
+        (0, -1, [day + 1], [-60.0]),
+        (1, 0, [day + 4], [-63.0]),
+        (1, 4, [day + 3], [-62.0]),
+        (2, -1, [day + 2], [-61.0]),
+        (4, -1, [day + 5], [-64.0]),
+    ]
+    assert heard.rows == 0
+    with pytest.raises(ValueError, match="counterparts"):
+        heard.add(np.array([0]), np.array([-2]), np.array([day]), np.zeros(1))
+
+
 # -- named device models ---------------------------------------------------------------------------
 
 

@@ -4,12 +4,16 @@ cluster and on a given scheduler."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from proximity.cli.main import main
+from proximity.sim import CrowdParams, RunResult, Scenario, run_simulation
 
 SCENARIO = """
 name = "tiny"
@@ -121,3 +125,54 @@ def test_unusable_out_fails_before_simulating(
 def test_bad_scenario_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", str(tmp_path / "missing.toml")]) == 1
     assert "cannot read scenario" in capsys.readouterr().err
+
+
+# -- Dask keys: every run's key names everything its result depends on -------------------------------
+
+
+def _two_scenarios() -> tuple[Scenario, Scenario]:
+    crowd = CrowdParams(agents=12, width=4.0, height=3.0, stationary=0.5, waypoint=0.5, pause=(0, 60))
+    a = Scenario(name="a", crowd=crowd, duration=600, chunk=600, duty="continuous", estimators=("cwa",))
+    b = dataclasses.replace(a, name="b", crowd=dataclasses.replace(crowd, agents=20, width=6.0))
+    return a, b
+
+
+def test_dask_task_keys_differ_by_scenario_and_estimators() -> None:
+    pytest.importorskip("dask")
+    from proximity.sim.sweep import _task_key
+
+    a, b = _two_scenarios()
+    key = _task_key(a, ["cwa"], 0.5, 0)
+    assert key == _task_key(dataclasses.replace(a), ("cwa",), 0.5, 0)  # deterministic, by value
+    others = {
+        _task_key(b, ["cwa"], 0.5, 0),
+        _task_key(dataclasses.replace(a, contact_minutes=5.0), ["cwa"], 0.5, 0),
+        _task_key(a, ["cwa", "probabilistic"], 0.5, 0),
+        _task_key(a, ["cwa"], 0.6, 0),
+        _task_key(a, ["cwa"], 0.5, 1),
+    }
+    assert len(others) == 5 and key not in others
+
+
+def _slow_run(scenario: Scenario, adoption: float, seed: int, estimators: list[str]) -> RunResult:
+    time.sleep(0.5)  # both sweeps' tasks are on the scheduler at once
+    return run_simulation(scenario, adoption, seed, estimators)
+
+
+def test_concurrent_sweeps_on_one_scheduler_keep_their_own_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    from proximity.sim import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "_one", _slow_run)
+    a, b = _two_scenarios()
+    with (
+        distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        runs = [
+            pool.submit(sweep_module.sweep, s, [0.5], ["cwa"], 1, scheduler=cluster.scheduler_address)
+            for s in (a, b)
+        ]
+        got_a, got_b = (run.result(timeout=60) for run in runs)
+    assert [(r.scenario, r.agents) for r in got_a.rows] == [("a", 12)]
+    assert [(r.scenario, r.agents) for r in got_b.rows] == [("b", 20)]

@@ -14,12 +14,16 @@ __all__ = [
     "BtsnoopError",
     "CalibrationError",
     "CaptureFormatError",
+    "EncounterLogBusyError",
     "EncounterLogCorruptError",
     "EncounterLogError",
     "EncounterLogVersionError",
+    "EstimationParameterError",
+    "FileWriteError",
     "InvalidBatchError",
     "InvalidKeyError",
     "InvalidLengthError",
+    "InvalidMetadataError",
     "InvalidTimeError",
     "KeyFileError",
     "KeyFileSignatureError",
@@ -31,6 +35,7 @@ __all__ = [
     "NoKeyForTimeError",
     "ProximityError",
     "RecordingFormatError",
+    "ReplayError",
 ]
 
 
@@ -164,11 +169,16 @@ class CaptureFormatError(ProximityError, ValueError):
 
 
 class BtsnoopError(CaptureFormatError):
-    """A capture that is not btsnoop, uses an unsupported datalink, or is cut short (``offset`` in bytes)."""
+    """A capture that is not btsnoop, uses an unsupported datalink, or is cut short (``offset`` in bytes).
 
-    def __init__(self, reason: str, offset: int) -> None:
+    ``record`` numbers the record at fault (from 1) and ``offset`` is where it starts, when one is.
+    """
+
+    def __init__(self, reason: str, offset: int, record: int | None = None) -> None:
         self.offset = offset
-        super().__init__(reason, f"at byte {offset}")
+        self.record = record  # 1-based number of the bad record, when one record is at fault
+        where = f"at byte {offset}" if record is None else f"record {record} at byte {offset}"
+        super().__init__(reason, where)
 
 
 class BluetoothUnavailableError(ProximityError):
@@ -222,3 +232,61 @@ class BackendUnavailableError(ProximityError, RuntimeError):
         self.backend = backend
         self.reason = reason
         super().__init__(f"matching backend {backend!r} is unavailable: {reason}")
+
+
+class EstimationParameterError(ProximityError, ValueError):
+    """An estimation parameter (channel model, scan grouping, close-contact rule) is out of range.
+
+    ``parameter`` names it, ``value`` is what was given and ``expected`` says what is allowed.
+    """
+
+    def __init__(self, parameter: str, value: object, expected: str) -> None:
+        self.parameter = parameter
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{parameter} must be {expected}, got {value!r}")
+
+
+class ReplayError(ProximityError):
+    """A replay stopped at one advert: ``index`` (1-based, in time order), ``time`` (its recorded unix
+    time) and ``reason``; the original exception is the ``__cause__``."""
+
+    def __init__(self, index: int, time: float, reason: str) -> None:
+        self.index = index
+        self.time = time
+        self.reason = reason
+        super().__init__(f"replay stopped at advert {index} (recorded at unix time {time:g}): {reason}")
+
+
+class FileWriteError(ProximityError, OSError):
+    """An output file (key ring, export, recording) could not be written; ``path`` names it and
+    ``reason`` gives the system's words. No partial or temporary file is left behind."""
+
+    def __init__(self, path: str, reason: str, what: str = "file") -> None:
+        self.path = path
+        self.reason = reason
+        self.what = what
+        super().__init__(f"cannot write {what} {path}: {reason}")
+
+
+class EncounterLogBusyError(EncounterLogError):
+    """Another connection holds the log's lock for longer than the timeout; nothing is wrong with the
+    file (it was left untouched): retry later, or give a longer timeout."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"encounter log {path} is busy ({reason}): another program is using it; retry later")
+
+
+class InvalidMetadataError(ProximityError, ValueError):
+    """A GAEN metadata field (TX power, calibration confidence, version) is out of range.
+
+    ``field`` names it, ``value`` is what was given and ``expected`` says what is allowed.
+    """
+
+    def __init__(self, field: str, value: object, expected: str) -> None:
+        self.field = field
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{field} must be {expected}, got {value!r}")

@@ -207,7 +207,8 @@ class Advertiser:
             except DBusError as error:
                 self._bus.unexport(path, interface)
                 last = error
-                await asyncio.sleep(self.retry_delay * 2**attempt)
+                if attempt + 1 < self.retries:  # back off between attempts, not before giving up
+                    await asyncio.sleep(self.retry_delay * 2**attempt)
                 continue
             self._exported = (path, interface)
             self.current = advert

@@ -69,12 +69,22 @@ _EXT_COMPLETE, _EXT_MORE, _EXT_TRUNCATED = 0, 1, 2
 
 @dataclass(frozen=True, slots=True)
 class BtsnoopPacket:
-    """One record: its time (unix seconds), the record flags, and the packet bytes as captured."""
+    """One record: its time (unix seconds), the record flags, and the packet bytes as captured.
+
+    ``offset`` is where the record starts in the capture and ``number`` counts records from 1, so an
+    error about its contents can point at it.
+    """
 
     time: float
     flags: int
     drops: int
     data: bytes
+    offset: int = 0
+    number: int = 0
+
+    def error(self, reason: str) -> BtsnoopError:
+        """A :class:`BtsnoopError` about this record's contents, naming the record and its offset."""
+        return BtsnoopError(reason, self.offset, self.number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,19 +142,23 @@ def read_packets(data: bytes) -> tuple[int, Iterator[BtsnoopPacket]]:
 
 def _records(data: bytes) -> Iterator[BtsnoopPacket]:
     offset = _HEADER.size
+    number = 0
     while offset < len(data):
+        number += 1
         if offset + _RECORD.size > len(data):
-            raise BtsnoopError(f"truncated record header ({len(data) - offset} of 24 bytes)", offset)
+            raise BtsnoopError(f"truncated record header ({len(data) - offset} of 24 bytes)", offset, number)
         original, included, flags, drops, stamp = _RECORD.unpack_from(data, offset)
         start = offset + _RECORD.size
         if included > original:
-            raise BtsnoopError(f"record includes {included} bytes of a {original}-byte packet", offset)
+            raise BtsnoopError(
+                f"record includes {included} bytes of a {original}-byte packet", offset, number
+            )
         if start + included > len(data):
             raise BtsnoopError(
-                f"truncated record: {included} bytes announced, {len(data) - start} present", offset
+                f"truncated record: {included} bytes announced, {len(data) - start} present", offset, number
             )
         time = (stamp - EPOCH_OFFSET_US) / 1e6
-        yield BtsnoopPacket(time, flags, drops, data[start : start + included])
+        yield BtsnoopPacket(time, flags, drops, data[start : start + included], offset, number)
         offset = start + included
 
 
@@ -182,7 +196,7 @@ def hci_commands(data: bytes) -> Iterator[tuple[BtsnoopPacket, int, bytes, int |
             index = packet.flags >> 16
             command = packet.data
         if len(command) < 3 or len(command) - 3 < command[2]:
-            raise BtsnoopError(f"HCI command of {len(command)} bytes is shorter than it announces", 0)
+            raise packet.error(f"HCI command of {len(command)} bytes is shorter than it announces")
         yield packet, int.from_bytes(command[:2], "little"), command[3 : 3 + command[2]], index
 
 
@@ -282,19 +296,21 @@ def advertising_reports(data: bytes) -> Iterator[AdvertisingReport]:
     """
     pending: dict[tuple[int | None, bytes, int], bytes] = {}
     for packet, event, adapter in hci_events(data):
-        if len(event) < 3 or event[0] != _EVENT_LE_META:
+        if not event or event[0] != _EVENT_LE_META:
             continue
+        if len(event) < 2 or event[1] == 0:
+            raise packet.error("LE Meta event without parameters (no sub-event code)")
         if len(event) - 2 < event[1]:
-            raise BtsnoopError(f"LE Meta event announces {event[1]} bytes, holds {len(event) - 2}", 0)
+            raise packet.error(f"LE Meta event announces {event[1]} bytes, holds {len(event) - 2}")
         params = event[2 : 2 + event[1]]
         if params[0] == _SUB_LEGACY:
-            yield from _legacy(params, packet.time, adapter)
+            yield from _legacy(params, packet, adapter)
         elif params[0] == _SUB_EXTENDED:
-            yield from _extended(params, packet.time, adapter, pending)
+            yield from _extended(params, packet, adapter, pending)
 
 
-def _short(kind: str, needed: int, have: int) -> BtsnoopError:
-    return BtsnoopError(f"{kind} advertising report needs {needed} bytes, event holds {have}", 0)
+def _short(packet: BtsnoopPacket, kind: str, needed: int, have: int) -> BtsnoopError:
+    return packet.error(f"{kind} advertising report needs {needed} bytes, event holds {have}")
 
 
 def _signed(byte: int) -> int:
@@ -305,17 +321,18 @@ def _rssi(byte: int) -> int | None:
     return None if byte == RSSI_UNAVAILABLE else _signed(byte)
 
 
-def _legacy(params: bytes, time: float, adapter: int | None) -> Iterator[AdvertisingReport]:
+def _legacy(params: bytes, packet: BtsnoopPacket, adapter: int | None) -> Iterator[AdvertisingReport]:
+    time = packet.time
     count, offset = params[1] if len(params) > 1 else 0, 2
     for _ in range(count):
         if offset + _LEGACY_FIXED > len(params):
-            raise _short("legacy", offset + _LEGACY_FIXED, len(params))
+            raise _short(packet, "legacy", offset + _LEGACY_FIXED, len(params))
         event_type, address_type = params[offset], params[offset + 1]
         address = params[offset + 2 : offset + 8]
         length = params[offset + 8]
         end = offset + 9 + length
         if end + 1 > len(params):
-            raise _short("legacy", end + 1, len(params))
+            raise _short(packet, "legacy", end + 1, len(params))
         yield AdvertisingReport(
             time=time,
             address=format_address(address),
@@ -331,14 +348,15 @@ def _legacy(params: bytes, time: float, adapter: int | None) -> Iterator[Adverti
 
 def _extended(
     params: bytes,
-    time: float,
+    packet: BtsnoopPacket,
     adapter: int | None,
     pending: dict[tuple[int | None, bytes, int], bytes],
 ) -> Iterator[AdvertisingReport]:
+    time = packet.time
     count, offset = params[1] if len(params) > 1 else 0, 2
     for _ in range(count):
         if offset + _EXTENDED_FIXED > len(params):
-            raise _short("extended", offset + _EXTENDED_FIXED, len(params))
+            raise _short(packet, "extended", offset + _EXTENDED_FIXED, len(params))
         event_type = int.from_bytes(params[offset : offset + 2], "little")
         address_type = params[offset + 2]
         address = params[offset + 3 : offset + 9]
@@ -347,7 +365,7 @@ def _extended(
         length = params[offset + 23]
         end = offset + _EXTENDED_FIXED + length
         if end > len(params):
-            raise _short("extended", end, len(params))
+            raise _short(packet, "extended", end, len(params))
         key = (adapter, bytes(address), sid)
         chunk = pending.pop(key, b"") + params[offset + _EXTENDED_FIXED : end]
         status = (event_type >> _EXT_STATUS_SHIFT) & 0x03

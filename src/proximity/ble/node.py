@@ -139,15 +139,20 @@ class Node:
         """Run until ``stop`` is set; always shuts down cleanly (scan off, advert off, sink flushed)."""
         try:
             await self._start()
-            next_status = 0.0
+            # Without a status callback nothing is due between rotations and scan-window changes:
+            # sleep until the next one (or until stopped), never poll.
+            next_status = 0.0 if self.on_status is not None else float("inf")
             while not stop.is_set():
                 now = self.clock()
                 wake = await self._step(now)
                 if self.on_status is not None and now >= next_status:
                     self.on_status(self.status)
                     next_status = now + self.status_interval
+                timeout = min(wake, next_status) - self.clock()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), max(0.01, min(wake, next_status) - self.clock()))
+                    await asyncio.wait_for(
+                        stop.wait(), None if timeout == float("inf") else max(0.01, timeout)
+                    )
         finally:
             await self._shutdown()
         return self.status

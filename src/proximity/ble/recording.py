@@ -151,15 +151,29 @@ def advert_from_json(line: str, where: str = "line 1") -> RecordedAdvert:
             address=str(obj["address"]),
             rssi=None if rssi is None else _integer(rssi, "rssi"),
             service_data={str(k).lower(): bytes.fromhex(v) for k, v in obj.get("service_data", {}).items()},
-            manufacturer_data={int(k): bytes.fromhex(v) for k, v in obj.get("manufacturer_data", {}).items()},
+            manufacturer_data={
+                _company(k): bytes.fromhex(v) for k, v in obj.get("manufacturer_data", {}).items()
+            },
             service_uuids=tuple(str(u).lower() for u in obj.get("service_uuids", [])),
             local_name=obj.get("local_name"),
             tx_power=None if tx_power is None else _integer(tx_power, "tx_power"),
         )
     except KeyError as error:
         raise CaptureFormatError(f"missing field {error.args[0]!r}", where) from None
+    except OverflowError:
+        raise CaptureFormatError(
+            f"time must be finite non-negative unix seconds, got {obj['time']!r:.40}", where
+        ) from None
     except (TypeError, ValueError, AttributeError) as error:
         raise CaptureFormatError(str(error), where) from None
+
+
+def _company(key: object) -> int:
+    """A manufacturer-data key: a 16-bit Bluetooth SIG company identifier."""
+    company = int(str(key))
+    if not 0 <= company <= 0xFFFF:
+        raise ValueError(f"manufacturer_data company id must be 0..65535, got {key!s:.40}")
+    return company
 
 
 def _integer(value: object, name: str) -> int:

@@ -5,6 +5,10 @@
 BlueZ. The :class:`Replay` carries a virtual clock (``replay.now``) that the scanner façade reads as its
 time source, so each sighting keeps the time it was recorded at. In passive mode the backend applies
 BlueZ's ``or_patterns`` to the advert's AD structures and, like BlueZ, refuses passive mode without them.
+
+A replay always finishes: if playing an advert fails (a callback raises), the replay stops there and
+:meth:`Replay.wait` (so ``Scanner.run``) raises the error: the library's own errors as they are, any
+other one as a :class:`~proximity.errors.ReplayError` naming the advert.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback,
 from bleak.exc import BleakError
 
 from proximity.ble.recording import RecordedAdvert
+from proximity.errors import ProximityError, ReplayError
 
 __all__ = ["BLEAK_NO_RSSI", "Replay", "ReplayBackend"]
 
 # bleak's value for "no RSSI" (its BlueZ backend defaults to it); the scanner façade turns it into None.
 BLEAK_NO_RSSI = -127
 _YIELD_EVERY = 64
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class Replay:
@@ -37,21 +43,31 @@ class Replay:
         self.delivered = 0
         self._now = self.adverts[0].time if self.adverts else 0.0
         self.finished = asyncio.Event()
+        self.error: BaseException | None = None
 
     def now(self) -> float:
         """The recorded time of the advert being delivered: the scanner's clock during a replay."""
         return self._now
 
     async def wait(self) -> None:
+        """Until every advert is played; raises what stopped the replay, if anything did."""
         await self.finished.wait()
+        if self.error is not None:
+            raise self.error
 
 
 def _ad_structures(advert: RecordedAdvert) -> list[tuple[int, bytes]]:
     """The AD structures a 16-bit-UUID advert had on the air (what BlueZ's or_patterns match)."""
     out: list[tuple[int, bytes]] = []
     for uuid, data in advert.service_data.items():
-        if uuid.startswith("0000") and uuid.endswith("-0000-1000-8000-00805f9b34fb"):
-            out.append((0x16, int(uuid[4:8], 16).to_bytes(2, "little") + data))
+        short = uuid[4:8]
+        if (
+            uuid.startswith("0000")
+            and uuid.endswith("-0000-1000-8000-00805f9b34fb")
+            and len(uuid) == 36
+            and all(c in _HEX for c in short)
+        ):
+            out.append((0x16, int(short, 16).to_bytes(2, "little") + data))
     for company, data in advert.manufacturer_data.items():
         out.append((0xFF, company.to_bytes(2, "little") + data))
     return out
@@ -105,6 +121,18 @@ class ReplayBackend(BaseBleakScanner):
 
     async def _play(self) -> None:
         replay = self._replay
+        try:
+            await self._play_all(replay)
+        except ProximityError as error:
+            replay.error = error
+        except Exception as error:  # a callback's bug: stop here, and say where
+            wrapped = ReplayError(replay.delivered, replay.now(), f"{type(error).__name__}: {error}")
+            wrapped.__cause__ = error
+            replay.error = wrapped
+        finally:
+            replay.finished.set()  # also when cancelled: nobody may wait for a replay forever
+
+    async def _play_all(self, replay: Replay) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         first = replay.adverts[0].time if replay.adverts else 0.0
@@ -117,7 +145,6 @@ class ReplayBackend(BaseBleakScanner):
             replay.delivered = count
             if self._allowed(advert):
                 self._deliver(advert)
-        replay.finished.set()
 
     def _deliver(self, advert: RecordedAdvert) -> None:
         data = AdvertisementData(

@@ -18,12 +18,23 @@ class CommandError(ProximityError):
     """A command cannot do what it was asked; the message says what to do instead."""
 
 
+# Times a command accepts: the unix epoch to the end of year 9998 (ISO 8601 dates end with 9999; the
+# year left over keeps every slot, key and day that such a time starts printable).
+LATEST_TIME = 253_370_764_799
+
+
 def time_arg(text: str) -> float:
-    """argparse type for TIME: unix seconds or ISO 8601 (no offset = UTC)."""
+    """argparse type for TIME: unix seconds or ISO 8601 (no offset = UTC), 1970 to year 9998."""
     try:
-        return parse_time(text)
+        at = parse_time(text)
     except ProximityError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    if not 0 <= at <= LATEST_TIME:
+        raise argparse.ArgumentTypeError(
+            f"time {text!r} is out of range: give a time from 1970-01-01 to 9998-12-31 "
+            f"(unix 0..{LATEST_TIME})"
+        )
+    return at
 
 
 def add_keyring_option(parser: argparse.ArgumentParser) -> None:

@@ -102,7 +102,11 @@ def _broadcasts_from_key(args: argparse.Namespace, at: float) -> tuple[list[Broa
         found = gaen_broadcasts(tek, Metadata(tx_power), at=at, count=args.count)
         return found, f"the key's rolling period ends at {format_utc(tek.end)}"
     base = BluezoneBaseKey(_parse_key(args.key, 32, "bluezone"), utc_midnight(key_start))
-    ids_per_day = args.ids_per_day or DEFAULT_IDS_PER_DAY
+    ids_per_day = DEFAULT_IDS_PER_DAY if args.ids_per_day is None else args.ids_per_day
+    if ids_per_day < 1:
+        raise CommandError(
+            f"--ids-per-day must be a positive divisor of 86400 (e.g. 96 or 144), got {ids_per_day}"
+        )
     if utc_midnight(at) < base.base_day:
         return [], f"the key was installed on {format_utc(base.base_day)}"
     record = base.record(at, 1 + -(-args.count // ids_per_day), ids_per_day)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     prune = actions.add_parser(
         "prune", help=f"delete sightings older than N days (default {DEFAULT_RETENTION_DAYS})"
     )
-    prune.add_argument("--days", type=float, default=DEFAULT_RETENTION_DAYS, metavar="N")
+    prune.add_argument("--days", type=_days_arg, default=DEFAULT_RETENTION_DAYS, metavar="N")
     prune.add_argument(
         "--now", type=time_arg, metavar="TIME", help="reference time (default: the wall clock)"
     )
@@ -96,16 +97,28 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _days_arg(text: str) -> float:
+    """argparse type for --days: a finite non-negative number of days."""
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"days must be a number, got {text!r}") from None
+    if not (math.isfinite(days) and days >= 0):
+        raise argparse.ArgumentTypeError(f"days must be a finite non-negative number, got {text!r}")
+    return days
+
+
 def _prune(args: argparse.Namespace) -> int:
     with _open(args) as log:
         report = log.prune(args.days, now=args.now)
     if args.json:
         print_json({"sightings": report.sightings, "exposures": report.exposures, "cutoff": report.cutoff})
     else:
-        print(
-            f"removed {report.sightings} sightings and {report.exposures} exposures older than "
-            f"{format_utc(report.cutoff)}"
-        )
+        try:
+            cutoff = format_utc(report.cutoff)
+        except (ValueError, OverflowError, OSError):  # far outside the calendar (e.g. --days 1e300)
+            cutoff = f"unix time {report.cutoff:g}"
+        print(f"removed {report.sightings} sightings and {report.exposures} exposures older than {cutoff}")
     return 0
 
 

@@ -22,7 +22,14 @@ from typing import Any, TextIO
 import numpy as np
 
 from proximity.cli.common import CommandError, print_json, print_table
-from proximity.estimation import DEFAULT_ESTIMATOR, estimator_names, verdict
+from proximity.estimation import (
+    DEFAULT_ESTIMATOR,
+    CalibrationLevel,
+    EstimationSettings,
+    default_calibration,
+    estimator_names,
+    verdict,
+)
 from proximity.keyfiles.bluezone_json import load_records, looks_like_bluezone_json
 from proximity.keyfiles.gaen_export import EXPORT_HEADER, TrustedKey, stream_exports
 from proximity.matching.bluezone import match_bluezone
@@ -33,7 +40,7 @@ from proximity.schemes.gaen import AEM_LENGTH
 from proximity.sightings import ID_LENGTHS, Observations
 from proximity.times import format_utc
 
-__all__ = ["read_observed_csv", "register"]
+__all__ = ["read_observed_csv", "receiver_settings", "register"]
 
 PROGRESS_BYTES = 1 << 20  # key files at least this big get a progress bar
 _PUBKEY_PREFIX = re.compile(r"^([A-Za-z0-9_]+)(?::([A-Za-z0-9_]*))?=(.+)$")
@@ -74,6 +81,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=estimator_names(),
         help=f"judge each exposure with this estimator (default: {DEFAULT_ESTIMATOR})",
     )
+    calibration = parser.add_mutually_exclusive_group()
+    calibration.add_argument(
+        "--device",
+        metavar="MODEL",
+        help="this phone's model: its RSSI correction from the calibration table (else a similar model, "
+        "the OEM's average, the fleet average)",
+    )
+    calibration.add_argument(
+        "--rssi-correction",
+        type=float,
+        metavar="DB",
+        help="this phone's RSSI correction in dB (default: the calibration table's fleet average)",
+    )
     parser.set_defaults(handler=_match)
 
 
@@ -89,7 +109,7 @@ def _trusted_keys(specs: Sequence[str]) -> list[TrustedKey]:
             pem = Path(path).read_bytes()
         except OSError as error:
             raise CommandError(f"cannot read public key {path}: {error.strerror}") from None
-        trusted.append(TrustedKey.from_pem(pem, key_id, version))
+        trusted.append(TrustedKey.from_pem(pem, key_id, version, source=path))
     return trusted
 
 
@@ -130,11 +150,18 @@ def read_observed_csv(path: str) -> dict[str, Observations]:
             where = f"{path} row {number}"
             try:
                 value = bytes.fromhex(row["id"].strip())
-                at = float(row["time"])
             except (ValueError, AttributeError):
-                raise CommandError(f"{where}: id must be hex and time unix seconds") from None
+                raise CommandError(f"{where}: id must be hex, got {row['id']!r}") from None
+            try:
+                at = float(row["time"])
+            except (ValueError, TypeError):
+                raise CommandError(f"{where}: time must be unix seconds, got {row['time']!r}") from None
+            if not math.isfinite(at):
+                raise CommandError(
+                    f"{where}: time is not finite ({row['time'].strip()!r}); give unix seconds"
+                )
             scheme = by_length.get(len(value))
-            if scheme is None or not math.isfinite(at):
+            if scheme is None:
                 raise CommandError(
                     f"{where}: an ID of {len(value)} bytes is neither GAEN (16) nor Bluezone (12)"
                 )
@@ -218,6 +245,34 @@ def _per_file(batches: Iterator[Any], progress: _Progress) -> Iterator[Any]:
         progress.file_done()
 
 
+def receiver_settings(device: str | None, rssi_correction: float | None) -> tuple[EstimationSettings, str]:
+    """The scanner's calibration for the estimators, and a line saying where it came from.
+
+    The channel model's attenuation at 1 m assumes corrected RSSI, so with nothing given the fleet
+    average of the calibration table is used (not 0).
+    """
+    table = default_calibration()
+    if rssi_correction is not None:
+        if not math.isfinite(rssi_correction):
+            raise CommandError(f"--rssi-correction must be a finite number of dB, got {rssi_correction}")
+        return EstimationSettings(rssi_correction=rssi_correction), f"{rssi_correction:+.1f} dB (given)"
+    if device:
+        found = table.lookup(model=device, device=device)
+        how = {
+            CalibrationLevel.EXACT: f"model {device}",
+            CalibrationLevel.SIMILAR: f"a model like {device}",
+            CalibrationLevel.OEM: "its maker's average",
+            CalibrationLevel.FLEET: "fleet average, model unknown",
+        }
+        return EstimationSettings(rssi_correction=found.rssi_correction), (
+            f"{found.rssi_correction:+.1f} dB ({how[found.level]})"
+        )
+    fleet = table.fleet()
+    return EstimationSettings(rssi_correction=fleet.rssi_correction), (
+        f"{fleet.rssi_correction:+.1f} dB (fleet average; give --device MODEL or --rssi-correction DB)"
+    )
+
+
 def _match(args: argparse.Namespace) -> int:
     schemes: dict[str, list[str]] = {"gaen": [], "bluezone": []}
     for path in args.keys:
@@ -250,28 +305,37 @@ def _match(args: argparse.Namespace) -> int:
         keys_read += stream.total_keys
         skipped += stream.skipped_keys
     if schemes["bluezone"]:
-        for path in schemes["bluezone"]:
-            records = load_records(path)
-            keys_read += len(records)
-            matches += match_bluezone(
-                records, observed["bluezone"], workers=args.workers, progress=progress.add_keys
-            )
-            progress.file_done()
+        # All files in one run: a record published in several files is one match, not one per file.
+        counted = [0]
+        matches += match_bluezone(
+            _bluezone_records(schemes["bluezone"], progress, counted),
+            observed["bluezone"],
+            workers=args.workers,
+            progress=progress.add_keys,
+        )
+        keys_read += counted[0]
     progress.draw(final=True)
     days = group_by_day(matches)
+    settings, correction = receiver_settings(args.device, args.rssi_correction)
     summary = (
         f"{len(args.keys)} key file(s), {keys_read:,} keys"
         + (f" ({skipped} malformed skipped)" if skipped else "")
         + f", {len(matches)} matched"
     )
     if args.json:
-        print_json([{**_day_json(day), "verdict": verdict(day.match, args.estimator)} for day in days])
-        print(summary, file=sys.stderr)
+        print_json(
+            [
+                {**_day_json(day), "verdict": verdict(day.match, args.estimator, settings),
+                 "rssi_correction_db": settings.rssi_correction}
+                for day in days
+            ]
+        )  # fmt: skip
+        print(f"{summary}; RSSI correction {correction}", file=sys.stderr)
         return 0
     if not days:
         print(f"no matches: {summary}")
         return 0
-    verdicts = [verdict(day.match, args.estimator) for day in days]
+    verdicts = [verdict(day.match, args.estimator, settings) for day in days]
     print_table(
         [
             *("scheme", "key", "day (UTC)", "sightings", "IDs", "first seen (UTC)", "last seen (UTC)"),
@@ -287,14 +351,26 @@ def _match(args: argparse.Namespace) -> int:
                 format_utc(day.first_seen),
                 format_utc(day.last_seen),
                 "yes" if day.match.verified else "no",
-                "yes" if v["close_contact"] else "no",
-                round(v["score"], 3),
+                _yes_no_unknown(v["close_contact"]),
+                "-" if v["score"] is None else round(v["score"], 3),
             ]
             for day, v in zip(days, verdicts, strict=True)
         ],
     )
-    print(f"\n{summary}")
+    print(f"\n{summary}\nRSSI correction {correction}; close contact unknown = heard without an RSSI")
     return 0
+
+
+def _yes_no_unknown(value: bool | None) -> str:
+    return "unknown" if value is None else "yes" if value else "no"
+
+
+def _bluezone_records(paths: Sequence[str], progress: _Progress, counted: list[int]) -> Iterator[Any]:
+    for path in paths:  # one file in memory at a time
+        records = load_records(path)
+        counted[0] += len(records)
+        yield from records
+        progress.file_done()
 
 
 def _lazy(make: Any) -> Iterator[Any]:

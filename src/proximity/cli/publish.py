@@ -7,10 +7,12 @@ export.zip, or the Bluezone daily-key record of the last days as JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 
 from proximity.cli.common import CommandError, add_keyring_option, print_json, time_arg
+from proximity.errors import FileWriteError
 from proximity.keyfiles.bluezone_json import dump_records
 from proximity.keyfiles.gaen_export import (
     generate_signing_key,
@@ -84,12 +86,20 @@ def bluezone_record(ring: KeyRing, at: float, days: int) -> BluezoneDailyKey:
 
 
 def _write(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, renamed over it, removed on failure."""
     target = Path(path)
     temporary = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, target)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+    except OSError as error:
+        raise FileWriteError(path, error.strerror or str(error)) from error
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import sys
 from contextlib import ExitStack, suppress
 from typing import TextIO
 
+from proximity.errors import FileWriteError
 from proximity.schemes import SCHEME_NAMES
 from proximity.sightings import Sighting
 from proximity.times import format_utc
@@ -71,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         on_advert = None
         if args.record:
-            record = stack.enter_context(open(args.record, "w", encoding="utf-8"))
+            try:
+                record = stack.enter_context(open(args.record, "w", encoding="utf-8"))
+            except OSError as error:
+                raise FileWriteError(args.record, error.strerror or str(error), "recording") from None
 
             def on_advert(advert: RecordedAdvert) -> None:
                 record.write(advert_to_json(advert) + "\n")

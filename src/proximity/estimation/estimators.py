@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from proximity.errors import EstimationParameterError
 from proximity.estimation.calibration import DEFAULT_TX_POWER_DBM, attenuation
 from proximity.estimation.nhs import NOTIFY_WEIGHTED_MINUTES, nhs_distances, nhs_weighted_minutes
 from proximity.estimation.presets import PRESETS, Preset, cwa_trl_factor
@@ -53,6 +54,19 @@ class EstimationSettings:
     probability_threshold: float = 0.5
     model: ChannelModel = field(default_factory=ChannelModel)
     report_type: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("rssi_correction", "default_tx_power"):
+            if not math.isfinite(getattr(self, name)):
+                raise EstimationParameterError(name, getattr(self, name), "a finite number of dB")
+        if not (math.isfinite(self.distance) and self.distance > 0):
+            raise EstimationParameterError("distance", self.distance, "a positive number of metres")
+        if not (math.isfinite(self.minutes) and self.minutes >= 0):
+            raise EstimationParameterError("minutes", self.minutes, "a finite number of minutes >= 0")
+        if not 0 <= self.probability_threshold <= 1:
+            raise EstimationParameterError("probability_threshold", self.probability_threshold, "in [0, 1]")
+        if self.calibration_confidence not in (0, 1, 2, 3):
+            raise EstimationParameterError("calibration_confidence", self.calibration_confidence, "0-3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +237,8 @@ def verdict(
     """A JSON-ready verdict for one matched key: the most worrying day, plus every day.
 
     Reads ``calibration_confidence`` (the AEM's, where known) and ``report_type`` from the match when
-    it has them (the matcher's KeyMatch does).
+    it has them (the matcher's KeyMatch does). Without any RSSI ``close_contact`` and ``score`` are
+    None: unknown.
     """
     settings = settings or EstimationSettings()
     confidence = getattr(match, "calibration_confidence", None)
@@ -235,7 +250,8 @@ def verdict(
         settings = _with(settings, report_type=int(report_type))
     days = estimate(match, estimator, settings)
     if not days:
-        return {"estimator": estimator, "close_contact": False, "score": 0.0, "probability": None, "days": []}
+        # heard, but never with an RSSI: no signal to judge, so unknown (None), not "no"
+        return {"estimator": estimator, "close_contact": None, "score": None, "probability": None, "days": []}
     worst = max(days, key=lambda v: (v.close_contact, v.score))
     return {**worst.to_dict(), "close_contact": any(v.close_contact for v in days),
             "days": [v.to_dict() for v in days]}  # fmt: skip

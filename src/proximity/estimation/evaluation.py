@@ -81,6 +81,19 @@ class Session:
         )
 
 
+def _whole_rssi(text: str | None, line: int) -> int:
+    """An RSSI cell as whole dBm: "-60" or "-60.0"; a fraction, inf or NaN is refused (not truncated)."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value.is_integer()):
+        raise RecordingFormatError(
+            f"recordings line {line}: rssi must be a whole number of dBm, got {text!r}"
+        )
+    return int(value)
+
+
 def parse_recordings(text: str) -> list[Session]:
     """Sessions from the CSV text (columns config, session, distance_m, t_s, rssi[, tx_power, ...])."""
     reader = csv.DictReader(io.StringIO(text))
@@ -90,7 +103,7 @@ def parse_recordings(text: str) -> list[Session]:
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for line, row in enumerate(reader, start=2):
         try:
-            rssi = int(float(row["rssi"]))
+            rssi = _whole_rssi(row["rssi"], line)
             t = float(row["t_s"])
             distance = float(row["distance_m"])
             tx_text = (row.get("tx_power") or "").strip()

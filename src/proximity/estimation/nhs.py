@@ -25,6 +25,7 @@ PRIOR_DISTANCE_M = 2.0
 PRIOR_VARIANCE_M2 = 10.0
 WALK_M_PER_S = 0.1
 NOTIFY_WEIGHTED_MINUTES = 2.0
+MIN_ATTENUATION_DB = 1.0  # the log's floor for 0 dB readings
 MAX_GAP_SECONDS = 300.0  # like GAEN's cap on seconds since the last scan
 
 
@@ -32,7 +33,7 @@ def nhs_distances(
     times: NDArray[np.float64], attenuation: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(seconds, smoothed distance in m): one entry per second that has a finite attenuation."""
-    keep = np.isfinite(times) & np.isfinite(attenuation) & (attenuation > 0)
+    keep = np.isfinite(times) & np.isfinite(attenuation) & (attenuation >= 0)
     if not keep.any():
         return np.zeros(0), np.zeros(0)
     second = np.floor(times[keep])
@@ -40,7 +41,8 @@ def nhs_distances(
     second, att = second[order], attenuation[keep][order]
     seconds, first = np.unique(second, return_index=True)
     minimum = np.minimum.reduceat(att, first)
-    y = np.log(minimum) - INTERCEPT  # = SLOPE * ln d + noise
+    # GAEN floors attenuation at 0 dB (whole dB): 0 stands for "at most 1 dB"; ln needs > 0.
+    y = np.log(np.maximum(minimum, MIN_ATTENUATION_DB)) - INTERCEPT  # = SLOPE * ln d + noise
     n = seconds.size
     prior_var = math.log(1 + PRIOR_VARIANCE_M2 / PRIOR_DISTANCE_M**2)
     prior_mean = math.log(PRIOR_DISTANCE_M) - prior_var / 2

@@ -31,12 +31,14 @@ P(T >= minutes) is computed exactly by dynamic programming in 10-second units, t
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from proximity.errors import EstimationParameterError
 from proximity.estimation.windows import WINDOW_SECONDS, ScanInstances, scan_instances
 
 __all__ = [
@@ -55,6 +57,9 @@ _DEVIATION_POINTS = 15
 _MIN_FADE_PAIRS = 20  # a session's fading depth is fitted only from this many consecutive pairs
 _MIN_FADE_SIGMA = 0.02
 _UNIT_SECONDS = 10.0
+_MODEL_FIELDS = ("attenuation_at_1m", "path_loss_exponent", "offset_sigma", "fading_sigma", "floor_sigma",
+                 "min_distance", "max_distance", "fade_at_1m", "fade_slope", "fade_sigma")  # fmt: skip
+_POSITIVE_FIELDS = frozenset(_MODEL_FIELDS) - {"attenuation_at_1m", "fade_slope"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +87,18 @@ class ChannelModel:
     fade_sigma: float = 0.15
 
     def __post_init__(self) -> None:
-        names = ("path_loss_exponent", "offset_sigma", "fading_sigma", "floor_sigma", "min_distance",
-                 "fade_at_1m", "fade_sigma")  # fmt: skip
-        for name in names:
+        for name in _MODEL_FIELDS:
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not math.isfinite(self.fade_slope):
-            raise ValueError(f"fade_slope must be a finite number, got {self.fade_slope!r}")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            if not math.isfinite(value):
+                raise EstimationParameterError(name, value, "a finite number")
+            if name in _POSITIVE_FIELDS and not float(value) > 0:
+                raise EstimationParameterError(name, value, "a positive number")
         if not self.max_distance > self.min_distance:
-            raise ValueError("max_distance must exceed min_distance")
+            raise EstimationParameterError(
+                "max_distance", self.max_distance, f"greater than min_distance {self.min_distance!r}"
+            )
 
     def prior_below(self, distance: float) -> float:
         """Prior P(d <= distance) under the log-uniform prior."""
@@ -124,7 +131,14 @@ def estimate_contact(
     minutes: float = 15.0,
     calibration_confidence: int = 0,
 ) -> ContactEstimate:
-    """The posterior for one encounter's scan instances (all on one day, one counterpart)."""
+    """The posterior for one encounter's scan instances (all on one day, one counterpart).
+
+    ``minutes`` = 0 is a rule any contact meets: probability 1 (0 without scans: no contact).
+    """
+    if not (math.isfinite(distance) and distance > 0):
+        raise EstimationParameterError("distance", distance, "a positive number of metres")
+    if not (math.isfinite(minutes) and minutes >= 0):
+        raise EstimationParameterError("minutes", minutes, "a finite number of minutes >= 0")
     model = model or ChannelModel()
     if len(scans) == 0:
         return ContactEstimate(0.0, 0.0, math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0, 0, 0)
@@ -179,7 +193,7 @@ def estimate_contact(
     mean_seconds = float(weights @ expected_k)
     sd_seconds = math.sqrt(max(float(weights @ var_k + weights @ (expected_k - mean_seconds) ** 2), 0.0))
 
-    probability = float(weights @ _tail_at_least(p_near, seconds, minutes * 60.0))
+    probability = 1.0 if minutes == 0 else float(weights @ _tail_at_least(p_near, seconds, minutes * 60.0))
 
     # Time-weighted posterior over distance, for a point estimate with an interval.
     scaled = np.einsum("wkh,whg->wkg", w[None, :, :] / total, lik_fade)
@@ -254,16 +268,26 @@ def _window_index(scans: ScanInstances) -> NDArray[np.int64]:
 def _tail_at_least(
     p_near: NDArray[np.float64], seconds: NDArray[np.float64], need: float
 ) -> NDArray[np.float64]:
-    """P(sum of seconds_i * Bernoulli(p_ik) >= need) for each offset k, by a saturating DP."""
-    states = max(math.ceil(need / _UNIT_SECONDS), 1)
-    if float(seconds.sum()) < need:
+    """P(sum of seconds_i * Bernoulli(p_ik) >= need) for each state k, by a saturating DP.
+
+    Durations count in units of need / ceil(need / 10 s) (<= 10 s; ``need`` is a whole number of
+    them) and window i gets the difference of the ROUNDED CUMULATIVE duration at i and i-1: the total
+    is exact and a run of consecutive windows errs by at most one unit however many windows it has
+    (rounding each window alone let 300 windows of 4 s count as 0 s). ``need`` <= 0: always met.
+    """
+    if need <= 0:
+        return np.ones(p_near.shape[1])
+    secs = np.maximum(np.asarray(seconds, np.float64), 0.0)
+    if float(secs.sum()) < need:
         return np.zeros(p_near.shape[1])
-    units = np.maximum(np.round(seconds / _UNIT_SECONDS).astype(np.int64), 0)
+    states = max(math.ceil(need / _UNIT_SECONDS), 1)
+    unit = need / states
+    units = np.diff(np.floor(np.cumsum(secs) / unit + 0.5), prepend=0.0).astype(np.int64)
     dist = np.zeros((p_near.shape[1], states + 1))
     dist[:, 0] = 1.0
     for i in range(p_near.shape[0]):
         step = int(min(units[i], states))
-        if step == 0:
+        if step <= 0:
             continue
         p = p_near[i][:, None]
         moved = np.zeros_like(dist)
@@ -284,13 +308,16 @@ def fit_channel_model(
     [0.5, 4]); fading from the spread of packets around their scan's mean; the per-encounter offset
     from what the distance does not explain; the distance prior spans the distances seen, widened 25%;
     the fading-depth line from each session's mean |consecutive difference| (:func:`_fit_fading`).
+    Only packets with a finite time AND a finite attenuation count; sessions whose distance is not a
+    positive finite number, or with fewer than 2 usable packets, are skipped.
     """
     base = base or ChannelModel()
     means, logs, within, scan_spread = [], [], [], []
     fade_logs, fade_scale, fade_pairs = [], [], []
     for times, attenuation, dist in sessions:
-        keep = np.isfinite(attenuation)
-        if keep.sum() < 2 or not dist > 0:
+        times, attenuation = np.asarray(times, np.float64), np.asarray(attenuation, np.float64)
+        keep = np.isfinite(times) & np.isfinite(attenuation)
+        if keep.sum() < 2 or not (math.isfinite(dist) and dist > 0):
             continue
         scans = scan_instances(times[keep], attenuation[keep], first_scan_seconds=None)
         means.append(float(np.mean(attenuation[keep])))

@@ -9,12 +9,14 @@ spans of at most 30 minutes; weighted durations and scores follow the preset's b
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.errors import EstimationParameterError
 from proximity.times import SECONDS_PER_DAY
 
 __all__ = [
@@ -105,6 +107,12 @@ def scan_instances(
     ``None`` uses the encounter's own median scan gap instead (for continuous recordings, where
     120 s would give the first scan of a 2-minute session half the weight).
     """
+    if not (math.isfinite(scan_seconds) and scan_seconds > 0):
+        raise EstimationParameterError("scan_seconds", scan_seconds, "a positive number of seconds")
+    if first_scan_seconds is not None and not (math.isfinite(first_scan_seconds) and first_scan_seconds > 0):
+        raise EstimationParameterError(
+            "first_scan_seconds", first_scan_seconds, "a positive number of seconds"
+        )
     times = np.asarray(times, np.float64)
     attenuation = np.asarray(attenuation, np.float64)
     rssi = np.full(times.shape, np.nan) if rssi is None else np.asarray(rssi, np.float64)

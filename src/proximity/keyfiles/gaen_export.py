@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
@@ -70,13 +70,24 @@ class TrustedKey:
             raise TypeError("public_key must be a P-256 (secp256r1) public key")
 
     @classmethod
-    def from_pem(cls, pem: bytes, key_id: str | None = None, version: str | None = None) -> TrustedKey:
+    def from_pem(
+        cls, pem: bytes, key_id: str | None = None, version: str | None = None, *, source: str = "public key"
+    ) -> TrustedKey:
+        """A trusted key from a SubjectPublicKeyInfo PEM; ``source`` (e.g. the file) names it in errors.
+
+        GAEN exports are signed with ECDSA P-256: any other key is refused with MalformedKeyFileError.
+        """
         try:
             key = serialization.load_pem_public_key(pem)
-        except ValueError as error:
-            raise MalformedKeyFileError("public key", f"not a PEM public key ({error})") from None
+        except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+            raise MalformedKeyFileError(source, f"not a PEM public key ({error})") from None
         if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise MalformedKeyFileError("public key", "not an elliptic-curve public key")
+            kind = type(key).__name__.removeprefix("_").removesuffix("PublicKey") or type(key).__name__
+            raise MalformedKeyFileError(source, f"GAEN needs a P-256 (secp256r1) EC public key, got {kind}")
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise MalformedKeyFileError(
+                source, f"GAEN needs a P-256 (secp256r1) EC public key, got curve {key.curve.name}"
+            )
         return cls(key, key_id, version)
 
     def applies_to(self, info: pb.SignatureInfo) -> bool:

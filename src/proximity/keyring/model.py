@@ -14,17 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from proximity.broadcast import Broadcast, bluezone_broadcasts, gaen_broadcasts
-from proximity.errors import InvalidKeyError, NoKeyForTimeError
+from proximity.errors import InvalidKeyError, InvalidMetadataError, NoKeyForTimeError
 from proximity.schemes import SCHEME_NAMES
 from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY, BluezoneBaseKey
 from proximity.schemes.gaen import Metadata, TemporaryExposureKey
 from proximity.times import SECONDS_PER_DAY, utc_midnight
 
-__all__ = ["DEFAULT_TX_POWER", "KeyRing", "KeyRingSettings"]
+__all__ = ["DEFAULT_TX_POWER", "TX_POWER_RANGE", "KeyRing", "KeyRingSettings"]
 
 # A typical Android calibrated TX power (Google's table: Pixel 4a -30, Galaxy S10 -29). Set your own.
 DEFAULT_TX_POWER = -30
 DEFAULT_RETENTION_DAYS = 14
+# The TX powers GAEN accepts (dBm): receivers drop adverts whose metadata says otherwise.
+TX_POWER_RANGE = (-50, 20)
 
 RandomBytes = Callable[[int], bytes]
 
@@ -39,7 +41,13 @@ class KeyRingSettings:
     retention_days: int = DEFAULT_RETENTION_DAYS
 
     def __post_init__(self) -> None:
-        Metadata(self.tx_power, self.calibration_confidence)  # validates both
+        if isinstance(self.tx_power, bool) or not isinstance(self.tx_power, int):
+            raise TypeError(f"tx_power must be an int, got {self.tx_power!r}")
+        if not TX_POWER_RANGE[0] <= self.tx_power <= TX_POWER_RANGE[1]:
+            raise InvalidMetadataError(
+                "tx_power", self.tx_power, f"in [{TX_POWER_RANGE[0]}, {TX_POWER_RANGE[1]}] dBm (GAEN's range)"
+            )
+        Metadata(self.tx_power, self.calibration_confidence)  # validates the calibration confidence
         if self.bluezone_ids_per_day < 1 or SECONDS_PER_DAY % self.bluezone_ids_per_day:
             raise InvalidKeyError(
                 f"bluezone_ids_per_day must divide 86400 (e.g. 96 or 144), got {self.bluezone_ids_per_day}"

@@ -15,7 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from proximity.errors import KeyRingCorruptError, KeyRingError, KeyRingNotFoundError, ProximityError
+from proximity.errors import (
+    FileWriteError,
+    KeyRingCorruptError,
+    KeyRingError,
+    KeyRingNotFoundError,
+    ProximityError,
+)
 from proximity.keyring.model import KeyRing, KeyRingSettings
 from proximity.schemes.bluezone import BluezoneBaseKey
 from proximity.schemes.gaen import TemporaryExposureKey
@@ -139,30 +145,41 @@ def load_keyring(path: Path) -> KeyRing:
 def save_keyring(path: Path, ring: KeyRing, *, create: bool = False) -> None:
     """Write atomically: a 0600 temporary file beside the target, fsync, rename, fsync the directory.
 
-    With ``create``, refuse to replace an existing key ring.
+    With ``create``, refuse to replace an existing key ring. A system error (no permission, disk full)
+    is a :class:`FileWriteError` naming the path; the old file, if any, is untouched and no temporary
+    file is left behind.
     """
     if create and path.exists():
         raise KeyRingError(f"a key ring already exists at {path}; it was left untouched")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = dumps_keyring(ring).encode()
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if create:
-            os.link(temporary, path)  # fails if another process created it meanwhile
-            os.unlink(temporary)
-        else:
-            os.replace(temporary, path)
-    except FileExistsError:
-        raise KeyRingError(f"a key ring already exists at {path}; it was left untouched") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-    _fsync_directory(path.parent)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if create:
+                try:
+                    os.link(temporary, path)  # fails if another process created it meanwhile
+                except FileExistsError:
+                    raise KeyRingError(
+                        f"a key ring already exists at {path}; it was left untouched"
+                    ) from None
+                os.unlink(temporary)
+            else:
+                os.replace(temporary, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        _fsync_directory(path.parent)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if isinstance(error, FileExistsError) and not path.parent.is_dir():  # mkdir met a file
+            reason = f"{path.parent} is not a directory"
+        raise FileWriteError(str(path), reason, "key ring") from error
 
 
 def wipe_keyring(path: Path) -> bool:

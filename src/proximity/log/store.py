@@ -28,10 +28,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from proximity.errors import (
+    EncounterLogBusyError,
     EncounterLogCorruptError,
     EncounterLogError,
     EncounterLogVersionError,
     InvalidBatchError,
+    InvalidTimeError,
 )
 from proximity.log.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SCHEME_CODES
 from proximity.schemes.gaen import AEM_LENGTH
@@ -140,6 +142,8 @@ class EncounterLog:
                 raise EncounterLogCorruptError(self.path, f"integrity check failed: {problems[:200]}")
         except sqlite3.DatabaseError as error:
             self._db.close()
+            if _is_busy(error):  # another connection holds the lock: the file is fine, retry later
+                raise EncounterLogBusyError(self.path, str(error)) from None
             raise EncounterLogCorruptError(self.path, str(error)) from None
         except BaseException:
             self._db.close()
@@ -214,12 +218,14 @@ class EncounterLog:
     ) -> IngestReport:
         """Write Sightings in one transaction (all schemes at once). Sightings validate themselves."""
         by_scheme: dict[str, list[Sighting]] = {}
-        for sighting in sightings:
+        positions: dict[str, list[int]] = {}  # the caller's row of every regrouped row
+        for number, sighting in enumerate(sightings):
             if not isinstance(sighting, Sighting):
                 raise TypeError(f"expected Sighting, got {type(sighting).__name__}")
             by_scheme.setdefault(sighting.scheme, []).append(sighting)
+            positions.setdefault(sighting.scheme, []).append(number)
         batches = [_columns_of(scheme, rows) for scheme, rows in by_scheme.items()]
-        return self._write(batches, dedup_seconds, on_bad)
+        return self._write(batches, dedup_seconds, on_bad, [positions[scheme] for scheme in by_scheme])
 
     @_guarded
     def add_columns(
@@ -247,8 +253,14 @@ class EncounterLog:
         return self._write([columns], dedup_seconds, on_bad)
 
     def _write(
-        self, batches: list[_Columns], dedup_seconds: float | None, on_bad: Literal["raise", "skip"]
+        self,
+        batches: list[_Columns],
+        dedup_seconds: float | None,
+        on_bad: Literal["raise", "skip"],
+        origins: list[list[int]] | None = None,
     ) -> IngestReport:
+        """Write ``batches`` in one transaction; ``origins[b][i]`` is the caller's position of row ``i``
+        of batch ``b`` (default: the batches' rows one after the other), used in bad-row reports."""
         if on_bad not in ("raise", "skip"):
             raise ValueError(f"on_bad must be 'raise' or 'skip', got {on_bad!r}")
         if dedup_seconds is not None and not (math.isfinite(dedup_seconds) and dedup_seconds > 0):
@@ -256,16 +268,18 @@ class EncounterLog:
         bad_rows: list[int] = []
         reasons: list[str] = []
         offset = 0
-        for batch in batches:
+        for b, batch in enumerate(batches):
             rows, why = batch.problems()
-            bad_rows.extend(int(row) + offset for row in rows)
+            if origins is None:
+                bad_rows.extend(int(row) + offset for row in rows)
+            else:
+                bad_rows.extend(origins[b][row] for row in rows.tolist())
             reasons.extend(why)
             offset += batch.n
+        order = np.argsort(bad_rows, kind="stable").tolist()
+        bad_rows, reasons = [bad_rows[i] for i in order], [reasons[i] for i in order]
         if bad_rows and on_bad == "raise":
-            order = np.argsort(bad_rows, kind="stable")
-            raise InvalidBatchError(
-                tuple(bad_rows[i] for i in order), tuple(reasons[i] for i in order), offset
-            )
+            raise InvalidBatchError(tuple(bad_rows), tuple(reasons), offset)
         duplicates = 0
         written = 0
         self._begin()
@@ -306,7 +320,9 @@ class EncounterLog:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            raise EncounterLogError(f"encounter log {self.path} is busy: {error}") from None
+            if _is_busy(error):
+                raise EncounterLogBusyError(self.path, str(error)) from None
+            raise EncounterLogError(f"encounter log {self.path}: {error}") from None
 
     def _rollback(self) -> None:
         if self._db.in_transaction:
@@ -347,12 +363,16 @@ class EncounterLog:
 
         Pass ``now`` when replaying or auditing old data, so it is not pruned away by accident.
         """
+        if isinstance(days, bool) or not isinstance(days, int | float):
+            raise TypeError(f"days must be a number, got {type(days).__name__}")
         if not (math.isfinite(days) and days >= 0):
-            raise ValueError(f"days must be a non-negative number, got {days!r}")
+            raise InvalidTimeError(f"days must be a finite non-negative number of days, got {days!r}")
         at = wall_clock() if now is None else float(now)
         if not math.isfinite(at):
-            raise ValueError(f"now must be finite unix seconds, got {now!r}")
+            raise InvalidTimeError(f"now must be finite unix seconds, got {now!r}")
         cutoff = at - days * SECONDS_PER_DAY
+        if not math.isfinite(cutoff):
+            raise InvalidTimeError(f"days={days!r} before now={at!r} is not a representable time")
         self._begin()
         try:
             sightings = self._db.execute("DELETE FROM sightings WHERE time < ?", (cutoff,)).rowcount
@@ -480,9 +500,20 @@ class EncounterLog:
         try:
             yield
         except sqlite3.OperationalError as error:
+            if _is_busy(error):
+                raise EncounterLogBusyError(self.path, str(error)) from None
             raise EncounterLogError(f"encounter log {self.path}: {error}") from None
         except sqlite3.DatabaseError as error:
             raise EncounterLogCorruptError(self.path, str(error)) from None
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED (also as extended codes): another connection holds a lock."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(error).lower()
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def _refuse_foreign_file(path: str, create: bool) -> None:

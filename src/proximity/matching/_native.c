@@ -433,7 +433,7 @@ static PyObject *py_gaen_rpis(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_ssize_t n = v[0].len / 16;
-    if (v[0].len % 16 || v[1].len != 4 * n || v[2].len != n * 144 * 16) {
+    if (v[0].len % 16 || n > PY_SSIZE_T_MAX / (144 * 16) || v[1].len != 4 * n || v[2].len != n * 144 * 16) {
         release(v, 3);
         PyErr_SetString(PyExc_ValueError, "need teks n*16 bytes, starts n uint32, out n*144*16 bytes");
         return NULL;
@@ -607,6 +607,12 @@ static PyObject *py_bluezone_ids(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_ssize_t n = v[0].len / klen;
+    /* n*count*12 must not wrap around: a wrapped size could pass the check below with a tiny buffer. */
+    if (count > 0 && n > PY_SSIZE_T_MAX / 12 / count) {
+        release(v, 3);
+        PyErr_SetString(PyExc_OverflowError, "n*count*12 bytes of output overflow Py_ssize_t");
+        return NULL;
+    }
     if (v[2].len != n * count * 12) {
         release(v, 3);
         PyErr_SetString(PyExc_ValueError, "out must be n*count*12 bytes");

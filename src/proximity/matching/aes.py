@@ -3,8 +3,8 @@
 Matching derives 144 RPIs from every published key, so the cost that dominates is setting up a cipher
 per key. Two backends do the same job:
 
-* ``LibcryptoEcb`` binds the system libcrypto (OpenSSL 3) through cffi's ABI mode and reuses one
-  cipher context, re-keyed per key: no cipher object is built per key.
+* ``LibcryptoEcb`` binds the system libcrypto (OpenSSL 3) through cffi's ABI mode and reuses a
+  cipher context (one per thread and process), re-keyed per key: no cipher object is built per key.
 * ``PortableEcb`` uses ``cryptography``'s public API: one cipher object per key. Always available.
 
 :func:`default_backend` picks the fast one when it loads and passes a known-answer self test, and the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes.util
 import os
+import threading
 from typing import Any, Protocol
 
 import numpy as np
@@ -111,6 +112,10 @@ def _open_libcrypto(ffi: Any) -> tuple[Any, str]:
 class LibcryptoEcb:
     """The system libcrypto through cffi, one reused EVP context re-keyed per key.
 
+    cffi releases the GIL during each libcrypto call, so a context shared by threads would be re-keyed
+    under another thread's feet: every thread (and every forked process) gets its own context, freed
+    when the thread ends or the object is collected.
+
     Raises OSError (or ImportError) from the constructor when libcrypto or cffi is unavailable.
     """
 
@@ -124,8 +129,7 @@ class LibcryptoEcb:
         lib, path = _open_libcrypto(ffi)
         self._ffi = ffi
         self._lib = lib
-        self._pid = -1
-        self._ctx: Any = None
+        self._local = threading.local()
         self._context()
         probe = np.frombuffer(_KAT_PLAIN, dtype=np.uint8).reshape(1, 1, 16)
         key = np.frombuffer(_KAT_KEY, dtype=np.uint8).reshape(1, 16)
@@ -137,8 +141,10 @@ class LibcryptoEcb:
         return LibcryptoEcb, ()
 
     def _context(self) -> Any:
-        # A context made before fork() must not be shared with the child: make one per process.
-        if self._pid != os.getpid():
+        # One context per thread; and one made before fork() must not be used by the child (the
+        # forking thread's local survives the fork), so it is keyed by the process id too.
+        local, pid = self._local, os.getpid()
+        if getattr(local, "pid", None) != pid:
             lib, ffi = self._lib, self._ffi
             ctx = ffi.gc(lib.EVP_CIPHER_CTX_new(), lib.EVP_CIPHER_CTX_free)
             if (
@@ -147,8 +153,8 @@ class LibcryptoEcb:
             ):
                 raise OSError("libcrypto could not set up an AES-128-ECB context")
             lib.EVP_CIPHER_CTX_set_padding(ctx, 0)
-            self._ctx, self._pid = ctx, os.getpid()
-        return self._ctx
+            local.ctx, local.pid = ctx, pid
+        return local.ctx
 
     def encrypt_rows(
         self, keys: NDArray[np.uint8], blocks: NDArray[np.uint8], rows: NDArray[np.intp] | None = None
@@ -174,6 +180,7 @@ class LibcryptoEcb:
 
 
 _DEFAULT: EcbBackend | None = None
+_DEFAULT_LOCK = threading.Lock()  # worker threads may ask for it at the same time
 
 
 def available_backends() -> list[EcbBackend]:
@@ -189,6 +196,8 @@ def default_backend() -> EcbBackend:
     """The fastest backend that works here (``PROXIMITY_AES=portable`` forces the portable one)."""
     global _DEFAULT
     if _DEFAULT is None:
-        forced = os.environ.get("PROXIMITY_AES", "").strip().lower()
-        _DEFAULT = PortableEcb() if forced == "portable" else available_backends()[0]
+        with _DEFAULT_LOCK:
+            if _DEFAULT is None:
+                forced = os.environ.get("PROXIMITY_AES", "").strip().lower()
+                _DEFAULT = PortableEcb() if forced == "portable" else available_backends()[0]
     return _DEFAULT

@@ -21,7 +21,7 @@ Nothing here reads the clock: what is in range follows from the keys and the obs
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -150,6 +150,9 @@ class GaenMatcher:
         aes = self.aes or default_backend()
         if len(batch) == 0 or len(self.index) == 0:
             return []
+        withdrawn = batch.report_type == ReportType.REVOKED
+        if withdrawn.any():  # a REVOKED key is never a match
+            batch = batch.select(~withdrawn)
         # A key with no sighting at all inside its window (±2 h) cannot match: skip its crypto. This
         # reads the observation times, never the clock; it pays when the log is shorter than 14 days.
         low = batch.rolling_start * ENIN_SECONDS - WINDOW_SLACK_SECONDS
@@ -258,8 +261,9 @@ def match_gaen(
 
     ``keys`` is consumed in chunks of ``chunk_size`` (memory stays bounded whatever its length);
     ``workers`` processes share the chunks (default: all cores). ``revised_keys`` is read after
-    ``keys``: a REVOKED revision removes the key's match, any other revision replaces the key's report
-    type, transmission risk and onset (and is matched itself if the original was not published).
+    ``keys``, in order, and the LAST revision of a key wins: a REVOKED one removes the key's match, any
+    other replaces the key's report type, transmission risk and onset (and is matched itself if the
+    original was not published). A key published as REVOKED is never a match and withdraws its key.
     ``verified`` marks plain :class:`DiagnosisKey` values; batches carry their own flag. The result
     is sorted by key bytes and start, so it is the same whatever the workers. ``backend`` ("c",
     "python"; default: ``PROXIMITY_MATCH_BACKEND``, else automatic) and ``aes`` change only the speed.
@@ -275,37 +279,67 @@ def match_gaen(
     count = resolve_workers(workers)
     if isinstance(keys, KeyBatch):
         keys = [keys]  # one batch, not an iterable of its keys (which would lose its verified flag)
-    chunks = batches_of(keys, chunk_size, verified=verified)
+    revoked: set[tuple[bytes, int]] = set()
+    chunks = _noting_revoked(batches_of(keys, chunk_size, verified=verified), revoked)
     # The C path releases the GIL for the whole derive-and-probe loop: threads share the matcher.
     found = run_chunks(matcher, chunks, count, progress, threads=matcher.backend_in_use == "c")
-    revisions: dict[tuple[bytes, int], DiagnosisKey] = {}
-    revised_batches: list[KeyBatch] = []
+    # Revisions are read in order and the LAST revision of a key wins (REVOKED or not): only those
+    # that are last and not REVOKED are matched.
     if isinstance(revised_keys, KeyBatch):
         revised_keys = [revised_keys]
-    for batch in batches_of(revised_keys, chunk_size, verified=verified):
-        for key in batch:
-            revisions[key.identity] = key
-        revised_batches.append(batch.select(batch.report_type != ReportType.REVOKED))
+    revised_batches = list(batches_of(revised_keys, chunk_size, verified=verified))
+    last: dict[tuple[bytes, int], tuple[int, int]] = {}
+    for b, batch in enumerate(revised_batches):
+        for row, identity in enumerate(_identities(batch)):
+            last[identity] = (b, row)
+    revisions: dict[tuple[bytes, int], DiagnosisKey] = {}
     revised_found: list[KeyMatch] = []
-    for batch in revised_batches:
-        revised_found += matcher.match_batch(batch)
-    return _merge(found, revised_found, revisions)
+    for b, batch in enumerate(revised_batches):
+        final = np.array([last[identity] == (b, row) for row, identity in enumerate(_identities(batch))])
+        for row in np.flatnonzero(final).tolist():
+            key = batch.key(row)
+            revisions[key.identity] = key
+        revised_found += matcher.match_batch(batch.select(final.astype(np.bool_)))
+    return _merge(found, revised_found, revisions, revoked)
+
+
+def _identities(batch: KeyBatch) -> list[tuple[bytes, int]]:
+    data = batch.key_data.tobytes()
+    return [(data[16 * i : 16 * i + 16], int(s)) for i, s in enumerate(batch.rolling_start.tolist())]
+
+
+def _noting_revoked(chunks: Iterable[KeyBatch], revoked: set[tuple[bytes, int]]) -> Iterator[KeyBatch]:
+    """The chunks unchanged, noting the identities published as REVOKED (they withdraw the key)."""
+    for chunk in chunks:
+        flagged = chunk.report_type == ReportType.REVOKED
+        if flagged.any():
+            revoked.update(_identities(chunk.select(flagged)))
+        yield chunk
 
 
 def _merge(
-    found: list[KeyMatch], revised_found: list[KeyMatch], revisions: dict[tuple[bytes, int], DiagnosisKey]
+    found: list[KeyMatch],
+    revised_found: list[KeyMatch],
+    revisions: dict[tuple[bytes, int], DiagnosisKey],
+    revoked: set[tuple[bytes, int]],
 ) -> list[KeyMatch]:
-    """One match per key identity: revisions win, REVOKED drops, duplicates collapse; sorted."""
+    """One match per key identity: the last revision wins, REVOKED drops, duplicates collapse; sorted.
+
+    ``revisions`` holds the last revision of every revised key; ``revoked`` the keys published as
+    REVOKED among the keys themselves.
+    """
     chosen: dict[tuple[bytes, int], KeyMatch] = {}
     for match in sorted(found, key=_order):
         assert isinstance(match.key, DiagnosisKey)
         identity = match.key.identity
-        if identity in revisions:
+        if identity in revisions or identity in revoked:
             continue
         chosen.setdefault(identity, match)
     for match in sorted(revised_found, key=_order):
         assert isinstance(match.key, DiagnosisKey)
-        chosen.setdefault(match.key.identity, match)
+        identity = match.key.identity
+        if revisions.get(identity) == match.key and match.key.report_type != ReportType.REVOKED:
+            chosen.setdefault(identity, match)
     return sorted(chosen.values(), key=_order)
 
 

@@ -169,11 +169,10 @@ Advert = GaenAdvert | BluezoneAdvert
 
 
 def _normalise_uuid(key: str) -> str:
+    """The 128-bit form of a UUID key; a key that is no UUID comes back as it is (so it is not ours)."""
     text = key.strip().lower()
-    if len(text) == 4:
-        return uuid16_to_uuid128(int(text, 16))
-    if len(text) == 8:
-        return f"{text}{_BASE_UUID_SUFFIX}"
+    if len(text) in (4, 8) and all(c in "0123456789abcdef" for c in text):
+        return uuid16_to_uuid128(int(text, 16)) if len(text) == 4 else f"{text}{_BASE_UUID_SUFFIX}"
     return text
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
-from proximity.errors import InvalidKeyError, InvalidLengthError, NoKeyForTimeError
+from proximity.errors import InvalidKeyError, InvalidLengthError, InvalidMetadataError, NoKeyForTimeError
 from proximity.schemes.base import EphemeralId, IdBatch, require_bytes
 from proximity.times import SECONDS_PER_DAY, _check_finite
 
@@ -147,15 +147,23 @@ class Metadata:
     minor_version: int = 0
 
     def __post_init__(self) -> None:
+        for name, value in (
+            ("tx_power", self.tx_power),
+            ("calibration_confidence", self.calibration_confidence),
+            ("major_version", self.major_version),
+            ("minor_version", self.minor_version),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r}")
         if not -128 <= self.tx_power <= 127:
-            raise ValueError(f"tx_power must be a signed byte (-128..127 dBm), got {self.tx_power}")
+            raise InvalidMetadataError("tx_power", self.tx_power, "a signed byte (-128..127 dBm)")
         for name, value in (
             ("calibration_confidence", self.calibration_confidence),
             ("major_version", self.major_version),
             ("minor_version", self.minor_version),
         ):
             if not 0 <= value <= 3:
-                raise ValueError(f"{name} must be 0..3 (2 bits), got {value}")
+                raise InvalidMetadataError(name, value, "0..3 (2 bits)")
 
     def to_bytes(self) -> bytes:
         version = (self.major_version << 6) | (self.minor_version << 4) | (self.calibration_confidence << 2)

@@ -80,11 +80,15 @@ class HeardPairs:
 
     Rows are kept in flat arrays (pair code, time, RSSI as float32: radios report whole dBm), about
     20 bytes a row and no Python object per pair, so a pair that stays together all day costs only
-    its sightings.
+    its sightings. A counterpart of -1 (an ID nobody in the run broadcast) is kept as its own pair
+    ``(scanner, -1)``: the code is ``scanner * (n + 1) + counterpart + 1``, never negative, and
+    decodes back to exactly that (a code of ``scanner * n + counterpart`` would turn -1 into the
+    previous scanner's agent n - 1).
     """
 
     def __init__(self, n: int, forget: float, hold: float = 0.0) -> None:
         self.n = np.int64(n)
+        self._stride = np.int64(n + 1)  # counterpart + 1 in [0, n]
         self.forget = forget
         self.hold = hold
         self._code = np.zeros(0, np.int64)
@@ -109,7 +113,10 @@ class HeardPairs:
     ) -> None:
         if times.size == 0:
             return
-        code = scanner.astype(np.int64) * self.n + counterpart
+        counterpart = counterpart.astype(np.int64)
+        if counterpart.min() < -1 or counterpart.max() >= self.n:
+            raise ValueError(f"counterparts must be agents 0..{self.n - 1} or -1 (unknown)")
+        code = scanner.astype(np.int64) * self._stride + (counterpart + 1)
         self._code = np.concatenate((self._code, code))
         self._time = np.concatenate((self._time, times))
         self._rssi = np.concatenate((self._rssi, rssi.astype(np.float32)))
@@ -150,5 +157,5 @@ class HeardPairs:
         starts = np.concatenate(([0], cuts)).tolist()
         ends = np.concatenate((cuts, [code.size])).tolist()
         for lo, hi in zip(starts, ends, strict=True):
-            key = int(code[lo])
-            yield key // int(self.n), key % int(self.n), times[lo:hi], rssi[lo:hi]
+            scanner, counterpart = divmod(int(code[lo]), int(self._stride))
+            yield scanner, counterpart - 1, times[lo:hi], rssi[lo:hi]

@@ -2,11 +2,13 @@
 
 Positions live in one (n, 2) array. Stationary agents sit (on a seat grid or anywhere); waypoint
 agents walk to a random target at their own speed, pause, pick another; group members keep a fixed
-offset from their group's leader (a waypoint mover). Agents enter and leave at drawn times.
+offset from their group's leader (a waypoint mover). Agents enter and leave at drawn times; a group's
+members enter and leave with its leader.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +26,7 @@ class CrowdParams:
 
     ``layout`` "seats" puts stationary agents on a grid ``seat_spacing`` apart (bus, classroom);
     "open" anywhere. Arrivals are uniform over ``arrival_spread``; each stays ``dwell`` (exponential
-    mean; 0 = until the end).
+    mean; 0 = until the end). A group arrives and leaves together, when its leader does.
     """
 
     agents: int
@@ -42,6 +44,10 @@ class CrowdParams:
     dwell: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("agents", "group_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
         if self.agents < 1:
             raise ValueError(f"agents must be at least 1, got {self.agents}")
         if not (self.width > 0 and self.height > 0):
@@ -59,7 +65,7 @@ class CrowdParams:
                 raise ValueError(f"{name} must be a [low, high] pair, got {value!r}")
         if not (0 <= self.speed[0] <= self.speed[1] and 0 <= self.pause[0] <= self.pause[1]):
             raise ValueError("speed and pause must be (low, high) ranges with 0 <= low <= high")
-        if self.seat_spacing <= 0 or self.arrival_spread < 0 or self.dwell < 0:
+        if not (self.seat_spacing > 0 and self.arrival_spread >= 0 and self.dwell >= 0):  # NaN fails
             raise ValueError("seat_spacing must be positive; arrival_spread and dwell >= 0")
 
 
@@ -98,6 +104,11 @@ class Movers:
         stay = rng.exponential(params.dwell, n) if params.dwell > 0 else np.full(n, np.inf)
         self.enter = arrive
         self.leave = np.minimum(arrive + stay, start + duration)
+        # a group arrives and leaves together: followers take their leader's window (every agent's
+        # own times are still drawn, so the draws of everyone else do not depend on who follows)
+        followers = np.flatnonzero(self.follows)
+        self.enter[followers] = self.enter[self.leader[followers]]
+        self.leave[followers] = self.leave[self.leader[followers]]
         self._follow()
 
     def _seats(self, count: int) -> NDArray[np.float64]:

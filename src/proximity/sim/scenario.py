@@ -70,14 +70,37 @@ class Scenario:
             raise ScenarioError(f"scheme must be 'gaen' or 'bluezone', got {self.scheme!r}")
         if self.duty and self.duty not in DUTY_CYCLES:
             raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
+        if not isinstance(self.pair_scores, bool):
+            raise ScenarioError(f"pair_scores must be true or false, got {self.pair_scores!r}")
         if not (math.isfinite(self.duration) and self.duration > 0 and 0 < self.step <= self.duration):
             raise ScenarioError("duration must be positive and step in (0, duration]")
-        if self.chunk < self.step:
-            raise ScenarioError("chunk must be at least one step")
+        cycle = DUTY_CYCLES[self.duty_cycle]
+        for what, on, period in (
+            ("scan", cycle.scan_on, cycle.scan_period),
+            ("advertise", cycle.advertise_on, cycle.advertise_period),
+        ):
+            # phones scan (advertise) at a step if its start falls in the window: a step longer than
+            # the window would skip whole windows of some phones and stretch others'
+            if on < period and self.step > on:
+                raise ScenarioError(
+                    f"step {self.step:g} s is longer than the {self.duty_cycle} duty cycle's {what} "
+                    f"window ({on:g} s on every {period:g} s); use step <= {on:g}"
+                )
+        if not (math.isfinite(self.chunk) and self.chunk >= self.step):
+            raise ScenarioError(f"chunk must be finite and at least one step, got {self.chunk}")
         if not (math.isfinite(self.forget) and (self.forget == 0 or self.forget >= self.chunk)):
             raise ScenarioError("forget must be 0 (judge pairs per day) or at least one chunk")
+        if not (math.isfinite(self.contact_distance) and self.contact_distance > 0):
+            raise ScenarioError(f"contact_distance must be positive and finite, got {self.contact_distance}")
+        if not (math.isfinite(self.contact_minutes) and self.contact_minutes >= 0):
+            raise ScenarioError(f"contact_minutes must be finite and >= 0, got {self.contact_minutes}")
         if not (math.isfinite(self.hold) and (self.hold == 0 or self.hold >= 2 * self.contact_minutes * 60)):
             raise ScenarioError("hold must be 0 (no limit) or at least twice contact_minutes")
+        if not self.crowd.arrival_spread < self.duration:
+            raise ScenarioError(
+                f"crowd arrival_spread ({self.crowd.arrival_spread:g} s) must be shorter than the "
+                f"duration ({self.duration:g} s): agents arriving after the end are never present"
+            )
         for p in self.adoption:
             if not 0.0 <= p <= 1.0:
                 raise ScenarioError(f"adoption must be in [0, 1], got {p}")
@@ -87,8 +110,6 @@ class Scenario:
         for name in self.estimators:
             if name not in known:
                 raise ScenarioError(f"unknown estimator {name!r}; choose from {', '.join(sorted(known))}")
-        if self.contact_distance <= 0 or self.contact_minutes < 0:
-            raise ScenarioError("contact_distance must be positive and contact_minutes >= 0")
         if self.channel.max_range < self.contact_distance:
             raise ScenarioError("channel max_range must be at least contact_distance")
 

@@ -67,6 +67,15 @@ def sweep(
     return SweepResult(rows, scores)
 
 
+def _task_key(scenario: Scenario, estimators: Sequence[str], adoption: float, seed: int) -> str:
+    """The Dask key of one run: a token of everything its result depends on, so runs of different
+    scenarios or estimator sets on one scheduler (concurrent sweeps, a shared client) never share a
+    key and so never each other's results."""
+    base: Any = importlib.import_module("dask.base")  # dask ships no type hints
+    token: str = base.tokenize(scenario, list(estimators), float(adoption), int(seed))
+    return f"sim-{token}"
+
+
 def _on_dask(
     scenario: Scenario,
     tasks: list[tuple[float, int]],
@@ -86,7 +95,9 @@ def _on_dask(
     client = distributed.Client(scheduler or cluster)
     try:
         futures = [
-            client.submit(_one, scenario, p, s, list(estimators), pure=False, key=f"sim-{p}-{s}")
+            client.submit(
+                _one, scenario, p, s, list(estimators), pure=False, key=_task_key(scenario, estimators, p, s)
+            )
             for p, s in tasks
         ]
         for done, _ in enumerate(distributed.as_completed(futures), start=1):

@@ -117,3 +117,27 @@ def test_service_data_keys_that_are_no_uuid_are_not_ours(key: str) -> None:
     assert decode_bleak({key: bytes(20)}, {}) is None
     # ...and do not hide an advert of ours beside them.
     assert decode_bleak({key: b"\x01", "fd6f": bytes(20)}, {}) == GaenAdvert(bytes(16), bytes(4))
+
+
+@given(st.integers(0, 0xFFFF))
+def test_16_bit_uuids_round_trip_through_the_base_uuid(short: int) -> None:
+    from proximity.payloads.adverts import uuid16_to_uuid128, uuid128_to_uuid16
+
+    assert uuid128_to_uuid16(uuid16_to_uuid128(short)) == short
+
+
+@pytest.mark.parametrize(
+    "uuid",
+    [
+        "0000+d6f-0000-1000-8000-00805f9b34fb",  # int(..., 16) would take the sign
+        "0000_d6f-0000-1000-8000-00805f9b34fb",
+        "0001fd6f-0000-1000-8000-00805f9b34fb",  # a 32-bit UUID
+        "0000fd6f-0000-1000-8000-00805f9b34fc",  # not the Bluetooth base
+        "0000fd6f-0000-1000-8000-00805f9b34fb0",
+        "fd6f",
+    ],
+)
+def test_other_uuids_have_no_16_bit_form(uuid: str) -> None:
+    from proximity.payloads.adverts import uuid128_to_uuid16
+
+    assert uuid128_to_uuid16(uuid) is None

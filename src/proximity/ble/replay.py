@@ -23,13 +23,13 @@ from bleak.exc import BleakError
 
 from proximity.ble.recording import RecordedAdvert
 from proximity.errors import ProximityError, ReplayError
+from proximity.payloads.adverts import uuid128_to_uuid16
 
 __all__ = ["BLEAK_NO_RSSI", "Replay", "ReplayBackend"]
 
 # bleak's value for "no RSSI" (its BlueZ backend defaults to it); the scanner façade turns it into None.
 BLEAK_NO_RSSI = -127
 _YIELD_EVERY = 64
-_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class Replay:
@@ -60,14 +60,9 @@ def _ad_structures(advert: RecordedAdvert) -> list[tuple[int, bytes]]:
     """The AD structures a 16-bit-UUID advert had on the air (what BlueZ's or_patterns match)."""
     out: list[tuple[int, bytes]] = []
     for uuid, data in advert.service_data.items():
-        short = uuid[4:8]
-        if (
-            uuid.startswith("0000")
-            and uuid.endswith("-0000-1000-8000-00805f9b34fb")
-            and len(uuid) == 36
-            and all(c in _HEX for c in short)
-        ):
-            out.append((0x16, int(short, 16).to_bytes(2, "little") + data))
+        short = uuid128_to_uuid16(uuid)
+        if short is not None:
+            out.append((0x16, short.to_bytes(2, "little") + data))
     for company, data in advert.manufacturer_data.items():
         out.append((0xFF, company.to_bytes(2, "little") + data))
     return out

@@ -7,12 +7,10 @@ export.zip, or the Bluezone daily-key record of the last days as JSON.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 from pathlib import Path
 
+from proximity.atomic_files import write_atomically
 from proximity.cli.common import CommandError, add_keyring_option, print_json, time_arg
-from proximity.errors import FileWriteError
 from proximity.keyfiles.bluezone_json import dump_records
 from proximity.keyfiles.gaen_export import (
     generate_signing_key,
@@ -85,23 +83,6 @@ def bluezone_record(ring: KeyRing, at: float, days: int) -> BluezoneDailyKey:
     return base.record(first, (last - first) // SECONDS_PER_DAY + 1, ring.settings.bluezone_ids_per_day)
 
 
-def _write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write ``path`` whole or not at all: a temporary file beside it, renamed over it, removed on failure."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-    except OSError as error:
-        raise FileWriteError(path, error.strerror or str(error)) from error
-
-
 def _export(args: argparse.Namespace) -> int:
     at = now() if args.at is None else args.at
     ring = load_keyring(resolve_keyring_path(args.keyring))
@@ -127,7 +108,7 @@ def _export(args: argparse.Namespace) -> int:
             end_timestamp=int(at),
             pad_to=args.pad_to,
         )
-        _write(args.out, data)
+        write_atomically(Path(args.out), data)
         summary = {
             "scheme": "gaen",
             "out": args.out,
@@ -136,7 +117,7 @@ def _export(args: argparse.Namespace) -> int:
         }
     else:
         record = bluezone_record(ring, at, args.days)
-        _write(args.out, dump_records([record]).encode())
+        write_atomically(Path(args.out), dump_records([record]).encode())
         summary = {"scheme": "bluezone", "out": args.out, "records": 1, "days": record.days}
     if args.json:
         print_json(summary)
@@ -152,7 +133,7 @@ def _signing_key(args: argparse.Namespace) -> int:
         if path.exists() and not args.force:
             raise CommandError(f"{path} exists; pass --force to replace it")
     private, public = signing_key_pem(generate_signing_key())
-    _write(str(private_path), private, 0o600)
-    _write(str(public_path), public)
+    write_atomically(private_path, private, mode=0o600)
+    write_atomically(public_path, public)
     print(f"private key {private_path} (keep it secret)\npublic key  {public_path} (give it to verifiers)")
     return 0

@@ -6,7 +6,6 @@ are never silently replaced, since new keys would orphan every ID already broadc
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -15,13 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from proximity.errors import (
-    FileWriteError,
-    KeyRingCorruptError,
-    KeyRingError,
-    KeyRingNotFoundError,
-    ProximityError,
-)
+from proximity.atomic_files import fsync_directory, write_atomically
+from proximity.errors import KeyRingCorruptError, KeyRingError, KeyRingNotFoundError, ProximityError
 from proximity.keyring.model import KeyRing, KeyRingSettings
 from proximity.schemes.bluezone import BluezoneBaseKey
 from proximity.schemes.gaen import TemporaryExposureKey
@@ -149,37 +143,13 @@ def save_keyring(path: Path, ring: KeyRing, *, create: bool = False) -> None:
     is a :class:`FileWriteError` naming the path; the old file, if any, is untouched and no temporary
     file is left behind.
     """
+    exists = f"a key ring already exists at {path}; it was left untouched"
     if create and path.exists():
-        raise KeyRingError(f"a key ring already exists at {path}; it was left untouched")
+        raise KeyRingError(exists)
     data = dumps_keyring(ring).encode()
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            if create:
-                try:
-                    os.link(temporary, path)  # fails if another process created it meanwhile
-                except FileExistsError:
-                    raise KeyRingError(
-                        f"a key ring already exists at {path}; it was left untouched"
-                    ) from None
-                os.unlink(temporary)
-            else:
-                os.replace(temporary, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-        _fsync_directory(path.parent)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        if isinstance(error, FileExistsError) and not path.parent.is_dir():  # mkdir met a file
-            reason = f"{path.parent} is not a directory"
-        raise FileWriteError(str(path), reason, "key ring") from error
+    # create: never replace, even a ring another process wrote meanwhile
+    if not write_atomically(path, data, mode=0o600, what="key ring", replace=not create, make_parents=True):
+        raise KeyRingError(exists)
 
 
 def wipe_keyring(path: Path) -> bool:
@@ -188,15 +158,5 @@ def wipe_keyring(path: Path) -> bool:
         path.unlink()
     except FileNotFoundError:
         return False
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     return True
-
-
-def _fsync_directory(directory: Path) -> None:
-    if sys.platform == "win32":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

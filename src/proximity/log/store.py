@@ -508,12 +508,12 @@ class EncounterLog:
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
-    """SQLITE_BUSY / SQLITE_LOCKED (also as extended codes): another connection holds a lock."""
+    """SQLITE_BUSY / SQLITE_LOCKED (also as extended codes): another connection holds a lock.
+
+    Python 3.11+ gives every error that comes from SQLite its code; the module's own errors have none.
+    """
     code = getattr(error, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    text = str(error).lower()
-    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+    return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _refuse_foreign_file(path: str, create: bool) -> None:

@@ -288,18 +288,16 @@ def match_gaen(
     if isinstance(revised_keys, KeyBatch):
         revised_keys = [revised_keys]
     revised_batches = list(batches_of(revised_keys, chunk_size, verified=verified))
-    last: dict[tuple[bytes, int], tuple[int, int]] = {}
-    for b, batch in enumerate(revised_batches):
-        for row, identity in enumerate(_identities(batch)):
-            last[identity] = (b, row)
+    identities = [_identities(batch) for batch in revised_batches]
+    last = {identity: (b, row) for b, ids in enumerate(identities) for row, identity in enumerate(ids)}
     revisions: dict[tuple[bytes, int], DiagnosisKey] = {}
     revised_found: list[KeyMatch] = []
-    for b, batch in enumerate(revised_batches):
-        final = np.array([last[identity] == (b, row) for row, identity in enumerate(_identities(batch))])
+    for b, (batch, ids) in enumerate(zip(revised_batches, identities, strict=True)):
+        final = np.array([last[identity] == (b, row) for row, identity in enumerate(ids)], np.bool_)
         for row in np.flatnonzero(final).tolist():
             key = batch.key(row)
             revisions[key.identity] = key
-        revised_found += matcher.match_batch(batch.select(final.astype(np.bool_)))
+        revised_found += matcher.match_batch(batch.select(final))  # drops the REVOKED ones
     return _merge(found, revised_found, revisions, revoked)
 
 
@@ -335,11 +333,9 @@ def _merge(
         if identity in revisions or identity in revoked:
             continue
         chosen.setdefault(identity, match)
-    for match in sorted(revised_found, key=_order):
+    for match in sorted(revised_found, key=_order):  # only last revisions were matched
         assert isinstance(match.key, DiagnosisKey)
-        identity = match.key.identity
-        if revisions.get(identity) == match.key and match.key.report_type != ReportType.REVOKED:
-            chosen.setdefault(identity, match)
+        chosen.setdefault(match.key.identity, match)
     return sorted(chosen.values(), key=_order)
 
 

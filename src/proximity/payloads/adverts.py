@@ -37,6 +37,7 @@ __all__ = [
     "decode_ad_bytes",
     "decode_bleak",
     "uuid16_to_uuid128",
+    "uuid128_to_uuid16",
 ]
 
 GAEN_SERVICE_UUID16 = 0xFD6F
@@ -48,6 +49,19 @@ _BASE_UUID_SUFFIX = "-0000-1000-8000-00805f9b34fb"
 def uuid16_to_uuid128(uuid16: int) -> str:
     """The Bluetooth base UUID form of a 16-bit UUID, lowercase, as bleak keys service data."""
     return f"0000{uuid16:04x}{_BASE_UUID_SUFFIX}"
+
+
+def uuid128_to_uuid16(uuid: str) -> int | None:
+    """The 16-bit UUID inside a lowercase Bluetooth base UUID; None for any other UUID or text."""
+    short = uuid[4:8]
+    if len(uuid) == 36 and uuid.startswith("0000") and uuid.endswith(_BASE_UUID_SUFFIX) and _is_hex(short):
+        return int(short, 16)
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    """Hex digits only: ``int(text, 16)`` alone would also take signs, underscores and spaces."""
+    return bool(text) and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 GAEN_SERVICE_UUID = uuid16_to_uuid128(GAEN_SERVICE_UUID16)
@@ -171,7 +185,7 @@ Advert = GaenAdvert | BluezoneAdvert
 def _normalise_uuid(key: str) -> str:
     """The 128-bit form of a UUID key; a key that is no UUID comes back as it is (so it is not ours)."""
     text = key.strip().lower()
-    if len(text) in (4, 8) and all(c in "0123456789abcdef" for c in text):
+    if len(text) in (4, 8) and _is_hex(text):
         return uuid16_to_uuid128(int(text, 16)) if len(text) == 4 else f"{text}{_BASE_UUID_SUFFIX}"
     return text
 

@@ -137,6 +137,15 @@ def aems_of_rpis(aemk: bytes, rpi_batch: NDArray[np.uint8], metadata: bytes) -> 
     return keystream ^ np.frombuffer(metadata, dtype=np.uint8)
 
 
+# (field, lowest, highest, what is allowed): the AEM's signed TX power byte and its 2-bit fields
+_METADATA_FIELDS = (
+    ("tx_power", -128, 127, "a signed byte (-128..127 dBm)"),
+    ("calibration_confidence", 0, 3, "0..3 (2 bits)"),
+    ("major_version", 0, 3, "0..3 (2 bits)"),
+    ("minor_version", 0, 3, "0..3 (2 bits)"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Metadata:
     """The 4 bytes an AEM encrypts: version, TX power (signed dBm), calibration confidence."""
@@ -147,23 +156,12 @@ class Metadata:
     minor_version: int = 0
 
     def __post_init__(self) -> None:
-        for name, value in (
-            ("tx_power", self.tx_power),
-            ("calibration_confidence", self.calibration_confidence),
-            ("major_version", self.major_version),
-            ("minor_version", self.minor_version),
-        ):
+        for name, low, high, expected in _METADATA_FIELDS:
+            value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {value!r}")
-        if not -128 <= self.tx_power <= 127:
-            raise InvalidMetadataError("tx_power", self.tx_power, "a signed byte (-128..127 dBm)")
-        for name, value in (
-            ("calibration_confidence", self.calibration_confidence),
-            ("major_version", self.major_version),
-            ("minor_version", self.minor_version),
-        ):
-            if not 0 <= value <= 3:
-                raise InvalidMetadataError(name, value, "0..3 (2 bits)")
+            if not low <= value <= high:
+                raise InvalidMetadataError(name, value, expected)
 
     def to_bytes(self) -> bytes:
         version = (self.major_version << 6) | (self.minor_version << 4) | (self.calibration_confidence << 2)

@@ -1,0 +1,145 @@
+"""DP-3T "low-cost" design (white paper §2.1): day key SK_t -> 96 EphIDs a day by AES-256-CTR.
+
+SK_t = SHA-256(SK_{t-1}); the day's PRF key is HMAC-SHA256(SK_t, "broadcast key"), 32 bytes, so the PRG is
+AES-256 in counter mode from a zero counter; its first 96 x 16 bytes are the day's EphIDs, one per
+15-minute epoch. Like Bluezone's chain, a published SK_t reveals that day and every later one; unlike
+Bluezone, the app broadcasts the day's EphIDs in a random order.
+
+The DP-3T apps drew that order from a secure RNG. Here it is derived from the day key, so that ``ids``
+and a live node agree on what is on the air: the order key is HMAC-SHA256(SK_t, "broadcast order"),
+AES-256-CTR under it from a zero counter gives 96 big-endian uint64 sort keys, and epoch ``i``
+broadcasts the EphID whose sort key ranks ``i`` (ties, which have probability ~2^-52, keep PRG order).
+Without SK_t the order is as unpredictable as the EphIDs themselves; matching never needs it, since a
+published day key is matched against all of its day's EphIDs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from numpy.typing import NDArray
+
+from proximity.errors import InvalidKeyError, NoKeyForTimeError
+from proximity.schemes.base import EphemeralId, IdBatch, require_bytes
+from proximity.times import SECONDS_PER_DAY, utc_midnight
+
+__all__ = [
+    "DP3T",
+    "EPHIDS_PER_DAY",
+    "EPHID_LENGTH",
+    "EPOCH_SECONDS",
+    "KEY_LENGTH",
+    "MAX_CHAIN_DAYS",
+    "Dp3tDayKey",
+    "Dp3tScheme",
+    "broadcast_order",
+    "ephids_for_day",
+    "next_day_key",
+]
+
+KEY_LENGTH = 32
+EPHID_LENGTH = 16
+EPOCH_SECONDS = 900
+EPHIDS_PER_DAY = SECONDS_PER_DAY // EPOCH_SECONDS
+MAX_CHAIN_DAYS = 14
+"""How many days forward from its own day a published SK_t is matched (the DP-3T retention window)."""
+
+_BROADCAST_KEY = b"broadcast key"
+_ORDER_KEY = b"broadcast order"
+_ZERO_COUNTER = bytes(16)
+
+
+def next_day_key(day_key: bytes) -> bytes:
+    """SK_{t+1} = SHA-256(SK_t)."""
+    return hashlib.sha256(require_bytes("DP-3T day key", day_key, KEY_LENGTH)).digest()
+
+
+def _prg(seed_key: bytes, length: int) -> bytes:
+    """``length`` bytes of AES-256-CTR keystream under ``seed_key``, from a zero counter."""
+    return Cipher(algorithms.AES(seed_key), modes.CTR(_ZERO_COUNTER)).encryptor().update(bytes(length))
+
+
+def ephids_for_day(day_key: bytes) -> NDArray[np.uint8]:
+    """The day's 96 EphIDs in PRG order, as a (96, 16) uint8 array (the order the white paper defines)."""
+    day_key = require_bytes("DP-3T day key", day_key, KEY_LENGTH)
+    prf_key = hmac.new(day_key, _BROADCAST_KEY, hashlib.sha256).digest()
+    stream = _prg(prf_key, EPHIDS_PER_DAY * EPHID_LENGTH)
+    return np.frombuffer(stream, dtype=np.uint8).reshape(EPHIDS_PER_DAY, EPHID_LENGTH)
+
+
+def broadcast_order(day_key: bytes) -> NDArray[np.intp]:
+    """``order[i]`` is the PRG index of the EphID broadcast in epoch ``i`` (see the module docstring)."""
+    day_key = require_bytes("DP-3T day key", day_key, KEY_LENGTH)
+    order_key = hmac.new(day_key, _ORDER_KEY, hashlib.sha256).digest()
+    sort_keys = np.frombuffer(_prg(order_key, EPHIDS_PER_DAY * 8), dtype=">u8")
+    return np.argsort(sort_keys, kind="stable")
+
+
+@dataclass(frozen=True, slots=True)
+class Dp3tDayKey:
+    """SK_t with the UTC midnight ``day`` it belongs to: the phone's key, or a published (SK_t, day) pair.
+
+    The phone keeps the key of its first day and chains forward; a diagnosed user publishes the key of
+    the first day they were contagious, from which every later day's key follows.
+    """
+
+    key: bytes
+    day: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", require_bytes("DP-3T day key", self.key, KEY_LENGTH))
+        if isinstance(self.day, bool) or not isinstance(self.day, int):
+            raise InvalidKeyError(f"day must be an int (unix seconds of a UTC midnight), got {self.day!r}")
+        if self.day < 0 or self.day % SECONDS_PER_DAY:
+            raise InvalidKeyError(f"day must be a UTC midnight (a multiple of 86400), got {self.day}")
+
+    @classmethod
+    def generate(cls, at: float, *, random_bytes: Callable[[int], bytes] = os.urandom) -> Dp3tDayKey:
+        """A fresh SK_0 from a CSPRNG for the UTC day containing ``at``."""
+        return cls(random_bytes(KEY_LENGTH), utc_midnight(at))
+
+    def on_day(self, at: float) -> Dp3tDayKey:
+        """The key of the UTC day containing ``at``: this one chained forward (never backward)."""
+        midnight = utc_midnight(at)
+        if midnight < self.day:
+            raise NoKeyForTimeError("dp3t", at, f"the key starts on day {self.day}")
+        key = self.key
+        for _ in range((midnight - self.day) // SECONDS_PER_DAY):
+            key = next_day_key(key)
+        return Dp3tDayKey(key, midnight)
+
+    def __repr__(self) -> str:
+        return f"Dp3tDayKey(key=<{KEY_LENGTH} bytes>, day={self.day})"
+
+
+class Dp3tScheme:
+    """DP-3T as a :class:`~proximity.schemes.base.RotatingIdScheme` over one day's :class:`Dp3tDayKey`."""
+
+    name = "dp3t"
+    id_length = EPHID_LENGTH
+    slot_seconds = EPOCH_SECONDS
+    keys_per_day = EPHIDS_PER_DAY
+
+    def ids_of_key(self, key: Dp3tDayKey) -> IdBatch:
+        """The day's EphIDs in broadcast order, each with its 15-minute epoch."""
+        ids = ephids_for_day(key.key)[broadcast_order(key.key)]
+        starts = key.day + np.arange(EPHIDS_PER_DAY, dtype=np.int64) * EPOCH_SECONDS
+        return IdBatch(self.name, ids, starts, starts + EPOCH_SECONDS)
+
+    def id_at(self, key: Dp3tDayKey, at: float) -> EphemeralId:
+        """The EphID broadcast at ``at``; the key is chained forward to that day if it is older."""
+        day_key = key.on_day(at)
+        epoch = int((at - day_key.day) // EPOCH_SECONDS)
+        index = int(broadcast_order(day_key.key)[epoch])
+        value = ephids_for_day(day_key.key)[index].tobytes()
+        start = day_key.day + epoch * EPOCH_SECONDS
+        return EphemeralId(self.name, value, start, start + EPOCH_SECONDS)
+
+
+DP3T = Dp3tScheme()

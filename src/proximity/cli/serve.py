@@ -155,12 +155,12 @@ def _serve_export(args: argparse.Namespace) -> int:
             "revised_keys": report.revised_keys,
             "deleted_keys": report.deleted_keys,
             "deleted_files": report.deleted_files,
-            "lease_busy": report.lease_busy,
+            "lock_busy": report.lock_busy,
         }
         if args.json:
             print_json(summary)
-        elif report.lease_busy:
-            print("another export worker holds the lease; nothing done", flush=True)
+        elif report.lock_busy:
+            print("another export worker is running; nothing done", flush=True)
         else:
             print(
                 f"exported {report.keys} keys ({report.revised_keys} revised) into "

@@ -67,7 +67,6 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (scheme, key, time_start)
         )""",
         "CREATE TABLE secrets (name TEXT PRIMARY KEY, value {blob} NOT NULL)",
-        "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at {bigint} NOT NULL)",
         "CREATE TABLE watermarks (name TEXT PRIMARY KEY, value {bigint} NOT NULL)",
     ],
 ]

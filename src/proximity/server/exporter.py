@@ -1,20 +1,17 @@
 """The export pass: pending keys -> signed export.zip files in the database, index, retention.
 
 One pass runs in one transaction, so a crash leaves either the whole pass (files listed, keys marked
-exported) or nothing (keys still pending, no file). Two workers at once are safe: a worker must hold the
-``export`` lease (a row with a holder and an expiry, taken by compare-and-set) to start, and checks it
-again inside the transaction, under a row lock (PostgreSQL) or the write lock (SQLite ``BEGIN
-IMMEDIATE``). Files are padded with fake keys to ``min_keys`` plus a random 0-100 and their keys are
+exported) or nothing (keys still pending, no file). Two workers at once are safe: the pass holds a lock
+for its transaction (a PostgreSQL advisory transaction lock, or SQLite's write lock from ``BEGIN
+IMMEDIATE``), which a killed worker releases at once, unlike a lease that must expire. Files are
+padded with fake keys to ``min_keys`` plus a random 0-100 and their keys are
 sorted by key bytes (random), so neither the count nor the order says anything about uploads.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,10 +24,9 @@ from proximity.server.config import ServerConfig
 from proximity.server.db import Database, Transaction
 from proximity.times import SECONDS_PER_DAY
 
-__all__ = ["ExportReport", "Exporter", "export_name"]
+__all__ = ["ExportReport", "Exporter", "export_data", "export_index", "export_name"]
 
-LEASE = "export"
-LEASE_SECONDS = 15 * 60
+EXPORT_LOCK = 7219012  # PostgreSQL advisory lock id of the export pass
 PADDING_JITTER = 101  # fake keys: min_keys plus a random 0..100
 _KEY_COLUMNS = "key, rolling_start, rolling_period, transmission_risk, {report}, days_since_onset"
 
@@ -46,7 +42,7 @@ class ExportReport:
     revised_keys: int = 0
     deleted_keys: int = 0
     deleted_files: int = 0
-    lease_busy: bool = False
+    lock_busy: bool = False
 
 
 def _diagnosis_key(row: Sequence[Any]) -> DiagnosisKey:
@@ -57,43 +53,24 @@ def _diagnosis_key(row: Sequence[Any]) -> DiagnosisKey:
 class Exporter:
     """Runs export passes for one region; safe to run in several processes against one database."""
 
-    def __init__(self, config: ServerConfig, database: Database, holder: str | None = None) -> None:
+    def __init__(self, config: ServerConfig, database: Database) -> None:
         if config.signing_key is None:
             raise KeyServerConfigError("--signing-key", "exports must be signed: give a P-256 private key")
         self.config = config
         self.database = database
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-    def _take_lease(self) -> bool:
-        wall = int(time.time())
-        with self.database.transaction() as tx:
-            taken = tx.rowcount(
-                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
-                "WHERE leases.expires_at < ? OR leases.holder = ?",
-                (LEASE, self.holder, wall + LEASE_SECONDS, wall, self.holder),
-            )
-        return taken == 1
-
-    def _release_lease(self) -> None:
-        with self.database.transaction() as tx:
-            tx.execute("UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ?", (LEASE, self.holder))
 
     def run_once(self, now: float | None = None) -> ExportReport:
         """One pass up to ``now`` (default: the clock): export, then apply retention."""
         at = int(time.time() if now is None else now)
-        if not self._take_lease():
-            return ExportReport(lease_busy=True)
-        try:
-            with self.database.transaction() as tx:
-                lock = " FOR UPDATE" if self.database.postgres else ""
-                holder = tx.fetchone(f"SELECT holder FROM leases WHERE name = ?{lock}", (LEASE,))
-                if holder is None or holder[0] != self.holder:
-                    return ExportReport(lease_busy=True)  # lost the lease: another worker took over
-                report = self._export(tx, at)
-                self._retain(tx, at, report)
-        finally:
-            self._release_lease()
+        with self.database.transaction() as tx:
+            if self.database.postgres:
+                # Released at commit, rollback or when a killed worker's connection drops.
+                row = tx.fetchone("SELECT pg_try_advisory_xact_lock(?)", (EXPORT_LOCK,))
+                if row is None or not row[0]:
+                    return ExportReport(lock_busy=True)
+            # SQLite: BEGIN IMMEDIATE holds the write lock; a second worker waits, then finds nothing new.
+            report = self._export(tx, at)
+            self._retain(tx, at, report)
         return report
 
     def _export(self, tx: Transaction, at: int) -> ExportReport:
@@ -113,7 +90,10 @@ class Exporter:
         )
         mark = tx.fetchone("SELECT value FROM watermarks WHERE name = 'export_end'")
         start = int(mark[0]) if mark else at - config.batch_minutes * 60
-        if at <= start or (not pending and not revised and at - start < config.batch_minutes * 60):
+        quiet = not pending and not revised
+        # Nothing new: a padded file still goes out once per batch period (quiet periods look alike),
+        # but not before the first key ever arrived.
+        if at <= start or (quiet and (mark is None or at - start < config.batch_minutes * 60)):
             return report
         chunks = [
             pending[i : i + config.max_keys_per_file]

@@ -38,7 +38,8 @@ bench: install
 # The key-server storage and server tests against a throwaway PostgreSQL cluster (as root; see the script).
 # PROXIMITY_POSTGRES_INSTALL=1 apt-installs postgresql when missing; once a cluster runs, a skip fails.
 test-postgres: install
-	PROXIMITY_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(BIN)/pytest -q tests/server
+	PROXIMITY_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(BIN)/pytest -q tests/test_server_http.py \
+		tests/test_server_storage.py tests/test_server_crash.py
 
 # Regenerate the GAEN export-format module and its typed stubs from the committed .proto.
 proto: install

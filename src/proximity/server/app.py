@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -27,14 +26,13 @@ from starlette.routing import Route
 from proximity.server.config import ServerConfig
 from proximity.server.daily_keys import DAILY_KEY_SCHEMES, DailyKeyService
 from proximity.server.db import Database
-from proximity.server.exporter import Exporter, export_data, export_index
+from proximity.server.exporter import EXPORT_NAME, Exporter, export_data, export_index
 from proximity.server.publish import PublishResult, PublishService, padding
 from proximity.server.tokens import SECRET_LENGTH, RevisionTokens
 
 __all__ = ["create_app", "load_token_secret"]
 
 log = logging.getLogger("proximity.server")
-EXPORT_NAME = re.compile(r"^[0-9]{1,12}-[0-9]{1,12}-[0-9]{5}\.zip$")
 
 
 class _RefusalError(Exception):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -22,6 +21,8 @@ from urllib.parse import urljoin, urlsplit
 from proximity.errors import KeyServerError
 from proximity.keyring import KeyRing
 from proximity.schemes.gaen import TemporaryExposureKey
+from proximity.server.exporter import EXPORT_NAME
+from proximity.server.mac import gaen_segment
 from proximity.times import SECONDS_PER_DAY, utc_midnight
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "upload_keys",
 ]
 
-EXPORT_NAME = re.compile(r"^[0-9]{1,12}-[0-9]{1,12}-[0-9]{5}\.zip$")
 TIMEOUT_SECONDS = 60.0
 
 
@@ -46,11 +46,7 @@ def upload_keys(ring: KeyRing, at: float) -> list[TemporaryExposureKey]:
 
 def gaen_segments(keys: Sequence[TemporaryExposureKey], risk: int | None = None) -> list[str]:
     """The MAC segments for keys uploaded with ``risk`` (None: omitted, the 3-segment form)."""
-    return [
-        f"{base64.b64encode(k.key_data).decode()}.{k.rolling_start_interval_number}.{k.rolling_period}"
-        + ("" if risk is None else f".{risk}")
-        for k in keys
-    ]
+    return [gaen_segment(k.key_data, k.rolling_start_interval_number, k.rolling_period, risk) for k in keys]
 
 
 def bluezone_publish_items(ring: KeyRing, at: float, days: int) -> list[dict[str, Any]]:

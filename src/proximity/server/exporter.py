@@ -10,6 +10,7 @@ sorted by key bytes (random), so neither the count nor the order says anything a
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -29,6 +30,9 @@ __all__ = ["ExportReport", "Exporter", "export_data", "export_index", "export_na
 EXPORT_LOCK = 7219012  # PostgreSQL advisory lock id of the export pass
 PADDING_JITTER = 101  # fake keys: min_keys plus a random 0..100
 _KEY_COLUMNS = "key, rolling_start, rolling_period, transmission_risk, {report}, days_since_onset"
+
+
+EXPORT_NAME = re.compile(r"^[0-9]{1,12}-[0-9]{1,12}-[0-9]{5}\.zip$")  # what index.txt may list
 
 
 def export_name(start: int, end: int, number: int) -> str:

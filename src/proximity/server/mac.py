@@ -10,7 +10,13 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-__all__ = ["tek_mac"]
+__all__ = ["gaen_segment", "tek_mac"]
+
+
+def gaen_segment(key: bytes, rolling_start: int, rolling_period: int, risk: int | None) -> str:
+    """``base64(key).start.period`` plus ``.risk`` unless ``risk`` is None (the 3-segment form)."""
+    head = f"{base64.b64encode(key).decode()}.{rolling_start}.{rolling_period}"
+    return head if risk is None else f"{head}.{risk}"
 
 
 def tek_mac(hmac_key: bytes, segments: Iterable[str]) -> str:

@@ -28,6 +28,7 @@ from proximity.server.certificates import (
 )
 from proximity.server.config import ServerConfig
 from proximity.server.db import Database, Transaction
+from proximity.server.mac import gaen_segment
 from proximity.server.tokens import InvalidRevisionTokenError, RevisionTokens, TokenEntry
 
 __all__ = [
@@ -132,11 +133,10 @@ def parse_key(item: object, index: int) -> UploadedKey:
 
 def gaen_mac_segments(keys: Sequence[UploadedKey], *, with_risk: bool) -> list[str]:
     """``base64(key).start.period[.risk]`` per key (an omitted risk is 0 in the 4-segment form)."""
-    segments = []
-    for k in keys:
-        head = f"{base64.b64encode(k.key).decode()}.{k.rolling_start}.{k.rolling_period}"
-        segments.append(f"{head}.{k.risk or 0}" if with_risk else head)
-    return segments
+    return [
+        gaen_segment(k.key, k.rolling_start, k.rolling_period, (k.risk or 0) if with_risk else None)
+        for k in keys
+    ]
 
 
 def check_mac(claims: CertificateClaims, hmac_key: bytes, segment_sets: Sequence[Sequence[str]]) -> None:

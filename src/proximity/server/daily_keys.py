@@ -24,12 +24,13 @@ from proximity.server.certificates import CertificateClaims
 from proximity.server.config import ServerConfig
 from proximity.server.db import Database
 from proximity.server.publish import (
-    PublishError,
+    PublishEndpoint,
     PublishResult,
     authenticate,
     bad_request,
     check_mac,
     padding,
+    request_items,
 )
 from proximity.times import SECONDS_PER_DAY
 
@@ -99,7 +100,7 @@ register_daily_key_scheme(
 )
 
 
-class DailyKeyService:
+class DailyKeyService(PublishEndpoint):
     """Publish and serve one registered daily-key scheme."""
 
     def __init__(self, scheme: DailyKeyScheme, config: ServerConfig, database: Database) -> None:
@@ -107,21 +108,9 @@ class DailyKeyService:
         self.config = config
         self.database = database
 
-    def publish(self, document: object, now: float) -> PublishResult:
-        try:
-            return self._publish(document, now)
-        except PublishError as error:
-            return error.result()
-
     def _publish(self, document: object, now: float) -> PublishResult:
         scheme = self.scheme
-        if not isinstance(document, dict):
-            raise bad_request("the request must be a JSON object")
-        items = document.get(scheme.items_field)
-        if not isinstance(items, list) or not items:
-            raise bad_request(f"{scheme.items_field} must be a non-empty list")
-        if len(items) > scheme.max_items:
-            raise bad_request(f"{len(items)} daily keys; at most {scheme.max_items} are accepted")
+        document, items = request_items(document, scheme.items_field, scheme.max_items)
         days = []
         for i, item in enumerate(items):
             if not isinstance(item, dict):

@@ -33,12 +33,14 @@ from proximity.server.tokens import InvalidRevisionTokenError, RevisionTokens, T
 
 __all__ = [
     "REPORT_TYPE_CODES",
+    "PublishEndpoint",
     "PublishError",
     "PublishResult",
     "PublishService",
     "UploadedKey",
     "gaen_mac_segments",
     "padding",
+    "request_items",
 ]
 
 REPORT_TYPE_CODES = {
@@ -186,13 +188,20 @@ class _Row:
     revised: bool
 
 
-class PublishService:
-    """The publish logic over a database; thread-safe (one transaction per call)."""
+def request_items(document: object, field: str, limit: int) -> tuple[dict[str, Any], list[Any]]:
+    """The request object and its non-empty list of at most ``limit`` items."""
+    if not isinstance(document, dict):
+        raise bad_request("the request must be a JSON object")
+    items = document.get(field)
+    if not isinstance(items, list) or not items:
+        raise bad_request(f"{field} must be a non-empty list")
+    if len(items) > limit:
+        raise bad_request(f"{len(items)} items in {field}; at most {limit} are accepted in one publish")
+    return document, items
 
-    def __init__(self, config: ServerConfig, database: Database, tokens: RevisionTokens) -> None:
-        self.config = config
-        self.database = database
-        self.tokens = tokens
+
+class PublishEndpoint:
+    """A publish endpoint: a refusal becomes its response, whatever check raised it."""
 
     def publish(self, document: object, now: float) -> PublishResult:
         try:
@@ -201,16 +210,20 @@ class PublishService:
             return error.result()
 
     def _publish(self, document: object, now: float) -> PublishResult:
+        raise NotImplementedError
+
+
+class PublishService(PublishEndpoint):
+    """The publish logic over a database; thread-safe (one transaction per call)."""
+
+    def __init__(self, config: ServerConfig, database: Database, tokens: RevisionTokens) -> None:
+        self.config = config
+        self.database = database
+        self.tokens = tokens
+
+    def _publish(self, document: object, now: float) -> PublishResult:
         config = self.config
-        if not isinstance(document, dict):
-            raise bad_request("the request must be a JSON object")
-        items = document.get("temporaryExposureKeys")
-        if not isinstance(items, list) or not items:
-            raise bad_request("temporaryExposureKeys must be a non-empty list")
-        if len(items) > config.max_keys_per_publish:
-            raise bad_request(
-                f"{len(items)} keys; at most {config.max_keys_per_publish} are accepted in one publish"
-            )
+        document, items = request_items(document, "temporaryExposureKeys", config.max_keys_per_publish)
         keys = [parse_key(item, i) for i, item in enumerate(items)]
         if len({k.key for k in keys}) != len(keys):
             raise bad_request("the same key is uploaded twice")

@@ -122,6 +122,9 @@ class Database:
         self._open = 0
         self._pool_size = pool_size
         self._closed = False
+        # SQLite has one writer at a time: queue this process's writers here rather than in SQLite's
+        # busy handler, whose sleeps back off and waste the lock under load.
+        self._write_lock = threading.Lock()
 
     @property
     def postgres(self) -> bool:
@@ -181,6 +184,18 @@ class Database:
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Transaction]:
         """One transaction; SQLite writers take the write lock at BEGIN (no upgrade deadlocks)."""
+        serialise = write and not self.postgres
+        if serialise:
+            self._write_lock.acquire()
+        try:
+            with self._transaction(write) as tx:
+                yield tx
+        finally:
+            if serialise:
+                self._write_lock.release()
+
+    @contextlib.contextmanager
+    def _transaction(self, write: bool) -> Iterator[Transaction]:
         connection = self._acquire()
         broken = False
         cursor = connection.cursor()

@@ -45,7 +45,7 @@ from proximity.server.client import (
     post_json,
     upload_keys,
 )
-from proximity.times import SECONDS_PER_DAY, now
+from proximity.times import SECONDS_PER_DAY, now, utc_midnight
 
 
 @pytest.fixture(scope="module", params=backends())
@@ -60,10 +60,11 @@ def setup(
 
 
 def _ring(days: int = 3) -> KeyRing:
-    at = now()
-    ring = KeyRing.create(at - days * SECONDS_PER_DAY)
-    for day in range(days - 1, -1, -1):
-        ring = ring.rolled(at - day * SECONDS_PER_DAY)
+    """A phone installed ``days`` days ago at midnight: full-day keys, and today's key (still valid)."""
+    first = utc_midnight(now()) - days * SECONDS_PER_DAY
+    ring = KeyRing.create(first)
+    for day in range(1, days + 1):
+        ring = ring.rolled(first + day * SECONDS_PER_DAY)
     return ring
 
 
@@ -103,6 +104,7 @@ def test_publish_export_download_and_match(
     assert len(export.keys) >= 20  # padded
     assert {t.key_data for t in teks[:-1]} <= published and teks[-1].key_data not in published
     assert set(export.keys.report_type.tolist()) == {int(ReportType.CONFIRMED_TEST)}
+    assert set(export.keys.transmission_risk_level.tolist()) == {2}  # omitted risk: confirmed -> 2
 
     # A second phone heard yesterday's key: it downloads index.txt and matches.
     yesterday = teks[-2]
@@ -413,3 +415,41 @@ def test_cli_certificate_and_publish(
     result = json.loads(capsys.readouterr().out)
     assert result["status"] == 200 and result["insertedExposures"] == 4
     assert count_rows(db) == before + 4
+
+    days = ["--scheme", "bluezone", "--days", "3"]
+    assert (
+        main(
+            [
+                "keys",
+                "certificate",
+                "--authority-key",
+                str(keys.authority_pem),
+                "--iss",
+                ISSUER,
+                "--aud",
+                AUDIENCE,
+                *days,
+            ]
+        )
+        == 0
+    )
+    minted = json.loads(capsys.readouterr().out)
+    before = count_rows(db, "daily_keys")
+    assert (
+        main(
+            [
+                "publish",
+                "--server",
+                server.url,
+                "--certificate",
+                minted["certificate"],
+                "--hmac-key",
+                minted["hmacKey"],
+                "--json",
+                *days,
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["insertedExposures"] == 3
+    assert count_rows(db, "daily_keys") == before + 3

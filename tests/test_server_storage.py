@@ -97,6 +97,26 @@ def test_revision_goes_out_as_a_revised_key(world: tuple[Database, Keys]) -> Non
     assert two.revised_keys.report_type.tolist() == [ReportType.CONFIRMED_TEST]
 
 
+def test_certificate_onset_overrides_the_request(world: tuple[Database, Keys]) -> None:
+    database, keys = world
+    config = _config(keys)
+    service = PublishService(config, database, RevisionTokens(load_token_secret(database)))
+    at = now()
+    teks = [_tek(3), _tek(1)]
+    onset_day = teks[0].rolling_start_interval_number  # symptoms began with the older key's day
+    certificate, hmac_key = keys.certificate(gaen_segments(teks), symptom_onset_interval=onset_day + 5)
+    document = gaen_publish_request(
+        teks, certificate=certificate, hmac_key=hmac_key, authority=ISSUER, symptom_onset_interval=1
+    )
+    assert service.publish(document, at).status == 200
+    Exporter(config, database).run_once(at)
+    ((_, export),) = _exported(database, keys)
+    onsets = dict(
+        zip([bytes(k) for k in export.keys.key_data], export.keys.days_since_onset.tolist(), strict=True)
+    )
+    assert [onsets[t.key_data] for t in teks] == [0, 2]
+
+
 def test_embargo_split_and_retention(world: tuple[Database, Keys]) -> None:
     database, keys = world
     config = _config(keys, max_keys_per_file=3, min_keys=0)

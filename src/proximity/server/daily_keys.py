@@ -126,7 +126,7 @@ class DailyKeyService(PublishEndpoint):
         warnings = []
         accepted = []
         for d in days:
-            if d.time_start > at:
+            if d.time_start >= at:
                 warnings.append(f"day {d.time_start} is in the future")
             elif d.time_end <= oldest:
                 warnings.append(f"day {d.time_start} is older than {self.config.max_age_days} days")

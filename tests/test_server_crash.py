@@ -82,6 +82,10 @@ def test_sigkill_server_loses_no_acknowledged_upload(backend: str, tmp_path: Pat
             export = parse_export_zip(get(f"{again.url}/v1/exports/{name}"), trusted)
             published |= {bytes(k) for k in export.keys.key_data}
     assert set(acknowledged) <= published
+    print(
+        f"\nSIGKILL server ({backend}): {len(acknowledged)} uploads acknowledged, "
+        f"{len(stored)} stored, all published"
+    )
 
 
 def _export_running(db: str, backend: str) -> bool:
@@ -144,3 +148,7 @@ def test_sigkill_export_worker_lists_no_half_file(backend: str, tmp_path: Path) 
     done = subprocess.run(cli("serve-export", *storage_args(db, keys)), capture_output=True, check=True)
     assert b"exported 120000 keys" in done.stdout
     assert count_rows(db, "exports") == 1
+    print(
+        f"\nSIGKILL export worker ({backend}) mid-pass: 0 files listed, "
+        f"{pending[0]} keys still pending; rerun: 1 file"
+    )

@@ -331,6 +331,8 @@ def test_revisions(setup: tuple[Server, str, Keys]) -> None:
     items = [_key_item(_fresh(3)), _key_item(_fresh(2))]
     status, first = post_json(url, _document(keys, items, report_type="likely"))
     assert status == 200 and first["insertedExposures"] == 2
+    status, body = post_json(url, _document(keys, items, report_type="likely"))
+    assert status == 200 and body["insertedExposures"] == 0 and body["revisionToken"]  # a retry: no change
     status, body = post_json(url, _document(keys, items, report_type="confirmed"))
     assert (status, body["code"]) == (400, "missing_revision_token")
     tampered = bytearray(base64.b64decode(first["revisionToken"]))

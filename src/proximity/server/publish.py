@@ -336,6 +336,12 @@ class PublishService(PublishEndpoint):
                     inserts.append(row)
                     entries[key] = TokenEntry(key, row[1], row[2], report_type)
                 continue
+            same = (old.rolling_start, old.rolling_period, old.report_type) == (row[1], row[2], report_type)
+            if same and not old.revised:
+                # A retry of an upload whose response was lost (the certificate covers these very keys):
+                # nothing to change, and the app gets the token it missed.
+                entries[key] = TokenEntry(key, old.rolling_start, old.rolling_period, old.report_type)
+                continue
             if not has_token:
                 raise PublishError(
                     400, "missing_revision_token", "a key was published before: send the revisionToken"
@@ -348,8 +354,6 @@ class PublishService(PublishEndpoint):
                 raise PublishError(
                     400, "invalid_revision_token", "the revisionToken does not cover a revised key"
                 )
-            if old.report_type == report_type and not old.revised:
-                continue  # the same upload again: nothing to change
             if old.revised:
                 raise PublishError(400, "key_already_revised", "a key was already revised once")
             if old.report_type != ReportType.CONFIRMED_CLINICAL_DIAGNOSIS or report_type not in (

@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -455,3 +456,21 @@ def test_cli_certificate_and_publish(
     )
     assert json.loads(capsys.readouterr().out)["insertedExposures"] == 3
     assert count_rows(db, "daily_keys") == before + 3
+
+
+def test_serve_exports_on_its_own_timer(tmp_path: Path) -> None:
+    """`serve` runs an export pass at start and every --batch-minutes, without a separate worker."""
+    keys = make_keys(tmp_path / "keys")
+    db = new_database("sqlite", tmp_path)
+    tek = _fresh(2)
+    with running_server(db, keys) as first:
+        status, _ = _publish(first, keys, [tek])
+        assert status == 200
+    with running_server(db, keys) as second:  # its start-up pass exports the pending key
+        deadline = time.monotonic() + 120  # a safety net only
+        while not (names := get(second.url + "/v1/index.txt").decode().split()):
+            assert time.monotonic() < deadline, "serve did not export on its own"
+            time.sleep(0.1)
+        trusted = [TrustedKey.from_pem(keys.signing_public.read_bytes())]
+        export = parse_export_zip(get(f"{second.url}/v1/exports/{names[0]}"), trusted)
+        assert tek.key_data in {bytes(k) for k in export.keys.key_data}

@@ -382,80 +382,37 @@ def test_cli_certificate_and_publish(
     ring_path = tmp_path / "ring.json"
     save_keyring(ring_path, _ring(), create=True)
     monkeypatch.setenv("PROXIMITY_KEYRING", str(ring_path))
-    capsys.readouterr()
-    assert (
-        main(
-            [
-                "keys",
-                "certificate",
-                "--authority-key",
-                str(keys.authority_pem),
-                "--iss",
-                ISSUER,
-                "--aud",
-                AUDIENCE,
-            ]
-        )
-        == 0
-    )
-    minted = json.loads(capsys.readouterr().out)
-    before = count_rows(db)
-    assert (
-        main(
-            [
-                "publish",
-                "--server",
-                server.url,
-                "--certificate",
-                minted["certificate"],
-                "--hmac-key",
-                minted["hmacKey"],
-                "--json",
-            ]
-        )
-        == 0
-    )
-    result = json.loads(capsys.readouterr().out)
-    assert result["status"] == 200 and result["insertedExposures"] == 4
-    assert count_rows(db) == before + 4
-
-    days = ["--scheme", "bluezone", "--days", "3"]
-    assert (
-        main(
-            [
-                "keys",
-                "certificate",
-                "--authority-key",
-                str(keys.authority_pem),
-                "--iss",
-                ISSUER,
-                "--aud",
-                AUDIENCE,
-                *days,
-            ]
-        )
-        == 0
-    )
-    minted = json.loads(capsys.readouterr().out)
-    before = count_rows(db, "daily_keys")
-    assert (
-        main(
-            [
-                "publish",
-                "--server",
-                server.url,
-                "--certificate",
-                minted["certificate"],
-                "--hmac-key",
-                minted["hmacKey"],
-                "--json",
-                *days,
-            ]
-        )
-        == 0
-    )
-    assert json.loads(capsys.readouterr().out)["insertedExposures"] == 3
-    assert count_rows(db, "daily_keys") == before + 3
+    certify = [
+        "keys",
+        "certificate",
+        "--authority-key",
+        str(keys.authority_pem),
+        "--iss",
+        ISSUER,
+        "--aud",
+        AUDIENCE,
+    ]
+    for scheme, table, count in (
+        (["--scheme", "gaen"], "exposures", 4),
+        (["--scheme", "bluezone", "--days", "3"], "daily_keys", 3),
+    ):
+        capsys.readouterr()
+        assert main([*certify, *scheme]) == 0
+        minted = json.loads(capsys.readouterr().out)
+        before = count_rows(db, table)
+        upload = [
+            "publish",
+            "--server",
+            server.url,
+            "--certificate",
+            minted["certificate"],
+            "--hmac-key",
+            minted["hmacKey"],
+        ]
+        assert main([*upload, "--json", *scheme]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["status"] == 200 and result["insertedExposures"] == count
+        assert count_rows(db, table) == before + count
 
 
 def test_serve_exports_on_its_own_timer(tmp_path: Path) -> None:

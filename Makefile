@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest bench demo clean proto evaluate test-ble-stack
+.PHONY: install test lint typecheck pytest bench demo clean proto evaluate test-ble-stack test-postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,15 @@ test: lint typecheck pytest
 
 bench: install
 	mkdir -p .benchmarks
-	$(BIN)/pytest benchmarks --benchmark-only --benchmark-json=.benchmarks/report.json
+	PROXIMITY_POSTGRES_OPTIONAL=1 scripts/with-postgres.sh \
+		$(BIN)/pytest benchmarks --benchmark-only --benchmark-json=.benchmarks/report.json
 	@echo "benchmark report: .benchmarks/report.json"
+
+# The key-server storage and server tests against a throwaway PostgreSQL cluster (as root; see the script).
+# PROXIMITY_POSTGRES_INSTALL=1 apt-installs postgresql when missing; once a cluster runs, a skip fails.
+test-postgres: install
+	PROXIMITY_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(BIN)/pytest -q tests/test_server_http.py \
+		tests/test_server_storage.py tests/test_server_crash.py
 
 # Regenerate the GAEN export-format module and its typed stubs from the committed .proto.
 proto: install

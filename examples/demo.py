@@ -2,8 +2,11 @@
 
 A day in the life: you and a colleague install the app; your phone logs a real btsnoop capture and
 a 25-minute meeting with the colleague; the colleague tests positive and a health authority publishes
-their keys as a signed export; your phone matches it and judges the exposure. Then the estimators are
-scored on real RSSI recordings, and a classroom is simulated on the same core.
+their keys as a signed export; your phone matches it and judges the exposure. The same loop then runs
+through a health authority's key server on localhost: the colleague's phone uploads its keys with a
+verification certificate, the server batches and signs them, and your phone downloads index.txt and
+matches. Then the estimators are scored on real RSSI recordings, and a classroom is simulated on the
+same core.
 
 Everything runs in a temporary folder (your own key ring is never touched), except the simulation's
 results table and plots, which are kept in build/demo/. The meeting is
@@ -13,8 +16,15 @@ written in the JSON Lines format that `proximity scan --record` writes, and repl
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import socket
+import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +73,59 @@ def record_meeting(colleague_ring: Path, start: float, out: Path) -> int:
         return write_jsonl(adverts, handle)
 
 
+def captured(*argv: str) -> str:
+    """Run a step whose output the demo reads back (and shows)."""
+    print(f"\n$ proximity {' '.join(argv)}", flush=True)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        if proximity(list(argv)) != 0:
+            sys.exit(f"demo step failed: {argv[0]}")
+    print(out.getvalue(), end="", flush=True)
+    return out.getvalue()
+
+
+def key_server_loop(tmp: Path, colleague: str, log: str, signing: str) -> None:
+    """The colleague uploads through a key server on 127.0.0.1; your phone downloads index.txt."""
+    authority, db = str(tmp / "verification-server.pem"), str(tmp / "keys.sqlite")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    step("the verification server's certificate key", "keys", "signing-key", "--out", authority)
+    storage = ["--db", db, "--signing-key", signing, "--region", "VN", "--min-keys", "1000"]
+    serve = ["serve", *storage, "--authority", f"health.example={authority.replace('.pem', '.pub.pem')}"]
+    serve += ["--audience", "demo-key-server", "--port", str(port)]
+    print(f"\n$ proximity {' '.join(serve)} &    # the health authority's key server", flush=True)
+    server = subprocess.Popen([sys.executable, "-m", "proximity.cli.main", *serve])
+    try:
+        for _ in range(600):  # up to a minute to start
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=5):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        minted = json.loads(
+            captured(
+                *("keys", "certificate", "--keyring", colleague, "--authority-key", authority),
+                *("--iss", "health.example", "--aud", "demo-key-server"),
+            )
+        )
+        step(
+            "the colleague's phone uploads its keys with the certificate (what a GAEN app sends)",
+            *("publish", "--server", url, "--keyring", colleague),
+            *("--certificate", minted["certificate"], "--hmac-key", minted["hmacKey"]),
+        )
+        step("the server batches, pads and signs the keys into an export", "serve-export", *storage)
+        step(
+            "your phone downloads index.txt and every file it lists, verifies and matches them",
+            *("match", "--keys", url + "/v1/index.txt", "--pubkey", signing.replace(".pem", ".pub.pem")),
+            *("--log", log),
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
 def main() -> None:
     day = utc_midnight(now()) - SECONDS_PER_DAY  # yesterday
     meeting = day + 10 * 3600
@@ -103,6 +166,7 @@ def main() -> None:
             "your phone verifies the export, matches it against its log and judges the exposure",
             *("match", "--keys", export, "--pubkey", signing.replace(".pem", ".pub.pem"), "--log", log),
         )
+        key_server_loop(tmp, colleague, log, signing)
         step(
             "how well each estimator tells near from far on real recordings (MIT; each carriage judged by "
             "a fit on the other 7), and whether the differences are real (bootstrap intervals)",

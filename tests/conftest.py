@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +27,27 @@ def keyring_path(tmp_path: Path) -> Path:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``hardware`` need a real Bluetooth adapter: run them only with PROXIMITY_HARDWARE=1."""
-    import os
-
     if os.environ.get("PROXIMITY_HARDWARE") == "1":
         return
     skip = pytest.mark.skip(reason="needs a real Bluetooth adapter; run with PROXIMITY_HARDWARE=1")
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)
+
+
+# Under `make test-postgres` (PROXIMITY_REQUIRE_POSTGRES=1) a skipped key-server test is a failure.
+REQUIRE_POSTGRES = os.environ.get("PROXIMITY_REQUIRE_POSTGRES") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if REQUIRE_POSTGRES and not os.environ.get("PROXIMITY_TEST_POSTGRES"):
+        raise pytest.UsageError("PROXIMITY_REQUIRE_POSTGRES=1 but PROXIMITY_TEST_POSTGRES is not set")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    outcome: Any = yield
+    report = outcome.get_result()
+    if REQUIRE_POSTGRES and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which PROXIMITY_REQUIRE_POSTGRES=1 does not allow: {report.longrepr}"

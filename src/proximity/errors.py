@@ -30,6 +30,8 @@ __all__ = [
     "KeyRingCorruptError",
     "KeyRingError",
     "KeyRingNotFoundError",
+    "KeyServerConfigError",
+    "KeyServerError",
     "MalformedKeyFileError",
     "MalformedPayloadError",
     "NoKeyForTimeError",
@@ -290,3 +292,16 @@ class InvalidMetadataError(ProximityError, ValueError):
         self.value = value
         self.expected = expected
         super().__init__(f"{field} must be {expected}, got {value!r}")
+
+
+class KeyServerError(ProximityError):
+    """The key server (``proximity serve``) or its storage cannot do what was asked."""
+
+
+class KeyServerConfigError(KeyServerError, ValueError):
+    """A key-server option is wrong (an authority key, the database URL, a signing key)."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        self.option = option
+        self.reason = reason
+        super().__init__(f"{option}: {reason}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from proximity.cli import publish
+from proximity.cli import publish, upload
 from proximity.cli.common import CommandError, add_keyring_option, print_json, print_table, time_arg
 from proximity.keyring import KeyRing, KeyRingSettings, load_keyring, resolve_keyring_path, save_keyring
 from proximity.keyring.model import DEFAULT_TX_POWER
@@ -52,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         add_keyring_option(parser)
 
     publish.register(actions)
+    upload.register_certificate(actions)
 
 
 def _init(args: argparse.Namespace) -> int:

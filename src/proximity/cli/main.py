@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from proximity import __version__
-from proximity.cli import evaluate, ids, keys, log, match, node, replay, scan, simulate
+from proximity.cli import evaluate, ids, keys, log, match, node, replay, scan, serve, simulate, upload
 from proximity.errors import ProximityError
 
 __all__ = ["build_parser", "main"]
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"proximity-tracing {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (keys, ids, match, scan, replay, log, evaluate, node, simulate):
+    for module in (keys, ids, match, scan, replay, log, evaluate, node, simulate, serve, upload):
         module.register(subparsers)
     return parser
 

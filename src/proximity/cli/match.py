@@ -14,6 +14,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from proximity.matching.gaen import match_gaen
 from proximity.matching.results import KeyMatch, group_by_day
 from proximity.schemes import SCHEME_NAMES
 from proximity.schemes.gaen import AEM_LENGTH
+from proximity.server.client import download_key_files
 from proximity.sightings import ID_LENGTHS, Observations
 from proximity.times import format_utc
 
@@ -52,7 +54,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="match published key files against observed IDs",
         description="Match published keys (GAEN export.zip, Bluezone JSON) against observed IDs.",
     )
-    parser.add_argument("--keys", nargs="+", required=True, metavar="FILE", help="key files")
+    parser.add_argument(
+        "--keys",
+        nargs="+",
+        required=True,
+        metavar="FILE|URL",
+        help="key files, or a key server's URL/v1/index.txt (every file it lists) or records.json",
+    )
     parser.add_argument(
         "--pubkey",
         action="extend",
@@ -274,6 +282,12 @@ def receiver_settings(device: str | None, rssi_correction: float | None) -> tupl
 
 
 def _match(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="proximity-keys-") as scratch:
+        args.keys = download_key_files(args.keys, Path(scratch))
+        return _match_files(args)
+
+
+def _match_files(args: argparse.Namespace) -> int:
     schemes: dict[str, list[str]] = {"gaen": [], "bluezone": []}
     for path in args.keys:
         scheme = args.scheme or _sniff(path)

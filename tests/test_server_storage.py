@@ -103,7 +103,8 @@ def test_certificate_onset_overrides_the_request(world: tuple[Database, Keys]) -
     service = PublishService(config, database, RevisionTokens(load_token_secret(database)))
     at = now()
     teks = [_tek(3), _tek(1)]
-    onset_day = teks[0].rolling_start_interval_number  # symptoms began with the older key's day
+    # Symptoms began on the older key's UTC day (its start may be late in that day: round down first).
+    onset_day = teks[0].rolling_start_interval_number // 144 * 144
     certificate, hmac_key = keys.certificate(gaen_segments(teks), symptom_onset_interval=onset_day + 5)
     document = gaen_publish_request(
         teks, certificate=certificate, hmac_key=hmac_key, authority=ISSUER, symptom_onset_interval=1

@@ -20,7 +20,7 @@ from proximity.server.client import gaen_publish_request, gaen_segments
 from proximity.server.config import ServerConfig, load_authorities, parse_authority
 from proximity.server.db import Database, open_database
 from proximity.server.exporter import Exporter, export_data, export_index
-from proximity.server.publish import PublishService
+from proximity.server.publish import PublishResult, PublishService
 from proximity.server.tokens import InvalidRevisionTokenError, RevisionTokens, TokenEntry
 from proximity.times import SECONDS_PER_DAY, now
 
@@ -175,6 +175,64 @@ def test_two_workers_export_each_key_once(world: tuple[Database, Keys]) -> None:
     exported = [bytes(k) for _, f in _exported(database, keys) for k in f.keys.key_data]
     assert published <= set(exported) and sum(r.keys for r in reports) == 100
     assert len([k for k in exported if k in published]) == 100  # each once
+
+
+@pytest.mark.parametrize("backend", [b for b in backends() if b == "postgresql"])
+def test_same_new_key_from_two_uploads_at_once(backend: str, tmp_path: Path) -> None:
+    """PostgreSQL runs publishes concurrently: the second insert of a key waits on the first's
+    uncommitted row, then meets the unique key. That is a retry's no-op, never an internal error."""
+    import psycopg
+
+    keys = make_keys(tmp_path / "keys")
+    url = new_database(backend, tmp_path)
+    database = open_database(url)
+    service = PublishService(_config(keys), database, RevisionTokens(load_token_secret(database)))
+    at = now()
+    tek = _tek(2)
+    certificate, hmac_key = keys.certificate(gaen_segments([tek]))
+    document = gaen_publish_request([tek], certificate=certificate, hmac_key=hmac_key, authority=ISSUER)
+    outcome: list[PublishResult | Exception] = []
+
+    def upload() -> None:
+        try:
+            outcome.append(service.publish(document, at))
+        except Exception as error:  # what the app would see as a 500
+            outcome.append(error)
+
+    with psycopg.connect(url, autocommit=True) as other, psycopg.connect(url, autocommit=True) as watch:
+        other.execute("BEGIN")
+        other.execute(  # the other upload: its row is written, not yet committed
+            "INSERT INTO exposures (key, rolling_start, rolling_period, transmission_risk, report_type, "
+            "traveler, health_authority, created_at, available_at) VALUES (%s, %s, %s, 2, %s, 0, %s, %s, %s)",
+            (
+                tek.key_data,
+                tek.rolling_start_interval_number,
+                tek.rolling_period,
+                int(ReportType.CONFIRMED_TEST),
+                ISSUER,
+                int(at),
+                int(at),
+            ),
+        )
+        thread = threading.Thread(target=upload)
+        thread.start()
+        waiting = False
+        for _ in range(6000):  # until our upload waits on the other's row lock (a safety net, not a budget)
+            row = watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if (waiting := bool(row and row[0])) or not thread.is_alive():
+                break
+            thread.join(0.01)
+        other.execute("COMMIT")
+        thread.join(120)
+    database.close()
+    assert waiting, "the upload never waited on the concurrent insert"
+    (result,) = outcome
+    assert isinstance(result, PublishResult), repr(result)
+    assert result.status == 200 and result.body["insertedExposures"] == 0, result.body
+    assert result.body["revisionToken"]
 
 
 def test_revision_tokens_are_tamper_evident() -> None:

@@ -18,7 +18,12 @@ from typing import Any, Protocol
 
 from proximity.errors import KeyServerConfigError, KeyServerError
 
-__all__ = ["Database", "Transaction", "open_database"]
+__all__ = ["ConflictError", "Database", "Transaction", "open_database"]
+
+
+class ConflictError(KeyServerError):
+    """A concurrent transaction stored the same row first (a unique constraint); running again is safe."""
+
 
 _TYPES = {
     "sqlite": {"blob": "BLOB", "bigint": "INTEGER", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
@@ -210,6 +215,10 @@ class Database:
                 cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
+        except (sqlite3.IntegrityError, _psycopg_integrity_error()):
+            # Not a broken connection: the transaction was rolled back. The message (its DETAIL names
+            # the row's values, e.g. an embargoed key) stays out of the error and the logs.
+            raise ConflictError(f"a concurrent write stored the same row first ({self.describe()})") from None
         except (sqlite3.Error, _psycopg_error()) as error:
             broken = True
             raise KeyServerError(f"database error ({self.describe()}): {error}") from error
@@ -253,6 +262,14 @@ def _psycopg_error() -> type[Exception]:
     except ImportError:
         return sqlite3.Error
     return psycopg.Error
+
+
+def _psycopg_integrity_error() -> type[Exception]:
+    try:
+        import psycopg
+    except ImportError:
+        return sqlite3.IntegrityError
+    return psycopg.IntegrityError
 
 
 def open_database(target: str, *, pool_size: int = 16) -> Database:

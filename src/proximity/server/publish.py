@@ -27,7 +27,7 @@ from proximity.server.certificates import (
     verify_certificate,
 )
 from proximity.server.config import ServerConfig
-from proximity.server.db import Database, Transaction
+from proximity.server.db import ConflictError, Database, Transaction
 from proximity.server.mac import gaen_segment
 from proximity.server.tokens import InvalidRevisionTokenError, RevisionTokens, TokenEntry
 
@@ -288,8 +288,17 @@ class PublishService(PublishEndpoint):
                 )
             )
         previous = self._open_token(token)
-        with self.database.transaction() as tx:
-            inserted, entries = self._store(tx, rows, report_type, previous, token is not None, int(now))
+
+        def store() -> tuple[int, list[TokenEntry]]:
+            with self.database.transaction() as tx:
+                return self._store(tx, rows, report_type, previous, token is not None, int(now))
+
+        try:
+            inserted, entries = store()
+        except ConflictError:
+            # Another request stored one of these keys between our read and our insert (PostgreSQL runs
+            # publishes concurrently). Run again: this time the keys are seen and judged as existing ones.
+            inserted, entries = store()
         body: dict[str, Any] = {
             "revisionToken": self.tokens.seal(entries) if entries else "",
             "insertedExposures": inserted,

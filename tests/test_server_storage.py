@@ -97,6 +97,28 @@ def test_revision_goes_out_as_a_revised_key(world: tuple[Database, Keys]) -> Non
     assert two.revised_keys.report_type.tolist() == [ReportType.CONFIRMED_TEST]
 
 
+def test_a_later_certificate_for_stored_keys_gets_no_token(world: tuple[Database, Keys]) -> None:
+    """Published keys are public, and anyone with a verification code can have them certified. Only a
+    resend of the upload itself (its certificate older than the stored rows) gets the token back;
+    otherwise a stranger could take the token and revoke someone else's likely keys."""
+    database, keys = world
+    service = PublishService(_config(keys), database, RevisionTokens(load_token_secret(database)))
+    teks = [_tek(3), _tek(2)]
+    stored_at = now() - 3600  # the owner uploaded an hour ago
+    certificate, hmac_key = keys.certificate(
+        gaen_segments(teks), report_type="likely", issued_at=stored_at - 5, lifetime_seconds=2 * 3600
+    )
+    owner = gaen_publish_request(teks, certificate=certificate, hmac_key=hmac_key, authority=ISSUER)
+    assert service.publish(owner, stored_at).body["insertedExposures"] == 2
+    resent = service.publish(owner, stored_at + 30)  # the response was lost; the app sends it again
+    assert resent.status == 200 and resent.body["revisionToken"], resent.body
+    certificate, hmac_key = keys.certificate(gaen_segments(teks), report_type="likely")  # a new code, now
+    stranger = gaen_publish_request(teks, certificate=certificate, hmac_key=hmac_key, authority=ISSUER)
+    refused = service.publish(stranger, now())
+    assert (refused.status, refused.body.get("code")) == (400, "missing_revision_token"), refused.body
+    assert "revisionToken" not in refused.body
+
+
 def test_certificate_onset_overrides_the_request(world: tuple[Database, Keys]) -> None:
     database, keys = world
     config = _config(keys)

@@ -48,6 +48,7 @@ class CertificateClaims:
     report_type: str  # "confirmed", "likely" or "negative"
     symptom_onset_interval: int | None
     tekmac: str
+    issued_at: int = 0  # ``iat``: when the verification server vouched for these keys
 
 
 def verify_certificate(
@@ -96,7 +97,7 @@ def verify_certificate(
     onset = claims.get("symptomOnsetInterval")
     if onset is not None and (not isinstance(onset, int) or isinstance(onset, bool) or onset < 0):
         raise InvalidCertificateError(f"symptomOnsetInterval {onset!r} is not an interval number")
-    return CertificateClaims(issuer, report_type, onset, tekmac)
+    return CertificateClaims(issuer, report_type, onset, tekmac, int(claims["iat"]))
 
 
 def mint_certificate(

@@ -21,6 +21,7 @@ from typing import Any
 from proximity.matching.keys import ReportType
 from proximity.schemes.gaen import ENIN_SECONDS, TEK_LENGTH, TEK_ROLLING_PERIOD
 from proximity.server.certificates import (
+    CLOCK_SKEW_SECONDS,
     CertificateClaims,
     InvalidCertificateError,
     tek_mac,
@@ -186,6 +187,7 @@ class _Row:
     rolling_period: int
     report_type: int
     revised: bool
+    created_at: int
 
 
 def request_items(document: object, field: str, limit: int) -> tuple[dict[str, Any], list[Any]]:
@@ -288,10 +290,12 @@ class PublishService(PublishEndpoint):
                 )
             )
         previous = self._open_token(token)
+        # Only keys stored after this certificate was issued can be this upload's own, resent.
+        retry_since = claims.issued_at - CLOCK_SKEW_SECONDS
 
         def store() -> tuple[int, list[TokenEntry]]:
             with self.database.transaction() as tx:
-                return self._store(tx, rows, report_type, previous, token is not None, int(now))
+                return self._store(tx, rows, report_type, previous, token is not None, int(now), retry_since)
 
         try:
             inserted, entries = store()
@@ -324,12 +328,13 @@ class PublishService(PublishEndpoint):
         previous: dict[bytes, TokenEntry],
         has_token: bool,
         now: int,
+        retry_since: int,
     ) -> tuple[int, list[TokenEntry]]:
         marks = ",".join("?" * len(rows))
         existing = {
-            bytes(r[0]): _Row(bytes(r[0]), r[1], r[2], r[3], r[4] is not None)
+            bytes(r[0]): _Row(bytes(r[0]), r[1], r[2], r[3], r[4] is not None, r[5])
             for r in tx.fetchall(
-                "SELECT key, rolling_start, rolling_period, report_type, revised_report_type "
+                "SELECT key, rolling_start, rolling_period, report_type, revised_report_type, created_at "
                 f"FROM exposures WHERE key IN ({marks})",
                 [row[0] for row in rows],
             )
@@ -346,9 +351,10 @@ class PublishService(PublishEndpoint):
                     entries[key] = TokenEntry(key, row[1], row[2], report_type)
                 continue
             same = (old.rolling_start, old.rolling_period, old.report_type) == (row[1], row[2], report_type)
-            if same and not old.revised:
-                # A retry of an upload whose response was lost (the certificate covers these very keys):
-                # nothing to change, and the app gets the token it missed.
+            if same and not old.revised and old.created_at >= retry_since:
+                # A retry of an upload whose response was lost (the certificate covers these very keys and
+                # is older than their rows): nothing to change, and the app gets the token it missed. A
+                # certificate issued after the keys were stored (published keys are public) gets no token.
                 entries[key] = TokenEntry(key, old.rolling_start, old.rolling_period, old.report_type)
                 continue
             if not has_token:

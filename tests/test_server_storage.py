@@ -3,9 +3,10 @@ two workers at once; and the ``--authority`` syntax."""
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from proximity.keyfiles.gaen_export import ExportFile, TrustedKey, load_signing_
 from proximity.matching.keys import ReportType
 from proximity.schemes.gaen import TemporaryExposureKey
 from proximity.server.app import load_token_secret
+from proximity.server.certificates import mint_certificate, tek_mac
 from proximity.server.client import gaen_publish_request, gaen_segments
 from proximity.server.config import ServerConfig, load_authorities, parse_authority
 from proximity.server.db import Database, open_database
@@ -117,6 +119,31 @@ def test_a_later_certificate_for_stored_keys_gets_no_token(world: tuple[Database
     refused = service.publish(stranger, now())
     assert (refused.status, refused.body.get("code")) == (400, "missing_revision_token"), refused.body
     assert "revisionToken" not in refused.body
+
+
+def test_tekmac_in_any_base64_flavour(world: tuple[Database, Keys]) -> None:
+    """The reference server decodes ``tekmac`` leniently (standard or URL-safe, padded or not) and
+    compares bytes; verification servers pass on whatever the app sent, so this server does too."""
+    database, keys = world
+    service = PublishService(_config(keys), database, RevisionTokens(load_token_secret(database)))
+    flavours: dict[str, Callable[[str], str]] = {
+        "unpadded": lambda mac: mac.rstrip("="),
+        "URL-safe": lambda mac: mac.replace("+", "-").replace("/", "_"),
+        "URL-safe unpadded": lambda mac: mac.replace("+", "-").replace("/", "_").rstrip("="),
+    }
+    for name, flavour in flavours.items():
+        while True:  # a MAC whose standard form holds + or /, so that the flavours differ
+            teks = [_tek(2)]
+            hmac_key = os.urandom(32)
+            mac = tek_mac(hmac_key, gaen_segments(teks))
+            if "+" in mac or "/" in mac:
+                break
+        certificate = mint_certificate(keys.authority, issuer=ISSUER, audience=AUDIENCE, tekmac=flavour(mac))
+        document = gaen_publish_request(
+            teks, certificate=certificate, hmac_key=base64.b64encode(hmac_key).decode(), authority=ISSUER
+        )
+        result = service.publish(document, now())
+        assert (result.status, result.body["insertedExposures"]) == (200, 1), (name, result.body)
 
 
 def test_certificate_onset_overrides_the_request(world: tuple[Database, Keys]) -> None:

@@ -142,10 +142,24 @@ def gaen_mac_segments(keys: Sequence[UploadedKey], *, with_risk: bool) -> list[s
     ]
 
 
+def _mac_bytes(text: str) -> bytes | None:
+    """The claim's MAC: like the reference server, standard or URL-safe base64, padded or not."""
+    padded = text + "=" * (-len(text) % 4)
+    for altchars in (None, b"-_"):
+        try:
+            return base64.b64decode(padded, altchars=altchars, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return None
+
+
 def check_mac(claims: CertificateClaims, hmac_key: bytes, segment_sets: Sequence[Sequence[str]]) -> None:
-    """The certificate's ``tekmac`` must equal the MAC of one of the allowed segment forms."""
+    """The certificate's ``tekmac`` must equal the MAC of one of the allowed segment forms (bytes compared
+    in constant time, whichever base64 flavour the verification server passed on)."""
+    claimed = _mac_bytes(claims.tekmac)
     for segments in segment_sets:
-        if hmac.compare_digest(tek_mac(hmac_key, segments), claims.tekmac):
+        expected = base64.b64decode(tek_mac(hmac_key, segments))
+        if claimed is not None and hmac.compare_digest(expected, claimed):
             return
     raise PublishError(
         401,

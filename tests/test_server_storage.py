@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from keyserver_harness import AUDIENCE, ISSUER, Keys, backends, make_keys, new_database
-from proximity.errors import KeyServerConfigError
+from proximity.errors import KeyServerConfigError, KeyServerError
 from proximity.keyfiles.gaen_export import ExportFile, TrustedKey, load_signing_key, parse_export_zip
 from proximity.matching.keys import ReportType
 from proximity.schemes.gaen import TemporaryExposureKey
@@ -305,3 +305,11 @@ def test_authority_syntax() -> None:
     for bad in ("gov.vn", "=ha.pem", "gov.vn@=ha.pem", "gov@v 1=ha.pem"):
         with pytest.raises(KeyServerConfigError):
             parse_authority(bad)
+
+
+def test_refusals_are_typed_under_proximity_error() -> None:
+    from proximity.errors import ProximityError
+    from proximity.server.publish import PublishError, bad_request
+
+    assert isinstance(bad_request("x"), ProximityError)
+    assert issubclass(PublishError, KeyServerError)

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from proximity.errors import KeyServerError
 from proximity.matching.keys import ReportType
 from proximity.schemes.gaen import ENIN_SECONDS, TEK_LENGTH, TEK_ROLLING_PERIOD
 from proximity.server.certificates import (
@@ -55,7 +56,7 @@ MIN_HMAC_KEY_BYTES = 16
 ONSET_MAX_DAYS = 14
 
 
-class PublishError(Exception):
+class PublishError(KeyServerError):
     """A refused request: HTTP status, the protocol's error code, a message for the app's developer."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

@@ -313,3 +313,13 @@ def test_refusals_are_typed_under_proximity_error() -> None:
 
     assert isinstance(bad_request("x"), ProximityError)
     assert issubclass(PublishError, KeyServerError)
+
+
+def test_database_description_holds_no_password() -> None:
+    for url in (
+        "postgresql://user:s3cr3t@db.example:5432/keys",
+        "postgresql://db.example/keys?password=s3cr3t&sslmode=require",
+        "postgresql://user:p@ss:s3cr3t@db.example/keys",
+    ):
+        described = Database(url).describe()
+        assert "s3cr3t" not in described and "db.example" in described, described

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from proximity.errors import KeyServerConfigError, KeyServerError
 
@@ -137,7 +138,9 @@ class Database:
 
     def describe(self) -> str:
         if self.postgres:
-            return "PostgreSQL " + self.target.split("@")[-1]  # never print a password
+            # Never print a password: neither the URL's user info nor its query (``?password=``).
+            parts = urlsplit(self.target)
+            return f"PostgreSQL {parts.netloc.rpartition('@')[2]}{parts.path}"
         return f"SQLite {self.target}"
 
     def _connect(self) -> Any:

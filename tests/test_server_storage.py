@@ -146,6 +146,30 @@ def test_tekmac_in_any_base64_flavour(world: tuple[Database, Keys]) -> None:
         assert (result.status, result.body["insertedExposures"]) == (200, 1), (name, result.body)
 
 
+def test_certificate_times_must_be_numbers(world: tuple[Database, Keys]) -> None:
+    """A signed certificate whose ``iat``/``exp`` is a string (PyJWT lets numeric strings through) is
+    refused as invalid, not a TypeError and a 500."""
+    import jwt
+
+    database, keys = world
+    service = PublishService(_config(keys), database, RevisionTokens(load_token_secret(database)))
+    teks = [_tek(2)]
+    hmac_key = os.urandom(32)
+    at = int(now())
+    for bad in ({"iat": str(at)}, {"exp": str(at + 600)}, {"nbf": str(at)}):
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "iat": at, "exp": at + 600, "reportType": "confirmed"}
+        claims.update(bad, tekmac=tek_mac(hmac_key, gaen_segments(teks)))
+        certificate = jwt.encode(claims, keys.authority, algorithm="ES256", headers={"kid": "v1"})
+        document = gaen_publish_request(
+            teks, certificate=certificate, hmac_key=base64.b64encode(hmac_key).decode(), authority=ISSUER
+        )
+        result = service.publish(document, at)
+        assert (result.status, result.body["code"]) == (
+            401,
+            "health_authority_verification_certificate_invalid",
+        ), (bad, result.body)
+
+
 def test_certificate_onset_overrides_the_request(world: tuple[Database, Keys]) -> None:
     database, keys = world
     config = _config(keys)

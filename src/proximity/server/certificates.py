@@ -83,6 +83,9 @@ def verify_certificate(
         )
     except jwt.PyJWTError as error:
         raise InvalidCertificateError(str(error)) from None
+    for name in ("exp", "iat", "nbf"):  # PyJWT accepts numeric strings here; the checks below need numbers
+        if name in claims and (not isinstance(claims[name], int | float) or isinstance(claims[name], bool)):
+            raise InvalidCertificateError(f"{name} {claims[name]!r} is not a NumericDate")
     if now is not None:  # PyJWT checks against the system clock; a server with its own clock also checks
         if claims["exp"] + leeway < now:
             raise InvalidCertificateError("Signature has expired")

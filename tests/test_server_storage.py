@@ -170,6 +170,25 @@ def test_certificate_times_must_be_numbers(world: tuple[Database, Keys]) -> None
         ), (bad, result.body)
 
 
+def test_a_zero_risk_is_a_missing_risk(world: tuple[Database, Keys]) -> None:
+    """The reference server cannot tell ``transmissionRisk: 0`` from an omitted one and derives both
+    from the report type; exporting a 0 would score these keys as no risk at all."""
+    database, keys = world
+    config = _config(keys, min_keys=0)
+    service = PublishService(config, database, RevisionTokens(load_token_secret(database)))
+    at = now()
+    teks = [_tek(2)]
+    certificate, hmac_key = keys.certificate(gaen_segments(teks), report_type="likely")
+    document = gaen_publish_request(
+        teks, certificate=certificate, hmac_key=hmac_key, authority=ISSUER, risk=0
+    )
+    assert document["temporaryExposureKeys"][0]["transmissionRisk"] == 0
+    assert service.publish(document, at).status == 200
+    Exporter(config, database).run_once(at)
+    ((_, export),) = _exported(database, keys)
+    assert set(export.keys.transmission_risk_level.tolist()) == {4}  # fake keys copy real ones
+
+
 def test_certificate_onset_overrides_the_request(world: tuple[Database, Keys]) -> None:
     database, keys = world
     config = _config(keys)

@@ -50,7 +50,8 @@ REPORT_TYPE_CODES = {
     "likely": ReportType.CONFIRMED_CLINICAL_DIAGNOSIS,
     "negative": ReportType.REVOKED,
 }
-# A missing transmission risk follows from the report type (the reference server's defaults).
+# A missing transmission risk follows from the report type (the reference server's defaults); as in the
+# reference server, an explicit 0 counts as missing (Go cannot tell them apart, and apps send 0).
 DEFAULT_RISK = {"confirmed": 2, "likely": 4, "negative": 6}
 MIN_HMAC_KEY_BYTES = 16
 ONSET_MAX_DAYS = 14
@@ -295,7 +296,7 @@ class PublishService(PublishEndpoint):
                     k.key,
                     k.rolling_start,
                     k.rolling_period,
-                    risk_default if k.risk is None else k.risk,
+                    k.risk or risk_default,
                     report_type,
                     since_onset,
                     int(traveler),

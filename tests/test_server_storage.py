@@ -3,24 +3,26 @@ two workers at once; and the ``--authority`` syntax."""
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from keyserver_harness import AUDIENCE, ISSUER, Keys, backends, make_keys, new_database
-from proximity.errors import KeyServerConfigError
+from proximity.errors import KeyServerConfigError, KeyServerError
 from proximity.keyfiles.gaen_export import ExportFile, TrustedKey, load_signing_key, parse_export_zip
 from proximity.matching.keys import ReportType
 from proximity.schemes.gaen import TemporaryExposureKey
 from proximity.server.app import load_token_secret
+from proximity.server.certificates import mint_certificate, tek_mac
 from proximity.server.client import gaen_publish_request, gaen_segments
 from proximity.server.config import ServerConfig, load_authorities, parse_authority
 from proximity.server.db import Database, open_database
 from proximity.server.exporter import Exporter, export_data, export_index
-from proximity.server.publish import PublishService
+from proximity.server.publish import PublishResult, PublishService
 from proximity.server.tokens import InvalidRevisionTokenError, RevisionTokens, TokenEntry
 from proximity.times import SECONDS_PER_DAY, now
 
@@ -97,13 +99,104 @@ def test_revision_goes_out_as_a_revised_key(world: tuple[Database, Keys]) -> Non
     assert two.revised_keys.report_type.tolist() == [ReportType.CONFIRMED_TEST]
 
 
+def test_a_later_certificate_for_stored_keys_gets_no_token(world: tuple[Database, Keys]) -> None:
+    """Published keys are public, and anyone with a verification code can have them certified. Only a
+    resend of the upload itself (its certificate older than the stored rows) gets the token back;
+    otherwise a stranger could take the token and revoke someone else's likely keys."""
+    database, keys = world
+    service = PublishService(_config(keys), database, RevisionTokens(load_token_secret(database)))
+    teks = [_tek(3), _tek(2)]
+    stored_at = now() - 3600  # the owner uploaded an hour ago
+    certificate, hmac_key = keys.certificate(
+        gaen_segments(teks), report_type="likely", issued_at=stored_at - 5, lifetime_seconds=2 * 3600
+    )
+    owner = gaen_publish_request(teks, certificate=certificate, hmac_key=hmac_key, authority=ISSUER)
+    assert service.publish(owner, stored_at).body["insertedExposures"] == 2
+    resent = service.publish(owner, stored_at + 30)  # the response was lost; the app sends it again
+    assert resent.status == 200 and resent.body["revisionToken"], resent.body
+    certificate, hmac_key = keys.certificate(gaen_segments(teks), report_type="likely")  # a new code, now
+    stranger = gaen_publish_request(teks, certificate=certificate, hmac_key=hmac_key, authority=ISSUER)
+    refused = service.publish(stranger, now())
+    assert (refused.status, refused.body.get("code")) == (400, "missing_revision_token"), refused.body
+    assert "revisionToken" not in refused.body
+
+
+def test_tekmac_in_any_base64_flavour(world: tuple[Database, Keys]) -> None:
+    """The reference server decodes ``tekmac`` leniently (standard or URL-safe, padded or not) and
+    compares bytes; verification servers pass on whatever the app sent, so this server does too."""
+    database, keys = world
+    service = PublishService(_config(keys), database, RevisionTokens(load_token_secret(database)))
+    flavours: dict[str, Callable[[str], str]] = {
+        "unpadded": lambda mac: mac.rstrip("="),
+        "URL-safe": lambda mac: mac.replace("+", "-").replace("/", "_"),
+        "URL-safe unpadded": lambda mac: mac.replace("+", "-").replace("/", "_").rstrip("="),
+    }
+    for name, flavour in flavours.items():
+        while True:  # a MAC whose standard form holds + or /, so that the flavours differ
+            teks = [_tek(2)]
+            hmac_key = os.urandom(32)
+            mac = tek_mac(hmac_key, gaen_segments(teks))
+            if "+" in mac or "/" in mac:
+                break
+        certificate = mint_certificate(keys.authority, issuer=ISSUER, audience=AUDIENCE, tekmac=flavour(mac))
+        document = gaen_publish_request(
+            teks, certificate=certificate, hmac_key=base64.b64encode(hmac_key).decode(), authority=ISSUER
+        )
+        result = service.publish(document, now())
+        assert (result.status, result.body["insertedExposures"]) == (200, 1), (name, result.body)
+
+
+def test_certificate_times_must_be_numbers(world: tuple[Database, Keys]) -> None:
+    """A signed certificate whose ``iat``/``exp`` is a string (PyJWT lets numeric strings through) is
+    refused as invalid, not a TypeError and a 500."""
+    import jwt
+
+    database, keys = world
+    service = PublishService(_config(keys), database, RevisionTokens(load_token_secret(database)))
+    teks = [_tek(2)]
+    hmac_key = os.urandom(32)
+    at = int(now())
+    for bad in ({"iat": str(at)}, {"exp": str(at + 600)}, {"nbf": str(at)}):
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "iat": at, "exp": at + 600, "reportType": "confirmed"}
+        claims.update(bad, tekmac=tek_mac(hmac_key, gaen_segments(teks)))
+        certificate = jwt.encode(claims, keys.authority, algorithm="ES256", headers={"kid": "v1"})
+        document = gaen_publish_request(
+            teks, certificate=certificate, hmac_key=base64.b64encode(hmac_key).decode(), authority=ISSUER
+        )
+        result = service.publish(document, at)
+        assert (result.status, result.body["code"]) == (
+            401,
+            "health_authority_verification_certificate_invalid",
+        ), (bad, result.body)
+
+
+def test_a_zero_risk_is_a_missing_risk(world: tuple[Database, Keys]) -> None:
+    """The reference server cannot tell ``transmissionRisk: 0`` from an omitted one and derives both
+    from the report type; exporting a 0 would score these keys as no risk at all."""
+    database, keys = world
+    config = _config(keys, min_keys=0)
+    service = PublishService(config, database, RevisionTokens(load_token_secret(database)))
+    at = now()
+    teks = [_tek(2)]
+    certificate, hmac_key = keys.certificate(gaen_segments(teks), report_type="likely")
+    document = gaen_publish_request(
+        teks, certificate=certificate, hmac_key=hmac_key, authority=ISSUER, risk=0
+    )
+    assert document["temporaryExposureKeys"][0]["transmissionRisk"] == 0
+    assert service.publish(document, at).status == 200
+    Exporter(config, database).run_once(at)
+    ((_, export),) = _exported(database, keys)
+    assert set(export.keys.transmission_risk_level.tolist()) == {4}  # fake keys copy real ones
+
+
 def test_certificate_onset_overrides_the_request(world: tuple[Database, Keys]) -> None:
     database, keys = world
     config = _config(keys)
     service = PublishService(config, database, RevisionTokens(load_token_secret(database)))
     at = now()
     teks = [_tek(3), _tek(1)]
-    onset_day = teks[0].rolling_start_interval_number  # symptoms began with the older key's day
+    # Symptoms began on the older key's UTC day (its start may be late in that day: round down first).
+    onset_day = teks[0].rolling_start_interval_number // 144 * 144
     certificate, hmac_key = keys.certificate(gaen_segments(teks), symptom_onset_interval=onset_day + 5)
     document = gaen_publish_request(
         teks, certificate=certificate, hmac_key=hmac_key, authority=ISSUER, symptom_onset_interval=1
@@ -176,6 +269,64 @@ def test_two_workers_export_each_key_once(world: tuple[Database, Keys]) -> None:
     assert len([k for k in exported if k in published]) == 100  # each once
 
 
+@pytest.mark.parametrize("backend", [b for b in backends() if b == "postgresql"])
+def test_same_new_key_from_two_uploads_at_once(backend: str, tmp_path: Path) -> None:
+    """PostgreSQL runs publishes concurrently: the second insert of a key waits on the first's
+    uncommitted row, then meets the unique key. That is a retry's no-op, never an internal error."""
+    import psycopg
+
+    keys = make_keys(tmp_path / "keys")
+    url = new_database(backend, tmp_path)
+    database = open_database(url)
+    service = PublishService(_config(keys), database, RevisionTokens(load_token_secret(database)))
+    at = now()
+    tek = _tek(2)
+    certificate, hmac_key = keys.certificate(gaen_segments([tek]))
+    document = gaen_publish_request([tek], certificate=certificate, hmac_key=hmac_key, authority=ISSUER)
+    outcome: list[PublishResult | Exception] = []
+
+    def upload() -> None:
+        try:
+            outcome.append(service.publish(document, at))
+        except Exception as error:  # what the app would see as a 500
+            outcome.append(error)
+
+    with psycopg.connect(url, autocommit=True) as other, psycopg.connect(url, autocommit=True) as watch:
+        other.execute("BEGIN")
+        other.execute(  # the other upload: its row is written, not yet committed
+            "INSERT INTO exposures (key, rolling_start, rolling_period, transmission_risk, report_type, "
+            "traveler, health_authority, created_at, available_at) VALUES (%s, %s, %s, 2, %s, 0, %s, %s, %s)",
+            (
+                tek.key_data,
+                tek.rolling_start_interval_number,
+                tek.rolling_period,
+                int(ReportType.CONFIRMED_TEST),
+                ISSUER,
+                int(at),
+                int(at),
+            ),
+        )
+        thread = threading.Thread(target=upload)
+        thread.start()
+        waiting = False
+        for _ in range(6000):  # until our upload waits on the other's row lock (a safety net, not a budget)
+            row = watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if (waiting := bool(row and row[0])) or not thread.is_alive():
+                break
+            thread.join(0.01)
+        other.execute("COMMIT")
+        thread.join(120)
+    database.close()
+    assert waiting, "the upload never waited on the concurrent insert"
+    (result,) = outcome
+    assert isinstance(result, PublishResult), repr(result)
+    assert result.status == 200 and result.body["insertedExposures"] == 0, result.body
+    assert result.body["revisionToken"]
+
+
 def test_revision_tokens_are_tamper_evident() -> None:
     tokens = RevisionTokens(os.urandom(32))
     entries = [TokenEntry(os.urandom(16), 2_900_000, 144, 2), TokenEntry(os.urandom(16), 2_900_144, 144, 1)]
@@ -197,3 +348,21 @@ def test_authority_syntax() -> None:
     for bad in ("gov.vn", "=ha.pem", "gov.vn@=ha.pem", "gov@v 1=ha.pem"):
         with pytest.raises(KeyServerConfigError):
             parse_authority(bad)
+
+
+def test_refusals_are_typed_under_proximity_error() -> None:
+    from proximity.errors import ProximityError
+    from proximity.server.publish import PublishError, bad_request
+
+    assert isinstance(bad_request("x"), ProximityError)
+    assert issubclass(PublishError, KeyServerError)
+
+
+def test_database_description_holds_no_password() -> None:
+    for url in (
+        "postgresql://user:s3cr3t@db.example:5432/keys",
+        "postgresql://db.example/keys?password=s3cr3t&sslmode=require",
+        "postgresql://user:p@ss:s3cr3t@db.example/keys",
+    ):
+        described = Database(url).describe()
+        assert "s3cr3t" not in described and "db.example" in described, described

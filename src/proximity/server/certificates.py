@@ -48,6 +48,7 @@ class CertificateClaims:
     report_type: str  # "confirmed", "likely" or "negative"
     symptom_onset_interval: int | None
     tekmac: str
+    issued_at: int = 0  # ``iat``: when the verification server vouched for these keys
 
 
 def verify_certificate(
@@ -82,6 +83,9 @@ def verify_certificate(
         )
     except jwt.PyJWTError as error:
         raise InvalidCertificateError(str(error)) from None
+    for name in ("exp", "iat", "nbf"):  # PyJWT accepts numeric strings here; the checks below need numbers
+        if name in claims and (not isinstance(claims[name], int | float) or isinstance(claims[name], bool)):
+            raise InvalidCertificateError(f"{name} {claims[name]!r} is not a NumericDate")
     if now is not None:  # PyJWT checks against the system clock; a server with its own clock also checks
         if claims["exp"] + leeway < now:
             raise InvalidCertificateError("Signature has expired")
@@ -96,7 +100,7 @@ def verify_certificate(
     onset = claims.get("symptomOnsetInterval")
     if onset is not None and (not isinstance(onset, int) or isinstance(onset, bool) or onset < 0):
         raise InvalidCertificateError(f"symptomOnsetInterval {onset!r} is not an interval number")
-    return CertificateClaims(issuer, report_type, onset, tekmac)
+    return CertificateClaims(issuer, report_type, onset, tekmac, int(claims["iat"]))
 
 
 def mint_certificate(

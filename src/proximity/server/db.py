@@ -15,10 +15,16 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from proximity.errors import KeyServerConfigError, KeyServerError
 
-__all__ = ["Database", "Transaction", "open_database"]
+__all__ = ["ConflictError", "Database", "Transaction", "open_database"]
+
+
+class ConflictError(KeyServerError):
+    """A concurrent transaction stored the same row first (a unique constraint); running again is safe."""
+
 
 _TYPES = {
     "sqlite": {"blob": "BLOB", "bigint": "INTEGER", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
@@ -132,7 +138,9 @@ class Database:
 
     def describe(self) -> str:
         if self.postgres:
-            return "PostgreSQL " + self.target.split("@")[-1]  # never print a password
+            # Never print a password: neither the URL's user info nor its query (``?password=``).
+            parts = urlsplit(self.target)
+            return f"PostgreSQL {parts.netloc.rpartition('@')[2]}{parts.path}"
         return f"SQLite {self.target}"
 
     def _connect(self) -> Any:
@@ -210,6 +218,10 @@ class Database:
                 cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
+        except (sqlite3.IntegrityError, _psycopg_integrity_error()):
+            # Not a broken connection: the transaction was rolled back. The message (its DETAIL names
+            # the row's values, e.g. an embargoed key) stays out of the error and the logs.
+            raise ConflictError(f"a concurrent write stored the same row first ({self.describe()})") from None
         except (sqlite3.Error, _psycopg_error()) as error:
             broken = True
             raise KeyServerError(f"database error ({self.describe()}): {error}") from error
@@ -253,6 +265,14 @@ def _psycopg_error() -> type[Exception]:
     except ImportError:
         return sqlite3.Error
     return psycopg.Error
+
+
+def _psycopg_integrity_error() -> type[Exception]:
+    try:
+        import psycopg
+    except ImportError:
+        return sqlite3.IntegrityError
+    return psycopg.IntegrityError
 
 
 def open_database(target: str, *, pool_size: int = 16) -> Database:

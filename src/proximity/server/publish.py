@@ -18,16 +18,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from proximity.errors import KeyServerError
 from proximity.matching.keys import ReportType
 from proximity.schemes.gaen import ENIN_SECONDS, TEK_LENGTH, TEK_ROLLING_PERIOD
 from proximity.server.certificates import (
+    CLOCK_SKEW_SECONDS,
     CertificateClaims,
     InvalidCertificateError,
     tek_mac,
     verify_certificate,
 )
 from proximity.server.config import ServerConfig
-from proximity.server.db import Database, Transaction
+from proximity.server.db import ConflictError, Database, Transaction
 from proximity.server.mac import gaen_segment
 from proximity.server.tokens import InvalidRevisionTokenError, RevisionTokens, TokenEntry
 
@@ -48,13 +50,14 @@ REPORT_TYPE_CODES = {
     "likely": ReportType.CONFIRMED_CLINICAL_DIAGNOSIS,
     "negative": ReportType.REVOKED,
 }
-# A missing transmission risk follows from the report type (the reference server's defaults).
+# A missing transmission risk follows from the report type (the reference server's defaults); as in the
+# reference server, an explicit 0 counts as missing (Go cannot tell them apart, and apps send 0).
 DEFAULT_RISK = {"confirmed": 2, "likely": 4, "negative": 6}
 MIN_HMAC_KEY_BYTES = 16
 ONSET_MAX_DAYS = 14
 
 
-class PublishError(Exception):
+class PublishError(KeyServerError):
     """A refused request: HTTP status, the protocol's error code, a message for the app's developer."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -141,10 +144,24 @@ def gaen_mac_segments(keys: Sequence[UploadedKey], *, with_risk: bool) -> list[s
     ]
 
 
+def _mac_bytes(text: str) -> bytes | None:
+    """The claim's MAC: like the reference server, standard or URL-safe base64, padded or not."""
+    padded = text + "=" * (-len(text) % 4)
+    for altchars in (None, b"-_"):
+        try:
+            return base64.b64decode(padded, altchars=altchars, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return None
+
+
 def check_mac(claims: CertificateClaims, hmac_key: bytes, segment_sets: Sequence[Sequence[str]]) -> None:
-    """The certificate's ``tekmac`` must equal the MAC of one of the allowed segment forms."""
+    """The certificate's ``tekmac`` must equal the MAC of one of the allowed segment forms (bytes compared
+    in constant time, whichever base64 flavour the verification server passed on)."""
+    claimed = _mac_bytes(claims.tekmac)
     for segments in segment_sets:
-        if hmac.compare_digest(tek_mac(hmac_key, segments), claims.tekmac):
+        expected = base64.b64decode(tek_mac(hmac_key, segments))
+        if claimed is not None and hmac.compare_digest(expected, claimed):
             return
     raise PublishError(
         401,
@@ -186,6 +203,7 @@ class _Row:
     rolling_period: int
     report_type: int
     revised: bool
+    created_at: int
 
 
 def request_items(document: object, field: str, limit: int) -> tuple[dict[str, Any], list[Any]]:
@@ -278,7 +296,7 @@ class PublishService(PublishEndpoint):
                     k.key,
                     k.rolling_start,
                     k.rolling_period,
-                    risk_default if k.risk is None else k.risk,
+                    k.risk or risk_default,
                     report_type,
                     since_onset,
                     int(traveler),
@@ -288,8 +306,19 @@ class PublishService(PublishEndpoint):
                 )
             )
         previous = self._open_token(token)
-        with self.database.transaction() as tx:
-            inserted, entries = self._store(tx, rows, report_type, previous, token is not None, int(now))
+        # Only keys stored after this certificate was issued can be this upload's own, resent.
+        retry_since = claims.issued_at - CLOCK_SKEW_SECONDS
+
+        def store() -> tuple[int, list[TokenEntry]]:
+            with self.database.transaction() as tx:
+                return self._store(tx, rows, report_type, previous, token is not None, int(now), retry_since)
+
+        try:
+            inserted, entries = store()
+        except ConflictError:
+            # Another request stored one of these keys between our read and our insert (PostgreSQL runs
+            # publishes concurrently). Run again: this time the keys are seen and judged as existing ones.
+            inserted, entries = store()
         body: dict[str, Any] = {
             "revisionToken": self.tokens.seal(entries) if entries else "",
             "insertedExposures": inserted,
@@ -315,12 +344,13 @@ class PublishService(PublishEndpoint):
         previous: dict[bytes, TokenEntry],
         has_token: bool,
         now: int,
+        retry_since: int,
     ) -> tuple[int, list[TokenEntry]]:
         marks = ",".join("?" * len(rows))
         existing = {
-            bytes(r[0]): _Row(bytes(r[0]), r[1], r[2], r[3], r[4] is not None)
+            bytes(r[0]): _Row(bytes(r[0]), r[1], r[2], r[3], r[4] is not None, r[5])
             for r in tx.fetchall(
-                "SELECT key, rolling_start, rolling_period, report_type, revised_report_type "
+                "SELECT key, rolling_start, rolling_period, report_type, revised_report_type, created_at "
                 f"FROM exposures WHERE key IN ({marks})",
                 [row[0] for row in rows],
             )
@@ -337,9 +367,10 @@ class PublishService(PublishEndpoint):
                     entries[key] = TokenEntry(key, row[1], row[2], report_type)
                 continue
             same = (old.rolling_start, old.rolling_period, old.report_type) == (row[1], row[2], report_type)
-            if same and not old.revised:
-                # A retry of an upload whose response was lost (the certificate covers these very keys):
-                # nothing to change, and the app gets the token it missed.
+            if same and not old.revised and old.created_at >= retry_since:
+                # A retry of an upload whose response was lost (the certificate covers these very keys and
+                # is older than their rows): nothing to change, and the app gets the token it missed. A
+                # certificate issued after the keys were stored (published keys are public) gets no token.
                 entries[key] = TokenEntry(key, old.rolling_start, old.rolling_period, old.report_type)
                 continue
             if not has_token:

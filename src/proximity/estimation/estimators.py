@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from proximity.errors import EstimationParameterError
-from proximity.estimation.calibration import DEFAULT_TX_POWER_DBM, attenuation
+from proximity.estimation.calibration import DEFAULT_TX_POWER_DBM, FLEET_RSSI_CORRECTION_DB, attenuation
 from proximity.estimation.nhs import NOTIFY_WEIGHTED_MINUTES, nhs_distances, nhs_weighted_minutes
 from proximity.estimation.presets import PRESETS, Preset, cwa_trl_factor
 from proximity.estimation.probabilistic import ChannelModel, estimate_contact
@@ -42,11 +42,12 @@ DEFAULT_ESTIMATOR = "probabilistic"
 class EstimationSettings:
     """What an estimator needs besides the sightings: this scanner's calibration and the rule.
 
-    ``rssi_correction`` is this device's (the scanner's) calibration; ``default_tx_power`` stands in
-    for counterparts that did not send theirs. Close contact = within ``distance`` m for ``minutes``.
+    ``rssi_correction`` is this device's (the scanner's) calibration, by default the fleet value;
+    ``default_tx_power`` (the fleet calibrated TX) stands in for counterparts that did not send theirs
+    (no AEM, Bluezone). Close contact = within ``distance`` m for ``minutes``.
     """
 
-    rssi_correction: float = 0.0
+    rssi_correction: float = FLEET_RSSI_CORRECTION_DB
     default_tx_power: float = DEFAULT_TX_POWER_DBM
     calibration_confidence: int = 0
     distance: float = 2.0

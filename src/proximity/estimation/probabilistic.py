@@ -66,7 +66,8 @@ _POSITIVE_FIELDS = frozenset(_MODEL_FIELDS) - {"attenuation_at_1m", "fade_slope"
 class ChannelModel:
     """Parameters of the channel model; defaults are the published facts (spec: rssi-and-simulation).
 
-    ``attenuation_at_1m`` 67 dB = TX 8 dBm - (RSSI at 1 m -63 dBm + ~4 dB fleet RSSI correction);
+    ``attenuation_at_1m`` 36 dB on GAEN's scale = the fleet calibrated TX -24 dBm - (RSSI at 1 m
+    -63 dBm + the fleet RSSI correction +3 dB);
     path-loss exponent 1.2 phone to phone indoors; per-encounter offset 8 dB; per-packet fading 6.5 dB.
     Fading depth: ``fade_at_1m`` (mean |consecutive difference| at 1 m, dB), ``fade_slope`` (change of
     its natural log per decade of distance; 0 = no evidence from fading, the default) and
@@ -75,7 +76,7 @@ class ChannelModel:
     tens of ms apart (the MIT recordings), the line need not hold for another scan cadence.
     """
 
-    attenuation_at_1m: float = 67.0
+    attenuation_at_1m: float = 36.0
     path_loss_exponent: float = 1.2
     offset_sigma: float = 8.0
     fading_sigma: float = 6.5

@@ -2,8 +2,8 @@
 
 Each agent's phone is one row of the table (oem, device, model, rssi_correction, tx,
 calibration_confidence), drawn uniformly. The table says how far a model's radio is from the
-reference, so its true offsets follow from it, plus a small residual (``ChannelParams.device_sigma``: units differ, the table
-does not know yours):
+reference, so its true offsets follow from it, plus a small residual (``ChannelParams.device_sigma``:
+units differ, the table does not know yours):
 
 - receiving: a model with RSSI correction ``c`` reads ``c`` dB low against the reference; the channel's
   ``rssi_at_1m`` is what a phone whose correction is the scenario's ``rssi_correction`` (the fleet

@@ -38,12 +38,15 @@ from proximity.errors import (
     ReplayError,
 )
 from proximity.estimation import (
+    BatchVerdicts,
     ChannelModel,
     EstimationSettings,
     Verdict,
     estimate,
+    estimate_batch,
     estimate_contact,
     estimator_names,
+    resolve_model,
     verdict,
 )
 from proximity.keyfiles import (
@@ -112,6 +115,7 @@ __all__ = [
     "SCHEME_NAMES",
     "Advert",
     "BackendUnavailableError",
+    "BatchVerdicts",
     "BluetoothUnavailableError",
     "BluezAdvertisement",
     "BluezoneAdvert",
@@ -175,6 +179,7 @@ __all__ = [
     "default_keyring_path",
     "dump_records",
     "estimate",
+    "estimate_batch",
     "estimate_contact",
     "estimator_names",
     "gaen_broadcasts",
@@ -189,6 +194,7 @@ __all__ = [
     "parse_records",
     "parse_time",
     "resolve_keyring_path",
+    "resolve_model",
     "save_keyring",
     "stream_exports",
     "utc_midnight",

@@ -117,9 +117,9 @@ class Columns:
     tx_power: NDArray[np.float64]
 
 
-def _encounters(n: int, seed: int = 0) -> tuple[NDArray[np.float64], ...]:
+def _encounters(n: int, seed: int = 0, ordered: bool = False) -> tuple[NDArray[np.float64], ...]:
     """n encounters of different lengths, levels, days (some span midnight), TX known or not, a few
-    packets without RSSI, in shuffled order."""
+    packets without RSSI, in shuffled order (or by encounter and time)."""
     rng = np.random.default_rng(seed)
     times, rssi, tx, enc = [], [], [], []
     for e in range(n):
@@ -133,12 +133,16 @@ def _encounters(n: int, seed: int = 0) -> tuple[NDArray[np.float64], ...]:
         tx.append(np.full(k, rng.choice([np.nan, -30.0, -18.0])))
         enc.append(np.full(k, 3 * e + 7))  # not 0..n-1
     order = rng.permutation(sum(len(t) for t in times))
+    if ordered:
+        order = np.sort(order)
     return tuple(np.concatenate(x)[order] for x in (times, rssi, tx, enc))
 
 
-@pytest.mark.parametrize("name", [DEFAULT_ESTIMATOR, "enx"])
-def test_batch_is_identical_to_one_by_one(name: str) -> None:
-    times, rssi, tx, enc = _encounters(60 if name == DEFAULT_ESTIMATOR else 15)
+@pytest.mark.parametrize(
+    ("name", "ordered"), [(DEFAULT_ESTIMATOR, False), (DEFAULT_ESTIMATOR, True), ("enx", False)]
+)
+def test_batch_is_identical_to_one_by_one(name: str, ordered: bool) -> None:
+    times, rssi, tx, enc = _encounters(60 if name == DEFAULT_ESTIMATOR else 15, ordered=ordered)
     settings = EstimationSettings(rssi_correction=5.0, minutes=10.0)
     batch = estimate_batch(times, rssi, tx, enc, name, settings)
     assert batch.encounter.tolist() == sorted(set(enc.astype(int).tolist()))

@@ -20,7 +20,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from proximity.errors import EstimationParameterError
-from proximity.estimation.calibration import attenuation
 from proximity.estimation.fitted import shipped_defaults
 from proximity.times import SECONDS_PER_DAY
 
@@ -69,43 +68,55 @@ def daily_means(
     encounter: ArrayLike,
     rssi_correction: float,
     default_tx_power: float,
+    *,
+    extremes: bool = True,
 ) -> DailyMeans:
-    """Mean attenuation and minutes covered per (encounter, day), vectorised over all sightings."""
+    """Mean attenuation and minutes covered per (encounter, day), vectorised over all sightings.
+
+    Sightings already in (encounter, time) order (the usual) are not sorted; ``extremes=False`` skips
+    the min/max attenuation (left NaN) where only the mean is wanted."""
     t = np.asarray(times, np.float64)
-    att = attenuation(np.asarray(rssi, np.float64), np.asarray(tx_power, np.float64), rssi_correction,
-                      default_tx_power)  # fmt: skip
+    r = np.asarray(rssi, np.float64)
+    tx = np.asarray(tx_power, np.float64)
     enc = np.asarray(encounter, np.int64)
-    if not (t.shape == att.shape == enc.shape) or t.ndim != 1:
+    if not (t.shape == r.shape == tx.shape == enc.shape) or t.ndim != 1:
         raise EstimationParameterError("encounter", enc.shape, "one index per sighting (1-D, like times)")
-    keep = np.isfinite(t) & np.isfinite(att)
+    att = tx - r
+    att -= rssi_correction
+    unknown_tx = np.isnan(tx)
+    if unknown_tx.any():  # the counterpart did not say: the fleet (or given) TX power
+        att[unknown_tx] = default_tx_power - rssi_correction - r[unknown_tx]
+    np.maximum(att, 0.0, out=att)
+    keep = np.isfinite(att)
+    keep &= np.isfinite(t)
     if not keep.all():
         t, att, enc = t[keep], att[keep], enc[keep]
-    day = np.floor(t / SECONDS_PER_DAY).astype(np.int64)
-    ordered = t.size < 2 or bool(np.all((enc[1:] > enc[:-1]) | ((enc[1:] == enc[:-1]) & (t[1:] >= t[:-1]))))
-    if not ordered:  # one sort by (encounter, time); already-ordered input (the usual) skips it
-        order = np.lexsort((t, enc))
-        t, att, enc, day = t[order], att[order], enc[order], day[order]
-    new = np.ones(t.size, np.bool_)
-    new[1:] = (enc[1:] != enc[:-1]) | (day[1:] != day[:-1])
-    starts = np.flatnonzero(new)
-    group = np.cumsum(new) - 1
+    d_enc, d_t = np.diff(enc), np.diff(t)
+    if not bool(np.all((d_enc > 0) | ((d_enc == 0) & (d_t >= 0)))):
+        order = np.lexsort((t, enc))  # one sort by (encounter, time)
+        t, att, enc = t[order], att[order], enc[order]
+        d_enc, d_t = np.diff(enc), np.diff(t)
+    day = np.floor(t / SECONDS_PER_DAY)
+    boundary = d_enc != 0
+    boundary |= np.diff(day) != 0  # (n - 1,): a new (encounter, day) starts at i + 1
+    starts = np.concatenate(([0], np.flatnonzero(boundary) + 1)) if t.size else np.zeros(0, np.intp)
     count = np.diff(np.append(starts, t.size))
-    gap = np.zeros(t.size)
-    gap[1:] = np.minimum(np.diff(t), MAX_GAP_SECONDS)
-    gap[new] = 0.0
-    seconds = np.bincount(group, weights=gap, minlength=starts.size).astype(np.float64)
-    second = starts + 1  # the first packet stands for the gap to the second
+    gap = np.minimum(d_t, MAX_GAP_SECONDS)
+    gap[boundary] = 0.0
+    gap = np.concatenate(([0.0], gap))  # gap[i]: from packet i - 1 to i, 0 at a group's start
+    seconds = np.add.reduceat(gap, starts) if t.size else np.zeros(0)
     has_second = count > 1
-    seconds[has_second] += gap[second[has_second]]
-    total = np.bincount(group, weights=att, minlength=starts.size)
+    seconds[has_second] += gap[starts[has_second] + 1]  # the first packet stands for the gap to the second
+    total = np.add.reduceat(att, starts) if t.size else np.zeros(0)
+    nan = np.full(starts.size, np.nan)
     return DailyMeans(
         encounter=enc[starts],
-        day=day[starts] * SECONDS_PER_DAY,
+        day=(day[starts] * SECONDS_PER_DAY).astype(np.int64),
         mean_attenuation=total / np.maximum(count, 1),
         minutes=seconds / 60.0,
         packets=count.astype(np.int64),
-        min_attenuation=np.minimum.reduceat(att, starts) if t.size else np.zeros(0),
-        max_attenuation=np.maximum.reduceat(att, starts) if t.size else np.zeros(0),
+        min_attenuation=np.minimum.reduceat(att, starts) if extremes and t.size else nan,
+        max_attenuation=np.maximum.reduceat(att, starts) if extremes and t.size else nan,
     )
 
 
@@ -124,8 +135,9 @@ def batch_mean_attenuation(
     settings: EstimationSettings,
 ) -> BatchVerdicts:
     """The mean-attenuation estimator's verdict per encounter, vectorised."""
-    enc_all = np.unique(np.asarray(encounter, np.int64))
-    means = daily_means(times, rssi, tx_power, encounter, settings.rssi_correction, settings.default_tx_power)
+    enc_all = _distinct(np.asarray(encounter, np.int64))
+    means = daily_means(times, rssi, tx_power, encounter, settings.rssi_correction, settings.default_tx_power,
+                        extremes=False)  # fmt: skip
     close, score = decide(means, settings)
     n = enc_all.size
     slot = np.searchsorted(enc_all, means.encounter)
@@ -143,3 +155,11 @@ def batch_mean_attenuation(
     out_mean[slot[pick]] = means.mean_attenuation[pick]
     out_minutes[slot[pick]] = means.minutes[pick]
     return BatchVerdicts(enc_all, out_close, out_score, out_mean, out_minutes)
+
+
+def _distinct(values: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Sorted distinct values; without a sort when they are already in order (the usual)."""
+    step = np.diff(values)
+    if values.size and bool((step >= 0).all()):
+        return np.asarray(values[np.concatenate(([0], np.flatnonzero(step) + 1))])
+    return np.unique(values)

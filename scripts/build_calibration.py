@@ -73,7 +73,7 @@ def build(iphone_tx: str) -> list[dict[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iphone-tx", choices=("fleet", "tousanticovid"), default="fleet")
+    parser.add_argument("--iphone-tx", choices=("fleet", "tousanticovid"), default="tousanticovid")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     rows = build(args.iphone_tx)

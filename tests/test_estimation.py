@@ -83,9 +83,12 @@ def test_default_table_holds_the_published_rows() -> None:
     s10 = table.lookup("samsung", model="SM-G973F")  # 2020-08-12: +5 / -24 / 1; 2020-12-14: +2 / -29 / 3
     assert (s10.rssi_correction, s10.tx, s10.confidence) == (2, -29, 3)
     sources = {r.source for r in table.rows}
-    assert sources == {"2020-08-12", "2020-12-14", "fleet"}
-    iphones = [r for r in table.rows if r.oem == "apple"]
-    assert iphones and all(r.rssi_correction == 0 and r.tx == FLEET_TX_POWER_DBM for r in iphones)
+    assert sources == {"2020-08-12", "2020-12-14", "tousanticovid-v2"}
+    # iPhones: GAEN's reference (correction 0); TX = TousAntiCovid's factor + 2 dB (Google's tx is
+    # TousAntiCovid's + 2 dB, the median over the Android models both hold)
+    iphones = {r.model: r for r in table.rows if r.oem == "apple"}
+    assert all(r.rssi_correction == 0 for r in iphones.values())
+    assert (iphones["iPhone 11"].tx, iphones["iPhone 8"].tx, iphones["iPhone X"].tx) == (-8, -13, -18)
 
 
 def test_fleet_value_is_the_median_of_googles_list() -> None:

@@ -21,16 +21,13 @@ from pathlib import Path
 
 from proximity.cli.evaluate import read_recordings
 from proximity.estimation.evaluation import (
-    BASELINES,
     CANDIDATES,
     NESTED,
     SELECTION_DISTANCE,
-    _BaselineScorer,
-    _labelled,
+    attenuation_thresholds,
+    labelled,
     leave_one_dataset_out,
-    select_default,
 )
-from proximity.estimation.scoring import TC4TL_DISTANCES
 
 BASELINE = "mean-attenuation"
 OUT = Path(__file__).resolve().parent.parent / "src" / "proximity" / "estimation" / "data" / "fitted.json"
@@ -42,21 +39,22 @@ def fit(paths: list[Path]) -> dict[str, object]:
         print(f"reading {path} ...", file=sys.stderr)
         sessions = read_recordings(str(path))
         files[sessions[0].dataset] = sessions
-    print(f"choosing the default among {', '.join(CANDIDATES)} ...", file=sys.stderr)
-    best, figures = select_default(files, CANDIDATES)
-    print("nested leave-one-dataset-out ...", file=sys.stderr)
-    scored = {f: sessions for f, sessions in files.items() if _labelled(sessions, SELECTION_DISTANCE)}
+    print(f"(nested) leave-one-dataset-out over {', '.join(CANDIDATES)} ...", file=sys.stderr)
+    scored = {f: sessions for f, sessions in files.items() if labelled(sessions, SELECTION_DISTANCE)}
     fit_only = {f: sessions for f, sessions in files.items() if f not in scored}
-    rows = leave_one_dataset_out(scored, fit_only, [BASELINE], candidates=CANDIDATES)
+    rows = leave_one_dataset_out(scored, fit_only, CANDIDATES, candidates=CANDIDATES)
     pooled = {r["name"]: r for r in rows if r["file"] == "pooled"}
-    nested = pooled[NESTED]["ndcf_1.8"]
-    baseline = pooled[BASELINE]["ndcf_1.8"]
+    # the procedure on all the files: the candidate with the least pooled held-out nDCF (ties: the simpler)
+    figures = {name: pooled[name][f"ndcf_{SELECTION_DISTANCE}"] for name in CANDIDATES}
+    best = min(CANDIDATES, key=lambda n: (figures[n], CANDIDATES.index(n)))
+    nested = pooled[NESTED][f"ndcf_{SELECTION_DISTANCE}"]
+    baseline = figures[BASELINE]
     default = best if nested < baseline else BASELINE
     everything = [s for sessions in files.values() for s in sessions]
-    thresholds = {}
-    for name in BASELINES:
-        scorer = _BaselineScorer(name, everything)
-        thresholds[name.split("-")[0]] = {str(d): round(-scorer.thresholds[d], 4) for d in TC4TL_DISTANCES}
+    thresholds = {
+        name.split("-")[0]: {str(d): round(t, 4) for d, t in by_distance.items()}
+        for name, by_distance in attenuation_thresholds(everything).items()
+    }
     return {
         "about": "written by scripts/fit_defaults.py (make fit); attenuation on GAEN's scale, dB",
         "files": sorted(files),

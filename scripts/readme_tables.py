@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,7 +80,8 @@ def main(results: str, readme: str) -> None:
             print(f"README has no section {start}; skipped", file=sys.stderr)
             continue
         section = f"{start}\n{render(rows, file)}\n{end}"
-        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m, s=section: s, text, flags=re.S)
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
     path.write_text(text, encoding="utf-8")
     print(f"updated {readme}", file=sys.stderr)
 

@@ -28,7 +28,7 @@ from proximity.estimation.attenuation_mean import daily_means
 from proximity.estimation.evaluation import parse_recordings
 from proximity.keyring import DEFAULT_TX_POWER
 from proximity.log import EncounterLog
-from proximity.matching import DiagnosisKey, ReportType, match_gaen
+from proximity.matching import DiagnosisKey, KeyMatch, ReportType, match_gaen
 from proximity.sightings import Sighting
 from proximity.sim import Scenario, World
 from proximity.sim.mobility import CrowdParams
@@ -55,7 +55,7 @@ def _replayed(ring: KeyRing, at: float, rssi: int, seconds: int, every: int = 4)
     return found
 
 
-def _matched(tmp_path: Path, ring: KeyRing, sightings: list[Sighting]) -> object:
+def _matched(tmp_path: Path, ring: KeyRing, sightings: list[Sighting]) -> KeyMatch:
     with EncounterLog(tmp_path / "log.db") as log:
         log.add(sightings)
         observations = log.observations("gaen")

@@ -17,6 +17,7 @@ from proximity.errors import RecordingFormatError
 from proximity.estimation import DEFAULT_ESTIMATOR, shipped_defaults
 from proximity.estimation.evaluation import (
     NESTED,
+    Session,
     evaluate,
     evaluate_files,
     leave_one_dataset_out,
@@ -43,7 +44,7 @@ def _file(seed: int, offset: float, distances: tuple[float, ...] = (0.9, 1.5, 2.
     return "".join(lines)
 
 
-def _files() -> dict[str, list]:
+def _files() -> dict[str, list[Session]]:
     return {
         "a": parse_recordings(_file(1, 0.0), "a"),
         "b": parse_recordings(_file(2, -6.0), "b"),

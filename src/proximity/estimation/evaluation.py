@@ -57,14 +57,15 @@ __all__ = [
     "POSITIVE_MARGIN_M",
     "RSSI_NOT_AVAILABLE",
     "Session",
+    "attenuation_thresholds",
     "cross_validate",
     "evaluate",
     "evaluate_files",
     "evaluation_names",
     "fallback_counts",
+    "labelled",
     "leave_one_dataset_out",
     "parse_recordings",
-    "select_default",
     "split_by_config",
 ]
 
@@ -439,7 +440,8 @@ def evaluate_files(
     return rows
 
 
-def _labelled(sessions: Sequence[Session], d: float) -> bool:
+def labelled(sessions: Sequence[Session], d: float) -> bool:
+    """Whether the sessions hold both a positive and a negative at ``d`` (metrics are defined)."""
     labels = _positive(sessions, d)
     return bool(labels.any() and (~labels).any())
 
@@ -501,7 +503,7 @@ def leave_one_dataset_out(
             progress(name)
         for file in files:
             scored[file][name] = cache.get(name, pool - {file}, file)
-    labelled = [f for f in everything if _labelled(everything[f], SELECTION_DISTANCE)]
+    labelled = [f for f in everything if labelled(everything[f], SELECTION_DISTANCE)]
     choices: dict[str, dict[str, Any]] = {}
     if len(labelled) >= 2:
         if progress:
@@ -521,14 +523,14 @@ def leave_one_dataset_out(
     return rows
 
 
-def select_default(
-    files: Mapping[str, Sequence[Session]], candidates: Sequence[str] = CANDIDATES
-) -> tuple[str, dict[str, float]]:
-    """The default estimator by leave-one-dataset-out over all ``files`` (the outer loop of the nested
-    procedure): the candidate with the least equal-weight held-out nDCF at 1.8 m."""
-    cache = _LodoCache(files)
-    labelled = [f for f in files if _labelled(files[f], SELECTION_DISTANCE)]
-    return _select(cache, frozenset(files), labelled, candidates)
+def attenuation_thresholds(sessions: Sequence[Session]) -> dict[str, dict[float, float]]:
+    """Per baseline and TC4TL distance, the session attenuation threshold (dB; "within" when the
+    statistic is <= it) with the least nDCF on ``sessions``: what ``make fit`` ships."""
+    out = {}
+    for name in BASELINES:
+        scorer = _BaselineScorer(name, sessions)
+        out[name] = {d: -scorer.thresholds[d] for d in TC4TL_DISTANCES}
+    return out
 
 
 def cross_validate(

@@ -29,6 +29,6 @@ verdicts = estimate_batch(times, rssi, tx, encounter, DEFAULT_ESTIMATOR, setting
 seconds = time.perf_counter() - start
 print(f"{len(verdicts):,} encounters ({encounter.size:,} sightings) judged in {seconds:.2f} s")
 print(f"close contacts: {int(verdicts.close_contact.sum()):,}")
-near = verdicts.mean_attenuation_db[verdicts.close_contact]
-far = verdicts.mean_attenuation_db[~verdicts.close_contact]
+near = verdicts.attenuation_db[verdicts.close_contact]
+far = verdicts.attenuation_db[~verdicts.close_contact]
 print(f"mean attenuation: close {np.median(near):.0f} dB (median), not close {np.median(far):.0f} dB")

@@ -48,13 +48,15 @@ class DailyMeans:
 class BatchVerdicts:
     """One verdict per encounter (``encounter``: the distinct indices given, ascending).
 
-    ``close_contact`` on any day; ``score``, ``mean_attenuation_db`` and ``minutes`` of the most
-    worrying day (close first, then the highest score); NaN / False for an encounter with no RSSI."""
+    ``close_contact`` on any day; ``score``, ``attenuation_db`` (the verdict's attenuation summary,
+    ``attenuation_median_db``: the default's mean of packets, the others' median of scans) and
+    ``minutes`` (observed) of the most worrying day (close first, then the highest score); NaN / False
+    for an encounter with no RSSI."""
 
     encounter: NDArray[np.int64]
     close_contact: NDArray[np.bool_]
     score: NDArray[np.float64]
-    mean_attenuation_db: NDArray[np.float64]
+    attenuation_db: NDArray[np.float64]
     minutes: NDArray[np.float64]
 
     def __len__(self) -> int:

@@ -78,12 +78,15 @@ class EstimationSettings:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """One estimator's judgement of one counterpart on one UTC day (``day`` = its midnight)."""
+    """One estimator's judgement of one counterpart on one UTC day (``day`` = its midnight).
+
+    ``mean-attenuation`` works on packets, not scan instances: its ``attenuation_median_db`` is the
+    day's mean packet attenuation (the statistic it judges), ``scans`` counts packets, ``windows`` 0."""
 
     estimator: str
     day: int
     close_contact: bool
-    score: float  # probability (probabilistic) or weighted minutes (presets)
+    score: float  # probability (probabilistic), weighted minutes (presets), -mean attenuation (default)
     probability: float | None
     weighted_minutes: float | None
     minutes_observed: float

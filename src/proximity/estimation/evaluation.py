@@ -503,13 +503,13 @@ def leave_one_dataset_out(
             progress(name)
         for file in files:
             scored[file][name] = cache.get(name, pool - {file}, file)
-    labelled = [f for f in everything if labelled(everything[f], SELECTION_DISTANCE)]
+    two_sided = [f for f in everything if labelled(everything[f], SELECTION_DISTANCE)]
     choices: dict[str, dict[str, Any]] = {}
-    if len(labelled) >= 2:
+    if len(two_sided) >= 2:
         if progress:
             progress(f"{NESTED} (choosing among {', '.join(candidates)} without each held-out file)")
         for file in files:
-            inner = [f for f in labelled if f != file]
+            inner = [f for f in two_sided if f != file]
             best, figures = _select(cache, pool - {file}, inner, candidates)
             scored[file][NESTED] = cache.get(best, pool - {file}, file)
             choices[file] = {"chosen": best, "inner_ndcf_1.8": figures}

@@ -92,12 +92,6 @@ class Session:
             )
         return self._cache["scans"]  # type: ignore[return-value]
 
-    def with_distance(self, distance_m: float) -> Session:
-        """The same packets labelled with another distance (for tests that relabel)."""
-        return Session(self.config, self.session, distance_m, self.times, self.rssi, self.tx_power,
-                       self.receiver_model, self.beacon_model, self.dataset, self.receiver,
-                       self.beacon)  # fmt: skip
-
 
 def _fail(source: str, row: int, column: str, problem: str) -> RecordingFormatError:
     return RecordingFormatError(f"{source}: row {row}, column {column}: {problem}")

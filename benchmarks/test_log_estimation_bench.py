@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from proximity.estimation.estimators import verdict
+from proximity.estimation.estimators import DEFAULT_ESTIMATOR, EstimationSettings, estimate_batch, verdict
 from proximity.log import EncounterLog
 from proximity.sightings import Sighting
 
@@ -78,12 +78,35 @@ class _Match:
         self.tx_power = np.full(self.times.size, -20.0)
 
 
-@pytest.mark.parametrize("name", ["probabilistic", "cwa"])
+@pytest.mark.parametrize("name", [DEFAULT_ESTIMATOR, "probabilistic", "cwa"])
 def test_verdict_for_a_day_long_match(benchmark: Any, name: str) -> None:
+    """A day-long match's verdict (target for the default estimator: <= 20 ms)."""
     match = _Match(np.random.default_rng(5))
     result = benchmark(verdict, match, name)
-    assert result["scans"] == 180
+    assert result["scans"] == (2160 if name == DEFAULT_ESTIMATOR else 180)  # packets or scan instances
     benchmark.extra_info["matches_per_second"] = 1 / benchmark.stats.stats.mean
+    if name == DEFAULT_ESTIMATOR:
+        assert benchmark.stats.stats.mean <= 0.020
+
+
+ENCOUNTERS = 10_000
+PACKETS = 480  # 2 minutes at 4 packets a second
+
+
+def test_batch_verdicts_for_two_minute_encounters(benchmark: Any) -> None:
+    """The default estimator on 10,000 two-minute encounters in one call (target >= 20,000 encounters/s)."""
+    rng = np.random.default_rng(7)
+    encounter = np.repeat(np.arange(ENCOUNTERS, dtype=np.int64), PACKETS)
+    start = np.repeat(T0 + 3600 + rng.uniform(0, 20 * 3600, ENCOUNTERS), PACKETS)
+    times = start + np.tile(np.arange(PACKETS) * 0.25, ENCOUNTERS)
+    rssi = np.round(np.repeat(rng.uniform(-95, -45, ENCOUNTERS), PACKETS) + rng.normal(0, 6, times.size))
+    tx = np.full(times.size, -24.0)
+    settings = EstimationSettings(minutes=1.0)
+    result = benchmark(estimate_batch, times, rssi, tx, encounter, DEFAULT_ESTIMATOR, settings)
+    assert len(result) == ENCOUNTERS and 0 < result.close_contact.sum() < ENCOUNTERS
+    rate = ENCOUNTERS / benchmark.stats.stats.mean
+    benchmark.extra_info["encounters_per_second"] = rate
+    assert rate >= 20_000
 
 
 def test_verdict_for_a_day_long_match_with_fading_depth(benchmark: Any) -> None:

@@ -37,7 +37,7 @@ from proximity.times import SECONDS_PER_DAY, format_utc, now, utc_midnight
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURE = REPO / "tests" / "fixtures" / "btsnoop" / "run4_two_nodes_monitor_2001.btsnoop"
-RECORDINGS = REPO / "data" / "mit-matrix-rssi.csv.gz"
+RECORDINGS = [REPO / "data" / f"{name}.csv.gz" for name in ("mit-matrix-rssi", "range_angle", "kri_anechoic")]
 CLASSROOM = REPO / "simulations" / "classroom.toml"
 PLOTS = REPO / "build" / "demo"  # kept after the demo: results table and plots of the simulation
 MEETING_MINUTES = 25
@@ -136,7 +136,10 @@ def main() -> None:
         signing, export = str(tmp / "health-authority.pem"), str(tmp / "export.zip")
         print(f"You and a colleague installed the app at {format_utc(day)} (yesterday, UTC).")
         step("create your phone's keys", "keys", "init", "--keyring", you, "--at", str(day))
-        step("and your colleague's", "keys", "init", "--keyring", colleague, "--at", str(day))
+        step(
+            "and your colleague's (a Pixel 4: its calibrated TX power, -30 dBm, goes into its metadata)",
+            *("keys", "init", "--keyring", colleague, "--at", str(day), "--device", "Pixel 4"),
+        )
         step(
             "GAEN: your phone broadcasts a new RPI every 10 minutes (144 a day; the first 6)",
             *("ids", "--scheme", "gaen", "--keyring", you, "--at", str(day), "--count", "6"),
@@ -165,12 +168,13 @@ def main() -> None:
         step(
             "your phone verifies the export, matches it against its log and judges the exposure",
             *("match", "--keys", export, "--pubkey", signing.replace(".pem", ".pub.pem"), "--log", log),
+            *("--device", "Samsung A20"),
         )
         key_server_loop(tmp, colleague, log, signing)
         step(
-            "how well each estimator tells near from far on real recordings (MIT; each carriage judged by "
-            "a fit on the other 7), and whether the differences are real (bootstrap intervals)",
-            *("evaluate", str(RECORDINGS), "--cross-validate"),
+            "how well each estimator tells near from far on recordings it never saw (each of three data "
+            "sets judged by a fit on the other two; per file and pooled; bootstrap intervals)",
+            *("evaluate", *map(str, RECORDINGS), "--leave-one-dataset-out"),
         )
         step(
             "a classroom lesson simulated on the real core: who gets traced at 30/60/90 % adoption",

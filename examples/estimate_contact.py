@@ -1,4 +1,4 @@
-"""Judge a counterpart's sightings: the probabilistic estimator next to the deployed presets."""
+"""Judge a counterpart's sightings: the default (mean attenuation), probabilistic and the presets."""
 
 from __future__ import annotations
 

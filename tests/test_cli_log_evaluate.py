@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO
 from proximity.cli.main import main
 from proximity.cli.match import read_observed_csv
-from proximity.estimation.presets import PRESETS
+from proximity.estimation import DEFAULT_ESTIMATOR
 from proximity.log import EncounterLog
 from proximity.sightings import Sighting
 
@@ -105,10 +105,11 @@ def test_evaluate_json_on_the_mit_recordings(tmp_path: Path, capsys: pytest.Capt
     )
     assert main(["evaluate", str(scored), "--fit", str(fit), "--estimator", "all", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert results[0]["name"] == "probabilistic"
+    assert results[0]["name"] == DEFAULT_ESTIMATOR and results[0]["default"] is True
+    assert [r["default"] for r in results].count(True) == 1
     for r in results:
-        assert {"name", "auc", "ndcf_1.2", "ndcf_1.8", "ndcf_3.0"} <= set(r)
-        assert not set(r["fit_configs"]) & set(r["score_configs"])
+        assert {"name", "auc", "ndcf_1.2", "ndcf_1.8", "ndcf_3.0", "file"} <= set(r)
+        assert r["fit_files"] == ["fit"] and r["file"] == "score"
         assert 0 <= r["auc"] <= 1
     assert main(["evaluate", str(scored), "--estimator", "swisscovid"]) == 0
     assert "swisscovid" in capsys.readouterr().out
@@ -120,58 +121,47 @@ def test_evaluate_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
     assert main(["evaluate", str(bad)]) == 1
-    assert "lack column" in capsys.readouterr().err
+    assert f"{bad}: row 1, column config, session, distance_m, t_s, rssi: missing" in capsys.readouterr().err
     assert main(["evaluate", str(MIT), "--estimator", "nope"]) == 1
 
 
-EN_DASH, MINUS = "\u2013", "\u2212"  # as the README typesets ranges and negative numbers
-
-
-def _check_readme_section(marker: str, results: dict[str, dict[str, Any]]) -> None:
-    """The table between the README's markers, and the paired-difference line under it, are these results."""
+def test_readme_tables_are_what_make_evaluate_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every leave-one-dataset-out table in the README (per file and pooled) is what `make evaluate`
+    renders from `proximity evaluate ... --leave-one-dataset-out --json`."""
+    data = REPO / "data"
+    scored = [
+        str(data / f"{n}.csv.gz") for n in ("mit-matrix-rssi", "range_angle", "kri_anechoic", "herald_edison")
+    ]
+    args = [
+        "evaluate",
+        *scored,
+        "--fit",
+        str(data / "mit_static.csv.gz"),
+        "--leave-one-dataset-out",
+        "--json",
+    ]
+    assert main(args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    spec = importlib.util.spec_from_file_location("readme_tables", REPO / "scripts" / "readme_tables.py")
+    assert spec is not None and spec.loader is not None
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
     text = (REPO / "README.md").read_text()
-    section, after = text.split(f"<!-- evaluate:{marker} -->")[1].split(f"<!-- /evaluate:{marker} -->")
-    table = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert len(table) == len(results)
-    for line in table:
-        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
-        r = results[cells[0]]
-        assert [float(c) for c in cells[1:5]] == [
-            round(r["auc"], 3), round(r["ndcf_1.2"], 3), round(r["ndcf_1.8"], 3), round(r["ndcf_3.0"], 3)
-        ]  # fmt: skip
-        assert cells[5] == "{:.2f}{}{:.2f}".format(r["ndcf_1.8_ci"][0], EN_DASH, r["ndcf_1.8_ci"][1])
-    best = min((r for r in results.values() if r["name"] in PRESETS), key=lambda r: r["ndcf_1.8"])
-    versus = results["probabilistic"]["versus"]
-    pair = next(v for v in versus if (v["name"], v["distance"]) == (best["name"], 1.8))
-    line = after.strip().splitlines()[0]
-    expected = f"`probabilistic` - `{best['name']}` at 1.8 m: **{pair['difference']:+.3f}** (95% CI "
-    expected += f"{pair['low']:+.2f} to {pair['high']:+.2f};"
-    assert line.startswith(expected.replace("-", MINUS))
-    assert f"lower in {pair['share_lower']:.0%} of redraws" in after.split("\n\n")[1]
+    files = ["mit-matrix-rssi", "range_angle", "kri_anechoic", "herald_edison", "pooled"]
+    assert [r["file"] for r in rows if r["default"]] == files
+    for file in files:
+        section = text.split(f"<!-- evaluate:{file} -->\n")[1].split(f"\n<!-- /evaluate:{file} -->")[0]
+        assert section == tables.render(rows, file)
 
 
-def test_readme_table_is_reproduced(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """The README's first estimator table is what `make evaluate` prints for fold A."""
-    fit, scored = tmp_path / "fit.csv.gz", tmp_path / "score.csv.gz"
-    subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "split_by_config.py"), str(MIT), str(fit), str(scored)],
-        check=True,
-        capture_output=True,
-    )
-    assert main(["evaluate", str(scored), "--fit", str(fit), "--json"]) == 0
-    _check_readme_section("fold-a", {r["name"]: r for r in json.loads(capsys.readouterr().out)})
-
-
-def test_readme_cross_validation_table_is_reproduced(capsys: pytest.CaptureFixture[str]) -> None:
-    """The README's leave-one-configuration-out table is what `make evaluate` prints for it."""
+def test_cross_validate_within_one_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(MIT), "--cross-validate"]) == 0
     printed = capsys.readouterr().out
-    assert "probabilistic vs the best preset at 1.8 m (enx)" in printed and "interval spans 0" in printed
+    assert f"{DEFAULT_ESTIMATOR} (default)" in printed and "vs the best preset at 1.8 m" in printed
     assert main(["evaluate", str(MIT), "--cross-validate", "--json"]) == 0
     results = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     for r in results.values():
         assert r["folds"] == 8 and r["sessions"] == 67  # every session scored once, held out
-    _check_readme_section("loco", results)
 
 
 def test_cross_validate_refuses_fit_and_single_configuration(
@@ -186,40 +176,3 @@ def test_cross_validate_refuses_fit_and_single_configuration(
     )
     assert main(["evaluate", str(one), "--cross-validate"]) == 1
     assert "at least 2 configurations" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("days", ["-1", "nan", "inf", "1e400", "-0.5", "soon"])
-def test_prune_refuses_bad_days_in_one_line(db: Path, days: str, capsys: pytest.CaptureFixture[str]) -> None:
-    # Regression: --days -1 ended in a ValueError traceback.
-    with pytest.raises(SystemExit) as caught:
-        main(["log", "prune", "--db", str(db), "--days", days, "--now", str(T0)])
-    assert caught.value.code == 2
-    err = capsys.readouterr().err
-    assert "--days" in err and "Traceback" not in err
-    with EncounterLog(db) as log:
-        assert log.stats().sightings == 3  # nothing was pruned
-
-
-@pytest.mark.parametrize("now", ["garbage", "nan", "1e400", ""])
-def test_prune_refuses_bad_now_in_one_line(db: Path, now: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as caught:
-        main(["log", "prune", "--db", str(db), "--now", now])
-    assert caught.value.code == 2
-    err = capsys.readouterr().err
-    assert "--now" in err and "Traceback" not in err
-
-
-def test_prune_days_far_back_prints_a_cutoff(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["log", "prune", "--db", str(db), "--days", "1e300", "--now", str(T0)]) == 0
-    assert "removed 0 sightings" in capsys.readouterr().out
-
-
-def test_prune_api_raises_a_typed_error(db: Path) -> None:
-    from proximity.errors import ProximityError
-
-    with EncounterLog(db) as log:
-        for days in (-1.0, float("nan"), float("inf")):
-            with pytest.raises(ProximityError, match="days"):
-                log.prune(days, now=T0)
-        with pytest.raises(ProximityError, match="now"):
-            log.prune(1, now=float("nan"))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 import itertools
 import math
+import statistics
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +21,13 @@ from numpy.typing import NDArray
 
 from proximity.errors import CalibrationError, EstimationParameterError, RecordingFormatError
 from proximity.estimation.calibration import (
+    FLEET_RSSI_CORRECTION_DB,
+    FLEET_TX_POWER_DBM,
     CalibrationLevel,
     CalibrationTable,
     attenuation,
     default_calibration,
+    resolve_model,
 )
 from proximity.estimation.estimators import (
     DEFAULT_ESTIMATOR,
@@ -28,7 +37,13 @@ from proximity.estimation.estimators import (
     get_estimator,
     verdict,
 )
-from proximity.estimation.evaluation import cross_validate, evaluate, parse_recordings, split_by_config
+from proximity.estimation.evaluation import (
+    cross_validate,
+    evaluate,
+    evaluation_names,
+    parse_recordings,
+    split_by_config,
+)
 from proximity.estimation.presets import PRESETS, cwa_trl_factor
 from proximity.estimation.probabilistic import (
     ChannelModel,
@@ -47,7 +62,9 @@ from proximity.estimation.scoring import (
     roc_auc,
 )
 from proximity.estimation.windows import ScanInstances, exposure_windows, scan_instances
+from proximity.keyring import DEFAULT_TX_POWER
 
+REPO = Path(__file__).resolve().parent.parent
 T0 = 1_596_844_800.0  # a UTC midnight
 
 
@@ -55,35 +72,91 @@ T0 = 1_596_844_800.0  # a UTC midnight
 
 
 def test_default_table_holds_the_published_rows() -> None:
+    """Google's 2020-08-12 list, each row replaced whole by its 2020-12-14 confidence-3 row where that
+    list has one (one date per row), plus iPhones as the reference (correction 0)."""
     table = default_calibration()
+    assert len(table.rows) == 11_809 + 87 + 25
     pixel4 = table.lookup("Google", "flame", "Pixel 4")
-    assert (pixel4.rssi_correction, pixel4.tx_power_correction, pixel4.confidence) == (8, -30, 3)
+    assert (pixel4.rssi_correction, pixel4.tx, pixel4.confidence) == (8, -30, 3)
     assert pixel4.level is CalibrationLevel.EXACT
     assert table.lookup(device="sunfish").rssi_correction == 1
-    assert table.lookup("samsung", model="SM-G973F").tx_power_correction == -29
+    s10 = table.lookup("samsung", model="SM-G973F")  # 2020-08-12: +5 / -24 / 1; 2020-12-14: +2 / -29 / 3
+    assert (s10.rssi_correction, s10.tx, s10.confidence) == (2, -29, 3)
+    sources = {r.source for r in table.rows}
+    assert sources == {"2020-08-12", "2020-12-14", "tousanticovid-v2"}
+    # iPhones: GAEN's reference (correction 0); TX = TousAntiCovid's factor + 2 dB (Google's tx is
+    # TousAntiCovid's + 2 dB, the median over the Android models both hold)
+    iphones = {r.model: r for r in table.rows if r.oem == "apple"}
+    assert all(r.rssi_correction == 0 for r in iphones.values())
+    assert (iphones["iPhone 11"].tx, iphones["iPhone 8"].tx, iphones["iPhone X"].tx) == (-8, -13, -18)
 
 
-def test_fallbacks_similar_then_oem_then_fleet() -> None:
+def test_fleet_value_is_the_median_of_googles_list() -> None:
+    with (REPO / "data" / "calibration" / "en-calibration-2020-08-12.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 11_809
+    assert statistics.median(float(r["tx"]) for r in rows) == FLEET_TX_POWER_DBM
+    assert statistics.median(float(r["rssi_correction"]) for r in rows) == FLEET_RSSI_CORRECTION_DB
+    fleet = default_calibration().fleet()
+    assert (fleet.tx, fleet.rssi_correction) == (FLEET_TX_POWER_DBM, FLEET_RSSI_CORRECTION_DB)
+    assert DEFAULT_TX_POWER == FLEET_TX_POWER_DBM  # what a key ring with no model broadcasts
+
+
+def test_shipped_table_is_what_the_build_script_writes(tmp_path: Path) -> None:
+    out = tmp_path / "calibration.csv"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "build_calibration.py"), "--out", str(out)],
+                   check=True, capture_output=True)  # fmt: skip
+    shipped = REPO / "src" / "proximity" / "estimation" / "data" / "calibration.csv"
+    assert out.read_bytes() == shipped.read_bytes()
+
+
+def test_fallbacks_family_then_oem_then_fleet() -> None:
     table = default_calibration()
-    similar = table.lookup("samsung", model="SM-G973U")
-    assert similar.level is CalibrationLevel.SIMILAR and similar.confidence == 2
-    assert similar.rssi_correction == 2
+    similar = table.lookup("samsung", model="SM-G973Z")  # the SM-G973x family
+    assert similar.level is CalibrationLevel.SIMILAR and similar.confidence == 2 and similar.how == "family"
     oem = table.lookup("Google", model="Pixel 9 Pro")
     assert oem.level is CalibrationLevel.OEM and oem.confidence == 1
-    assert oem.rssi_correction == pytest.approx(4.5)
-    fleet = table.lookup("Nokia", model="3310")
+    google = [r for r in table.rows if r.oem == "google"]
+    assert oem.rssi_correction == statistics.median(r.rssi_correction for r in google)
+    fleet = table.lookup("Acme", model="X1")
     assert fleet.level is CalibrationLevel.FLEET and fleet.confidence == 0
-    assert fleet.rssi_correction == pytest.approx(11 / 3)
-    assert fleet.tx_power_correction == pytest.approx(-89 / 3)
+    assert (fleet.rssi_correction, fleet.tx) == (FLEET_RSSI_CORRECTION_DB, FLEET_TX_POWER_DBM)
+
+
+def test_recording_names_resolve_through_the_alias_file() -> None:
+    assert resolve_model("Samsung A20").tx == -26  # SM-A205F, 2020-12-14 row
+    iphone = resolve_model("iPhone 11 Pro Max anon4\u2019s iPhone")
+    assert (iphone.rssi_correction, iphone.level) == (0, CalibrationLevel.EXACT)
+    sniffer = resolve_model("nRF52 sniffer")
+    assert (
+        sniffer.sniffer and sniffer.how == "sniffer" and sniffer.rssi_correction == FLEET_RSSI_CORRECTION_DB
+    )
+    assert resolve_model("Google Pixel 5").level is CalibrationLevel.EXACT  # OEM + model, no alias needed
+    assert resolve_model("TestPhone1").how == "fleet"
+    # every phone name in the shipped recordings is an alias (only blank and MIT's TestPhones are unknown)
+    names = set()
+    for path in (REPO / "data").glob("*.csv.gz"):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                names |= {row["receiver_model"], row["beacon_model"]}
+    unknown = {n for n in names if resolve_model(n).how == "fleet"}
+    assert unknown == {"", "TestPhone1", "TestPhone2", "TestPhone3", "TestPhone4"}
+
+
+def test_legacy_calibration_columns_are_read() -> None:
+    table = CalibrationTable.parse(
+        "oem,device,model,rssi_correction,tx_power_correction,confidence\nA,b,c,4,-30,3\n"
+    )
+    assert (table.rows[0].tx, table.rows[0].confidence) == (-30, 3)
 
 
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("oem,device,model,rssi_correction,confidence\n", "lacks column"),
-        ("oem,device,model,rssi_correction,tx_power_correction,confidence\nA,b,c,x,1,3\n", "line 2"),
-        ("oem,device,model,rssi_correction,tx_power_correction,confidence\nA,b,c,1,1,7\n", "confidence"),
-        ("oem,device,model,rssi_correction,tx_power_correction,confidence\n", "at least one row"),
+        ("oem,device,model,rssi_correction,calibration_confidence\n", "lacks column"),
+        ("oem,device,model,rssi_correction,tx,calibration_confidence\nA,b,c,x,1,3\n", "line 2"),
+        ("oem,device,model,rssi_correction,tx,calibration_confidence\nA,b,c,1,1,7\n", "confidence"),
+        ("oem,device,model,rssi_correction,tx,calibration_confidence\n", "at least one row"),
     ],
 )
 def test_malformed_calibration_is_refused(text: str, match: str) -> None:
@@ -202,12 +275,12 @@ def test_shared_offset_keeps_long_encounters_uncertain() -> None:
 
 
 def test_estimate_reports_distance_and_duration() -> None:
-    est = estimate_contact(_encounter(50, 40))
+    est = estimate_contact(_encounter(19, 40))  # 17 dB below the default model's 1 m (36 dB)
     assert est.probability > 0.8 and est.distance_m < 1.5
     assert est.minutes_observed == pytest.approx(40)
     assert 0 < est.minutes_within <= 40
     assert est.windows == 2 and est.scans == 40
-    assert estimate_contact(_encounter(50, 0)).probability == 0.0
+    assert estimate_contact(_encounter(19, 0)).probability == 0.0
 
 
 @settings(max_examples=60, deadline=None)
@@ -397,14 +470,14 @@ def _match(rssi: float, minutes: float, start: float = T0 + 3600, tx: float = ma
 def test_registry() -> None:
     assert estimator_names()[0] == DEFAULT_ESTIMATOR
     assert set(PRESETS) <= set(estimator_names())
-    with pytest.raises(ValueError, match="unknown estimator 'nope'; choose from probabilistic"):
+    with pytest.raises(ValueError, match="unknown estimator 'nope'; choose from mean-attenuation"):
         get_estimator("nope")
 
 
 @pytest.mark.parametrize("name", estimator_names())
 def test_every_estimator_tells_near_from_far(name: str) -> None:
-    near = verdict(_match(-50, 40), name)
-    far = verdict(_match(-95, 40), name)
+    near = verdict(_match(-50, 40), name)  # 23 dB with the fleet TX (-24 dBm) and correction (+3 dB)
+    far = verdict(_match(-120, 40), name)  # 93 dB: the NHS anchor's model puts 1 m at 69 dB
     assert near["close_contact"] is True
     assert far["close_contact"] is False
     assert near["score"] > far["score"]
@@ -418,9 +491,11 @@ def test_verdict_is_per_day_and_uses_aem_tx_power() -> None:
         np.full(600, -50.0),
         np.full(600, -20.0),
     )
-    result = verdict(two_days)
-    assert [d["day"] for d in result["days"]] == [int(T0), int(T0 + 86_400)]
-    assert result["attenuation_median_db"] == 30.0  # -20 - (-50): the AEM's TX power was used
+    for name in (DEFAULT_ESTIMATOR, "probabilistic"):
+        result = verdict(two_days, name)
+        assert [d["day"] for d in result["days"]] == [int(T0), int(T0 + 86_400)]
+        # -20 - (-50 + 3): the AEM's TX power and the fleet RSSI correction (the settings' default)
+        assert result["attenuation_median_db"] == 27.0
     assert 0 <= result["probability"] <= 1
     assert result["distance_m"] is not None
     assert verdict(FakeMatch(np.zeros(0), np.zeros(0), np.zeros(0)))["days"] == []
@@ -544,9 +619,9 @@ def test_parse_recordings_drops_unavailable_rssi() -> None:
     assert len(sessions) == 24
     assert all(np.all(s.rssi < 100) for s in sessions)
     assert all(np.isnan(s.tx_power).all() for s in sessions)  # -999 = not reported
-    with pytest.raises(RecordingFormatError, match="lack column"):
+    with pytest.raises(RecordingFormatError, match="missing from the header"):
         parse_recordings("config,session\nA,b\n")
-    with pytest.raises(RecordingFormatError, match="line 2"):
+    with pytest.raises(RecordingFormatError, match="row 2, column distance_m: not a number"):
         parse_recordings(HEADER + "A,b,,,,,x,0,-60,-999\n")
 
 
@@ -554,7 +629,7 @@ def test_evaluate_fields_and_decisions_never_see_scored_labels() -> None:
     fit, scored = split_by_config(parse_recordings(_recordings(2, configs=6)))
     assert {s.config for s in fit} == {"C0", "C2", "C4"}
     results = evaluate(scored, fit)
-    assert [r["name"] for r in results] == estimator_names()
+    assert [r["name"] for r in results] == evaluation_names()
     for r in results:
         for key in ("auc", "ndcf_1.2", "ndcf_1.8", "ndcf_3.0", "tpr_1.8", "fpr_1.8"):
             assert isinstance(r[key], float)
@@ -651,7 +726,7 @@ def test_verdict_reads_a_real_key_match() -> None:
     for name in estimator_names():
         result = verdict(match, name)
         assert result["scans"] == 80 and len(result["days"]) == 1
-        assert result["attenuation_median_db"] == float(match.tx_power[0]) + 60
+        assert result["attenuation_median_db"] == float(match.tx_power[0]) + 60 - FLEET_RSSI_CORRECTION_DB
 
 
 # -- review fixes: duration rounding, zero-duration rule, parameter validation, odd input ------------
@@ -790,7 +865,7 @@ def test_parse_recordings_reads_whole_number_rssi(rssi: str, expected: float | N
 @pytest.mark.parametrize("rssi", ["-60.7", "inf", "-inf", "nan", "x", ""])
 def test_parse_recordings_refuses_fractional_or_non_finite_rssi(rssi: str) -> None:
     text = HEADER + "A,s,hand,hand,x,y,1.0,0,-61,-999\n" + f"A,s,hand,hand,x,y,1.0,1,{rssi},-999\n"
-    with pytest.raises(RecordingFormatError, match="line 3") as caught:
+    with pytest.raises(RecordingFormatError, match="row 3") as caught:
         parse_recordings(text)
     assert "rssi" in str(caught.value)
 

@@ -28,6 +28,7 @@ from proximity import (
     wipe_keyring,
 )
 from proximity.errors import FileWriteError, InvalidMetadataError
+from proximity.keyring import DEFAULT_TX_POWER
 from proximity.keyring.store import default_keyring_path, dumps_keyring, loads_keyring
 from proximity.schemes.gaen import Metadata, decrypt_aem, derive_aemk
 
@@ -182,7 +183,9 @@ def test_tx_power_outside_gaens_range_is_refused(tx_power: int) -> None:
 
 def test_stored_tx_power_outside_gaens_range_is_refused_on_load(tmp_path: Path) -> None:
     # A ring written before the range was checked: valid checksum, tx_power 100.
-    text = dumps_keyring(KeyRing.create(MIDNIGHT)).replace('"tx_power": -30', '"tx_power": 100')
+    written = dumps_keyring(KeyRing.create(MIDNIGHT))
+    text = written.replace(f'"tx_power": {DEFAULT_TX_POWER}', '"tx_power": 100')
+    assert '"tx_power": 100' in text
     document = json.loads(text)
     document["sha256"] = hashlib.sha256(
         json.dumps(document["body"], sort_keys=True, separators=(",", ":")).encode()

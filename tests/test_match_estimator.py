@@ -42,7 +42,12 @@ def test_match_reports_each_estimators_verdict(
     capsys.readouterr()
     assert main(["match", "--keys", "bz.json", "--log", "log.db", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert row["verdict"]["estimator"] == "probabilistic"
+    assert row["verdict"]["estimator"] == "mean-attenuation"  # the default
+    assert row["verdict"]["close_contact"] is True  # 20 minutes at 28 dB (-55 dBm, fleet TX and correction)
+    assert (
+        main(["match", "--keys", "bz.json", "--log", "log.db", "--estimator", "probabilistic", "--json"]) == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
     assert 0 <= row["verdict"]["probability"] <= 1
     assert row["verdict"]["distance_m"] > 0
     assert (
@@ -97,16 +102,17 @@ def test_match_applies_the_receivers_rssi_correction(
         captured = capsys.readouterr()
         (row,) = json.loads(captured.out)
         assert row["rssi_correction_db"] == pytest.approx(
-            63 - row["verdict"]["attenuation_median_db"], abs=0.5
+            31 - row["verdict"]["attenuation_median_db"], abs=0.5
         )
         return row["verdict"]["attenuation_median_db"], captured.err
 
     fleet, err = median()
-    assert "fleet average" in err
-    assert median("--rssi-correction", "0")[0] == 63.0  # 8 dBm - (-55 dBm): uncorrected
-    assert fleet == round(63.0 - 11 / 3)  # the table's fleet average, ~3.7 dB
+    assert "fleet value" in err
+    # Bluezone sends no TX power: the fleet calibrated TX (-24 dBm) stands in for the sender
+    assert median("--rssi-correction", "0")[0] == 31.0  # -24 dBm - (-55 dBm): uncorrected
+    assert fleet == 28.0  # the fleet correction, +3 dB
     pixel, err = median("--device", "Pixel 4")
-    assert pixel == 55.0 and "Pixel 4" in err  # its exact row: +8 dB
+    assert pixel == 23.0 and "Pixel 4" in err  # its exact row: +8 dB
     with pytest.raises(SystemExit):
         main(["match", "--keys", "bz.json", "--log", "log.db", "--device", "x", "--rssi-correction", "1"])
     assert main(["match", "--keys", "bz.json", "--log", "log.db", "--rssi-correction", "nan"]) == 1

@@ -247,7 +247,10 @@ def test_pipeline_runs_real_log_matcher_and_estimators(room_run: tuple[Scenario,
         assert 0 < row.logged <= row.sightings
         scores, labels = result.scores[row.estimator]
         assert scores.size == labels.size and labels.sum() <= row.app_contacts
-        assert 0.5 < row.auc < 0.9  # better than chance, far from perfect: the channel is bad
+        assert row.auc < 0.9  # far from perfect: the channel is bad
+        # better than chance, except CWA's deployed buckets: on GAEN's scale they weigh [63, 73) dB (x1.0)
+        # above [0, 63) dB (x0.8), so in a room where everyone is within ~36-75 dB nearer scores lower
+        assert row.auc > 0.5 if row.estimator != "cwa" else row.auc < 0.5
     # the matcher found confirmed agents' keys in their contacts' logs, and estimators reported them
     assert max(r.notified for r in result.rows) > 0
     if scenario.scheme == "bluezone":  # the app logs a contact ID at most every 5 s

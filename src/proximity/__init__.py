@@ -40,12 +40,15 @@ from proximity.errors import (
     ReplayError,
 )
 from proximity.estimation import (
+    BatchVerdicts,
     ChannelModel,
     EstimationSettings,
     Verdict,
     estimate,
+    estimate_batch,
     estimate_contact,
     estimator_names,
+    resolve_model,
     verdict,
 )
 from proximity.keyfiles import (
@@ -114,6 +117,7 @@ __all__ = [
     "SCHEME_NAMES",
     "Advert",
     "BackendUnavailableError",
+    "BatchVerdicts",
     "BluetoothUnavailableError",
     "BluezAdvertisement",
     "BluezoneAdvert",
@@ -179,6 +183,7 @@ __all__ = [
     "default_keyring_path",
     "dump_records",
     "estimate",
+    "estimate_batch",
     "estimate_contact",
     "estimator_names",
     "gaen_broadcasts",
@@ -193,6 +198,7 @@ __all__ = [
     "parse_records",
     "parse_time",
     "resolve_keyring_path",
+    "resolve_model",
     "save_keyring",
     "stream_exports",
     "utc_midnight",

@@ -7,6 +7,7 @@ import sys
 
 from proximity.cli import publish, upload
 from proximity.cli.common import CommandError, add_keyring_option, print_json, print_table, time_arg
+from proximity.estimation.calibration import resolve_model
 from proximity.keyring import KeyRing, KeyRingSettings, load_keyring, resolve_keyring_path, save_keyring
 from proximity.keyring.model import DEFAULT_TX_POWER
 from proximity.keyring.store import wipe_keyring
@@ -21,13 +22,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     init = actions.add_parser("init", help="create a key ring (refuses to replace one)")
     init.add_argument("--at", type=time_arg, metavar="TIME", help="install time (default: now)")
     init.add_argument(
+        "--device",
+        metavar="MODEL",
+        help="this device's model: its calibrated TX power and confidence from the calibration table "
+        f"(default: the fleet value, {DEFAULT_TX_POWER} dBm, confidence 0)",
+    )
+    init.add_argument(
         "--tx-power",
         type=int,
-        default=DEFAULT_TX_POWER,
         metavar="DBM",
-        help=f"TX power put in GAEN metadata (default {DEFAULT_TX_POWER})",
+        help="calibrated TX power put in GAEN metadata (overrides --device)",
     )
-    init.add_argument("--calibration-confidence", type=int, default=0, metavar="0-3")
+    init.add_argument("--calibration-confidence", type=int, metavar="0-3", help="overrides --device's")
     init.add_argument("--bluezone-ids-per-day", type=int, default=DEFAULT_IDS_PER_DAY, metavar="N")
     init.add_argument("--json", action="store_true")
     init.set_defaults(handler=_init)
@@ -57,7 +63,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _init(args: argparse.Namespace) -> int:
     path = resolve_keyring_path(args.keyring)
-    settings = KeyRingSettings(args.tx_power, args.calibration_confidence, args.bluezone_ids_per_day)
+    tx_power, confidence = DEFAULT_TX_POWER, 0
+    if args.device:
+        found = resolve_model(args.device)
+        tx_power, confidence = round(found.tx), found.confidence
+        if not args.json:
+            print(f"{args.device}: calibrated TX power {tx_power} dBm ({found.how} calibration)")
+    tx_power = tx_power if args.tx_power is None else args.tx_power
+    confidence = confidence if args.calibration_confidence is None else args.calibration_confidence
+    settings = KeyRingSettings(tx_power, confidence, args.bluezone_ids_per_day)
     ring = KeyRing.create(now() if args.at is None else args.at, settings)
     save_keyring(path, ring, create=True)
     if not args.json:

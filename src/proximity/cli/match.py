@@ -29,6 +29,7 @@ from proximity.estimation import (
     EstimationSettings,
     default_calibration,
     estimator_names,
+    resolve_model,
     verdict,
 )
 from proximity.keyfiles.bluezone_json import load_records, looks_like_bluezone_json
@@ -94,13 +95,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--device",
         metavar="MODEL",
         help="this phone's model: its RSSI correction from the calibration table (else a similar model, "
-        "the OEM's average, the fleet average)",
+        "the OEM's median, the fleet value)",
     )
     calibration.add_argument(
         "--rssi-correction",
         type=float,
         metavar="DB",
-        help="this phone's RSSI correction in dB (default: the calibration table's fleet average)",
+        help="this phone's RSSI correction in dB (default: the calibration table's fleet value, +3 dB)",
     )
     parser.set_defaults(handler=_match)
 
@@ -257,7 +258,7 @@ def receiver_settings(device: str | None, rssi_correction: float | None) -> tupl
     """The scanner's calibration for the estimators, and a line saying where it came from.
 
     The channel model's attenuation at 1 m assumes corrected RSSI, so with nothing given the fleet
-    average of the calibration table is used (not 0).
+    value of the calibration table (its median) is used (not 0).
     """
     table = default_calibration()
     if rssi_correction is not None:
@@ -265,19 +266,19 @@ def receiver_settings(device: str | None, rssi_correction: float | None) -> tupl
             raise CommandError(f"--rssi-correction must be a finite number of dB, got {rssi_correction}")
         return EstimationSettings(rssi_correction=rssi_correction), f"{rssi_correction:+.1f} dB (given)"
     if device:
-        found = table.lookup(model=device, device=device)
+        found = resolve_model(device, table)
         how = {
             CalibrationLevel.EXACT: f"model {device}",
             CalibrationLevel.SIMILAR: f"a model like {device}",
             CalibrationLevel.OEM: "its maker's average",
-            CalibrationLevel.FLEET: "fleet average, model unknown",
+            CalibrationLevel.FLEET: "fleet value, model unknown",
         }
         return EstimationSettings(rssi_correction=found.rssi_correction), (
             f"{found.rssi_correction:+.1f} dB ({how[found.level]})"
         )
     fleet = table.fleet()
     return EstimationSettings(rssi_correction=fleet.rssi_correction), (
-        f"{fleet.rssi_correction:+.1f} dB (fleet average; give --device MODEL or --rssi-correction DB)"
+        f"{fleet.rssi_correction:+.1f} dB (fleet value; give --device MODEL or --rssi-correction DB)"
     )
 
 

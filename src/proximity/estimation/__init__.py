@@ -5,14 +5,20 @@ probabilistic estimator, a registry of estimators by name, and scoring (ROC AUC,
 bootstrap intervals).
 """
 
+from proximity.estimation.attenuation_mean import BatchVerdicts
 from proximity.estimation.calibration import (
     DEFAULT_TX_POWER_DBM,
+    FLEET_RSSI_CORRECTION_DB,
+    FLEET_TX_POWER_DBM,
     Calibration,
     CalibrationLevel,
     CalibrationRow,
     CalibrationTable,
+    ModelAlias,
     attenuation,
+    default_aliases,
     default_calibration,
+    resolve_model,
 )
 from proximity.estimation.estimators import (
     DEFAULT_ESTIMATOR,
@@ -21,16 +27,19 @@ from proximity.estimation.estimators import (
     Estimator,
     Verdict,
     estimate,
+    estimate_batch,
     estimator_names,
     get_estimator,
     verdict,
 )
+from proximity.estimation.fitted import FittedDefaults, shipped_defaults
 from proximity.estimation.presets import PRESETS, Preset
 from proximity.estimation.probabilistic import (
     ChannelModel,
     ContactEstimate,
     estimate_contact,
     fit_channel_model,
+    p_within_at,
 )
 from proximity.estimation.scoring import (
     TC4TL_DISTANCES,
@@ -55,8 +64,11 @@ __all__ = [
     "DEFAULT_ESTIMATOR",
     "DEFAULT_TX_POWER_DBM",
     "ESTIMATORS",
+    "FLEET_RSSI_CORRECTION_DB",
+    "FLEET_TX_POWER_DBM",
     "PRESETS",
     "TC4TL_DISTANCES",
+    "BatchVerdicts",
     "Calibration",
     "CalibrationLevel",
     "CalibrationRow",
@@ -67,14 +79,18 @@ __all__ = [
     "EstimationSettings",
     "Estimator",
     "ExposureWindow",
+    "FittedDefaults",
     "Interval",
+    "ModelAlias",
     "Preset",
     "ScanInstances",
     "Verdict",
     "attenuation",
     "bootstrap_ndcf",
+    "default_aliases",
     "default_calibration",
     "estimate",
+    "estimate_batch",
     "estimate_contact",
     "estimator_names",
     "exposure_windows",
@@ -85,7 +101,10 @@ __all__ = [
     "ndcf_difference",
     "ndcf_interval",
     "operating_point",
+    "p_within_at",
+    "resolve_model",
     "roc_auc",
     "scan_instances",
+    "shipped_defaults",
     "verdict",
 ]

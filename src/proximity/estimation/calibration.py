@@ -1,9 +1,16 @@
-"""Device calibration: per-model RSSI and TX-power corrections, and attenuation from them.
+"""Device calibration: per-model RSSI correction and calibrated TX power, and attenuation from them.
 
-Phones of different models read the same signal up to ~20 dB apart, so GAEN publishes a table
-(oem, device, model, rssi_correction, tx_power_correction, confidence). Unknown models fall back to a
-similar model (MEDIUM confidence), then the OEM average (LOW), then the fleet average (LOWEST).
-attenuation = TX power - (RSSI + rssi_correction), floored at 0 dB as GAEN does.
+One attenuation scale everywhere, GAEN's: attenuation = the sender's calibrated TX power (what it
+broadcasts in its AEM; the table's ``tx``) - (raw RSSI + the receiver's ``rssi_correction``), floored
+at 0 dB. Phones of different models read the same signal up to ~20 dB apart, so Google publishes a
+table (oem, device, model, rssi_correction, tx, calibration_confidence); the package ships it
+(data/calibration.csv, built by scripts/build_calibration.py, see data/README.md). Unknown models fall
+back to the same model family (a model name sharing a long prefix, SIMILAR), then the OEM's median
+(OEM), then the fleet value (FLEET): the median ``tx`` and ``rssi_correction`` of Google's 2020-08-12
+list, -24 dBm and +3 dB (:data:`FLEET_TX_POWER_DBM`, :data:`FLEET_RSSI_CORRECTION_DB`). Recordings and
+people name phones by marketing names; :func:`resolve_model` maps them through the package's alias file
+(data/aliases.csv) to table rows, and treats sniffers (nRF52, Ubertooth) as receivers with the fleet
+correction.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cache
 from importlib import resources
@@ -24,19 +31,29 @@ from proximity.errors import CalibrationError
 __all__ = [
     "COLUMNS",
     "DEFAULT_TX_POWER_DBM",
+    "FLEET_RSSI_CORRECTION_DB",
+    "FLEET_TX_POWER_DBM",
     "Calibration",
     "CalibrationLevel",
     "CalibrationRow",
     "CalibrationTable",
+    "ModelAlias",
     "attenuation",
+    "default_aliases",
     "default_calibration",
+    "resolve_model",
 ]
 
-COLUMNS = ("oem", "device", "model", "rssi_correction", "tx_power_correction", "confidence")
+COLUMNS = ("oem", "device", "model", "rssi_correction", "tx", "calibration_confidence")
+# the project's earlier column names, still read
+_LEGACY_COLUMNS = {"tx_power_correction": "tx", "confidence": "calibration_confidence"}
 
-# TX power assumed where a counterpart did not tell us (no AEM, Bluezone, recordings without it).
-# iOS reports 8 dBm for ordinary adverts (as in the MIT recordings); GAEN counterparts carry theirs.
-DEFAULT_TX_POWER_DBM = 8.0
+# The fleet value: the median calibrated TX power and RSSI correction of Google's 2020-08-12 list
+# (11,809 Android models); a test holds these to the shipped table. A key ring with no model
+# broadcasts FLEET_TX_POWER_DBM; a counterpart that did not say (no AEM, Bluezone) is assumed to.
+FLEET_TX_POWER_DBM = -24.0
+FLEET_RSSI_CORRECTION_DB = 3.0
+DEFAULT_TX_POWER_DBM = FLEET_TX_POWER_DBM
 
 
 class CalibrationLevel(IntEnum):
@@ -54,11 +71,12 @@ class CalibrationRow:
     device: str
     model: str
     rssi_correction: float
-    tx_power_correction: float
+    tx: float  # calibrated TX power, dBm on GAEN's scale (what the model broadcasts in its AEM)
     confidence: int
+    source: str = ""  # which published list the row comes from (one list per row)
 
     def __post_init__(self) -> None:
-        for name in ("rssi_correction", "tx_power_correction"):
+        for name in ("rssi_correction", "tx"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise CalibrationError(f"{name} must be a finite number of dB, got {value!r}")
@@ -68,17 +86,27 @@ class CalibrationRow:
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """The corrections chosen for one model, and how they were found."""
+    """The values chosen for one model, and how they were found (``sniffer``: a receiver that is no
+    phone, given the fleet correction)."""
 
     rssi_correction: float
-    tx_power_correction: float
+    tx: float
     confidence: int
     level: CalibrationLevel
+    sniffer: bool = False
+
+    @property
+    def how(self) -> str:
+        """One word for reports: exact, family, oem, fleet or sniffer."""
+        if self.sniffer:
+            return "sniffer"
+        return {3: "exact", 2: "family", 1: "oem", 0: "fleet"}[int(self.level)]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CalibrationTable:
     rows: tuple[CalibrationRow, ...]
+    _index: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -86,54 +114,86 @@ class CalibrationTable:
 
     @classmethod
     def parse(cls, text: str) -> CalibrationTable:
-        """Read the published CSV (a header with at least :data:`COLUMNS`)."""
+        """Read the published CSV (a header with at least :data:`COLUMNS`; the earlier names
+        ``tx_power_correction`` and ``confidence`` are read too; an optional ``list`` column)."""
         reader = csv.DictReader(io.StringIO(text))
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+        names = [_LEGACY_COLUMNS.get(c, c) for c in (reader.fieldnames or ())]
+        missing = [c for c in COLUMNS if c not in names]
         if missing:
             raise CalibrationError(f"calibration CSV lacks column(s) {', '.join(missing)}")
         rows = []
-        for line, record in enumerate(reader, start=2):
+        for line, raw in enumerate(reader, start=2):
+            record = {_LEGACY_COLUMNS.get(k, k): v for k, v in raw.items() if k is not None}
             try:
                 rows.append(
                     CalibrationRow(
-                        record["oem"].strip(),
-                        record["device"].strip(),
-                        record["model"].strip(),
+                        (record["oem"] or "").strip(),
+                        (record["device"] or "").strip(),
+                        (record["model"] or "").strip(),
                         float(record["rssi_correction"]),
-                        float(record["tx_power_correction"]),
-                        int(record["confidence"]),
+                        float(record["tx"]),
+                        int(record["calibration_confidence"]),
+                        (record.get("list") or "").strip(),
                     )
                 )
             except (TypeError, ValueError) as error:
                 raise CalibrationError(f"calibration CSV line {line}: {error}") from None
         return cls(tuple(rows))
 
+    def _lookup_index(self) -> tuple[dict[str, list[CalibrationRow]], dict[str, list[CalibrationRow]]]:
+        """(rows by normalised OEM, rows by normalised device and by model), built once."""
+        if not self._index:
+            by_oem: dict[str, list[CalibrationRow]] = {}
+            by_name: dict[str, list[CalibrationRow]] = {}
+            for row in self.rows:
+                by_oem.setdefault(_norm(row.oem), []).append(row)
+                for key in {_norm(row.device), _norm(row.model)} - {""}:
+                    by_name.setdefault(key, []).append(row)
+            self._index.update(oem=by_oem, name=by_name, cache={})
+        return self._index["oem"], self._index["name"]  # type: ignore[return-value]
+
     def lookup(self, oem: str = "", device: str = "", model: str = "") -> Calibration:
-        """Corrections for a model: exact device/model, else similar model, else OEM, else fleet."""
-        oem_k, device_k, model_k = _norm(oem), _norm(device), _norm(model)
-        same_oem = [r for r in self.rows if _norm(r.oem) == oem_k] if oem_k else []
+        """Values for a model: exact device/model, else its family (similar model), else OEM, else fleet."""
+        key = (_norm(oem), _norm(device), _norm(model))
+        by_oem, by_name = self._lookup_index()
+        cache_: dict[tuple[str, str, str], Calibration] = self._index["cache"]  # type: ignore[assignment]
+        if key not in cache_:
+            cache_[key] = self._lookup(*key, by_oem, by_name)
+        return cache_[key]
+
+    def _lookup(
+        self,
+        oem_k: str,
+        device_k: str,
+        model_k: str,
+        by_oem: dict[str, list[CalibrationRow]],
+        by_name: dict[str, list[CalibrationRow]],
+    ) -> Calibration:
+        same_oem = by_oem.get(oem_k, []) if oem_k else []
         pool = same_oem or (list(self.rows) if not oem_k else [])
         exact = [
             r
-            for r in pool
-            if (device_k and _norm(r.device) == device_k) or (model_k and _norm(r.model) == model_k)
+            for k in (device_k, model_k)
+            if k
+            for r in by_name.get(k, [])
+            if not oem_k or _norm(r.oem) == oem_k
         ]
         if exact:
             row = exact[0]
-            return Calibration(
-                row.rssi_correction, row.tx_power_correction, row.confidence, CalibrationLevel.EXACT
-            )
+            return Calibration(row.rssi_correction, row.tx, row.confidence, CalibrationLevel.EXACT)
         if model_k and pool:
             best = max(_common_prefix(_norm(r.model), model_k) for r in pool)
             if best >= max(4, 0.75 * len(model_k)):
                 similar = [r for r in pool if _common_prefix(_norm(r.model), model_k) == best]
-                return _average(similar, CalibrationLevel.SIMILAR)
+                return _median(similar, CalibrationLevel.SIMILAR)
         if same_oem:
-            return _average(same_oem, CalibrationLevel.OEM)
-        return _average(list(self.rows), CalibrationLevel.FLEET)
+            return _median(same_oem, CalibrationLevel.OEM)
+        return self.fleet()
 
     def fleet(self) -> Calibration:
-        return _average(list(self.rows), CalibrationLevel.FLEET)
+        """The fleet value: the median of the table's non-reference (non-Apple) rows."""
+        android = [r for r in self.rows if _norm(r.oem) != "apple"] or list(self.rows)
+        return _median(android, CalibrationLevel.FLEET)
 
 
 def _norm(text: str) -> str:
@@ -149,10 +209,10 @@ def _common_prefix(a: str, b: str) -> int:
     return n
 
 
-def _average(rows: list[CalibrationRow], level: CalibrationLevel) -> Calibration:
+def _median(rows: list[CalibrationRow], level: CalibrationLevel) -> Calibration:
     return Calibration(
-        float(np.mean([r.rssi_correction for r in rows])),
-        float(np.mean([r.tx_power_correction for r in rows])),
+        float(np.median([r.rssi_correction for r in rows])),
+        float(np.median([r.tx for r in rows])),
         int(level),
         level,
     )
@@ -180,3 +240,52 @@ def attenuation(
     tx = np.where(np.isnan(tx), default_tx_power, tx)
     with np.errstate(invalid="ignore"):
         return np.maximum(tx - (rssi + rssi_correction), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAlias:
+    """A name phones go by (a recording's marketing name) -> a table key, or a sniffer (no phone)."""
+
+    name: str
+    oem: str
+    model: str
+    sniffer: bool = False
+
+
+@cache
+def default_aliases() -> dict[str, ModelAlias]:
+    """The package's alias file (data/aliases.csv: name, oem, model, kind phone|sniffer), by
+    normalised name."""
+    text = resources.files("proximity.estimation").joinpath("data/aliases.csv").read_text("utf-8")
+    aliases = {}
+    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        kind = (row.get("kind") or "phone").strip()
+        if kind not in ("phone", "sniffer") or not (row.get("name") or "").strip():
+            raise CalibrationError(f"aliases line {line}: need a name and kind phone or sniffer")
+        alias = ModelAlias(row["name"].strip(), (row["oem"] or "").strip(), (row["model"] or "").strip(),
+                           kind == "sniffer")  # fmt: skip
+        aliases[_norm(alias.name)] = alias
+    return aliases
+
+
+def resolve_model(
+    name: str,
+    table: CalibrationTable | None = None,
+    aliases: dict[str, ModelAlias] | None = None,
+) -> Calibration:
+    """A phone named as people and recordings name it: through the alias file to the table, else the
+    name itself as a model (its family, then the OEM its first word names), else the fleet value.
+    A sniffer gets the fleet values, marked ``sniffer``."""
+    table = table or default_calibration()
+    aliases = default_aliases() if aliases is None else aliases
+    alias = aliases.get(_norm(name))
+    if alias is not None and alias.sniffer:
+        fleet = table.fleet()
+        return Calibration(fleet.rssi_correction, fleet.tx, fleet.confidence, fleet.level, sniffer=True)
+    if alias is not None:
+        return table.lookup(alias.oem, model=alias.model, device=alias.model)
+    words = name.split()
+    found = [table.lookup(model=name, device=name)]
+    if len(words) > 1:  # "Google Pixel 5": OEM then model
+        found.append(table.lookup(words[0], model=" ".join(words[1:]), device=" ".join(words[1:])))
+    return max(found, key=lambda c: int(c.level))

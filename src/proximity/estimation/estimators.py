@@ -1,9 +1,11 @@
 """Estimators by name, one pure signature: (a counterpart's sightings, settings) -> one Verdict per day.
 
-``probabilistic`` (the default) is :mod:`proximity.estimation.probabilistic`; the others are the
-deployed bucket presets and ``nhs``, the UK app's distance model (an anchor). :func:`verdict` turns
-one matched key (anything with ``times``, ``rssi``, ``tx_power``) into the JSON-ready summary
-``proximity match --estimator`` prints.
+``mean-attenuation`` (the default: no learned estimator beat it on recordings it never saw, see the
+README) is :mod:`proximity.estimation.attenuation_mean`; ``probabilistic`` is
+:mod:`proximity.estimation.probabilistic`; the others are the deployed bucket presets and ``nhs``,
+the UK app's distance model (an anchor). :func:`estimate_batch` judges many encounters in one call.
+:func:`verdict` turns one matched key (anything with ``times``, ``rssi``, ``tx_power``) into the
+JSON-ready summary ``proximity match --estimator`` prints.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from proximity.errors import EstimationParameterError
-from proximity.estimation.calibration import DEFAULT_TX_POWER_DBM, attenuation
+from proximity.estimation.attenuation_mean import BatchVerdicts, batch_mean_attenuation, daily_means, decide
+from proximity.estimation.calibration import DEFAULT_TX_POWER_DBM, FLEET_RSSI_CORRECTION_DB, attenuation
 from proximity.estimation.nhs import NOTIFY_WEIGHTED_MINUTES, nhs_distances, nhs_weighted_minutes
 from proximity.estimation.presets import PRESETS, Preset, cwa_trl_factor
 from proximity.estimation.probabilistic import ChannelModel, estimate_contact
@@ -30,23 +34,26 @@ __all__ = [
     "Estimator",
     "Verdict",
     "estimate",
+    "estimate_batch",
     "estimator_names",
     "get_estimator",
     "verdict",
 ]
 
-DEFAULT_ESTIMATOR = "probabilistic"
+DEFAULT_ESTIMATOR = "mean-attenuation"
+PROBABILISTIC = "probabilistic"
 
 
 @dataclass(frozen=True, slots=True)
 class EstimationSettings:
     """What an estimator needs besides the sightings: this scanner's calibration and the rule.
 
-    ``rssi_correction`` is this device's (the scanner's) calibration; ``default_tx_power`` stands in
-    for counterparts that did not send theirs. Close contact = within ``distance`` m for ``minutes``.
+    ``rssi_correction`` is this device's (the scanner's) calibration, by default the fleet value;
+    ``default_tx_power`` (the fleet calibrated TX) stands in for counterparts that did not send theirs
+    (no AEM, Bluezone). Close contact = within ``distance`` m for ``minutes``.
     """
 
-    rssi_correction: float = 0.0
+    rssi_correction: float = FLEET_RSSI_CORRECTION_DB
     default_tx_power: float = DEFAULT_TX_POWER_DBM
     calibration_confidence: int = 0
     distance: float = 2.0
@@ -71,12 +78,15 @@ class EstimationSettings:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """One estimator's judgement of one counterpart on one UTC day (``day`` = its midnight)."""
+    """One estimator's judgement of one counterpart on one UTC day (``day`` = its midnight).
+
+    ``mean-attenuation`` works on packets, not scan instances: its ``attenuation_median_db`` is the
+    day's mean packet attenuation (the statistic it judges), ``scans`` counts packets, ``windows`` 0."""
 
     estimator: str
     day: int
     close_contact: bool
-    score: float  # probability (probabilistic) or weighted minutes (presets)
+    score: float  # probability (probabilistic), weighted minutes (presets), -mean attenuation (default)
     probability: float | None
     weighted_minutes: float | None
     minutes_observed: float
@@ -135,7 +145,7 @@ def _probabilistic(sightings: CounterpartSightings, settings: EstimationSettings
                                calibration_confidence=settings.calibration_confidence)  # fmt: skip
         verdicts.append(
             Verdict(
-                **_common(DEFAULT_ESTIMATOR, day, scans),
+                **_common(PROBABILISTIC, day, scans),
                 close_contact=est.probability >= settings.probability_threshold,
                 score=est.probability,
                 probability=est.probability,
@@ -202,8 +212,34 @@ def _nhs(sightings: CounterpartSightings, settings: EstimationSettings) -> list[
     return verdicts
 
 
+def _mean_attenuation(sightings: CounterpartSightings, settings: EstimationSettings) -> list[Verdict]:
+    """Mean attenuation of the day's packets against the shipped (fitted) threshold, and its minutes."""
+    times = np.asarray(sightings.times, np.float64)
+    means = daily_means(times, sightings.rssi, sightings.tx_power, np.zeros(times.shape, np.int64),
+                        settings.rssi_correction, settings.default_tx_power)  # fmt: skip
+    close, score = decide(means, settings)
+    return [
+        Verdict(
+            estimator=DEFAULT_ESTIMATOR,
+            day=int(means.day[i]),
+            close_contact=bool(close[i]),
+            score=float(score[i]),
+            probability=None,
+            weighted_minutes=None,
+            minutes_observed=float(means.minutes[i]),
+            attenuation_min_db=float(means.min_attenuation[i]),
+            attenuation_median_db=float(means.mean_attenuation[i]),
+            attenuation_max_db=float(means.max_attenuation[i]),
+            scans=int(means.packets[i]),
+            windows=0,
+        )
+        for i in range(means.day.size)
+    ]
+
+
 ESTIMATORS: dict[str, Estimator] = {
-    DEFAULT_ESTIMATOR: _probabilistic,
+    DEFAULT_ESTIMATOR: _mean_attenuation,
+    PROBABILISTIC: _probabilistic,
     **{name: _preset_estimator(preset) for name, preset in PRESETS.items()},
     "nhs": _nhs,
 }
@@ -255,6 +291,43 @@ def verdict(
     worst = max(days, key=lambda v: (v.close_contact, v.score))
     return {**worst.to_dict(), "close_contact": any(v.close_contact for v in days),
             "days": [v.to_dict() for v in days]}  # fmt: skip
+
+
+def estimate_batch(
+    times: ArrayLike,
+    rssi: ArrayLike,
+    tx_power: ArrayLike,
+    encounter: ArrayLike,
+    estimator: str = DEFAULT_ESTIMATOR,
+    settings: EstimationSettings | None = None,
+) -> BatchVerdicts:
+    """Many encounters in one call: sightings as columns plus an encounter index (one int per
+    sighting) -> one verdict per distinct encounter, in ascending order, the same as :func:`verdict`
+    on each encounter's sightings (``close_contact`` False and ``score`` NaN where none has an RSSI).
+    The default estimator is vectorised; the others run encounter by encounter."""
+    settings = settings or EstimationSettings()
+    get_estimator(estimator)
+    if estimator == DEFAULT_ESTIMATOR:
+        return batch_mean_attenuation(times, rssi, tx_power, encounter, settings)
+    columns = [np.asarray(x, np.float64) for x in (times, rssi, tx_power)]
+    enc = np.asarray(encounter, np.int64)
+    ids, inverse = np.unique(enc, return_inverse=True)
+    close = np.zeros(ids.size, np.bool_)
+    score, mean_att, minutes = (np.full(ids.size, np.nan) for _ in range(3))
+    for k in range(ids.size):
+        mine = inverse == k
+        one = verdict(_Columns(*(c[mine] for c in columns)), estimator, settings)
+        if one["close_contact"] is not None:
+            close[k], score[k] = one["close_contact"], one["score"]
+            mean_att[k], minutes[k] = one["attenuation_median_db"], one["minutes_observed"]
+    return BatchVerdicts(ids, close, score, mean_att, minutes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    times: NDArray[np.float64]
+    rssi: NDArray[np.float64]
+    tx_power: NDArray[np.float64]
 
 
 def _with(settings: EstimationSettings, **changes: Any) -> EstimationSettings:

@@ -1,139 +1,91 @@
-"""Scoring estimators on recorded sessions at known distances (the shared MIT CSV format).
+"""Scoring estimators on recorded sessions at known distances (the shared CSV format), across files.
 
-One session = one encounter ((config, session) in the CSV) at one fixed distance. Sessions last ~2
-minutes, shorter than any duration rule, so they are scored on distance alone: a session is a positive
-at threshold d when its distance is within d + 0.05 m. Per-session scores: a preset's bucket-weighted
-duration per minute observed (``nhs``: its weighted minutes per minute); the probabilistic estimator's
-P(distance <= d).
+One session = one encounter ((config, session) of one file) at one fixed distance. A session is a
+positive at threshold d when its distance is within d + 0.05 m. Per-session scores: a preset's
+bucket-weighted duration per minute observed (``nhs``: its weighted minutes per minute); the
+probabilistic estimator's P(distance <= d); the baselines' minus the session's mean, median or max
+attenuation (higher = nearer). Every attenuation is on GAEN's scale (:mod:`recordings`).
 
-Decisions (hence nDCF) never look at the scored data: with fit sessions, a preset's threshold is the
-one with the least nDCF on them and the probabilistic estimator's channel model is fitted to them
-(it then decides "close" when the data favour it: P(d <= D | data) >= prior P(d <= D), the Bayes rule
-for nDCF's equal costs); without, the presets notify as deployed (their daily rule over 15 minutes)
-and the probabilistic estimator uses the published channel facts. :func:`cross_validate` repeats
-this leaving one configuration out at a time and pools every held-out decision.
+Decisions (hence nDCF) never look at the scored data: with fit sessions, a preset's or baseline's
+threshold is the one with the least nDCF on them and the probabilistic estimator's channel model is
+fitted to them (it then decides "close" when P(d <= D | data) >= prior P(d <= D), the Bayes rule for
+nDCF's equal costs); without, every estimator uses its shipped defaults (the presets their deployed
+rule over 15 minutes, the baselines the thresholds in :mod:`fitted`). A metric whose scored data hold
+no positive or no negative at a distance is undefined (NaN, "n/a").
+
+Across files (:func:`evaluate_files`): one table per scored file plus a pooled one in which every file
+weighs the same (the mean of the files' figures; its bootstrap redraws each file's configurations
+within that file). :func:`leave_one_dataset_out` scores each file by models and thresholds fitted on
+all the others, and adds ``nested-default``: for each held-out file, the candidate with the least
+pooled nDCF at 1.8 m in a leave-one-dataset-out over the OTHER files only, then fitted on them all
+(so the choice never saw the file it is scored on). :func:`cross_validate` leaves one configuration
+of one file out at a time.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.errors import RecordingFormatError
-from proximity.estimation.calibration import DEFAULT_TX_POWER_DBM, attenuation, default_calibration
-from proximity.estimation.estimators import DEFAULT_ESTIMATOR, estimator_names
+from proximity.estimation.estimators import DEFAULT_ESTIMATOR, PROBABILISTIC, estimator_names
+from proximity.estimation.fitted import shipped_defaults
 from proximity.estimation.nhs import NOTIFY_WEIGHTED_MINUTES, nhs_weighted_minutes
 from proximity.estimation.presets import PRESETS, cwa_trl_factor
-from proximity.estimation.probabilistic import ChannelModel, estimate_contact, fit_channel_model
+from proximity.estimation.probabilistic import ChannelModel, fit_channel_model, p_within_at
+from proximity.estimation.recordings import (
+    RSSI_NOT_AVAILABLE,
+    Session,
+    fallback_counts,
+    parse_recordings,
+)
 from proximity.estimation.scoring import (
     TC4TL_DISTANCES,
+    bootstrap_ndcf,
     fit_threshold,
-    ndcf_difference,
-    ndcf_interval,
     operating_point,
     roc_auc,
 )
-from proximity.estimation.windows import ScanInstances, scan_instances
 
 __all__ = [
+    "BASELINES",
+    "CANDIDATES",
+    "NESTED",
     "POSITIVE_MARGIN_M",
     "RSSI_NOT_AVAILABLE",
     "Session",
+    "attenuation_thresholds",
     "cross_validate",
     "evaluate",
+    "evaluate_files",
+    "evaluation_names",
+    "fallback_counts",
+    "labelled",
+    "leave_one_dataset_out",
     "parse_recordings",
     "split_by_config",
 ]
 
-RSSI_NOT_AVAILABLE = 127
 POSITIVE_MARGIN_M = 0.05
-REQUIRED = ("config", "session", "distance_m", "t_s", "rssi")
-TX_PLAUSIBLE = (-50.0, 20.0)  # GAEN's accepted TX-power range; outside it (e.g. -999) = not reported
+# Session statistics of attenuation, each with a threshold fitted like the presets': the baselines a
+# learned estimator must beat. mean-attenuation is also a live estimator (the default).
+BASELINES: dict[str, Callable[[NDArray[np.float64]], float]] = {
+    "mean-attenuation": lambda a: float(np.mean(a)),
+    "median-attenuation": lambda a: float(np.median(a)),
+    "max-attenuation": lambda a: float(np.max(a)),
+}
+# What nested leave-one-dataset-out chooses the default from (ties go to the earlier, simpler one).
+CANDIDATES = ("mean-attenuation", "median-attenuation", "max-attenuation", PROBABILISTIC)
+NESTED = "nested-default"
+SELECTION_DISTANCE = 1.8
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Session:
-    """One recorded encounter: RSSI packets at one fixed distance ("not available" rows dropped)."""
-
-    config: str
-    session: str
-    distance_m: float
-    times: NDArray[np.float64]
-    rssi: NDArray[np.float64]
-    tx_power: NDArray[np.float64]  # NaN where not reported
-    receiver_model: str = ""
-    beacon_model: str = ""
-
-    def attenuation(self, default_tx_power: float = DEFAULT_TX_POWER_DBM) -> NDArray[np.float64]:
-        correction = default_calibration().lookup(model=self.receiver_model).rssi_correction
-        return attenuation(self.rssi, self.tx_power, correction, default_tx_power)
-
-    def scans(self, default_tx_power: float = DEFAULT_TX_POWER_DBM) -> ScanInstances:
-        return scan_instances(
-            self.times, self.attenuation(default_tx_power), self.rssi, first_scan_seconds=None
-        )
-
-
-def _whole_rssi(text: str | None, line: int) -> int:
-    """An RSSI cell as whole dBm: "-60" or "-60.0"; a fraction, inf or NaN is refused (not truncated)."""
-    try:
-        value = float(text or "")
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value.is_integer()):
-        raise RecordingFormatError(
-            f"recordings line {line}: rssi must be a whole number of dBm, got {text!r}"
-        )
-    return int(value)
-
-
-def parse_recordings(text: str) -> list[Session]:
-    """Sessions from the CSV text (columns config, session, distance_m, t_s, rssi[, tx_power, ...])."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
-    if missing:
-        raise RecordingFormatError(f"recordings lack column(s) {', '.join(missing)}")
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for line, row in enumerate(reader, start=2):
-        try:
-            rssi = _whole_rssi(row["rssi"], line)
-            t = float(row["t_s"])
-            distance = float(row["distance_m"])
-            tx_text = (row.get("tx_power") or "").strip()
-            tx = float(tx_text) if tx_text else math.nan
-        except ValueError as error:
-            raise RecordingFormatError(f"recordings line {line}: {error}") from None
-        if not (math.isfinite(t) and math.isfinite(distance) and distance > 0):
-            raise RecordingFormatError(f"recordings line {line}: time and a positive distance are required")
-        key = (row["config"], row["session"])
-        group = groups.setdefault(
-            key,
-            {"distance": distance, "t": [], "rssi": [], "tx": [],
-             "rx": row.get("receiver_model") or "", "bx": row.get("beacon_model") or ""},
-        )  # fmt: skip
-        if group["distance"] != distance:
-            raise RecordingFormatError(f"recordings line {line}: session {key} changes distance")
-        if rssi == RSSI_NOT_AVAILABLE:
-            continue
-        group["t"].append(t)
-        group["rssi"].append(float(rssi))
-        group["tx"].append(tx if TX_PLAUSIBLE[0] <= tx <= TX_PLAUSIBLE[1] else math.nan)
-    sessions = [
-        Session(config, session, g["distance"], np.asarray(g["t"]), np.asarray(g["rssi"]),
-                np.asarray(g["tx"]), g["rx"], g["bx"])
-        for (config, session), g in groups.items()
-        if g["t"]
-    ]  # fmt: skip
-    if not sessions:
-        raise RecordingFormatError("recordings hold no session with an RSSI")
-    return sessions
+def evaluation_names() -> list[str]:
+    """Every estimator ``evaluate`` scores: the registry's, then the other two baselines."""
+    return estimator_names() + [b for b in BASELINES if b not in estimator_names()]
 
 
 def split_by_config(sessions: Sequence[Session]) -> tuple[list[Session], list[Session]]:
@@ -152,7 +104,8 @@ def _positive(sessions: Sequence[Session], d: float) -> NDArray[np.bool_]:
 class _Scorer:
     name: str
 
-    def scores(self, sessions: Sequence[Session], d: float) -> NDArray[np.float64]:
+    def scores(self, sessions: Sequence[Session]) -> dict[float, NDArray[np.float64]]:
+        """Per TC4TL distance, one score per session (higher = nearer)."""
         raise NotImplementedError
 
     def decide(self, scores: NDArray[np.float64], d: float) -> NDArray[np.bool_]:
@@ -162,21 +115,34 @@ class _Scorer:
         return {}
 
 
-class _PresetScorer(_Scorer):
-    def __init__(self, name: str, fit: Sequence[Session] | None, tx: float) -> None:
-        self.name = name
-        self.preset = PRESETS[name]
-        self.tx = tx
+class _ThresholdScorer(_Scorer):
+    """Scores that do not depend on the fit (cached per session); a threshold per distance."""
+
+    def __init__(self, fit: Sequence[Session] | None) -> None:
         self.thresholds: dict[float, float] = {}
+        fit_scores = self.scores(fit) if fit else {}
         for d in TC4TL_DISTANCES:
             if fit:
-                self.thresholds[d] = fit_threshold(self.scores(fit, d), _positive(fit, d))
-            else:  # as deployed: would it notify if this lasted 15 minutes?
-                factor = cwa_trl_factor(None) if self.preset.trl_scaled else 1.0
-                self.thresholds[d] = self.preset.notify_minutes / (15.0 * factor)
+                self.thresholds[d] = fit_threshold(fit_scores[d], _positive(fit, d))
+            else:
+                self.thresholds[d] = self.shipped(d)
 
-    def scores(self, sessions: Sequence[Session], d: float) -> NDArray[np.float64]:
-        return np.array([self.preset.rate(s.scans(self.tx)) for s in sessions])
+    def session_score(self, session: Session) -> float:
+        raise NotImplementedError
+
+    def _cached_score(self, session: Session) -> float:
+        """Fit-independent, so computed once per session and estimator."""
+        cache = session._cache
+        if self.name not in cache:
+            cache[self.name] = self.session_score(session)
+        return cache[self.name]  # type: ignore[return-value]
+
+    def shipped(self, d: float) -> float:
+        raise NotImplementedError
+
+    def scores(self, sessions: Sequence[Session]) -> dict[float, NDArray[np.float64]]:
+        values = np.array([self._cached_score(s) for s in sessions])
+        return dict.fromkeys(TC4TL_DISTANCES, values)
 
     def decide(self, scores: NDArray[np.float64], d: float) -> NDArray[np.bool_]:
         return np.asarray(scores >= self.thresholds[d])
@@ -185,45 +151,64 @@ class _PresetScorer(_Scorer):
         return {"threshold": self.thresholds[d]}
 
 
-class _NhsScorer(_PresetScorer):
+class _PresetScorer(_ThresholdScorer):
+    def __init__(self, name: str, fit: Sequence[Session] | None) -> None:
+        self.name = name
+        self.preset = PRESETS[name]
+        super().__init__(fit)
+
+    def session_score(self, session: Session) -> float:
+        return self.preset.rate(session.scans())
+
+    def shipped(self, d: float) -> float:  # as deployed: would it notify if this lasted 15 minutes?
+        factor = cwa_trl_factor(None) if self.preset.trl_scaled else 1.0
+        return self.preset.notify_minutes / (15.0 * factor)
+
+
+class _NhsScorer(_ThresholdScorer):
     """The NHS model's weighted minutes per minute observed; notifies as deployed (2 of 15 minutes)."""
 
-    def __init__(self, fit: Sequence[Session] | None, tx: float) -> None:
-        self.name = "nhs"
-        self.tx = tx
-        self.thresholds = {}
-        for d in TC4TL_DISTANCES:
-            if fit:
-                self.thresholds[d] = fit_threshold(self.scores(fit, d), _positive(fit, d))
-            else:
-                self.thresholds[d] = NOTIFY_WEIGHTED_MINUTES / 15.0
+    name = "nhs"
 
-    def scores(self, sessions: Sequence[Session], d: float) -> NDArray[np.float64]:
-        rates = []
-        for s in sessions:
-            weighted, observed = nhs_weighted_minutes(s.times, s.attenuation(self.tx))
-            rates.append(weighted / observed if observed else 0.0)
-        return np.array(rates)
+    def session_score(self, session: Session) -> float:
+        weighted, observed = nhs_weighted_minutes(session.times, session.attenuation())
+        return weighted / observed if observed else 0.0
+
+    def shipped(self, d: float) -> float:
+        return NOTIFY_WEIGHTED_MINUTES / 15.0
+
+
+class _BaselineScorer(_ThresholdScorer):
+    """Minus a session statistic of attenuation; threshold fitted like a preset's (or shipped)."""
+
+    def __init__(self, name: str, fit: Sequence[Session] | None) -> None:
+        self.name = name
+        self.statistic = BASELINES[name]
+        super().__init__(fit)
+
+    def session_score(self, session: Session) -> float:
+        return -self.statistic(session.attenuation())
+
+    def shipped(self, d: float) -> float:
+        return -shipped_defaults().threshold(self.name.split("-")[0], d)
+
+    def describe(self, d: float) -> dict[str, Any]:
+        return {"threshold": self.thresholds[d], "threshold_db": -self.thresholds[d]}
 
 
 class _ProbabilisticScorer(_Scorer):
-    name = DEFAULT_ESTIMATOR
+    name = PROBABILISTIC
 
-    def __init__(self, fit: Sequence[Session] | None, tx: float) -> None:
-        self.tx = tx
-        self.model = (
-            fit_channel_model([(s.times, s.attenuation(tx), s.distance_m) for s in fit])
-            if fit
-            else ChannelModel()
-        )
+    def __init__(self, fit: Sequence[Session] | None) -> None:
+        usable = [(s.times, s.attenuation(), s.distance_m) for s in fit or () if s.distance_m > 0]
+        self.model = fit_channel_model(usable) if fit else ChannelModel()
 
-    def scores(self, sessions: Sequence[Session], d: float) -> NDArray[np.float64]:
-        return np.array(
-            [
-                estimate_contact(s.scans(self.tx), self.model, distance=d + POSITIVE_MARGIN_M).p_within
-                for s in sessions
-            ]
+    def scores(self, sessions: Sequence[Session]) -> dict[float, NDArray[np.float64]]:
+        distances = [d + POSITIVE_MARGIN_M for d in TC4TL_DISTANCES]
+        values = np.array([p_within_at(s.scans(), self.model, distances) for s in sessions]).reshape(
+            len(sessions), len(distances)
         )
+        return {d: values[:, i] for i, d in enumerate(TC4TL_DISTANCES)}
 
     def decide(self, scores: NDArray[np.float64], d: float) -> NDArray[np.bool_]:
         return np.asarray(scores >= self.model.prior_below(d + POSITIVE_MARGIN_M))
@@ -247,73 +232,179 @@ class _ProbabilisticScorer(_Scorer):
 
 
 def _check_names(names: Iterable[str] | None) -> list[str]:
-    chosen = list(names) if names is not None else estimator_names()
+    known = evaluation_names()
+    chosen = list(names) if names is not None else known
     for name in chosen:
-        if name not in estimator_names():
-            raise ValueError(f"unknown estimator {name!r}; choose from {', '.join(estimator_names())}")
+        if name not in known:
+            raise ValueError(f"unknown estimator {name!r}; choose from {', '.join(known)}")
     return chosen
 
 
 def _scorer(name: str, fit: Sequence[Session] | None) -> _Scorer:
-    tx = DEFAULT_TX_POWER_DBM  # where a packet did not report its TX power
-    if name == DEFAULT_ESTIMATOR:
-        return _ProbabilisticScorer(fit, tx)
+    if name == PROBABILISTIC:
+        return _ProbabilisticScorer(fit)
     if name == "nhs":
-        return _NhsScorer(fit, tx)
-    return _PresetScorer(name, fit, tx)
+        return _NhsScorer(fit)
+    if name in BASELINES:
+        return _BaselineScorer(name, fit)
+    return _PresetScorer(name, fit)
 
 
-def _row(
-    name: str,
-    sessions: Sequence[Session],
-    scores: dict[float, NDArray[np.float64]],
-    decisions: dict[float, NDArray[np.bool_]],
-) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": name, "sessions": len(sessions)}
-    groups = _bootstrap_groups(sessions)
+@dataclass(frozen=True, slots=True, eq=False)
+class _Scored:
+    """One estimator's held-out scores and decisions on one file's sessions, per TC4TL distance."""
+
+    scores: dict[float, NDArray[np.float64]]
+    decisions: dict[float, NDArray[np.bool_]]
+    describe: dict[float, dict[str, Any]]
+
+
+def _score(name: str, fit: Sequence[Session] | None, sessions: Sequence[Session]) -> _Scored:
+    return _apply(_scorer(name, fit), sessions)
+
+
+def _apply(scorer: _Scorer, sessions: Sequence[Session]) -> _Scored:
+    scores = scorer.scores(sessions)
+    return _Scored(
+        scores,
+        {d: scorer.decide(scores[d], d) for d in TC4TL_DISTANCES},
+        {d: scorer.describe(d) for d in TC4TL_DISTANCES},
+    )
+
+
+def _groups(sessions: Sequence[Session]) -> NDArray[np.str_] | None:
+    """Redraw whole configurations when there are several: their sessions share a carriage (a body, a
+    pocket) and err together, so redrawing sessions alone would claim more certainty than they hold."""
+    keys = np.array([f"{s.dataset}\x00{s.config}" for s in sessions])
+    return keys if np.unique(keys).size >= 2 else None
+
+
+def _nan_if_one_class(labels: NDArray[np.bool_], value: float) -> float:
+    return value if labels.any() and (~labels).any() else float("nan")
+
+
+def _file_table(
+    sessions: Sequence[Session], scored: Mapping[str, _Scored]
+) -> tuple[list[dict[str, Any]], dict[float, NDArray[np.float64]]]:
+    """Rows for one file, and per distance the bootstrap draws (rounds, estimators) of every
+    estimator's nDCF on the same redraws (paired)."""
+    names = list(scored)
+    groups = _groups(sessions)
+    draws: dict[float, NDArray[np.float64]] = {}
+    rows: list[dict[str, Any]] = [{"name": n, "sessions": len(sessions)} for n in names]
     for d in TC4TL_DISTANCES:
         labels = _positive(sessions, d)
-        point = operating_point(decisions[d], labels)
-        row[f"auc_{d}"] = roc_auc(scores[d], labels)
-        row[f"ndcf_{d}"] = point.ndcf
-        interval = ndcf_interval(decisions[d], labels, groups)
-        row[f"ndcf_{d}_ci"] = [interval.low, interval.high]
-        row[f"tpr_{d}"] = point.tpr
-        row[f"fpr_{d}"] = point.fpr
-        row[f"positives_{d}"] = int(labels.sum())
-    row["auc"] = row["auc_1.8"]
-    row["bootstrap_unit"] = "configuration" if groups is not None else "session"
-    return row
+        both = bool(labels.any() and (~labels).any())
+        draws[d] = (
+            bootstrap_ndcf([scored[n].decisions[d] for n in names], labels, groups)
+            if both
+            else np.zeros((0, len(names)))
+        )
+        for e, (name, row) in enumerate(zip(names, rows, strict=True)):
+            point = operating_point(scored[name].decisions[d], labels)
+            row[f"auc_{d}"] = roc_auc(scored[name].scores[d], labels)
+            row[f"ndcf_{d}"] = _nan_if_one_class(labels, point.ndcf)
+            row[f"ndcf_{d}_ci"] = _percentiles(draws[d][:, e])
+            row[f"tpr_{d}"] = point.tpr
+            row[f"fpr_{d}"] = point.fpr
+            row[f"positives_{d}"] = int(labels.sum())
+            row[f"decision_{d}"] = scored[name].describe[d]
+    for row in rows:
+        row["auc"] = row["auc_1.8"]
+        row["bootstrap_unit"] = "configuration" if groups is not None else "session"
+    return rows, draws
 
 
-def _bootstrap_groups(sessions: Sequence[Session]) -> NDArray[np.str_] | None:
-    """Redraw whole configurations when there are several: their sessions share a carriage (a body, a
-    pocket) and err together, so redrawing sessions alone would claim more certainty than the data hold."""
-    configs = np.array([s.config for s in sessions])
-    return configs if np.unique(configs).size >= 2 else None
+def _percentiles(draws: NDArray[np.float64]) -> list[float]:
+    if draws.size == 0:
+        return [float("nan"), float("nan")]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return [float(low), float(high)]
 
 
-def _compare(
-    rows: list[dict[str, Any]],
-    sessions: Sequence[Session],
-    decisions: dict[str, dict[float, NDArray[np.bool_]]],
-) -> None:
-    """Give the default estimator's row ``versus``: its paired nDCF difference to every other estimator
-    scored here (negative favours the default), with a bootstrap interval and how often it is lower."""
-    if DEFAULT_ESTIMATOR not in decisions or len(decisions) < 2:
+def _versus(rows: list[dict[str, Any]], draws: Mapping[float, NDArray[np.float64]], reference: str) -> None:
+    """Give ``reference``'s row ``versus``: its paired nDCF difference to every other row (negative
+    favours ``reference``), with a bootstrap interval and how often it is lower."""
+    names = [r["name"] for r in rows]
+    if reference not in names or len(names) < 2:
         return
-    groups = _bootstrap_groups(sessions)
+    a = names.index(reference)
     versus = []
-    for name, theirs in decisions.items():
-        if name == DEFAULT_ESTIMATOR:
+    for b, name in enumerate(names):
+        if b == a:
             continue
         for d in TC4TL_DISTANCES:
-            diff = ndcf_difference(decisions[DEFAULT_ESTIMATOR][d], theirs[d], _positive(sessions, d), groups)
+            diff = draws[d][:, a] - draws[d][:, b] if draws[d].size else np.zeros(0)
+            low, high = _percentiles(diff)
             versus.append(
-                {"name": name, "distance": d, "difference": diff.value, "low": diff.low, "high": diff.high,
-                 "share_lower": diff.share_below_zero}
+                {"name": name, "distance": d, "difference": rows[a][f"ndcf_{d}"] - rows[b][f"ndcf_{d}"],
+                 "low": low, "high": high,
+                 "share_lower": float(np.mean(diff < 0)) if diff.size else float("nan")}
             )  # fmt: skip
-    next(r for r in rows if r["name"] == DEFAULT_ESTIMATOR)["versus"] = versus
+    rows[a]["versus"] = versus
+
+
+def _pooled(
+    tables: Mapping[str, tuple[list[dict[str, Any]], dict[float, NDArray[np.float64]]]],
+) -> tuple[list[dict[str, Any]], dict[float, NDArray[np.float64]]]:
+    """Every file weighs the same: each figure is the mean of the files' (those where it is defined);
+    the redraws are each file's own, averaged round by round (paired across estimators)."""
+    first = next(iter(tables.values()))[0]
+    rows = [{"name": r["name"], "sessions": 0, "files": []} for r in first]
+    draws: dict[float, NDArray[np.float64]] = {}
+    for d in TC4TL_DISTANCES:
+        usable = [t[1][d] for t in tables.values() if t[1][d].size]
+        rounds = min((x.shape[0] for x in usable), default=0)
+        draws[d] = np.mean([x[:rounds] for x in usable], axis=0) if usable else np.zeros((0, len(rows)))
+        for e, row in enumerate(rows):
+            for metric in ("auc", "ndcf", "tpr", "fpr"):
+                values = [t[0][e][f"{metric}_{d}"] for t in tables.values()]
+                finite = [v for v in values if np.isfinite(v)]
+                row[f"{metric}_{d}"] = float(np.mean(finite)) if finite else float("nan")
+            row[f"ndcf_{d}_ci"] = _percentiles(draws[d][:, e])
+    for row in rows:
+        row["auc"] = row["auc_1.8"]
+        row["sessions"] = sum(t[0][0]["sessions"] for t in tables.values())
+        row["files"] = list(tables)
+        row["bootstrap_unit"] = "configuration within each file"
+    return rows, draws
+
+
+def _assemble(
+    files: Mapping[str, Sequence[Session]],
+    scored: Mapping[str, Mapping[str, _Scored]],
+    reference: str,
+    extra: Mapping[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Per-file rows (with ``file``), then pooled rows when there are several files."""
+    tables = {}
+    for file, sessions in files.items():
+        rows, draws = _file_table(sessions, scored[file])
+        _versus(rows, draws, reference)
+        counts = fallback_counts(sessions)
+        for row in rows:
+            row["file"] = file
+            row["calibration"] = counts
+            row.update((extra or {}).get(row["name"], {}))
+            row["default"] = row["name"] == reference
+        tables[file] = (rows, draws)
+    out = [row for rows, _ in tables.values() for row in rows]
+    if len(tables) > 1:
+        pooled, draws = _pooled(tables)
+        _versus(pooled, draws, reference)
+        for row in pooled:
+            row["file"] = "pooled"
+            row.update((extra or {}).get(row["name"], {}))
+            row["default"] = row["name"] == reference
+        out += pooled
+    return out
+
+
+def _by_file(sessions: Sequence[Session]) -> dict[str, list[Session]]:
+    files: dict[str, list[Session]] = {}
+    for s in sessions:
+        files.setdefault(s.dataset, []).append(s)
+    return files
 
 
 def evaluate(
@@ -322,24 +413,124 @@ def evaluate(
     names: Iterable[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per estimator: AUC (at each TC4TL distance; ``auc`` = at 1.8 m), nDCF with its bootstrap interval
-    and TPR/FPR from decisions; the default estimator's row also compares it with the others (``versus``).
-    ``progress`` is told each estimator's name as its turn comes."""
-    results = []
-    all_decisions = {}
-    for name in _check_names(names):
+    """Per estimator (per scored file, then pooled when several): AUC (at each TC4TL distance; ``auc``
+    = at 1.8 m), nDCF with its bootstrap interval and TPR/FPR from decisions; the default estimator's
+    row (``default``: true) compares it with the others (``versus``)."""
+    return evaluate_files(_by_file(sessions), fit, names, progress)
+
+
+def evaluate_files(
+    files: Mapping[str, Sequence[Session]],
+    fit: Sequence[Session] | None = None,
+    names: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`evaluate` with the scored sessions given file by file."""
+    chosen = _check_names(names)
+    scored: dict[str, dict[str, _Scored]] = {f: {} for f in files}
+    for name in chosen:
         if progress:
             progress(name)
         scorer = _scorer(name, fit)
-        scores = {d: scorer.scores(sessions, d) for d in TC4TL_DISTANCES}
-        decisions = {d: scorer.decide(scores[d], d) for d in TC4TL_DISTANCES}
-        row = {**_row(name, sessions, scores, decisions), "fitted": bool(fit)}
-        for d in TC4TL_DISTANCES:
-            row[f"decision_{d}"] = scorer.describe(d)
-        results.append(row)
-        all_decisions[name] = decisions
-    _compare(results, sessions, all_decisions)
-    return results
+        for file, sessions in files.items():
+            scored[file][name] = _apply(scorer, sessions)
+    rows = _assemble(files, scored, DEFAULT_ESTIMATOR)
+    for row in rows:
+        row["fitted"] = bool(fit)
+    return rows
+
+
+def labelled(sessions: Sequence[Session], d: float) -> bool:
+    """Whether the sessions hold both a positive and a negative at ``d`` (metrics are defined)."""
+    labels = _positive(sessions, d)
+    return bool(labels.any() and (~labels).any())
+
+
+class _LodoCache:
+    """Held-out results by (estimator, files fitted on, file scored): inner folds of two outer folds
+    fit on the same files, so each fit is made and scored once."""
+
+    def __init__(self, files: Mapping[str, Sequence[Session]]) -> None:
+        self.files = files
+        self.results: dict[tuple[str, frozenset[str], str], _Scored] = {}
+
+    def get(self, name: str, fit_files: frozenset[str], scored: str) -> _Scored:
+        key = (name, fit_files, scored)
+        if key not in self.results:
+            fit = [s for f in sorted(fit_files) for s in self.files[f]]
+            self.results[key] = _score(name, fit, self.files[scored])
+        return self.results[key]
+
+
+def _select(
+    cache: _LodoCache, pool: frozenset[str], scored_files: Sequence[str], candidates: Sequence[str]
+) -> tuple[str, dict[str, float]]:
+    """The candidate with the least equal-weight nDCF at 1.8 m over a leave-one-dataset-out within
+    ``pool`` (each of ``scored_files`` in it scored by a fit on the rest of the pool)."""
+    figures: dict[str, float] = {}
+    for name in candidates:
+        values = []
+        for held in scored_files:
+            result = cache.get(name, pool - {held}, held)
+            labels = _positive(cache.files[held], SELECTION_DISTANCE)
+            values.append(operating_point(result.decisions[SELECTION_DISTANCE], labels).ndcf)
+        figures[name] = float(np.mean(values))
+    best = min(candidates, key=lambda n: (figures[n], candidates.index(n)))
+    return best, figures
+
+
+def leave_one_dataset_out(
+    files: Mapping[str, Sequence[Session]],
+    fit_only: Mapping[str, Sequence[Session]] | None = None,
+    names: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    candidates: Sequence[str] = CANDIDATES,
+) -> list[dict[str, Any]]:
+    """Each file of ``files`` scored by models and thresholds fitted on all the other files (``files``
+    and ``fit_only``); per-file tables plus the equal-weight pooled table, and the ``nested-default``
+    row (the candidate chosen without the held-out file; ``chosen`` names it per file).
+
+    Files with one class only at 1.8 m are never scored for the choice (they still fit)."""
+    everything = {**(fit_only or {}), **files}
+    if len(everything) < 2:
+        raise ValueError("leave-one-dataset-out needs at least 2 files")
+    chosen_names = _check_names(names)
+    cache = _LodoCache(everything)
+    pool = frozenset(everything)
+    scored: dict[str, dict[str, _Scored]] = {f: {} for f in files}
+    for name in chosen_names:
+        if progress:
+            progress(name)
+        for file in files:
+            scored[file][name] = cache.get(name, pool - {file}, file)
+    two_sided = [f for f in everything if labelled(everything[f], SELECTION_DISTANCE)]
+    choices: dict[str, dict[str, Any]] = {}
+    if len(two_sided) >= 2:
+        if progress:
+            progress(f"{NESTED} (choosing among {', '.join(candidates)} without each held-out file)")
+        for file in files:
+            inner = [f for f in two_sided if f != file]
+            best, figures = _select(cache, pool - {file}, inner, candidates)
+            scored[file][NESTED] = cache.get(best, pool - {file}, file)
+            choices[file] = {"chosen": best, "inner_ndcf_1.8": figures}
+    chosen_by_file = {f: c["chosen"] for f, c in choices.items()}
+    extra = {NESTED: {"chosen": chosen_by_file}} if choices else {}
+    rows = _assemble(files, scored, DEFAULT_ESTIMATOR, extra)
+    for row in rows:
+        row["fitted"] = True
+        if row["name"] == NESTED and row["file"] in choices:
+            row["selection"] = choices[row["file"]]
+    return rows
+
+
+def attenuation_thresholds(sessions: Sequence[Session]) -> dict[str, dict[float, float]]:
+    """Per baseline and TC4TL distance, the session attenuation threshold (dB; "within" when the
+    statistic is <= it) with the least nDCF on ``sessions``: what ``make fit`` ships."""
+    out = {}
+    for name in BASELINES:
+        scorer = _BaselineScorer(name, sessions)
+        out[name] = {d: -scorer.thresholds[d] for d in TC4TL_DISTANCES}
+    return out
 
 
 def cross_validate(
@@ -347,34 +538,26 @@ def cross_validate(
     names: Iterable[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Leave one configuration out: for each configuration, fit on all the others and decide on it.
-
-    Every session is scored exactly once by a model and thresholds that never saw its configuration;
-    the held-out decisions (and scores, for AUC) of all folds are pooled into one nDCF per estimator,
-    so each estimator is judged on every session (twice the decisions of a two-fold split), by the
-    same protocol for all.
-    """
-    configs = sorted({s.config for s in sessions})
+    """Leave one configuration out (within one file): for each configuration, fit on all the others and
+    decide on it; every held-out decision (and score, for AUC) pooled into one figure per estimator."""
+    configs = sorted({s.key for s in sessions})
     if len(configs) < 2:
         raise ValueError("cross-validation needs at least 2 configurations")
     chosen = _check_names(names)
-    ordered = [s for c in configs for s in sessions if s.config == c]
-    results = []
-    all_decisions = {}
+    ordered = [s for c in configs for s in sessions if s.key == c]
+    scored: dict[str, _Scored] = {}
     for name in chosen:
         if progress:
             progress(name)
-        scores: dict[float, list[NDArray[np.float64]]] = {d: [] for d in TC4TL_DISTANCES}
-        decisions: dict[float, list[NDArray[np.bool_]]] = {d: [] for d in TC4TL_DISTANCES}
-        for config in configs:
-            held_out = [s for s in sessions if s.config == config]
-            scorer = _scorer(name, [s for s in sessions if s.config != config])
-            for d in TC4TL_DISTANCES:
-                scores[d].append(scorer.scores(held_out, d))
-                decisions[d].append(scorer.decide(scores[d][-1], d))
-        pooled = {d: np.concatenate(v) for d, v in decisions.items()}
-        row = _row(name, ordered, {d: np.concatenate(v) for d, v in scores.items()}, pooled)
-        results.append({**row, "fitted": True, "folds": len(configs)})
-        all_decisions[name] = pooled
-    _compare(results, ordered, all_decisions)
-    return results
+        parts = [_score(name, [s for s in sessions if s.key != c], [s for s in ordered if s.key == c])
+                 for c in configs]  # fmt: skip
+        scored[name] = _Scored(
+            {d: np.concatenate([p.scores[d] for p in parts]) for d in TC4TL_DISTANCES},
+            {d: np.concatenate([p.decisions[d] for p in parts]) for d in TC4TL_DISTANCES},
+            {d: {} for d in TC4TL_DISTANCES},
+        )
+    rows, draws = _file_table(ordered, scored)
+    _versus(rows, draws, DEFAULT_ESTIMATOR)
+    for row in rows:
+        row.update(fitted=True, folds=len(configs), default=row["name"] == DEFAULT_ESTIMATOR)
+    return rows

@@ -48,6 +48,7 @@ __all__ = [
     "estimate_contact",
     "fading_loglik",
     "fit_channel_model",
+    "p_within_at",
 ]
 
 CALIBRATION_SIGMA_DB = (5.0, 4.0, 3.0, 2.0)  # by GAEN calibration confidence 0 (fleet) .. 3 (exact)
@@ -66,7 +67,8 @@ _POSITIVE_FIELDS = frozenset(_MODEL_FIELDS) - {"attenuation_at_1m", "fade_slope"
 class ChannelModel:
     """Parameters of the channel model; defaults are the published facts (spec: rssi-and-simulation).
 
-    ``attenuation_at_1m`` 67 dB = TX 8 dBm - (RSSI at 1 m -63 dBm + ~4 dB fleet RSSI correction);
+    ``attenuation_at_1m`` 36 dB on GAEN's scale = the fleet calibrated TX -24 dBm - (RSSI at 1 m
+    -63 dBm + the fleet RSSI correction +3 dB);
     path-loss exponent 1.2 phone to phone indoors; per-encounter offset 8 dB; per-packet fading 6.5 dB.
     Fading depth: ``fade_at_1m`` (mean |consecutive difference| at 1 m, dB), ``fade_slope`` (change of
     its natural log per decade of distance; 0 = no evidence from fading, the default) and
@@ -75,7 +77,7 @@ class ChannelModel:
     tens of ms apart (the MIT recordings), the line need not hold for another scan cadence.
     """
 
-    attenuation_at_1m: float = 67.0
+    attenuation_at_1m: float = 36.0
     path_loss_exponent: float = 1.2
     offset_sigma: float = 8.0
     fading_sigma: float = 6.5
@@ -142,43 +144,12 @@ def estimate_contact(
     model = model or ChannelModel()
     if len(scans) == 0:
         return ContactEstimate(0.0, 0.0, math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0, 0, 0)
-    confidence = min(max(int(calibration_confidence), 0), 3)
-    sigma_offset = math.hypot(model.offset_sigma, CALIBRATION_SIGMA_DB[confidence])
-    log_d = np.linspace(math.log10(model.min_distance), math.log10(model.max_distance), _DISTANCE_POINTS)
+    post = _posterior(scans, model, calibration_confidence)
+    log_d, offsets, window_of, windows = post.log_d, post.offsets, post.window_of, post.windows
+    lik_mean, lik_fade, total, w, weights = post.lik_mean, post.lik_fade, post.total, post.w, post.weights
     near = log_d <= math.log10(distance)
-    offsets = np.linspace(-4.0 * sigma_offset, 4.0 * sigma_offset, _OFFSET_POINTS)
-    window_of = _window_index(scans)
-    windows = int(window_of.max()) + 1
-
-    # Mean attenuation: (W, K, G) log-likelihood of each window's distance g given offset k.
-    a = scans.mean_attenuation[:, None, None]  # (I, 1, 1)
-    var = (model.fading_sigma**2 / np.maximum(scans.packets, 1) + model.floor_sigma**2)[:, None, None]
-    mu = model.attenuation_at_1m + 10.0 * model.path_loss_exponent * log_d  # (G,)
-    resid = a - mu[None, None, :] - offsets[None, :, None]  # (I, K, G)
-    loglik_scan = -0.5 * resid**2 / var - 0.5 * np.log(2 * np.pi * var)
-    loglik = np.zeros((windows, offsets.size, log_d.size))
-    np.add.at(loglik, window_of, loglik_scan)
-    peak_mean = loglik.max(axis=2)  # (W, K)
-    lik_mean = np.exp(loglik - peak_mean[:, :, None])
-
-    # Fading depth: (W, H, G) log-likelihood given the encounter's fading deviation h (1 state: inert).
-    deviations, loglik_fade = _fading_loglik(scans, model, window_of, windows, log_d)
-    peak_fade = loglik_fade.max(axis=2)  # (W, H)
-    lik_fade = np.exp(loglik_fade - peak_fade[:, :, None])
-
-    # Per window, integrate its distance out (log-uniform prior = uniform on the grid); then the
-    # shared (offset, deviation) pair has an exact posterior on its grid.
-    total = np.maximum(np.einsum("wkg,whg->wkh", lik_mean, lik_fade), 1e-300)  # (W, K, H)
-    total_near = np.einsum("wkg,whg->wkh", lik_mean[:, :, near], lik_fade[:, :, near])
-    log_z = np.log(total) + peak_mean[:, :, None] + peak_fade[:, None, :]
-    log_prior = -0.5 * (
-        (offsets / sigma_offset)[:, None] ** 2 + (deviations / model.fade_sigma)[None, :] ** 2
-    )
-    log_w = log_prior + log_z.sum(axis=0)  # (K, H)
-    w = np.exp(log_w - log_w.max())
-    w /= w.sum()  # (K, H)
     states = w.size
-    weights = w.reshape(states)
+    total_near = np.einsum("wkg,whg->wkh", lik_mean[:, :, near], lik_fade[:, :, near])
     p_near = (total_near / total).reshape(windows, states)  # P(d_w <= distance | offset, deviation)
 
     seconds = np.bincount(window_of, weights=scans.seconds_since_last_scan, minlength=windows).astype(
@@ -217,6 +188,80 @@ def estimate_contact(
         scans=len(scans),
         windows=windows,
     )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Posterior:
+    log_d: NDArray[np.float64]
+    offsets: NDArray[np.float64]
+    window_of: NDArray[np.int64]
+    windows: int
+    lik_mean: NDArray[np.float64]  # (W, K, G)
+    lik_fade: NDArray[np.float64]  # (W, H, G)
+    total: NDArray[np.float64]  # (W, K, H): each window's likelihood, its distance integrated out
+    w: NDArray[np.float64]  # (K, H) posterior of the shared (offset, deviation)
+    weights: NDArray[np.float64]  # the same, flat
+
+
+def _posterior(scans: ScanInstances, model: ChannelModel, calibration_confidence: int) -> _Posterior:
+    """The grid posterior of one encounter's shared offset and fading deviation (see the module)."""
+    confidence = min(max(int(calibration_confidence), 0), 3)
+    sigma_offset = math.hypot(model.offset_sigma, CALIBRATION_SIGMA_DB[confidence])
+    log_d = np.linspace(math.log10(model.min_distance), math.log10(model.max_distance), _DISTANCE_POINTS)
+    offsets = np.linspace(-4.0 * sigma_offset, 4.0 * sigma_offset, _OFFSET_POINTS)
+    window_of = _window_index(scans)
+    windows = int(window_of.max()) + 1
+
+    # Mean attenuation: (W, K, G) log-likelihood of each window's distance g given offset k.
+    a = scans.mean_attenuation[:, None, None]  # (I, 1, 1)
+    var = (model.fading_sigma**2 / np.maximum(scans.packets, 1) + model.floor_sigma**2)[:, None, None]
+    mu = model.attenuation_at_1m + 10.0 * model.path_loss_exponent * log_d  # (G,)
+    resid = a - mu[None, None, :] - offsets[None, :, None]  # (I, K, G)
+    loglik_scan = -0.5 * resid**2 / var - 0.5 * np.log(2 * np.pi * var)
+    loglik = np.zeros((windows, offsets.size, log_d.size))
+    np.add.at(loglik, window_of, loglik_scan)
+    peak_mean = loglik.max(axis=2)  # (W, K)
+    lik_mean = np.exp(loglik - peak_mean[:, :, None])
+
+    # Fading depth: (W, H, G) log-likelihood given the encounter's fading deviation h (1 state: inert).
+    deviations, loglik_fade = _fading_loglik(scans, model, window_of, windows, log_d)
+    peak_fade = loglik_fade.max(axis=2)  # (W, H)
+    lik_fade = np.exp(loglik_fade - peak_fade[:, :, None])
+
+    # Per window, integrate its distance out (log-uniform prior = uniform on the grid); then the
+    # shared (offset, deviation) pair has an exact posterior on its grid.
+    total = np.maximum(np.einsum("wkg,whg->wkh", lik_mean, lik_fade), 1e-300)  # (W, K, H)
+    log_z = np.log(total) + peak_mean[:, :, None] + peak_fade[:, None, :]
+    log_prior = -0.5 * (
+        (offsets / sigma_offset)[:, None] ** 2 + (deviations / model.fade_sigma)[None, :] ** 2
+    )
+    log_w = log_prior + log_z.sum(axis=0)  # (K, H)
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()  # (K, H)
+    return _Posterior(log_d, offsets, window_of, windows, lik_mean, lik_fade, total, w, w.reshape(w.size))
+
+
+def p_within_at(
+    scans: ScanInstances,
+    model: ChannelModel,
+    distances: Sequence[float],
+    *,
+    calibration_confidence: int = 0,
+) -> NDArray[np.float64]:
+    """Time-weighted P(d <= each of ``distances``) for one encounter, the posterior computed once
+    (what :func:`estimate_contact` reports as ``p_within``, for several distances)."""
+    if len(scans) == 0:
+        return np.zeros(len(distances))
+    post = _posterior(scans, model, calibration_confidence)
+    seconds = np.bincount(post.window_of, weights=scans.seconds_since_last_scan, minlength=post.windows)
+    share = seconds / seconds.sum()
+    out = []
+    for distance in distances:
+        near = post.log_d <= math.log10(distance)
+        total_near = np.einsum("wkg,whg->wkh", post.lik_mean[:, :, near], post.lik_fade[:, :, near])
+        p_near = (total_near / post.total).reshape(post.windows, post.w.size)
+        out.append(float(share @ (p_near @ post.weights)))
+    return np.asarray(out)
 
 
 def fading_loglik(abs_sum: ArrayLike, pairs: ArrayLike, scale_db: ArrayLike) -> NDArray[np.float64]:

@@ -22,8 +22,10 @@ from proximity.times import SECONDS_PER_DAY, utc_midnight
 
 __all__ = ["DEFAULT_TX_POWER", "TX_POWER_RANGE", "KeyRing", "KeyRingSettings"]
 
-# A typical Android calibrated TX power (Google's table: Pixel 4a -30, Galaxy S10 -29). Set your own.
-DEFAULT_TX_POWER = -30
+# The fleet calibrated TX power (dBm, GAEN's scale): the median of Google's 2020-08-12 calibration
+# list, proximity.estimation's FLEET_TX_POWER_DBM (a test holds them equal). `keys init --device MODEL`
+# takes the model's own from the calibration table.
+DEFAULT_TX_POWER = -24
 DEFAULT_RETENTION_DAYS = 14
 # The TX powers GAEN accepts (dBm): receivers drop adverts whose metadata says otherwise.
 TX_POWER_RANGE = (-50, 20)

@@ -1,20 +1,20 @@
 """Named phone models from the calibration table the estimator uses, and the radio offsets they imply.
 
-Each agent's phone is one row of the table (oem, device, model, rssi_correction, tx_power_correction,
-confidence), drawn uniformly. The table says how far a model's radio is from the reference, so its true
-offsets follow from it, plus a small residual (``ChannelParams.device_sigma``: units differ, the table
-does not know yours):
+Each agent's phone is one row of the table (oem, device, model, rssi_correction, tx,
+calibration_confidence), drawn uniformly. The table says how far a model's radio is from the
+reference, so its true offsets follow from it, plus a small residual (``ChannelParams.device_sigma``:
+units differ, the table does not know yours):
 
 - receiving: a model with RSSI correction ``c`` reads ``c`` dB low against the reference; the channel's
   ``rssi_at_1m`` is what a phone whose correction is the scenario's ``rssi_correction`` (the fleet
   value the estimators' ``ChannelModel`` assumes) reads, so ``rx offset = rssi_correction - c``;
-- transmitting: the table's TX column is in GAEN's calibration units (about -30 dBm); the project's
-  channel and estimators use the 8 dBm reference (``tx_power``), so a phone advertises
-  ``tx_power + (its TX correction - the table's mean)`` (rounded: the AEM holds whole dBm) and
-  transmits that much above the reference.
+- transmitting: the table's ``tx`` is the model's calibrated TX power on GAEN's scale, the one every
+  estimator uses; the channel's ``rssi_at_1m`` is heard from a phone with the fleet TX
+  (``FLEET_TX_POWER_DBM``), so a phone advertises its row's ``tx`` (rounded: the AEM holds whole dBm)
+  and transmits ``tx - fleet`` dB above the reference.
 
-The app applies the table's correction for its own model (:meth:`CalibrationTable.lookup`, as real apps
-do) and puts the looked-up TX power and confidence in its GAEN metadata.
+The app applies its own row's correction (as real apps do) and puts its row's TX power and confidence
+in its GAEN metadata.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation import CalibrationTable, default_calibration
+from proximity.estimation.calibration import FLEET_TX_POWER_DBM
 
 if TYPE_CHECKING:
     from proximity.sim.scenario import Scenario
@@ -55,11 +56,10 @@ class DeviceModels:
     ) -> DeviceModels:
         table = table or default_calibration()
         rows = table.rows
-        looked_up = [table.lookup(r.oem, r.device, r.model) for r in rows]
-        correction = np.array([c.rssi_correction for c in looked_up], np.float64)
-        tx_table = np.array([c.tx_power_correction for c in looked_up], np.float64)
-        advertised = np.round(scenario.tx_power + tx_table - tx_table.mean()).astype(np.int64)
-        confidence = np.array([c.confidence for c in looked_up], np.int64)
+        correction = np.array([r.rssi_correction for r in rows], np.float64)
+        tx_table = np.array([r.tx for r in rows], np.float64)
+        advertised = np.round(tx_table).astype(np.int64)
+        confidence = np.array([r.confidence for r in rows], np.int64)
         model = rng.integers(len(rows), size=n).astype(np.int64)
         sigma = scenario.channel.device_sigma
         residual_rx = rng.normal(0.0, sigma, n)
@@ -71,7 +71,7 @@ class DeviceModels:
             tx_power=advertised[model],
             confidence=confidence[model],
             true_rx_offset=scenario.rssi_correction - correction[model] + residual_rx,
-            true_tx_offset=(tx_table - tx_table.mean())[model] + residual_tx,
+            true_tx_offset=(tx_table - FLEET_TX_POWER_DBM)[model] + residual_tx,
         )
 
     def name(self, agent: int) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.keyring import KeyRing, KeyRingSettings
+from proximity.keyring import DEFAULT_TX_POWER, KeyRing, KeyRingSettings
 from proximity.matching import DiagnosisKey, ReportType
 from proximity.schemes import BLUEZONE, GAEN, BluezoneDailyKey
 from proximity.schemes.gaen import ENIN_SECONDS
@@ -32,7 +32,7 @@ class Phones:
         start: float,
         end: float,
         rng: np.random.Generator,
-        tx_power: int | NDArray[np.int64] = 8,
+        tx_power: int | NDArray[np.int64] = DEFAULT_TX_POWER,
         confidence: int | NDArray[np.int64] = 0,
     ) -> None:
         """``tx_power`` and ``confidence`` (per agent, or one for all) go into each phone's metadata."""

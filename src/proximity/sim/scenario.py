@@ -31,6 +31,7 @@ from typing import Any
 
 from proximity.errors import ProximityError
 from proximity.estimation import estimator_names
+from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB
 from proximity.sim.channel import ChannelParams
 from proximity.sim.duty import DUTY_CYCLES
 from proximity.sim.mobility import CrowdParams
@@ -58,8 +59,7 @@ class Scenario:
     diagnosed: float = 0.1
     contact_distance: float = 2.0
     contact_minutes: float = 15.0
-    rssi_correction: float = 4.0  # the fleet correction rssi_at_1m is read with (estimation's ChannelModel)
-    tx_power: int = 8  # reference dBm phones advertise (+ their model's TX offset) in GAEN metadata
+    rssi_correction: float = FLEET_RSSI_CORRECTION_DB  # the correction rssi_at_1m is read with
     chunk: float = 900.0
     forget: float = 0.0  # > 0: pairs apart this long are settled (bounded memory; see sim/ledger.py)
     hold: float = 0.0  # > 0: a pair's sightings are judged in pieces of about this long

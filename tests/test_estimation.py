@@ -26,7 +26,9 @@ from proximity.estimation.calibration import (
     CalibrationLevel,
     CalibrationTable,
     attenuation,
+    default_aliases,
     default_calibration,
+    parse_aliases,
     resolve_model,
 )
 from proximity.estimation.estimators import (
@@ -133,7 +135,8 @@ def test_recording_names_resolve_through_the_alias_file() -> None:
     )
     assert resolve_model("Google Pixel 5").level is CalibrationLevel.EXACT  # OEM + model, no alias needed
     assert resolve_model("TestPhone1").how == "fleet"
-    # every phone name in the shipped recordings is an alias (only blank and MIT's TestPhones are unknown)
+    # every phone name in the shipped recordings is an alias (only blank and MIT's TestPhones are unknown;
+    # blank names in MIT Matrix and range_angle follow those files' rules, tested below)
     names = set()
     for path in (REPO / "data").glob("*.csv.gz"):
         with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -141,6 +144,45 @@ def test_recording_names_resolve_through_the_alias_file() -> None:
                 names |= {row["receiver_model"], row["beacon_model"]}
     unknown = {n for n in names if resolve_model(n).how == "fleet"}
     assert unknown == {"", "TestPhone1", "TestPhone2", "TestPhone3", "TestPhone4"}
+
+
+def test_blank_model_names_follow_their_files_documented_rule() -> None:
+    """data/README.md: MIT Matrix is "between two iPhones", range_angle's beacon is BlueProx's iOS
+    transmitter; mit_static's TestPhones are undocumented. A blank name there is an iPhone of unknown
+    model (Apple's median row); in any other file it stays fleet."""
+    apple = default_calibration().lookup("apple")
+    assert (apple.tx, apple.rssi_correction, apple.how) == (-8.0, 0.0, "oem")
+    for dataset in ("mit-matrix-rssi", "range_angle"):
+        assert resolve_model("", dataset=dataset) == apple
+        assert resolve_model("  ", dataset=dataset) == apple
+        assert default_aliases()["\x00" + dataset].why.startswith("data/README.md")
+    for dataset in ("mit_static", "kri_anechoic", "herald_edison", ""):
+        assert resolve_model("", dataset=dataset).how == "fleet"
+    assert resolve_model("TestPhone1", dataset="mit-matrix-rssi").how == "fleet"  # only blank names
+    assert resolve_model("iPhone 8", dataset="mit-matrix-rssi").tx == -13  # named phones unchanged
+    # the recordings reader passes its file name as the dataset
+    row = "C,s,,,{r},{b},1.0,0,-60,-999\n"
+    for source, receiver, beacon in (("mit-matrix-rssi", "oem", "oem"), ("mit_static", "fleet", "fleet"),
+                                     ("range_angle", "exact", "oem")):  # fmt: skip
+        names = {"r": "iPhone 8" if receiver == "exact" else "", "b": ""}
+        (session,) = parse_recordings(HEADER + row.format(**names), source)
+        assert (session.receiver.how, session.beacon.how) == (receiver, beacon)
+    assert parse_recordings(HEADER + row.format(r="", b=""), "mit-matrix-rssi")[0].beacon.tx == -8
+    assert parse_recordings(HEADER + row.format(r="", b=""), "mit_static")[0].beacon.tx == -24
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name,oem,model,kind,dataset,why\n,apple,,phone,f,\n",  # a rule without its reason
+        "name,oem,model,kind,dataset,why\n,apple,,phone,,because\n",  # blank name, no file
+        "name,oem,model,kind,dataset,why\nX,apple,,phone,f,because\n",  # a named row scoped to a file
+        "name,oem,model,kind\nX,apple,,radio\n",
+    ],
+)
+def test_bad_alias_rows_are_refused(text: str) -> None:
+    with pytest.raises(CalibrationError, match="aliases line 2"):
+        parse_aliases(text)
 
 
 def test_legacy_calibration_columns_are_read() -> None:

@@ -18,6 +18,7 @@ from proximity.estimation.calibration import (
     attenuation,
     default_aliases,
     default_calibration,
+    parse_aliases,
     resolve_model,
 )
 from proximity.estimation.estimators import (
@@ -102,6 +103,7 @@ __all__ = [
     "ndcf_interval",
     "operating_point",
     "p_within_at",
+    "parse_aliases",
     "resolve_model",
     "roc_auc",
     "scan_instances",

@@ -10,7 +10,10 @@ back to the same model family (a model name sharing a long prefix, SIMILAR), the
 list, -24 dBm and +3 dB (:data:`FLEET_TX_POWER_DBM`, :data:`FLEET_RSSI_CORRECTION_DB`). Recordings and
 people name phones by marketing names; :func:`resolve_model` maps them through the package's alias file
 (data/aliases.csv) to table rows, and treats sniffers (nRF52, Ubertooth) as receivers with the fleet
-correction.
+correction. A blank name is an unknown phone (fleet), unless the alias file holds a rule for the
+recording file it comes from: a blank-name row with a ``dataset`` and the provenance sentence (``why``)
+that establishes what those phones are (e.g. MIT Matrix, "between two iPhones": an iPhone of unknown
+model, Apple's median row, which is the median iPhone since every Apple row is one).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "attenuation",
     "default_aliases",
     "default_calibration",
+    "parse_aliases",
     "resolve_model",
 ]
 
@@ -244,27 +248,49 @@ def attenuation(
 
 @dataclass(frozen=True, slots=True)
 class ModelAlias:
-    """A name phones go by (a recording's marketing name) -> a table key, or a sniffer (no phone)."""
+    """A name phones go by (a recording's marketing name) -> a table key, or a sniffer (no phone).
+
+    With ``dataset`` set and ``name`` blank it is that recording file's rule for blank model names,
+    ``why`` the documented provenance that justifies it."""
 
     name: str
     oem: str
     model: str
     sniffer: bool = False
+    dataset: str = ""
+    why: str = ""
+
+
+def _blank_key(dataset: str) -> str:
+    """The alias key of a file's rule for blank names; no name collides (recording model names never
+    hold control characters, recordings.py refuses them)."""
+    return "\x00" + _norm(dataset)
 
 
 @cache
 def default_aliases() -> dict[str, ModelAlias]:
-    """The package's alias file (data/aliases.csv: name, oem, model, kind phone|sniffer), by
-    normalised name."""
+    """The package's alias file (data/aliases.csv), by normalised name; each file's blank-name rule
+    under its own key."""
     text = resources.files("proximity.estimation").joinpath("data/aliases.csv").read_text("utf-8")
+    return parse_aliases(text)
+
+
+def parse_aliases(text: str) -> dict[str, ModelAlias]:
+    """An alias CSV (name, oem, model, kind phone|sniffer[, dataset, why]). A row with a blank name is
+    the rule for blank model names in recording file ``dataset`` (its name without .csv.gz) and must
+    say ``why`` (the provenance sentence that establishes the phones)."""
     aliases = {}
     for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        kind = (row.get("kind") or "phone").strip()
-        if kind not in ("phone", "sniffer") or not (row.get("name") or "").strip():
-            raise CalibrationError(f"aliases line {line}: need a name and kind phone or sniffer")
-        alias = ModelAlias(row["name"].strip(), (row["oem"] or "").strip(), (row["model"] or "").strip(),
-                           kind == "sniffer")  # fmt: skip
-        aliases[_norm(alias.name)] = alias
+        name, kind, dataset, why = ((row.get(c) or "").strip() for c in ("name", "kind", "dataset", "why"))
+        if (kind or "phone") not in ("phone", "sniffer"):
+            raise CalibrationError(f"aliases line {line}: kind must be phone or sniffer, got {kind!r}")
+        if bool(name) == bool(dataset) or (dataset and not why):
+            raise CalibrationError(
+                f"aliases line {line}: need a name, or (for blank names in one file) a dataset and why"
+            )
+        alias = ModelAlias(name, (row.get("oem") or "").strip(), (row.get("model") or "").strip(),
+                           kind == "sniffer", dataset, why)  # fmt: skip
+        aliases[_norm(name) if name else _blank_key(dataset)] = alias
     return aliases
 
 
@@ -272,13 +298,16 @@ def resolve_model(
     name: str,
     table: CalibrationTable | None = None,
     aliases: dict[str, ModelAlias] | None = None,
+    dataset: str = "",
 ) -> Calibration:
     """A phone named as people and recordings name it: through the alias file to the table, else the
     name itself as a model (its family, then the OEM its first word names), else the fleet value.
-    A sniffer gets the fleet values, marked ``sniffer``."""
+    A sniffer gets the fleet values, marked ``sniffer``. A blank name from recording file ``dataset``
+    follows that file's blank-name rule if the alias file has one, else gets the fleet value."""
     table = table or default_calibration()
     aliases = default_aliases() if aliases is None else aliases
-    alias = aliases.get(_norm(name))
+    key = _norm(name) or (_blank_key(dataset) if dataset else "")
+    alias = aliases.get(key) if key else None
     if alias is not None and alias.sniffer:
         fleet = table.fleet()
         return Calibration(fleet.rssi_correction, fleet.tx, fleet.confidence, fleet.level, sniffer=True)

@@ -4,9 +4,9 @@ One session = one (config, session) of one file: one receiver hearing one beacon
 distance. Its attenuation is on GAEN's scale, like everything else in the project: the beacon's
 calibrated TX power and the receiver's RSSI correction come from the calibration table, by the
 recording's model names through the alias file (:func:`resolve_model`: exact, family, OEM or fleet;
-sniffers get the fleet correction). The recordings' ``tx_power`` column is the advert's TX Power
-Level, another quantity on another scale: it is kept (``tx_power``, NaN where not reported) but
-never used for attenuation.
+sniffers get the fleet correction; a blank name follows its file's blank-name rule, if the alias file
+has one). The recordings' ``tx_power`` column is the advert's TX Power Level, another quantity on
+another scale: it is kept (``tx_power``, NaN where not reported) but never used for attenuation.
 
 Bad input is refused whole with one line naming the file, the row and the column: missing columns, a
 row with too few or too many cells, a non-numeric or fractional RSSI, a bad time or distance, a
@@ -176,7 +176,7 @@ def parse_recordings(
     order = np.argsort(code[keep], kind="stable")
     kept = np.flatnonzero(keep)[order]
     bounds = np.flatnonzero(np.diff(code[kept])) + 1
-    table_args = {"table": table, "aliases": aliases}
+    table_args = {"table": table, "aliases": aliases, "dataset": source}
     found: dict[str, Calibration] = {}
 
     def calibration(name: str) -> Calibration:

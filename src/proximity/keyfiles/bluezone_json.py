@@ -23,8 +23,10 @@ def parse_records(data: bytes | str, source: str = "bluezone records") -> list[B
     """Records from the JSON form (``{"data": [...]}``, or a bare list); a bad record names its index."""
     try:
         document: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedKeyFileError(source, f"not JSON ({error})") from None
+    except (ValueError, UnicodeDecodeError) as error:  # also a 5,000-digit integer (str limit)
+        raise MalformedKeyFileError(source, f"not JSON ({str(error)[:200]})") from None
+    except RecursionError:
+        raise MalformedKeyFileError(source, "not JSON (nested deeper than the parser allows)") from None
     items = document.get("data") if isinstance(document, dict) else document
     if not isinstance(items, list):
         raise MalformedKeyFileError(source, 'expected {"data": [records...]} or a list of records')

@@ -282,7 +282,7 @@ def test_a_pubkey_that_is_not_p256_is_named(published: Path, capsys: pytest.Capt
 
 @pytest.mark.parametrize(
     ("time", "problem"),
-    [("nan", "not finite"), ("inf", "not finite"), ("-inf", "not finite"), ("1e999", "not finite")],
+    [("nan", "finite"), ("inf", "finite"), ("-inf", "finite"), ("1e999", "finite")],
 )
 def test_a_non_finite_time_in_the_csv_names_the_row(
     published: Path, capsys: pytest.CaptureFixture[str], time: str, problem: str

@@ -36,6 +36,7 @@ from proximity.payloads.adverts import (
     GAEN_SERVICE_UUID16,
     decode_bleak,
 )
+from proximity.radio import RSSI_RANGE
 from proximity.schemes import SCHEME_NAMES
 from proximity.sightings import Sighting
 
@@ -43,7 +44,7 @@ __all__ = ["SERVICE_UUIDS", "ScanStats", "Scanner", "bluetooth_unavailable", "or
 
 SERVICE_UUIDS = {"gaen": GAEN_SERVICE_UUID, "bluezone": BLUEZONE_SERVICE_UUID}
 _AD_SERVICE_DATA_16 = 0x16
-MAX_RSSI = 20  # dBm; HCI reports -127..20, and 127 for "not available"
+MAX_RSSI = RSSI_RANGE[1]  # dBm; HCI reports -127..20, and 127 for "not available"
 _AD_MANUFACTURER = 0xFF
 
 

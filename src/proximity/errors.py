@@ -35,6 +35,7 @@ __all__ = [
     "NoKeyForTimeError",
     "NotAKeyRingError",
     "ObservationsFileError",
+    "PayloadTypeError",
     "ProximityError",
     "RecordingFormatError",
     "ReplayError",
@@ -97,6 +98,16 @@ class MalformedPayloadError(ProximityError, ValueError):
         self.expected = expected
         self.actual = actual
         super().__init__(f"{scheme} {field} must be {expected} bytes, got {actual}")
+
+
+class PayloadTypeError(ProximityError, TypeError):
+    """An advert's payload is not bytes (e.g. an int from a broken backend, which ``bytes()`` would
+    turn into that many zero bytes); ``what`` names the field."""
+
+    def __init__(self, what: str, got: str) -> None:
+        self.what = what
+        self.got = got
+        super().__init__(f"{what} must be bytes, got {got}")
 
 
 class KeyRingError(ProximityError):

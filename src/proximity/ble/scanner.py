@@ -28,7 +28,7 @@ from bleak.exc import (
 
 from proximity.ble.recording import RecordedAdvert
 from proximity.ble.replay import BLEAK_NO_RSSI, Replay, ReplayBackend
-from proximity.errors import BluetoothUnavailableError, MalformedPayloadError
+from proximity.errors import BluetoothUnavailableError, MalformedPayloadError, PayloadTypeError
 from proximity.payloads.adverts import (
     BLUEZONE_COMPANY_ID,
     BLUEZONE_SERVICE_UUID,
@@ -193,7 +193,7 @@ class Scanner:
             )
         try:
             advert = decode_bleak(data.service_data, data.manufacturer_data)
-        except MalformedPayloadError:
+        except (MalformedPayloadError, PayloadTypeError):
             self.stats.malformed += 1
             return
         if advert is None or advert.scheme not in self.schemes:

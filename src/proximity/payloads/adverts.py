@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from proximity.errors import MalformedPayloadError
+from proximity.errors import MalformedPayloadError, PayloadTypeError
 from proximity.payloads.adstructures import (
     AD_COMPLETE_16BIT_UUIDS,
     AD_FLAGS,
@@ -208,7 +208,7 @@ def decode_bleak(service_data: Mapping[str, bytes], manufacturer_data: Mapping[i
 def _payload(what: str, value: object) -> bytes:
     """A payload as bytes; anything else (``bytes(5)`` would make five zero bytes of an int) is refused."""
     if not isinstance(value, bytes | bytearray | memoryview):
-        raise TypeError(f"{what} must be bytes, got {type(value).__name__}")
+        raise PayloadTypeError(what, type(value).__name__)
     return bytes(value)
 
 

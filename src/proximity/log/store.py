@@ -183,6 +183,8 @@ class EncounterLog:
                 raise EncounterLogCorruptError(self.path, "it is another program's SQLite database")
         if version > SCHEMA_VERSION:
             raise EncounterLogVersionError(self.path, version, SCHEMA_VERSION)
+        if version < 0:  # no version of this library writes one: a damaged header
+            raise EncounterLogCorruptError(self.path, f"its schema version {version} is impossible")
 
     def _configure(self) -> None:
         mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -208,6 +210,8 @@ class EncounterLog:
                 self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             if version > SCHEMA_VERSION:
                 raise EncounterLogVersionError(self.path, version, SCHEMA_VERSION)
+            if version < 0:
+                raise EncounterLogCorruptError(self.path, f"its schema version {version} is impossible")
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     self._db.execute(statement)

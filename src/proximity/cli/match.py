@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import re
@@ -369,20 +370,25 @@ def _match(args: argparse.Namespace) -> int:
         + (f" ({skipped} malformed skipped)" if skipped else "")
         + f", {len(matches)} matched"
     )
+    # the verdict's day is the ISO date, as at the top level (it was unix seconds; see CHANGELOG.md)
+    verdicts = [
+        {**verdict(day.match, args.estimator, settings), "day": format_utc(day.day)[:10]} for day in days
+    ]
+    if args.log and days:
+        kept = _record_exposures(args.log, days, verdicts)
+        print(f"{kept} exposure(s) kept in the log {args.log}", file=sys.stderr)
     if args.json:
         print_json(
             [
-                {**_day_json(day), "verdict": verdict(day.match, args.estimator, settings),
-                 "rssi_correction_db": settings.rssi_correction}
-                for day in days
+                {**_day_json(day), "verdict": v, "rssi_correction_db": settings.rssi_correction}
+                for day, v in zip(days, verdicts, strict=True)
             ]
-        )  # fmt: skip
+        )
         print(f"{summary}; RSSI correction {correction}", file=sys.stderr)
         return 0
     if not days:
         print(f"no matches: {summary}")
         return 0
-    verdicts = [verdict(day.match, args.estimator, settings) for day in days]
     print_table(
         [
             *("scheme", "key", "day (UTC)", "sightings", "IDs", "first seen (UTC)", "last seen (UTC)"),
@@ -406,6 +412,39 @@ def _match(args: argparse.Namespace) -> int:
     )
     print(f"\n{summary}\nRSSI correction {correction}; close contact unknown = heard without an RSSI")
     return 0
+
+
+def _record_exposures(path: str, days: Sequence[Any], verdicts: Sequence[dict[str, Any]]) -> int:
+    """Keep what `match --log` found in the log it read (the README's "exposures found later")."""
+    from proximity.log import EncounterLog, ExposureRecord
+
+    found_at = time.time()
+    records = [
+        ExposureRecord(
+            scheme=day.match.scheme,
+            key=day.match.key_data,
+            day=int(day.day),
+            first_time=float(day.first_seen),
+            last_time=float(day.last_seen),
+            sightings=int(day.sightings),
+            found_at=found_at,
+            verdict=json.dumps(_nulls(v), allow_nan=False, default=str),
+        )
+        for day, v in zip(days, verdicts, strict=True)
+    ]
+    with EncounterLog(path, create=False) as log:
+        return log.record_exposures(records)
+
+
+def _nulls(value: Any) -> Any:
+    """NaN and infinities as null: the stored verdict is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nulls(v) for v in value]
+    return value
 
 
 def _yes_no_unknown(value: bool | None) -> str:

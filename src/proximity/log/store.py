@@ -354,7 +354,8 @@ class EncounterLog:
 
     @_guarded
     def record_exposures(self, records: Iterable[ExposureRecord]) -> int:
-        """Keep exposures found by matching (one transaction); returns how many were written."""
+        """Keep exposures found by matching (one transaction); returns how many were written. A later
+        finding for the same key and day replaces the earlier one (matching again adds no copy)."""
         rows = [
             (
                 SCHEME_CODES[r.scheme],
@@ -370,6 +371,9 @@ class EncounterLog:
         ]
         self._begin()
         try:
+            self._db.executemany(
+                "DELETE FROM exposures WHERE scheme = ? AND key = ? AND day = ?", [row[:3] for row in rows]
+            )
             self._db.executemany(
                 "INSERT INTO exposures (scheme, key, day, first_time, last_time, sightings, found_at, "
                 "verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -22,11 +22,13 @@ def test_fuzz_adverts() -> None:
     with guarded("adverts") as guard:
 
         @FUZZ_SETTINGS
-        @given(inputs(SEEDS, 64), VALUES, VALUES)
-        def run(raw: bytes, service: Any, manufacturer: Any) -> None:
-            guard.call(lambda: decode_ad_bytes(raw))
-            guard.call(
-                lambda: decode_bleak({GAEN_SERVICE_UUID: service}, {BLUEZONE_COMPANY_ID: manufacturer})
-            )
+        @given(st.booleans(), inputs(SEEDS, 64), VALUES, VALUES)
+        def run(raw_bytes: bool, raw: bytes, service: Any, manufacturer: Any) -> None:
+            if raw_bytes:
+                guard.call(lambda: decode_ad_bytes(raw))
+            else:
+                guard.call(
+                    lambda: decode_bleak({GAEN_SERVICE_UUID: service}, {BLUEZONE_COMPANY_ID: manufacturer})
+                )
 
         run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fuzzing import FUZZ_SETTINGS, guarded, inputs
 from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import FIXTURES
 from proximity.ble.btsnoop import advertising_reports, hci_commands
@@ -17,9 +18,11 @@ def test_fuzz_btsnoop() -> None:
     with guarded("btsnoop") as guard:
 
         @FUZZ_SETTINGS
-        @given(inputs(SEEDS))
-        def run(data: bytes) -> None:
-            guard.call(lambda: list(recorded_from_reports(advertising_reports(data))))
-            guard.call(lambda: list(hci_commands(data)))
+        @given(inputs(SEEDS), st.booleans())
+        def run(data: bytes, adverts: bool) -> None:
+            if adverts:
+                guard.call(lambda: list(recorded_from_reports(advertising_reports(data))))
+            else:
+                guard.call(lambda: list(hci_commands(data)))
 
         run()

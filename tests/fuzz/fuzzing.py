@@ -27,14 +27,16 @@ import json
 import os
 import resource
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proximity.errors import ProximityError
@@ -145,6 +147,20 @@ def guarded(name: str, *, allow_escapes: bool = False) -> Iterator[Stats]:
             }
             with open(REPORT, "a") as handle:
                 handle.write(json.dumps(line) + "\n")
+
+
+def fuzz_file_reader(name: str, data: st.SearchStrategy[bytes], read: Callable[[Path], object]) -> None:
+    """A harness for a reader that takes a path: each input is written to one file, then read."""
+    with tempfile.TemporaryDirectory() as folder, guarded(name) as guard:
+        path = Path(folder) / "input"
+
+        @FUZZ_SETTINGS
+        @given(data)
+        def run(content: bytes) -> None:
+            path.write_bytes(content)
+            guard.call(lambda: read(path))
+
+        run()
 
 
 # -- mutation ----------------------------------------------------------------------------------------

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from fuzzing import FUZZ_SETTINGS, guarded, inputs, json_values
-from hypothesis import given
+from fuzzing import fuzz_file_reader, inputs, json_values
 from hypothesis import strategies as st
 
 from proximity.keyring import KeyRing
@@ -37,13 +34,8 @@ def checksummed(draw: st.DrawFn) -> bytes:
 
 
 def test_fuzz_keyring() -> None:
-    with tempfile.TemporaryDirectory() as folder, guarded("keyring") as guard:
-        path = Path(folder) / "ring.json"
-
-        @FUZZ_SETTINGS
-        @given(st.one_of(inputs(SEEDS), checksummed()))
-        def run(data: bytes) -> None:
-            path.write_bytes(data)
-            guard.call(lambda: load_keyring(path).rolled(1_700_300_000.0))
-
-        run()
+    fuzz_file_reader(
+        "keyring",
+        st.one_of(inputs(SEEDS), checksummed()),
+        lambda path: load_keyring(path).rolled(1_700_300_000.0),
+    )

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from fuzzing import FUZZ_SETTINGS, guarded, inputs
-from hypothesis import given
+from fuzzing import fuzz_file_reader, inputs
 
 from proximity.cli.match import read_observed_csv
 
@@ -22,13 +18,4 @@ SEEDS = [
 
 
 def test_fuzz_observed_csv() -> None:
-    with tempfile.TemporaryDirectory() as folder, guarded("observed-csv") as guard:
-        path = Path(folder) / "seen.csv"
-
-        @FUZZ_SETTINGS
-        @given(inputs(SEEDS))
-        def run(data: bytes) -> None:
-            path.write_bytes(data)
-            guard.call(lambda: read_observed_csv(str(path)))
-
-        run()
+    fuzz_file_reader("observed-csv", inputs(SEEDS), lambda path: read_observed_csv(str(path)))

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from fuzzing import FUZZ_SETTINGS, guarded, inputs
-from hypothesis import given
+from fuzzing import fuzz_file_reader, inputs
 from hypothesis import strategies as st
 
 from conftest import TESTS
@@ -32,13 +28,4 @@ def scenarios(draw: st.DrawFn) -> bytes:
 
 
 def test_fuzz_scenario() -> None:
-    with tempfile.TemporaryDirectory() as folder, guarded("scenario-toml") as guard:
-        path = Path(folder) / "s.toml"
-
-        @FUZZ_SETTINGS
-        @given(st.one_of(inputs(SEEDS), scenarios()))
-        def run(data: bytes) -> None:
-            path.write_bytes(data)
-            guard.call(lambda: load_scenario(path))
-
-        run()
+    fuzz_file_reader("scenario-toml", st.one_of(inputs(SEEDS), scenarios()), load_scenario)

@@ -221,7 +221,7 @@ def _observed_row(
     if scheme is None:
         raise bad("id", f"an ID of {len(value)} bytes is neither GAEN (16) nor Bluezone (12)")
     try:
-        at = parse_time(text["time"][:64])
+        at = parse_time(text["time"])
     except InvalidTimeError as error:
         raise bad("time", str(error)) from None
     if not 0 <= at <= LATEST_TIME:
@@ -231,7 +231,7 @@ def _observed_row(
     rssi = math.nan
     if text["rssi"]:
         try:
-            rssi = float(text["rssi"][:32])
+            rssi = float(text["rssi"])
         except ValueError:
             raise bad("rssi", f"rssi must be a number of dBm, got {text['rssi']!r:.40}") from None
         if (problem := rssi_problem(rssi)) is not None:
@@ -239,7 +239,7 @@ def _observed_row(
     metadata = None
     if text["metadata"]:
         try:
-            metadata = bytes.fromhex(text["metadata"][: 2 * AEM_LENGTH + 2])
+            metadata = bytes.fromhex(text["metadata"])
         except ValueError:
             raise bad("metadata", f"metadata must be hex, got {text['metadata']!r:.40}") from None
         if scheme != "gaen" or len(metadata) != AEM_LENGTH:

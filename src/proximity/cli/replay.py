@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import sys
 from collections.abc import Callable
+from typing import cast
 
 from proximity.cli.common import CommandError, print_json, print_table
 from proximity.schemes import SCHEME_NAMES
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(play())
         sink.flush()
         log.finish_source(source)  # only now: a replay killed before this is redone on the next run
-    results = [r for pair in sink.results for r in pair]  # type: ignore[attr-defined]
+    results = [r for pair in sink.results for r in cast(tuple[object, ...], pair)]  # see _writer
     summary = {
         "file": args.file,
         "db": args.db,

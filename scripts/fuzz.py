@@ -69,8 +69,9 @@ def _table(report: Path) -> None:
     rows = [json.loads(line) for line in report.read_text().splitlines()]
     header = ("input path", "examples", "refused", "escapes", "hangs", "peak MB", "seconds")
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    keys = ("harness", "examples", "refused", "escapes", "hangs", "peak_mb", "seconds")
     for r in rows:
-        cells = (r["harness"], r["examples"], r["refused"], r["escapes"], r["hangs"], r["peak_mb"], r["seconds"])
+        cells = [r[key] for key in keys]
         print("| " + " | ".join(str(c) for c in cells) + " |")
         for kind, sample in r.get("escape_samples", {}).items():
             print(f"|   escape {kind}: {sample} |")

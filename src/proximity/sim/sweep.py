@@ -10,6 +10,7 @@ rows, with ``interrupted`` set and ``missing`` counting the runs not done.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import os
@@ -117,7 +118,7 @@ def _on_dask(
             done[futures[future]] = future.result()
             if progress:
                 progress(count, len(tasks))
-    except BaseException:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         # Ctrl-C (or the event loop's CancelledError under it): keep the runs that finished meanwhile
         for future, task in futures.items():
             if task not in done and future.status == "finished":

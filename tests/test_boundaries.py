@@ -594,3 +594,10 @@ def test_resource_limit_error_names_the_limit() -> None:
     error = ResourceLimitError("f.csv", "MAX_OBSERVED_ROWS", 11, 10)
     assert "MAX_OBSERVED_ROWS" in str(error) and isinstance(error, ValueError)
     assert issubclass(EncounterLogCorruptError, EncounterLogError)
+
+
+def test_a_bluezone_time_end_of_hundreds_of_digits_is_refused_not_overflowing() -> None:
+    # Found by the fuzz harness: the refusal's own message divided the span as a float.
+    record = {"daily_key": "ab" * 32, "time_start": 1596240000, "max": 96, "time_end": int("9" * 400)}
+    with pytest.raises(MalformedKeyFileError, match="far more"):
+        parse_records(json.dumps([record]))

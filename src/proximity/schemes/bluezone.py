@@ -132,11 +132,12 @@ class BluezoneDailyKey:
             raise InvalidKeyError(
                 f"time_start must be unix seconds from 1970 to year 9998, got {self.time_start}"
             )
-        if self.time_end - self.time_start > MAX_RECORD_DAYS * SECONDS_PER_DAY:
+        span = self.time_end - self.time_start
+        if span > MAX_RECORD_DAYS * SECONDS_PER_DAY:
+            days = f"{span // SECONDS_PER_DAY:,}" if span < 10**15 else "far more"  # integers: no overflow
             raise InvalidKeyError(
-                f"a record may span at most {MAX_RECORD_DAYS} days (MAX_RECORD_DAYS), this one spans "
-                f"{(self.time_end - self.time_start) / SECONDS_PER_DAY:.6g} (time_end {self.time_end}: "
-                "milliseconds?)"
+                f"a record may span at most {MAX_RECORD_DAYS} days (MAX_RECORD_DAYS); this one spans {days} "
+                "days (is time_end in milliseconds?)"
             )
 
     @property

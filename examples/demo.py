@@ -39,6 +39,13 @@ def step(title: str, *argv: str) -> None:
         sys.exit(f"demo step failed: {title}")
 
 
+def refused(title: str, *argv: str) -> None:
+    """A step that must be refused with one line (bad input, or a file that is not the command's own)."""
+    print(f"\n$ proximity {' '.join(argv)}    # {title}", flush=True)
+    if proximity(list(argv)) == 0:
+        sys.exit(f"demo step should have been refused: {title}")
+
+
 def record_meeting(colleague_ring: Path, start: float, out: Path) -> int:
     """What your phone heard of the colleague's phone: one advert a second for the meeting."""
     ring = load_keyring(colleague_ring)
@@ -92,6 +99,13 @@ def main() -> None:
             f" from {format_utc(meeting)}, as `proximity scan --record` writes them)"
         )
         step("the meeting, replayed through bleak into the same log", "replay", str(recording), "--db", log)
+        step(
+            "replayed again, it adds nothing: the log knows each capture",
+            "replay",
+            str(recording),
+            "--db",
+            log,
+        )
         step("what your log holds", "log", "stats", "--db", log)
         step("a health authority's signing key", "keys", "signing-key", "--out", signing)
         step(
@@ -103,6 +117,16 @@ def main() -> None:
             "your phone verifies the export, matches it against its log and judges the exposure",
             *("match", "--keys", export, "--pubkey", signing.replace(".pem", ".pub.pem"), "--log", log),
         )
+        step("the exposure found is kept in your log", "log", "stats", "--db", log)
+        notes = tmp / "notes.txt"
+        notes.write_text("not a key ring\n")
+        refused(
+            "a file that is not a key ring is never wiped", "keys", "wipe", "--keyring", str(notes), "--yes"
+        )
+        seen = tmp / "seen.csv"
+        seen.write_text(f"id,time,rssi\n{'ab' * 16},{meeting},127\n")  # 127 = HCI's "no RSSI"
+        refused("bad input gets one line naming the row and field", "match", "--keys", export, "--no-verify",
+                "--observed", str(seen))  # fmt: skip
         step(
             "how well each estimator tells near from far on real recordings (MIT; each carriage judged by "
             "a fit on the other 7), and whether the differences are real (bootstrap intervals)",

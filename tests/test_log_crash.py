@@ -161,9 +161,11 @@ def test_sigkill_mid_replay_loses_no_committed_row(tmp_path: Path) -> None:
         time.sleep(chooser.uniform(0.0, whole))
         os.kill(replay.pid, signal.SIGKILL)
         replay.communicate()
-        if replay.returncode == 0:  # it finished before the kill: forget it, so the next run replays
-            finished_first += 1
-            with EncounterLog(db, create=False) as log:
+        with EncounterLog(db, create=False) as log:
+            if log._db.execute("SELECT count(*) FROM sources WHERE complete = 1").fetchone()[0]:
+                # it finished before the kill: check it whole, then forget it so the next run replays
+                finished_first += 1
+                assert log.stats().by_scheme == {"bluezone": 1000, "gaen": REPLAYED}
                 log._db.execute("DELETE FROM sightings WHERE source IS NOT NULL")
                 log._db.execute("DELETE FROM sources")
         count = _count(db)

@@ -601,3 +601,12 @@ def test_a_bluezone_time_end_of_hundreds_of_digits_is_refused_not_overflowing() 
     record = {"daily_key": "ab" * 32, "time_start": 1596240000, "max": 96, "time_end": int("9" * 400)}
     with pytest.raises(MalformedKeyFileError, match="far more"):
         parse_records(json.dumps([record]))
+
+
+def test_a_negative_schema_version_is_a_damaged_log(tmp_path: Path) -> None:
+    # Found by the fuzz harness: user_version -2**31 made the migration index out of range.
+    db = tmp_path / "log.db"
+    EncounterLog(db).close()
+    _damage(db, "PRAGMA user_version = -2147483648")
+    with pytest.raises(EncounterLogCorruptError, match="schema version -2147483648"):
+        EncounterLog(db)

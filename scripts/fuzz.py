@@ -5,6 +5,7 @@ harness (default 100,000, or $FUZZ_EXAMPLES), ``K`` kills per SIGKILL test (defa
 $FUZZ_KILLS). Harnesses run ``J`` at a time (default 1: the machine is shared). The table at the end
 gives, per input path: examples run, typed refusals, escapes, hangs, peak memory, time; the raw
 lines are in build/fuzz/report.jsonl. Exit status is non-zero if any harness or kill test failed.
+Ctrl-C stops early: each running harness still reports the examples it ran.
 """
 
 from __future__ import annotations
@@ -44,15 +45,20 @@ def main() -> int:
     failed = []
     running: list[tuple[str, subprocess.Popen[bytes]]] = []
     started = time.monotonic()
-    for harness in chosen + ([] if args.only else [None]):
-        targets = [str(harness)] if harness is not None else KILL_TESTS
-        name = harness.name if harness is not None else "SIGKILL tests"
-        while len(running) >= args.jobs:
+    try:
+        for harness in chosen + ([] if args.only else [None]):
+            targets = [str(harness)] if harness is not None else KILL_TESTS
+            name = harness.name if harness is not None else "SIGKILL tests"
+            while len(running) >= args.jobs:
+                failed += _reap(running)
+            print(f"fuzz: running {name} ...", flush=True)
+            running.append((name, subprocess.Popen([*pytest, *targets], cwd=ROOT, env=env)))
+        while running:
             failed += _reap(running)
-        print(f"fuzz: running {name} ...", flush=True)
-        running.append((name, subprocess.Popen([*pytest, *targets], cwd=ROOT, env=env)))
-    while running:
-        failed += _reap(running)
+    except KeyboardInterrupt:  # Ctrl-C reached the harnesses too: each reports what it ran so far
+        for name, process in running:
+            process.wait()
+            failed.append(f"{name} (interrupted)")
     _table(report)
     print(f"fuzz: done in {time.monotonic() - started:.0f} s; failed: {', '.join(failed) or 'none'}")
     return 1 if failed else 0

@@ -610,3 +610,22 @@ def test_a_negative_schema_version_is_a_damaged_log(tmp_path: Path) -> None:
     _damage(db, "PRAGMA user_version = -2147483648")
     with pytest.raises(EncounterLogCorruptError, match="schema version -2147483648"):
         EncounterLog(db)
+
+
+def test_a_sighting_without_an_id_is_a_damaged_log(tmp_path: Path) -> None:
+    # Found by the fuzz harness (a damaged schema): a NULL row id escaped as TypeError.
+    db = tmp_path / "log.db"
+    EncounterLog(db).close()
+    raw = sqlite3.connect(db)
+    raw.execute("DROP TABLE sightings")
+    raw.execute(
+        "CREATE TABLE sightings (id INTEGER, scheme INTEGER, observed_id BLOB, time REAL, rssi INTEGER, "
+        "metadata BLOB, address TEXT, own_id BLOB, source INTEGER)"
+    )
+    raw.execute(
+        "INSERT INTO sightings (id, scheme, observed_id, time) VALUES (NULL, 0, ?, 1.7e9)", (bytes(16),)
+    )
+    raw.commit()
+    raw.close()
+    with EncounterLog(db) as log, pytest.raises(EncounterLogCorruptError, match="not a number"):
+        log.observations("gaen")

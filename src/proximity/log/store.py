@@ -510,8 +510,11 @@ class EncounterLog:
         try:
             time_array = np.asarray(times, dtype=np.float64)
             rssi_array = _nullable_floats(rssi)
-        except (TypeError, ValueError):
-            raise EncounterLogCorruptError(self.path, "a sighting's time or rssi is not a number") from None
+            row_id_array = np.asarray(row_ids, dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            raise EncounterLogCorruptError(
+                self.path, "a sighting's id, time or rssi is not a number"
+            ) from None
         has_aem = np.fromiter((m is not None for m in metadata), dtype=np.bool_, count=n)
         aem = np.zeros((n, AEM_LENGTH), dtype=np.uint8)
         if has_aem.any():
@@ -525,7 +528,7 @@ class EncounterLog:
             rssi=rssi_array,
             aem=aem,
             has_aem=has_aem,
-            row_ids=np.asarray(row_ids, dtype=np.int64),
+            row_ids=row_id_array,
         )
 
     def _blobs(self, row_ids: Sequence[int], values: Sequence[object], length: int, what: str) -> bytes:

@@ -161,7 +161,7 @@ class Scenario:
 
 
 def estimated_memory(scenario: Scenario) -> float:
-    """Bytes a run needs at least, from its dominant terms: the neighbour grids (cells of
+    """Bytes a run needs, estimated from its dominant terms: the neighbour grids (cells of
     ``contact_distance`` and of ``max_range`` over a batch of steps laid side by side, two int64 per
     cell), the seat grid, and per-agent state. An estimate (grids span the whole venue, the
     neighbour search only the occupied part), cheap enough to check before a run allocates."""

@@ -195,8 +195,8 @@ def test_legacy_calibration_columns_are_read() -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("oem,device,model,rssi_correction,calibration_confidence\n", "lacks column"),
-        ("oem,device,model,rssi_correction,tx,calibration_confidence\nA,b,c,x,1,3\n", "line 2"),
+        ("oem,device,model,rssi_correction,calibration_confidence\n", "row 1, column tx: missing"),
+        ("oem,device,model,rssi_correction,tx,calibration_confidence\nA,b,c,x,1,3\n", "row 2, column rssi_c"),
         ("oem,device,model,rssi_correction,tx,calibration_confidence\nA,b,c,1,1,7\n", "confidence"),
         ("oem,device,model,rssi_correction,tx,calibration_confidence\n", "at least one row"),
     ],

@@ -119,7 +119,7 @@ def test_committed_fitted_defaults_are_what_make_fit_writes(tmp_path: Path) -> N
             HEADER + f"A,s,,,x,{'y' * 101},1,0,-60,-999\n",
             "row 2, column beacon_model: model name with over 100",
         ),
-        (HEADER + "A,s,,,x,y,1,0,-60\n", "row 2, column *: 9 cells"),
+        (HEADER + "A,s,,,x,y,1,0,-60\n", "row 2, column tx_power: 9 cells"),
     ],
 )
 def test_bad_recordings_get_one_line_naming_file_row_and_column(

@@ -55,8 +55,9 @@ def test_match_reports_each_estimators_verdict(
     )
     (row,) = json.loads(capsys.readouterr().out)
     assert row["verdict"]["close_contact"] is True  # 20 minutes at -55 dBm is "near" for Bluezone
-    # 30 scans 40 s apart, the first counted as 120 s (GAEN: unknown gap): 21.3 weighted minutes
-    assert row["verdict"]["weighted_minutes"] == pytest.approx(29 * 40 / 60 + 2)
+    # 30 scans 40 s apart, the first credited one scan interval (40 s, under GAEN's 120 s): 20 minutes
+    assert row["verdict"]["weighted_minutes"] == pytest.approx(30 * 40 / 60)
+    assert row["verdict"]["minutes_observed"] == pytest.approx(30 * 40 / 60)
     assert main(["match", "--keys", "bz.json", "--log", "log.db", "--estimator", "cwa"]) == 0
     out = capsys.readouterr().out
     assert "close contact" in out and "cwa" in out

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.errors import CalibrationError
+from proximity.estimation.csvrows import BrokenCsv, cell_name, csv_rows
 
 __all__ = [
     "COLUMNS",
@@ -117,31 +118,29 @@ class CalibrationTable:
             raise CalibrationError("a calibration table needs at least one row (the fleet average)")
 
     @classmethod
-    def parse(cls, text: str) -> CalibrationTable:
+    def parse(cls, text: str, source: str = "calibration CSV") -> CalibrationTable:
         """Read the published CSV (a header with at least :data:`COLUMNS`; the earlier names
-        ``tx_power_correction`` and ``confidence`` are read too; an optional ``list`` column)."""
-        reader = csv.DictReader(io.StringIO(text))
-        names = [_LEGACY_COLUMNS.get(c, c) for c in (reader.fieldnames or ())]
-        missing = [c for c in COLUMNS if c not in names]
-        if missing:
-            raise CalibrationError(f"calibration CSV lacks column(s) {', '.join(missing)}")
+        ``tx_power_correction`` and ``confidence`` are read too; an optional ``list`` column). Blank
+        lines are skipped; any other defect is one :class:`CalibrationError` naming ``source`` (the
+        file), the row (1 = the header) and the column."""
+        names: list[str] = []
         rows = []
-        for line, raw in enumerate(reader, start=2):
-            record = {_LEGACY_COLUMNS.get(k, k): v for k, v in raw.items() if k is not None}
-            try:
-                rows.append(
-                    CalibrationRow(
-                        (record["oem"] or "").strip(),
-                        (record["device"] or "").strip(),
-                        (record["model"] or "").strip(),
-                        float(record["rssi_correction"]),
-                        float(record["tx"]),
-                        int(record["calibration_confidence"]),
-                        (record.get("list") or "").strip(),
-                    )
-                )
-            except (TypeError, ValueError) as error:
-                raise CalibrationError(f"calibration CSV line {line}: {error}") from None
+        try:
+            reader = csv_rows(text)
+            names = [_LEGACY_COLUMNS.get(c, c) for c in next(reader, None) or ()]
+            missing = [c for c in COLUMNS if c not in names]
+            if missing:
+                raise _row_error(source, 1, ", ".join(missing), "missing from the header")
+            for number, cells in enumerate(reader, start=2):
+                if cells:
+                    rows.append(_row(source, number, names, cells))
+        except BrokenCsv as error:
+            raise _row_error(source, error.row, cell_name(names, error.cell),
+                             f"not a readable CSV ({error})") from None  # fmt: skip
+        if not rows:
+            raise CalibrationError(
+                f"{source}: a calibration table needs at least one row (the fleet average)"
+            )
         return cls(tuple(rows))
 
     def _lookup_index(self) -> tuple[dict[str, list[CalibrationRow]], dict[str, list[CalibrationRow]]]:
@@ -198,6 +197,38 @@ class CalibrationTable:
         """The fleet value: the median of the table's non-reference (non-Apple) rows."""
         android = [r for r in self.rows if _norm(r.oem) != "apple"] or list(self.rows)
         return _median(android, CalibrationLevel.FLEET)
+
+
+def _row_error(source: str, row: int, column: str, problem: str) -> CalibrationError:
+    return CalibrationError(f"{source}: row {row}, column {column}: {problem}")
+
+
+def _row(source: str, number: int, names: list[str], cells: list[str]) -> CalibrationRow:
+    """One data row of a calibration CSV, each value checked where it is read."""
+    if len(cells) != len(names):
+        raise _row_error(source, number, cell_name(names, min(len(cells), len(names))),
+                         f"{len(cells)} cells where the header has {len(names)}")  # fmt: skip
+    record = dict(zip(names, cells, strict=True))
+    values: dict[str, float] = {}
+    for name in ("rssi_correction", "tx", "calibration_confidence"):
+        cell = record[name].strip()
+        try:
+            values[name] = float(cell)
+        except ValueError:
+            raise _row_error(source, number, name, f"not a number: {cell[:40]!r}") from None
+        if not math.isfinite(values[name]):
+            raise _row_error(source, number, name, f"must be finite, got {cell[:40]!r}")
+    confidence = values["calibration_confidence"]
+    if confidence not in (0, 1, 2, 3):
+        raise _row_error(
+            source,
+            number,
+            "calibration_confidence",
+            f"must be 0-3, got {record['calibration_confidence'][:40]!r}",
+        )
+    return CalibrationRow(record["oem"].strip(), record["device"].strip(), record["model"].strip(),
+                          values["rssi_correction"], values["tx"], int(confidence),
+                          record.get("list", "").strip())  # fmt: skip
 
 
 def _norm(text: str) -> str:
@@ -280,7 +311,7 @@ def parse_aliases(text: str) -> dict[str, ModelAlias]:
     the rule for blank model names in recording file ``dataset`` (its name without .csv.gz) and must
     say ``why`` (the provenance sentence that establishes the phones)."""
     aliases = {}
-    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+    for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
         name, kind, dataset, why = ((row.get(c) or "").strip() for c in ("name", "kind", "dataset", "why"))
         if (kind or "phone") not in ("phone", "sniffer"):
             raise CalibrationError(f"aliases line {line}: kind must be phone or sniffer, got {kind!r}")

@@ -80,8 +80,14 @@ class EstimationSettings:
 class Verdict:
     """One estimator's judgement of one counterpart on one UTC day (``day`` = its midnight).
 
+    ``minutes_observed`` never exceeds the span of the day's sightings plus one scan interval: the
+    scan-based estimators sum the scans' seconds since the last scan (GAEN's duration), the first
+    scan credited 120 s or the encounter's scan interval if shorter; ``mean-attenuation`` lets each
+    packet stand for the gap to its neighbour (at most 5 minutes). The scan-based estimators'
+    ``attenuation_min_db`` / ``_median_db`` / ``_max_db`` are of the scans' typical attenuation.
     ``mean-attenuation`` works on packets, not scan instances: its ``attenuation_median_db`` is the
-    day's mean packet attenuation (the statistic it judges), ``scans`` counts packets, ``windows`` 0."""
+    day's mean packet attenuation (the statistic it judges), its min and max the packets',
+    ``scans`` counts packets, ``windows`` 0."""
 
     estimator: str
     day: int
@@ -123,12 +129,16 @@ def _days(sightings: CounterpartSightings, settings: EstimationSettings) -> list
 
 
 def _common(name: str, day: int, scans: ScanInstances) -> dict[str, Any]:
+    """What every scan-based verdict reports. The attenuation range and median are all of the scans'
+    typical attenuation (GAEN's per-scan value), so min <= median <= max; ``minutes_observed`` is
+    GAEN's exposure duration, the sum of the scans' seconds since the last scan (see
+    :func:`~proximity.estimation.windows.scan_instances` for the first scan's)."""
     typical = scans.typical_attenuation
     return {
         "estimator": name,
         "day": day,
         "minutes_observed": float(scans.seconds_since_last_scan.sum()) / 60.0,
-        "attenuation_min_db": float(scans.min_attenuation.min()) if len(scans) else math.nan,
+        "attenuation_min_db": float(typical.min()) if len(scans) else math.nan,
         "attenuation_median_db": float(np.median(typical)) if len(scans) else math.nan,
         "attenuation_max_db": float(typical.max()) if len(scans) else math.nan,
         "scans": len(scans),

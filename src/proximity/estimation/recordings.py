@@ -9,14 +9,13 @@ has one). The recordings' ``tx_power`` column is the advert's TX Power Level, an
 another scale: it is kept (``tx_power``, NaN where not reported) but never used for attenuation.
 
 Bad input is refused whole with one line naming the file, the row and the column: missing columns, a
-row with too few or too many cells, a non-numeric or fractional RSSI, a bad time or distance, a
+row with too few cells (the first missing column is named) or too many, text the csv module cannot
+read (a field over its size limit), a non-numeric or fractional RSSI, a bad time or distance, a
 session whose distance changes, a model name with control characters or over 100 characters.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from proximity.estimation.calibration import (
     ModelAlias,
     resolve_model,
 )
+from proximity.estimation.csvrows import BrokenCsv, cell_name, csv_rows
 from proximity.estimation.windows import ScanInstances, scan_instances
 
 __all__ = [
@@ -128,18 +128,25 @@ def parse_recordings(
 ) -> list[Session]:
     """Sessions from the CSV text (columns config, session, distance_m, t_s, rssi[, tx_power,
     receiver_model, beacon_model, ...]); ``source`` names the file in errors and is the dataset."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None) or []
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise _fail(source, 1, ", ".join(missing), "missing from the header")
-    rows = list(reader)
+    header: list[str] = []
+    try:
+        reader = csv_rows(text)
+        header = next(reader, [])
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise _fail(source, 1, ", ".join(missing), "missing from the header")
+        rows = list(reader)
+    except BrokenCsv as error:
+        raise _fail(
+            source, error.row, cell_name(header, error.cell), f"not a readable CSV ({error})"
+        ) from None
     if not rows:
         raise RecordingFormatError(f"{source}: holds no session with an RSSI")
     width = len(header)
     for i, row in enumerate(rows):
         if len(row) != width:
-            raise _fail(source, i + 2, "*", f"{len(row)} cells where the header has {width}")
+            raise _fail(source, i + 2, cell_name(header, min(len(row), width)),
+                        f"{len(row)} cells where the header has {width}")  # fmt: skip
     columns = dict(zip(header, zip(*rows, strict=True), strict=True))
     del rows
     rssi = _numbers(source, "rssi", columns["rssi"])

@@ -2,9 +2,10 @@
 
 A scan instance is one scan's worth of sightings of a counterpart (sightings within ``SCAN_SECONDS`` of
 the scan's first one): its typical (rounded mean) and minimum attenuation, the seconds since the
-previous scan (capped at 5 minutes; 120 s when unknown), and its fast fading (|differences| between
-consecutive packets, which a per-encounter offset cannot shift). Exposure windows group scans per UTC day into
-spans of at most 30 minutes; weighted durations and scores follow the preset's buckets.
+previous scan (capped at 5 minutes; for the first scan, 120 s or the encounter's scan interval if
+shorter), and its fast fading (|differences| between consecutive packets, which a per-encounter offset
+cannot shift). Exposure windows group scans per UTC day into spans of at most 30 minutes; weighted
+durations and scores follow the preset's buckets.
 """
 
 from __future__ import annotations
@@ -103,8 +104,11 @@ def scan_instances(
 ) -> ScanInstances:
     """Group sightings (any order; NaN attenuations dropped) into scan instances.
 
-    The first scan's seconds-since-last-scan is unknown: GAEN counts ``first_scan_seconds`` (120 s);
-    ``None`` uses the encounter's own median scan gap instead (for continuous recordings, where
+    The first scan's seconds-since-last-scan is unknown. GAEN credits it the device's scan interval
+    (the time since its previous scan): here ``first_scan_seconds`` (120 s), or the encounter's own
+    scan interval (the median gap between its scans) where that is shorter, so the scans' seconds
+    never sum to more than the span of the sightings plus one scan interval (30 scans 40 s apart:
+    20 minutes, not 21.3). ``None`` always uses the median gap (for continuous recordings, where
     120 s would give the first scan of a 2-minute session half the weight).
     """
     if not (math.isfinite(scan_seconds) and scan_seconds > 0):
@@ -142,8 +146,10 @@ def scan_instances(
     start = t[bounds]
     gaps = np.diff(start, prepend=np.nan)
     since = np.minimum(gaps, MAX_SCAN_GAP_SECONDS)
-    if first_scan_seconds is not None:
-        since[0] = first_scan_seconds
+    if first_scan_seconds is not None:  # at most one of this encounter's scan intervals
+        since[0] = (
+            min(first_scan_seconds, float(np.median(since[1:]))) if since.size > 1 else first_scan_seconds
+        )
     else:
         since[0] = float(np.median(since[1:])) if since.size > 1 else scan_seconds
     # Consecutive-packet differences within a scan (the pair that straddles a scan boundary is dropped).

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest bench demo clean proto evaluate fit calibration test-ble-stack test-postgres
+.PHONY: install test lint typecheck pytest bench demo clean proto evaluate fit calibration test-ble-stack test-postgres fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Every input path's fuzz harness (tests/fuzz/), long: 100,000 examples each (FUZZ_EXAMPLES=N to
+# change), then the SIGKILL-during-ingest tests with 100 kills each (FUZZ_KILLS=K). `make test` runs the
+# same harnesses with a few hundred examples and a few kills. Table at the end; build/fuzz/report.jsonl.
+fuzz: install
+	$(BIN)/python scripts/fuzz.py
 
 bench: install
 	mkdir -p .benchmarks

@@ -49,6 +49,13 @@ def step(title: str, *argv: str) -> None:
         sys.exit(f"demo step failed: {title}")
 
 
+def refused(title: str, *argv: str) -> None:
+    """A step that must be refused with one line (bad input, or a file that is not the command's own)."""
+    print(f"\n$ proximity {' '.join(argv)}    # {title}", flush=True)
+    if proximity(list(argv)) == 0:
+        sys.exit(f"demo step should have been refused: {title}")
+
+
 def record_meeting(colleague_ring: Path, start: float, out: Path) -> int:
     """What your phone heard of the colleague's phone: one advert a second for the meeting."""
     ring = load_keyring(colleague_ring)
@@ -158,6 +165,13 @@ def main() -> None:
             f" from {format_utc(meeting)}, as `proximity scan --record` writes them)"
         )
         step("the meeting, replayed through bleak into the same log", "replay", str(recording), "--db", log)
+        step(
+            "replayed again, it adds nothing: the log knows each capture",
+            "replay",
+            str(recording),
+            "--db",
+            log,
+        )
         step("what your log holds", "log", "stats", "--db", log)
         step("a health authority's signing key", "keys", "signing-key", "--out", signing)
         step(
@@ -170,6 +184,16 @@ def main() -> None:
             *("match", "--keys", export, "--pubkey", signing.replace(".pem", ".pub.pem"), "--log", log),
             *("--device", "Samsung A20"),
         )
+        step("the exposure found is kept in your log", "log", "stats", "--db", log)
+        notes = tmp / "notes.txt"
+        notes.write_text("not a key ring\n")
+        refused(
+            "a file that is not a key ring is never wiped", "keys", "wipe", "--keyring", str(notes), "--yes"
+        )
+        seen = tmp / "seen.csv"
+        seen.write_text(f"id,time,rssi\n{'ab' * 16},{meeting},127\n")  # 127 = HCI's "no RSSI"
+        refused("bad input gets one line naming the row and field", "match", "--keys", export, "--no-verify",
+                "--observed", str(seen))  # fmt: skip
         key_server_loop(tmp, colleague, log, signing)
         step(
             "how well each estimator tells near from far on recordings it never saw (each of three data "

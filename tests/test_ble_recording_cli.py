@@ -116,9 +116,9 @@ def test_ad_splitting_of_other_structures() -> None:
         ('{"address": "x"}', "missing field 'time'"),
         ('{"time": 1, "address": "x", "rssi": "-60"}', "rssi must be an integer"),
         ('{"time": 1, "address": "x", "service_data": {"fd6f": "zz"}}', "non-hexadecimal"),
-        ('{"time": -1, "address": "x"}', "non-negative"),
+        ('{"time": -1, "address": "x"}', "from 1970 to year 9998"),
         ('{"time": 1' + "0" * 400 + ', "address": "x"}', "time"),
-        ('{"time": 1e999, "address": "x"}', "finite"),
+        ('{"time": 1e999, "address": "x"}', "from 1970 to year 9998"),
         ('{"time": 1, "address": "x", "manufacturer_data": {"1' + "0" * 400 + '": "00"}}', "manufacturer"),
     ],
 )
@@ -182,7 +182,8 @@ def test_replay_command_reads_a_recording(tmp_path: Path, capsys: pytest.Capture
     assert "sightings" in capsys.readouterr().out
     with EncounterLog(db) as log:
         rows = list(log.iter_sightings())
-    assert sorted((s.time, s.rssi) for s in rows) == [(1700000001.0, -88), (1700000003.0, -45)]
+    # the same Bluezone ID 2 s later is dropped, as the node drops it (one row per ID every 5 s)
+    assert sorted((s.time, s.rssi) for s in rows) == [(1700000001.0, -88)]
 
 
 def test_replay_command_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -309,3 +309,16 @@ def test_ids_per_day_is_used_as_given(capsys: pytest.CaptureFixture[str]) -> Non
         "--json",
     )
     assert isinstance(rows, list) and rows[0]["end"] - rows[0]["start"] == 600
+
+
+@pytest.mark.parametrize("scheme", ["gaen", "bluezone"])
+def test_ids_at_before_the_first_key_says_so(
+    keyring_path: Path, capsys: pytest.CaptureFixture[str], scheme: str
+) -> None:
+    # Regression: GAEN silently started at the first key's slot; Bluezone said no key existed.
+    assert main(["keys", "init", "--keyring", str(keyring_path), "--at", "2026-11-20T10:00:00Z"]) == 0
+    capsys.readouterr()
+    line = one_line_error(
+        capsys, "ids", "--scheme", scheme, "--keyring", str(keyring_path), "--at", "2026-11-19T10:00:00Z"
+    )
+    assert "before the key ring's first" in line and "2026-11-20" in line

@@ -282,7 +282,7 @@ def test_a_pubkey_that_is_not_p256_is_named(published: Path, capsys: pytest.Capt
 
 @pytest.mark.parametrize(
     ("time", "problem"),
-    [("nan", "not finite"), ("inf", "not finite"), ("-inf", "not finite"), ("1e999", "not finite")],
+    [("nan", "finite"), ("inf", "finite"), ("-inf", "finite"), ("1e999", "finite")],
 )
 def test_a_non_finite_time_in_the_csv_names_the_row(
     published: Path, capsys: pytest.CaptureFixture[str], time: str, problem: str
@@ -309,3 +309,23 @@ def test_the_same_bluezone_key_in_two_files_is_one_match(
     code, out, err = run(capsys, *argv, "bz.json", "bz-again.json")
     assert code == 0
     assert json.loads(out) == once and "1 matched" in err and "2 key file(s)" in err
+
+
+def test_match_log_keeps_its_exposures_and_the_verdict_day_is_a_date(
+    published: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Regressions: the README says the log keeps the exposures found later, but `log stats` showed 0;
+    # the verdict's day was unix seconds while the top level's was a date.
+    from proximity.cli.match import read_observed_csv
+    from proximity.log import EncounterLog
+
+    observed = read_observed_csv("seen.csv")["bluezone"]
+    with EncounterLog("log.db") as log:
+        log.add_columns("bluezone", observed.ids, observed.times, observed.rssi)
+    for _ in range(2):  # matching again replaces, never duplicates
+        code, out, _ = run(capsys, "match", "--keys", "bz.json", "--log", "log.db", "--json")
+        assert code == 0
+        rows = json.loads(out)
+        assert rows and all(r["verdict"]["day"] == r["day"] for r in rows)
+        code, out, _ = run(capsys, "log", "stats", "--db", "log.db", "--json")
+        assert json.loads(out)["exposures"] == len(rows)

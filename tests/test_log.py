@@ -124,7 +124,7 @@ def test_bad_row_messages_name_the_problem(tmp_path: Path) -> None:
         assert isinstance(caught.value, ValueError)
         with pytest.raises(InvalidBatchError, match=r"rssi must be an integer dBm"):
             log.add_columns("gaen", [bytes(16)], [T0], [math.nan])
-        with pytest.raises(InvalidBatchError, match=r"time must be finite non-negative"):
+        with pytest.raises(InvalidBatchError, match=r"time must be unix seconds from 1970"):
             log.add_columns("bluezone", [bytes(12)], [-5.0], None)
         with pytest.raises(InvalidSightingError, match="unknown scheme"):
             log.add_columns("nope", [bytes(12)], [T0])
@@ -288,14 +288,17 @@ def test_bad_rows_of_a_mixed_batch_are_the_callers_positions(
     if not spoiled:
         spoiled = [0]
     batch = [
-        Sighting(scheme, bytes([i]) * ID_LENGTHS[scheme], T0 + i, 127 if i in spoiled else -60)
+        # a Sighting refuses a bad RSSI itself (proximity.radio); a short own_id is the log's to refuse
+        Sighting(
+            scheme, bytes([i]) * ID_LENGTHS[scheme], T0 + i, -60, own_id=bytes(3) if i in spoiled else None
+        )
         for i, scheme in enumerate(schemes)
     ]
     with EncounterLog(tmp_path_factory.mktemp("mixed") / "log.db") as log:
         if skip:
             report = log.add(batch, on_bad="skip")
             assert report.bad_rows == tuple(spoiled)
-            assert all("rssi" in why for why in report.reasons)
+            assert all("own_id" in why for why in report.reasons)
             kept = sorted(s.time for s in log.iter_sightings())
             assert kept == [T0 + i for i in range(len(schemes)) if i not in spoiled]
         else:
@@ -309,13 +312,13 @@ def test_bad_rows_of_a_mixed_batch_are_the_callers_positions(
 def test_bad_rows_of_a_mixed_batch_explicit(tmp_path: Path) -> None:
     batch = [
         Sighting("gaen", bytes(16), T0, -60),
-        Sighting("bluezone", bytes(12), T0, 99),  # bad: caller's row 1
+        Sighting("bluezone", bytes(12), T0, -60, own_id=bytes(3)),  # bad: caller's row 1
         Sighting("gaen", bytes(16), T0 + 1, -60),
         Sighting("bluezone", bytes(12), T0 + 1, -60),
-        Sighting("gaen", bytes(16), T0 + 2, 127),  # bad: caller's row 4
+        Sighting("gaen", bytes(16), T0 + 2, -60, own_id=bytes(5)),  # bad: caller's row 4
     ]
     with _open(tmp_path) as log:
-        with pytest.raises(InvalidBatchError, match=r"row 1: rssi") as caught:
+        with pytest.raises(InvalidBatchError, match=r"row 1: own_id") as caught:
             log.add(batch)
         assert caught.value.bad_rows == (1, 4)
         report = log.add(batch, on_bad="skip")

@@ -176,3 +176,32 @@ def test_concurrent_sweeps_on_one_scheduler_keep_their_own_results(monkeypatch: 
         got_a, got_b = (run.result(timeout=60) for run in runs)
     assert [(r.scenario, r.agents) for r in got_a.rows] == [("a", 12)]
     assert [(r.scenario, r.agents) for r in got_b.rows] == [("b", 20)]
+
+
+@pytest.mark.parametrize("scheduler", ["inline", "local"])
+def test_ctrl_c_keeps_the_runs_that_finished(
+    scenario: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    scheduler: str,
+) -> None:
+    # Regression: Ctrl-C under Dask printed a CancelledError traceback and lost the finished runs.
+    from proximity.cli import simulate as simulate_cli
+
+    def interrupt_after_the_first(done: int, total: int, started: float) -> None:
+        if done == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulate_cli, "_progress_bar", interrupt_after_the_first)
+    out = tmp_path / "out"
+    args = ["simulate", str(scenario), "--seeds", "3", "--estimator", "cwa", "--out", str(out), "--json"]
+    if scheduler == "inline":
+        args += ["--scheduler", "inline"]
+    else:
+        args += ["--workers", "1"]
+    assert main(args) == 130
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert len(rows) >= 1 and "Traceback" not in captured.err and "interrupted" in captured.err
+    assert len(list(csv.DictReader((out / "results.csv").open()))) == len(rows)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from proximity.errors import FileWriteError
 
-__all__ = ["fsync_directory", "write_atomically"]
+__all__ = ["fsync_directory", "make_private_dirs", "write_atomically"]
 
 
 def write_atomically(
@@ -33,7 +33,7 @@ def write_atomically(
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         if make_parents:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -68,3 +68,23 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and every missing parent with mode 0700 (``mkdir(parents=True)`` gives the
+    parents the umask's mode, typically 0755, which shows who keeps personal data there)."""
+    missing: list[Path] = []
+    here = directory
+    while not here.exists():
+        missing.append(here)
+        if here.parent == here:
+            break
+        here = here.parent
+    if not here.is_dir():  # a file where a directory should be
+        raise FileExistsError(17, "File exists", str(here))
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise

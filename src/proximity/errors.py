@@ -35,14 +35,32 @@ __all__ = [
     "MalformedKeyFileError",
     "MalformedPayloadError",
     "NoKeyForTimeError",
+    "NotAKeyRingError",
+    "ObservationsFileError",
+    "PayloadTypeError",
     "ProximityError",
     "RecordingFormatError",
     "ReplayError",
+    "ResourceLimitError",
 ]
 
 
 class ProximityError(Exception):
-    """Base class of every error this library raises on purpose."""
+    """Base class of every error this library raises on purpose.
+
+    Errors pickle with their fields (a worker process's error reaches the parent whole), whatever
+    their ``__init__`` takes: the message and the fields travel, ``__init__`` is not called again.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[ProximityError], args: tuple[object, ...], state: dict[str, object]) -> ProximityError:
+    error = cls.__new__(cls, *args)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidLengthError(ProximityError, ValueError):
@@ -84,6 +102,16 @@ class MalformedPayloadError(ProximityError, ValueError):
         super().__init__(f"{scheme} {field} must be {expected} bytes, got {actual}")
 
 
+class PayloadTypeError(ProximityError, TypeError):
+    """An advert's payload is not bytes (e.g. an int from a broken backend, which ``bytes()`` would
+    turn into that many zero bytes); ``what`` names the field."""
+
+    def __init__(self, what: str, got: str) -> None:
+        self.what = what
+        self.got = got
+        super().__init__(f"{what} must be bytes, got {got}")
+
+
 class KeyRingError(ProximityError):
     """The device's key ring cannot be used."""
 
@@ -99,13 +127,25 @@ class KeyRingNotFoundError(KeyRingError, FileNotFoundError):
 class KeyRingCorruptError(KeyRingError, ValueError):
     """The key ring file is torn, tampered with or not a key ring; it is never replaced silently."""
 
+    def __init__(self, path: str, reason: str, *, ours: bool = True) -> None:
+        self.path = path
+        self.reason = reason
+        self.ours = ours  # recognisably a key ring (so `keys wipe` may remove it)
+        advice = (
+            "Restore it from a backup, or remove it with `proximity keys wipe` to start over"
+            if ours
+            else "It does not look like a key ring at all: check the path (--keyring, $PROXIMITY_KEYRING)"
+        )
+        super().__init__(f"key ring {path} is unreadable ({reason}); it was left untouched. {advice}")
+
+
+class NotAKeyRingError(KeyRingError, ValueError):
+    """A command would delete or replace ``path`` but it is not recognisably a key ring: refused."""
+
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
         self.reason = reason
-        super().__init__(
-            f"key ring {path} is unreadable ({reason}); it was left untouched. "
-            "Restore it from a backup, or remove it with `proximity keys wipe` to start over"
-        )
+        super().__init__(f"{path} is not a proximity key ring ({reason}); refusing to touch it")
 
 
 class EncounterLogError(ProximityError):
@@ -305,3 +345,32 @@ class KeyServerConfigError(KeyServerError, ValueError):
         self.option = option
         self.reason = reason
         super().__init__(f"{option}: {reason}")
+
+
+class ObservationsFileError(ProximityError, ValueError):
+    """An observed-ID CSV (``match --observed``) cannot be used: ``path``, ``row`` (1 = first data row;
+    None for the file as a whole), ``field`` (a column, or None) and ``reason`` locate the problem."""
+
+    def __init__(self, path: str, reason: str, row: int | None = None, field: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.row = row
+        self.field = field
+        where = path if row is None else f"{path} row {row}"
+        super().__init__(f"{where}: {reason}")
+
+
+class ResourceLimitError(ProximityError, ValueError):
+    """An input asks for more than a documented limit allows (days a key record spans, JSON nesting,
+    a field's size, a scenario's memory): refused before anything is allocated.
+
+    ``source`` names the input, ``limit`` the constant, ``value`` what was asked and ``maximum`` the cap.
+    """
+
+    def __init__(self, source: str, limit: str, value: object, maximum: object, detail: str = "") -> None:
+        self.source = source
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
+        extra = f"; {detail}" if detail else ""
+        super().__init__(f"{source}: {limit} is {value!r:.60}, more than the limit {maximum!r}{extra}")

@@ -6,7 +6,6 @@ and hands the matcher :class:`Observations`, the same data column-wise.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -14,8 +13,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.errors import InvalidLengthError, ProximityError
+from proximity.radio import rssi_problem
 from proximity.schemes.bluezone import ID_LENGTH as BLUEZONE_ID_LENGTH
 from proximity.schemes.gaen import AEM_LENGTH, RPI_LENGTH
+from proximity.times import LATEST_TIME
 
 __all__ = ["ID_LENGTHS", "InvalidSightingError", "Observations", "Sighting"]
 
@@ -51,10 +52,15 @@ class Sighting:
             raise TypeError("id must be bytes")
         if len(self.id) != length:
             raise InvalidLengthError(f"{self.scheme} ID", length, len(self.id))
-        if not isinstance(self.time, int | float) or not math.isfinite(self.time) or self.time < 0:
-            raise InvalidSightingError(f"time must be finite non-negative unix seconds, got {self.time!r}")
-        if self.rssi is not None and (isinstance(self.rssi, bool) or not isinstance(self.rssi, int)):
-            raise InvalidSightingError(f"rssi must be an integer dBm or None, got {self.rssi!r}")
+        if not isinstance(self.time, int | float) or not 0 <= self.time <= LATEST_TIME:
+            raise InvalidSightingError(
+                f"time must be unix seconds from 1970 to year 9998 (0..{LATEST_TIME}), got {self.time!r}"
+            )
+        if self.rssi is not None:
+            if isinstance(self.rssi, bool) or not isinstance(self.rssi, int):
+                raise InvalidSightingError(f"rssi must be an integer dBm or None, got {self.rssi!r}")
+            if (problem := rssi_problem(self.rssi)) is not None:
+                raise InvalidSightingError(problem)
         if self.metadata is not None:
             if self.scheme != "gaen":
                 raise InvalidSightingError("only GAEN sightings carry metadata (the AEM)")

@@ -12,9 +12,12 @@ from datetime import UTC, datetime
 
 from proximity.errors import InvalidTimeError
 
-__all__ = ["SECONDS_PER_DAY", "format_utc", "now", "parse_time", "utc_midnight"]
+__all__ = ["LATEST_TIME", "SECONDS_PER_DAY", "format_utc", "now", "parse_time", "utc_midnight"]
 
 SECONDS_PER_DAY = 86_400
+# The latest time the library accepts: the end of year 9998 (ISO 8601 dates end with 9999; the year left
+# over keeps every slot, key and day that such a time starts printable). Earlier than 1970 is refused too.
+LATEST_TIME = 253_370_764_799
 
 
 def now() -> float:
@@ -52,8 +55,12 @@ def parse_time(text: str) -> float:
 
 
 def format_utc(at: float) -> str:
-    """ISO 8601 in UTC with a ``Z``, to the second, for tables a person reads."""
-    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 in UTC with a ``Z``, to the second, for tables a person reads (a time the calendar
+    cannot hold, which validated input never gives, is shown as unix seconds rather than crashing)."""
+    try:
+        return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return f"unix time {at:g}"
 
 
 def _check_finite(at: float) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from proximity.errors import BtsnoopError
+from proximity.times import LATEST_TIME
 
 __all__ = [
     "DATALINK_H4",
@@ -158,6 +159,12 @@ def _records(data: bytes) -> Iterator[BtsnoopPacket]:
                 f"truncated record: {included} bytes announced, {len(data) - start} present", offset, number
             )
         time = (stamp - EPOCH_OFFSET_US) / 1e6
+        if not 0 <= time <= LATEST_TIME:
+            raise BtsnoopError(
+                f"record dated {time:.0f} unix seconds, outside 1970 to year 9998 (a damaged timestamp)",
+                offset,
+                number,
+            )
         yield BtsnoopPacket(time, flags, drops, data[start : start + included], offset, number)
         offset = start + included
 

@@ -15,7 +15,6 @@ plays any of them through bleak. One JSON object per line::
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from proximity.ble.btsnoop import MAGIC, AdvertisingReport, advertising_reports
 from proximity.errors import CaptureFormatError
 from proximity.payloads.adstructures import MalformedAdvertisingDataError, parse_ad_structures
 from proximity.payloads.adverts import uuid16_to_uuid128
+from proximity.times import LATEST_TIME
 
 __all__ = [
     "RecordedAdvert",
@@ -53,12 +53,18 @@ class RecordedAdvert:
     tx_power: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.time, int | float) or not math.isfinite(self.time) or self.time < 0:
-            raise ValueError(f"time must be finite non-negative unix seconds, got {self.time!r}")
+        if not isinstance(self.time, int | float) or not 0 <= self.time <= LATEST_TIME:
+            raise ValueError(f"time must be unix seconds from 1970 to year 9998, got {self.time!r:.40}")
         if self.rssi is not None and (isinstance(self.rssi, bool) or not isinstance(self.rssi, int)):
             raise TypeError(f"rssi must be an int or None, got {self.rssi!r}")
         if not isinstance(self.address, str):
             raise TypeError("address must be a string")
+        if self.local_name is not None and not isinstance(self.local_name, str):
+            raise TypeError(f"local_name must be a string or None, got {type(self.local_name).__name__}")
+        if self.tx_power is not None and (
+            isinstance(self.tx_power, bool) or not isinstance(self.tx_power, int)
+        ):
+            raise TypeError(f"tx_power must be an int or None, got {self.tx_power!r:.40}")
 
 
 def _uuid32(value: int) -> str:
@@ -141,6 +147,8 @@ def advert_from_json(line: str, where: str = "line 1") -> RecordedAdvert:
         obj: Any = json.loads(line)
     except json.JSONDecodeError as error:
         raise CaptureFormatError(f"not JSON ({error.msg})", where) from None
+    except (ValueError, RecursionError) as error:  # a 5,000-digit integer, nesting beyond the stack
+        raise CaptureFormatError(f"not usable JSON ({type(error).__name__})", where) from None
     if not isinstance(obj, dict):
         raise CaptureFormatError("each line must be a JSON object", where)
     try:

@@ -28,7 +28,7 @@ from bleak.exc import (
 
 from proximity.ble.recording import RecordedAdvert
 from proximity.ble.replay import BLEAK_NO_RSSI, Replay, ReplayBackend
-from proximity.errors import BluetoothUnavailableError, MalformedPayloadError
+from proximity.errors import BluetoothUnavailableError, MalformedPayloadError, PayloadTypeError
 from proximity.payloads.adverts import (
     BLUEZONE_COMPANY_ID,
     BLUEZONE_SERVICE_UUID,
@@ -36,6 +36,7 @@ from proximity.payloads.adverts import (
     GAEN_SERVICE_UUID16,
     decode_bleak,
 )
+from proximity.radio import RSSI_RANGE
 from proximity.schemes import SCHEME_NAMES
 from proximity.sightings import Sighting
 
@@ -43,7 +44,7 @@ __all__ = ["SERVICE_UUIDS", "ScanStats", "Scanner", "bluetooth_unavailable", "or
 
 SERVICE_UUIDS = {"gaen": GAEN_SERVICE_UUID, "bluezone": BLUEZONE_SERVICE_UUID}
 _AD_SERVICE_DATA_16 = 0x16
-MAX_RSSI = 20  # dBm; HCI reports -127..20, and 127 for "not available"
+MAX_RSSI = RSSI_RANGE[1]  # dBm; HCI reports -127..20, and 127 for "not available"
 _AD_MANUFACTURER = 0xFF
 
 
@@ -192,7 +193,7 @@ class Scanner:
             )
         try:
             advert = decode_bleak(data.service_data, data.manufacturer_data)
-        except MalformedPayloadError:
+        except (MalformedPayloadError, PayloadTypeError):
             self.stats.malformed += 1
             return
         if advert is None or advert.scheme not in self.schemes:

@@ -9,18 +9,13 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from proximity.errors import ProximityError
-from proximity.times import parse_time
+from proximity.times import LATEST_TIME, parse_time
 
 __all__ = ["CommandError", "add_keyring_option", "print_json", "print_table", "time_arg"]
 
 
 class CommandError(ProximityError):
     """A command cannot do what it was asked; the message says what to do instead."""
-
-
-# Times a command accepts: the unix epoch to the end of year 9998 (ISO 8601 dates end with 9999; the
-# year left over keeps every slot, key and day that such a time starts printable).
-LATEST_TIME = 253_370_764_799
 
 
 def time_arg(text: str) -> float:

@@ -122,6 +122,16 @@ def _broadcasts_from_ring(args: argparse.Namespace, at: float) -> tuple[list[Bro
             f"no key ring at {path} and no --key given; create one with `proximity keys init` "
             "(or pass --key HEX)"
         ) from None
+    first = (
+        min((key.start for key in ring.gaen_keys), default=None)
+        if args.scheme == "gaen"
+        else ring.bluezone_key.base_day
+    )
+    if first is not None and at < first:
+        raise CommandError(
+            f"--at {format_utc(at)} is before the key ring's first {args.scheme} key, which starts at "
+            f"{format_utc(first)}: no ID was broadcast then; give --at {format_utc(first)} or later"
+        )
     found = ring.broadcasts(args.scheme, at=at, count=args.count)
     if not found:
         raise CommandError(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from proximity.cli.common import CommandError, print_json, print_table, time_arg
+from proximity.errors import FileWriteError
 from proximity.log import DEFAULT_RETENTION_DAYS, EncounterLog
 from proximity.times import format_utc
 
@@ -150,9 +151,16 @@ def _export(args: argparse.Namespace) -> int:
         else:
             target = Path(args.out)
             partial = target.with_name(target.name + ".partial")
-            with partial.open("w", encoding="utf-8", newline="") as handle:
-                rows = write_export(log, handle)
-            partial.replace(target)
+            try:
+                # 0600: the export holds whom this phone met, as the log does
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.fchmod(fd, 0o600)  # also when a stale .partial was left with another mode
+                with open(fd, "w", encoding="utf-8", newline="") as handle:
+                    rows = write_export(log, handle)
+                partial.replace(target)
+            except OSError as error:
+                partial.unlink(missing_ok=True)
+                raise FileWriteError(str(target), error.strerror or str(error), "export") from None
     print(f"exported {rows} sightings" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from proximity import __version__
@@ -20,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Privacy-preserving BLE proximity contact tracing (GAEN and Bluezone).",
     )
     parser.add_argument("--version", action="version", version=f"proximity-tracing {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, show the full traceback (for a bug report)"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (keys, ids, match, scan, replay, log, evaluate, node, simulate, serve, upload):
         module.register(subparsers)
@@ -27,21 +31,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Every failure is one line on stderr and a non-zero exit: the library's own
+    errors say what to fix; anything else is a bug, shown whole with ``--debug``. A closed pipe
+    (``| head``) ends quietly; Ctrl-C exits 130 after the command kept what it had finished."""
     args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
     except ProximityError as error:
+        if debug:
+            traceback.print_exc()
         print(f"proximity: error: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:
-        # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()  # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
         return 0
     except KeyboardInterrupt:
         print("proximity: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug, or a failure nobody foresaw: one line, the rest on request
+        if debug:
+            traceback.print_exc()
+        detail = str(error).splitlines()[0][:300] if str(error) else ""
+        print(
+            f"proximity: error: unexpected {type(error).__name__}" + (f": {detail}" if detail else "")
+            + ("" if debug else " (run with --debug for the traceback, and please report it)"),
+            file=sys.stderr,
+        )  # fmt: skip
+        return 2
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout was replaced by something without a descriptor
+        pass
 
 
 if __name__ == "__main__":

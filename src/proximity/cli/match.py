@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from proximity.cli.common import CommandError, print_json, print_table
+from proximity.errors import InvalidTimeError, ObservationsFileError, ResourceLimitError
 from proximity.estimation import (
     DEFAULT_ESTIMATOR,
     CalibrationLevel,
@@ -37,15 +39,20 @@ from proximity.keyfiles.gaen_export import EXPORT_HEADER, TrustedKey, stream_exp
 from proximity.matching.bluezone import match_bluezone
 from proximity.matching.gaen import match_gaen
 from proximity.matching.results import KeyMatch, group_by_day
+from proximity.radio import rssi_problem
 from proximity.schemes import SCHEME_NAMES
 from proximity.schemes.gaen import AEM_LENGTH
 from proximity.server.client import download_key_files
 from proximity.sightings import ID_LENGTHS, Observations
-from proximity.times import format_utc
+from proximity.times import LATEST_TIME, format_utc, parse_time
 
-__all__ = ["read_observed_csv", "receiver_settings", "register"]
+__all__ = ["MAX_OBSERVED_ROWS", "MILLISECONDS_FLOOR", "read_observed_csv", "receiver_settings", "register"]
 
 PROGRESS_BYTES = 1 << 20  # key files at least this big get a progress bar
+# Rows an observed CSV may hold (~200 bytes of memory each while read); bigger sets go in the log.
+MAX_OBSERVED_ROWS = 10_000_000
+# A CSV whose every time is above this (year 5138 in seconds, 1973 in milliseconds) is in milliseconds.
+MILLISECONDS_FLOOR = 1e11
 _PUBKEY_PREFIX = re.compile(r"^([A-Za-z0-9_]+)(?::([A-Za-z0-9_]*))?=(.+)$")
 
 
@@ -138,57 +145,51 @@ def _sniff(path: str) -> str:
 def read_observed_csv(path: str) -> dict[str, Observations]:
     """Observations per scheme from a CSV; the scheme of a row follows from its ID length.
 
-    ``row_ids`` are the data rows' numbers (1 = first row after the header).
+    ``row_ids`` are the data rows' numbers (1 = first row after the header). UTF-8 (an Excel BOM is
+    fine), any line ends; ``time`` is unix seconds or ISO 8601; ``rssi`` a whole number of dBm within
+    :data:`proximity.radio.RSSI_RANGE` or empty. Any defect is an :class:`ObservationsFileError`
+    naming the row and column; more than :data:`MAX_OBSERVED_ROWS` rows are refused.
     """
     by_length = {length: scheme for scheme, length in ID_LENGTHS.items()}
     columns: dict[str, dict[str, list[Any]]] = {
         s: {"id": [], "t": [], "r": [], "m": [], "n": []} for s in ID_LENGTHS
     }
     try:
-        handle = open(path, newline="")  # noqa: SIM115 (closed below, after reading)
+        handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
     except OSError as error:
-        raise CommandError(f"cannot read {path}: {error.strerror}") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or []
-        if "id" not in fields or "time" not in fields:
-            raise CommandError(
-                f"{path}: the header must name the columns id and time (and maybe rssi, metadata)"
-            )
-        for number, row in enumerate(reader, start=1):
-            where = f"{path} row {number}"
-            try:
-                value = bytes.fromhex(row["id"].strip())
-            except (ValueError, AttributeError):
-                raise CommandError(f"{where}: id must be hex, got {row['id']!r}") from None
-            try:
-                at = float(row["time"])
-            except (ValueError, TypeError):
-                raise CommandError(f"{where}: time must be unix seconds, got {row['time']!r}") from None
-            if not math.isfinite(at):
-                raise CommandError(
-                    f"{where}: time is not finite ({row['time'].strip()!r}); give unix seconds"
+        raise ObservationsFileError(path, f"cannot read it: {error.strerror or error}") from None
+    number = 0
+    try:
+        with handle:
+            reader = csv.DictReader(handle)
+            fields = [name.strip() for name in reader.fieldnames or []]
+            if "id" not in fields or "time" not in fields:
+                raise ObservationsFileError(
+                    path, "the header must name the columns id and time (and maybe rssi, metadata)"
                 )
-            scheme = by_length.get(len(value))
-            if scheme is None:
-                raise CommandError(
-                    f"{where}: an ID of {len(value)} bytes is neither GAEN (16) nor Bluezone (12)"
-                )
-            rssi_text = (row.get("rssi") or "").strip()
-            meta_text = (row.get("metadata") or "").strip()
-            try:
-                rssi = float(rssi_text) if rssi_text else math.nan
-                metadata = bytes.fromhex(meta_text) if meta_text else None
-            except ValueError:
-                raise CommandError(f"{where}: rssi must be a number and metadata hex") from None
-            if metadata is not None and (scheme != "gaen" or len(metadata) != AEM_LENGTH):
-                raise CommandError(f"{where}: metadata must be a 4-byte GAEN AEM")
-            col = columns[scheme]
-            col["id"].append(value)
-            col["t"].append(at)
-            col["r"].append(rssi)
-            col["m"].append(metadata)
-            col["n"].append(number)
+            reader.fieldnames = fields
+            for number, row in enumerate(reader, start=1):
+                if number > MAX_OBSERVED_ROWS:
+                    raise ResourceLimitError(path, "MAX_OBSERVED_ROWS", number, MAX_OBSERVED_ROWS,
+                                             "use the encounter log (--log) for more")  # fmt: skip
+                scheme, value, at, rssi, metadata = _observed_row(path, number, row, by_length)
+                col = columns[scheme]
+                col["id"].append(value)
+                col["t"].append(at)
+                col["r"].append(rssi)
+                col["m"].append(metadata)
+                col["n"].append(number)
+    except UnicodeDecodeError:
+        raise ObservationsFileError(path, f"not UTF-8 text after data row {number}: is it a CSV?") from None
+    except csv.Error as error:  # e.g. a field longer than csv.field_size_limit(), a NUL byte
+        raise ObservationsFileError(path, f"not a readable CSV ({error})", number + 1) from None
+    times = [t for col in columns.values() for t in col["t"]]
+    if times and min(times) > MILLISECONDS_FLOOR:
+        raise ObservationsFileError(
+            path,
+            f"every time exceeds {MILLISECONDS_FLOOR:.0e}: they look like milliseconds; give unix seconds",
+            field="time",
+        )
     out: dict[str, Observations] = {}
     for scheme, col in columns.items():
         n = len(col["id"])
@@ -206,6 +207,53 @@ def read_observed_csv(path: str) -> dict[str, Observations]:
             np.array(col["n"], dtype=np.int64),
         )
     return out
+
+
+def _observed_row(
+    path: str, number: int, row: dict[str | Any, str | Any], by_length: dict[int, str]
+) -> tuple[str, bytes, float, float, bytes | None]:
+    """One data row checked field by field: (scheme, id, time, rssi or NaN, metadata or None)."""
+
+    def bad(name: str, reason: str) -> ObservationsFileError:
+        return ObservationsFileError(path, reason, number, name)
+
+    if None in row:
+        raise bad("", f"{len(row[None])} more field(s) than the header names")
+    text = {name: (row.get(name) or "").strip() for name in ("id", "time", "rssi", "metadata")}
+    if len(text["id"]) > 2 * max(ID_LENGTHS.values()):
+        raise bad("id", f"id must be hex of 12 or 16 bytes, got {len(text['id'])} characters")
+    try:
+        value = bytes.fromhex(text["id"])
+    except ValueError:
+        raise bad("id", f"id must be hex, got {text['id']!r:.60}") from None
+    scheme = by_length.get(len(value))
+    if scheme is None:
+        raise bad("id", f"an ID of {len(value)} bytes is neither GAEN (16) nor Bluezone (12)")
+    try:
+        at = parse_time(text["time"])
+    except InvalidTimeError as error:
+        raise bad("time", str(error)) from None
+    if not 0 <= at <= LATEST_TIME:
+        hint = "; it looks like milliseconds" if 0 <= at / 1000 <= LATEST_TIME else ""
+        given = f"{text['time']!r:.40}"
+        raise bad("time", f"time must be from 1970 to year 9998 (unix 0..{LATEST_TIME}), got {given}{hint}")
+    rssi = math.nan
+    if text["rssi"]:
+        try:
+            rssi = float(text["rssi"])
+        except ValueError:
+            raise bad("rssi", f"rssi must be a number of dBm, got {text['rssi']!r:.40}") from None
+        if (problem := rssi_problem(rssi)) is not None:
+            raise bad("rssi", problem)
+    metadata = None
+    if text["metadata"]:
+        try:
+            metadata = bytes.fromhex(text["metadata"])
+        except ValueError:
+            raise bad("metadata", f"metadata must be hex, got {text['metadata']!r:.40}") from None
+        if scheme != "gaen" or len(metadata) != AEM_LENGTH:
+            raise bad("metadata", "metadata must be a 4-byte GAEN AEM")
+    return scheme, value, at, rssi, metadata
 
 
 def _observations_from_log(path: str, schemes: Sequence[str]) -> dict[str, Observations]:
@@ -337,20 +385,25 @@ def _match_files(args: argparse.Namespace) -> int:
         + (f" ({skipped} malformed skipped)" if skipped else "")
         + f", {len(matches)} matched"
     )
+    # the verdict's day is the ISO date, as at the top level (it was unix seconds; see CHANGELOG.md)
+    verdicts = [
+        {**verdict(day.match, args.estimator, settings), "day": format_utc(day.day)[:10]} for day in days
+    ]
+    if args.log and days:
+        kept = _record_exposures(args.log, days, verdicts)
+        print(f"{kept} exposure(s) kept in the log {args.log}", file=sys.stderr)
     if args.json:
         print_json(
             [
-                {**_day_json(day), "verdict": verdict(day.match, args.estimator, settings),
-                 "rssi_correction_db": settings.rssi_correction}
-                for day in days
+                {**_day_json(day), "verdict": v, "rssi_correction_db": settings.rssi_correction}
+                for day, v in zip(days, verdicts, strict=True)
             ]
-        )  # fmt: skip
+        )
         print(f"{summary}; RSSI correction {correction}", file=sys.stderr)
         return 0
     if not days:
         print(f"no matches: {summary}")
         return 0
-    verdicts = [verdict(day.match, args.estimator, settings) for day in days]
     print_table(
         [
             *("scheme", "key", "day (UTC)", "sightings", "IDs", "first seen (UTC)", "last seen (UTC)"),
@@ -374,6 +427,39 @@ def _match_files(args: argparse.Namespace) -> int:
     )
     print(f"\n{summary}\nRSSI correction {correction}; close contact unknown = heard without an RSSI")
     return 0
+
+
+def _record_exposures(path: str, days: Sequence[Any], verdicts: Sequence[dict[str, Any]]) -> int:
+    """Keep what `match --log` found in the log it read (the README's "exposures found later")."""
+    from proximity.log import EncounterLog, ExposureRecord
+
+    found_at = time.time()
+    records = [
+        ExposureRecord(
+            scheme=day.match.scheme,
+            key=day.match.key_data,
+            day=int(day.day),
+            first_time=float(day.first_seen),
+            last_time=float(day.last_seen),
+            sightings=int(day.sightings),
+            found_at=found_at,
+            verdict=json.dumps(_nulls(v), allow_nan=False, default=str),
+        )
+        for day, v in zip(days, verdicts, strict=True)
+    ]
+    with EncounterLog(path, create=False) as log:
+        return log.record_exposures(records)
+
+
+def _nulls(value: Any) -> Any:
+    """NaN and infinities as null: the stored verdict is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nulls(v) for v in value]
+    return value
 
 
 def _yes_no_unknown(value: bool | None) -> str:

@@ -1,18 +1,26 @@
 """``proximity replay``: play a btsnoop capture or a ``scan --record`` file into an encounter log.
 
 The adverts go through the same bleak front end and scanner façade as a live scan (the replay bleak
-backend), so what lands in the log is what a live scan of the same air would have logged. The own-ID
-column stays empty: a replay does not know what the recording device broadcast.
+backend), so what lands in the log is what a live scan of the same air would have logged, with the
+node's Bluezone rule (one row per ID every 5 s). The own-ID column stays empty: a replay does not know
+what the recording device broadcast. A replay is idempotent: the log keeps each capture's SHA-256, a
+capture replayed whole before adds nothing, and one whose replay was killed is replayed afresh.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import sys
+from collections.abc import Callable
+from typing import cast
 
 from proximity.cli.common import CommandError, print_json, print_table
 from proximity.schemes import SCHEME_NAMES
+from proximity.sightings import Sighting
+
+BLUEZONE_DEDUP_SECONDS = 5.0  # as the node logs: at most one row per Bluezone ID every 5 s
 
 __all__ = ["register", "run"]
 
@@ -54,12 +62,21 @@ def run(args: argparse.Namespace) -> int:
     if args.speed is not None and not args.speed > 0:
         raise CommandError(f"--speed must be positive, got {args.speed}")
     try:
+        with open(args.file, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).digest()
         adverts = load_capture(args.file, args.controller)
     except OSError as error:
         raise CommandError(f"cannot read {args.file}: {error.strerror or error}") from None
-    print(f"replaying {len(adverts)} adverts from {args.file}...", file=sys.stderr)
     with EncounterLog(args.db) as log:
-        sink = BatchingSink(log.add, batch=5000, max_delay=float("inf"))
+        # the controller filter changes what is logged: it is part of the source's identity
+        source = log.begin_source(digest + str(args.controller).encode(), args.file)
+        if source is None:
+            summary = {"file": args.file, "db": args.db, "adverts": len(adverts), "sightings": 0}
+            summary |= {"malformed": 0, "written": 0, "duplicates": 0, "already_replayed": True}
+            print(f"{args.file} was replayed into {args.db} before; nothing added", file=sys.stderr)
+            return _report(summary, args.json)
+        print(f"replaying {len(adverts)} adverts from {args.file}...", file=sys.stderr)
+        sink = BatchingSink(_writer(log.add, source), batch=5000, max_delay=float("inf"))
         replay = Replay(adverts, args.speed)
         scanner = Scanner(sink, schemes=tuple(args.scheme or SCHEME_NAMES), replay=replay)
 
@@ -67,23 +84,41 @@ def run(args: argparse.Namespace) -> int:
             async with scanner:
                 await scanner.run()
 
-        try:
-            asyncio.run(play())
-        finally:
-            sink.flush()
-    written = sum(getattr(r, "written", 0) for r in sink.results)
-    duplicates = sum(getattr(r, "duplicates", 0) for r in sink.results)
+        asyncio.run(play())
+        sink.flush()
+        log.finish_source(source)  # only now: a replay killed before this is redone on the next run
+    results = [r for pair in sink.results for r in cast(tuple[object, ...], pair)]  # see _writer
     summary = {
         "file": args.file,
         "db": args.db,
         "adverts": scanner.stats.adverts,
         "sightings": scanner.stats.sightings,
         "malformed": scanner.stats.malformed,
-        "written": written,
-        "duplicates": duplicates,
+        "written": sum(getattr(r, "written", 0) for r in results),
+        "duplicates": sum(getattr(r, "duplicates", 0) for r in results),
+        "already_replayed": False,
     }
-    if args.json:
+    return _report(summary, args.json)
+
+
+def _writer(add: Callable[..., object], source: int) -> Callable[[list[Sighting]], tuple[object, ...]]:
+    """Write a batch as the node does: Bluezone rows de-duplicated, GAEN rows as heard."""
+
+    def write(batch: list[Sighting]) -> tuple[object, ...]:
+        bluezone = [s for s in batch if s.scheme == "bluezone"]
+        others = [s for s in batch if s.scheme != "bluezone"]
+        return (
+            add(others, source=source),
+            add(bluezone, source=source, dedup_seconds=BLUEZONE_DEDUP_SECONDS),
+        )
+
+    return write
+
+
+def _report(summary: dict[str, object], as_json: bool) -> int:
+    if as_json:
         print_json(summary)
     else:
-        print_table(["what", "count"], [[k, v] for k, v in summary.items() if k not in ("file", "db")])
+        shown = [[k, v] for k, v in summary.items() if k not in ("file", "db", "already_replayed")]
+        print_table(["what", "count"], shown)
     return 0

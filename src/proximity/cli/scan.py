@@ -62,12 +62,19 @@ def run(args: argparse.Namespace) -> int:
     schemes = tuple(args.scheme or SCHEME_NAMES)
     out: TextIO = sys.stdout
 
+    reader_gone = asyncio.Event()  # `proximity scan | head`: the reader closed the pipe
+
     def show(sighting: Sighting) -> None:
-        if args.json:
-            out.write(json.dumps(sighting_json(sighting)) + "\n")
-        else:
-            out.write(format_sighting(sighting) + "\n")
-        out.flush()
+        if reader_gone.is_set():
+            return
+        try:
+            if args.json:
+                out.write(json.dumps(sighting_json(sighting)) + "\n")
+            else:
+                out.write(format_sighting(sighting) + "\n")
+            out.flush()
+        except BrokenPipeError:
+            reader_gone.set()  # stop scanning; main() silences stdout (no traceback per advert)
 
     with ExitStack() as stack:
         on_advert = None
@@ -92,7 +99,13 @@ def run(args: argparse.Namespace) -> int:
                     out.write(
                         f"{'time (UTC)':20}  {'scheme':8}  {'id':32}  {'rssi':>5}  {'aem':8}  address\n"
                     )
-                await scanner.run(args.seconds)
+                scanning = asyncio.ensure_future(scanner.run(args.seconds))
+                stopped = asyncio.ensure_future(reader_gone.wait())
+                await asyncio.wait((scanning, stopped), return_when=asyncio.FIRST_COMPLETED)
+                for task in (scanning, stopped):
+                    task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await scanning
 
         with suppress(KeyboardInterrupt):
             asyncio.run(scan())
@@ -103,4 +116,6 @@ def run(args: argparse.Namespace) -> int:
             f"{stats.malformed} malformed{recorded}",
             file=sys.stderr,
         )
+    if reader_gone.is_set():
+        raise BrokenPipeError("standard output was closed")
     return 0

@@ -119,9 +119,15 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"cannot write results to {args.out}: {error}") from None
         for path in written:
             sys.stderr.write(f"wrote {path}\n")
+    if result.interrupted:
+        sys.stderr.write(
+            f"\nproximity: interrupted: kept the {len(result.rows)} result row(s) of the runs that had "
+            f"finished; {result.missing} run(s) not done\n"
+        )
+    code = 130 if result.interrupted else 0
     if args.json:
         print_json([row.to_dict() for row in result.rows])
-        return 0
+        return code
     headers = [
         "adoption",
         "estimator",
@@ -156,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             for r in result.rows
         ],
     )
-    return 0
+    return code
 
 
 def _fmt(value: float) -> str:

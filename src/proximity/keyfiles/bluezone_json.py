@@ -13,18 +13,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from proximity.errors import InvalidKeyError, InvalidLengthError, MalformedKeyFileError
+from proximity.errors import InvalidKeyError, InvalidLengthError, MalformedKeyFileError, ResourceLimitError
 from proximity.schemes.bluezone import BluezoneDailyKey
 
-__all__ = ["dump_records", "load_records", "looks_like_bluezone_json", "parse_records"]
+__all__ = ["MAX_FILE_BYTES", "dump_records", "load_records", "looks_like_bluezone_json", "parse_records"]
+
+# A day's national records are a few MB (~130 bytes each); JSON parsing takes ~10x the file in memory.
+MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 def parse_records(data: bytes | str, source: str = "bluezone records") -> list[BluezoneDailyKey]:
     """Records from the JSON form (``{"data": [...]}``, or a bare list); a bad record names its index."""
     try:
         document: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedKeyFileError(source, f"not JSON ({error})") from None
+    except (ValueError, UnicodeDecodeError) as error:  # also a 5,000-digit integer (str limit)
+        raise MalformedKeyFileError(source, f"not JSON ({str(error)[:200]})") from None
+    except RecursionError:
+        raise MalformedKeyFileError(source, "not JSON (nested deeper than the parser allows)") from None
     items = document.get("data") if isinstance(document, dict) else document
     if not isinstance(items, list):
         raise MalformedKeyFileError(source, 'expected {"data": [records...]} or a list of records')
@@ -51,4 +56,8 @@ def looks_like_bluezone_json(data: bytes) -> bool:
 
 
 def load_records(path: str | os.PathLike[str]) -> list[BluezoneDailyKey]:
+    """Read a file of records; one larger than :data:`MAX_FILE_BYTES` is refused before it is read."""
+    size = os.stat(path).st_size
+    if size > MAX_FILE_BYTES:
+        raise ResourceLimitError(str(path), "the file size", size, MAX_FILE_BYTES, "MAX_FILE_BYTES")
     return parse_records(Path(path).read_bytes(), source=str(path))

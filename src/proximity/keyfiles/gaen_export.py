@@ -11,8 +11,11 @@ signature. A bare export.bin, an unsigned or a badly signed file is refused unle
 from __future__ import annotations
 
 import io
+import lzma
 import os
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +29,8 @@ from google.protobuf.message import DecodeError
 from proximity.errors import KeyFileSignatureError, MalformedKeyFileError
 from proximity.keyfiles import export_pb2 as pb
 from proximity.matching.keys import NO_ONSET, DiagnosisKey, KeyBatch, ReportType
-from proximity.schemes.gaen import MAX_ENIN, TEK_LENGTH, TEK_ROLLING_PERIOD
+from proximity.schemes.gaen import ENIN_SECONDS, MAX_ENIN, TEK_LENGTH, TEK_ROLLING_PERIOD
+from proximity.times import LATEST_TIME
 
 __all__ = [
     "EXPORT_HEADER",
@@ -52,7 +56,22 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     ECDSA_SHA512: hashes.SHA512,
 }
 MAX_ENTRY_BYTES = 256 * 1024 * 1024  # refuse zip entries bigger than this (a zip bomb is not an export)
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so the same keys give the same bytes
+# Keys whose interval ends after year 9998 are skipped as malformed: no day of theirs can be printed.
+LATEST_INTERVAL = LATEST_TIME // ENIN_SECONDS
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    RuntimeError,
+    zlib.error,
+    ValueError,
+    NotImplementedError,
+    OSError,
+    UnicodeDecodeError,
+    lzma.LZMAError,
+    struct.error,
+)  # fixed, so the same keys give the same bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +151,7 @@ def _batch(entries: Iterable[pb.TemporaryExposureKey], verified: bool) -> tuple[
         if (
             len(key) != TEK_LENGTH
             or not entry.HasField("rolling_start_interval_number")
-            or not 0 <= start <= MAX_ENIN - period + 1
+            or not 0 <= start <= min(MAX_ENIN, LATEST_INTERVAL) - period + 1
             or not 1 <= period <= TEK_ROLLING_PERIOD
             or not 0 <= risk <= 8
             or report not in ReportType._value2member_map_
@@ -258,8 +277,13 @@ def parse_export_zip(
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             export_bin = _entry(archive, "export.bin", source)
             export_sig = _entry(archive, "export.sig", source)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
-        raise MalformedKeyFileError(source, f"not a readable zip ({error})") from None
+    except _ZIP_ERRORS as error:
+        # a damaged or hostile zip fails in many ways inside zipfile and its decompressors: encrypted
+        # entries (RuntimeError), bad deflate data (zlib.error), seeks before the start (ValueError),
+        # unknown methods (NotImplementedError), bad bz2/lzma streams (OSError), non-UTF-8 names
+        raise MalformedKeyFileError(
+            source, f"not a readable zip ({type(error).__name__}: {str(error)[:200]})"
+        ) from None
     if export_bin is None:
         raise MalformedKeyFileError(source, "the zip holds no export.bin")
     return parse_export(export_bin, export_sig, trusted, verify=verify, source=source)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from proximity.broadcast import Broadcast, bluezone_broadcasts, gaen_broadcasts
 from proximity.errors import InvalidKeyError, InvalidMetadataError, NoKeyForTimeError
+from proximity.radio import TX_POWER_RANGE  # the TX powers GAEN accepts; receivers drop others
 from proximity.schemes import SCHEME_NAMES
 from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY, BluezoneBaseKey
 from proximity.schemes.gaen import Metadata, TemporaryExposureKey
@@ -27,8 +28,7 @@ __all__ = ["DEFAULT_TX_POWER", "TX_POWER_RANGE", "KeyRing", "KeyRingSettings"]
 # takes the model's own from the calibration table.
 DEFAULT_TX_POWER = -24
 DEFAULT_RETENTION_DAYS = 14
-# The TX powers GAEN accepts (dBm): receivers drop adverts whose metadata says otherwise.
-TX_POWER_RANGE = (-50, 20)
+MAX_RETENTION_DAYS = 3660  # ten years: more is not a retention period, and would overflow key times
 
 RandomBytes = Callable[[int], bytes]
 
@@ -43,8 +43,10 @@ class KeyRingSettings:
     retention_days: int = DEFAULT_RETENTION_DAYS
 
     def __post_init__(self) -> None:
-        if isinstance(self.tx_power, bool) or not isinstance(self.tx_power, int):
-            raise TypeError(f"tx_power must be an int, got {self.tx_power!r}")
+        for name in ("tx_power", "calibration_confidence", "bluezone_ids_per_day", "retention_days"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r:.40}")
         if not TX_POWER_RANGE[0] <= self.tx_power <= TX_POWER_RANGE[1]:
             raise InvalidMetadataError(
                 "tx_power", self.tx_power, f"in [{TX_POWER_RANGE[0]}, {TX_POWER_RANGE[1]}] dBm (GAEN's range)"
@@ -54,8 +56,10 @@ class KeyRingSettings:
             raise InvalidKeyError(
                 f"bluezone_ids_per_day must divide 86400 (e.g. 96 or 144), got {self.bluezone_ids_per_day}"
             )
-        if self.retention_days < 1:
-            raise InvalidKeyError(f"retention_days must be at least 1, got {self.retention_days}")
+        if not 1 <= self.retention_days <= MAX_RETENTION_DAYS:
+            raise InvalidKeyError(
+                f"retention_days must be in [1, {MAX_RETENTION_DAYS}], got {self.retention_days}"
+            )
 
     @property
     def gaen_metadata(self) -> Metadata:

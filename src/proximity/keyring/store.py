@@ -9,13 +9,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from proximity.atomic_files import fsync_directory, write_atomically
-from proximity.errors import KeyRingCorruptError, KeyRingError, KeyRingNotFoundError, ProximityError
+from proximity.errors import (
+    KeyRingCorruptError,
+    KeyRingError,
+    KeyRingNotFoundError,
+    NotAKeyRingError,
+    ProximityError,
+)
 from proximity.keyring.model import KeyRing, KeyRingSettings
 from proximity.schemes.bluezone import BluezoneBaseKey
 from proximity.schemes.gaen import TemporaryExposureKey
@@ -24,8 +31,10 @@ __all__ = [
     "ENV_VAR",
     "FORMAT",
     "FORMAT_VERSION",
+    "MAX_KEYRING_BYTES",
     "default_keyring_path",
     "dumps_keyring",
+    "is_keyring_file",
     "load_keyring",
     "loads_keyring",
     "resolve_keyring_path",
@@ -37,6 +46,9 @@ ENV_VAR = "PROXIMITY_KEYRING"
 FORMAT = "proximity-keyring"
 FORMAT_VERSION = 1
 FILE_NAME = "keyring.json"
+# A key ring holds 14-odd keys (a few KB); anything bigger is not one and is not read whole.
+MAX_KEYRING_BYTES = 1 << 20
+_MARK = f'"format": "{FORMAT}"'.encode()
 
 
 def default_keyring_path(environ: Mapping[str, str] = os.environ) -> Path:
@@ -97,14 +109,19 @@ def dumps_keyring(ring: KeyRing) -> str:
 
 def loads_keyring(text: str, path: str = "<memory>") -> KeyRing:
     """Parse the file's text; any defect is a :class:`KeyRingCorruptError` naming it."""
+    ours = _MARK in text[:4096].encode("utf-8", "replace")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise KeyRingCorruptError(path, f"not complete JSON: {error.msg} at byte {error.pos}") from None
+        raise KeyRingCorruptError(
+            path, f"not complete JSON: {error.msg} at byte {error.pos}", ours=ours
+        ) from None
+    except (ValueError, RecursionError) as error:  # 5,000-digit integers, deep nesting
+        raise KeyRingCorruptError(path, f"not usable JSON: {type(error).__name__}", ours=ours) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise KeyRingCorruptError(path, "not a proximity key ring")
+        raise KeyRingCorruptError(path, "not a proximity key ring", ours=False)
     if document.get("version") != FORMAT_VERSION:
-        raise KeyRingCorruptError(path, f"format version {document.get('version')!r} is not supported")
+        raise KeyRingCorruptError(path, f"format version {document.get('version')!r:.40} is not supported")
     body = document.get("body")
     if not isinstance(body, dict) or document.get("sha256") != _checksum(body):
         raise KeyRingCorruptError(path, "checksum mismatch: the file was altered or damaged")
@@ -120,20 +137,50 @@ def loads_keyring(text: str, path: str = "<memory>") -> KeyRing:
         )
         bluezone = BluezoneBaseKey(bytes.fromhex(body["bluezone"]["base_key"]), body["bluezone"]["base_day"])
         return KeyRing(settings, keys, bluezone)
-    except (KeyError, TypeError, ValueError, ProximityError) as error:
-        raise KeyRingCorruptError(path, f"invalid content: {error}") from None
+    except (KeyError, TypeError, ValueError, OverflowError, ProximityError) as error:
+        raise KeyRingCorruptError(path, f"invalid content: {error!s:.200}") from None
+
+
+def _read_regular(path: Path) -> bytes:
+    """The file's bytes, opened without blocking and only if it is a regular file (a FIFO or a device
+    at the path would block or never end) no bigger than :data:`MAX_KEYRING_BYTES`."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyRingCorruptError(str(path), "not a regular file", ours=False)
+        if info.st_size > MAX_KEYRING_BYTES:
+            raise KeyRingCorruptError(
+                str(path), f"{info.st_size} bytes, more than a key ring's {MAX_KEYRING_BYTES}", ours=False
+            )
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(MAX_KEYRING_BYTES + 1)
+    finally:
+        os.close(fd)
 
 
 def load_keyring(path: Path) -> KeyRing:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = _read_regular(path)
     except FileNotFoundError:
         raise KeyRingNotFoundError(str(path)) from None
-    except UnicodeDecodeError:
-        raise KeyRingCorruptError(str(path), "not UTF-8 text") from None
     except OSError as error:
-        raise KeyRingError(f"cannot read key ring {path}: {error.strerror}") from None
+        raise KeyRingError(f"cannot read key ring {path}: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyRingCorruptError(str(path), "not UTF-8 text", ours=_MARK in raw[:4096]) from None
     return loads_keyring(text, str(path))
+
+
+def is_keyring_file(path: Path) -> bool:
+    """Whether ``path`` is recognisably a key ring, even a damaged one: a regular file whose start
+    names the key-ring format. Only such a file may be deleted by :func:`wipe_keyring`."""
+    try:
+        raw = _read_regular(path)
+    except (OSError, KeyRingError):
+        return False
+    return _MARK in raw[:4096]
 
 
 def save_keyring(path: Path, ring: KeyRing, *, create: bool = False) -> None:
@@ -147,13 +194,24 @@ def save_keyring(path: Path, ring: KeyRing, *, create: bool = False) -> None:
     if create and path.exists():
         raise KeyRingError(exists)
     data = dumps_keyring(ring).encode()
+    # a symlinked key ring (e.g. into an encrypted volume) is rewritten where it lives, link kept
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
     # create: never replace, even a ring another process wrote meanwhile
-    if not write_atomically(path, data, mode=0o600, what="key ring", replace=not create, make_parents=True):
+    if not write_atomically(target, data, mode=0o600, what="key ring", replace=not create, make_parents=True):
         raise KeyRingError(exists)
 
 
 def wipe_keyring(path: Path) -> bool:
-    """Delete the key ring; False if there was none."""
+    """Delete the key ring; False if there was none.
+
+    Refuses (:class:`NotAKeyRingError`) anything that is not recognisably a key ring, so a mistyped
+    ``--keyring`` cannot delete another file; a damaged ring that still names its format is deleted.
+    """
+    if not os.path.lexists(path):
+        return False
+    if path.is_symlink() or not is_keyring_file(path):
+        kind = "a symbolic link" if path.is_symlink() else "its content does not name the key-ring format"
+        raise NotAKeyRingError(str(path), kind)
     try:
         path.unlink()
     except FileNotFoundError:

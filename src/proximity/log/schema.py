@@ -41,6 +41,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX exposures_by_day ON exposures (day)",
     ),
+    # 1 -> 2: replayed captures by content hash, so replaying one twice adds nothing. Each sighting
+    # names the source it came from (NULL: a live scan); a source is complete only once all its
+    # sightings are committed, and an incomplete one's rows are replaced on the next replay. Logs
+    # that already hold duplicate rows migrate as they are (no uniqueness on sightings).
+    (
+        "ALTER TABLE sightings ADD COLUMN source INTEGER",
+        """CREATE TABLE sources (
+            id INTEGER PRIMARY KEY,
+            sha256 BLOB NOT NULL UNIQUE,
+            name TEXT,
+            started_at REAL NOT NULL,
+            complete INTEGER NOT NULL DEFAULT 0,
+            sightings INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX sightings_by_source ON sightings (source) WHERE source IS NOT NULL",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,10 +35,17 @@ from proximity.errors import (
     InvalidBatchError,
     InvalidTimeError,
 )
-from proximity.log.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SCHEME_CODES
+from proximity.log.schema import (
+    APPLICATION_ID,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SCHEME_CODES,
+    SCHEME_NAMES_BY_CODE,
+)
+from proximity.radio import RSSI_RANGE
 from proximity.schemes.gaen import AEM_LENGTH
 from proximity.sightings import ID_LENGTHS, InvalidSightingError, Observations, Sighting
-from proximity.times import SECONDS_PER_DAY
+from proximity.times import LATEST_TIME, SECONDS_PER_DAY
 from proximity.times import now as wall_clock
 
 __all__ = [
@@ -51,7 +58,6 @@ __all__ = [
 ]
 
 DEFAULT_RETENTION_DAYS = 14
-RSSI_RANGE = (-127, 20)  # dBm a radio can report; 127 is HCI's "not available", given as unknown instead
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _F = TypeVar("_F", bound=Callable[..., Any])
 _ROWS_PER_STATEMENT = 128  # rows per INSERT; 128 x 7 columns stays below SQLite's old 999-variable limit
@@ -130,14 +136,16 @@ class EncounterLog:
         self._last_kept: dict[tuple[int, bytes], float] = {}
         _refuse_foreign_file(self.path, create)
         try:
+            _create_private(self.path)
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             raise EncounterLogCorruptError(self.path, str(error)) from None
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             self._check_identity()
-            self._configure()
+            # migrate before switching to WAL: a file whose migration fails is left as it was found
             self._migrate()
+            self._configure()
             if check and (problems := self.integrity_check(quick=True)) != "ok":
                 raise EncounterLogCorruptError(self.path, f"integrity check failed: {problems[:200]}")
         except sqlite3.DatabaseError as error:
@@ -145,6 +153,9 @@ class EncounterLog:
             if _is_busy(error):  # another connection holds the lock: the file is fine, retry later
                 raise EncounterLogBusyError(self.path, str(error)) from None
             raise EncounterLogCorruptError(self.path, str(error)) from None
+        except UnicodeDecodeError:  # SQLite text (e.g. the schema) that is not UTF-8: a damaged file
+            self._db.close()
+            raise EncounterLogCorruptError(self.path, "its schema text is not UTF-8") from None
         except BaseException:
             self._db.close()
             raise
@@ -172,6 +183,8 @@ class EncounterLog:
                 raise EncounterLogCorruptError(self.path, "it is another program's SQLite database")
         if version > SCHEMA_VERSION:
             raise EncounterLogVersionError(self.path, version, SCHEMA_VERSION)
+        if version < 0:  # no version of this library writes one: a damaged header
+            raise EncounterLogCorruptError(self.path, f"its schema version {version} is impossible")
 
     def _configure(self) -> None:
         mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -197,6 +210,8 @@ class EncounterLog:
                 self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             if version > SCHEMA_VERSION:
                 raise EncounterLogVersionError(self.path, version, SCHEMA_VERSION)
+            if version < 0:
+                raise EncounterLogCorruptError(self.path, f"its schema version {version} is impossible")
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     self._db.execute(statement)
@@ -215,8 +230,11 @@ class EncounterLog:
         *,
         dedup_seconds: float | None = None,
         on_bad: Literal["raise", "skip"] = "raise",
+        source: int | None = None,
     ) -> IngestReport:
-        """Write Sightings in one transaction (all schemes at once). Sightings validate themselves."""
+        """Write Sightings in one transaction (all schemes at once). Sightings validate themselves.
+
+        ``source`` is a replayed capture's id from :meth:`begin_source` (None for a live scan)."""
         by_scheme: dict[str, list[Sighting]] = {}
         positions: dict[str, list[int]] = {}  # the caller's row of every regrouped row
         for number, sighting in enumerate(sightings):
@@ -225,7 +243,9 @@ class EncounterLog:
             by_scheme.setdefault(sighting.scheme, []).append(sighting)
             positions.setdefault(sighting.scheme, []).append(number)
         batches = [_columns_of(scheme, rows) for scheme, rows in by_scheme.items()]
-        return self._write(batches, dedup_seconds, on_bad, [positions[scheme] for scheme in by_scheme])
+        return self._write(
+            batches, dedup_seconds, on_bad, [positions[scheme] for scheme in by_scheme], source
+        )
 
     @_guarded
     def add_columns(
@@ -258,6 +278,7 @@ class EncounterLog:
         dedup_seconds: float | None,
         on_bad: Literal["raise", "skip"],
         origins: list[list[int]] | None = None,
+        source: int | None = None,
     ) -> IngestReport:
         """Write ``batches`` in one transaction; ``origins[b][i]`` is the caller's position of row ``i``
         of batch ``b`` (default: the batches' rows one after the other), used in bad-row reports."""
@@ -289,7 +310,10 @@ class EncounterLog:
                 if dedup_seconds is not None:
                     keep, dropped = self._dedup(batch, keep, dedup_seconds)
                     duplicates += dropped
-                _insert(self._db, batch.scheme, batch.columns(keep))
+                columns = batch.columns(keep)
+                if source is not None:
+                    columns["source"] = [source] * int(keep.sum())
+                _insert(self._db, batch.scheme, columns)
                 written += int(keep.sum())
             self._db.execute("COMMIT")
         except BaseException:
@@ -330,7 +354,8 @@ class EncounterLog:
 
     @_guarded
     def record_exposures(self, records: Iterable[ExposureRecord]) -> int:
-        """Keep exposures found by matching (one transaction); returns how many were written."""
+        """Keep exposures found by matching (one transaction); returns how many were written. A later
+        finding for the same key and day replaces the earlier one (matching again adds no copy)."""
         rows = [
             (
                 SCHEME_CODES[r.scheme],
@@ -346,6 +371,9 @@ class EncounterLog:
         ]
         self._begin()
         try:
+            self._db.executemany(
+                "DELETE FROM exposures WHERE scheme = ? AND key = ? AND day = ?", [row[:3] for row in rows]
+            )
             self._db.executemany(
                 "INSERT INTO exposures (scheme, key, day, first_time, last_time, sightings, found_at, "
                 "verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -385,12 +413,60 @@ class EncounterLog:
         return PruneReport(sightings, exposures, cutoff)
 
     @_guarded
+    def begin_source(self, digest: bytes, name: str = "") -> int | None:
+        """Start adding a replayed capture known by its content hash: its id for :meth:`add`'s
+        ``source``, or None if it was replayed whole before (so a re-run adds nothing).
+
+        Rows of an earlier replay of it that never completed (the process was killed) are removed
+        here, in one transaction, so the new replay starts from none of them.
+        """
+        if not isinstance(digest, bytes) or not digest:
+            raise TypeError("digest must be non-empty bytes (e.g. the capture's SHA-256)")
+        self._begin()
+        try:
+            row = self._db.execute("SELECT id, complete FROM sources WHERE sha256 = ?", (digest,)).fetchone()
+            if row is not None and row[1]:
+                self._db.execute("COMMIT")
+                return None
+            if row is None:
+                source = self._db.execute(
+                    "INSERT INTO sources (sha256, name, started_at) VALUES (?, ?, ?)",
+                    (digest, name, wall_clock()),
+                ).lastrowid
+                assert source is not None
+            else:
+                source = int(row[0])
+                self._db.execute("DELETE FROM sightings WHERE source = ?", (source,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self._last_kept.clear()  # the rows behind the de-dup cache may have been removed
+        return int(source)
+
+    @_guarded
+    def finish_source(self, source: int) -> int:
+        """Mark a replayed capture complete (after its last batch committed); returns its row count."""
+        self._begin()
+        try:
+            count = self._db.execute("SELECT count(*) FROM sightings WHERE source = ?", (source,)).fetchone()[
+                0
+            ]
+            self._db.execute("UPDATE sources SET complete = 1, sightings = ? WHERE id = ?", (count, source))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        return int(count)
+
+    @_guarded
     def wipe(self) -> None:
         """Delete every sighting and exposure (the file stays, empty, and is compacted)."""
         self._begin()
         try:
             self._db.execute("DELETE FROM sightings")
             self._db.execute("DELETE FROM exposures")
+            self._db.execute("DELETE FROM sources")
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -428,38 +504,74 @@ class EncounterLog:
                 np.zeros(0, np.int64),
             )
         row_ids, ids, times, rssi, metadata = zip(*rows, strict=True)
-        id_array = np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(n, length).copy()
+        # what SQLite hands back is not typed: check it (vectorised; per row only to name a bad one)
+        joined_ids = self._blobs(row_ids, ids, length, f"a {scheme} ID")
+        id_array = np.frombuffer(joined_ids, dtype=np.uint8).reshape(n, length).copy()
+        try:
+            time_array = np.asarray(times, dtype=np.float64)
+            rssi_array = _nullable_floats(rssi)
+            row_id_array = np.asarray(row_ids, dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            raise EncounterLogCorruptError(
+                self.path, "a sighting's id, time or rssi is not a number"
+            ) from None
         has_aem = np.fromiter((m is not None for m in metadata), dtype=np.bool_, count=n)
         aem = np.zeros((n, AEM_LENGTH), dtype=np.uint8)
         if has_aem.any():
-            aem[has_aem] = np.frombuffer(
-                b"".join(m for m in metadata if m is not None), dtype=np.uint8
-            ).reshape(-1, AEM_LENGTH)
+            with_aem = [(i, m) for i, m in zip(row_ids, metadata, strict=True) if m is not None]
+            blobs = self._blobs([i for i, _ in with_aem], [m for _, m in with_aem], AEM_LENGTH, "metadata")
+            aem[has_aem] = np.frombuffer(blobs, dtype=np.uint8).reshape(-1, AEM_LENGTH)
         return Observations(
             scheme=scheme,
             ids=id_array,
-            times=np.asarray(times, dtype=np.float64),
-            rssi=_nullable_floats(rssi),
+            times=time_array,
+            rssi=rssi_array,
             aem=aem,
             has_aem=has_aem,
-            row_ids=np.asarray(row_ids, dtype=np.int64),
+            row_ids=row_id_array,
         )
 
+    def _blobs(self, row_ids: Sequence[int], values: Sequence[object], length: int, what: str) -> bytes:
+        """``values`` joined, each checked to be ``length`` bytes; else the first bad row is named."""
+        try:
+            joined = b"".join(cast(Sequence[bytes], values))
+        except TypeError:
+            joined = b""
+        if len(joined) != len(values) * length:
+            for row_id, value in zip(row_ids, values, strict=True):
+                if not isinstance(value, bytes) or len(value) != length:
+                    raise EncounterLogCorruptError(
+                        self.path, f"sighting row {row_id}: {what} must be {length} bytes"
+                    )
+        return joined
+
     def iter_sightings(self, batch_size: int = 10_000) -> Iterator[Sighting]:
-        """Every sighting, oldest row first, as Sighting values (for export)."""
-        names = {code: name for name, code in SCHEME_CODES.items()}
-        cursor = self._db.execute(
-            "SELECT scheme, observed_id, time, rssi, metadata, address, own_id FROM sightings ORDER BY id"
-        )
-        while rows := cursor.fetchmany(batch_size):
-            for scheme, observed, t, rssi, metadata, address, own in rows:
-                yield Sighting(names[scheme], observed, t, rssi, metadata, address, own)
+        """Every sighting, oldest row first, as Sighting values (for export); a damaged row or page
+        is an :class:`EncounterLogCorruptError` naming it."""
+        with self._guard():
+            cursor = self._db.execute(
+                "SELECT id, scheme, observed_id, time, rssi, metadata, address, own_id "
+                "FROM sightings ORDER BY id"
+            )
+            while rows := cursor.fetchmany(batch_size):
+                for row_id, scheme, observed, t, rssi, metadata, address, own in rows:
+                    try:
+                        sighting = Sighting(self._scheme(scheme), observed, t, rssi, metadata, address, own)
+                    except (ValueError, TypeError) as error:
+                        raise EncounterLogCorruptError(self.path, f"sighting row {row_id}: {error}") from None
+                    yield sighting
+
+    def _scheme(self, code: object) -> str:
+        """The scheme of a stored code; an unknown one means the file is damaged (or from elsewhere)."""
+        name = SCHEME_NAMES_BY_CODE.get(code) if isinstance(code, int) else None
+        if name is None:
+            raise EncounterLogCorruptError(self.path, f"unknown scheme code {code!r:.20} in the log")
+        return name
 
     @_guarded
     def exposures(self) -> list[ExposureRecord]:
-        names = {code: name for name, code in SCHEME_CODES.items()}
         return [
-            ExposureRecord(names[s], k, d, f, la, n, at, v, rid)
+            ExposureRecord(self._scheme(s), k, d, f, la, n, at, v, rid)
             for rid, s, k, d, f, la, n, at, v in self._db.execute(
                 "SELECT id, scheme, key, day, first_time, last_time, sightings, found_at, verdict "
                 "FROM exposures ORDER BY id"
@@ -468,9 +580,8 @@ class EncounterLog:
 
     @_guarded
     def stats(self) -> LogStats:
-        names = {code: name for name, code in SCHEME_CODES.items()}
         by_scheme = {
-            names[code]: count
+            self._scheme(code): count
             for code, count in self._db.execute("SELECT scheme, count(*) FROM sightings GROUP BY scheme")
         }
         distinct = self._db.execute(
@@ -505,6 +616,8 @@ class EncounterLog:
             raise EncounterLogError(f"encounter log {self.path}: {error}") from None
         except sqlite3.DatabaseError as error:
             raise EncounterLogCorruptError(self.path, str(error)) from None
+        except UnicodeDecodeError:
+            raise EncounterLogCorruptError(self.path, "stored text is not UTF-8") from None
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
@@ -525,10 +638,25 @@ def _refuse_foreign_file(path: str, create: bool) -> None:
         return
     if file.is_dir():
         raise EncounterLogCorruptError(path, "it is a directory")
-    with file.open("rb") as handle:
-        head = handle.read(len(_SQLITE_MAGIC))
+    if not file.is_file():
+        raise EncounterLogCorruptError(path, "it is not a regular file (a socket, FIFO or device)")
+    try:
+        with file.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except OSError as error:
+        raise EncounterLogError(f"cannot read encounter log {path}: {error.strerror or error}") from None
     if head and head != _SQLITE_MAGIC:
         raise EncounterLogCorruptError(path, "it is not a SQLite database")
+
+
+def _create_private(path: str) -> None:
+    """Create a new log file 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
+    database's mode): it holds the phone's own IDs and whom it met."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 class _Columns:
@@ -631,7 +759,7 @@ class _Columns:
         return self
 
     def _check(self) -> NDArray[np.bool_]:
-        times_ok = np.isfinite(self.times) & (self.times >= 0)
+        times_ok = (self.times >= 0) & (self.times <= LATEST_TIME)  # NaN fails both
         with np.errstate(invalid="ignore"):
             rssi_ok = ~self.rssi_known | (
                 np.isfinite(self.rssi)
@@ -651,8 +779,8 @@ class _Columns:
             if not self.id_ok[row]:
                 why.append(f"{self.scheme} ID must be {length} bytes, got {len(self.id_bytes[row])}")
             t = float(self.times[row])
-            if not (math.isfinite(t) and t >= 0):
-                why.append(f"time must be finite non-negative unix seconds, got {t!r}")
+            if not 0 <= t <= LATEST_TIME:
+                why.append(f"time must be unix seconds from 1970 to year 9998 (0..{LATEST_TIME}), got {t!r}")
             r = float(self.rssi[row])
             if self.rssi_known[row] and not (
                 math.isfinite(r) and r == round(r) and RSSI_RANGE[0] <= r <= RSSI_RANGE[1]

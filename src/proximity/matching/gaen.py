@@ -34,6 +34,7 @@ from proximity.matching.keys import DiagnosisKey, KeyBatch, ReportType, batches_
 from proximity.matching.native import resolve_backend
 from proximity.matching.pool import resolve_workers, run_chunks
 from proximity.matching.results import KeyMatch
+from proximity.radio import TX_POWER_RANGE
 from proximity.schemes.gaen import ENIN_SECONDS, TEK_ROLLING_PERIOD
 from proximity.sightings import Observations
 
@@ -50,8 +51,7 @@ __all__ = [
 
 WINDOW_SLACK_SECONDS = 2 * 3600
 REPLAY_GUARD_SECONDS = 20 * 60
-MIN_TX_POWER = -50
-MAX_TX_POWER = 20
+MIN_TX_POWER, MAX_TX_POWER = TX_POWER_RANGE
 DEFAULT_CHUNK = 2048
 
 Progress = Callable[[int], None]  # told the number of keys done after each chunk

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from proximity.errors import MalformedPayloadError
+from proximity.errors import MalformedPayloadError, PayloadTypeError
 from proximity.payloads.adstructures import (
     AD_COMPLETE_16BIT_UUIDS,
     AD_FLAGS,
@@ -196,11 +196,20 @@ def decode_bleak(service_data: Mapping[str, bytes], manufacturer_data: Mapping[i
     Service data keys are 128-bit UUID strings (any case; 16- and 32-bit short forms are accepted too).
     """
     for key, value in service_data.items():
-        if _normalise_uuid(key) == GAEN_SERVICE_UUID:
-            return GaenAdvert.from_payload(bytes(value))
+        if isinstance(key, str) and _normalise_uuid(key) == GAEN_SERVICE_UUID:
+            return GaenAdvert.from_payload(_payload("GAEN service data", value))
     if BLUEZONE_COMPANY_ID in manufacturer_data:
-        return BluezoneAdvert.from_payload(bytes(manufacturer_data[BLUEZONE_COMPANY_ID]))
+        return BluezoneAdvert.from_payload(
+            _payload("Bluezone manufacturer data", manufacturer_data[BLUEZONE_COMPANY_ID])
+        )
     return None
+
+
+def _payload(what: str, value: object) -> bytes:
+    """A payload as bytes; anything else (``bytes(5)`` would make five zero bytes of an int) is refused."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise PayloadTypeError(what, type(value).__name__)
+    return bytes(value)
 
 
 def decode_ad_bytes(raw: bytes) -> Advert | None:

@@ -17,13 +17,14 @@ from numpy.typing import NDArray
 
 from proximity.errors import InvalidKeyError, NoKeyForTimeError
 from proximity.schemes.base import EphemeralId, IdBatch, require_bytes
-from proximity.times import SECONDS_PER_DAY, utc_midnight
+from proximity.times import LATEST_TIME, SECONDS_PER_DAY, utc_midnight
 
 __all__ = [
     "BLUEZONE",
     "DEFAULT_IDS_PER_DAY",
     "ID_LENGTH",
     "KEY_LENGTH",
+    "MAX_RECORD_DAYS",
     "SALT",
     "BluezoneBaseKey",
     "BluezoneDailyKey",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 ID_LENGTH = 12
+# Days one published record may span: the app publishes 14; a record "valid until" the far future
+# would make the matcher derive every ID of every day up to then (a 1596240000000 s time_end: years).
+MAX_RECORD_DAYS = 30
 KEY_LENGTH = 32
 DEFAULT_IDS_PER_DAY = 96
 SALT = b"bluzonesubkey"  # sic: the app spells it without the "e"
@@ -124,6 +128,17 @@ class BluezoneDailyKey:
         _check_ids_per_day(self.ids_per_day)
         if self.time_end <= self.time_start:
             raise InvalidKeyError(f"time_end {self.time_end} must be after time_start {self.time_start}")
+        if not 0 <= self.time_start <= LATEST_TIME:
+            raise InvalidKeyError(
+                f"time_start must be unix seconds from 1970 to year 9998, got {self.time_start}"
+            )
+        span = self.time_end - self.time_start
+        if span > MAX_RECORD_DAYS * SECONDS_PER_DAY:
+            days = f"{span // SECONDS_PER_DAY:,}" if span < 10**15 else "far more"  # integers: no overflow
+            raise InvalidKeyError(
+                f"a record may span at most {MAX_RECORD_DAYS} days (MAX_RECORD_DAYS); this one spans {days} "
+                "days (is time_end in milliseconds?)"
+            )
 
     @property
     def slot_seconds(self) -> int:

@@ -16,6 +16,7 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     forget = 0                       # s apart after which a pair is judged and dropped (0 = per day)
     hold = 0                         # s of a pair's sightings judged as one piece (0 = no limit)
     pair_scores = true               # keep every pair's score (ROC, AUC); false for a city
+    memory_cap = 4e9                 # bytes a run may need (estimated before anything is allocated)
     [crowd]  ... CrowdParams fields
     [channel] ... ChannelParams fields
 """
@@ -35,9 +36,25 @@ from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB
 from proximity.sim.channel import ChannelParams
 from proximity.sim.duty import DUTY_CYCLES
 from proximity.sim.mobility import CrowdParams
-from proximity.times import parse_time
+from proximity.times import LATEST_TIME, parse_time
 
-__all__ = ["Scenario", "ScenarioError", "load_scenario", "scenario_from_dict"]
+__all__ = [
+    "MAX_SCENARIO_BYTES",
+    "MAX_STEPS",
+    "MEMORY_CAP_BYTES",
+    "MIN_STEP",
+    "Scenario",
+    "ScenarioError",
+    "estimated_memory",
+    "load_scenario",
+    "scenario_from_dict",
+]
+
+# Limits checked before a run allocates anything (see :func:`estimated_memory`).
+MEMORY_CAP_BYTES = 4e9  # default ``memory_cap``: what a run may need; raise it in the file for a big machine
+MIN_STEP = 1e-3  # s: a smaller step makes no progress on a unix-time clock (1e-300 never advances)
+MAX_STEPS = 100_000_000  # duration / step: more steps than this would run for days
+MAX_SCENARIO_BYTES = 1 << 20  # a scenario file is a few hundred bytes
 
 
 class ScenarioError(ProximityError, ValueError):
@@ -64,6 +81,7 @@ class Scenario:
     forget: float = 0.0  # > 0: pairs apart this long are settled (bounded memory; see sim/ledger.py)
     hold: float = 0.0  # > 0: a pair's sightings are judged in pieces of about this long
     pair_scores: bool = True  # keep each heard pair's score for the ROC (one float per pair)
+    memory_cap: float = MEMORY_CAP_BYTES  # bytes a run may need (:func:`estimated_memory`)
 
     def __post_init__(self) -> None:
         if self.scheme not in ("gaen", "bluezone"):
@@ -72,8 +90,19 @@ class Scenario:
             raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
         if not isinstance(self.pair_scores, bool):
             raise ScenarioError(f"pair_scores must be true or false, got {self.pair_scores!r}")
-        if not (math.isfinite(self.duration) and self.duration > 0 and 0 < self.step <= self.duration):
+        for name in ("start", "duration", "step", "chunk", "forget", "hold", "diagnosed", "memory_cap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ScenarioError(f"{name} must be a finite number, got {value!r:.40}")
+        if not (self.duration > 0 and 0 < self.step <= self.duration):
             raise ScenarioError("duration must be positive and step in (0, duration]")
+        if self.step < MIN_STEP or self.duration / self.step > MAX_STEPS:
+            raise ScenarioError(
+                f"step must be at least {MIN_STEP:g} s and duration / step at most {MAX_STEPS:,} "
+                f"(MIN_STEP, MAX_STEPS), got step {self.step:g} s over {self.duration:g} s"
+            )
+        if not 0 <= self.start <= LATEST_TIME - self.duration:
+            raise ScenarioError("start (and start + duration) must lie between 1970 and year 9998")
         cycle = DUTY_CYCLES[self.duty_cycle]
         for what, on, period in (
             ("scan", cycle.scan_on, cycle.scan_period),
@@ -112,6 +141,16 @@ class Scenario:
                 raise ScenarioError(f"unknown estimator {name!r}; choose from {', '.join(sorted(known))}")
         if self.channel.max_range < self.contact_distance:
             raise ScenarioError("channel max_range must be at least contact_distance")
+        if not self.memory_cap > 0:
+            raise ScenarioError(f"memory_cap must be a positive number of bytes, got {self.memory_cap!r}")
+        need = estimated_memory(self)
+        if need > self.memory_cap:
+            raise ScenarioError(
+                f"this scenario needs about {need / 1e9:.3g} GB (venue {self.crowd.width:g} x "
+                f"{self.crowd.height:g} m in cells of contact_distance {self.contact_distance:g} m and "
+                f"max_range {self.channel.max_range:g} m, {self.crowd.agents} agents), more than "
+                f"memory_cap {self.memory_cap / 1e9:.3g} GB; enlarge the cells or raise memory_cap"
+            )
 
     @property
     def duty_cycle(self) -> str:
@@ -119,6 +158,27 @@ class Scenario:
 
     def with_overrides(self, **changes: Any) -> Scenario:
         return replace(self, **changes)
+
+
+def estimated_memory(scenario: Scenario) -> float:
+    """Bytes a run needs, estimated from its dominant terms: the neighbour grids (cells of
+    ``contact_distance`` and of ``max_range`` over a batch of steps laid side by side, two int64 per
+    cell), the seat grid, and per-agent state. An estimate (grids span the whole venue, the
+    neighbour search only the occupied part), cheap enough to check before a run allocates."""
+    from proximity.sim.world import BATCH_POINTS, BATCH_STEPS  # world imports this module
+
+    crowd, channel = scenario.crowd, scenario.channel
+    batch = max(1, min(BATCH_STEPS, BATCH_POINTS // max(1, crowd.agents)))
+    span_x = batch * (crowd.width + 3.0 * channel.max_range)
+
+    def cells(size: float) -> float:
+        return (span_x / size + 3.0) * (crowd.height / size + 3.0)
+
+    grids = 16.0 * (cells(scenario.contact_distance) + cells(channel.max_range))
+    seats = 0.0
+    if crowd.layout == "seats":
+        seats = 48.0 * (crowd.width / crowd.seat_spacing + 1.0) * (crowd.height / crowd.seat_spacing + 1.0)
+    return grids + seats + 256.0 * crowd.agents * batch
 
 
 def _build(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
@@ -131,10 +191,10 @@ def _build(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
     try:
         return cls(**values)
-    except ScenarioError:
-        raise
-    except (TypeError, ValueError) as error:
+    except ScenarioError as error:
         raise ScenarioError(f"{where}: {error}") from None
+    except (TypeError, ValueError, ArithmeticError) as error:  # also numpy's ufunc type errors
+        raise ScenarioError(f"{where}: {str(error)[:300]}") from None
 
 
 def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scenario:
@@ -143,10 +203,12 @@ def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scen
     if not isinstance(crowd, Mapping):
         raise ScenarioError(f"{where}: a [crowd] table with agents, width and height is required")
     channel = top.pop("channel", {})
+    if not isinstance(channel, Mapping):
+        raise ScenarioError(f"{where}: [channel] must be a table")
     if "start" in top:
         try:
-            top["start"] = float(parse_time(str(top["start"])))
-        except (TypeError, ValueError) as error:
+            top["start"] = float(parse_time(str(top["start"])[:64]))
+        except (TypeError, ValueError, OverflowError) as error:
             raise ScenarioError(f"{where}: start: {error}") from None
     top["crowd"] = _build(CrowdParams, crowd, f"{where} [crowd]")
     top["channel"] = _build(ChannelParams, channel, f"{where} [channel]")
@@ -157,10 +219,19 @@ def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scen
 def load_scenario(path: str | Path) -> Scenario:
     """Read a scenario TOML file (see the module docstring for the keys)."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SCENARIO_BYTES + 1)
     except OSError as error:
-        raise ScenarioError(f"cannot read scenario {path}: {error.strerror}") from None
+        raise ScenarioError(f"cannot read scenario {path}: {error.strerror or error}") from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"scenario {path} is larger than {MAX_SCENARIO_BYTES} bytes (MAX_SCENARIO_BYTES)")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ScenarioError(f"scenario {path} is not UTF-8 text (byte {error.start})") from None
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"scenario {path} is not valid TOML: {error}") from None
+    except RecursionError:
+        raise ScenarioError(f"scenario {path} is nested deeper than TOML's parser allows") from None
     data.setdefault("name", Path(path).stem)
     return scenario_from_dict(data, str(path))

@@ -3,10 +3,15 @@
 Each run depends only on (scenario, adoption, seed, estimators), so where it runs does not change
 its result; rows come back sorted by (adoption, estimator, seed). ``scheduler="inline"`` runs in
 this process without Dask (for small sweeps and tests).
+
+Ctrl-C (KeyboardInterrupt) during a sweep keeps the runs that had finished: the result holds their
+rows, with ``interrupted`` set and ``missing`` counting the runs not done.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import os
 from collections.abc import Callable, Sequence
@@ -29,6 +34,8 @@ class SweepResult:
     rows: list[ResultRow]
     # (estimator, adoption, seed) -> (scores, labels) of app-user pairs, for ROC curves
     scores: dict[tuple[str, float, int], tuple[NDArray[np.float64], NDArray[np.bool_]]]
+    interrupted: bool = False  # stopped by Ctrl-C: only the finished runs are here
+    missing: int = 0  # runs not done when it stopped
 
 
 def _one(scenario: Scenario, adoption: float, seed: int, estimators: Sequence[str]) -> RunResult:
@@ -49,22 +56,26 @@ def sweep(
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
     tasks = [(float(p), s) for p in adoptions for s in range(seeds)]
-    results: list[RunResult] = []
-    if scheduler == INLINE:
-        for k, (p, s) in enumerate(tasks):
-            results.append(_one(scenario, p, s, estimators))
-            if progress:
-                progress(k + 1, len(tasks))
-    else:
-        results = _on_dask(scenario, tasks, estimators, scheduler, workers, progress)
+    done: dict[tuple[float, int], RunResult] = {}
+    interrupted = False
+    try:
+        if scheduler == INLINE:
+            for k, (p, s) in enumerate(tasks):
+                done[(p, s)] = _one(scenario, p, s, estimators)
+                if progress:
+                    progress(k + 1, len(tasks))
+        else:
+            _on_dask(scenario, tasks, estimators, scheduler, workers, progress, done)
+    except KeyboardInterrupt:
+        interrupted = True  # keep what finished
     rows: list[ResultRow] = []
     scores: dict[tuple[str, float, int], tuple[NDArray[np.float64], NDArray[np.bool_]]] = {}
-    for (p, s), result in zip(tasks, results, strict=True):
+    for (p, s), result in done.items():
         rows += result.rows
         for name, pair in result.scores.items():
             scores[(name, p, s)] = pair
     rows.sort(key=lambda r: (r.adoption, r.estimator, r.seed))
-    return SweepResult(rows, scores)
+    return SweepResult(rows, scores, interrupted, len(tasks) - len(done))
 
 
 def _task_key(scenario: Scenario, estimators: Sequence[str], adoption: float, seed: int) -> str:
@@ -83,7 +94,9 @@ def _on_dask(
     scheduler: str | None,
     workers: int | None,
     progress: Callable[[int, int], None] | None,
-) -> list[RunResult]:
+    done: dict[tuple[float, int], RunResult],
+) -> None:
+    """Run the tasks on Dask, filling ``done`` as runs finish (so an interrupt keeps them)."""
     # dask ships no type hints: use it through Any
     distributed: Any = importlib.import_module("dask.distributed")
     cluster = None
@@ -93,19 +106,26 @@ def _on_dask(
             n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
         )
     client = distributed.Client(scheduler or cluster)
+    futures: dict[Any, tuple[float, int]] = {}
     try:
-        futures = [
+        futures = {
             client.submit(
                 _one, scenario, p, s, list(estimators), pure=False, key=_task_key(scenario, estimators, p, s)
-            )
+            ): (p, s)
             for p, s in tasks
-        ]
-        for done, _ in enumerate(distributed.as_completed(futures), start=1):
+        }
+        for count, future in enumerate(distributed.as_completed(futures), start=1):
+            done[futures[future]] = future.result()
             if progress:
-                progress(done, len(tasks))
-        results: list[RunResult] = client.gather(futures)
+                progress(count, len(tasks))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C (or the event loop's CancelledError under it): keep the runs that finished meanwhile
+        for future, task in futures.items():
+            if task not in done and future.status == "finished":
+                done[task] = future.result()
+        raise KeyboardInterrupt from None
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    return results
+        with contextlib.suppress(Exception):
+            client.close()
+            if cluster is not None:
+                cluster.close()

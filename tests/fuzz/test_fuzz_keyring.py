@@ -1,0 +1,41 @@
+"""Fuzz: the key ring file (a real one, mutated; and valid-checksum rings with odd values) -> load_keyring."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fuzzing import fuzz_file_reader, inputs, json_values
+from hypothesis import strategies as st
+
+from proximity.keyring import KeyRing
+from proximity.keyring.store import _checksum, dumps_keyring, load_keyring
+
+RING = dumps_keyring(KeyRing.create(1_700_000_000.0).rolled(1_700_200_000.0))
+SEEDS = [RING.encode()]
+
+
+@st.composite
+def checksummed(draw: st.DrawFn) -> bytes:
+    """A ring with one value replaced and the checksum made right: validation past the checksum."""
+    document: Any = json.loads(RING)
+    body = document["body"]
+    where = draw(st.sampled_from(["settings", "gaen", "bluezone"]))
+    value = draw(json_values())
+    if where == "settings":
+        body["settings"][draw(st.sampled_from(sorted(body["settings"])))] = value
+    elif where == "gaen":
+        entry = body["gaen"][0]
+        entry[draw(st.sampled_from(sorted(entry)))] = value
+    else:
+        body["bluezone"][draw(st.sampled_from(["base_key", "base_day"]))] = value
+    document["sha256"] = _checksum(body)
+    return json.dumps(document).encode()
+
+
+def test_fuzz_keyring() -> None:
+    fuzz_file_reader(
+        "keyring",
+        st.one_of(inputs(SEEDS), checksummed()),
+        lambda path: load_keyring(path).rolled(1_700_300_000.0),
+    )

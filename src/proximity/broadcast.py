@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proximity.payloads.adverts import Advert, BluezoneAdvert, GaenAdvert
+from proximity.payloads.adverts import Advert, BluezoneAdvert, Dp3tAdvert, GaenAdvert
 from proximity.schemes.base import EphemeralId, IdBatch
 from proximity.schemes.bluezone import BluezoneDailyKey, BluezoneScheme
+from proximity.schemes.dp3t import DP3T, Dp3tDayKey
 from proximity.schemes.gaen import GAEN, Metadata, TemporaryExposureKey
 
-__all__ = ["Broadcast", "bluezone_broadcasts", "gaen_broadcasts"]
+__all__ = ["Broadcast", "bluezone_broadcasts", "dp3t_broadcasts", "gaen_broadcasts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +71,9 @@ def bluezone_broadcasts(record: BluezoneDailyKey, *, at: float, count: int = 1) 
     """The record's broadcasts from the slot containing ``at`` on, at most ``count``."""
     batch = BluezoneScheme(record.ids_per_day).ids_of_key(record)
     return [Broadcast(batch[i], BluezoneAdvert(batch.ids[i].tobytes())) for i in _from(batch, at, count)]
+
+
+def dp3t_broadcasts(day_key: Dp3tDayKey, *, at: float, count: int = 1) -> list[Broadcast]:
+    """The day's EphIDs (in broadcast order) from the epoch containing ``at`` on, at most ``count``."""
+    batch = DP3T.ids_of_key(day_key)
+    return [Broadcast(batch[i], Dp3tAdvert(batch.ids[i].tobytes())) for i in _from(batch, at, count)]

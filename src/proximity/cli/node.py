@@ -12,11 +12,9 @@ from proximity.broadcast import Broadcast
 from proximity.cli.common import add_keyring_option
 from proximity.errors import NoKeyForTimeError
 from proximity.keyring import load_keyring, resolve_keyring_path, save_keyring
-from proximity.schemes import SCHEME_NAMES
+from proximity.schemes.registry import SCHEME_NAMES, duty_cycles, scheme_record
 
 __all__ = ["register", "run"]
-
-BLUEZONE_DEDUP_SECONDS = 5.0  # the Bluezone app keeps at most one row per contact ID every 5 s
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--adapter", default="hci0", metavar="HCI", help="BlueZ adapter (default hci0)")
     parser.add_argument(
         "--duty",
-        choices=("continuous", "gaen", "bluezone"),
+        choices=tuple(duty_cycles()),
         default="continuous",
-        help="scan duty cycle: always, GAEN's 4 s every 4 min, or Bluezone's 40 s every 5 min",
+        help="scan duty cycle: always, or a scheme's own (GAEN 4 s, Bluezone 40 s, DP-3T 30 s, every 5 min)",
     )
     parser.add_argument(
         "--seconds", type=float, metavar="N", help="stop after N seconds (default: run until stopped)"
@@ -77,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
             last_printed[:] = [now, status.rotations]
 
-    dedup = BLUEZONE_DEDUP_SECONDS if args.scheme == "bluezone" else None
+    dedup = scheme_record(args.scheme).dedup_seconds  # e.g. Bluezone's app: one row per ID per 5 s
     with EncounterLog(args.db) as log:
         sink = BatchingSink(lambda batch: log.add(batch, dedup_seconds=dedup), batch=256, max_delay=2.0)
         node = Node(

@@ -44,7 +44,8 @@ from proximity.log.schema import (
 )
 from proximity.radio import RSSI_RANGE
 from proximity.schemes.gaen import AEM_LENGTH
-from proximity.sightings import ID_LENGTHS, InvalidSightingError, Observations, Sighting
+from proximity.schemes.registry import RETENTION_DAYS
+from proximity.sightings import ID_LENGTHS, InvalidSightingError, Observations, Sighting, record_of
 from proximity.times import LATEST_TIME, SECONDS_PER_DAY
 from proximity.times import now as wall_clock
 
@@ -57,7 +58,7 @@ __all__ = [
     "PruneReport",
 ]
 
-DEFAULT_RETENTION_DAYS = 14
+DEFAULT_RETENTION_DAYS = RETENTION_DAYS
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _F = TypeVar("_F", bound=Callable[..., Any])
 _ROWS_PER_STATEMENT = 128  # rows per INSERT; 128 x 7 columns stays below SQLite's old 999-variable limit
@@ -739,8 +740,10 @@ class _Columns:
                 np.ones(n, np.bool_) if rssi_known is None else _mask("rssi_known", rssi_known, n)
             )
         if aem is not None or has_aem is not None:
-            if scheme != "gaen":
-                raise InvalidSightingError("only GAEN sightings carry metadata (the AEM)")
+            if record_of(scheme).metadata_length is None:
+                raise InvalidSightingError(
+                    f"{record_of(scheme).label} sightings carry no metadata (only GAEN's AEM)"
+                )
             if aem is None or aem.shape != (n, AEM_LENGTH) or aem.dtype != np.uint8:
                 raise ValueError(f"aem must be a ({n}, {AEM_LENGTH}) uint8 array")
             self.aem = aem
@@ -844,7 +847,7 @@ def _columns_of(scheme: str, sightings: list[Sighting]) -> _Columns:
     n = len(sightings)
     has_aem = np.fromiter((s.metadata is not None for s in sightings), np.bool_, count=n)
     aem = None
-    if scheme == "gaen" and has_aem.any():
+    if record_of(scheme).metadata_length is not None and has_aem.any():
         aem = np.zeros((n, AEM_LENGTH), np.uint8)
         aem[has_aem] = np.frombuffer(
             b"".join(s.metadata for s in sightings if s.metadata is not None), np.uint8

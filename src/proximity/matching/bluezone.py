@@ -28,13 +28,12 @@ from proximity.matching.index import ObservedIdIndex
 from proximity.matching.native import resolve_backend
 from proximity.matching.pool import Progress, resolve_workers, run_chunks
 from proximity.matching.results import KeyMatch
-from proximity.schemes.bluezone import SALT, BluezoneDailyKey
+from proximity.schemes.bluezone import BLUEZONE, BYTE_SELECT, SALT, BluezoneDailyKey
 from proximity.sightings import Observations
 
 __all__ = ["BluezoneMatcher", "match_bluezone", "record_ids"]
 
 DEFAULT_RECORD_CHUNK = 128
-_SELECT = np.array([0, 4, 8, 12, 16, 18, 20, 22, 24, 26, 28, 30])
 
 
 def _slot_count(record: BluezoneDailyKey) -> int:
@@ -82,7 +81,7 @@ def _python_chains(daily_keys: list[bytes], count: int, ids_per_day: int) -> NDA
         remaining -= ids_per_day
         keys = list(map(_DIGEST, map(_SHA, keys)))
     digests = np.frombuffer(b"".join([b"".join(step) for step in steps]), dtype=np.uint8)
-    by_slot = digests.reshape(count, len(daily_keys), 32)[:, :, _SELECT]
+    by_slot = digests.reshape(count, len(daily_keys), 32)[:, :, BYTE_SELECT]
     return np.ascontiguousarray(by_slot.transpose(1, 0, 2))
 
 
@@ -111,7 +110,7 @@ class BluezoneMatcher:
 
     @classmethod
     def build(cls, observations: Observations, backend: str | None = None) -> BluezoneMatcher:
-        if observations.scheme != "bluezone":
+        if observations.scheme != BLUEZONE.name:
             raise ValueError(f"Bluezone matching needs Bluezone observations, got {observations.scheme!r}")
         return cls(observations, ObservedIdIndex.build(observations.ids), backend=backend)
 
@@ -177,7 +176,7 @@ class BluezoneMatcher:
         order = np.lexsort((obs.row_ids[rows], obs.times[rows]))
         rows, which = rows[order], which[order]
         return KeyMatch(
-            scheme="bluezone",
+            scheme=BLUEZONE.name,
             key=record,
             verified=False,
             row_ids=obs.row_ids[rows].astype(np.int64),

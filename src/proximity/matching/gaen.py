@@ -35,7 +35,7 @@ from proximity.matching.native import resolve_backend
 from proximity.matching.pool import resolve_workers, run_chunks
 from proximity.matching.results import KeyMatch
 from proximity.radio import TX_POWER_RANGE
-from proximity.schemes.gaen import ENIN_SECONDS, TEK_ROLLING_PERIOD
+from proximity.schemes.gaen import ENIN_SECONDS, GAEN, TEK_ROLLING_PERIOD
 from proximity.sightings import Observations
 
 __all__ = [
@@ -125,7 +125,7 @@ class GaenMatcher:
     def build(
         cls, observations: Observations, aes: EcbBackend | None = None, backend: str | None = None
     ) -> GaenMatcher:
-        if observations.scheme != "gaen":
+        if observations.scheme != GAEN.name:
             raise ValueError(f"GAEN matching needs GAEN observations, got {observations.scheme!r}")
         return cls(observations, ObservedIdIndex.build(observations.ids), aes, backend=backend)
 
@@ -233,7 +233,7 @@ class GaenMatcher:
         order = np.lexsort((obs.row_ids[rows], obs.times[rows]))
         rows, which, tx_power, confidence = rows[order], which[order], tx_power[order], confidence[order]
         return KeyMatch(
-            scheme="gaen",
+            scheme=GAEN.name,
             key=batch.key(row),
             verified=batch.verified,
             row_ids=obs.row_ids[rows].astype(np.int64),

@@ -1,0 +1,180 @@
+"""DP-3T matching: published (SK_t, day) pairs x observed EphIDs -> every matched sighting.
+
+A published SK_t is matched on its own UTC day and, chained forward (SK_{t+1} = SHA-256(SK_t)), on each
+later day up to the record's ``chain_days`` (14), but only on days that have sightings at all. Per chunk
+of published keys, every step is one batch over all of the chunk's day keys: the SHA-256 chains advance
+in lock step (one ``map`` a step), the PRF keys are one ``map`` of HMAC-SHA256, and the 96 EphIDs of
+every day key are one AES-256-ECB call over the 96 counter blocks (AES-256-CTR from a zero counter is
+ECB of the blocks 0..95), shared by all keys. All EphIDs are probed against the index at once; a sighting
+counts when its time falls on the day of the day key that produced its EphID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proximity.matching.aes import EcbBackend, default_backend
+from proximity.matching.index import ObservedIdIndex
+from proximity.matching.native import resolve_backend
+from proximity.matching.pool import Progress, resolve_workers, run_chunks
+from proximity.matching.results import KeyMatch
+from proximity.schemes.dp3t import DP3T, EPHID_LENGTH, EPHIDS_PER_DAY, MAX_CHAIN_DAYS, Dp3tDayKey
+from proximity.sightings import Observations
+from proximity.times import SECONDS_PER_DAY
+
+__all__ = ["DEFAULT_KEY_CHUNK", "Dp3tMatcher", "ephids_of", "match_dp3t"]
+
+DEFAULT_KEY_CHUNK = 2048
+_COUNTERS = np.zeros((1, EPHIDS_PER_DAY, 16), dtype=np.uint8)
+_COUNTERS[0, :, 8:] = (
+    np.arange(EPHIDS_PER_DAY, dtype=">u8").view(np.uint8).reshape(EPHIDS_PER_DAY, 8)
+)  # the big-endian 128-bit counter blocks 0..95
+_PRF = partial(hmac.digest, msg=b"broadcast key", digest="sha256")
+_SHA = hashlib.sha256
+
+
+def _next(key: bytes) -> bytes:
+    return _SHA(key).digest()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Dp3tMatcher:
+    """Observations of DP-3T sightings with their index and the days they fall on."""
+
+    observations: Observations
+    index: ObservedIdIndex
+    aes: EcbBackend | None = None
+    backend: str | None = None  # "c" | "python" | None: only how the index is probed
+    days: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __post_init__(self) -> None:
+        if self.days.size == 0 and len(self.observations):
+            days = np.floor(self.observations.times / SECONDS_PER_DAY).astype(np.int64) * SECONDS_PER_DAY
+            object.__setattr__(self, "days", np.unique(days))
+
+    @classmethod
+    def build(cls, observations: Observations, aes: EcbBackend | None = None) -> Dp3tMatcher:
+        if observations.scheme != DP3T.name:
+            raise ValueError(f"DP-3T matching needs DP-3T observations, got {observations.scheme!r}")
+        return cls(observations, ObservedIdIndex.build(observations.ids), aes)
+
+    def with_backend(self, backend: str | None) -> Dp3tMatcher:
+        return replace(self, backend=backend)
+
+    def _day_keys(self, keys: list[Dp3tDayKey]) -> tuple[list[bytes], list[int], list[int]]:
+        """(day key, its day, index of its published key) for every day with sightings, chained."""
+        observed = set(self.days.tolist())
+        last = int(self.days[-1]) if self.days.size else -1
+        out_keys: list[bytes] = []
+        out_days: list[int] = []
+        out_owner: list[int] = []
+        current = [k.key for k in keys]
+        alive = list(range(len(keys)))
+        for step in range(MAX_CHAIN_DAYS + 1):
+            alive_next: list[int] = []
+            keys_next: list[bytes] = []
+            for slot, owner in enumerate(alive):
+                day = keys[owner].day + step * SECONDS_PER_DAY
+                if day > last:
+                    continue
+                if day in observed:
+                    out_keys.append(current[slot])
+                    out_days.append(day)
+                    out_owner.append(owner)
+                alive_next.append(owner)
+                keys_next.append(current[slot])
+            if not alive_next or step == MAX_CHAIN_DAYS:
+                break
+            alive, current = alive_next, list(map(_next, keys_next))
+        return out_keys, out_days, out_owner
+
+    def match_batch(self, keys: list[Dp3tDayKey]) -> list[KeyMatch]:
+        if not keys or len(self.index) == 0:
+            return []
+        day_keys, days, owners = self._day_keys(keys)
+        if not day_keys:
+            return []
+        ephids = ephids_of(day_keys, self.aes).reshape(-1, EPHID_LENGTH)
+        positions, unique = self.index.find(ephids, backend=self.backend)
+        which, _ = np.divmod(positions, EPHIDS_PER_DAY)
+        obs = self.observations
+        by_owner: dict[int, list[tuple[NDArray[np.int64], int]]] = {}
+        for k, (w, u) in enumerate(zip(which.tolist(), unique.tolist(), strict=True)):
+            rows = self.index.rows_of(u)
+            times = obs.times[rows]
+            day = days[w]
+            rows = rows[(times >= day) & (times < day + SECONDS_PER_DAY)]
+            if rows.size:
+                by_owner.setdefault(owners[w], []).append((rows, int(positions[k])))
+        out = []
+        for owner, found in by_owner.items():
+            rows = np.concatenate([r for r, _ in found])
+            ids = np.concatenate([np.repeat(ephids[p][None, :], r.size, axis=0) for r, p in found])
+            order = np.lexsort((obs.row_ids[rows], obs.times[rows]))
+            rows, ids = rows[order], ids[order]
+            out.append(
+                KeyMatch(
+                    scheme=DP3T.name,
+                    key=keys[owner],
+                    verified=False,
+                    row_ids=obs.row_ids[rows].astype(np.int64),
+                    ids=np.ascontiguousarray(ids),
+                    times=obs.times[rows].astype(np.float64),
+                    rssi=obs.rssi[rows].astype(np.float64),
+                    tx_power=np.full(rows.size, np.nan),
+                    calibration_confidence=np.full(rows.size, -1, dtype=np.int8),
+                )
+            )
+        return out
+
+
+def ephids_of(day_keys: list[bytes], aes: EcbBackend | None = None) -> NDArray[np.uint8]:
+    """The 96 EphIDs (PRG order) of each day key, as (m, 96, 16), by one batch per primitive."""
+    prf_keys = np.frombuffer(b"".join(map(_PRF, day_keys)), dtype=np.uint8).reshape(len(day_keys), 32)
+    rows = np.zeros(len(day_keys), dtype=np.intp)
+    return (aes or default_backend()).encrypt_rows(prf_keys, _COUNTERS, rows)
+
+
+def _chunks(keys: Iterable[Dp3tDayKey], size: int) -> Iterator[list[Dp3tDayKey]]:
+    chunk: list[Dp3tDayKey] = []
+    for key in keys:
+        if not isinstance(key, Dp3tDayKey):
+            raise TypeError(f"keys must be Dp3tDayKey values, got {type(key).__name__}")
+        chunk.append(key)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def match_dp3t(
+    keys: Iterable[Dp3tDayKey],
+    observations: Observations | Dp3tMatcher,
+    *,
+    workers: int | None = None,
+    chunk_size: int = DEFAULT_KEY_CHUNK,
+    backend: str | None = None,
+    progress: Progress | None = None,
+) -> list[KeyMatch]:
+    """Match published DP-3T day keys against observed EphIDs; one :class:`KeyMatch` per distinct key.
+
+    Results are unverified (the exposee list carries no signature), sorted by key then day.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    matcher = observations if isinstance(observations, Dp3tMatcher) else Dp3tMatcher.build(observations)
+    matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
+    found = run_chunks(matcher, _chunks(keys, chunk_size), resolve_workers(workers), progress)
+    chosen: dict[tuple[bytes, int], KeyMatch] = {}
+    for match in found:
+        assert isinstance(match.key, Dp3tDayKey)
+        chosen.setdefault((match.key.key, match.key.day), match)
+    return [chosen[k] for k in sorted(chosen)]

@@ -15,6 +15,7 @@ from proximity.schemes.base import EphemeralId, IdBatch
 from proximity.schemes.bluezone import BluezoneDailyKey, BluezoneScheme
 from proximity.schemes.dp3t import DP3T, Dp3tDayKey
 from proximity.schemes.gaen import GAEN, Metadata, TemporaryExposureKey
+from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["Broadcast", "bluezone_broadcasts", "dp3t_broadcasts", "gaen_broadcasts"]
 
@@ -73,7 +74,16 @@ def bluezone_broadcasts(record: BluezoneDailyKey, *, at: float, count: int = 1) 
     return [Broadcast(batch[i], BluezoneAdvert(batch.ids[i].tobytes())) for i in _from(batch, at, count)]
 
 
-def dp3t_broadcasts(day_key: Dp3tDayKey, *, at: float, count: int = 1) -> list[Broadcast]:
-    """The day's EphIDs (in broadcast order) from the epoch containing ``at`` on, at most ``count``."""
-    batch = DP3T.ids_of_key(day_key)
-    return [Broadcast(batch[i], Dp3tAdvert(batch.ids[i].tobytes())) for i in _from(batch, at, count)]
+def dp3t_broadcasts(key: Dp3tDayKey, *, at: float, count: int = 1) -> list[Broadcast]:
+    """EphIDs (each day's in broadcast order) from the epoch containing ``at`` on, at most ``count``,
+    the key chained forward to ``at``'s day and on across midnights."""
+    if count < 0:
+        raise ValueError(f"count must be non-negative, got {count}")
+    out: list[Broadcast] = []
+    day_key = key.on_day(at)
+    while len(out) < count:
+        batch = DP3T.ids_of_key(day_key)
+        chosen = _from(batch, at, count - len(out))
+        out += [Broadcast(batch[i], Dp3tAdvert(batch.ids[i].tobytes())) for i in chosen]
+        day_key = day_key.on_day(day_key.day + SECONDS_PER_DAY)
+    return out

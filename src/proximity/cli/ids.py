@@ -121,11 +121,7 @@ def _dp3t_from_key(args: argparse.Namespace, at: float, key_start: float) -> tup
     first = Dp3tDayKey(_parse_key(args.key, 32, DP3T.name), utc_midnight(key_start))
     if utc_midnight(at) < first.day:
         return [], f"the key's day is {format_utc(first.day)}"
-    day_key, found = first.on_day(at), []
-    while len(found) < args.count:
-        found += dp3t_broadcasts(day_key, at=at, count=args.count - len(found))
-        day_key = day_key.on_day(day_key.day + 86400)
-    return found, ""
+    return dp3t_broadcasts(first, at=at, count=args.count), ""
 
 
 def _bluezone_from_key(args: argparse.Namespace, at: float, key_start: float) -> tuple[list[Broadcast], str]:

@@ -57,10 +57,9 @@ def parse_exposees(data: bytes | str, source: str = "DP-3T exposees") -> list[Dp
 
 def dump_exposees(keys: Iterable[Dp3tDayKey], release_time: int | None = None) -> str:
     """The JSON form, one entry per line; ``release_time`` (unix seconds) defaults to the latest day."""
+    keys = list(keys)
     items = [{"key": base64.b64encode(k.key).decode(), "keyDate": k.day * 1000} for k in keys]
-    release = (
-        release_time if release_time is not None else max((i["keyDate"] for i in items), default=0) // 1000
-    )
+    release = release_time if release_time is not None else max((k.day for k in keys), default=0)
     lines = [json.dumps(item, separators=(", ", ": ")) for item in items]
     body = ",\n".join("  " + line for line in lines) + ("\n" if lines else "")
     return '{"exposed": [\n' + body + f'], "batchReleaseTime": {int(release) * 1000}}}\n'

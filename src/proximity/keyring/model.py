@@ -159,12 +159,7 @@ class KeyRing:
     def _dp3t_broadcasts(self, at: float, count: int) -> list[Broadcast]:
         if self.dp3t_key is None or utc_midnight(at) < self.dp3t_key.day:
             return []
-        out: list[Broadcast] = []
-        day_key = self.dp3t_key.on_day(at)
-        while len(out) < count:
-            out += dp3t_broadcasts(day_key, at=at, count=count - len(out))
-            day_key = day_key.on_day(day_key.day + SECONDS_PER_DAY)
-        return out
+        return dp3t_broadcasts(self.dp3t_key, at=at, count=count)
 
 
 # Which of the ring's keys answers for each scheme (the ring holds one key kind per scheme).

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from proximity.errors import BackendUnavailableError
-
-if TYPE_CHECKING:
-    from proximity.matching.index import ObservedIdIndex
 
 __all__ = [
     "BACKENDS",
@@ -37,6 +34,25 @@ __all__ = [
     "resolve_backend",
     "unavailable_reason",
 ]
+
+
+class ObservedIdIndex(Protocol):
+    """The fields of :class:`proximity.matching.index.ObservedIdIndex` the C probe reads (a protocol, so
+    this module does not import the index, which imports it)."""
+
+    @property
+    def id_length(self) -> int: ...
+    @property
+    def keys(self) -> NDArray[np.uint64]: ...
+    @property
+    def unique_ids(self) -> NDArray[np.uint8]: ...
+    @property
+    def packed_bitmap(self) -> NDArray[np.uint8]: ...
+    @property
+    def packed_bitmap2(self) -> NDArray[np.uint8]: ...
+    @property
+    def prefix_bits(self) -> int: ...
+
 
 BACKENDS = ("c", "python")
 ENV_VAR = "PROXIMITY_MATCH_BACKEND"

@@ -68,7 +68,8 @@ class SchemeRecord:
     ``metadata_length`` is the length of encrypted metadata sent with the ID (GAEN's AEM), None when
     the scheme sends none; ``chained`` means a published key also reveals every later day's key
     (matched forward ``chain_days`` days); ``duty`` is the phone's scan/advertise duty cycle, which both
-    the live node and the simulator use; ``matcher`` names the batch matcher class.
+    the live node and the simulator use; ``matcher`` names the batch match function
+    (``match(published, observations, workers=...) -> list[KeyMatch]``).
     """
 
     name: str
@@ -86,7 +87,7 @@ class SchemeRecord:
     chain_days: int = 0
 
     def load_matcher(self) -> Any:
-        """The matcher class (resolved from its entry point on first use)."""
+        """The match function (resolved from its entry point on use)."""
         module, _, attribute = self.matcher.partition(":")
         return getattr(importlib.import_module(module), attribute)
 
@@ -103,7 +104,7 @@ GAEN_RECORD = SchemeRecord(
     # the 300 s end (5 minutes, the interval Google documented for the EN service) in node and sim.
     # It advertises all the time (every 200-270 ms).
     duty=DutyCycle("gaen", 4.0, 300.0, 1.0, 1.0),
-    matcher="proximity.matching.gaen:GaenMatcher",
+    matcher="proximity.matching.gaen:match_gaen",
     metadata_length=AEM_LENGTH,
 )
 
@@ -117,7 +118,7 @@ BLUEZONE_RECORD = SchemeRecord(
     advert=BluezoneAdvert,
     # Bluezone's Android app in the background: advertise 15 s on / 15 s off, scan 40 s every 300 s.
     duty=DutyCycle("bluezone", 40.0, 300.0, 15.0, 30.0),
-    matcher="proximity.matching.bluezone:BluezoneMatcher",
+    matcher="proximity.matching.bluezone:match_bluezone",
     dedup_seconds=5.0,  # the app logs a contact ID at most every 5 s
     chained=True,  # the published record says how many days it covers
 )
@@ -133,7 +134,7 @@ DP3T_RECORD = SchemeRecord(
     # The DP-3T Android SDK's defaults (AppConfigManager: DEFAULT_SCAN_INTERVAL 5 min, DEFAULT_SCAN_DURATION
     # 30 s; advertising continuous in ADVERTISE_MODE_LOW_POWER).
     duty=DutyCycle("dp3t", 30.0, 300.0, 1.0, 1.0),
-    matcher="proximity.matching.dp3t:Dp3tMatcher",
+    matcher="proximity.matching.dp3t:match_dp3t",
     chained=True,
     chain_days=MAX_CHAIN_DAYS,
 )

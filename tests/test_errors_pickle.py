@@ -52,7 +52,8 @@ def _argument(annotation: object) -> object:
 def sample(cls: type[BaseException]) -> BaseException:
     """An instance built from ``cls``'s signature (every parameter given, so every field is set)."""
     parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    args, kwargs = [], {}
+    args: list[object] = []
+    kwargs: dict[str, object] = {}
     for parameter in parameters:
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             if not args and parameter.kind is parameter.VAR_POSITIONAL:

@@ -30,9 +30,9 @@ from proximity.matching import BluezoneMatcher, GaenMatcher, KeyBatch, match_blu
 from proximity.matching.aes import PortableEcb
 from proximity.matching.bluezone import record_ids
 from proximity.matching.gaen import DEFAULT_CHUNK
-from proximity.matching.keys import NO_ONSET
 from proximity.matching.native import resolve_backend
 from proximity.schemes.bluezone import BluezoneBaseKey
+from proximity.schemes.published import NO_ONSET
 from proximity.sightings import Observations
 
 N_KEYS = 100_000

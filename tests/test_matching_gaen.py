@@ -332,8 +332,8 @@ def test_worker_threads_sharing_one_aes_backend_give_the_single_worker_result() 
     # Regression: the libcrypto backend shared one EVP context between worker threads, so some AEM
     # (and RPI) decrypts came out under another thread's key: missing matches, wrong TX powers.
     from proximity.matching.gaen import GaenMatcher
-    from proximity.matching.keys import batches_of
     from proximity.matching.pool import run_chunks
+    from proximity.schemes.published import batches_of
 
     keys, obs, tx = _many_keys_with_aems(3000)
     for aes in available_backends():

@@ -17,8 +17,8 @@ from proximity.matching import GaenMatcher, KeyBatch, ObservedIdIndex, match_blu
 from proximity.matching.aes import PortableEcb
 from proximity.matching.bluezone import _python_chains
 from proximity.matching.gaen import _padded_blocks, derive_keys
-from proximity.matching.keys import NO_ONSET
 from proximity.schemes.bluezone import SALT, BluezoneBaseKey
+from proximity.schemes.published import NO_ONSET
 from proximity.sightings import Observations
 
 OFFICIAL: dict[str, Any] = load_vectors("gaen-test-vectors.json")["sets"][0]

@@ -37,8 +37,8 @@ from proximity.keyfiles.bluezone_json import parse_records
 from proximity.keyfiles.dp3t_json import parse_exposees
 from proximity.keyfiles.gaen_export import TrustedKey, parse_export_zip
 from proximity.keyring import KeyRing, save_keyring
-from proximity.matching.keys import ReportType
 from proximity.schemes.gaen import TemporaryExposureKey
+from proximity.schemes.published import ReportType
 from proximity.server.client import (
     bluezone_publish_items,
     bluezone_segments,

@@ -21,10 +21,10 @@ from proximity.keyfiles.gaen_export import (
     write_export,
 )
 from proximity.keyring import KeyRing, load_keyring, resolve_keyring_path
-from proximity.matching.keys import DiagnosisKey, ReportType
 from proximity.schemes.bluezone import BLUEZONE, BluezoneDailyKey
 from proximity.schemes.dp3t import DP3T, Dp3tDayKey
 from proximity.schemes.gaen import GAEN
+from proximity.schemes.published import DiagnosisKey, ReportType
 from proximity.schemes.registry import SCHEME_NAMES
 from proximity.times import SECONDS_PER_DAY, format_utc, now, utc_midnight
 

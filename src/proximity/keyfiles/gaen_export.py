@@ -28,8 +28,8 @@ from google.protobuf.message import DecodeError
 
 from proximity.errors import KeyFileSignatureError, MalformedKeyFileError
 from proximity.keyfiles import export_pb2 as pb
-from proximity.matching.keys import NO_ONSET, DiagnosisKey, KeyBatch, ReportType
 from proximity.schemes.gaen import ENIN_SECONDS, MAX_ENIN, TEK_LENGTH, TEK_ROLLING_PERIOD
+from proximity.schemes.published import NO_ONSET, DiagnosisKey, KeyBatch, ReportType
 from proximity.times import LATEST_TIME
 
 __all__ = [

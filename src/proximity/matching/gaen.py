@@ -30,12 +30,12 @@ from numpy.typing import NDArray
 from proximity.matching import native
 from proximity.matching.aes import EcbBackend, default_backend
 from proximity.matching.index import ObservedIdIndex
-from proximity.matching.keys import DiagnosisKey, KeyBatch, ReportType, batches_of
 from proximity.matching.native import resolve_backend
 from proximity.matching.pool import resolve_workers, run_chunks
 from proximity.matching.results import KeyMatch
 from proximity.radio import TX_POWER_RANGE
 from proximity.schemes.gaen import ENIN_SECONDS, GAEN, TEK_ROLLING_PERIOD
+from proximity.schemes.published import DiagnosisKey, KeyBatch, ReportType, batches_of
 from proximity.sightings import Observations
 
 __all__ = [

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.matching.keys import DiagnosisKey, ReportType
 from proximity.schemes.bluezone import BluezoneDailyKey
 from proximity.schemes.dp3t import Dp3tDayKey
+from proximity.schemes.published import DiagnosisKey, ReportType
 from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["DayMatch", "KeyMatch", "group_by_day"]

@@ -12,8 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.keyring import DEFAULT_TX_POWER, KeyRing, KeyRingSettings
-from proximity.matching import DiagnosisKey, ReportType
 from proximity.schemes import BLUEZONE, GAEN, BluezoneDailyKey
+from proximity.schemes.published import DiagnosisKey, ReportType
 from proximity.schemes.registry import scheme_record
 from proximity.sightings import ID_LENGTHS
 from proximity.times import SECONDS_PER_DAY, utc_midnight

@@ -31,8 +31,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation import EstimationSettings, estimate, roc_auc, verdict
-from proximity.matching import DiagnosisKey, KeyMatch
+from proximity.matching import KeyMatch
 from proximity.schemes import BluezoneDailyKey
+from proximity.schemes.published import DiagnosisKey
 from proximity.schemes.registry import scheme_record
 from proximity.sightings import Observations
 from proximity.sim.devicemodels import DeviceModels

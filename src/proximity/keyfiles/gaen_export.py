@@ -16,8 +16,9 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, methodcaller
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,11 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
+from numpy.typing import NDArray
 
 from proximity.errors import KeyFileSignatureError, MalformedKeyFileError
 from proximity.keyfiles import export_pb2 as pb
+from proximity.keyfiles.gaen_wire import WireKeys, decode_keys
 from proximity.schemes.gaen import ENIN_SECONDS, MAX_ENIN, TEK_LENGTH, TEK_ROLLING_PERIOD
 from proximity.schemes.published import NO_ONSET, DiagnosisKey, KeyBatch, ReportType
 from proximity.times import LATEST_TIME
@@ -58,6 +61,7 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 MAX_ENTRY_BYTES = 256 * 1024 * 1024  # refuse zip entries bigger than this (a zip bomb is not an export)
 # Keys whose interval ends after year 9998 are skipped as malformed: no day of theirs can be printed.
 LATEST_INTERVAL = LATEST_TIME // ENIN_SECONDS
+_REPORT_VALUES = np.array(sorted(ReportType._value2member_map_), dtype=np.int64)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -134,50 +138,58 @@ class ExportFile:
     signature_key_version: str | None = None
 
 
-def _batch(entries: Iterable[pb.TemporaryExposureKey], verified: bool) -> tuple[KeyBatch, int]:
-    data: list[bytes] = []
-    starts: list[int] = []
-    periods: list[int] = []
-    risks: list[int] = []
-    reports: list[int] = []
-    onsets: list[int] = []
-    skipped = 0
-    for entry in entries:
-        key = entry.key_data
-        start = entry.rolling_start_interval_number
-        period = entry.rolling_period
-        risk = entry.transmission_risk_level
-        report = entry.report_type
-        if (
-            len(key) != TEK_LENGTH
-            or not entry.HasField("rolling_start_interval_number")
-            or not 0 <= start <= min(MAX_ENIN, LATEST_INTERVAL) - period + 1
-            or not 1 <= period <= TEK_ROLLING_PERIOD
-            or not 0 <= risk <= 8
-            or report not in ReportType._value2member_map_
-        ):
-            skipped += 1
-            continue
-        data.append(key)
-        starts.append(start)
-        periods.append(period)
-        risks.append(risk)
-        reports.append(report)
-        onset = (
-            entry.days_since_onset_of_symptoms if entry.HasField("days_since_onset_of_symptoms") else NO_ONSET
-        )
-        onsets.append(onset)
-    n = len(data)
+def _object_columns(entries: Sequence[pb.TemporaryExposureKey]) -> WireKeys:
+    """The general path: the parsed messages' fields, one ``map`` per field."""
+    n = len(entries)
+
+    def column(field: str) -> NDArray[np.int64]:
+        return np.fromiter(map(attrgetter(field), entries), np.int64, n)
+
+    data = list(map(attrgetter("key_data"), entries))
+    lengths = np.fromiter(map(len, data), np.int64, n)
+    keys = np.zeros((n, TEK_LENGTH), np.uint8)
+    whole = np.flatnonzero(lengths == TEK_LENGTH)
+    if whole.size:
+        joined = b"".join(data[i] for i in whole.tolist())
+        keys[whole] = np.frombuffer(joined, np.uint8).reshape(-1, TEK_LENGTH)
+    return WireKeys(
+        keys,
+        lengths,
+        column("rolling_start_interval_number"),
+        np.fromiter(map(methodcaller("HasField", "rolling_start_interval_number"), entries), bool, n),
+        column("rolling_period"),
+        column("transmission_risk_level"),
+        column("report_type"),
+        column("days_since_onset_of_symptoms"),
+        np.fromiter(map(methodcaller("HasField", "days_since_onset_of_symptoms"), entries), bool, n),
+    )
+
+
+def _batch(columns: WireKeys, verified: bool) -> tuple[KeyBatch, int]:
+    """The keys that keep the format's rules as a batch, and how many were skipped for breaking one."""
+    c = columns
+    starts, periods, risks = c.rolling_start_interval_number, c.rolling_period, c.transmission_risk_level
+    ok = (
+        (c.key_length == TEK_LENGTH)
+        & c.has_start
+        & (starts >= 0)
+        & (starts <= min(MAX_ENIN, LATEST_INTERVAL) - periods + 1)
+        & (periods >= 1)
+        & (periods <= TEK_ROLLING_PERIOD)
+        & (risks >= 0)
+        & (risks <= 8)
+        & np.isin(c.report_type, _REPORT_VALUES)
+    )
     batch = KeyBatch(
-        np.frombuffer(b"".join(data), dtype=np.uint8).reshape(n, TEK_LENGTH).copy(),
-        np.array(starts, dtype=np.int64),
-        np.array(periods, dtype=np.int64),
-        np.array(risks, dtype=np.int32),
-        np.array(reports, dtype=np.int32),
-        np.array(onsets, dtype=np.int32),
+        np.ascontiguousarray(c.key_data[ok]),
+        starts[ok],
+        periods[ok],
+        risks[ok].astype(np.int32),
+        c.report_type[ok].astype(np.int32),
+        np.where(c.has_onset, c.days_since_onset_of_symptoms, NO_ONSET)[ok].astype(np.int32),
         verified,
     )
-    return batch, skipped
+    return batch, int(ok.size - ok.sum())
 
 
 def _verify(
@@ -242,8 +254,11 @@ def parse_export(
         message.ParseFromString(export_bin[len(EXPORT_HEADER) :])
     except DecodeError:
         raise MalformedKeyFileError(source, "export.bin does not hold a TemporaryExposureKeyExport") from None
-    keys, skipped = _batch(message.keys, verify)
-    revised, skipped_revised = _batch(message.revised_keys, verify)
+    wire = decode_keys(export_bin[len(EXPORT_HEADER) :])
+    if wire is None:  # something the column decoder does not expect: the parsed objects, field by field
+        wire = (_object_columns(message.keys), _object_columns(message.revised_keys))
+    keys, skipped = _batch(wire[0], verify)
+    revised, skipped_revised = _batch(wire[1], verify)
     return ExportFile(
         region=message.region,
         start_timestamp=message.start_timestamp,

@@ -1,5 +1,5 @@
 """`proximity match` as a whole process (100,000 GAEN keys in signed export files x 100,000 observed
-RPIs in a CSV, one worker), as a ratio to the `openssl speed` ceiling measured in the same run.
+RPIs in an encounter log, one worker), as a ratio to the `openssl speed` ceiling measured in the same run.
 
 The ceiling is what libcrypto alone needs per key: two HMAC-SHA256 (HKDF extract and expand of the
 RPIK; openssl's 32-byte HMAC rate) plus 144 AES-128-ECB blocks (openssl's 8 KiB-buffer rate, i.e.
@@ -48,17 +48,19 @@ def ceiling_keys_per_s() -> tuple[float, dict[str, float]]:
 
 
 def _observed(path: Path, n: int) -> None:
+    """An encounter log of ``n`` GAEN sightings over the keys' 14 days (what a node writes)."""
+    from proximity.log import EncounterLog
+
     rng = np.random.default_rng(4)
     ids = rng.integers(0, 256, (n, 16), dtype=np.uint8)
     times = rng.uniform(START * 600 - 13 * 86400, START * 600 + 86400, n)
-    with path.open("w") as handle:
-        handle.write("id,time,rssi\n")
-        handle.writelines(f"{row.tobytes().hex()},{t:.0f},-60\n" for row, t in zip(ids, times, strict=True))
+    with EncounterLog(path) as log:
+        log.add_columns("gaen", ids, times, np.full(n, -60.0))
 
 
 def _run(pem: Path, paths: list[Path], observed: Path) -> float:
     argv = [sys.executable, "-m", "proximity", "match", "--keys", *map(str, paths), "--pubkey"]
-    argv += [f"bench:v1={pem}", "--observed", str(observed), "--workers", "1", "--json"]
+    argv += [f"bench:v1={pem}", "--log", str(observed), "--workers", "1", "--json"]
     started = time.perf_counter()
     subprocess.run(argv, capture_output=True, check=True)
     return time.perf_counter() - started
@@ -72,7 +74,7 @@ def test_match_command_vs_openssl_ceiling(benchmark: Any, tmp_path: Path) -> Non
     large.mkdir()
     pem, paths = _write_files(small, 10, KEYS // 10)
     pem2, paths2 = _write_files(large, 20, KEYS // 10)
-    observed = tmp_path / "observed.csv"
+    observed = tmp_path / "observed.db"
     _observed(observed, OBSERVED)
     seconds = benchmark.pedantic(_run, args=(pem, paths, observed), rounds=3, iterations=1)
     assert seconds > 0

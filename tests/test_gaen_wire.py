@@ -78,7 +78,9 @@ def test_columns_match_the_object_path(body: bytes) -> None:
 def test_a_typical_file_takes_the_column_path() -> None:
     keys = [
         pb.TemporaryExposureKey(
-            key_data=bytes([i]) * 16, rolling_start_interval_number=2_650_032, report_type=1
+            key_data=bytes([i]) * 16,
+            rolling_start_interval_number=2_650_032 + i,
+            report_type=pb.TemporaryExposureKey.CONFIRMED_TEST,
         )
         for i in range(100)
     ]

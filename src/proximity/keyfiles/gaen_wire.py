@@ -88,6 +88,32 @@ def _entries(body: bytes) -> tuple[list[int], list[int]] | None:
     return (keys, revised) if pos == end else None
 
 
+_SHIFTS = np.arange(0, 70, 7, dtype=np.uint64)  # 7 bits a byte
+
+
+def _varints(
+    data: NDArray[np.uint8], at: NDArray[np.int64], wide: int = 5
+) -> tuple[NDArray[np.uint64], NDArray[np.int64]] | tuple[None, None]:
+    """The varint starting at each of ``at``: (value, bytes). Read ``wide`` bytes at a time (5 hold any
+    non-negative int32); the few longer ones (negative int32 take 10) are read again 10 wide."""
+    window = data[at[:, None] + np.arange(wide)]
+    continues = window >= 0x80
+    open_ended = continues.all(axis=1)
+    width = np.argmin(continues, axis=1) + 1
+    parts = (window & 0x7F).astype(np.uint64) << _SHIFTS[:wide]
+    parts[np.arange(wide) >= width[:, None]] = 0
+    value = np.bitwise_or.reduce(parts, axis=1)
+    if open_ended.any():
+        if wide >= 10:
+            return None, None
+        rows = np.flatnonzero(open_ended)
+        long_value, long_width = _varints(data, at[rows], 10)
+        if long_value is None or long_width is None:
+            return None, None
+        value[rows], width[rows] = long_value, long_width
+    return value, width
+
+
 def _decode(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:
     n = len(spans) // 2
     bounds = np.array(spans, dtype=np.int64).reshape(n, 2)
@@ -97,7 +123,6 @@ def _decode(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:
     present = {f: np.zeros(n, np.bool_) for f in (3, 6)}
     key_at = np.full(n, -1, np.int64)
     key_length = np.zeros(n, np.int64)
-    weights = np.left_shift(np.uint64(1), np.arange(0, 70, 7, dtype=np.uint64)[:10])  # 7 bits a byte
     for _ in range(MAX_FIELDS):
         active = np.flatnonzero(cursor < ends)
         if active.size == 0:
@@ -109,15 +134,9 @@ def _decode(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:
         field, wire = tag >> 3, tag & 7
         if not np.isin(wire, (0, 1, 2, 5)).all():
             return None
-        # every entry's varint after its tag (a field value, or a length), read 10 bytes wide
-        window = data[(at + 1)[:, None] + np.arange(10)]
-        continues = window >= 0x80
-        width = np.argmin(continues, axis=1) + 1  # bytes in the varint
-        if continues.all(axis=1).any():
+        value, width = _varints(data, at + 1)
+        if value is None or width is None:
             return None
-        low = (window & 0x7F).astype(np.uint64) * weights
-        low[np.arange(10) >= width[:, None]] = 0
-        value = np.bitwise_or.reduce(low, axis=1)
         varint_end = at + 1 + width
         step = np.select(
             [wire == 0, wire == 2, wire == 1],

@@ -14,9 +14,9 @@ import binascii
 import json
 import os
 from collections.abc import Iterable
-from typing import Any
 
 from proximity.errors import InvalidKeyError, InvalidLengthError, MalformedKeyFileError, ResourceLimitError
+from proximity.keyfiles.bluezone_json import json_document
 from proximity.schemes.dp3t import Dp3tDayKey
 
 __all__ = ["MAX_FILE_BYTES", "dump_exposees", "load_exposees", "looks_like_dp3t_json", "parse_exposees"]
@@ -27,12 +27,7 @@ _MS_PER_DAY = 86_400_000
 
 def parse_exposees(data: bytes | str, source: str = "DP-3T exposees") -> list[Dp3tDayKey]:
     """Day keys from ``{"exposed": [...]}``; a bad entry is a :class:`MalformedKeyFileError` naming it."""
-    try:
-        document: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedKeyFileError(source, f"not JSON ({str(error)[:200]})") from None
-    except RecursionError:
-        raise MalformedKeyFileError(source, "not JSON (nested deeper than the parser allows)") from None
+    document = json_document(data, source)
     items = document.get("exposed") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise MalformedKeyFileError(source, 'expected {"exposed": [{"key": ..., "keyDate": ...}, ...]}')

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from proximity.matching import native
 from proximity.matching.index import ObservedIdIndex
 from proximity.matching.native import resolve_backend
-from proximity.matching.pool import Progress, resolve_workers, run_chunks
+from proximity.matching.pool import Progress, resolve_workers, run_chunks, typed_chunks
 from proximity.matching.results import KeyMatch
 from proximity.schemes.bluezone import BLUEZONE, BYTE_SELECT, SALT, BluezoneDailyKey
 from proximity.sightings import Observations
@@ -188,19 +188,6 @@ class BluezoneMatcher:
         )
 
 
-def _chunks(records: Iterable[BluezoneDailyKey], size: int) -> Iterator[list[BluezoneDailyKey]]:
-    chunk: list[BluezoneDailyKey] = []
-    for record in records:
-        if not isinstance(record, BluezoneDailyKey):
-            raise TypeError(f"records must be BluezoneDailyKey values, got {type(record).__name__}")
-        chunk.append(record)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def match_bluezone(
     records: Iterable[BluezoneDailyKey],
     observations: Observations | BluezoneMatcher,
@@ -222,7 +209,7 @@ def match_bluezone(
         observations if isinstance(observations, BluezoneMatcher) else BluezoneMatcher.build(observations)
     )
     matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
-    chunks = _chunks(records, chunk_size)
+    chunks = typed_chunks(records, chunk_size, BluezoneDailyKey, "records")
     threads = matcher.backend_in_use == "c"  # the C chains run without the GIL: threads share the matcher
     found = run_chunks(matcher, chunks, resolve_workers(workers), progress, threads=threads)
     chosen: dict[tuple[bytes, int, int, int], KeyMatch] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from proximity.matching.aes import EcbBackend, default_backend
 from proximity.matching.index import ObservedIdIndex
 from proximity.matching.native import resolve_backend
-from proximity.matching.pool import Progress, resolve_workers, run_chunks
+from proximity.matching.pool import Progress, resolve_workers, run_chunks, typed_chunks
 from proximity.matching.results import KeyMatch
 from proximity.schemes.dp3t import DP3T, EPHID_LENGTH, EPHIDS_PER_DAY, MAX_CHAIN_DAYS, Dp3tDayKey
 from proximity.sightings import Observations
@@ -155,19 +155,6 @@ def ephids_of(day_keys: NDArray[np.uint8], aes: EcbBackend | None = None) -> NDA
     return (aes or default_backend()).encrypt_rows(prf_keys, _COUNTERS, rows)
 
 
-def _chunks(keys: Iterable[Dp3tDayKey], size: int) -> Iterator[list[Dp3tDayKey]]:
-    chunk: list[Dp3tDayKey] = []
-    for key in keys:
-        if not isinstance(key, Dp3tDayKey):
-            raise TypeError(f"keys must be Dp3tDayKey values, got {type(key).__name__}")
-        chunk.append(key)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def match_dp3t(
     keys: Iterable[Dp3tDayKey],
     observations: Observations | Dp3tMatcher,
@@ -185,7 +172,9 @@ def match_dp3t(
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     matcher = observations if isinstance(observations, Dp3tMatcher) else Dp3tMatcher.build(observations)
     matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
-    found = run_chunks(matcher, _chunks(keys, chunk_size), resolve_workers(workers), progress)
+    found = run_chunks(
+        matcher, typed_chunks(keys, chunk_size, Dp3tDayKey, "keys"), resolve_workers(workers), progress
+    )
     chosen: dict[tuple[bytes, int], KeyMatch] = {}
     for match in found:
         assert isinstance(match.key, Dp3tDayKey)

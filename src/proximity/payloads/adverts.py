@@ -90,6 +90,18 @@ class BluezAdvertisement:
     include_tx_power: bool = False
 
 
+def _service_data_ad_bytes(flags: int, uuid16: int, payload: bytes) -> bytes:
+    """Flags, the complete 16-bit UUID list, and the payload as that UUID's service data."""
+    uuid = uuid16.to_bytes(2, "little")
+    return build_ad_structures(
+        [(AD_FLAGS, bytes([flags])), (AD_COMPLETE_16BIT_UUIDS, uuid), (AD_SERVICE_DATA_16BIT, uuid + payload)]
+    )
+
+
+def _service_data_bluez(uuid: str, payload: bytes) -> BluezAdvertisement:
+    return BluezAdvertisement(type="broadcast", service_uuids=(uuid,), service_data={uuid: payload})
+
+
 @dataclass(frozen=True, slots=True)
 class GaenAdvert:
     """A GAEN advertisement: service 0xFD6F carrying RPI (16 bytes) || AEM (4 bytes)."""
@@ -127,21 +139,10 @@ class GaenAdvert:
 
     def to_ad_bytes(self) -> bytes:
         """Raw advertising data: flags, complete 16-bit UUID list, service data (31 bytes)."""
-        uuid = GAEN_SERVICE_UUID16.to_bytes(2, "little")
-        return build_ad_structures(
-            [
-                (AD_FLAGS, bytes([self.flags])),
-                (AD_COMPLETE_16BIT_UUIDS, uuid),
-                (AD_SERVICE_DATA_16BIT, uuid + self.payload),
-            ]
-        )
+        return _service_data_ad_bytes(self.flags, GAEN_SERVICE_UUID16, self.payload)
 
     def to_bluez(self) -> BluezAdvertisement:
-        return BluezAdvertisement(
-            type="broadcast",
-            service_uuids=(GAEN_SERVICE_UUID,),
-            service_data={GAEN_SERVICE_UUID: self.payload},
-        )
+        return _service_data_bluez(GAEN_SERVICE_UUID, self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,22 +232,11 @@ class Dp3tAdvert:
         return cls(bytes(payload))
 
     def to_ad_bytes(self) -> bytes:
-        """Raw advertising data: flags, complete 16-bit UUID list, service data (24 bytes)."""
-        uuid = DP3T_SERVICE_UUID16.to_bytes(2, "little")
-        return build_ad_structures(
-            [
-                (AD_FLAGS, bytes([self.flags])),
-                (AD_COMPLETE_16BIT_UUIDS, uuid),
-                (AD_SERVICE_DATA_16BIT, uuid + self.payload),
-            ]
-        )
+        """Raw advertising data: flags, complete 16-bit UUID list, service data (27 bytes)."""
+        return _service_data_ad_bytes(self.flags, DP3T_SERVICE_UUID16, self.payload)
 
     def to_bluez(self) -> BluezAdvertisement:
-        return BluezAdvertisement(
-            type="broadcast",
-            service_uuids=(DP3T_SERVICE_UUID,),
-            service_data={DP3T_SERVICE_UUID: self.payload},
-        )
+        return _service_data_bluez(DP3T_SERVICE_UUID, self.payload)
 
 
 Advert = GaenAdvert | BluezoneAdvert | Dp3tAdvert

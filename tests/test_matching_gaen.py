@@ -421,4 +421,6 @@ def test_a_revocation_in_a_later_export_file_wins(tmp_path: Any) -> None:
         paths.append(path)
     obs = Observations.from_sightings("gaen", [_seen(key, 0, T0 + 10)])
     stream = stream_exports(paths, verify=False)
-    assert match_gaen(stream.keys(), obs, revised_keys=stream.revised, workers=1) == []
+    assert match_gaen(stream.keys(), obs, revised_keys=stream.revisions(), workers=1) == []
+    with pytest.raises(TypeError, match="a value"):
+        match_gaen(stream.keys(), obs, revised_keys=iter(stream.revisions()), workers=1)  # type: ignore[arg-type]

@@ -373,7 +373,7 @@ def _match_files(args: argparse.Namespace) -> int:
         matches += match_gaen(
             _per_file(stream.keys(), progress),
             observed[GAEN.name],
-            revised_keys=_lazy(stream.revised_keys),
+            revised_keys=stream.revisions(),
             workers=args.workers,
             progress=progress.add_keys,
         )
@@ -495,11 +495,6 @@ def _records(
         counted[0] += len(records)
         yield from records
         progress.file_done()
-
-
-def _lazy(make: Any) -> Iterator[Any]:
-    # revised keys are known only once every file was read: ask for them then
-    yield from make()
 
 
 def _day_json(day: Any) -> dict[str, Any]:

@@ -330,8 +330,9 @@ def load_export(
 class ExportStream:
     """Keys of many export files, one file in memory at a time.
 
-    Iterate :meth:`keys` (one batch per file) first; ``revised_keys`` and the counters fill up as
-    the files are read, which is when :func:`~proximity.matching.gaen.match_gaen` reads them.
+    :meth:`revisions` reads every file's revised keys first (a value for
+    :func:`~proximity.matching.gaen.match_gaen`); :meth:`keys` then yields one batch per file, and the
+    counters fill up as the files are read.
     """
 
     paths: Sequence[str | os.PathLike[str]]
@@ -348,12 +349,17 @@ class ExportStream:
             self.files += 1
             self.skipped_keys += export.skipped_keys
             self.total_keys += len(export.keys)
-            if len(export.revised_keys):
-                self.revised.append(export.revised_keys)
             yield export.keys
 
-    def revised_keys(self) -> Iterator[KeyBatch]:
-        yield from self.revised
+    def revisions(self) -> list[KeyBatch]:
+        """Every file's revised keys, in file order (a first pass: each file is read, and verified,
+        once more by :meth:`keys`; revised keys are few, the keys are not kept)."""
+        if not self.revised:
+            for path in self.paths:
+                export = load_export(path, self.trusted, verify=self.verify)
+                if len(export.revised_keys):
+                    self.revised.append(export.revised_keys)
+        return list(self.revised)
 
 
 def stream_exports(

@@ -8,7 +8,8 @@ per key. Two backends do the same job:
 * ``PortableEcb`` uses ``cryptography``'s public API: one cipher object per key. Always available.
 
 :func:`default_backend` picks the fast one when it loads and passes a known-answer self test, and the
-portable one otherwise (or when ``PROXIMITY_AES=portable``). Both are tested against the same vectors.
+portable one otherwise (or when ``PROXIMITY_MATCH_BACKEND=portable``, the one crypto switch, see
+:mod:`proximity.matching.native`). Both are tested against the same vectors.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
+
+from proximity.errors import BackendUnavailableError
 
 __all__ = ["EcbBackend", "LibcryptoEcb", "PortableEcb", "available_backends", "default_backend"]
 
@@ -200,11 +203,15 @@ def available_backends() -> list[EcbBackend]:
 
 
 def default_backend() -> EcbBackend:
-    """The fastest backend that works here (``PROXIMITY_AES=portable`` forces the portable one)."""
+    """The fastest backend that works here (``PROXIMITY_MATCH_BACKEND=portable`` forces the portable one,
+    ``=libcrypto`` requires libcrypto's)."""
     global _DEFAULT
     if _DEFAULT is None:
         with _DEFAULT_LOCK:
             if _DEFAULT is None:
-                forced = os.environ.get("PROXIMITY_AES", "").strip().lower()
+                forced = os.environ.get("PROXIMITY_MATCH_BACKEND", "").strip().lower()
                 _DEFAULT = PortableEcb() if forced == "portable" else available_backends()[0]
+                if forced == "libcrypto" and not isinstance(_DEFAULT, LibcryptoEcb):
+                    _DEFAULT = None
+                    raise BackendUnavailableError("libcrypto", "libcrypto's AES does not load here")
     return _DEFAULT

@@ -87,6 +87,8 @@ def test_a_typical_file_takes_the_column_path() -> None:
     body = pb.TemporaryExposureKeyExport(keys=keys, region="DE").SerializeToString()
     wire = decode_keys(body)
     assert wire is not None and wire[0].key_data.shape == (100, 16) and len(wire[1].key_length) == 0
+    revisions_only = decode_keys(body, keys=False)  # ExportStream.revisions()'s first pass
+    assert revisions_only is not None and len(revisions_only[0].key_length) == 0
     _same(body)
 
 

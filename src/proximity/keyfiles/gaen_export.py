@@ -237,8 +237,11 @@ def parse_export(
     *,
     verify: bool = True,
     source: str = "export",
+    revised_only: bool = False,
 ) -> ExportFile:
-    """Parse export.bin (and check export.sig unless ``verify`` is False)."""
+    """Parse export.bin (and check export.sig unless ``verify`` is False). ``revised_only`` leaves the
+    keys undecoded (an empty batch; ``skipped_keys`` counts revised keys only): a first pass for
+    revisions need not pay for the keys."""
     if not isinstance(export_bin, bytes | bytearray | memoryview):
         raise TypeError(f"export_bin must be bytes, got {type(export_bin).__name__}")
     export_bin = bytes(export_bin)
@@ -254,9 +257,12 @@ def parse_export(
         message.ParseFromString(export_bin[len(EXPORT_HEADER) :])
     except DecodeError:
         raise MalformedKeyFileError(source, "export.bin does not hold a TemporaryExposureKeyExport") from None
-    wire = decode_keys(export_bin[len(EXPORT_HEADER) :])
+    wire = decode_keys(export_bin[len(EXPORT_HEADER) :], keys=not revised_only)
     if wire is None:  # something the column decoder does not expect: the parsed objects, field by field
-        wire = (_object_columns(message.keys), _object_columns(message.revised_keys))
+        wire = (
+            _object_columns(message.keys[:0] if revised_only else message.keys),
+            _object_columns(message.revised_keys),
+        )
     keys, skipped = _batch(wire[0], verify)
     revised, skipped_revised = _batch(wire[1], verify)
     return ExportFile(
@@ -285,7 +291,12 @@ def _entry(archive: zipfile.ZipFile, name: str, source: str) -> bytes | None:
 
 
 def parse_export_zip(
-    data: bytes, trusted: Sequence[TrustedKey] = (), *, verify: bool = True, source: str = "export.zip"
+    data: bytes,
+    trusted: Sequence[TrustedKey] = (),
+    *,
+    verify: bool = True,
+    source: str = "export.zip",
+    revised_only: bool = False,
 ) -> ExportFile:
     """Parse an export.zip held in memory."""
     try:
@@ -301,29 +312,41 @@ def parse_export_zip(
         ) from None
     if export_bin is None:
         raise MalformedKeyFileError(source, "the zip holds no export.bin")
-    return parse_export(export_bin, export_sig, trusted, verify=verify, source=source)
+    return parse_export(
+        export_bin, export_sig, trusted, verify=verify, source=source, revised_only=revised_only
+    )
 
 
 def parse_export_bytes(
-    data: bytes, trusted: Sequence[TrustedKey] = (), *, verify: bool = True, source: str = "export"
+    data: bytes,
+    trusted: Sequence[TrustedKey] = (),
+    *,
+    verify: bool = True,
+    source: str = "export",
+    revised_only: bool = False,
 ) -> ExportFile:
     """An export.zip or a bare export.bin (a bare one has no signature: only with ``verify=False``)."""
     if data[:4] == b"PK\x03\x04":
-        return parse_export_zip(data, trusted, verify=verify, source=source)
+        return parse_export_zip(data, trusted, verify=verify, source=source, revised_only=revised_only)
     if data[: len(EXPORT_HEADER)] == EXPORT_HEADER:
         if verify:
             raise KeyFileSignatureError(
                 source, "unsigned", "a bare export.bin carries no signature; refusing it (use --no-verify)"
             )
-        return parse_export(data, None, verify=False, source=source)
+        return parse_export(data, None, verify=False, source=source, revised_only=revised_only)
     raise MalformedKeyFileError(source, "neither an export.zip nor an export.bin")
 
 
 def load_export(
-    path: str | os.PathLike[str], trusted: Sequence[TrustedKey] = (), *, verify: bool = True
+    path: str | os.PathLike[str],
+    trusted: Sequence[TrustedKey] = (),
+    *,
+    verify: bool = True,
+    revised_only: bool = False,
 ) -> ExportFile:
     """Read one export file from disk (the edge around :func:`parse_export_bytes`)."""
-    return parse_export_bytes(Path(path).read_bytes(), trusted, verify=verify, source=str(path))
+    data = Path(path).read_bytes()
+    return parse_export_bytes(data, trusted, verify=verify, source=str(path), revised_only=revised_only)
 
 
 @dataclass(eq=False)
@@ -352,11 +375,11 @@ class ExportStream:
             yield export.keys
 
     def revisions(self) -> list[KeyBatch]:
-        """Every file's revised keys, in file order (a first pass: each file is read, and verified,
-        once more by :meth:`keys`; revised keys are few, the keys are not kept)."""
+        """Every file's revised keys, in file order (a first pass: each file is read and verified, its
+        keys left undecoded; :meth:`keys` reads it again)."""
         if not self.revised:
             for path in self.paths:
-                export = load_export(path, self.trusted, verify=self.verify)
+                export = load_export(path, self.trusted, verify=self.verify, revised_only=True)
                 if len(export.revised_keys):
                     self.revised.append(export.revised_keys)
         return list(self.revised)

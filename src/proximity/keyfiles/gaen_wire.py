@@ -182,13 +182,14 @@ def _decode(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:
     )
 
 
-def decode_keys(body: bytes) -> tuple[WireKeys, WireKeys] | None:
+def decode_keys(body: bytes, *, keys: bool = True) -> tuple[WireKeys, WireKeys] | None:
     """The ``keys`` and ``revised_keys`` of a serialized TemporaryExposureKeyExport (without the
-    16-byte header) as columns, or None when the file needs the general (object) path."""
+    16-byte header) as columns, or None when the file needs the general (object) path. ``keys=False``
+    decodes the revised keys only (the keys come back as no rows)."""
     found = _entries(body)
     if found is None:
         return None
     data = np.frombuffer(body + bytes(16), dtype=np.uint8)  # slack: varints are read 10 bytes wide
-    keys = _decode(data, found[0])
+    decoded = _decode(data, found[0] if keys else [])
     revised = _decode(data, found[1])
-    return None if keys is None or revised is None else (keys, revised)
+    return None if decoded is None or revised is None else (decoded, revised)

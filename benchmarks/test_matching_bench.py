@@ -30,9 +30,9 @@ from proximity.matching import BluezoneMatcher, GaenMatcher, KeyBatch, match_blu
 from proximity.matching.aes import PortableEcb
 from proximity.matching.bluezone import record_ids
 from proximity.matching.gaen import DEFAULT_CHUNK
-from proximity.matching.keys import NO_ONSET
 from proximity.matching.native import resolve_backend
 from proximity.schemes.bluezone import BluezoneBaseKey
+from proximity.schemes.published import NO_ONSET
 from proximity.sightings import Observations
 
 N_KEYS = 100_000
@@ -348,3 +348,41 @@ def _aes_name() -> str:
     from proximity.matching.aes import default_backend
 
     return default_backend().name
+
+
+@pytest.fixture(scope="module")
+def dp3t_setup() -> tuple[list[Any], Any, int]:
+    """20,000 published DP-3T keys whose days are spread over 14 days, each chained forward to the last
+    observed day; 100,000 observed EphIDs over those 14 days, 20 of them a planted key's."""
+    from proximity.matching.dp3t import Dp3tMatcher, ephids_of
+    from proximity.schemes.dp3t import Dp3tDayKey
+
+    rng = np.random.default_rng(5)
+    keys = [Dp3tDayKey(rng.bytes(32), DAY + 86400 * int(day)) for day in rng.integers(0, 14, 20_000).tolist()]
+    planted = Dp3tDayKey(keys[0].key, DAY)
+    keys[0] = planted
+    third_day = planted.on_day(DAY + 3 * 86400)
+    planted_ids = ephids_of(np.frombuffer(third_day.key, np.uint8).reshape(1, 32))[0][:20]
+    obs = _observations("dp3t", M_OBSERVED, 16, DAY, DAY + 14 * 86400.0, planted_ids)
+    obs.times[:20] = DAY + 3 * 86400 + 100 + np.arange(20)
+    matcher = Dp3tMatcher.build(obs)
+    day_keys = len(matcher._day_keys(keys)[0])
+    return keys, matcher, day_keys
+
+
+def test_dp3t_day_keys_one_core(benchmark: Any, dp3t_setup: tuple[list[Any], Any, int]) -> None:
+    from proximity.matching.dp3t import match_dp3t
+
+    keys, matcher, day_keys = dp3t_setup
+    found = benchmark.pedantic(
+        match_dp3t, args=(keys, matcher), kwargs={"workers": 1}, rounds=3, iterations=1
+    )
+    assert len(found) == 1 and len(found[0]) == 20  # the planted key, with its 20 sightings on day 3
+    rate = day_keys / benchmark.stats.stats.min
+    benchmark.extra_info.update(
+        day_keys_per_s=round(rate),
+        published_keys_per_s=round(len(keys) / benchmark.stats.stats.min),
+        day_keys=day_keys,
+        observed=M_OBSERVED,
+        aes=_aes_name(),
+    )

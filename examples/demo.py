@@ -32,7 +32,6 @@ import numpy as np
 from proximity.ble.recording import RecordedAdvert, write_jsonl
 from proximity.cli.main import main as proximity
 from proximity.keyring import load_keyring
-from proximity.payloads.adverts import GAEN_SERVICE_UUID
 from proximity.times import SECONDS_PER_DAY, format_utc, now, utc_midnight
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +55,7 @@ def refused(title: str, *argv: str) -> None:
         sys.exit(f"demo step should have been refused: {title}")
 
 
-def record_meeting(colleague_ring: Path, start: float, out: Path) -> int:
+def record_meeting(colleague_ring: Path, start: float, out: Path, scheme: str = "gaen") -> int:
     """What your phone heard of the colleague's phone: one advert a second for the meeting."""
     ring = load_keyring(colleague_ring)
     rng = np.random.default_rng(2020)
@@ -64,7 +63,8 @@ def record_meeting(colleague_ring: Path, start: float, out: Path) -> int:
     adverts = []
     for second in range(MEETING_MINUTES * 60):
         at = start + second
-        sent = ring.broadcast_at("gaen", at)
+        sent = ring.broadcast_at(scheme, at)
+        on_air = sent.advert.to_bluez()
         rssi = round(-62.0 + offset + float(rng.normal(0.0, 6.0)))
         address = "5A:" + sent.id.value[:5].hex(":").upper()  # a random address, rotated with the RPI
         adverts.append(
@@ -72,8 +72,8 @@ def record_meeting(colleague_ring: Path, start: float, out: Path) -> int:
                 time=at,
                 address=address,
                 rssi=max(rssi, -100),
-                service_data={GAEN_SERVICE_UUID: sent.payload},
-                service_uuids=(GAEN_SERVICE_UUID,),
+                service_data=dict(on_air.service_data),
+                service_uuids=on_air.service_uuids,
             )
         )
     with out.open("w") as handle:
@@ -133,6 +133,22 @@ def key_server_loop(tmp: Path, colleague: str, log: str, signing: str) -> None:
         server.wait(timeout=60)
 
 
+def dp3t_loop(tmp: Path, colleague: str, log: str, lunch: float) -> None:
+    """The third scheme, DP-3T, through the same commands: heard at lunch, published, matched."""
+    recording, exposed = tmp / "lunch.jsonl", str(tmp / "dp3t-exposed.json")
+    heard = record_meeting(Path(colleague), lunch, recording, "dp3t")
+    print(f"\n(recorded {heard} DP-3T adverts, service data under 0xFD68, at lunch from {format_utc(lunch)})")
+    step("the lunch, replayed into your log", "replay", str(recording), "--db", log)
+    step(
+        "the colleague publishes their DP-3T day key of yesterday (SK_t, day) as an exposee list",
+        *("keys", "export", "--scheme", "dp3t", "--keyring", colleague, "--days", "2", "--out", exposed),
+    )
+    step(
+        "your phone sniffs the exposee list, chains each key forward and matches it",
+        *("match", "--keys", exposed, "--log", log, "--device", "Samsung A20"),
+    )
+
+
 def main() -> None:
     day = utc_midnight(now()) - SECONDS_PER_DAY  # yesterday
     meeting = day + 10 * 3600
@@ -154,6 +170,10 @@ def main() -> None:
         step(
             "Bluezone: a new 12-byte ID every 15 minutes (96 a day; the first 4)",
             *("ids", "--scheme", "bluezone", "--keyring", you, "--at", str(day), "--count", "4"),
+        )
+        step(
+            "DP-3T: 16-byte EphIDs every 15 minutes, in an order derived from the day key (the first 4)",
+            *("ids", "--scheme", "dp3t", "--keyring", you, "--at", str(day), "--count", "4"),
         )
         step(
             "a real capture of two Linux nodes advertising (btmon), into your encounter log",
@@ -195,6 +215,7 @@ def main() -> None:
         refused("bad input gets one line naming the row and field", "match", "--keys", export, "--no-verify",
                 "--observed", str(seen))  # fmt: skip
         key_server_loop(tmp, colleague, log, signing)
+        dp3t_loop(tmp, colleague, log, meeting + 3 * 3600)
         step(
             "how well each estimator tells near from far on recordings it never saw (each of three data "
             "sets judged by a fit on the other two; per file and pooled; bootstrap intervals)",

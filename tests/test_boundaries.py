@@ -44,12 +44,12 @@ from proximity.keyring import KeyRing
 from proximity.keyring.store import _checksum, dumps_keyring, loads_keyring, wipe_keyring
 from proximity.log import EncounterLog
 from proximity.log.schema import APPLICATION_ID, MIGRATIONS
-from proximity.matching.keys import DiagnosisKey
 from proximity.payloads import GaenAdvert
 from proximity.payloads.adverts import BLUEZONE_COMPANY_ID, GAEN_SERVICE_UUID, decode_bleak
 from proximity.radio import RSSI_NOT_AVAILABLE, RSSI_RANGE, rssi_problem
 from proximity.schemes.bluezone import MAX_RECORD_DAYS, BluezoneBaseKey
 from proximity.schemes.gaen import TemporaryExposureKey
+from proximity.schemes.published import DiagnosisKey
 from proximity.sightings import InvalidSightingError, Sighting
 from proximity.sim.scenario import ScenarioError, estimated_memory, load_scenario, scenario_from_dict
 from proximity.times import LATEST_TIME, format_utc

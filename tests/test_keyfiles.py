@@ -225,16 +225,15 @@ def test_streaming_many_files_collects_revisions(tmp_path: Path) -> None:
     stream = stream_exports(paths, [TrustedKey(signer.public_key())])
     sightings = [Sighting("gaen", _first_rpi(k), k.tek.start + 1) for k in keys]
     found = match_gaen(
-        stream.keys(), Observations.from_sightings("gaen", sightings), revised_keys=_later(stream), workers=1
+        stream.keys(),
+        Observations.from_sightings("gaen", sightings),
+        revised_keys=stream.revisions(),
+        workers=1,
     )
     assert stream.files == 5 and stream.total_keys == 5
     assert {m.key_data for m in found} == {k.key_data for k in keys[1:]}
     assert all(m.verified for m in found)
     assert load_export(paths[0], [TrustedKey(signer.public_key())]).verified
-
-
-def _later(stream: Any) -> Any:
-    yield from stream.revised_keys()
 
 
 def _first_rpi(key: DiagnosisKey) -> bytes:

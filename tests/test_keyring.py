@@ -148,8 +148,10 @@ def test_broadcast_at_and_when_it_changes() -> None:
     with pytest.raises(NoKeyForTimeError, match="keys roll"):
         ring.broadcast_at("gaen", MIDNIGHT + DAY + 1)
     assert ring.broadcast_at("bluezone", MIDNIGHT + 40 * DAY).start == MIDNIGHT + 40 * DAY
+    dp3t = ring.broadcast_at("dp3t", at)  # DP-3T is a scheme now (issue 16): 15-minute epochs
+    assert (dp3t.start, dp3t.end) == (MIDNIGHT + 3 * 3600, MIDNIGHT + 3 * 3600 + 900)
     with pytest.raises(ValueError, match="unknown scheme"):
-        ring.broadcasts("dp3t", at=at, count=1)
+        ring.broadcasts("tracetogether", at=at, count=1)
 
 
 def test_a_day_of_broadcasts_is_contiguous() -> None:

@@ -332,8 +332,8 @@ def test_worker_threads_sharing_one_aes_backend_give_the_single_worker_result() 
     # Regression: the libcrypto backend shared one EVP context between worker threads, so some AEM
     # (and RPI) decrypts came out under another thread's key: missing matches, wrong TX powers.
     from proximity.matching.gaen import GaenMatcher
-    from proximity.matching.keys import batches_of
     from proximity.matching.pool import run_chunks
+    from proximity.schemes.published import batches_of
 
     keys, obs, tx = _many_keys_with_aems(3000)
     for aes in available_backends():
@@ -421,4 +421,6 @@ def test_a_revocation_in_a_later_export_file_wins(tmp_path: Any) -> None:
         paths.append(path)
     obs = Observations.from_sightings("gaen", [_seen(key, 0, T0 + 10)])
     stream = stream_exports(paths, verify=False)
-    assert match_gaen(stream.keys(), obs, revised_keys=stream.revised, workers=1) == []
+    assert match_gaen(stream.keys(), obs, revised_keys=stream.revisions(), workers=1) == []
+    with pytest.raises(TypeError, match="a value"):
+        match_gaen(stream.keys(), obs, revised_keys=iter(stream.revisions()), workers=1)  # type: ignore[arg-type]

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from conftest import load_vectors
 from proximity.errors import BackendUnavailableError
 from proximity.matching import GaenMatcher, KeyBatch, ObservedIdIndex, match_bluezone, match_gaen, native
+from proximity.matching import aes as aes_module
 from proximity.matching.aes import PortableEcb
 from proximity.matching.bluezone import _python_chains
 from proximity.matching.gaen import _padded_blocks, derive_keys
-from proximity.matching.keys import NO_ONSET
 from proximity.schemes.bluezone import SALT, BluezoneBaseKey
+from proximity.schemes.published import NO_ONSET
 from proximity.sightings import Observations
 
 OFFICIAL: dict[str, Any] = load_vectors("gaen-test-vectors.json")["sets"][0]
@@ -212,21 +213,22 @@ def test_buffers_of_the_wrong_size_are_refused() -> None:
 
 
 def test_env_var_and_argument_choose_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PROXIMITY_AES", raising=False)
     monkeypatch.setenv(native.ENV_VAR, "python")
     assert native.resolve_backend() == "python"
     monkeypatch.setenv(native.ENV_VAR, "auto")
     assert native.resolve_backend() == ("c" if C is not None else "python")
-    monkeypatch.setenv("PROXIMITY_AES", "portable")
+    monkeypatch.setenv(native.ENV_VAR, "portable")
     assert native.resolve_backend() == "python"  # forcing the portable AES forces the Python path
+    monkeypatch.setattr(aes_module, "_DEFAULT", None)
+    assert aes_module.default_backend().name == "cryptography"  # the same one variable picks the AES
+    monkeypatch.setattr(aes_module, "_DEFAULT", None)
     assert native.resolve_backend("PYTHON") == "python"
-    with pytest.raises(ValueError, match="one of c, python, auto"):
+    with pytest.raises(ValueError, match="one of c, python, libcrypto, portable, auto"):
         native.resolve_backend("fortran")
 
 
 def test_asking_for_c_where_it_cannot_run_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(native, "_checked", (None, "the C extension is not built (simulated)"))
-    monkeypatch.delenv("PROXIMITY_AES", raising=False)
     monkeypatch.delenv(native.ENV_VAR, raising=False)
     assert native.resolve_backend() == "python"  # automatic: falls back
     with pytest.raises(BackendUnavailableError, match="not built") as caught:

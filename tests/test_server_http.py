@@ -34,13 +34,16 @@ from keyserver_harness import (
 )
 from proximity.cli.main import main
 from proximity.keyfiles.bluezone_json import parse_records
+from proximity.keyfiles.dp3t_json import parse_exposees
 from proximity.keyfiles.gaen_export import TrustedKey, parse_export_zip
 from proximity.keyring import KeyRing, save_keyring
-from proximity.matching.keys import ReportType
 from proximity.schemes.gaen import TemporaryExposureKey
+from proximity.schemes.published import ReportType
 from proximity.server.client import (
     bluezone_publish_items,
     bluezone_segments,
+    dp3t_publish_items,
+    dp3t_segments,
     gaen_publish_request,
     gaen_segments,
     post_json,
@@ -370,6 +373,32 @@ def test_bluezone_publish_and_records(setup: tuple[Server, str, Keys]) -> None:
     forged = {**document, "dailyKeys": items[:2]}
     status, body = post_json(server.url + "/bluezone/v1/publish", forged)
     assert (status, body["code"]) == (401, "health_authority_verification_certificate_invalid")
+
+
+def test_dp3t_publish_and_exposee_list(setup: tuple[Server, str, Keys]) -> None:
+    """The daily-key hook with DP-3T registered: one (SK_t, day) item in, the exposee list out."""
+    server, _, keys = setup
+    ring = _ring()
+    items = dp3t_publish_items(ring, now(), days=2)
+    assert len(items) == 1
+    certificate, hmac_key = keys.certificate(dp3t_segments(items))
+    document = {
+        "exposed": items,
+        "healthAuthorityID": ISSUER,
+        "verificationPayload": certificate,
+        "hmacKey": hmac_key,
+    }
+    status, body = post_json(server.url + "/dp3t/v1/publish", document)
+    assert status == 200 and body["insertedExposures"] == 1, body
+    published = parse_exposees(get(server.url + "/dp3t/v1/records.json"))
+    assert ring.dp3t_key is not None
+    assert ring.dp3t_key.on_day(utc_midnight(now()) - SECONDS_PER_DAY) in published
+    bad = {**document, "exposed": [{"key": "AAAA", "keyDate": items[0]["keyDate"]}]}
+    status, body = post_json(server.url + "/dp3t/v1/publish", bad)
+    assert status == 400, body
+    two = {**document, "exposed": items * 2}
+    status, body = post_json(server.url + "/dp3t/v1/publish", two)
+    assert status == 400, body
 
 
 def test_cli_certificate_and_publish(

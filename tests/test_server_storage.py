@@ -14,8 +14,8 @@ import pytest
 from keyserver_harness import AUDIENCE, ISSUER, Keys, backends, make_keys, new_database
 from proximity.errors import KeyServerConfigError, KeyServerError
 from proximity.keyfiles.gaen_export import ExportFile, TrustedKey, load_signing_key, parse_export_zip
-from proximity.matching.keys import ReportType
 from proximity.schemes.gaen import TemporaryExposureKey
+from proximity.schemes.published import ReportType
 from proximity.server.app import load_token_secret
 from proximity.server.certificates import mint_certificate, tek_mac
 from proximity.server.client import gaen_publish_request, gaen_segments

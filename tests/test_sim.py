@@ -242,7 +242,7 @@ def test_pipeline_runs_real_log_matcher_and_estimators(room_run: tuple[Scenario,
         assert row.true_contacts > 0 and row.app_users > 0 and row.diagnosed >= 1
         assert row.app_contacts <= row.true_contacts
         assert 0 < row.detected <= row.app_contacts and row.notified <= row.notifiable
-        assert row.false_positives == row.flagged - row.detected
+        assert 0 <= row.false_positives <= row.flagged and row.detected <= row.flagged
         assert row.fraction_traced == pytest.approx(row.detected / row.true_contacts)
         assert 0 < row.logged <= row.sightings
         scores, labels = result.scores[row.estimator]
@@ -253,20 +253,25 @@ def test_pipeline_runs_real_log_matcher_and_estimators(room_run: tuple[Scenario,
         assert row.auc > 0.5 if row.estimator != "cwa" else row.auc < 0.5
     # the matcher found confirmed agents' keys in their contacts' logs, and estimators reported them
     assert max(r.notified for r in result.rows) > 0
+    # the channel is bad (AUC < 0.9 above), so some flagged pairs are not true contacts: a count of
+    # false positives stuck at zero (or equal to all flagged) would be a bug
+    assert any(0 < r.false_positives < r.flagged for r in result.rows)
     if scenario.scheme == "bluezone":  # the app logs a contact ID at most every 5 s
         assert result.rows[0].logged < result.rows[0].sightings
 
 
 def test_pipeline_is_reproducible(room_run: tuple[Scenario, RunResult]) -> None:
+    """Same seed, same rows, for either scheme; and the comparison can fail: another seed differs."""
     scenario, result = room_run
-    if scenario.scheme == "gaen":
-        assert run_simulation(scenario, 0.9, 0).rows == result.rows
+    assert run_simulation(scenario, 0.9, 0).rows == result.rows
+    assert run_simulation(scenario, 0.9, 1).rows != result.rows
 
 
 def test_nobody_with_the_app_traces_nobody() -> None:
-    row = run_simulation(_scenario(duration=900), 0.0, 1).rows[0]
+    # the room has close contacts (true_contacts > 0), so "none traced" is a finding, not a vacuum
+    row = run_simulation(_room("gaen"), 0.0, 0).rows[0]
     assert row.app_users == 0 and row.detected == 0 and row.notified == 0 and row.sightings == 0
-    assert row.true_contacts >= 0 and (row.true_contacts == 0 or row.fraction_traced == 0)
+    assert row.true_contacts > 0 and row.fraction_traced == 0
     assert math.isnan(row.auc)
 
 

@@ -85,6 +85,7 @@ from proximity.matching import (
     ReportType,
     group_by_day,
     match_bluezone,
+    match_dp3t,
     match_gaen,
 )
 from proximity.payloads import (
@@ -98,11 +99,13 @@ from proximity.payloads import (
 )
 from proximity.schemes import (
     BLUEZONE,
+    DP3T,
     GAEN,
-    SCHEME_NAMES,
     BluezoneBaseKey,
     BluezoneDailyKey,
     BluezoneScheme,
+    Dp3tDayKey,
+    Dp3tScheme,
     EphemeralId,
     GaenScheme,
     IdBatch,
@@ -110,6 +113,7 @@ from proximity.schemes import (
     RotatingIdScheme,
     TemporaryExposureKey,
 )
+from proximity.schemes.registry import SCHEME_NAMES, SchemeRecord, scheme_record
 from proximity.sightings import InvalidSightingError, Observations, Sighting
 from proximity.times import parse_time, utc_midnight
 
@@ -117,6 +121,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BLUEZONE",
+    "DP3T",
     "GAEN",
     "SCHEME_NAMES",
     "Advert",
@@ -135,6 +140,8 @@ __all__ = [
     "ChannelModel",
     "DayMatch",
     "DiagnosisKey",
+    "Dp3tDayKey",
+    "Dp3tScheme",
     "EncounterLogBusyError",
     "EncounterLogCorruptError",
     "EncounterLogError",
@@ -180,6 +187,7 @@ __all__ = [
     "ReportType",
     "ResourceLimitError",
     "RotatingIdScheme",
+    "SchemeRecord",
     "Sighting",
     "TemporaryExposureKey",
     "TrustedKey",
@@ -201,6 +209,7 @@ __all__ = [
     "load_keyring",
     "load_records",
     "match_bluezone",
+    "match_dp3t",
     "match_gaen",
     "parse_export_bytes",
     "parse_records",
@@ -208,6 +217,7 @@ __all__ = [
     "resolve_keyring_path",
     "resolve_model",
     "save_keyring",
+    "scheme_record",
     "stream_exports",
     "utc_midnight",
     "verdict",

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proximity.payloads.adverts import Advert, BluezoneAdvert, GaenAdvert
+from proximity.payloads.adverts import Advert, BluezoneAdvert, Dp3tAdvert, GaenAdvert
 from proximity.schemes.base import EphemeralId, IdBatch
 from proximity.schemes.bluezone import BluezoneDailyKey, BluezoneScheme
+from proximity.schemes.dp3t import DP3T, Dp3tDayKey
 from proximity.schemes.gaen import GAEN, Metadata, TemporaryExposureKey
+from proximity.times import SECONDS_PER_DAY
 
-__all__ = ["Broadcast", "bluezone_broadcasts", "gaen_broadcasts"]
+__all__ = ["Broadcast", "bluezone_broadcasts", "dp3t_broadcasts", "gaen_broadcasts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +72,18 @@ def bluezone_broadcasts(record: BluezoneDailyKey, *, at: float, count: int = 1) 
     """The record's broadcasts from the slot containing ``at`` on, at most ``count``."""
     batch = BluezoneScheme(record.ids_per_day).ids_of_key(record)
     return [Broadcast(batch[i], BluezoneAdvert(batch.ids[i].tobytes())) for i in _from(batch, at, count)]
+
+
+def dp3t_broadcasts(key: Dp3tDayKey, *, at: float, count: int = 1) -> list[Broadcast]:
+    """EphIDs (each day's in broadcast order) from the epoch containing ``at`` on, at most ``count``,
+    the key chained forward to ``at``'s day and on across midnights."""
+    if count < 0:
+        raise ValueError(f"count must be non-negative, got {count}")
+    out: list[Broadcast] = []
+    day_key = key.on_day(at)
+    while len(out) < count:
+        batch = DP3T.ids_of_key(day_key)
+        chosen = _from(batch, at, count - len(out))
+        out += [Broadcast(batch[i], Dp3tAdvert(batch.ids[i].tobytes())) for i in chosen]
+        day_key = day_key.on_day(day_key.day + SECONDS_PER_DAY)
+    return out

@@ -14,17 +14,26 @@ from numpy.typing import NDArray
 
 from proximity.errors import InvalidLengthError, ProximityError
 from proximity.radio import rssi_problem
-from proximity.schemes.bluezone import ID_LENGTH as BLUEZONE_ID_LENGTH
-from proximity.schemes.gaen import AEM_LENGTH, RPI_LENGTH
+from proximity.schemes.gaen import AEM_LENGTH
+from proximity.schemes.registry import SCHEME_NAMES, SchemeRecord, UnknownSchemeError, scheme_record
 from proximity.times import LATEST_TIME
 
 __all__ = ["ID_LENGTHS", "InvalidSightingError", "Observations", "Sighting"]
 
-ID_LENGTHS = {"gaen": RPI_LENGTH, "bluezone": BLUEZONE_ID_LENGTH}
+ID_LENGTHS = {name: scheme_record(name).id_length for name in SCHEME_NAMES}
+"""Each scheme's ID length, from its record (a derived view, kept for callers that index by name)."""
 
 
 class InvalidSightingError(ProximityError, ValueError):
     """A sighting with an impossible field (unknown scheme, wrong ID length, NaN RSSI, negative time)."""
+
+
+def record_of(scheme: str) -> SchemeRecord:
+    """The scheme's record, or :class:`InvalidSightingError` naming the schemes there are."""
+    try:
+        return scheme_record(scheme)
+    except UnknownSchemeError as error:
+        raise InvalidSightingError(str(error)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +54,8 @@ class Sighting:
     own_id: bytes | None = None
 
     def __post_init__(self) -> None:
-        length = ID_LENGTHS.get(self.scheme)
-        if length is None:
-            raise InvalidSightingError(f"unknown scheme {self.scheme!r}; expected gaen or bluezone")
+        record = record_of(self.scheme)
+        length = record.id_length
         if not isinstance(self.id, bytes):
             raise TypeError("id must be bytes")
         if len(self.id) != length:
@@ -62,10 +70,10 @@ class Sighting:
             if (problem := rssi_problem(self.rssi)) is not None:
                 raise InvalidSightingError(problem)
         if self.metadata is not None:
-            if self.scheme != "gaen":
-                raise InvalidSightingError("only GAEN sightings carry metadata (the AEM)")
-            if len(self.metadata) != AEM_LENGTH:
-                raise InvalidLengthError("AEM", AEM_LENGTH, len(self.metadata))
+            if record.metadata_length is None:
+                raise InvalidSightingError(f"{record.label} sightings carry no metadata (only GAEN's AEM)")
+            if len(self.metadata) != record.metadata_length:
+                raise InvalidLengthError("AEM", record.metadata_length, len(self.metadata))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -85,9 +93,7 @@ class Observations:
     row_ids: NDArray[np.int64]
 
     def __post_init__(self) -> None:
-        length = ID_LENGTHS.get(self.scheme)
-        if length is None:
-            raise InvalidSightingError(f"unknown scheme {self.scheme!r}; expected gaen or bluezone")
+        length = record_of(self.scheme).id_length
         n = self.ids.shape[0]
         if self.ids.shape != (n, length) or self.ids.dtype != np.uint8:
             raise InvalidLengthError(f"each {self.scheme} ID", length, int(self.ids.shape[-1]))
@@ -109,7 +115,7 @@ class Observations:
     def from_sightings(cls, scheme: str, sightings: Iterable[Sighting]) -> Observations:
         """Column-wise copy of the sightings of ``scheme``; ``row_ids`` are positions in the input."""
         chosen = [(i, s) for i, s in enumerate(sightings) if s.scheme == scheme]
-        length = ID_LENGTHS[scheme]
+        length = record_of(scheme).id_length
         n = len(chosen)
         ids = np.frombuffer(b"".join(s.id for _, s in chosen), dtype=np.uint8).reshape(n, length)
         aem = np.zeros((n, AEM_LENGTH), dtype=np.uint8)

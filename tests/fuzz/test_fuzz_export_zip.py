@@ -14,8 +14,8 @@ from proximity.keyfiles.gaen_export import (
     signing_key_pem,
     write_export,
 )
-from proximity.matching.keys import DiagnosisKey
 from proximity.schemes.gaen import TemporaryExposureKey
+from proximity.schemes.published import DiagnosisKey
 
 SIGNER = generate_signing_key()
 TRUSTED = [

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from proximity.errors import BtsnoopError
+from proximity.radio import RSSI_RANGE
 from proximity.times import LATEST_TIME
 
 __all__ = [
@@ -400,8 +401,9 @@ def _extended(
 def _rssi_byte(rssi: int | None) -> int:
     if rssi is None:
         return RSSI_UNAVAILABLE
-    if not -127 <= rssi <= 20:
-        raise ValueError(f"rssi must lie in [-127, 20] dBm or be None, got {rssi}")
+    low, high = RSSI_RANGE
+    if not low <= rssi <= high:
+        raise ValueError(f"rssi must lie in [{low}, {high}] dBm or be None, got {rssi}")
     return rssi & 0xFF
 
 

@@ -21,16 +21,15 @@ from proximity.ble.scanner import Scanner
 from proximity.ble.sink import SightingSink
 from proximity.broadcast import Broadcast
 from proximity.errors import BluetoothUnavailableError
+from proximity.schemes.registry import duty_cycles
 from proximity.sightings import Sighting
 
 __all__ = ["DUTY_CYCLES", "Node", "NodeStatus"]
 
-# (scan seconds on, period seconds); None = scan all the time. GAEN phones scan ~4 s every 210-300 s;
-# Bluezone's Android app scans 40 s every 300 s.
+# (scan seconds on, period seconds); None = scan all the time. Each scheme's comes from its record
+# (proximity.schemes.registry), the same DutyCycle the simulator uses.
 DUTY_CYCLES: dict[str, tuple[float, float] | None] = {
-    "continuous": None,
-    "gaen": (4.0, 240.0),
-    "bluezone": (40.0, 300.0),
+    name: cycle.scan_window for name, cycle in duty_cycles().items()
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from proximity.ble.btsnoop import MAGIC, AdvertisingReport, advertising_reports
 from proximity.errors import CaptureFormatError
 from proximity.payloads.adstructures import MalformedAdvertisingDataError, parse_ad_structures
-from proximity.payloads.adverts import uuid16_to_uuid128
+from proximity.payloads.adverts import BASE_UUID_SUFFIX, uuid16_to_uuid128
 from proximity.times import LATEST_TIME
 
 __all__ = [
@@ -35,8 +35,6 @@ __all__ = [
     "recorded_from_reports",
     "write_jsonl",
 ]
-
-_BASE_SUFFIX = "-0000-1000-8000-00805f9b34fb"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +66,7 @@ class RecordedAdvert:
 
 
 def _uuid32(value: int) -> str:
-    return f"{value:08x}{_BASE_SUFFIX}"
+    return f"{value:08x}{BASE_UUID_SUFFIX}"
 
 
 def _uuid128(raw: bytes) -> str:

@@ -29,32 +29,20 @@ from bleak.exc import (
 from proximity.ble.recording import RecordedAdvert
 from proximity.ble.replay import BLEAK_NO_RSSI, Replay, ReplayBackend
 from proximity.errors import BluetoothUnavailableError, MalformedPayloadError, PayloadTypeError
-from proximity.payloads.adverts import (
-    BLUEZONE_COMPANY_ID,
-    BLUEZONE_SERVICE_UUID,
-    GAEN_SERVICE_UUID,
-    GAEN_SERVICE_UUID16,
-    decode_bleak,
-)
+from proximity.payloads.adverts import decode_bleak
 from proximity.radio import RSSI_RANGE
-from proximity.schemes import SCHEME_NAMES
+from proximity.schemes.registry import SCHEME_NAMES, scheme_record
 from proximity.sightings import Sighting
 
 __all__ = ["SERVICE_UUIDS", "ScanStats", "Scanner", "bluetooth_unavailable", "or_patterns"]
 
-SERVICE_UUIDS = {"gaen": GAEN_SERVICE_UUID, "bluezone": BLUEZONE_SERVICE_UUID}
-_AD_SERVICE_DATA_16 = 0x16
+SERVICE_UUIDS = {name: scheme_record(name).advert.service_uuid for name in SCHEME_NAMES}
 MAX_RSSI = RSSI_RANGE[1]  # dBm; HCI reports -127..20, and 127 for "not available"
-_AD_MANUFACTURER = 0xFF
 
 
 def or_patterns(schemes: Iterable[str]) -> list[tuple[int, int, bytes]]:
-    """BlueZ advertisement-monitor patterns for passive scans (GAEN service data, Bluezone company id)."""
-    patterns = {
-        "gaen": (0, _AD_SERVICE_DATA_16, GAEN_SERVICE_UUID16.to_bytes(2, "little")),
-        "bluezone": (0, _AD_MANUFACTURER, BLUEZONE_COMPANY_ID.to_bytes(2, "little")),
-    }
-    return [patterns[s] for s in schemes]
+    """BlueZ advertisement-monitor patterns for passive scans: each scheme's codec says what it matches."""
+    return [scheme_record(s).advert.monitor_pattern for s in schemes]
 
 
 _HINTS = {

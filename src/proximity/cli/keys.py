@@ -12,6 +12,7 @@ from proximity.keyring import KeyRing, KeyRingSettings, load_keyring, resolve_ke
 from proximity.keyring.model import DEFAULT_TX_POWER
 from proximity.keyring.store import wipe_keyring
 from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY
+from proximity.schemes.registry import SCHEME_NAMES
 from proximity.times import format_utc, now
 
 
@@ -117,7 +118,7 @@ def _wipe(args: argparse.Namespace) -> int:
 def _describe(ring: KeyRing, path: object, at: float, as_json: bool) -> None:
     settings = ring.settings
     current = {}
-    for scheme in ("gaen", "bluezone"):
+    for scheme in SCHEME_NAMES:
         found = ring.broadcasts(scheme, at=at, count=1)
         current[scheme] = found[0] if found and found[0].start <= at else None
     if as_json:
@@ -141,6 +142,9 @@ def _describe(ring: KeyRing, path: object, at: float, as_json: bool) -> None:
                     for key in ring.gaen_keys
                 ],
                 "bluezone": {"base_key": ring.bluezone_key.key.hex(), "base_day": ring.bluezone_key.base_day},
+                "dp3t": None
+                if ring.dp3t_key is None
+                else {"key": ring.dp3t_key.key.hex(), "day": ring.dp3t_key.day},
                 "broadcasting": {
                     scheme: None if b is None else {"id": b.id.hex, "start": b.start, "end": b.end}
                     for scheme, b in current.items()
@@ -161,7 +165,10 @@ def _describe(ring: KeyRing, path: object, at: float, as_json: bool) -> None:
         ],
     )
     base = ring.bluezone_key
-    print(f"\nBluezone base key {base.key.hex()} installed {format_utc(base.base_day)}\n")
+    print(f"\nBluezone base key {base.key.hex()} installed {format_utc(base.base_day)}")
+    if ring.dp3t_key is not None:
+        print(f"DP-3T day key SK {ring.dp3t_key.key.hex()} of {format_utc(ring.dp3t_key.day)}")
+    print()
     print(f"broadcasting at {format_utc(at)}:")
     print_table(
         ["scheme", "id", "changes at (UTC)"],

@@ -17,7 +17,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,13 +35,17 @@ from proximity.estimation import (
     verdict,
 )
 from proximity.keyfiles.bluezone_json import load_records, looks_like_bluezone_json
+from proximity.keyfiles.dp3t_json import load_exposees, looks_like_dp3t_json
 from proximity.keyfiles.gaen_export import EXPORT_HEADER, TrustedKey, stream_exports
 from proximity.matching.bluezone import match_bluezone
+from proximity.matching.dp3t import match_dp3t
 from proximity.matching.gaen import match_gaen
 from proximity.matching.results import KeyMatch, group_by_day
 from proximity.radio import rssi_problem
-from proximity.schemes import SCHEME_NAMES
-from proximity.schemes.gaen import AEM_LENGTH
+from proximity.schemes.bluezone import BLUEZONE
+from proximity.schemes.dp3t import DP3T
+from proximity.schemes.gaen import AEM_LENGTH, GAEN
+from proximity.schemes.registry import SCHEME_NAMES, scheme_record
 from proximity.server.client import download_key_files
 from proximity.sightings import ID_LENGTHS, Observations
 from proximity.times import LATEST_TIME, format_utc, parse_time
@@ -132,14 +136,16 @@ def _trusted_keys(specs: Sequence[str]) -> list[TrustedKey]:
 def _sniff(path: str) -> str:
     try:
         with open(path, "rb") as handle:
-            head = handle.read(64)
+            head = handle.read(256)
     except OSError as error:
         raise CommandError(f"cannot read key file {path}: {error.strerror}") from None
     if head[:4] == b"PK\x03\x04" or head[: len(EXPORT_HEADER)] == EXPORT_HEADER:
-        return "gaen"
+        return GAEN.name
+    if looks_like_dp3t_json(head):
+        return DP3T.name
     if looks_like_bluezone_json(head):
-        return "bluezone"
-    raise CommandError(f"{path}: not a GAEN export (zip or export.bin) nor Bluezone JSON")
+        return BLUEZONE.name
+    raise CommandError(f"{path}: not a GAEN export (zip or export.bin), Bluezone JSON nor DP-3T JSON")
 
 
 def read_observed_csv(path: str) -> dict[str, Observations]:
@@ -150,7 +156,9 @@ def read_observed_csv(path: str) -> dict[str, Observations]:
     :data:`proximity.radio.RSSI_RANGE` or empty. Any defect is an :class:`ObservationsFileError`
     naming the row and column; more than :data:`MAX_OBSERVED_ROWS` rows are refused.
     """
-    by_length = {length: scheme for scheme, length in ID_LENGTHS.items()}
+    by_length: dict[int, str] = {}
+    for scheme_name, length in ID_LENGTHS.items():  # GAEN (registered first) owns 16 bytes unless told
+        by_length.setdefault(length, scheme_name)
     columns: dict[str, dict[str, list[Any]]] = {
         s: {"id": [], "t": [], "r": [], "m": [], "n": []} for s in ID_LENGTHS
     }
@@ -219,16 +227,20 @@ def _observed_row(
 
     if None in row:
         raise bad("", f"{len(row[None])} more field(s) than the header names")
-    text = {name: (row.get(name) or "").strip() for name in ("id", "time", "rssi", "metadata")}
+    text = {name: (row.get(name) or "").strip() for name in ("id", "time", "rssi", "metadata", "scheme")}
     if len(text["id"]) > 2 * max(ID_LENGTHS.values()):
         raise bad("id", f"id must be hex of 12 or 16 bytes, got {len(text['id'])} characters")
     try:
         value = bytes.fromhex(text["id"])
     except ValueError:
         raise bad("id", f"id must be hex, got {text['id']!r:.60}") from None
-    scheme = by_length.get(len(value))
+    scheme = text["scheme"] or by_length.get(len(value))
     if scheme is None:
         raise bad("id", f"an ID of {len(value)} bytes is neither GAEN (16) nor Bluezone (12)")
+    if scheme not in ID_LENGTHS:
+        raise bad("scheme", f"scheme must be one of {', '.join(SCHEME_NAMES)}, got {scheme!r:.40}")
+    if len(value) != ID_LENGTHS[scheme]:
+        raise bad("id", f"a {scheme} ID is {ID_LENGTHS[scheme]} bytes, got {len(value)}")
     try:
         at = parse_time(text["time"])
     except InvalidTimeError as error:
@@ -251,7 +263,7 @@ def _observed_row(
             metadata = bytes.fromhex(text["metadata"])
         except ValueError:
             raise bad("metadata", f"metadata must be hex, got {text['metadata']!r:.40}") from None
-        if scheme != "gaen" or len(metadata) != AEM_LENGTH:
+        if scheme_record(scheme).metadata_length != len(metadata):
             raise bad("metadata", "metadata must be a 4-byte GAEN AEM")
     return scheme, value, at, rssi, metadata
 
@@ -337,7 +349,7 @@ def _match(args: argparse.Namespace) -> int:
 
 
 def _match_files(args: argparse.Namespace) -> int:
-    schemes: dict[str, list[str]] = {"gaen": [], "bluezone": []}
+    schemes: dict[str, list[str]] = {name: [] for name in SCHEME_NAMES}
     for path in args.keys:
         scheme = args.scheme or _sniff(path)
         if args.scheme and _sniff(path) != args.scheme:
@@ -348,7 +360,7 @@ def _match_files(args: argparse.Namespace) -> int:
     wanted = [s for s, files in schemes.items() if files]
     observed = read_observed_csv(args.observed) if args.observed else _observations_from_log(args.log, wanted)
     trusted = _trusted_keys(args.pubkey)
-    if schemes["gaen"] and not trusted and not args.no_verify:
+    if schemes[GAEN.name] and not trusted and not args.no_verify:
         raise CommandError(
             "GAEN files need a trusted public key (--pubkey PEM), or --no-verify to skip checks"
         )
@@ -356,23 +368,32 @@ def _match_files(args: argparse.Namespace) -> int:
     progress = _Progress(len(args.keys), sys.stderr, size >= PROGRESS_BYTES)
     matches: list[KeyMatch] = []
     keys_read = skipped = 0
-    if schemes["gaen"]:
-        stream = stream_exports(schemes["gaen"], trusted, verify=not args.no_verify)
+    if schemes[GAEN.name]:
+        stream = stream_exports(schemes[GAEN.name], trusted, verify=not args.no_verify)
         matches += match_gaen(
             _per_file(stream.keys(), progress),
-            observed["gaen"],
-            revised_keys=_lazy(stream.revised_keys),
+            observed[GAEN.name],
+            revised_keys=stream.revisions(),
             workers=args.workers,
             progress=progress.add_keys,
         )
         keys_read += stream.total_keys
         skipped += stream.skipped_keys
-    if schemes["bluezone"]:
+    if schemes[BLUEZONE.name]:
         # All files in one run: a record published in several files is one match, not one per file.
         counted = [0]
         matches += match_bluezone(
-            _bluezone_records(schemes["bluezone"], progress, counted),
-            observed["bluezone"],
+            _records(load_records, schemes[BLUEZONE.name], progress, counted),
+            observed[BLUEZONE.name],
+            workers=args.workers,
+            progress=progress.add_keys,
+        )
+        keys_read += counted[0]
+    if schemes[DP3T.name]:
+        counted = [0]
+        matches += match_dp3t(
+            _records(load_exposees, schemes[DP3T.name], progress, counted),
+            observed[DP3T.name],
             workers=args.workers,
             progress=progress.add_keys,
         )
@@ -466,17 +487,14 @@ def _yes_no_unknown(value: bool | None) -> str:
     return "unknown" if value is None else "yes" if value else "no"
 
 
-def _bluezone_records(paths: Sequence[str], progress: _Progress, counted: list[int]) -> Iterator[Any]:
+def _records(
+    load: Callable[[str], Sequence[Any]], paths: Sequence[str], progress: _Progress, counted: list[int]
+) -> Iterator[Any]:
     for path in paths:  # one file in memory at a time
-        records = load_records(path)
+        records = load(path)
         counted[0] += len(records)
         yield from records
         progress.file_done()
-
-
-def _lazy(make: Any) -> Iterator[Any]:
-    # revised keys are known only once every file was read: ask for them then
-    yield from make()
 
 
 def _day_json(day: Any) -> dict[str, Any]:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 
 from proximity.broadcast import Broadcast
 from proximity.cli.common import add_keyring_option
 from proximity.errors import NoKeyForTimeError
 from proximity.keyring import load_keyring, resolve_keyring_path, save_keyring
-from proximity.schemes import SCHEME_NAMES
+from proximity.schemes.registry import SCHEME_NAMES, duty_cycles, scheme_record
+from proximity.sightings import Sighting
 
 __all__ = ["register", "run"]
-
-BLUEZONE_DEDUP_SECONDS = 5.0  # the Bluezone app keeps at most one row per contact ID every 5 s
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,9 +36,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--adapter", default="hci0", metavar="HCI", help="BlueZ adapter (default hci0)")
     parser.add_argument(
         "--duty",
-        choices=("continuous", "gaen", "bluezone"),
+        choices=tuple(duty_cycles()),
         default="continuous",
-        help="scan duty cycle: always, GAEN's 4 s every 4 min, or Bluezone's 40 s every 5 min",
+        help="scan duty cycle: always, or a scheme's own (GAEN 4 s, Bluezone 40 s, DP-3T 30 s, every 5 min)",
     )
     parser.add_argument(
         "--seconds", type=float, metavar="N", help="stop after N seconds (default: run until stopped)"
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from proximity.ble.node import Node, NodeStatus
-    from proximity.ble.sink import BatchingSink
+    from proximity.ble.sink import BackgroundWriter, BatchingSink
     from proximity.log import EncounterLog
 
     path = resolve_keyring_path(args.keyring)
@@ -77,9 +78,16 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
             last_printed[:] = [now, status.rotations]
 
-    dedup = BLUEZONE_DEDUP_SECONDS if args.scheme == "bluezone" else None
-    with EncounterLog(args.db) as log:
-        sink = BatchingSink(lambda batch: log.add(batch, dedup_seconds=dedup), batch=256, max_delay=2.0)
+    dedup = scheme_record(args.scheme).dedup_seconds  # e.g. Bluezone's app: one row per ID per 5 s
+
+    @contextlib.contextmanager
+    def log_writer() -> Iterator[Callable[[list[Sighting]], object]]:
+        with EncounterLog(args.db) as log:  # opened on the writer thread, which alone uses it
+            yield lambda batch: log.add(batch, dedup_seconds=dedup)
+
+    writer = BackgroundWriter(log_writer)  # SQLite off the event loop, through a bounded queue
+    try:
+        sink = BatchingSink(writer, batch=256, max_delay=2.0, keep_results=False)
         node = Node(
             args.scheme,
             broadcast_at,
@@ -103,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
         status = asyncio.run(main())
         for warning in status.warnings:
             print(f"\nproximity: warning: {warning}", file=sys.stderr)
-    written = sum(getattr(result, "written", 0) for result in sink.results)
+    finally:
+        writer.close()  # what the node flushed at its end is written before the summary
+    written = writer.written
     print(
         f"\nnode stopped: {status.rotations} rotations, heard {status.sightings} sightings of "
         f"{len(status.peers)} IDs, {written} rows written to {args.db}",

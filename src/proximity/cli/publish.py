@@ -7,11 +7,13 @@ export.zip, or the Bluezone daily-key record of the last days as JSON.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from proximity.atomic_files import write_atomically
 from proximity.cli.common import CommandError, add_keyring_option, print_json, time_arg
 from proximity.keyfiles.bluezone_json import dump_records
+from proximity.keyfiles.dp3t_json import dump_exposees
 from proximity.keyfiles.gaen_export import (
     generate_signing_key,
     load_signing_key,
@@ -19,20 +21,23 @@ from proximity.keyfiles.gaen_export import (
     write_export,
 )
 from proximity.keyring import KeyRing, load_keyring, resolve_keyring_path
-from proximity.matching.keys import DiagnosisKey, ReportType
-from proximity.schemes.bluezone import BluezoneDailyKey
-from proximity.times import SECONDS_PER_DAY, now, utc_midnight
+from proximity.schemes.bluezone import BLUEZONE, BluezoneDailyKey
+from proximity.schemes.dp3t import DP3T, Dp3tDayKey
+from proximity.schemes.gaen import GAEN
+from proximity.schemes.published import DiagnosisKey, ReportType
+from proximity.schemes.registry import SCHEME_NAMES
+from proximity.times import SECONDS_PER_DAY, format_utc, now, utc_midnight
 
-__all__ = ["bluezone_record", "diagnosis_keys", "register"]
+__all__ = ["bluezone_record", "diagnosis_keys", "dp3t_key", "register"]
 
 _REPORT_TYPES = {t.name.lower().replace("_", "-"): t for t in ReportType if t is not ReportType.REVOKED}
 
 
 def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = actions.add_parser(
-        "export", help="publish this device's keys (signed GAEN zip or Bluezone JSON)"
+        "export", help="publish this device's keys (signed GAEN zip, Bluezone or DP-3T JSON)"
     )
-    export.add_argument("--scheme", choices=("gaen", "bluezone"), required=True)
+    export.add_argument("--scheme", choices=SCHEME_NAMES, required=True)
     export.add_argument("--out", required=True, metavar="FILE")
     export.add_argument(
         "--signing-key", metavar="PEM", help="P-256 private key (GAEN; see `keys signing-key`)"
@@ -51,7 +56,7 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--pad-to", type=int, default=0, metavar="N", help="pad the GAEN file with fake keys to N"
     )
     export.add_argument(
-        "--days", type=int, default=14, metavar="N", help="Bluezone days to publish (default 14)"
+        "--days", type=int, default=14, metavar="N", help="Bluezone/DP-3T: days to publish (default 14)"
     )
     export.add_argument("--at", type=time_arg, metavar="TIME", help="publication time (default: now)")
     export.add_argument("--json", action="store_true")
@@ -83,47 +88,70 @@ def bluezone_record(ring: KeyRing, at: float, days: int) -> BluezoneDailyKey:
     return base.record(first, (last - first) // SECONDS_PER_DAY + 1, ring.settings.bluezone_ids_per_day)
 
 
+def dp3t_key(ring: KeyRing, at: float, days: int) -> Dp3tDayKey:
+    """The DP-3T day key of the first of the ``days`` UTC days up to the day of ``at`` (chained forward
+    by whoever matches it), never earlier than the ring's own first day."""
+    if days < 1:
+        raise CommandError("--days must be at least 1")
+    if ring.dp3t_key is None or utc_midnight(at) < ring.dp3t_key.day:
+        raise CommandError("the key ring holds no DP-3T key by --at (roll it: `proximity keys roll`)")
+    first = max(utc_midnight(at) - (days - 1) * SECONDS_PER_DAY, ring.dp3t_key.day)
+    return ring.dp3t_key.on_day(first)
+
+
 def _export(args: argparse.Namespace) -> int:
     at = now() if args.at is None else args.at
     ring = load_keyring(resolve_keyring_path(args.keyring))
-    if args.scheme == "gaen":
-        if not args.signing_key:
-            raise CommandError(
-                "a GAEN export must be signed: pass --signing-key PEM (see `keys signing-key`)"
-            )
-        try:
-            pem = Path(args.signing_key).read_bytes()
-        except OSError as error:
-            raise CommandError(f"cannot read {args.signing_key}: {error.strerror}") from None
-        keys = diagnosis_keys(ring, _REPORT_TYPES[args.report_type], at)
-        if not keys:
-            raise CommandError("the key ring holds no GAEN key that began by --at")
-        data = write_export(
-            keys,
-            load_signing_key(pem, args.signing_key),
-            key_id=args.key_id,
-            key_version=args.key_version,
-            region=args.region,
-            start_timestamp=min(k.tek.start for k in keys),
-            end_timestamp=int(at),
-            pad_to=args.pad_to,
-        )
-        write_atomically(Path(args.out), data)
-        summary = {
-            "scheme": "gaen",
-            "out": args.out,
-            "keys": len(keys),
-            "padded_to": max(args.pad_to, len(keys)),
-        }
-    else:
-        record = bluezone_record(ring, at, args.days)
-        write_atomically(Path(args.out), dump_records([record]).encode())
-        summary = {"scheme": "bluezone", "out": args.out, "records": 1, "days": record.days}
+    summary = _EXPORTERS[args.scheme](args, ring, at)
     if args.json:
         print_json(summary)
     else:
         print(", ".join(f"{k} {v}" for k, v in summary.items()))
     return 0
+
+
+def _export_gaen(args: argparse.Namespace, ring: KeyRing, at: float) -> dict[str, object]:
+    if not args.signing_key:
+        raise CommandError("a GAEN export must be signed: pass --signing-key PEM (see `keys signing-key`)")
+    try:
+        pem = Path(args.signing_key).read_bytes()
+    except OSError as error:
+        raise CommandError(f"cannot read {args.signing_key}: {error.strerror}") from None
+    keys = diagnosis_keys(ring, _REPORT_TYPES[args.report_type], at)
+    if not keys:
+        raise CommandError("the key ring holds no GAEN key that began by --at")
+    data = write_export(
+        keys,
+        load_signing_key(pem, args.signing_key),
+        key_id=args.key_id,
+        key_version=args.key_version,
+        region=args.region,
+        start_timestamp=min(k.tek.start for k in keys),
+        end_timestamp=int(at),
+        pad_to=args.pad_to,
+    )
+    write_atomically(Path(args.out), data)
+    return {"scheme": GAEN.name, "out": args.out, "keys": len(keys), "padded_to": max(args.pad_to, len(keys))}
+
+
+def _export_bluezone(args: argparse.Namespace, ring: KeyRing, at: float) -> dict[str, object]:
+    record = bluezone_record(ring, at, args.days)
+    write_atomically(Path(args.out), dump_records([record]).encode())
+    return {"scheme": BLUEZONE.name, "out": args.out, "records": 1, "days": record.days}
+
+
+def _export_dp3t(args: argparse.Namespace, ring: KeyRing, at: float) -> dict[str, object]:
+    key = dp3t_key(ring, at, args.days)
+    write_atomically(Path(args.out), dump_exposees([key], release_time=int(at)).encode())
+    return {"scheme": DP3T.name, "out": args.out, "keys": 1, "day": format_utc(key.day)[:10]}
+
+
+# --scheme's choices to their exporters (part of the argument parsing).
+_EXPORTERS: dict[str, Callable[[argparse.Namespace, KeyRing, float], dict[str, object]]] = {
+    GAEN.name: _export_gaen,
+    BLUEZONE.name: _export_bluezone,
+    DP3T.name: _export_dp3t,
+}
 
 
 def _signing_key(args: argparse.Namespace) -> int:

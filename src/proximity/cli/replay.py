@@ -17,10 +17,8 @@ from collections.abc import Callable
 from typing import cast
 
 from proximity.cli.common import CommandError, print_json, print_table
-from proximity.schemes import SCHEME_NAMES
+from proximity.schemes.registry import SCHEME_NAMES, scheme_record
 from proximity.sightings import Sighting
-
-BLUEZONE_DEDUP_SECONDS = 5.0  # as the node logs: at most one row per Bluezone ID every 5 s
 
 __all__ = ["register", "run"]
 
@@ -102,14 +100,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _writer(add: Callable[..., object], source: int) -> Callable[[list[Sighting]], tuple[object, ...]]:
-    """Write a batch as the node does: Bluezone rows de-duplicated, GAEN rows as heard."""
+    """Write a batch as the node does: each scheme's rows with its record's de-duplication (Bluezone's
+    5 s; the others as heard)."""
 
     def write(batch: list[Sighting]) -> tuple[object, ...]:
-        bluezone = [s for s in batch if s.scheme == "bluezone"]
-        others = [s for s in batch if s.scheme != "bluezone"]
-        return (
-            add(others, source=source),
-            add(bluezone, source=source, dedup_seconds=BLUEZONE_DEDUP_SECONDS),
+        by_scheme: dict[str, list[Sighting]] = {}
+        for sighting in batch:
+            by_scheme.setdefault(sighting.scheme, []).append(sighting)
+        return tuple(
+            add(rows, source=source, dedup_seconds=scheme_record(scheme).dedup_seconds)
+            for scheme, rows in by_scheme.items()
         )
 
     return write

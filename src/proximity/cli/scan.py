@@ -10,7 +10,7 @@ from contextlib import ExitStack, suppress
 from typing import TextIO
 
 from proximity.errors import FileWriteError
-from proximity.schemes import SCHEME_NAMES
+from proximity.schemes.registry import SCHEME_NAMES
 from proximity.sightings import Sighting
 from proximity.times import format_utc
 

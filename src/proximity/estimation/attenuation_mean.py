@@ -14,7 +14,7 @@ Other estimators are run one encounter at a time under the same call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -23,10 +23,22 @@ from proximity.errors import EstimationParameterError
 from proximity.estimation.fitted import shipped_defaults
 from proximity.times import SECONDS_PER_DAY
 
-if TYPE_CHECKING:
-    from proximity.estimation.estimators import EstimationSettings
+__all__ = ["MAX_GAP_SECONDS", "BatchVerdicts", "DailyMeans", "MeanRule", "daily_means"]
 
-__all__ = ["MAX_GAP_SECONDS", "BatchVerdicts", "DailyMeans", "daily_means"]
+
+class MeanRule(Protocol):
+    """What the mean-attenuation rule reads of :class:`~proximity.estimation.EstimationSettings` (a
+    protocol, so this module does not import the estimators, which import it)."""
+
+    @property
+    def rssi_correction(self) -> float: ...
+    @property
+    def default_tx_power(self) -> float: ...
+    @property
+    def distance(self) -> float: ...
+    @property
+    def minutes(self) -> float: ...
+
 
 MAX_GAP_SECONDS = 300.0
 
@@ -122,7 +134,7 @@ def daily_means(
     )
 
 
-def decide(means: DailyMeans, settings: EstimationSettings) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+def decide(means: DailyMeans, settings: MeanRule) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
     """(close contact, score) per row of ``means`` under the rule in ``settings``."""
     threshold = shipped_defaults().threshold("mean", settings.distance)
     close = (means.mean_attenuation <= threshold) & (means.minutes >= settings.minutes)
@@ -134,7 +146,7 @@ def batch_mean_attenuation(
     rssi: ArrayLike,
     tx_power: ArrayLike,
     encounter: ArrayLike,
-    settings: EstimationSettings,
+    settings: MeanRule,
 ) -> BatchVerdicts:
     """The mean-attenuation estimator's verdict per encounter, vectorised."""
     enc_all = _distinct(np.asarray(encounter, np.int64))

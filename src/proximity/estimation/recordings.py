@@ -35,6 +35,7 @@ from proximity.estimation.calibration import (
 )
 from proximity.estimation.csvrows import BrokenCsv, cell_name, csv_rows
 from proximity.estimation.windows import ScanInstances, scan_instances
+from proximity.radio import TX_POWER_RANGE
 
 __all__ = [
     "MAX_MODEL_NAME",
@@ -49,7 +50,7 @@ __all__ = [
 RSSI_NOT_AVAILABLE = 127
 REQUIRED = ("config", "session", "distance_m", "t_s", "rssi")
 MAX_MODEL_NAME = 100
-TX_PLAUSIBLE = (-50.0, 20.0)  # GAEN's accepted TX-power range; outside it (e.g. -999) = not reported
+TX_PLAUSIBLE = (float(TX_POWER_RANGE[0]), float(TX_POWER_RANGE[1]))  # outside it (e.g. -999) = not reported
 _FLEET = Calibration(FLEET_RSSI_CORRECTION_DB, FLEET_TX_POWER_DBM, 0, CalibrationLevel.FLEET)
 
 

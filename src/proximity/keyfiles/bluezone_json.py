@@ -22,14 +22,20 @@ __all__ = ["MAX_FILE_BYTES", "dump_records", "load_records", "looks_like_bluezon
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
-def parse_records(data: bytes | str, source: str = "bluezone records") -> list[BluezoneDailyKey]:
-    """Records from the JSON form (``{"data": [...]}``, or a bare list); a bad record names its index."""
+def json_document(data: bytes | str, source: str) -> Any:
+    """``data`` parsed as JSON, or a :class:`MalformedKeyFileError` saying why not (also used by the DP-3T
+    exposee list)."""
     try:
-        document: Any = json.loads(data)
+        return json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:  # also a 5,000-digit integer (str limit)
         raise MalformedKeyFileError(source, f"not JSON ({str(error)[:200]})") from None
     except RecursionError:
         raise MalformedKeyFileError(source, "not JSON (nested deeper than the parser allows)") from None
+
+
+def parse_records(data: bytes | str, source: str = "bluezone records") -> list[BluezoneDailyKey]:
+    """Records from the JSON form (``{"data": [...]}``, or a bare list); a bad record names its index."""
+    document = json_document(data, source)
     items = document.get("data") if isinstance(document, dict) else document
     if not isinstance(items, list):
         raise MalformedKeyFileError(source, 'expected {"data": [records...]} or a list of records')

@@ -16,8 +16,9 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, methodcaller
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,13 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
+from numpy.typing import NDArray
 
 from proximity.errors import KeyFileSignatureError, MalformedKeyFileError
 from proximity.keyfiles import export_pb2 as pb
-from proximity.matching.keys import NO_ONSET, DiagnosisKey, KeyBatch, ReportType
+from proximity.keyfiles.gaen_wire import WireKeys, decode_keys
 from proximity.schemes.gaen import ENIN_SECONDS, MAX_ENIN, TEK_LENGTH, TEK_ROLLING_PERIOD
+from proximity.schemes.published import NO_ONSET, DiagnosisKey, KeyBatch, ReportType
 from proximity.times import LATEST_TIME
 
 __all__ = [
@@ -58,6 +61,7 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 MAX_ENTRY_BYTES = 256 * 1024 * 1024  # refuse zip entries bigger than this (a zip bomb is not an export)
 # Keys whose interval ends after year 9998 are skipped as malformed: no day of theirs can be printed.
 LATEST_INTERVAL = LATEST_TIME // ENIN_SECONDS
+_REPORT_VALUES = np.array(sorted(ReportType._value2member_map_), dtype=np.int64)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -134,50 +138,58 @@ class ExportFile:
     signature_key_version: str | None = None
 
 
-def _batch(entries: Iterable[pb.TemporaryExposureKey], verified: bool) -> tuple[KeyBatch, int]:
-    data: list[bytes] = []
-    starts: list[int] = []
-    periods: list[int] = []
-    risks: list[int] = []
-    reports: list[int] = []
-    onsets: list[int] = []
-    skipped = 0
-    for entry in entries:
-        key = entry.key_data
-        start = entry.rolling_start_interval_number
-        period = entry.rolling_period
-        risk = entry.transmission_risk_level
-        report = entry.report_type
-        if (
-            len(key) != TEK_LENGTH
-            or not entry.HasField("rolling_start_interval_number")
-            or not 0 <= start <= min(MAX_ENIN, LATEST_INTERVAL) - period + 1
-            or not 1 <= period <= TEK_ROLLING_PERIOD
-            or not 0 <= risk <= 8
-            or report not in ReportType._value2member_map_
-        ):
-            skipped += 1
-            continue
-        data.append(key)
-        starts.append(start)
-        periods.append(period)
-        risks.append(risk)
-        reports.append(report)
-        onset = (
-            entry.days_since_onset_of_symptoms if entry.HasField("days_since_onset_of_symptoms") else NO_ONSET
-        )
-        onsets.append(onset)
-    n = len(data)
+def _object_columns(entries: Sequence[pb.TemporaryExposureKey]) -> WireKeys:
+    """The general path: the parsed messages' fields, one ``map`` per field."""
+    n = len(entries)
+
+    def column(field: str) -> NDArray[np.int64]:
+        return np.fromiter(map(attrgetter(field), entries), np.int64, n)
+
+    data = list(map(attrgetter("key_data"), entries))
+    lengths = np.fromiter(map(len, data), np.int64, n)
+    keys = np.zeros((n, TEK_LENGTH), np.uint8)
+    whole = np.flatnonzero(lengths == TEK_LENGTH)
+    if whole.size:
+        joined = b"".join(data[i] for i in whole.tolist())
+        keys[whole] = np.frombuffer(joined, np.uint8).reshape(-1, TEK_LENGTH)
+    return WireKeys(
+        keys,
+        lengths,
+        column("rolling_start_interval_number"),
+        np.fromiter(map(methodcaller("HasField", "rolling_start_interval_number"), entries), bool, n),
+        column("rolling_period"),
+        column("transmission_risk_level"),
+        column("report_type"),
+        column("days_since_onset_of_symptoms"),
+        np.fromiter(map(methodcaller("HasField", "days_since_onset_of_symptoms"), entries), bool, n),
+    )
+
+
+def _batch(columns: WireKeys, verified: bool) -> tuple[KeyBatch, int]:
+    """The keys that keep the format's rules as a batch, and how many were skipped for breaking one."""
+    c = columns
+    starts, periods, risks = c.rolling_start_interval_number, c.rolling_period, c.transmission_risk_level
+    ok = (
+        (c.key_length == TEK_LENGTH)
+        & c.has_start
+        & (starts >= 0)
+        & (starts <= min(MAX_ENIN, LATEST_INTERVAL) - periods + 1)
+        & (periods >= 1)
+        & (periods <= TEK_ROLLING_PERIOD)
+        & (risks >= 0)
+        & (risks <= 8)
+        & np.isin(c.report_type, _REPORT_VALUES)
+    )
     batch = KeyBatch(
-        np.frombuffer(b"".join(data), dtype=np.uint8).reshape(n, TEK_LENGTH).copy(),
-        np.array(starts, dtype=np.int64),
-        np.array(periods, dtype=np.int64),
-        np.array(risks, dtype=np.int32),
-        np.array(reports, dtype=np.int32),
-        np.array(onsets, dtype=np.int32),
+        np.ascontiguousarray(c.key_data[ok]),
+        starts[ok],
+        periods[ok],
+        risks[ok].astype(np.int32),
+        c.report_type[ok].astype(np.int32),
+        np.where(c.has_onset, c.days_since_onset_of_symptoms, NO_ONSET)[ok].astype(np.int32),
         verified,
     )
-    return batch, skipped
+    return batch, int(ok.size - ok.sum())
 
 
 def _verify(
@@ -225,8 +237,11 @@ def parse_export(
     *,
     verify: bool = True,
     source: str = "export",
+    revised_only: bool = False,
 ) -> ExportFile:
-    """Parse export.bin (and check export.sig unless ``verify`` is False)."""
+    """Parse export.bin (and check export.sig unless ``verify`` is False). ``revised_only`` leaves the
+    keys undecoded (an empty batch; ``skipped_keys`` counts revised keys only): a first pass for
+    revisions need not pay for the keys."""
     if not isinstance(export_bin, bytes | bytearray | memoryview):
         raise TypeError(f"export_bin must be bytes, got {type(export_bin).__name__}")
     export_bin = bytes(export_bin)
@@ -242,8 +257,14 @@ def parse_export(
         message.ParseFromString(export_bin[len(EXPORT_HEADER) :])
     except DecodeError:
         raise MalformedKeyFileError(source, "export.bin does not hold a TemporaryExposureKeyExport") from None
-    keys, skipped = _batch(message.keys, verify)
-    revised, skipped_revised = _batch(message.revised_keys, verify)
+    wire = decode_keys(export_bin[len(EXPORT_HEADER) :], keys=not revised_only)
+    if wire is None:  # something the column decoder does not expect: the parsed objects, field by field
+        wire = (
+            _object_columns(message.keys[:0] if revised_only else message.keys),
+            _object_columns(message.revised_keys),
+        )
+    keys, skipped = _batch(wire[0], verify)
+    revised, skipped_revised = _batch(wire[1], verify)
     return ExportFile(
         region=message.region,
         start_timestamp=message.start_timestamp,
@@ -270,7 +291,12 @@ def _entry(archive: zipfile.ZipFile, name: str, source: str) -> bytes | None:
 
 
 def parse_export_zip(
-    data: bytes, trusted: Sequence[TrustedKey] = (), *, verify: bool = True, source: str = "export.zip"
+    data: bytes,
+    trusted: Sequence[TrustedKey] = (),
+    *,
+    verify: bool = True,
+    source: str = "export.zip",
+    revised_only: bool = False,
 ) -> ExportFile:
     """Parse an export.zip held in memory."""
     try:
@@ -286,37 +312,50 @@ def parse_export_zip(
         ) from None
     if export_bin is None:
         raise MalformedKeyFileError(source, "the zip holds no export.bin")
-    return parse_export(export_bin, export_sig, trusted, verify=verify, source=source)
+    return parse_export(
+        export_bin, export_sig, trusted, verify=verify, source=source, revised_only=revised_only
+    )
 
 
 def parse_export_bytes(
-    data: bytes, trusted: Sequence[TrustedKey] = (), *, verify: bool = True, source: str = "export"
+    data: bytes,
+    trusted: Sequence[TrustedKey] = (),
+    *,
+    verify: bool = True,
+    source: str = "export",
+    revised_only: bool = False,
 ) -> ExportFile:
     """An export.zip or a bare export.bin (a bare one has no signature: only with ``verify=False``)."""
     if data[:4] == b"PK\x03\x04":
-        return parse_export_zip(data, trusted, verify=verify, source=source)
+        return parse_export_zip(data, trusted, verify=verify, source=source, revised_only=revised_only)
     if data[: len(EXPORT_HEADER)] == EXPORT_HEADER:
         if verify:
             raise KeyFileSignatureError(
                 source, "unsigned", "a bare export.bin carries no signature; refusing it (use --no-verify)"
             )
-        return parse_export(data, None, verify=False, source=source)
+        return parse_export(data, None, verify=False, source=source, revised_only=revised_only)
     raise MalformedKeyFileError(source, "neither an export.zip nor an export.bin")
 
 
 def load_export(
-    path: str | os.PathLike[str], trusted: Sequence[TrustedKey] = (), *, verify: bool = True
+    path: str | os.PathLike[str],
+    trusted: Sequence[TrustedKey] = (),
+    *,
+    verify: bool = True,
+    revised_only: bool = False,
 ) -> ExportFile:
     """Read one export file from disk (the edge around :func:`parse_export_bytes`)."""
-    return parse_export_bytes(Path(path).read_bytes(), trusted, verify=verify, source=str(path))
+    data = Path(path).read_bytes()
+    return parse_export_bytes(data, trusted, verify=verify, source=str(path), revised_only=revised_only)
 
 
 @dataclass(eq=False)
 class ExportStream:
     """Keys of many export files, one file in memory at a time.
 
-    Iterate :meth:`keys` (one batch per file) first; ``revised_keys`` and the counters fill up as
-    the files are read, which is when :func:`~proximity.matching.gaen.match_gaen` reads them.
+    :meth:`revisions` reads every file's revised keys first (a value for
+    :func:`~proximity.matching.gaen.match_gaen`); :meth:`keys` then yields one batch per file, and the
+    counters fill up as the files are read.
     """
 
     paths: Sequence[str | os.PathLike[str]]
@@ -333,12 +372,17 @@ class ExportStream:
             self.files += 1
             self.skipped_keys += export.skipped_keys
             self.total_keys += len(export.keys)
-            if len(export.revised_keys):
-                self.revised.append(export.revised_keys)
             yield export.keys
 
-    def revised_keys(self) -> Iterator[KeyBatch]:
-        yield from self.revised
+    def revisions(self) -> list[KeyBatch]:
+        """Every file's revised keys, in file order (a first pass: each file is read and verified, its
+        keys left undecoded; :meth:`keys` reads it again)."""
+        if not self.revised:
+            for path in self.paths:
+                export = load_export(path, self.trusted, verify=self.verify, revised_only=True)
+                if len(export.revised_keys):
+                    self.revised.append(export.revised_keys)
+        return list(self.revised)
 
 
 def stream_exports(

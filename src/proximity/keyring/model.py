@@ -1,8 +1,9 @@
 """The device's own keys, as a pure value: generate, roll, and answer "what do I broadcast at t?".
 
 The ring holds GAEN TEKs (one per UTC day, kept ``retention_days``) and the Bluezone base key (one for
-the life of the install: its hash chain gives every later day's key). Rolling returns a new ring;
-saving it is the store's job (:mod:`proximity.keyring.store`).
+the life of the install: its hash chain gives every later day's key), and the DP-3T day key SK of its
+first day (chained forward the same way; a ring saved before DP-3T gains one at its next roll).
+Rolling returns a new ring; saving it is the store's job (:mod:`proximity.keyring.store`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from proximity.broadcast import Broadcast, bluezone_broadcasts, gaen_broadcasts
+from proximity.broadcast import Broadcast, bluezone_broadcasts, dp3t_broadcasts, gaen_broadcasts
 from proximity.errors import InvalidKeyError, InvalidMetadataError, NoKeyForTimeError
 from proximity.radio import TX_POWER_RANGE  # the TX powers GAEN accepts; receivers drop others
-from proximity.schemes import SCHEME_NAMES
-from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY, BluezoneBaseKey
-from proximity.schemes.gaen import Metadata, TemporaryExposureKey
+from proximity.schemes.bluezone import BLUEZONE, DEFAULT_IDS_PER_DAY, BluezoneBaseKey
+from proximity.schemes.dp3t import DP3T, Dp3tDayKey
+from proximity.schemes.gaen import GAEN, Metadata, TemporaryExposureKey
+from proximity.schemes.registry import RETENTION_DAYS, SCHEME_NAMES
 from proximity.times import SECONDS_PER_DAY, utc_midnight
 
 __all__ = ["DEFAULT_TX_POWER", "TX_POWER_RANGE", "KeyRing", "KeyRingSettings"]
@@ -27,7 +29,7 @@ __all__ = ["DEFAULT_TX_POWER", "TX_POWER_RANGE", "KeyRing", "KeyRingSettings"]
 # list, proximity.estimation's FLEET_TX_POWER_DBM (a test holds them equal). `keys init --device MODEL`
 # takes the model's own from the calibration table.
 DEFAULT_TX_POWER = -24
-DEFAULT_RETENTION_DAYS = 14
+DEFAULT_RETENTION_DAYS = RETENTION_DAYS
 MAX_RETENTION_DAYS = 3660  # ten years: more is not a retention period, and would overflow key times
 
 RandomBytes = Callable[[int], bytes]
@@ -73,6 +75,7 @@ class KeyRing:
     settings: KeyRingSettings
     gaen_keys: tuple[TemporaryExposureKey, ...]
     bluezone_key: BluezoneBaseKey
+    dp3t_key: Dp3tDayKey | None = None
 
     def __post_init__(self) -> None:
         ordered = tuple(sorted(self.gaen_keys, key=lambda k: k.rolling_start_interval_number))
@@ -103,7 +106,8 @@ class KeyRing:
                     f"the key ring holds GAEN keys later than unix time {at:g}; it cannot roll back in time"
                 )
             keys.append(TemporaryExposureKey.generate(at, random_bytes=random_bytes))
-        return replace(self, gaen_keys=tuple(keys))
+        dp3t = self.dp3t_key or Dp3tDayKey.generate(at, random_bytes=random_bytes)
+        return replace(self, gaen_keys=tuple(keys), dp3t_key=dp3t)
 
     def gaen_key_at(self, at: float) -> TemporaryExposureKey | None:
         return next((key for key in self.gaen_keys if key.covers(at)), None)
@@ -121,19 +125,46 @@ class KeyRing:
         GAEN keys are random per day, so the ring can only answer until its newest key ends; Bluezone's
         chain answers for any day from install on.
         """
-        if scheme == "gaen":
-            out: list[Broadcast] = []
-            for key in self.gaen_keys:
-                if len(out) == count:
-                    break
-                if key.end > at:
-                    out += gaen_broadcasts(key, self.settings.gaen_metadata, at=at, count=count - len(out))
-            return out
-        if scheme == "bluezone":
-            if utc_midnight(at) < self.bluezone_key.base_day:
-                return []
-            ids_per_day = self.settings.bluezone_ids_per_day
-            days = 1 + math.ceil(count / ids_per_day)
-            record = self.bluezone_key.record(at, days, ids_per_day)
-            return bluezone_broadcasts(record, at=at, count=count)
-        raise ValueError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEME_NAMES)}")
+        broadcaster = _BROADCASTERS.get(scheme)
+        if broadcaster is None:
+            raise ValueError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEME_NAMES)}")
+        return broadcaster(self, at, count)
+
+    def first_time(self, scheme: str) -> int | None:
+        """When the ring's first ``scheme`` ID starts (None if it holds no key of that scheme yet)."""
+        firsts = {
+            GAEN.name: min((key.start for key in self.gaen_keys), default=None),
+            BLUEZONE.name: self.bluezone_key.base_day,
+            DP3T.name: None if self.dp3t_key is None else self.dp3t_key.day,
+        }
+        return firsts[scheme]
+
+    def _gaen_broadcasts(self, at: float, count: int) -> list[Broadcast]:
+        out: list[Broadcast] = []
+        for key in self.gaen_keys:
+            if len(out) == count:
+                break
+            if key.end > at:
+                out += gaen_broadcasts(key, self.settings.gaen_metadata, at=at, count=count - len(out))
+        return out
+
+    def _bluezone_broadcasts(self, at: float, count: int) -> list[Broadcast]:
+        if utc_midnight(at) < self.bluezone_key.base_day:
+            return []
+        ids_per_day = self.settings.bluezone_ids_per_day
+        days = 1 + math.ceil(count / ids_per_day)
+        record = self.bluezone_key.record(at, days, ids_per_day)
+        return bluezone_broadcasts(record, at=at, count=count)
+
+    def _dp3t_broadcasts(self, at: float, count: int) -> list[Broadcast]:
+        if self.dp3t_key is None or utc_midnight(at) < self.dp3t_key.day:
+            return []
+        return dp3t_broadcasts(self.dp3t_key, at=at, count=count)
+
+
+# Which of the ring's keys answers for each scheme (the ring holds one key kind per scheme).
+_BROADCASTERS: dict[str, Callable[[KeyRing, float, int], list[Broadcast]]] = {
+    GAEN.name: KeyRing._gaen_broadcasts,
+    BLUEZONE.name: KeyRing._bluezone_broadcasts,
+    DP3T.name: KeyRing._dp3t_broadcasts,
+}

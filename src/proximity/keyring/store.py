@@ -25,6 +25,7 @@ from proximity.errors import (
 )
 from proximity.keyring.model import KeyRing, KeyRingSettings
 from proximity.schemes.bluezone import BluezoneBaseKey
+from proximity.schemes.dp3t import Dp3tDayKey
 from proximity.schemes.gaen import TemporaryExposureKey
 
 __all__ = [
@@ -44,7 +45,8 @@ __all__ = [
 
 ENV_VAR = "PROXIMITY_KEYRING"
 FORMAT = "proximity-keyring"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # 1: before DP-3T (no "dp3t" entry; the ring gains its key at the next roll)
 FILE_NAME = "keyring.json"
 # A key ring holds 14-odd keys (a few KB); anything bigger is not one and is not read whole.
 MAX_KEYRING_BYTES = 1 << 20
@@ -92,6 +94,7 @@ def _body(ring: KeyRing) -> dict[str, Any]:
             for key in ring.gaen_keys
         ],
         "bluezone": {"base_key": ring.bluezone_key.key.hex(), "base_day": ring.bluezone_key.base_day},
+        "dp3t": None if ring.dp3t_key is None else {"key": ring.dp3t_key.key.hex(), "day": ring.dp3t_key.day},
     }
 
 
@@ -120,7 +123,7 @@ def loads_keyring(text: str, path: str = "<memory>") -> KeyRing:
         raise KeyRingCorruptError(path, f"not usable JSON: {type(error).__name__}", ours=ours) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise KeyRingCorruptError(path, "not a proximity key ring", ours=False)
-    if document.get("version") != FORMAT_VERSION:
+    if document.get("version") not in _READABLE_VERSIONS:
         raise KeyRingCorruptError(path, f"format version {document.get('version')!r:.40} is not supported")
     body = document.get("body")
     if not isinstance(body, dict) or document.get("sha256") != _checksum(body):
@@ -136,7 +139,9 @@ def loads_keyring(text: str, path: str = "<memory>") -> KeyRing:
             for entry in body["gaen"]
         )
         bluezone = BluezoneBaseKey(bytes.fromhex(body["bluezone"]["base_key"]), body["bluezone"]["base_day"])
-        return KeyRing(settings, keys, bluezone)
+        dp3t = body.get("dp3t")
+        dp3t_key = None if dp3t is None else Dp3tDayKey(bytes.fromhex(dp3t["key"]), dp3t["day"])
+        return KeyRing(settings, keys, bluezone, dp3t_key)
     except (KeyError, TypeError, ValueError, OverflowError, ProximityError) as error:
         raise KeyRingCorruptError(path, f"invalid content: {error!s:.200}") from None
 

@@ -7,11 +7,14 @@ migrated inside one transaction on open, so a crash mid-migration leaves the old
 
 from __future__ import annotations
 
+from proximity.schemes.registry import scheme_records
+
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SCHEME_CODES", "SCHEME_NAMES_BY_CODE"]
 
 APPLICATION_ID = 0x50524F58  # "PROX"
 
-SCHEME_CODES = {"gaen": 0, "bluezone": 1}
+# Each scheme's integer in the ``scheme`` columns is its record's ``log_code`` (never reused).
+SCHEME_CODES = {record.name: record.log_code for record in scheme_records()}
 SCHEME_NAMES_BY_CODE = {code: name for name, code in SCHEME_CODES.items()}
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (

@@ -44,7 +44,8 @@ from proximity.log.schema import (
 )
 from proximity.radio import RSSI_RANGE
 from proximity.schemes.gaen import AEM_LENGTH
-from proximity.sightings import ID_LENGTHS, InvalidSightingError, Observations, Sighting
+from proximity.schemes.registry import RETENTION_DAYS
+from proximity.sightings import ID_LENGTHS, InvalidSightingError, Observations, Sighting, record_of
 from proximity.times import LATEST_TIME, SECONDS_PER_DAY
 from proximity.times import now as wall_clock
 
@@ -57,7 +58,7 @@ __all__ = [
     "PruneReport",
 ]
 
-DEFAULT_RETENTION_DAYS = 14
+DEFAULT_RETENTION_DAYS = RETENTION_DAYS
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _F = TypeVar("_F", bound=Callable[..., Any])
 _ROWS_PER_STATEMENT = 128  # rows per INSERT; 128 x 7 columns stays below SQLite's old 999-variable limit
@@ -199,8 +200,7 @@ class EncounterLog:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if app_id != APPLICATION_ID:
@@ -216,10 +216,6 @@ class EncounterLog:
                 for statement in MIGRATIONS[step]:
                     self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     # -- writing ------------------------------------------------------------------------------------
 
@@ -303,21 +299,19 @@ class EncounterLog:
             raise InvalidBatchError(tuple(bad_rows), tuple(reasons), offset)
         duplicates = 0
         written = 0
-        self._begin()
         try:
-            for batch in batches:
-                keep = batch.valid
-                if dedup_seconds is not None:
-                    keep, dropped = self._dedup(batch, keep, dedup_seconds)
-                    duplicates += dropped
-                columns = batch.columns(keep)
-                if source is not None:
-                    columns["source"] = [source] * int(keep.sum())
-                _insert(self._db, batch.scheme, columns)
-                written += int(keep.sum())
-            self._db.execute("COMMIT")
+            with self._transaction():
+                for batch in batches:
+                    keep = batch.valid
+                    if dedup_seconds is not None:
+                        keep, dropped = self._dedup(batch, keep, dedup_seconds)
+                        duplicates += dropped
+                    columns = batch.columns(keep)
+                    if source is not None:
+                        columns["source"] = [source] * int(keep.sum())
+                    _insert(self._db, batch.scheme, columns)
+                    written += int(keep.sum())
         except BaseException:
-            self._rollback()
             self._last_kept.clear()  # the cache may hold rows that were never committed
             raise
         return IngestReport(written, duplicates, tuple(bad_rows), tuple(reasons))
@@ -340,17 +334,23 @@ class EncounterLog:
                 self._last_kept[key] = t
         return keep, dropped
 
-    def _begin(self) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """The one write transaction: ``BEGIN IMMEDIATE`` (a busy log is :class:`EncounterLogBusyError`),
+        COMMIT when the block ends, ROLLBACK when anything (even KeyboardInterrupt) escapes it."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             if _is_busy(error):
                 raise EncounterLogBusyError(self.path, str(error)) from None
             raise EncounterLogError(f"encounter log {self.path}: {error}") from None
-
-    def _rollback(self) -> None:
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     @_guarded
     def record_exposures(self, records: Iterable[ExposureRecord]) -> int:
@@ -369,8 +369,7 @@ class EncounterLog:
             )
             for r in records
         ]
-        self._begin()
-        try:
+        with self._transaction():
             self._db.executemany(
                 "DELETE FROM exposures WHERE scheme = ? AND key = ? AND day = ?", [row[:3] for row in rows]
             )
@@ -379,10 +378,6 @@ class EncounterLog:
                 "verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
         return len(rows)
 
     @_guarded
@@ -401,14 +396,9 @@ class EncounterLog:
         cutoff = at - days * SECONDS_PER_DAY
         if not math.isfinite(cutoff):
             raise InvalidTimeError(f"days={days!r} before now={at!r} is not a representable time")
-        self._begin()
-        try:
+        with self._transaction():
             sightings = self._db.execute("DELETE FROM sightings WHERE time < ?", (cutoff,)).rowcount
             exposures = self._db.execute("DELETE FROM exposures WHERE last_time < ?", (cutoff,)).rowcount
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
         self._last_kept = {k: t for k, t in self._last_kept.items() if t >= cutoff}
         return PruneReport(sightings, exposures, cutoff)
 
@@ -422,11 +412,9 @@ class EncounterLog:
         """
         if not isinstance(digest, bytes) or not digest:
             raise TypeError("digest must be non-empty bytes (e.g. the capture's SHA-256)")
-        self._begin()
-        try:
+        with self._transaction():
             row = self._db.execute("SELECT id, complete FROM sources WHERE sha256 = ?", (digest,)).fetchone()
             if row is not None and row[1]:
-                self._db.execute("COMMIT")
                 return None
             if row is None:
                 source = self._db.execute(
@@ -437,40 +425,26 @@ class EncounterLog:
             else:
                 source = int(row[0])
                 self._db.execute("DELETE FROM sightings WHERE source = ?", (source,))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
         self._last_kept.clear()  # the rows behind the de-dup cache may have been removed
         return int(source)
 
     @_guarded
     def finish_source(self, source: int) -> int:
         """Mark a replayed capture complete (after its last batch committed); returns its row count."""
-        self._begin()
-        try:
+        with self._transaction():
             count = self._db.execute("SELECT count(*) FROM sightings WHERE source = ?", (source,)).fetchone()[
                 0
             ]
             self._db.execute("UPDATE sources SET complete = 1, sightings = ? WHERE id = ?", (count, source))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
         return int(count)
 
     @_guarded
     def wipe(self) -> None:
         """Delete every sighting and exposure (the file stays, empty, and is compacted)."""
-        self._begin()
-        try:
+        with self._transaction():
             self._db.execute("DELETE FROM sightings")
             self._db.execute("DELETE FROM exposures")
             self._db.execute("DELETE FROM sources")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
         self._last_kept.clear()
         self._db.execute("VACUUM")
 
@@ -739,8 +713,10 @@ class _Columns:
                 np.ones(n, np.bool_) if rssi_known is None else _mask("rssi_known", rssi_known, n)
             )
         if aem is not None or has_aem is not None:
-            if scheme != "gaen":
-                raise InvalidSightingError("only GAEN sightings carry metadata (the AEM)")
+            if record_of(scheme).metadata_length is None:
+                raise InvalidSightingError(
+                    f"{record_of(scheme).label} sightings carry no metadata (only GAEN's AEM)"
+                )
             if aem is None or aem.shape != (n, AEM_LENGTH) or aem.dtype != np.uint8:
                 raise ValueError(f"aem must be a ({n}, {AEM_LENGTH}) uint8 array")
             self.aem = aem
@@ -844,7 +820,7 @@ def _columns_of(scheme: str, sightings: list[Sighting]) -> _Columns:
     n = len(sightings)
     has_aem = np.fromiter((s.metadata is not None for s in sightings), np.bool_, count=n)
     aem = None
-    if scheme == "gaen" and has_aem.any():
+    if record_of(scheme).metadata_length is not None and has_aem.any():
         aem = np.zeros((n, AEM_LENGTH), np.uint8)
         aem[has_aem] = np.frombuffer(
             b"".join(s.metadata for s in sightings if s.metadata is not None), np.uint8

@@ -1,4 +1,4 @@
-"""AES-128-ECB for many keys at once: each key encrypts its own row of blocks.
+"""AES-ECB for many keys at once (AES-128 or -256 by key width): each key encrypts its own row.
 
 Matching derives 144 RPIs from every published key, so the cost that dominates is setting up a cipher
 per key. Two backends do the same job:
@@ -8,7 +8,8 @@ per key. Two backends do the same job:
 * ``PortableEcb`` uses ``cryptography``'s public API: one cipher object per key. Always available.
 
 :func:`default_backend` picks the fast one when it loads and passes a known-answer self test, and the
-portable one otherwise (or when ``PROXIMITY_AES=portable``). Both are tested against the same vectors.
+portable one otherwise (or when ``PROXIMITY_MATCH_BACKEND=portable``, the one crypto switch, see
+:mod:`proximity.matching.native`). Both are tested against the same vectors.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
+from proximity.errors import BackendUnavailableError
+
 __all__ = ["EcbBackend", "LibcryptoEcb", "PortableEcb", "available_backends", "default_backend"]
 
 _CDEF = """
@@ -31,6 +34,7 @@ typedef struct evp_cipher_st EVP_CIPHER;
 EVP_CIPHER_CTX *EVP_CIPHER_CTX_new(void);
 void EVP_CIPHER_CTX_free(EVP_CIPHER_CTX *ctx);
 const EVP_CIPHER *EVP_aes_128_ecb(void);
+const EVP_CIPHER *EVP_aes_256_ecb(void);
 int EVP_EncryptInit_ex(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *type, void *impl,
                        const unsigned char *key, const unsigned char *iv);
 int EVP_EncryptUpdate(EVP_CIPHER_CTX *ctx, unsigned char *out, int *outl,
@@ -47,8 +51,9 @@ _KAT_CIPHER = bytes.fromhex("69c4e0d86a7b0430d8cdb78070b4c55a")
 class EcbBackend(Protocol):
     """``encrypt_rows(keys, blocks, rows)``: key ``i`` encrypts ``blocks[rows[i]]``.
 
-    ``keys`` is (n, 16) uint8, ``blocks`` (u, b, 16) uint8 and ``rows`` (n,) indexes into ``blocks``
-    (None: ``rows[i] = i``, so u = n). Keys sharing a start share their plaintext row. Returns (n, b, 16).
+    ``keys`` is (n, 16) uint8 (AES-128) or (n, 32) uint8 (AES-256), ``blocks`` (u, b, 16) uint8 and
+    ``rows`` (n,) indexes into ``blocks`` (None: ``rows[i] = i``, so u = n). Keys sharing a start share
+    their plaintext row. Returns (n, b, 16).
     """
 
     @property
@@ -62,8 +67,8 @@ class EcbBackend(Protocol):
 def _check(
     keys: NDArray[np.uint8], blocks: NDArray[np.uint8], rows: NDArray[np.intp] | None
 ) -> tuple[int, int, NDArray[np.intp]]:
-    if keys.ndim != 2 or keys.shape[1] != 16 or keys.dtype != np.uint8:
-        raise ValueError(f"keys must be an (n, 16) uint8 array, got shape {keys.shape} {keys.dtype}")
+    if keys.ndim != 2 or keys.shape[1] not in (16, 32) or keys.dtype != np.uint8:
+        raise ValueError(f"keys must be an (n, 16) or (n, 32) uint8 array, got {keys.shape} {keys.dtype}")
     n = int(keys.shape[0])
     if blocks.ndim != 3 or blocks.shape[2] != 16 or blocks.dtype != np.uint8:
         raise ValueError(f"blocks must be a (u, b, 16) uint8 array, got {blocks.shape} {blocks.dtype}")
@@ -88,10 +93,12 @@ class PortableEcb:
         n, row, rows = _check(keys, blocks, rows)
         plain = [blocks[r].tobytes() for r in range(blocks.shape[0])]
         key_bytes = np.ascontiguousarray(keys).tobytes()
+        width = int(keys.shape[1])
         out = bytearray(n * row + 15)  # update_into wants a block's slack past the end
         view = memoryview(out)
         for i, r in enumerate(rows.tolist()):
-            encryptor = Cipher(algorithms.AES(key_bytes[16 * i : 16 * i + 16]), modes.ECB()).encryptor()
+            key = key_bytes[width * i : width * (i + 1)]
+            encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
             encryptor.update_into(plain[r], view[i * row : (i + 1) * row + 15])
         return np.frombuffer(out, dtype=np.uint8, count=n * row).reshape(n, -1, 16)
 
@@ -130,7 +137,8 @@ class LibcryptoEcb:
         self._ffi = ffi
         self._lib = lib
         self._local = threading.local()
-        self._context()
+        self._context(16)
+        self._context(32)
         probe = np.frombuffer(_KAT_PLAIN, dtype=np.uint8).reshape(1, 1, 16)
         key = np.frombuffer(_KAT_KEY, dtype=np.uint8).reshape(1, 16)
         if self.encrypt_rows(key, probe).tobytes() != _KAT_CIPHER:
@@ -140,21 +148,22 @@ class LibcryptoEcb:
         # cffi handles do not pickle: a spawned worker binds libcrypto afresh.
         return LibcryptoEcb, ()
 
-    def _context(self) -> Any:
-        # One context per thread; and one made before fork() must not be used by the child (the
-        # forking thread's local survives the fork), so it is keyed by the process id too.
+    def _context(self, width: int) -> Any:
+        # One context per thread and key width; and one made before fork() must not be used by the
+        # child (the forking thread's local survives the fork), so it is keyed by the process id too.
         local, pid = self._local, os.getpid()
         if getattr(local, "pid", None) != pid:
+            local.contexts, local.pid = {}, pid
+        ctx = local.contexts.get(width)
+        if ctx is None:
             lib, ffi = self._lib, self._ffi
+            cipher = lib.EVP_aes_128_ecb() if width == 16 else lib.EVP_aes_256_ecb()
             ctx = ffi.gc(lib.EVP_CIPHER_CTX_new(), lib.EVP_CIPHER_CTX_free)
-            if (
-                ctx == ffi.NULL
-                or lib.EVP_EncryptInit_ex(ctx, lib.EVP_aes_128_ecb(), ffi.NULL, bytes(16), ffi.NULL) != 1
-            ):
-                raise OSError("libcrypto could not set up an AES-128-ECB context")
+            if ctx == ffi.NULL or lib.EVP_EncryptInit_ex(ctx, cipher, ffi.NULL, bytes(width), ffi.NULL) != 1:
+                raise OSError(f"libcrypto could not set up an AES-{8 * width}-ECB context")
             lib.EVP_CIPHER_CTX_set_padding(ctx, 0)
-            local.ctx, local.pid = ctx, pid
-        return local.ctx
+            local.contexts[width] = ctx
+        return ctx
 
     def encrypt_rows(
         self, keys: NDArray[np.uint8], blocks: NDArray[np.uint8], rows: NDArray[np.intp] | None = None
@@ -164,7 +173,8 @@ class LibcryptoEcb:
         data = np.ascontiguousarray(blocks)
         out = np.empty((n, row // 16, 16), dtype=np.uint8)
         offsets = (rows * row).tolist()
-        ffi, ctx = self._ffi, self._context()
+        width = int(keys.shape[1])
+        ffi, ctx = self._ffi, self._context(width)
         init, update, null = self._lib.EVP_EncryptInit_ex, self._lib.EVP_EncryptUpdate, ffi.NULL
         key_ptr = ffi.cast("unsigned char *", keys.ctypes.data)
         in_ptr = ffi.cast("unsigned char *", data.ctypes.data)
@@ -172,7 +182,7 @@ class LibcryptoEcb:
         written = ffi.new("int *")
         failures = 0
         for i in range(n):
-            failures += init(ctx, null, null, key_ptr + 16 * i, null) != 1
+            failures += init(ctx, null, null, key_ptr + width * i, null) != 1
             failures += update(ctx, out_ptr + row * i, written, in_ptr + offsets[i], row) != 1
         if failures:
             raise OSError(f"libcrypto AES-ECB failed {failures} times")
@@ -193,11 +203,15 @@ def available_backends() -> list[EcbBackend]:
 
 
 def default_backend() -> EcbBackend:
-    """The fastest backend that works here (``PROXIMITY_AES=portable`` forces the portable one)."""
+    """The fastest backend that works here (``PROXIMITY_MATCH_BACKEND=portable`` forces the portable one,
+    ``=libcrypto`` requires libcrypto's)."""
     global _DEFAULT
     if _DEFAULT is None:
         with _DEFAULT_LOCK:
             if _DEFAULT is None:
-                forced = os.environ.get("PROXIMITY_AES", "").strip().lower()
+                forced = os.environ.get("PROXIMITY_MATCH_BACKEND", "").strip().lower()
                 _DEFAULT = PortableEcb() if forced == "portable" else available_backends()[0]
+                if forced == "libcrypto" and not isinstance(_DEFAULT, LibcryptoEcb):
+                    _DEFAULT = None
+                    raise BackendUnavailableError("libcrypto", "libcrypto's AES does not load here")
     return _DEFAULT

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,15 +26,14 @@ from numpy.typing import NDArray
 from proximity.matching import native
 from proximity.matching.index import ObservedIdIndex
 from proximity.matching.native import resolve_backend
-from proximity.matching.pool import Progress, resolve_workers, run_chunks
+from proximity.matching.pool import Progress, resolve_workers, run_chunks, typed_chunks
 from proximity.matching.results import KeyMatch
-from proximity.schemes.bluezone import SALT, BluezoneDailyKey
+from proximity.schemes.bluezone import BLUEZONE, BYTE_SELECT, SALT, BluezoneDailyKey
 from proximity.sightings import Observations
 
 __all__ = ["BluezoneMatcher", "match_bluezone", "record_ids"]
 
 DEFAULT_RECORD_CHUNK = 128
-_SELECT = np.array([0, 4, 8, 12, 16, 18, 20, 22, 24, 26, 28, 30])
 
 
 def _slot_count(record: BluezoneDailyKey) -> int:
@@ -82,7 +81,7 @@ def _python_chains(daily_keys: list[bytes], count: int, ids_per_day: int) -> NDA
         remaining -= ids_per_day
         keys = list(map(_DIGEST, map(_SHA, keys)))
     digests = np.frombuffer(b"".join([b"".join(step) for step in steps]), dtype=np.uint8)
-    by_slot = digests.reshape(count, len(daily_keys), 32)[:, :, _SELECT]
+    by_slot = digests.reshape(count, len(daily_keys), 32)[:, :, BYTE_SELECT]
     return np.ascontiguousarray(by_slot.transpose(1, 0, 2))
 
 
@@ -111,7 +110,7 @@ class BluezoneMatcher:
 
     @classmethod
     def build(cls, observations: Observations, backend: str | None = None) -> BluezoneMatcher:
-        if observations.scheme != "bluezone":
+        if observations.scheme != BLUEZONE.name:
             raise ValueError(f"Bluezone matching needs Bluezone observations, got {observations.scheme!r}")
         return cls(observations, ObservedIdIndex.build(observations.ids), backend=backend)
 
@@ -177,7 +176,7 @@ class BluezoneMatcher:
         order = np.lexsort((obs.row_ids[rows], obs.times[rows]))
         rows, which = rows[order], which[order]
         return KeyMatch(
-            scheme="bluezone",
+            scheme=BLUEZONE.name,
             key=record,
             verified=False,
             row_ids=obs.row_ids[rows].astype(np.int64),
@@ -187,19 +186,6 @@ class BluezoneMatcher:
             tx_power=np.full(rows.size, np.nan),
             calibration_confidence=np.full(rows.size, -1, dtype=np.int8),
         )
-
-
-def _chunks(records: Iterable[BluezoneDailyKey], size: int) -> Iterator[list[BluezoneDailyKey]]:
-    chunk: list[BluezoneDailyKey] = []
-    for record in records:
-        if not isinstance(record, BluezoneDailyKey):
-            raise TypeError(f"records must be BluezoneDailyKey values, got {type(record).__name__}")
-        chunk.append(record)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def match_bluezone(
@@ -223,7 +209,7 @@ def match_bluezone(
         observations if isinstance(observations, BluezoneMatcher) else BluezoneMatcher.build(observations)
     )
     matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
-    chunks = _chunks(records, chunk_size)
+    chunks = typed_chunks(records, chunk_size, BluezoneDailyKey, "records")
     threads = matcher.backend_in_use == "c"  # the C chains run without the GIL: threads share the matcher
     found = run_chunks(matcher, chunks, resolve_workers(workers), progress, threads=threads)
     chosen: dict[tuple[bytes, int, int, int], KeyMatch] = {}

@@ -21,7 +21,7 @@ Nothing here reads the clock: what is in range follows from the keys and the obs
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -30,12 +30,12 @@ from numpy.typing import NDArray
 from proximity.matching import native
 from proximity.matching.aes import EcbBackend, default_backend
 from proximity.matching.index import ObservedIdIndex
-from proximity.matching.keys import DiagnosisKey, KeyBatch, ReportType, batches_of
 from proximity.matching.native import resolve_backend
 from proximity.matching.pool import resolve_workers, run_chunks
 from proximity.matching.results import KeyMatch
 from proximity.radio import TX_POWER_RANGE
-from proximity.schemes.gaen import ENIN_SECONDS, TEK_ROLLING_PERIOD
+from proximity.schemes.gaen import ENIN_SECONDS, GAEN, TEK_ROLLING_PERIOD
+from proximity.schemes.published import DiagnosisKey, KeyBatch, ReportType, batches_of
 from proximity.sightings import Observations
 
 __all__ = [
@@ -125,7 +125,7 @@ class GaenMatcher:
     def build(
         cls, observations: Observations, aes: EcbBackend | None = None, backend: str | None = None
     ) -> GaenMatcher:
-        if observations.scheme != "gaen":
+        if observations.scheme != GAEN.name:
             raise ValueError(f"GAEN matching needs GAEN observations, got {observations.scheme!r}")
         return cls(observations, ObservedIdIndex.build(observations.ids), aes, backend=backend)
 
@@ -233,7 +233,7 @@ class GaenMatcher:
         order = np.lexsort((obs.row_ids[rows], obs.times[rows]))
         rows, which, tx_power, confidence = rows[order], which[order], tx_power[order], confidence[order]
         return KeyMatch(
-            scheme="gaen",
+            scheme=GAEN.name,
             key=batch.key(row),
             verified=batch.verified,
             row_ids=obs.row_ids[rows].astype(np.int64),
@@ -249,7 +249,7 @@ def match_gaen(
     keys: Iterable[DiagnosisKey | KeyBatch] | KeyBatch,
     observations: Observations | GaenMatcher,
     *,
-    revised_keys: Iterable[DiagnosisKey | KeyBatch] | KeyBatch = (),
+    revised_keys: Sequence[DiagnosisKey | KeyBatch] | KeyBatch = (),
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     verified: bool = False,
@@ -260,16 +260,26 @@ def match_gaen(
     """Match published keys against observed GAEN sightings; one :class:`KeyMatch` per matched key.
 
     ``keys`` is consumed in chunks of ``chunk_size`` (memory stays bounded whatever its length);
-    ``workers`` processes share the chunks (default: all cores). ``revised_keys`` is read after
-    ``keys``, in order, and the LAST revision of a key wins: a REVOKED one removes the key's match, any
-    other replaces the key's report type, transmission risk and onset (and is matched itself if the
-    original was not published). A key published as REVOKED is never a match and withdraws its key.
+    ``workers`` processes share the chunks (default: all cores). ``revised_keys`` is a value (a batch
+    or a sequence, read before any key: an iterator is refused, so no revision can depend on the keys
+    having been read first), in order, and the LAST revision of a key wins: a REVOKED one removes the
+    key's match, any other replaces the key's report type, transmission risk and onset (and is matched
+    itself if the original was not published). A key published as REVOKED is never a match and
+    withdraws its key.
     ``verified`` marks plain :class:`DiagnosisKey` values; batches carry their own flag. The result
     is sorted by key bytes and start, so it is the same whatever the workers. ``backend`` ("c",
     "python"; default: ``PROXIMITY_MATCH_BACKEND``, else automatic) and ``aes`` change only the speed.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if isinstance(revised_keys, KeyBatch):
+        revised_keys = [revised_keys]
+    if not isinstance(revised_keys, Sequence):
+        raise TypeError(
+            f"revised_keys must be a KeyBatch or a sequence (a value), got {type(revised_keys).__name__}; "
+            "with export files, pass ExportStream.revisions()"
+        )
+    revised_batches = list(batches_of(revised_keys, chunk_size, verified=verified))
     if isinstance(observations, GaenMatcher):
         matcher = observations if aes is None else observations.with_aes(aes)
     else:
@@ -285,9 +295,6 @@ def match_gaen(
     found = run_chunks(matcher, chunks, count, progress, threads=matcher.backend_in_use == "c")
     # Revisions are read in order and the LAST revision of a key wins (REVOKED or not): only those
     # that are last and not REVOKED are matched.
-    if isinstance(revised_keys, KeyBatch):
-        revised_keys = [revised_keys]
-    revised_batches = list(batches_of(revised_keys, chunk_size, verified=verified))
     identities = [_identities(batch) for batch in revised_batches]
     last = {identity: (b, row) for b, ids in enumerate(identities) for row, identity in enumerate(ids)}
     revisions: dict[tuple[bytes, int], DiagnosisKey] = {}

@@ -5,9 +5,11 @@ the per-key loops: HKDF, 144 AES-NI encryptions and the index probe per GAEN key
 per Bluezone record. It is used when it imports, the CPU has AES-NI, and it reproduces an official
 GAEN vector; otherwise the Python path runs, with the same results.
 
-``PROXIMITY_MATCH_BACKEND`` = ``c`` | ``python`` | ``auto`` (default) chooses for the whole process;
-matchers also take ``backend=``. ``PROXIMITY_AES=portable`` makes ``auto`` choose ``python`` too, so
-that forcing the portable AES really exercises it. Asking for ``c`` where it cannot run raises
+One environment variable chooses the crypto for the whole process, ``PROXIMITY_MATCH_BACKEND`` =
+``auto`` (default: C if it runs here, else Python with libcrypto's AES if it loads, else the portable
+AES) | ``c`` | ``python`` (Python path, fastest AES) | ``libcrypto`` | ``portable`` (Python path with
+that AES backend, :mod:`proximity.matching.aes`). Matchers also take ``backend=`` ("c" or "python").
+Asking for ``c`` where it cannot run raises
 :class:`~proximity.errors.BackendUnavailableError` rather than silently running something else.
 """
 
@@ -15,15 +17,12 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from proximity.errors import BackendUnavailableError
-
-if TYPE_CHECKING:
-    from proximity.matching.index import ObservedIdIndex
 
 __all__ = [
     "BACKENDS",
@@ -38,7 +37,27 @@ __all__ = [
     "unavailable_reason",
 ]
 
+
+class ObservedIdIndex(Protocol):
+    """The fields of :class:`proximity.matching.index.ObservedIdIndex` the C probe reads (a protocol, so
+    this module does not import the index, which imports it)."""
+
+    @property
+    def id_length(self) -> int: ...
+    @property
+    def keys(self) -> NDArray[np.uint64]: ...
+    @property
+    def unique_ids(self) -> NDArray[np.uint8]: ...
+    @property
+    def packed_bitmap(self) -> NDArray[np.uint8]: ...
+    @property
+    def packed_bitmap2(self) -> NDArray[np.uint8]: ...
+    @property
+    def prefix_bits(self) -> int: ...
+
+
 BACKENDS = ("c", "python")
+PYTHON_CHOICES = ("python", "libcrypto", "portable")  # the Python path; the last two also pick its AES
 ENV_VAR = "PROXIMITY_MATCH_BACKEND"
 PERIOD = 144
 
@@ -89,17 +108,15 @@ def resolve_backend(backend: str | None = None) -> str:
     """``"c"`` or ``"python"``: ``backend`` if given, else ``PROXIMITY_MATCH_BACKEND``, else automatic."""
     choice = (backend if backend is not None else os.environ.get(ENV_VAR, "")).strip().lower() or "auto"
     if choice == "auto":
-        if os.environ.get("PROXIMITY_AES", "").strip().lower() == "portable":
-            return "python"
         return "c" if native_module() is not None else "python"
-    if choice == "python":
+    if choice in PYTHON_CHOICES:
         return "python"
     if choice == "c":
         reason = unavailable_reason()
         if reason is not None:
             raise BackendUnavailableError("c", reason)
         return "c"
-    raise ValueError(f"matching backend must be one of c, python, auto; got {choice!r}")
+    raise ValueError(f"matching backend must be one of c, python, libcrypto, portable, auto; got {choice!r}")
 
 
 def _module() -> ModuleType:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import (
     FIRST_COMPLETED,
     Executor,
@@ -23,10 +23,11 @@ from concurrent.futures import (
 )
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["ChunkMatcher", "resolve_workers", "run_chunks"]
+__all__ = ["ChunkMatcher", "resolve_workers", "run_chunks", "typed_chunks"]
 
 ChunkT = TypeVar("ChunkT", bound=Sized)
 ResultT = TypeVar("ResultT")
+ItemT = TypeVar("ItemT")
 ChunkT_contra = TypeVar("ChunkT_contra", bound=Sized, contravariant=True)
 Progress = Callable[[int], None]
 
@@ -109,3 +110,17 @@ def run_chunks(
                 collect(done)
         collect(pending)
     return found
+
+
+def typed_chunks(items: Iterable[ItemT], size: int, kind: type[ItemT], what: str) -> Iterator[list[ItemT]]:
+    """``items`` in lists of ``size``; an item that is not a ``kind`` is a TypeError naming ``what``."""
+    chunk: list[ItemT] = []
+    for item in items:
+        if not isinstance(item, kind):
+            raise TypeError(f"{what} must be {kind.__name__} values, got {type(item).__name__}")
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

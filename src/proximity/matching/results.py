@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.matching.keys import DiagnosisKey, ReportType
 from proximity.schemes.bluezone import BluezoneDailyKey
+from proximity.schemes.dp3t import Dp3tDayKey
+from proximity.schemes.published import DiagnosisKey, ReportType
 from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["DayMatch", "KeyMatch", "group_by_day"]
@@ -30,7 +31,7 @@ class KeyMatch:
     """
 
     scheme: str
-    key: DiagnosisKey | BluezoneDailyKey
+    key: DiagnosisKey | BluezoneDailyKey | Dp3tDayKey
     verified: bool
     row_ids: NDArray[np.int64]
     ids: NDArray[np.uint8]
@@ -61,9 +62,11 @@ class KeyMatch:
 
     @property
     def key_data(self) -> bytes:
-        """The key's bytes: the TEK, or the record's daily key."""
+        """The key's bytes: the TEK, the record's daily key, or the published DP-3T SK_t."""
         if isinstance(self.key, DiagnosisKey):
             return self.key.key_data
+        if isinstance(self.key, Dp3tDayKey):
+            return self.key.key
         return self.key.daily_key
 
     @property
@@ -80,11 +83,12 @@ class KeyMatch:
 
     @property
     def sort_key(self) -> tuple[str, bytes, int]:
-        start = (
-            self.key.tek.rolling_start_interval_number
-            if isinstance(self.key, DiagnosisKey)
-            else self.key.time_start
-        )
+        if isinstance(self.key, DiagnosisKey):
+            start = self.key.tek.rolling_start_interval_number
+        elif isinstance(self.key, Dp3tDayKey):
+            start = self.key.day
+        else:
+            start = self.key.time_start
         return self.scheme, self.key_data, start
 
     def select(self, mask: NDArray[np.bool_]) -> KeyMatch:

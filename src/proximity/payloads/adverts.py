@@ -23,16 +23,21 @@ from proximity.payloads.adstructures import (
 )
 from proximity.schemes.base import require_bytes
 from proximity.schemes.bluezone import ID_LENGTH as BLUEZONE_ID_LENGTH
+from proximity.schemes.dp3t import EPHID_LENGTH as DP3T_EPHID_LENGTH
 from proximity.schemes.gaen import AEM_LENGTH, RPI_LENGTH
 
 __all__ = [
+    "BASE_UUID_SUFFIX",
     "BLUEZONE_COMPANY_ID",
     "BLUEZONE_SERVICE_UUID16",
+    "DP3T_SERVICE_UUID",
+    "DP3T_SERVICE_UUID16",
     "GAEN_SERVICE_UUID",
     "GAEN_SERVICE_UUID16",
     "Advert",
     "BluezAdvertisement",
     "BluezoneAdvert",
+    "Dp3tAdvert",
     "GaenAdvert",
     "decode_ad_bytes",
     "decode_bleak",
@@ -43,18 +48,19 @@ __all__ = [
 GAEN_SERVICE_UUID16 = 0xFD6F
 BLUEZONE_SERVICE_UUID16 = 0x4E56
 BLUEZONE_COMPANY_ID = 0x22B5
-_BASE_UUID_SUFFIX = "-0000-1000-8000-00805f9b34fb"
+DP3T_SERVICE_UUID16 = 0xFD68  # reserved for DP-3T; the SDK put the EphID in its service data
+BASE_UUID_SUFFIX = "-0000-1000-8000-00805f9b34fb"  # the Bluetooth base UUID after its first 8 hex digits
 
 
 def uuid16_to_uuid128(uuid16: int) -> str:
     """The Bluetooth base UUID form of a 16-bit UUID, lowercase, as bleak keys service data."""
-    return f"0000{uuid16:04x}{_BASE_UUID_SUFFIX}"
+    return f"0000{uuid16:04x}{BASE_UUID_SUFFIX}"
 
 
 def uuid128_to_uuid16(uuid: str) -> int | None:
     """The 16-bit UUID inside a lowercase Bluetooth base UUID; None for any other UUID or text."""
     short = uuid[4:8]
-    if len(uuid) == 36 and uuid.startswith("0000") and uuid.endswith(_BASE_UUID_SUFFIX) and _is_hex(short):
+    if len(uuid) == 36 and uuid.startswith("0000") and uuid.endswith(BASE_UUID_SUFFIX) and _is_hex(short):
         return int(short, 16)
     return None
 
@@ -66,6 +72,7 @@ def _is_hex(text: str) -> bool:
 
 GAEN_SERVICE_UUID = uuid16_to_uuid128(GAEN_SERVICE_UUID16)
 BLUEZONE_SERVICE_UUID = uuid16_to_uuid128(BLUEZONE_SERVICE_UUID16)
+DP3T_SERVICE_UUID = uuid16_to_uuid128(DP3T_SERVICE_UUID16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +90,30 @@ class BluezAdvertisement:
     include_tx_power: bool = False
 
 
+def _service_data_ad_bytes(flags: int, uuid16: int, payload: bytes) -> bytes:
+    """Flags, the complete 16-bit UUID list, and the payload as that UUID's service data."""
+    uuid = uuid16.to_bytes(2, "little")
+    return build_ad_structures(
+        [(AD_FLAGS, bytes([flags])), (AD_COMPLETE_16BIT_UUIDS, uuid), (AD_SERVICE_DATA_16BIT, uuid + payload)]
+    )
+
+
+def _service_data_bluez(uuid: str, payload: bytes) -> BluezAdvertisement:
+    return BluezAdvertisement(type="broadcast", service_uuids=(uuid,), service_data={uuid: payload})
+
+
 @dataclass(frozen=True, slots=True)
 class GaenAdvert:
     """A GAEN advertisement: service 0xFD6F carrying RPI (16 bytes) || AEM (4 bytes)."""
 
     scheme: ClassVar[str] = "gaen"
     flags: ClassVar[int] = 0x1A
+    service_uuid: ClassVar[str] = GAEN_SERVICE_UUID
+    monitor_pattern: ClassVar[tuple[int, int, bytes]] = (
+        0,
+        AD_SERVICE_DATA_16BIT,
+        GAEN_SERVICE_UUID16.to_bytes(2, "little"),
+    )
     rpi: bytes
     aem: bytes
 
@@ -114,21 +139,10 @@ class GaenAdvert:
 
     def to_ad_bytes(self) -> bytes:
         """Raw advertising data: flags, complete 16-bit UUID list, service data (31 bytes)."""
-        uuid = GAEN_SERVICE_UUID16.to_bytes(2, "little")
-        return build_ad_structures(
-            [
-                (AD_FLAGS, bytes([self.flags])),
-                (AD_COMPLETE_16BIT_UUIDS, uuid),
-                (AD_SERVICE_DATA_16BIT, uuid + self.payload),
-            ]
-        )
+        return _service_data_ad_bytes(self.flags, GAEN_SERVICE_UUID16, self.payload)
 
     def to_bluez(self) -> BluezAdvertisement:
-        return BluezAdvertisement(
-            type="broadcast",
-            service_uuids=(GAEN_SERVICE_UUID,),
-            service_data={GAEN_SERVICE_UUID: self.payload},
-        )
+        return _service_data_bluez(GAEN_SERVICE_UUID, self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +151,12 @@ class BluezoneAdvert:
 
     scheme: ClassVar[str] = "bluezone"
     flags: ClassVar[int] = 0x06
+    service_uuid: ClassVar[str] = BLUEZONE_SERVICE_UUID
+    monitor_pattern: ClassVar[tuple[int, int, bytes]] = (
+        0,
+        AD_MANUFACTURER_DATA,
+        BLUEZONE_COMPANY_ID.to_bytes(2, "little"),
+    )
     bluezone_id: bytes
 
     def __post_init__(self) -> None:
@@ -179,14 +199,54 @@ class BluezoneAdvert:
         )
 
 
-Advert = GaenAdvert | BluezoneAdvert
+@dataclass(frozen=True, slots=True)
+class Dp3tAdvert:
+    """A DP-3T advert as the DP-3T SDK sent it: service 0xFD68 whose service data is the 16-byte EphID."""
+
+    scheme: ClassVar[str] = "dp3t"
+    flags: ClassVar[int] = 0x1A
+    service_uuid: ClassVar[str] = DP3T_SERVICE_UUID
+    monitor_pattern: ClassVar[tuple[int, int, bytes]] = (
+        0,
+        AD_SERVICE_DATA_16BIT,
+        DP3T_SERVICE_UUID16.to_bytes(2, "little"),
+    )
+    ephid: bytes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ephid", require_bytes("EphID", self.ephid, DP3T_EPHID_LENGTH))
+
+    @property
+    def id(self) -> bytes:
+        return self.ephid
+
+    @property
+    def payload(self) -> bytes:
+        """The service data for 0xFD68."""
+        return self.ephid
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> Dp3tAdvert:
+        if len(payload) != DP3T_EPHID_LENGTH:
+            raise MalformedPayloadError("dp3t", "service data for 0xFD68", DP3T_EPHID_LENGTH, len(payload))
+        return cls(bytes(payload))
+
+    def to_ad_bytes(self) -> bytes:
+        """Raw advertising data: flags, complete 16-bit UUID list, service data (27 bytes)."""
+        return _service_data_ad_bytes(self.flags, DP3T_SERVICE_UUID16, self.payload)
+
+    def to_bluez(self) -> BluezAdvertisement:
+        return _service_data_bluez(DP3T_SERVICE_UUID, self.payload)
+
+
+Advert = GaenAdvert | BluezoneAdvert | Dp3tAdvert
 
 
 def _normalise_uuid(key: str) -> str:
     """The 128-bit form of a UUID key; a key that is no UUID comes back as it is (so it is not ours)."""
     text = key.strip().lower()
     if len(text) in (4, 8) and _is_hex(text):
-        return uuid16_to_uuid128(int(text, 16)) if len(text) == 4 else f"{text}{_BASE_UUID_SUFFIX}"
+        return uuid16_to_uuid128(int(text, 16)) if len(text) == 4 else f"{text}{BASE_UUID_SUFFIX}"
     return text
 
 
@@ -198,6 +258,8 @@ def decode_bleak(service_data: Mapping[str, bytes], manufacturer_data: Mapping[i
     for key, value in service_data.items():
         if isinstance(key, str) and _normalise_uuid(key) == GAEN_SERVICE_UUID:
             return GaenAdvert.from_payload(_payload("GAEN service data", value))
+        if isinstance(key, str) and _normalise_uuid(key) == DP3T_SERVICE_UUID:
+            return Dp3tAdvert.from_payload(_payload("DP-3T service data", value))
     if BLUEZONE_COMPANY_ID in manufacturer_data:
         return BluezoneAdvert.from_payload(
             _payload("Bluezone manufacturer data", manufacturer_data[BLUEZONE_COMPANY_ID])

@@ -21,6 +21,7 @@ from proximity.times import LATEST_TIME, SECONDS_PER_DAY, utc_midnight
 
 __all__ = [
     "BLUEZONE",
+    "BYTE_SELECT",
     "DEFAULT_IDS_PER_DAY",
     "ID_LENGTH",
     "KEY_LENGTH",
@@ -40,7 +41,8 @@ MAX_RECORD_DAYS = 30
 KEY_LENGTH = 32
 DEFAULT_IDS_PER_DAY = 96
 SALT = b"bluzonesubkey"  # sic: the app spells it without the "e"
-_SELECT = np.array([0, 4, 8, 12, 16, 18, 20, 22, 24, 26, 28, 30])
+BYTE_SELECT = np.array([0, 4, 8, 12, 16, 18, 20, 22, 24, 26, 28, 30])
+"""Which bytes of each 32-byte SHA-256 digest form the 12-byte Bluezone ID (the app's selection)."""
 
 
 def next_daily_key(daily_key: bytes) -> bytes:
@@ -57,7 +59,7 @@ def ids_for_day(daily_key: bytes, ids_per_day: int = DEFAULT_IDS_PER_DAY) -> NDA
     for _ in range(ids_per_day):
         digests += state
         state = hashlib.sha256(state).digest()
-    return np.frombuffer(bytes(digests), dtype=np.uint8).reshape(ids_per_day, 32)[:, _SELECT]
+    return np.frombuffer(bytes(digests), dtype=np.uint8).reshape(ids_per_day, 32)[:, BYTE_SELECT]
 
 
 def _check_ids_per_day(ids_per_day: int) -> None:

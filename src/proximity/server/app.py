@@ -40,6 +40,9 @@ class _RefusalError(Exception):
         super().__init__(message)
         self.status = status
 
+    def __reduce__(self) -> tuple[type[_RefusalError], tuple[int, str]]:
+        return type(self), (self.status, str(self.args[0]))  # pickles with its status (issue 16)
+
 
 def load_token_secret(database: Database) -> bytes:
     """The revision-token secret, made once and kept in the database (shared by every server process)."""

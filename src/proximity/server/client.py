@@ -30,6 +30,8 @@ __all__ = [
     "bluezone_segments",
     "certificate_issuer",
     "download_key_files",
+    "dp3t_publish_items",
+    "dp3t_segments",
     "gaen_publish_request",
     "gaen_segments",
     "post_json",
@@ -63,6 +65,19 @@ def bluezone_publish_items(ring: KeyRing, at: float, days: int) -> list[dict[str
 
 def bluezone_segments(items: Sequence[dict[str, Any]]) -> list[str]:
     return [f"{item['daily_key']}.{item['time_start']}.{item['max']}" for item in items]
+
+
+def dp3t_publish_items(ring: KeyRing, at: float, days: int) -> list[dict[str, Any]]:
+    """One item: SK of the first of ``days`` UTC days up to ``at`` (or the ring's first DP-3T day)."""
+    if ring.dp3t_key is None or utc_midnight(at) < ring.dp3t_key.day:
+        return []
+    first = max(utc_midnight(at) - (days - 1) * SECONDS_PER_DAY, ring.dp3t_key.day)
+    key = ring.dp3t_key.on_day(first)
+    return [{"key": base64.b64encode(key.key).decode(), "keyDate": key.day * 1000}]
+
+
+def dp3t_segments(items: Sequence[dict[str, Any]]) -> list[str]:
+    return [f"{base64.b64decode(item['key']).hex()}.{item['keyDate'] // 1000}" for item in items]
 
 
 def _padding() -> str:

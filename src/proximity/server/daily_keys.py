@@ -1,4 +1,4 @@
-"""Daily-key schemes (Bluezone now; DP-3T's (SK_t, day) list later): one registration each.
+"""Daily-key schemes (Bluezone's daily keys, DP-3T's (SK_t, day) list): one registration each.
 
 A scheme whose diagnosed users publish one key per day registers a :class:`DailyKeyScheme`: how an
 uploaded item is read, the segment its certificate's ``tekmac`` covers, and the records document phones
@@ -9,17 +9,24 @@ Bluezone: the app uploads the daily keys of the days since the first infectious 
 (``{"daily_key": hex, "time_start": UTC midnight, "max": IDs per day}``), never its base key. Each
 record ends at the end of its day, the last one at upload time. The hash chain runs forward, so a
 published daily key reveals every later ID: the app must start a new base key after uploading.
+
+DP-3T: the app uploads one item, the day key SK_t of its first contagious day, as the DP-3T backend took
+it (``{"key": base64, "keyDate": UTC midnight in unix ms}``); phones download the exposee list
+(:mod:`proximity.keyfiles.dp3t_json`) and chain each key forward. The item's record ends at upload time.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from proximity.errors import ProximityError
 from proximity.keyfiles.bluezone_json import dump_records
-from proximity.schemes.bluezone import KEY_LENGTH, BluezoneDailyKey
+from proximity.keyfiles.dp3t_json import dump_exposees, parse_exposees
+from proximity.schemes.bluezone import BLUEZONE, KEY_LENGTH, BluezoneDailyKey
+from proximity.schemes.dp3t import DP3T, Dp3tDayKey
 from proximity.server.certificates import CertificateClaims
 from proximity.server.config import ServerConfig
 from proximity.server.db import Database
@@ -40,6 +47,7 @@ __all__ = [
     "DailyKeyScheme",
     "DailyKeyService",
     "bluezone_mac_segment",
+    "dp3t_mac_segment",
     "register_daily_key_scheme",
 ]
 
@@ -95,8 +103,27 @@ def _bluezone_records(days: Sequence[DailyKey]) -> bytes:
     return dump_records(BluezoneDailyKey(d.key, d.time_start, d.time_end, d.param) for d in days).encode()
 
 
+def _dp3t_item(item: Mapping[str, Any], where: str) -> DailyKey:
+    try:  # the exposee list's own entry checks (base64 of 32 bytes, keyDate a UTC midnight in ms)
+        (key,) = parse_exposees(json.dumps({"exposed": [dict(item)]}), where)
+    except (ProximityError, TypeError, ValueError) as error:
+        raise bad_request(f"{where}: {error}") from None
+    return DailyKey(key.key, key.day, key.day + SECONDS_PER_DAY, 0)
+
+
+def dp3t_mac_segment(day: DailyKey) -> str:
+    return f"{day.key.hex()}.{day.time_start}"
+
+
+def _dp3t_records(days: Sequence[DailyKey]) -> bytes:
+    return dump_exposees(Dp3tDayKey(d.key, d.time_start) for d in days).encode()
+
+
 register_daily_key_scheme(
-    DailyKeyScheme("bluezone", "dailyKeys", _bluezone_item, bluezone_mac_segment, _bluezone_records, 15)
+    DailyKeyScheme(BLUEZONE.name, "dailyKeys", _bluezone_item, bluezone_mac_segment, _bluezone_records, 15)
+)
+register_daily_key_scheme(
+    DailyKeyScheme(DP3T.name, "exposed", _dp3t_item, dp3t_mac_segment, _dp3t_records, 1)
 )
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from proximity.errors import KeyServerConfigError
 from proximity.keyfiles.gaen_export import write_export
-from proximity.matching.keys import DiagnosisKey, ReportType
 from proximity.schemes.gaen import ENIN_SECONDS, TemporaryExposureKey
+from proximity.schemes.published import DiagnosisKey, ReportType
 from proximity.server.config import ServerConfig
 from proximity.server.db import Database, Transaction
 from proximity.times import SECONDS_PER_DAY

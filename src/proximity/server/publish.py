@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from proximity.errors import KeyServerError
-from proximity.matching.keys import ReportType
 from proximity.schemes.gaen import ENIN_SECONDS, TEK_LENGTH, TEK_ROLLING_PERIOD
+from proximity.schemes.published import ReportType
 from proximity.server.certificates import (
     CLOCK_SKEW_SECONDS,
     CertificateClaims,

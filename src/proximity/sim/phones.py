@@ -12,9 +12,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.keyring import DEFAULT_TX_POWER, KeyRing, KeyRingSettings
-from proximity.matching import DiagnosisKey, ReportType
 from proximity.schemes import BLUEZONE, GAEN, BluezoneDailyKey
-from proximity.schemes.gaen import ENIN_SECONDS
+from proximity.schemes.published import DiagnosisKey, ReportType
+from proximity.schemes.registry import scheme_record
 from proximity.sightings import ID_LENGTHS
 from proximity.times import SECONDS_PER_DAY, utc_midnight
 
@@ -43,12 +43,8 @@ class Phones:
         self.start, self.end = start, end
         self.first_day = utc_midnight(start)
         self.days = int((utc_midnight(max(start, end - 1e-6)) - self.first_day) // SECONDS_PER_DAY) + 1
-        if scheme == "gaen":
-            self.slot_seconds = ENIN_SECONDS
-            self.origin = int(start // ENIN_SECONDS) * ENIN_SECONDS
-        else:
-            self.slot_seconds = SECONDS_PER_DAY // BLUEZONE.ids_per_day
-            self.origin = self.first_day
+        self.slot_seconds = scheme_record(scheme).slot_seconds
+        self.origin = int(start // self.slot_seconds) * self.slot_seconds  # slots divide the day
         slots = int(-(-(end - self.origin) // self.slot_seconds))
         length = ID_LENGTHS[scheme]
         self.ids = np.zeros((users.size, slots, length), np.uint8)
@@ -71,7 +67,7 @@ class Phones:
 
     def _tabulate(self, row: int, ring: KeyRing) -> None:
         slots = self.ids.shape[1]
-        if self.scheme == "gaen":
+        if scheme_record(self.scheme).metadata_length is not None:  # GAEN: TEKs with AEMs
             for key in ring.gaen_keys:
                 batch = GAEN.ids_of_key(key)
                 aem = GAEN.aems_of_key(key, batch, ring.settings.gaen_metadata)
@@ -116,7 +112,7 @@ class Phones:
     def published(self, agent: int) -> list[DiagnosisKey] | list[BluezoneDailyKey]:
         """What ``agent`` uploads when confirmed: every GAEN key of the run, or one Bluezone record."""
         ring = self.rings[int(self.row[agent])]
-        if self.scheme == "gaen":
+        if scheme_record(self.scheme).metadata_length is not None:  # GAEN: every TEK
             return [DiagnosisKey(key, report_type=ReportType.CONFIRMED_TEST) for key in ring.gaen_keys]
         return [ring.bluezone_key.record(self.first_day, self.days, BLUEZONE.ids_per_day)]
 

@@ -31,8 +31,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation import EstimationSettings, estimate, roc_auc, verdict
-from proximity.matching import DiagnosisKey, KeyMatch, match_bluezone, match_gaen
+from proximity.matching import KeyMatch
 from proximity.schemes import BluezoneDailyKey
+from proximity.schemes.published import DiagnosisKey
+from proximity.schemes.registry import scheme_record
 from proximity.sightings import Observations
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.devices import AppDedup, SharedLog
@@ -42,8 +44,6 @@ from proximity.sim.scenario import Scenario
 from proximity.sim.world import World
 
 __all__ = ["ResultRow", "RunResult", "run_simulation"]
-
-BLUEZONE_DEDUP_SECONDS = 5.0  # the app logs a contact ID at most every 5 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,8 @@ def run_simulation(
     estimators = list(estimators or scenario.estimators)
     world = World(scenario, adoption, seed)
     n = world.n
-    gaen = scenario.scheme == "gaen"
+    record = scheme_record(scenario.scheme)
+    gaen = record.metadata_length is not None  # the scheme sends metadata (GAEN's AEM)
     users = np.flatnonzero(world.app).astype(np.int64)
     end = scenario.start + scenario.duration
     devices = world.devices
@@ -123,7 +124,7 @@ def run_simulation(
     truth = CloseTime(n, scenario.contact_minutes * 60.0, forget)
     heard = HeardPairs(n, forget, scenario.hold)
     judge = _Judge(scenario, estimators, devices, owner_of)
-    dedup = AppDedup(BLUEZONE_DEDUP_SECONDS) if not gaen else None
+    dedup = AppDedup(record.dedup_seconds) if record.dedup_seconds is not None else None
     true_pairs: set[Pair] = set()
     sightings = calls = chunks = 0
     with SharedLog(scenario.scheme, log_directory) as log:
@@ -222,14 +223,13 @@ def _publish(
             else:
                 records.append(key)
                 owner_of[key.daily_key] = agent
-    return (gaen_keys if phones.scheme == "gaen" else records), owner_of
+    return (gaen_keys or records), owner_of  # a run publishes one scheme's keys
 
 
 def _match(published: list[DiagnosisKey] | list[BluezoneDailyKey], obs: Observations) -> list[KeyMatch]:
     """One real matcher call over every phone's observations (the run is the unit of parallelism)."""
-    if obs.scheme == "gaen":
-        return match_gaen([k for k in published if isinstance(k, DiagnosisKey)], obs, workers=1)
-    return match_bluezone([k for k in published if isinstance(k, BluezoneDailyKey)], obs, workers=1)
+    match: list[KeyMatch] = scheme_record(obs.scheme).load_matcher()(published, obs, workers=1)
+    return match
 
 
 def split_by_phone(
@@ -298,7 +298,7 @@ class _Judge:
             keys.setdefault(part.key_data, []).append(part)
 
     def settle(self, pairs: Iterable[tuple[int, int, NDArray[np.float64], NDArray[np.float64]]]) -> None:
-        gaen = self.scenario.scheme == "gaen"
+        gaen = scheme_record(self.scenario.scheme).metadata_length is not None  # sends its TX (AEM)
         for phone, other, times, rssi in pairs:
             if other < 0 or other == phone:
                 continue

@@ -33,6 +33,7 @@ from typing import Any
 from proximity.errors import ProximityError
 from proximity.estimation import estimator_names
 from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB
+from proximity.schemes import BLUEZONE, GAEN
 from proximity.sim.channel import ChannelParams
 from proximity.sim.duty import DUTY_CYCLES
 from proximity.sim.mobility import CrowdParams
@@ -49,6 +50,8 @@ __all__ = [
     "load_scenario",
     "scenario_from_dict",
 ]
+
+SIMULATED_SCHEMES = (GAEN.name, BLUEZONE.name)  # DP-3T is not simulated yet
 
 # Limits checked before a run allocates anything (see :func:`estimated_memory`).
 MEMORY_CAP_BYTES = 4e9  # default ``memory_cap``: what a run may need; raise it in the file for a big machine
@@ -84,8 +87,8 @@ class Scenario:
     memory_cap: float = MEMORY_CAP_BYTES  # bytes a run may need (:func:`estimated_memory`)
 
     def __post_init__(self) -> None:
-        if self.scheme not in ("gaen", "bluezone"):
-            raise ScenarioError(f"scheme must be 'gaen' or 'bluezone', got {self.scheme!r}")
+        if self.scheme not in SIMULATED_SCHEMES:
+            raise ScenarioError(f"scheme must be one of {', '.join(SIMULATED_SCHEMES)}, got {self.scheme!r}")
         if self.duty and self.duty not in DUTY_CYCLES:
             raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
         if not isinstance(self.pair_scores, bool):

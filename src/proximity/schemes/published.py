@@ -1,5 +1,8 @@
 """Published GAEN keys: one :class:`DiagnosisKey` as a value, many as a column-wise :class:`KeyBatch`.
 
+They live with the schemes, not the matcher, so key files, the CLI and the simulator get the value types
+without importing the matcher.
+
 The matcher works on batches (numpy columns), so that a million keys cost no million Python objects;
 single keys are for people and tests. Export files parse straight into batches.
 """

@@ -1,0 +1,186 @@
+"""One record per scheme, and the registry of them: every fact a consumer needs, in one place.
+
+Code outside :mod:`proximity.schemes` never compares a scheme's name: it looks the record up
+(:func:`scheme_record`) and asks it (``record.dedup_seconds``, ``record.metadata_length``,
+``record.advert``...). Adding a scheme is a scheme module, its payload codec, its record here, and its
+key-file format; ``tests/test_scheme_registry.py`` parses ``src`` to hold the rule.
+
+Behaviour that lives above the pure core (the matcher, key-file readers) is named by an entry point
+string (``"module:attribute"``), resolved on use like a packaging entry point, so the registry stays at
+the bottom of the import graph (the matcher imports :mod:`proximity.sightings`, which asks the registry).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from proximity.payloads.adverts import Advert, BluezoneAdvert, Dp3tAdvert, GaenAdvert
+from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY as BLUEZONE_IDS_PER_DAY
+from proximity.schemes.bluezone import ID_LENGTH as BLUEZONE_ID_LENGTH
+from proximity.schemes.dp3t import EPHID_LENGTH, EPHIDS_PER_DAY, EPOCH_SECONDS, MAX_CHAIN_DAYS
+from proximity.schemes.duty import CONTINUOUS, DutyCycle
+from proximity.schemes.gaen import AEM_LENGTH, ENIN_SECONDS, RPI_LENGTH, TEK_ROLLING_PERIOD
+from proximity.times import SECONDS_PER_DAY
+
+__all__ = [
+    "CONTINUOUS",
+    "RETENTION_DAYS",
+    "SCHEME_NAMES",
+    "DutyCycle",
+    "SchemeRecord",
+    "UnknownSchemeError",
+    "duty_cycles",
+    "register_scheme",
+    "scheme_of_code",
+    "scheme_record",
+    "scheme_records",
+]
+
+RETENTION_DAYS = 14
+"""How long sightings and own keys are kept, and how far back a published key can match (all three
+schemes' 14 days: GAEN's key lifetime, Bluezone's and DP-3T's retention)."""
+
+
+class UnknownSchemeError(KeyError):
+    """A scheme name no record is registered for (a KeyError, as a dict lookup would raise)."""
+
+    def __init__(self, name: object) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name,))
+
+    def __str__(self) -> str:
+        return f"unknown scheme {self.name!r}; expected one of {', '.join(SCHEME_NAMES)}"
+
+
+@dataclass(frozen=True, slots=True)
+class SchemeRecord:
+    """Everything the rest of the library needs to know about one scheme.
+
+    ``slot_seconds``/``ids_per_day`` are the default rotation (Bluezone's is configurable per ring);
+    ``log_code`` is the integer the encounter log stores (never reuse one); ``dedup_seconds`` is the
+    app's own logging rule (at most one row per ID per that many seconds; None: every advert);
+    ``metadata_length`` is the length of encrypted metadata sent with the ID (GAEN's AEM), None when
+    the scheme sends none; ``chained`` means a published key also reveals every later day's key
+    (matched forward ``chain_days`` days); ``duty`` is the phone's scan/advertise duty cycle, which both
+    the live node and the simulator use; ``matcher`` names the batch match function
+    (``match(published, observations, workers=...) -> list[KeyMatch]``).
+    """
+
+    name: str
+    label: str
+    id_length: int
+    slot_seconds: int
+    ids_per_day: int
+    log_code: int
+    advert: type[Advert]
+    duty: DutyCycle
+    matcher: str
+    dedup_seconds: float | None = None
+    metadata_length: int | None = None
+    chained: bool = False
+    chain_days: int = 0
+
+    def load_matcher(self) -> Any:
+        """The match function (resolved from its entry point on use)."""
+        module, _, attribute = self.matcher.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+GAEN_RECORD = SchemeRecord(
+    name="gaen",
+    label="GAEN",
+    id_length=RPI_LENGTH,
+    slot_seconds=ENIN_SECONDS,
+    ids_per_day=TEK_ROLLING_PERIOD,
+    log_code=0,
+    advert=GaenAdvert,
+    # Android EN scans ~4 s every 210-300 s (GAEN BLE spec v1.2 allows that span); this library uses
+    # the 300 s end (5 minutes, the interval Google documented for the EN service) in node and sim.
+    # It advertises all the time (every 200-270 ms).
+    duty=DutyCycle("gaen", 4.0, 300.0, 1.0, 1.0),
+    matcher="proximity.matching.gaen:match_gaen",
+    metadata_length=AEM_LENGTH,
+)
+
+BLUEZONE_RECORD = SchemeRecord(
+    name="bluezone",
+    label="Bluezone",
+    id_length=BLUEZONE_ID_LENGTH,
+    slot_seconds=SECONDS_PER_DAY // BLUEZONE_IDS_PER_DAY,
+    ids_per_day=BLUEZONE_IDS_PER_DAY,
+    log_code=1,
+    advert=BluezoneAdvert,
+    # Bluezone's Android app in the background: advertise 15 s on / 15 s off, scan 40 s every 300 s.
+    duty=DutyCycle("bluezone", 40.0, 300.0, 15.0, 30.0),
+    matcher="proximity.matching.bluezone:match_bluezone",
+    dedup_seconds=5.0,  # the app logs a contact ID at most every 5 s
+    chained=True,  # the published record says how many days it covers
+)
+
+DP3T_RECORD = SchemeRecord(
+    name="dp3t",
+    label="DP-3T",
+    id_length=EPHID_LENGTH,
+    slot_seconds=EPOCH_SECONDS,
+    ids_per_day=EPHIDS_PER_DAY,
+    log_code=2,
+    advert=Dp3tAdvert,
+    # The DP-3T Android SDK's defaults (AppConfigManager: DEFAULT_SCAN_INTERVAL 5 min, DEFAULT_SCAN_DURATION
+    # 30 s; advertising continuous in ADVERTISE_MODE_LOW_POWER).
+    duty=DutyCycle("dp3t", 30.0, 300.0, 1.0, 1.0),
+    matcher="proximity.matching.dp3t:match_dp3t",
+    chained=True,
+    chain_days=MAX_CHAIN_DAYS,
+)
+
+_REGISTRY: dict[str, SchemeRecord] = {}
+_CODES: dict[int, SchemeRecord] = {}
+SCHEME_NAMES: tuple[str, ...] = ()
+
+
+def register_scheme(record: SchemeRecord) -> SchemeRecord:
+    """Add a scheme; its name and log code must be new (a log code, once written, means one scheme)."""
+    global SCHEME_NAMES
+    if record.name in _REGISTRY or record.name == CONTINUOUS.name:
+        raise ValueError(f"scheme {record.name!r} is already registered")
+    if record.log_code in _CODES:
+        raise ValueError(f"log code {record.log_code} already belongs to {_CODES[record.log_code].name!r}")
+    if record.advert.scheme != record.name:
+        raise ValueError(f"scheme {record.name!r}: its advert codec is {record.advert.scheme!r}'s")
+    _REGISTRY[record.name] = record
+    _CODES[record.log_code] = record
+    SCHEME_NAMES = tuple(_REGISTRY)
+    return record
+
+
+def scheme_record(name: str) -> SchemeRecord:
+    """The record of scheme ``name``; :class:`UnknownSchemeError` (a KeyError) for any other name."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise UnknownSchemeError(name) from None
+
+
+def scheme_of_code(code: int) -> SchemeRecord | None:
+    """The record whose ``log_code`` is ``code``, or None."""
+    return _CODES.get(code)
+
+
+def scheme_records() -> Iterator[SchemeRecord]:
+    """Every registered record, in registration order."""
+    return iter(tuple(_REGISTRY.values()))
+
+
+def duty_cycles() -> dict[str, DutyCycle]:
+    """Every duty cycle by name: each scheme's own, and ``continuous`` (a recording rig)."""
+    return {CONTINUOUS.name: CONTINUOUS} | {r.name: r.duty for r in _REGISTRY.values()}
+
+
+for _record in (GAEN_RECORD, BLUEZONE_RECORD, DP3T_RECORD):
+    register_scheme(_record)

@@ -1,0 +1,98 @@
+"""The column decoder of export files agrees with the protobuf object path on every message."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proximity.keyfiles import export_pb2 as pb
+from proximity.keyfiles.gaen_export import _batch, _object_columns
+from proximity.keyfiles.gaen_wire import decode_keys
+
+int32 = st.integers(-(2**31), 2**31 - 1)
+COLUMNS = (
+    "key_data",
+    "rolling_start",
+    "rolling_period",
+    "transmission_risk_level",
+    "report_type",
+    "days_since_onset",
+)
+
+
+@st.composite
+def tek(draw: st.DrawFn) -> pb.TemporaryExposureKey:
+    key = pb.TemporaryExposureKey()
+    if draw(st.booleans()):
+        key.key_data = draw(st.one_of(st.binary(min_size=16, max_size=16), st.binary(max_size=40)))
+    for field, values in [
+        ("transmission_risk_level", st.one_of(st.integers(0, 8), int32)),
+        ("rolling_start_interval_number", st.one_of(st.integers(2_600_000, 2_900_000), int32)),
+        ("rolling_period", st.one_of(st.integers(1, 144), int32)),
+        ("report_type", st.integers(0, 5)),
+        ("days_since_onset_of_symptoms", int32),
+        ("variant_of_concern", st.integers(0, 4)),
+    ]:
+        if draw(st.booleans()):
+            setattr(key, field, draw(values))
+    return key
+
+
+@st.composite
+def export(draw: st.DrawFn) -> bytes:
+    message = pb.TemporaryExposureKeyExport(
+        keys=draw(st.lists(tek(), max_size=30)), revised_keys=draw(st.lists(tek(), max_size=5))
+    )
+    if draw(st.booleans()):
+        message.region = draw(st.text(max_size=5))
+        message.start_timestamp = draw(st.integers(0, 2**63))
+    body = message.SerializeToString()
+    if draw(st.booleans()):  # an unknown report type (closed enum: an unknown field) or other unknown fields
+        body += draw(st.sampled_from([b"\x3a\x02\x28\x09", b"\x48\x01", b"\x3a\x03\x58\x96\x01"]))
+    return body
+
+
+def _same(body: bytes) -> None:
+    message = pb.TemporaryExposureKeyExport()
+    message.ParseFromString(body)
+    expected = [
+        _batch(_object_columns(message.keys), True),
+        _batch(_object_columns(message.revised_keys), True),
+    ]
+    wire = decode_keys(body)
+    assert wire is not None
+    for (want, want_skipped), columns in zip(expected, wire, strict=True):
+        got, skipped = _batch(columns, True)
+        assert skipped == want_skipped
+        for name in COLUMNS:
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+
+
+@settings(max_examples=300, deadline=None)
+@given(export())
+def test_columns_match_the_object_path(body: bytes) -> None:
+    _same(body)
+
+
+def test_a_typical_file_takes_the_column_path() -> None:
+    keys = [
+        pb.TemporaryExposureKey(
+            key_data=bytes([i]) * 16,
+            rolling_start_interval_number=2_650_032 + i,
+            report_type=pb.TemporaryExposureKey.CONFIRMED_TEST,
+        )
+        for i in range(100)
+    ]
+    body = pb.TemporaryExposureKeyExport(keys=keys, region="DE").SerializeToString()
+    wire = decode_keys(body)
+    assert wire is not None and wire[0].key_data.shape == (100, 16) and len(wire[1].key_length) == 0
+    revisions_only = decode_keys(body, keys=False)  # ExportStream.revisions()'s first pass
+    assert revisions_only is not None and len(revisions_only[0].key_length) == 0
+    _same(body)
+
+
+def test_what_it_does_not_expect_goes_to_the_object_path() -> None:
+    assert decode_keys(b"\x3a\x05\x0a\x10") is None  # truncated
+    assert decode_keys(b"\x3a\x02\x10\x0a\x10") is None  # field 2 as a length-delimited field, then junk
+    assert decode_keys(b"\x3b\x00") is None  # wire type 3 (groups)

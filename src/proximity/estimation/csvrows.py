@@ -22,6 +22,10 @@ class BrokenCsv(Exception):  # noqa: N818 - internal, always turned into a Proxi
         super().__init__(reason)
         self.row, self.cell, self.reason = row, cell, reason
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # rebuilt from its fields, so it survives pickling like every error of the package
+        return (type(self), (self.row, self.cell, self.reason))
+
 
 def csv_rows(text: str) -> Iterator[list[str]]:
     """The rows of ``text`` (a blank line is an empty row); raises :class:`BrokenCsv`."""

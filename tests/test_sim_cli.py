@@ -83,8 +83,9 @@ def test_json_rows_and_files(scenario: Path, tmp_path: Path, capsys: pytest.Capt
 def test_table_and_progress(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", str(scenario), "--estimator", "cwa", "--scheduler", "inline"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0].split()[:3] == ["adoption", "estimator", "seed"]
-    assert "1/1 runs" in captured.err
+    assert captured.out.splitlines()[0].split()[:4] == ["adoption", "estimator", "seeds", "interval"]
+    assert "10/10 runs" in captured.err  # 10 seeds by default: intervals over seeds
+    assert captured.out.splitlines()[2].split()[2:4] == ["10", "seeds"]
 
 
 def test_same_results_inline_and_on_dask(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:

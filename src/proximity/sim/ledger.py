@@ -134,6 +134,18 @@ class HeardPairs:
         self, now: float, final: bool = False
     ) -> Iterator[tuple[int, int, NDArray[np.float64], NDArray[np.float64]]]:
         """(scanner, counterpart, times, rssi) of every pair settled at ``now``, in code order."""
+        scanner, counterpart, times, rssi = self.settle_columns(now, final)
+        cuts = np.flatnonzero(np.diff(scanner) | np.diff(counterpart)) + 1
+        starts = np.concatenate(([0], cuts)).tolist() if times.size else []
+        ends = np.concatenate((cuts, [times.size])).tolist() if times.size else []
+        for lo, hi in zip(starts, ends, strict=True):
+            yield int(scanner[lo]), int(counterpart[lo]), times[lo:hi], rssi[lo:hi]
+
+    def settle_columns(
+        self, now: float, final: bool = False
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        """The rows of every pair settled at ``now`` as columns (scanner, counterpart, time, RSSI),
+        sorted by (scanner, counterpart, time): one batch for the estimators."""
         midnight = np.floor(now / SECONDS_PER_DAY) * SECONDS_PER_DAY
         done = self._last < midnight
         if final:
@@ -144,7 +156,8 @@ class HeardPairs:
             if self.hold > 0:
                 done |= self._first < now - self.hold
         if not done.any():
-            return
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(0), np.zeros(0)
         settled = self._pairs[done]
         self._pairs, self._last, self._first = self._pairs[~done], self._last[~done], self._first[~done]
         mine = np.isin(self._code, settled)
@@ -153,9 +166,5 @@ class HeardPairs:
         self._code, self._time, self._rssi = self._code[keep], self._time[keep], self._rssi[keep]
         order = np.lexsort((times, code))
         code, times, rssi = code[order], times[order], rssi[order]
-        cuts = np.flatnonzero(np.diff(code)) + 1
-        starts = np.concatenate(([0], cuts)).tolist()
-        ends = np.concatenate((cuts, [code.size])).tolist()
-        for lo, hi in zip(starts, ends, strict=True):
-            scanner, counterpart = divmod(int(code[lo]), int(self._stride))
-            yield scanner, counterpart - 1, times[lo:hi], rssi[lo:hi]
+        scanner, counterpart = np.divmod(code, self._stride)
+        return scanner, counterpart - 1, times, rssi

@@ -9,7 +9,6 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     scheme = "gaen"                  # or "bluezone"
     adoption = [0.2, 0.6]            # default sweep
     estimators = ["probabilistic"]
-    diagnosed = 0.1                  # fraction of app users confirmed (at least one)
     contact_distance = 2.0           # m   } the ground-truth rule:
     contact_minutes = 15.0           # min } within distance for minutes in a UTC day
     chunk = 900                      # s of sightings generated (and logged) at a time
@@ -56,7 +55,6 @@ class Scenario:
     duty: str = ""  # default: the scheme's own
     adoption: tuple[float, ...] = (0.6,)
     estimators: tuple[str, ...] = ("probabilistic",)
-    diagnosed: float = 0.1
     contact_distance: float = 2.0
     contact_minutes: float = 15.0
     rssi_correction: float = FLEET_RSSI_CORRECTION_DB  # the correction rssi_at_1m is read with
@@ -104,14 +102,10 @@ class Scenario:
         for p in self.adoption:
             if not 0.0 <= p <= 1.0:
                 raise ScenarioError(f"adoption must be in [0, 1], got {p}")
-        if not 0.0 <= self.diagnosed <= 1.0:
-            raise ScenarioError(f"diagnosed must be in [0, 1], got {self.diagnosed}")
         known = set(estimator_names())
         for name in self.estimators:
             if name not in known:
                 raise ScenarioError(f"unknown estimator {name!r}; choose from {', '.join(sorted(known))}")
-        if self.channel.max_range < self.contact_distance:
-            raise ScenarioError("channel max_range must be at least contact_distance")
 
     @property
     def duty_cycle(self) -> str:

@@ -1,8 +1,10 @@
 """The world of one run: movers, phones and the channel, streaming sightings and ground truth in chunks.
 
 Only app users' phones advertise and scan. Each step: move everyone, find who is within the contact
-distance of whom (ground truth, all agents present), and which scanning phone hears which advertising
-phone within ``max_range`` (spatial hash), then draw each packet's RSSI, loss and sensitivity.
+distance of whom (ground truth, all agents present), and which scanning phone may hear which
+advertising phone (spatial hash within the channel's derived :func:`hearing_radius`: beyond it no
+packet is heard with probability 1e-4), then draw each packet's RSSI and whether it is received.
+Radio work is done only for phones inside a scan window (the others hear nothing).
 A chunk holds ``scenario.chunk`` seconds: memory is bounded by one chunk's sightings, never all pairs.
 """
 
@@ -16,10 +18,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation import CalibrationTable
-from proximity.sim.channel import received_rssi
+from proximity.sim.channel import hearing_probability, hearing_radius, received_rssi
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.duty import DUTY_CYCLES
-from proximity.sim.mobility import STATIONARY, Movers
+from proximity.sim.mobility import GROUP, STATIONARY, Movers
 from proximity.sim.neighbours import StaticGrid, close_pairs, cross_pairs
 from proximity.sim.scenario import Scenario
 from proximity.sim.streams import Streams
@@ -30,6 +32,7 @@ __all__ = ["BATCH_STEPS", "SightingChunk", "World"]
 BATCH_STEPS = 32  # steps searched for neighbours together (numpy call overhead amortised) ...
 BATCH_POINTS = 64_000  # ... while that many agent positions fit in one search (a city searches one step)
 COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
+CANDIDATES = 2_000_000  # (scanner, advertiser) candidates searched at once (a dense step's memory)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -82,6 +85,7 @@ class World:
         self.devices = DeviceModels.draw(self.streams("devices"), n, scenario, calibration)
         self.device_tx = self.devices.true_tx_offset
         self.device_rx = self.devices.true_rx_offset
+        self.radius = hearing_radius(channel, self._pair_offsets())  # derived from the model, not chosen
         duty = self.streams("duty")
         self.scan_phase = duty.random(n)
         self.advertise_phase = duty.random(n)
@@ -92,6 +96,14 @@ class World:
         self._encounter_key = self.streams.key("encounter")
         self._fading = self.streams("fading")
         self._radio = self.streams("radio")
+
+    def _pair_offsets(self) -> NDArray[np.float64]:
+        """Fixed dB offsets of sample (transmitter, receiver) pairs of this run's phones: devices and
+        carriages (each agent with the next one; at most 65,536 pairs: the radius needs the mix)."""
+        loss = np.asarray(self.scenario.channel.carriage_loss, np.float64)[self.carriage]
+        tx = (self.device_tx - loss)[:65_536]
+        rx = np.roll(self.device_rx - loss, -1)[:65_536]
+        return tx + rx if tx.size else np.zeros(1)
 
     def _close_one_step(self, present: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """This step's close pairs (i < j) among those present, without searching still pairs again:
@@ -116,6 +128,11 @@ class World:
         gi = np.concatenate((si[both], np.minimum(ma, other), movers[mi]))
         gj = np.concatenate((sj[both], np.maximum(ma, other), movers[mj]))
         return gi, gj
+
+    def companions(self, i: int, j: int) -> bool:
+        """Whether agents i and j walk in one group (companions, whom manual tracing finds anyway)."""
+        kind, leader = self.movers.kind, self.movers.leader
+        return bool(kind[i] == GROUP and kind[j] == GROUP and leader[i] == leader[j])
 
     def split_key(self, keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
         """(day, i, j) of close-pair keys."""
@@ -166,8 +183,7 @@ class World:
         sc = self.scenario
         dt = sc.step
         n = np.int64(self.n)
-        channel = sc.channel
-        gap = sc.crowd.width + 3.0 * channel.max_range
+        gap = sc.crowd.width + 3.0 * self.radius
         here_parts, scan_parts, adv_parts, pos_parts = [], [], [], []
         for k in range(first, last):
             t = sc.start + k * dt
@@ -194,12 +210,30 @@ class World:
         day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
         close = (day * n + gi % n) * n + gj % n
         scan, adv = np.concatenate(scan_parts), np.concatenate(adv_parts)
-        a, b, d = cross_pairs(positions[scan], positions[adv], channel.max_range)
+        # scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense city)
+        area = max(sc.crowd.width * sc.crowd.height, 1e-9)
+        per_scanner = adv.size / max(last - first, 1) * min(1.0, np.pi * self.radius**2 / area) + 1.0
+        block = max(1, int(CANDIDATES // per_scanner))
+        parts = [
+            self._packets(scan[k : k + block], adv, positions, first)
+            for k in range(0, max(scan.size, 1), block)
+        ]
+        heard = tuple(np.concatenate([p[c] for p in parts]) for c in range(5))
+        return heard, close
+
+    def _packets(
+        self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int
+    ) -> tuple[NDArray[Any], ...]:
+        """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``."""
+        sc = self.scenario
+        channel = sc.channel
+        n = np.int64(self.n)
+        a, b, d = cross_pairs(positions[scan], positions[adv], self.radius)
         rx_g, tx_g = scan[a], adv[b]
-        keep = (rx_g != tx_g) & (self._radio.random(rx_g.size) >= channel.packet_loss)
+        keep = rx_g != tx_g
         rx_g, tx_g, d = rx_g[keep], tx_g[keep], d[keep]
         rx, tx = rx_g % n, tx_g % n
-        at = sc.start + (first + rx_g // n) * dt + self._radio.random(rx.size) * dt
+        at = sc.start + (first + rx_g // n) * sc.step + self._radio.random(rx.size) * sc.step
         rssi = received_rssi(
             channel,
             d,
@@ -212,9 +246,8 @@ class World:
             encounter_key=self._encounter_key,
             fading=self._fading,
         )
-        ok = rssi >= channel.sensitivity_dbm
-        heard = tuple(x[ok] for x in (at, rx, tx, rssi, d))
-        return heard, close
+        ok = self._radio.random(rx.size) < hearing_probability(channel, rssi - channel.sensitivity_dbm)
+        return tuple(x[ok] for x in (at, rx, tx, rssi, d))
 
 
 def _cat(parts: list[Any], dtype: type[Any]) -> Any:

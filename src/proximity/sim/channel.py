@@ -4,7 +4,7 @@
            + device_tx + device_rx + encounter_offset + fading
 
 ``path_loss`` is two-slope: ``10 n log10(d)`` up to ``breakpoint`` m, with ``rssi_at_1m`` and ``n``
-fitted on the five recording sets (0.2-4.6 m, scripts/fit_channel.py); beyond it the far-field
+for the recordings' range (0.2-4.6 m; see NEAR_RSSI_AT_1M below); beyond it the far-field
 exponent of the IEEE 802.11 TGn indoor channel models (3.5 after the breakpoint; Erceg et al., IEEE
 802.11-03/940r4, 2004). A packet is heard when its RSSI clears the receiver's sensitivity, with loss
 rising steeply near it (a normal CDF of ``sensitivity_width`` dB), on top of a flat ``packet_loss``.
@@ -40,15 +40,19 @@ CARRIAGES = ("hand", "shirt_pocket", "front_pocket", "back_pocket", "bag")
 CARRIAGE_LOSS_DB = (0.0, 4.0, 6.0, 14.0, 8.0)
 CARRIAGE_WEIGHTS = (0.3, 0.15, 0.25, 0.15, 0.15)
 
-# The near field, fitted on the recordings (scripts/fit_channel.py: per-session mean attenuation
-# against 10 log10(d), 0.2-4.6 m, slope within each data set, each set weighted equally). The
-# simulator's own fit: the estimators' defaults come from their own (tests/test_sim_independence.py).
+# The near field: -63 dBm at 1 m, exponent 1.2 (the spec's phone-to-phone figures), encounter
+# sigma 4 dB and fading 7 dB, checked against the MIT recordings' separability of 1.83 vs 3.66 m
+# (tests/test_sim_channel.py). NOT yet refitted: scripts/fit_channel.py fits all five recording sets
+# (-72.6 dBm, n 0.86, fading 4.2 dB, 9.8 dB between encounters), but with those numbers the simulated
+# sessions separate 1.83 from 3.66 m worse than the recordings do (per session 0.57 vs 0.64), so
+# they are reported, not shipped (docs/simulation.md, "Channel").
 NEAR_RSSI_AT_1M = -63.0
 NEAR_EXPONENT = 1.2
 # Far field: IEEE 802.11 TGn channel models B/C (Erceg et al. 2004): slope 2 to a 5 m breakpoint,
 # 3.5 after it; the recordings end at 4.6 m, so the fitted slope holds to the breakpoint.
 FAR_EXPONENT = 3.5
 BREAKPOINT_M = 5.0
+DEVICE_SIGMA = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,7 @@ class ChannelParams:
     encounter_sigma: float = 4.0
     encounter_seconds: float = 1800.0
     fading_sigma: float = 7.0
-    device_sigma: float = 1.5
+    device_sigma: float = DEVICE_SIGMA
     carriage_loss: tuple[float, ...] = CARRIAGE_LOSS_DB
     carriage_weights: tuple[float, ...] = CARRIAGE_WEIGHTS
     packet_loss: float = 0.1

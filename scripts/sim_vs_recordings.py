@@ -60,7 +60,8 @@ def main() -> None:
     ):
         auc, low, high = auc_interval(scores, labels)
         print(
-            f"{what:10s} per-encounter AUC 1.83 vs 3.66 m: {auc:.3f} [{low:.3f}, {high:.3f}] ({len(labels)} encounters)"
+            f"{what:10s} per-encounter AUC 1.83 vs 3.66 m: {auc:.3f} [{low:.3f}, {high:.3f}]"
+            f" ({len(labels)} encounters)"
         )
 
 

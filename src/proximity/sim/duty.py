@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DUTY_CYCLES", "DutyCycle"]
+__all__ = ["ADVERTISES_ONLY_IN_FOREGROUND", "DUTY_CYCLES", "OPERATING_SYSTEMS", "DutyCycle"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,12 @@ class DutyCycle:
         period = self.advertise_period
         return np.asarray(((t + phase * period) % period) < self.advertise_on)
 
+
+OPERATING_SYSTEMS = ("android", "ios")
+# (scheme, OS) pairs whose app cannot advertise while in the background: Bluezone on iOS (iOS moves a
+# background app's service UUIDs to an overflow area other phones do not see; Bluezone had no
+# Apple exemption, GAEN runs in the OS and has). Such a phone advertises only in the foreground.
+ADVERTISES_ONLY_IN_FOREGROUND = frozenset({("bluezone", "ios")})
 
 DUTY_CYCLES = {
     # Android GAEN: ~4 s scans every 210-300 s; advertises all the time (every 200-270 ms).

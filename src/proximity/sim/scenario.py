@@ -15,6 +15,11 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     forget = 0                       # s apart after which a pair is judged and dropped (0 = per day)
     hold = 0                         # s of a pair's sightings judged as one piece (0 = no limit)
     pair_scores = true               # keep every pair's score (ROC, AUC); false for a city
+    ownership = 1.0                  # share of agents with a smartphone (adoption cannot exceed it)
+    adoption_by = "agent"            # or "group": a walking group adopts (or not) together
+    os_mix = {android = 1.0}         # share of phones per OS (sums to 1); see foreground_share
+    foreground_share = 0.1           # share of time an app is in the foreground (iOS Bluezone only
+                                     # advertises then); assumed, no published figure
     [crowd]  ... CrowdParams fields
     [channel] ... ChannelParams fields
 """
@@ -32,7 +37,7 @@ from proximity.errors import ProximityError
 from proximity.estimation import estimator_names
 from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB
 from proximity.sim.channel import ChannelParams
-from proximity.sim.duty import DUTY_CYCLES
+from proximity.sim.duty import DUTY_CYCLES, OPERATING_SYSTEMS
 from proximity.sim.mobility import CrowdParams
 from proximity.times import parse_time
 
@@ -62,6 +67,11 @@ class Scenario:
     forget: float = 0.0  # > 0: pairs apart this long are settled (bounded memory; see sim/ledger.py)
     hold: float = 0.0  # > 0: a pair's sightings are judged in pieces of about this long
     pair_scores: bool = True  # keep each heard pair's score for the ROC (one float per pair)
+    # adoption with structure (docs/simulation.md, "Adoption")
+    ownership: float = 1.0
+    adoption_by: str = "agent"
+    os_mix: tuple[tuple[str, float], ...] = (("android", 1.0),)
+    foreground_share: float = 0.1
 
     def __post_init__(self) -> None:
         if self.scheme not in ("gaen", "bluezone"):
@@ -107,6 +117,32 @@ class Scenario:
             if name not in known:
                 raise ScenarioError(f"unknown estimator {name!r}; choose from {', '.join(sorted(known))}")
 
+        self._check_adoption_structure()
+
+    def _check_adoption_structure(self) -> None:
+        """The adoption keys (kept apart from the other checks): each error names its key."""
+        if not (isinstance(self.ownership, int | float) and 0.0 < self.ownership <= 1.0):
+            raise ScenarioError(f"ownership must be in (0, 1], got {self.ownership!r}")
+        for p in self.adoption:
+            if p > self.ownership:
+                raise ScenarioError(
+                    f"adoption {p} exceeds ownership {self.ownership}: adoption is the share of all agents "
+                    "carrying a phone running the app"
+                )
+        if self.adoption_by not in ("agent", "group"):
+            raise ScenarioError(f"adoption_by must be 'agent' or 'group', got {self.adoption_by!r}")
+        names = [name for name, _ in self.os_mix]
+        unknown = sorted(set(names) - set(OPERATING_SYSTEMS))
+        if unknown or len(set(names)) != len(names):
+            raise ScenarioError(f"os_mix: each OS once, from {', '.join(OPERATING_SYSTEMS)}; got {names}")
+        shares = [share for _, share in self.os_mix]
+        if any(not (isinstance(s, int | float) and math.isfinite(s) and s >= 0) for s in shares):
+            raise ScenarioError(f"os_mix shares must be finite and >= 0, got {shares}")
+        if abs(sum(shares) - 1.0) > 1e-9:
+            raise ScenarioError(f"os_mix shares must sum to 1, got {sum(shares):g}")
+        if not (isinstance(self.foreground_share, int | float) and 0.0 <= self.foreground_share <= 1.0):
+            raise ScenarioError(f"foreground_share must be in [0, 1], got {self.foreground_share!r}")
+
     @property
     def duty_cycle(self) -> str:
         return self.duty or self.scheme
@@ -142,6 +178,11 @@ def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scen
             top["start"] = float(parse_time(str(top["start"])))
         except (TypeError, ValueError) as error:
             raise ScenarioError(f"{where}: start: {error}") from None
+    if "os_mix" in top:
+        mix = top["os_mix"]
+        if not isinstance(mix, Mapping):
+            raise ScenarioError(f"{where}: os_mix must be a table like {{android = 0.7, ios = 0.3}}")
+        top["os_mix"] = tuple((str(k), v) for k, v in mix.items())
     top["crowd"] = _build(CrowdParams, crowd, f"{where} [crowd]")
     top["channel"] = _build(ChannelParams, channel, f"{where} [channel]")
     scenario: Scenario = _build(Scenario, top, where)

@@ -20,11 +20,11 @@ from numpy.typing import NDArray
 from proximity.estimation import CalibrationTable
 from proximity.sim.channel import hearing_probability, hearing_radius, received_rssi
 from proximity.sim.devicemodels import DeviceModels
-from proximity.sim.duty import DUTY_CYCLES
+from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND, DUTY_CYCLES
 from proximity.sim.mobility import GROUP, STATIONARY, Movers
 from proximity.sim.neighbours import StaticGrid, close_pairs, cross_pairs
 from proximity.sim.scenario import Scenario
-from proximity.sim.streams import Streams
+from proximity.sim.streams import Streams, hash_uniform
 from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["BATCH_STEPS", "SightingChunk", "World"]
@@ -69,8 +69,11 @@ class World:
         truth: bool = True,
         calibration: CalibrationTable | None = None,
     ) -> None:
-        if not 0.0 <= adoption <= 1.0:
-            raise ValueError(f"adoption must be in [0, 1], got {adoption}")
+        if not 0.0 <= adoption <= scenario.ownership:
+            raise ValueError(
+                f"adoption must be in [0, ownership = {scenario.ownership}] (the share of all agents "
+                f"carrying a phone running the app), got {adoption}"
+            )
         self.scenario = scenario
         self.adoption = adoption
         self.truth = truth  # False: sightings only (close_keys stay empty)
@@ -80,7 +83,8 @@ class World:
         channel = scenario.channel
         # Every per-agent draw happens for all agents (app user or not), each from its own stream,
         # so changing adoption changes who has the app (nested sets) and nothing else.
-        self.app = self.streams("adoption").random(n) < adoption
+        self.movers = Movers(scenario.crowd, self.streams("mobility"), scenario.start, scenario.duration)
+        self.app = self._adopters(adoption)
         self.carriage = channel.draw_carriage(self.streams("carriage"), n)
         self.devices = DeviceModels.draw(self.streams("devices"), n, scenario, calibration)
         self.device_tx = self.devices.true_tx_offset
@@ -90,12 +94,42 @@ class World:
         self.scan_phase = duty.random(n)
         self.advertise_phase = duty.random(n)
         self.duty = DUTY_CYCLES[scenario.duty_cycle]
-        self.movers = Movers(scenario.crowd, self.streams("mobility"), scenario.start, scenario.duration)
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[NDArray[np.int64], NDArray[np.int64], StaticGrid] | None = None
         self._encounter_key = self.streams.key("encounter")
         self._fading = self.streams("fading")
         self._radio = self.streams("radio")
+        # phones whose app advertises only in the foreground (duty.ADVERTISES_ONLY_IN_FOREGROUND)
+        names = [name for name, _ in scenario.os_mix]
+        shares = np.asarray([share for _, share in scenario.os_mix], np.float64)
+        self.os = self.streams("os").choice(len(names), size=n, p=shares / shares.sum())
+        limited = [
+            k for k, name in enumerate(names) if (scenario.scheme, name) in ADVERTISES_ONLY_IN_FOREGROUND
+        ]
+        self._foreground_only = np.isin(self.os, limited)
+        self._foreground_key = self.streams.key("foreground")
+
+    def _adopters(self, adoption: float) -> NDArray[np.bool_]:
+        """Who carries a phone running the app: smartphone owners (``ownership``), each adopting with
+        probability adoption / ownership, so the share of all agents is ``adoption``; with
+        ``adoption_by = "group"`` a group's members take their leader's draw (they adopt together).
+        Draws do not depend on ``adoption``: higher adoption is a superset of users."""
+        sc = self.scenario
+        owns = self.streams("ownership").random(self.n) < sc.ownership
+        draw = self.streams("adoption").random(self.n)
+        if sc.adoption_by == "group":
+            draw = draw[self.movers.leader]
+        out: NDArray[np.bool_] = owns & (draw < adoption / sc.ownership)
+        return out
+
+    def _in_foreground(self, t: float) -> NDArray[np.bool_]:
+        """Whether each agent's app is in the foreground at ``t``: per agent and 5-minute block, with
+        probability ``foreground_share`` (hashed draws: no state, same for every chunking)."""
+        block = np.full(self.n, int(t // 300.0), np.int64)
+        return (
+            hash_uniform(self._foreground_key, np.arange(self.n, dtype=np.int64), block)
+            < self.scenario.foreground_share
+        )
 
     def _pair_offsets(self) -> NDArray[np.float64]:
         """Fixed dB offsets of sample (transmitter, receiver) pairs of this run's phones: devices and
@@ -196,7 +230,10 @@ class World:
             here_parts.append(np.flatnonzero(present) + base)
             phones = present & self.app
             scan_parts.append(np.flatnonzero(phones & self.duty.scanning(t, self.scan_phase)) + base)
-            adv_parts.append(np.flatnonzero(phones & self.duty.advertising(t, self.advertise_phase)) + base)
+            advertising = phones & self.duty.advertising(t, self.advertise_phase)
+            if self._foreground_only.any():
+                advertising &= ~self._foreground_only | self._in_foreground(t)
+            adv_parts.append(np.flatnonzero(advertising) + base)
         positions = np.concatenate(pos_parts)
         here = np.concatenate(here_parts)
         if self.truth and last - first == 1 and self._still.size:

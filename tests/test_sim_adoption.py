@@ -104,6 +104,29 @@ def test_rows_count_each_direction_and_split_companions_and_summarise_with_inter
     assert single.interval == "contacts"
 
 
+def test_the_contact_table_has_a_row_per_close_pair_and_per_flagged_one() -> None:
+    crowd = CrowdParams(
+        agents=40, width=10.0, height=8.0, stationary=0.5, waypoint=0.2, group=0.3, pause=(0, 300)
+    )
+    scenario = Scenario(name="mix", crowd=crowd, duration=1800, chunk=600, contact_minutes=5.0,
+                        estimators=("mean-attenuation",))  # fmt: skip
+    result = run_simulation(scenario, 0.9, 0)
+    table, row = result.contacts, result.rows[0]
+    true = table["true_contact"]
+    assert int(true.sum()) == row.true_contacts
+    assert (table["minutes_close"][true] >= 5.0 - 1e-9).all()
+    close = table["day"] >= 0
+    assert (table["min_distance_m"][close] <= table["mean_distance_m"][close] + 1e-9).all()
+    assert (table["mean_distance_m"][close] <= scenario.contact_distance + 1e-9).all()
+    flagged = (table["mean-attenuation_close_a"] == 1) | (table["mean-attenuation_close_b"] == 1)
+    assert int((flagged & ~true).sum()) == row.false_positives
+    assert int(table["companions"][true].sum()) == row.companion_contacts
+    notified = np.isfinite(table["mean-attenuation_notified_a_at"]) | np.isfinite(
+        table["mean-attenuation_notified_b_at"]
+    )
+    assert notified.any()
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [

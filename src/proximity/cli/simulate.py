@@ -120,7 +120,16 @@ def run(args: argparse.Namespace) -> int:
         from proximity.sim.report import write_results
 
         try:
-            written = write_results(result, args.out)
+            import dataclasses
+
+            metadata = {
+                "scenario": dataclasses.asdict(scenario),
+                "scenario_file": str(args.scenario),
+                "adoptions": adoptions,
+                "estimators": estimators,
+                "seeds": list(range(args.seeds)),
+            }
+            written = write_results(result, args.out, metadata)
         except OSError as error:
             raise CommandError(f"cannot write results to {args.out}: {error}") from None
         for path in written:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import json
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -19,10 +20,17 @@ from proximity.sim.sweep import SweepResult
 __all__ = ["plot_fraction_traced", "plot_roc", "write_results"]
 
 
-def write_results(result: SweepResult, directory: Path) -> list[Path]:
-    """results.csv, pair_scores.csv and the two plots; returns the paths written."""
+def write_results(result: SweepResult, directory: Path, metadata: dict[str, Any] | None = None) -> list[Path]:
+    """results.csv, pair_scores.csv, summary.csv, contacts.csv and the two plots, and run.json (what
+    produced them: ``metadata``, e.g. the scenario with its channel and the seeds, plus the package
+    version); returns the paths written."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / "results.csv", directory / "pair_scores.csv", directory / "summary.csv"]
+    about = directory / "run.json"
+    about.write_text(
+        json.dumps({"package_version": _version(), **(metadata or {})}, indent=2, default=str) + "\n"
+    )
+    paths.append(about)
     rows = [r.to_dict() for r in result.rows]
     with paths[0].open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["scenario"])
@@ -42,9 +50,37 @@ def write_results(result: SweepResult, directory: Path) -> list[Path]:
         for (name, p, s), (scores, labels) in sorted(result.scores.items()):
             for score, label in zip(scores.tolist(), labels.tolist(), strict=True):
                 out.writerow([name, p, s, score, int(label)])
+    if result.contacts:
+        paths.append(write_contacts(result.contacts, directory / "contacts.csv"))
     paths.append(plot_fraction_traced(result.rows, directory / "fraction_traced.png"))
     paths.append(plot_roc(result, directory / "roc.png"))
     return paths
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("proximity-tracing")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def write_contacts(tables: dict[tuple[float, int], dict[str, np.ndarray]], path: Path) -> Path:
+    """The contact-level table of every run (sim/contacts.py), one CSV with adoption and seed columns."""
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        header: list[str] | None = None
+        for (adoption, seed), table in sorted(tables.items()):
+            names = list(table)
+            if header is None:
+                header = ["adoption", "seed", *names]
+                out.writerow(header)
+            size = len(next(iter(table.values()))) if table else 0
+            columns = [table[name].tolist() for name in names]
+            for k in range(size):
+                out.writerow([adoption, seed, *(c[k] for c in columns)])
+    return path
 
 
 def write_parquet(rows: Sequence[ResultRow], path: Path) -> Path | None:

@@ -39,6 +39,7 @@ from proximity.estimation import BatchVerdicts, EstimationSettings, estimate_bat
 from proximity.matching import DiagnosisKey, KeyMatch, match_bluezone, match_gaen
 from proximity.schemes import BluezoneDailyKey
 from proximity.sightings import Observations
+from proximity.sim.contacts import contact_table
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.devices import AppDedup, SharedLog
 from proximity.sim.intervals import clopper_pearson
@@ -102,6 +103,8 @@ class RunResult:
     scores: dict[str, tuple[NDArray[np.float64], NDArray[np.bool_]]] = field(default_factory=dict)
     # how much the run held at its peak (pairs, rows) and did (chunks, matcher calls)
     stats: dict[str, int] = field(default_factory=dict)
+    # the contact-level table, column by column (sim/contacts.py); empty with contact_table = false
+    contacts: dict[str, NDArray[Any]] = field(default_factory=dict)
 
 
 Pair = tuple[int, int]
@@ -141,7 +144,7 @@ def run_simulation(
     # every app user is a potential index case: everyone's keys are matched against every log
     published, owner_of = _publish(phones, {int(u) for u in users})
     forget = scenario.forget
-    truth = CloseTime(n, scenario.contact_minutes * 60.0, forget)
+    truth = CloseTime(n, scenario.contact_minutes * 60.0, forget, record=scenario.contact_table)
     heard = HeardPairs(n, forget, scenario.hold)
     matched = HeardPairs(n, forget, scenario.hold)
     judge = _Judge(scenario, estimators, devices)
@@ -151,7 +154,8 @@ def run_simulation(
     with SharedLog(scenario.scheme, log_directory) as log:
         for chunk in world.chunks():
             chunks += 1
-            truth.add(chunk.close_keys, chunk.close_seconds, chunk.end)
+            truth.add(chunk.close_keys, chunk.close_seconds, chunk.end, chunk.close_distance_sum,
+                      chunk.close_distance_min)  # fmt: skip
             sightings += len(chunk)
             rows = np.arange(len(chunk))
             if dedup is not None and len(chunk):
@@ -169,12 +173,12 @@ def run_simulation(
                 matched.add(*_matched_columns(_match(published, obs), obs, by, owner_of))
             true_pairs |= truth.settle(chunk.end)
             judge.detect(heard.settle_columns(chunk.end))
-            judge.notify(matched.settle_columns(chunk.end))
+            judge.notify(matched.settle_columns(chunk.end), chunk.end)
             if progress is not None:
                 progress((chunk.end - scenario.start) / scenario.duration)
         true_pairs |= truth.settle(end, final=True)
         judge.detect(heard.settle_columns(end, final=True))
-        judge.notify(matched.settle_columns(end, final=True))
+        judge.notify(matched.settle_columns(end, final=True), end)
         logged = log.written
     app_true = {(i, j) for i, j in true_pairs if world.app[i] and world.app[j]}
     companions = {p for p in true_pairs if world.companions(*p)}
@@ -237,7 +241,8 @@ def run_simulation(
         "peak_heard_rows": heard.peak_rows,
         "estimated_pairs": judge.estimated,
     }
-    return RunResult(rows_out, out_scores, stats)
+    contacts = contact_table(world, truth.settled, true_pairs, judge) if scenario.contact_table else {}
+    return RunResult(rows_out, out_scores, stats, contacts)
 
 
 def _fraction(successes: int, trials: int) -> tuple[float, float, float]:
@@ -311,6 +316,9 @@ class _Judge:
         self.devices = devices
         self.flagged: dict[str, set[Pair]] = {name: set() for name in estimators}
         self.reported: dict[str, set[Pair]] = {name: set() for name in estimators}  # (index case, phone)
+        # with the contact table: each phone's verdict of each counterpart, and when it was notified
+        self.verdicts: dict[str, dict[Pair, tuple[bool, float]]] = {name: {} for name in estimators}
+        self.notified_at: dict[str, dict[Pair, float]] = {name: {} for name in estimators}
         self._codes: dict[str, list[NDArray[np.int64]]] = {name: [] for name in estimators}
         self._scores: dict[str, list[NDArray[np.float64]]] = {name: [] for name in estimators}
         self.estimated = 0
@@ -362,12 +370,27 @@ class _Judge:
                 self._scores[name].append(np.where(np.isnan(v.score), -np.inf, v.score))
             close = v.close_contact
             self.flagged[name].update(zip(lo[close].tolist(), hi[close].tolist(), strict=True))
+            if self.scenario.contact_table:
+                mine = self.verdicts[name]
+                for a, b, c, s in zip(
+                    phone.tolist(), other.tolist(), close.tolist(), v.score.tolist(), strict=True
+                ):
+                    was = mine.get(
+                        (a, b)
+                    )  # a pair settled more than once (forget, hold): any close, best score
+                    mine[(a, b)] = (c, s) if was is None else (was[0] or c, max(was[1], s))
 
-    def notify(self, columns: Columns) -> None:
+    def notify(self, columns: Columns, now: float) -> None:
+        """Matched sightings settled at ``now``: the phones that report an exposure to an index case
+        (notified when the pair settles, at the end of the chunk)."""
         phone, source, verdicts = self._judge(columns)
         for name, v in verdicts.items():
             close = v.close_contact
-            self.reported[name].update(zip(source[close].tolist(), phone[close].tolist(), strict=True))
+            pairs = list(zip(source[close].tolist(), phone[close].tolist(), strict=True))
+            self.reported[name].update(pairs)
+            if self.scenario.contact_table:
+                for pair in pairs:
+                    self.notified_at[name].setdefault(pair, now)
 
     def scores(
         self, name: str, n: int, true_pairs: set[Pair]

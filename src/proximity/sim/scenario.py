@@ -15,6 +15,7 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     forget = 0                       # s apart after which a pair is judged and dropped (0 = per day)
     hold = 0                         # s of a pair's sightings judged as one piece (0 = no limit)
     pair_scores = true               # keep every pair's score (ROC, AUC); false for a city
+    contact_table = true             # keep one row per close or flagged pair (contacts.csv); false for a city
     ownership = 1.0                  # share of agents with a smartphone (adoption cannot exceed it)
     adoption_by = "agent"            # or "group": a walking group adopts (or not) together
     os_mix = {android = 1.0}         # share of phones per OS (sums to 1); see foreground_share
@@ -67,6 +68,7 @@ class Scenario:
     forget: float = 0.0  # > 0: pairs apart this long are settled (bounded memory; see sim/ledger.py)
     hold: float = 0.0  # > 0: a pair's sightings are judged in pieces of about this long
     pair_scores: bool = True  # keep each heard pair's score for the ROC (one float per pair)
+    contact_table: bool = True  # keep the contact-level table (sim/contacts.py)
     # adoption with structure (docs/simulation.md, "Adoption")
     ownership: float = 1.0
     adoption_by: str = "agent"
@@ -80,6 +82,8 @@ class Scenario:
             raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
         if not isinstance(self.pair_scores, bool):
             raise ScenarioError(f"pair_scores must be true or false, got {self.pair_scores!r}")
+        if not isinstance(self.contact_table, bool):
+            raise ScenarioError(f"contact_table must be true or false, got {self.contact_table!r}")
         if not (math.isfinite(self.duration) and self.duration > 0 and 0 < self.step <= self.duration):
             raise ScenarioError("duration must be positive and step in (0, duration]")
         cycle = DUTY_CYCLES[self.duty_cycle]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,8 @@ class SweepResult:
     rows: list[ResultRow]
     # (estimator, adoption, seed) -> (scores, labels) of app-user pairs, for ROC curves
     scores: dict[tuple[str, float, int], tuple[NDArray[np.float64], NDArray[np.bool_]]]
+    # (adoption, seed) -> that run's contact-level table (sim/contacts.py)
+    contacts: dict[tuple[float, int], dict[str, NDArray[Any]]] = field(default_factory=dict)
 
 
 def _one(scenario: Scenario, adoption: float, seed: int, estimators: Sequence[str]) -> RunResult:
@@ -59,12 +61,15 @@ def sweep(
         results = _on_dask(scenario, tasks, estimators, scheduler, workers, progress)
     rows: list[ResultRow] = []
     scores: dict[tuple[str, float, int], tuple[NDArray[np.float64], NDArray[np.bool_]]] = {}
+    contacts: dict[tuple[float, int], dict[str, NDArray[Any]]] = {}
     for (p, s), result in zip(tasks, results, strict=True):
         rows += result.rows
+        if result.contacts:
+            contacts[(p, s)] = result.contacts
         for name, pair in result.scores.items():
             scores[(name, p, s)] = pair
     rows.sort(key=lambda r: (r.adoption, r.estimator, r.seed))
-    return SweepResult(rows, scores)
+    return SweepResult(rows, scores, contacts)
 
 
 def _task_key(scenario: Scenario, estimators: Sequence[str], adoption: float, seed: int) -> str:

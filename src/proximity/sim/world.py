@@ -52,6 +52,8 @@ class SightingChunk:
     distance: NDArray[np.float64]
     close_keys: NDArray[np.int64]
     close_seconds: NDArray[np.float64]
+    close_distance_sum: NDArray[np.float64]  # per close pair: sum of its distances over close steps
+    close_distance_min: NDArray[np.float64]  # ... and the smallest
 
     def __len__(self) -> int:
         return int(self.times.shape[0])
@@ -185,19 +187,28 @@ class World:
         parts: list[tuple[NDArray[Any], ...]] = []
         keys: list[NDArray[np.int64]] = []
         close_keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        dist_sum, dist_min = np.zeros(0), np.zeros(0)
+        dists: list[NDArray[np.float64]] = []
         pending = 0
         batch = max(1, min(BATCH_STEPS, BATCH_POINTS // self.n))
         for lo in range(first, last, batch):
-            heard, close = self._batch(lo, min(lo + batch, last))
+            heard, close, close_d = self._batch(lo, min(lo + batch, last))
             parts.append(heard)
             keys.append(close)
+            dists.append(close_d)
             pending += close.size
             if pending > COMPACT_KEYS or lo + batch >= last:  # a pair close for many steps: one entry
                 merged, inverse = np.unique(np.concatenate([close_keys, *keys]), return_inverse=True)
+                inverse = inverse.ravel()
                 weights = np.concatenate([counts, *(np.ones(k.size, np.int64) for k in keys)])
+                d_all = np.concatenate([dist_sum, *dists])
+                d_low = np.concatenate([dist_min, *dists])
                 close_keys = merged.astype(np.int64)
-                counts = np.bincount(inverse.ravel(), weights, merged.size).astype(np.int64)
-                keys, pending = [], 0
+                counts = np.bincount(inverse, weights, merged.size).astype(np.int64)
+                dist_sum = np.bincount(inverse, d_all, merged.size).astype(np.float64)
+                dist_min = np.full(merged.size, np.inf)
+                np.minimum.at(dist_min, inverse, d_low)
+                keys, dists, pending = [], [], 0
         times, scanner, advertiser, rssi, distance = (np.concatenate([p[c] for p in parts]) for c in range(5))
         return SightingChunk(
             start=sc.start + first * sc.step,
@@ -209,9 +220,13 @@ class World:
             distance=distance,
             close_keys=close_keys.astype(np.int64),
             close_seconds=counts.astype(np.float64) * sc.step,
+            close_distance_sum=dist_sum * sc.step,
+            close_distance_min=dist_min,
         )
 
-    def _batch(self, first: int, last: int) -> tuple[tuple[NDArray[Any], ...], NDArray[np.int64]]:
+    def _batch(
+        self, first: int, last: int
+    ) -> tuple[tuple[NDArray[Any], ...], NDArray[np.int64], NDArray[np.float64]]:
         """Steps [first, last) at once: each step's positions are laid side by side along x, far enough
         apart that no pair spans two steps, so one neighbour search serves them all."""
         sc = self.scenario
@@ -246,6 +261,7 @@ class World:
         step = first + gi // n
         day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
         close = (day * n + gi % n) * n + gj % n
+        close_d = np.hypot(*(positions[gi] - positions[gj]).T) if gi.size else np.zeros(0)
         scan, adv = np.concatenate(scan_parts), np.concatenate(adv_parts)
         # scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense city)
         area = max(sc.crowd.width * sc.crowd.height, 1e-9)
@@ -256,7 +272,7 @@ class World:
             for k in range(0, max(scan.size, 1), block)
         ]
         heard = tuple(np.concatenate([p[c] for p in parts]) for c in range(5))
-        return heard, close
+        return heard, close, close_d
 
     def _packets(
         self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int

@@ -23,6 +23,15 @@ def _crowd(**changes: object) -> CrowdParams:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
+def _mixed() -> Scenario:
+    """A small room of still agents, walkers and groups, a 5-minute rule: contacts of both kinds."""
+    crowd = CrowdParams(
+        agents=40, width=10.0, height=8.0, stationary=0.5, waypoint=0.2, group=0.3, pause=(0, 300)
+    )
+    return Scenario(name="mix", crowd=crowd, duration=1800, chunk=600, contact_minutes=5.0,
+                    estimators=("mean-attenuation",))  # fmt: skip
+
+
 def test_adoption_is_the_share_of_all_agents_and_never_exceeds_ownership() -> None:
     scenario = Scenario(name="owners", crowd=_crowd(), ownership=0.7, adoption=(0.35,))
     world = World(scenario, 0.35, 0)
@@ -86,11 +95,7 @@ def test_exact_intervals_and_tiny_counts() -> None:
 
 
 def test_rows_count_each_direction_and_split_companions_and_summarise_with_intervals() -> None:
-    crowd = CrowdParams(
-        agents=40, width=10.0, height=8.0, stationary=0.5, waypoint=0.2, group=0.3, pause=(0, 300)
-    )
-    scenario = Scenario(name="mix", crowd=crowd, duration=1800, chunk=600, contact_minutes=5.0,
-                        estimators=("mean-attenuation",))  # fmt: skip
+    scenario = _mixed()
     rows = [run_simulation(scenario, 0.9, seed).rows[0] for seed in (0, 1, 2)]
     for row in rows:
         assert row.notifiable == 2 * row.app_contacts and row.notified <= row.notifiable
@@ -105,11 +110,7 @@ def test_rows_count_each_direction_and_split_companions_and_summarise_with_inter
 
 
 def test_the_contact_table_has_a_row_per_close_pair_and_per_flagged_one() -> None:
-    crowd = CrowdParams(
-        agents=40, width=10.0, height=8.0, stationary=0.5, waypoint=0.2, group=0.3, pause=(0, 300)
-    )
-    scenario = Scenario(name="mix", crowd=crowd, duration=1800, chunk=600, contact_minutes=5.0,
-                        estimators=("mean-attenuation",))  # fmt: skip
+    scenario = _mixed()
     result = run_simulation(scenario, 0.9, 0)
     table, row = result.contacts, result.rows[0]
     true = table["true_contact"]

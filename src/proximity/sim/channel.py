@@ -165,9 +165,10 @@ def received_rssi(
     device_tx: NDArray[np.float64],
     device_rx: NDArray[np.float64],
     encounter_key: np.uint64,
-    fading: np.random.Generator,
+    fading: NDArray[np.float64],
 ) -> NDArray[np.float64]:
-    """RSSI (dBm, float) of one packet per (tx, rx) pair at ``distance`` and ``times``."""
+    """RSSI (dBm, float) of one packet per (tx, rx) pair at ``distance`` and ``times``; ``fading`` is
+    each packet's standard normal draw."""
     loss = np.asarray(params.carriage_loss, np.float64)
     lo, hi = np.minimum(tx, rx), np.maximum(tx, rx)
     epoch = np.floor(times / params.encounter_seconds).astype(np.int64)
@@ -180,5 +181,5 @@ def received_rssi(
         + device_tx[tx]
         + device_rx[rx]
         + offset
-        + fading.standard_normal(distance.shape[0]) * params.fading_sigma
+        + fading * params.fading_sigma
     )

@@ -24,7 +24,7 @@ from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND, DUTY_CYCLES
 from proximity.sim.mobility import GROUP, STATIONARY, Movers
 from proximity.sim.neighbours import StaticGrid, close_pairs, cross_pairs
 from proximity.sim.scenario import Scenario
-from proximity.sim.streams import Streams, hash_uniform
+from proximity.sim.streams import Streams, hash_normal, hash_uniform
 from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["BATCH_STEPS", "SightingChunk", "World"]
@@ -99,8 +99,11 @@ class World:
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[NDArray[np.int64], NDArray[np.int64], StaticGrid] | None = None
         self._encounter_key = self.streams.key("encounter")
-        self._fading = self.streams("fading")
-        self._radio = self.streams("radio")
+        # per-packet draws hashed from (scanner, advertiser, step): no generator state, so a packet's
+        # draws do not depend on the order pairs are found in (search cells, blocks, the radius)
+        self._fading_key = self.streams.key("fading")
+        self._radio_key = self.streams.key("radio")
+        self._offset_key = self.streams.key("packet-time")
         # phones whose app advertises only in the foreground (duty.ADVERTISES_ONLY_IN_FOREGROUND)
         names = [name for name, _ in scenario.os_mix]
         shares = np.asarray([share for _, share in scenario.os_mix], np.float64)
@@ -286,7 +289,8 @@ class World:
         keep = rx_g != tx_g
         rx_g, tx_g, d = rx_g[keep], tx_g[keep], d[keep]
         rx, tx = rx_g % n, tx_g % n
-        at = sc.start + (first + rx_g // n) * sc.step + self._radio.random(rx.size) * sc.step
+        step = first + rx_g // n
+        at = sc.start + step * sc.step + hash_uniform(self._offset_key, rx, tx, step) * sc.step
         rssi = received_rssi(
             channel,
             d,
@@ -297,9 +301,10 @@ class World:
             device_tx=self.device_tx,
             device_rx=self.device_rx,
             encounter_key=self._encounter_key,
-            fading=self._fading,
+            fading=hash_normal(self._fading_key, rx, tx, step),
         )
-        ok = self._radio.random(rx.size) < hearing_probability(channel, rssi - channel.sensitivity_dbm)
+        heard = hash_uniform(self._radio_key, rx, tx, step)
+        ok = heard < hearing_probability(channel, rssi - channel.sensitivity_dbm)
         return tuple(x[ok] for x in (at, rx, tx, rssi, d))
 
 

@@ -10,6 +10,7 @@ adoption so that it finishes in minutes: its cost grows with phones^2 (each pair
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,6 +52,19 @@ def test_pipeline_eight_hours(benchmark: Any, adoption: float) -> None:
     benchmark.extra_info["sightings_logged"] = row.logged
 
 
+def test_quang_ninh_one_run(benchmark: Any) -> None:
+    """One quang-ninh run (its own scenario file, adoption 0.58, seed 0, no Dask): the issue-17 speed
+    figure, compared with commit 99c02a7 by hand (docs/simulation.md)."""
+    from proximity.sim import load_scenario
+
+    scenario = load_scenario(Path(__file__).resolve().parents[1] / "simulations" / "quang-ninh.toml")
+    result = benchmark.pedantic(run_simulation, args=(scenario, 0.58, 0), rounds=1, iterations=1)
+    row = result.rows[0]
+    assert row.true_contacts > 0
+    benchmark.extra_info["sightings_logged"] = row.logged
+    benchmark.extra_info["pairs_judged"] = result.stats["estimated_pairs"]
+
+
 # -- the city: 100,000 agents (simulations/city.toml), bounded memory -----------------------------
 
 CITY_CHILD = """
@@ -76,7 +90,6 @@ def test_city_memory_is_bounded(benchmark: Any, minutes: int) -> None:
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     city = Path(__file__).resolve().parents[1] / "simulations" / "city.toml"
 

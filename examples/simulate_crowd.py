@@ -18,7 +18,6 @@ def main() -> None:
         duration=2400,
         scheme="gaen",
         contact_minutes=10.0,
-        diagnosed=0.25,
         estimators=("probabilistic", "cwa"),
     )
     print(f"{scenario.name}: {crowd.agents} people, {scenario.duration / 60:.0f} min, {scenario.scheme}")

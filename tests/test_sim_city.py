@@ -17,14 +17,14 @@ from proximity.sim import CrowdParams, Scenario, World, load_scenario, run_simul
 from proximity.sim.devices import AppDedup, SharedLog
 from proximity.sim.ledger import CloseTime, HeardPairs
 from proximity.sim.phones import Phones
-from proximity.sim.run import _diagnose, _publish, split_by_phone
+from proximity.sim.run import _publish, split_by_phone
 
 CITY = REPO / "simulations" / "city.toml"
 
 
 def _room(scheme: str) -> Scenario:
     crowd = CrowdParams(agents=24, width=8, height=6, stationary=0.5, waypoint=0.5, pause=(0, 300))
-    return Scenario(name="room", crowd=crowd, duration=1800, chunk=600, diagnosed=0.4, scheme=scheme)
+    return Scenario(name="room", crowd=crowd, duration=1800, chunk=600, scheme=scheme)
 
 
 def _phone_rows(obs: Observations, mask: np.ndarray) -> Observations:
@@ -41,7 +41,7 @@ def test_one_matcher_call_finds_what_each_phones_own_call_finds(scheme: str, tmp
     users = np.flatnonzero(world.app).astype(np.int64)
     end = scenario.start + scenario.duration
     phones = Phones(scheme, users, world.n, scenario.start, end, world.streams("keys"))
-    published, _ = _publish(phones, _diagnose(world, users))
+    published, _ = _publish(phones, set(users[::3].tolist()))  # a third of the phones are index cases
     one: list[tuple[int, bytes, tuple[int, ...], tuple[float, ...]]] = []
     each: list[tuple[int, bytes, tuple[int, ...], tuple[float, ...]]] = []
 
@@ -240,7 +240,6 @@ def _city_slice(agents: int, duration: float) -> Scenario:
         duration=duration,
         chunk=300.0,
         forget=300.0,
-        diagnosed=0.05,
         contact_minutes=5.0,
     )
 
@@ -261,8 +260,10 @@ def test_a_city_slice_runs_the_whole_pipeline() -> None:
     for row in result.rows:
         assert row.agents == 1000 and row.sightings > 1000 and row.logged == row.sightings
         assert row.true_contacts > 0 and row.detected <= row.app_contacts <= row.true_contacts
-        assert row.notified <= row.notifiable and row.diagnosed > 10
-        assert math.isnan(row.auc) and result.scores == {}  # pair_scores = false: no per-pair state kept
+        assert row.notified <= row.notifiable == 2 * row.app_contacts
+        assert (
+            math.isnan(row.pooled_pair_auc) and result.scores == {}
+        )  # pair_scores = false: no per-pair state kept
     # pairs apart for `forget` were judged and dropped during the run, not all held to the end
     assert stats["peak_heard_pairs"] < stats["estimated_pairs"]
     assert max(r.flagged for r in result.rows) > 0
@@ -270,7 +271,7 @@ def test_a_city_slice_runs_the_whole_pipeline() -> None:
 
 def test_forgetting_changes_nothing_when_pairs_never_part() -> None:
     crowd = CrowdParams(agents=20, width=6, height=4, stationary=1.0, waypoint=0.0, layout="seats")
-    base = Scenario(name="still", crowd=crowd, duration=2400, chunk=600, estimators=("cwa",), diagnosed=0.3)
+    base = Scenario(name="still", crowd=crowd, duration=2400, chunk=600, estimators=("cwa",))
     exact = run_simulation(base, 0.8, 2)
     forgetful = run_simulation(dataclasses.replace(base, forget=1200.0), 0.8, 2)
     assert exact.rows == forgetful.rows

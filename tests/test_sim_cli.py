@@ -76,6 +76,14 @@ def test_json_rows_and_files(scenario: Path, tmp_path: Path, capsys: pytest.Capt
     assert "results.parquet" in captured.err
     frame = pq.read_table(out / "results.parquet").to_pylist()
     assert frame == rows  # same rows, typed (ints stay ints, NaN -> null as in --json)
+    about = json.loads((out / "run.json").read_text())
+    assert about["seeds"] == [0, 1] and about["scenario"]["channel"]["sensitivity_dbm"] == -100.0
+    assert about["package_version"]
+    with (out / "contacts.csv").open() as handle:
+        contacts = list(csv.DictReader(handle))
+    assert {"agent_a", "agent_b", "companions", "minutes_close", "cwa_close_a", "cwa_notified_b_at"} <= set(
+        contacts[0]
+    )
     for png in ("fraction_traced.png", "roc.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -83,8 +91,9 @@ def test_json_rows_and_files(scenario: Path, tmp_path: Path, capsys: pytest.Capt
 def test_table_and_progress(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", str(scenario), "--estimator", "cwa", "--scheduler", "inline"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0].split()[:3] == ["adoption", "estimator", "seed"]
-    assert "1/1 runs" in captured.err
+    assert captured.out.splitlines()[0].split()[:4] == ["adoption", "estimator", "seeds", "interval"]
+    assert "10/10 runs" in captured.err  # 10 seeds by default: intervals over seeds
+    assert captured.out.splitlines()[2].split()[2:4] == ["10", "seeds"]
 
 
 def test_same_results_inline_and_on_dask(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:

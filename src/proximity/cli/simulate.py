@@ -44,7 +44,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--estimator", type=_names, metavar="NAME[,...]", help="estimators (default: the file's)"
     )
-    parser.add_argument("--seeds", type=int, default=1, metavar="N", help="run seeds 0..N-1 (default 1)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=10,
+        metavar="N",
+        help="run seeds 0..N-1 (default 10: intervals over seeds)",
+    )
     parser.add_argument(
         "--scheduler",
         metavar="ADDR",
@@ -114,7 +120,16 @@ def run(args: argparse.Namespace) -> int:
         from proximity.sim.report import write_results
 
         try:
-            written = write_results(result, args.out)
+            import dataclasses
+
+            metadata = {
+                "scenario": dataclasses.asdict(scenario),
+                "scenario_file": str(args.scenario),
+                "adoptions": adoptions,
+                "estimators": estimators,
+                "seeds": list(range(args.seeds)),
+            }
+            written = write_results(result, args.out, metadata)
         except OSError as error:
             raise CommandError(f"cannot write results to {args.out}: {error}") from None
         for path in written:
@@ -128,38 +143,17 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json([row.to_dict() for row in result.rows])
         return code
-    headers = [
-        "adoption",
-        "estimator",
-        "seed",
-        "agents",
-        "app",
-        "true",
-        "detected",
-        "traced",
-        "notified",
-        "notifiable",
-        "false_pos",
-        "auc",
-    ]
+    from proximity.sim.summary import summarise
+
+    # one line per adoption x estimator: each figure with its 95 % interval (over seeds, or with one
+    # seed over contacts, exact); "k of N (<= u)" where a count is tiny
+    names = ("fraction_traced", "traced_strangers", "traced_companions", "notified_share")
+    counts = ("false_positives", "false_notifications")
     print_table(
-        headers,
+        ["adoption", "estimator", "seeds", "interval", *names, *counts],
         [
-            [
-                r.adoption,
-                r.estimator,
-                r.seed,
-                r.agents,
-                r.app_users,
-                r.true_contacts,
-                r.detected,
-                _fmt(r.fraction_traced),
-                r.notified,
-                r.notifiable,
-                r.false_positives,
-                _fmt(r.auc),
-            ]
-            for r in result.rows
+            [s.adoption, s.estimator, s.seeds, s.interval, *(s.text[k] for k in names + counts)]
+            for s in summarise(result.rows)
         ],
     )
     return code

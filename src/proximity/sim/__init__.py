@@ -1,11 +1,11 @@
 """Crowd simulation on the real core (optional shell; ``pip install proximity-tracing[sim]``).
 
-Movers in a venue, phones with real key rings, a channel calibrated to the MIT recordings, real
+Movers in a venue, phones with real key rings, a channel with no distance cut-off, real
 encounter logs, the real matcher and the real estimators: who gets traced, at what adoption.
 Never imports :mod:`proximity.ble`.
 """
 
-from proximity.sim.channel import CARRIAGES, ChannelParams, received_rssi
+from proximity.sim.channel import CARRIAGES, ChannelParams, hearing_radius, received_rssi
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.devices import AppDedup, SharedLog
 from proximity.sim.duty import DUTY_CYCLES, DutyCycle
@@ -14,6 +14,7 @@ from proximity.sim.neighbours import close_pairs, cross_pairs
 from proximity.sim.run import ResultRow, RunResult, run_simulation
 from proximity.sim.scenario import Scenario, ScenarioError, load_scenario, scenario_from_dict
 from proximity.sim.streams import Streams
+from proximity.sim.summary import SummaryRow, summarise
 from proximity.sim.world import SightingChunk, World
 
 __all__ = [
@@ -32,11 +33,14 @@ __all__ = [
     "SharedLog",
     "SightingChunk",
     "Streams",
+    "SummaryRow",
     "World",
     "close_pairs",
     "cross_pairs",
+    "hearing_radius",
     "load_scenario",
     "received_rssi",
     "run_simulation",
     "scenario_from_dict",
+    "summarise",
 ]

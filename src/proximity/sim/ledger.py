@@ -30,21 +30,43 @@ __all__ = ["CloseTime", "HeardPairs"]
 class CloseTime:
     """Seconds each pair (i < j) spent within the contact distance, per UTC day; yields true contacts."""
 
-    def __init__(self, n: int, threshold: float, forget: float) -> None:
+    def __init__(self, n: int, threshold: float, forget: float, *, record: bool = False) -> None:
         self.n = np.int64(n)
         self.threshold = threshold
         self.forget = forget
+        self.record = record  # keep every settled pair's (key, seconds, distance-seconds, minimum)
+        self.settled: list[
+            tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+        ] = []
         self._keys = np.zeros(0, np.int64)  # (day * n + i) * n + j
         self._secs = np.zeros(0)
+        self._dist = np.zeros(0)  # distance x seconds while close
+        self._min = np.zeros(0)
         self._last = np.zeros(0)
         self.peak = 0
 
-    def add(self, keys: NDArray[np.int64], seconds: NDArray[np.float64], now: float) -> None:
+    def add(
+        self,
+        keys: NDArray[np.int64],
+        seconds: NDArray[np.float64],
+        now: float,
+        distance_seconds: NDArray[np.float64] | None = None,
+        distance_min: NDArray[np.float64] | None = None,
+    ) -> None:
         merged, inverse = np.unique(np.concatenate((self._keys, keys)), return_inverse=True)
         inverse = inverse.ravel()
         self._secs = np.bincount(inverse, np.concatenate((self._secs, seconds)), merged.size).astype(
             np.float64
         )
+        if self.record:
+            d_sum = np.zeros(keys.size) if distance_seconds is None else distance_seconds
+            d_min = np.full(keys.size, np.nan) if distance_min is None else distance_min
+            self._dist = np.bincount(inverse, np.concatenate((self._dist, d_sum)), merged.size).astype(
+                np.float64
+            )
+            low = np.full(merged.size, np.inf)
+            np.fmin.at(low, inverse, np.concatenate((self._min, d_min)))
+            self._min = low
         last = np.full(merged.size, -np.inf)
         np.maximum.at(last, inverse, np.concatenate((self._last, np.full(keys.size, now))))
         self._keys, self._last = merged.astype(np.int64), last
@@ -61,8 +83,12 @@ class CloseTime:
         met = done & (self._secs >= self.threshold - 1e-9)
         pairs = self._keys[met] % (self.n * self.n)
         out = set(zip((pairs // self.n).tolist(), (pairs % self.n).tolist(), strict=True))
+        if self.record and done.any():
+            self.settled.append((self._keys[done], self._secs[done], self._dist[done], self._min[done]))
         keep = ~done
         self._keys, self._secs, self._last = self._keys[keep], self._secs[keep], self._last[keep]
+        if self.record:
+            self._dist, self._min = self._dist[keep], self._min[keep]
         return out
 
 
@@ -134,6 +160,18 @@ class HeardPairs:
         self, now: float, final: bool = False
     ) -> Iterator[tuple[int, int, NDArray[np.float64], NDArray[np.float64]]]:
         """(scanner, counterpart, times, rssi) of every pair settled at ``now``, in code order."""
+        scanner, counterpart, times, rssi = self.settle_columns(now, final)
+        cuts = np.flatnonzero(np.diff(scanner) | np.diff(counterpart)) + 1
+        starts = np.concatenate(([0], cuts)).tolist() if times.size else []
+        ends = np.concatenate((cuts, [times.size])).tolist() if times.size else []
+        for lo, hi in zip(starts, ends, strict=True):
+            yield int(scanner[lo]), int(counterpart[lo]), times[lo:hi], rssi[lo:hi]
+
+    def settle_columns(
+        self, now: float, final: bool = False
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        """The rows of every pair settled at ``now`` as columns (scanner, counterpart, time, RSSI),
+        sorted by (scanner, counterpart, time): one batch for the estimators."""
         midnight = np.floor(now / SECONDS_PER_DAY) * SECONDS_PER_DAY
         done = self._last < midnight
         if final:
@@ -144,7 +182,8 @@ class HeardPairs:
             if self.hold > 0:
                 done |= self._first < now - self.hold
         if not done.any():
-            return
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(0), np.zeros(0)
         settled = self._pairs[done]
         self._pairs, self._last, self._first = self._pairs[~done], self._last[~done], self._first[~done]
         mine = np.isin(self._code, settled)
@@ -153,9 +192,5 @@ class HeardPairs:
         self._code, self._time, self._rssi = self._code[keep], self._time[keep], self._rssi[keep]
         order = np.lexsort((times, code))
         code, times, rssi = code[order], times[order], rssi[order]
-        cuts = np.flatnonzero(np.diff(code)) + 1
-        starts = np.concatenate(([0], cuts)).tolist()
-        ends = np.concatenate((cuts, [code.size])).tolist()
-        for lo, hi in zip(starts, ends, strict=True):
-            scanner, counterpart = divmod(int(code[lo]), int(self._stride))
-            yield scanner, counterpart - 1, times[lo:hi], rssi[lo:hi]
+        scanner, counterpart = np.divmod(code, self._stride)
+        return scanner, counterpart - 1, times, rssi

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import json
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -13,20 +14,33 @@ from typing import Any
 import numpy as np
 
 from proximity.sim.run import ResultRow
+from proximity.sim.summary import summarise
 from proximity.sim.sweep import SweepResult
 
 __all__ = ["plot_fraction_traced", "plot_roc", "write_results"]
 
 
-def write_results(result: SweepResult, directory: Path) -> list[Path]:
-    """results.csv, pair_scores.csv and the two plots; returns the paths written."""
+def write_results(result: SweepResult, directory: Path, metadata: dict[str, Any] | None = None) -> list[Path]:
+    """results.csv, pair_scores.csv, summary.csv, contacts.csv and the two plots, and run.json (what
+    produced them: ``metadata``, e.g. the scenario with its channel and the seeds, plus the package
+    version); returns the paths written."""
     directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / "results.csv", directory / "pair_scores.csv"]
+    paths = [directory / "results.csv", directory / "pair_scores.csv", directory / "summary.csv"]
+    about = directory / "run.json"
+    about.write_text(
+        json.dumps({"package_version": _version(), **(metadata or {})}, indent=2, default=str) + "\n"
+    )
+    paths.append(about)
     rows = [r.to_dict() for r in result.rows]
     with paths[0].open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["scenario"])
         writer.writeheader()
         writer.writerows(rows)
+    summary = [s.to_dict() for s in summarise(result.rows)]
+    with paths[2].open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(summary[0]) if summary else ["adoption"])
+        writer.writeheader()
+        writer.writerows(summary)
     parquet = write_parquet(result.rows, directory / "results.parquet")
     if parquet is not None:
         paths.append(parquet)
@@ -36,9 +50,37 @@ def write_results(result: SweepResult, directory: Path) -> list[Path]:
         for (name, p, s), (scores, labels) in sorted(result.scores.items()):
             for score, label in zip(scores.tolist(), labels.tolist(), strict=True):
                 out.writerow([name, p, s, score, int(label)])
+    if result.contacts:
+        paths.append(write_contacts(result.contacts, directory / "contacts.csv"))
     paths.append(plot_fraction_traced(result.rows, directory / "fraction_traced.png"))
     paths.append(plot_roc(result, directory / "roc.png"))
     return paths
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("proximity-tracing")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def write_contacts(tables: dict[tuple[float, int], dict[str, np.ndarray]], path: Path) -> Path:
+    """The contact-level table of every run (sim/contacts.py), one CSV with adoption and seed columns."""
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        header: list[str] | None = None
+        for (adoption, seed), table in sorted(tables.items()):
+            names = list(table)
+            if header is None:
+                header = ["adoption", "seed", *names]
+                out.writerow(header)
+            size = len(next(iter(table.values()))) if table else 0
+            columns = [table[name].tolist() for name in names]
+            for k in range(size):
+                out.writerow([adoption, seed, *(c[k] for c in columns)])
+    return path
 
 
 def write_parquet(rows: Sequence[ResultRow], path: Path) -> Path | None:
@@ -68,22 +110,28 @@ def _pyplot() -> Any:
 
 
 def plot_fraction_traced(rows: Sequence[ResultRow], path: Path) -> Path:
-    """Mean fraction traced (with seed range) vs adoption per estimator, against p^2 and p^2 x 0.8."""
+    """Mean fraction traced with its 95 % interval (bootstrap over seeds; one seed: exact over contacts)
+    vs adoption per estimator, against p^2 and p^2 x 0.8."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     grid = np.linspace(0.0, 1.0, 101)
     ax.plot(grid, grid**2, color="0.3", linestyle="--", label="p² (both carry the app)")
     ax.plot(grid, 0.8 * grid**2, color="0.6", linestyle=":", label="0.8 p² (OpenABM)")
+    summary = summarise(rows)
     for name in sorted({r.estimator for r in rows}):
-        mine = [r for r in rows if r.estimator == name and r.fraction_traced == r.fraction_traced]
-        ps = sorted({r.adoption for r in mine})
-        if not ps:
+        mine = [
+            s
+            for s in summary
+            if s.estimator == name and s.values["fraction_traced"][0] == s.values["fraction_traced"][0]
+        ]
+        if not mine:
             continue
-        values = [[r.fraction_traced for r in mine if r.adoption == p] for p in ps]
-        mean = [float(np.mean(v)) for v in values]
-        low = [m - float(np.min(v)) for m, v in zip(mean, values, strict=True)]
-        high = [float(np.max(v)) - m for m, v in zip(mean, values, strict=True)]
-        ax.errorbar(ps, mean, yerr=[low, high], marker="o", capsize=3, label=name)
+        ps = [s.adoption for s in mine]
+        point, low, high = (np.array([s.values["fraction_traced"][k] for s in mine]) for k in range(3))
+        yerr = [np.nan_to_num(point - low), np.nan_to_num(high - point)]
+        ax.errorbar(
+            ps, point, yerr=yerr, marker="o", capsize=3, label=f"{name} (95 % interval, {mine[0].interval})"
+        )
     scenario = rows[0].scenario if rows else ""
     ax.set(
         xlabel="adoption p (fraction of agents with the app)",
@@ -109,7 +157,8 @@ def _roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def plot_roc(result: SweepResult, path: Path) -> Path:
-    """ROC of each estimator over all app-user pairs that heard each other (all runs pooled)."""
+    """ROC of each estimator over all app-user pairs that heard each other (all runs pooled): the pooled
+    pair figure, not the per-encounter AUC at fixed distances that recordings give (docs/simulation.md)."""
     from proximity.estimation import roc_auc
 
     plt = _pyplot()
@@ -122,8 +171,10 @@ def plot_roc(result: SweepResult, path: Path) -> Path:
         if not (labels.any() and (~labels).any()):
             continue
         fpr, tpr = _roc(scores, labels)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(scores, labels):.2f})")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Estimators on simulated pairs")
+        ax.plot(fpr, tpr, label=f"{name} (pooled pair AUC {roc_auc(scores, labels):.2f})")
+    ax.set(
+        xlabel="false positive rate", ylabel="true positive rate", title="Pooled pairs (not per encounter)"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

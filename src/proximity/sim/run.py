@@ -1,11 +1,12 @@
 """One run end to end: world -> the real log -> the real matcher -> real estimators -> tidy result rows.
 
 Streamed a chunk at a time: the chunk's sightings go into the shared encounter log (devices.py) and
-are read back as stored; ONE real matcher call matches every confirmed agent's published keys against
-all phones' observations of the chunk (results are per sighting, so this is what each phone's own call
-would find); each (phone, counterpart) pair's logged sightings wait in the ledger (ledger.py) until the
-pair is settled, then the real estimators judge them with the phone's own calibration (its model's
-row of the table) and the matched keys' verdicts say whether the phone reports an exposure.
+are read back as stored; ONE real matcher call matches every app user's keys (each one a potential
+index case) against all phones' observations of the chunk (results are per sighting, so this is what
+each phone's own call would find); each (phone, counterpart) pair's logged and matched sightings wait
+in ledgers (ledger.py) until the pair is settled, then the real estimators judge ALL settled pairs in
+one batch call per estimator (``estimate_batch``) with each phone's own calibration (its model's row
+of the table, applied to its RSSIs) and the counterpart's advertised TX power.
 
 Definitions (docs/simulation.md):
 
@@ -14,9 +15,13 @@ Definitions (docs/simulation.md):
 - detected: true contacts where both carry the app and the estimator, run on the pair's logged
   sightings (either phone's log of the other), says close contact.
 - flagged / false_positives: app-user pairs the estimator says close / of those, not true contacts.
-- notified: true contacts (i, j) of a confirmed agent i whose phone j, after matching i's published
-  keys against its own log with the real matcher, reports the exposure (estimator on the KeyMatch).
+- notified (directional): ordered app-user pairs (i, j), every app user i a potential index case,
+  where j's phone, matching i's keys against its own log, reports the exposure, and (i, j) is a true
+  contact; notifiable = 2 x app_contacts; false_notifications: reported but not a true contact.
+- companions: true contacts between members of one group (who walk together; manual tracing finds
+  them); strangers: the rest. Each gets its own fraction traced.
 - fraction_traced = detected / true_contacts (expected ~ adoption^2 x the estimator's sensitivity).
+  Every fraction carries its exact (Clopper-Pearson) 95 % interval over contacts of this run.
 """
 
 from __future__ import annotations
@@ -30,15 +35,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.estimation import EstimationSettings, estimate, roc_auc, verdict
+from proximity.estimation import BatchVerdicts, EstimationSettings, estimate_batch, roc_auc
 from proximity.matching import KeyMatch
 from proximity.schemes import BluezoneDailyKey
 from proximity.schemes.published import DiagnosisKey
 from proximity.schemes.registry import scheme_record
 from proximity.sightings import Observations
+from proximity.sim.contacts import contact_table
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.devices import AppDedup, SharedLog
-from proximity.sim.ledger import CloseTime, Heard, HeardPairs
+from proximity.sim.intervals import clopper_pearson
+from proximity.sim.ledger import CloseTime, HeardPairs
 from proximity.sim.phones import Phones
 from proximity.sim.scenario import Scenario
 from proximity.sim.world import World
@@ -48,7 +55,8 @@ __all__ = ["ResultRow", "RunResult", "run_simulation"]
 
 @dataclass(frozen=True, slots=True)
 class ResultRow:
-    """One tidy row: (scenario, adoption, estimator, seed) and what came out."""
+    """One tidy row: (scenario, adoption, estimator, seed) and what came out; ``*_low``/``*_high``
+    are exact 95 % intervals over this run's contacts (Clopper-Pearson)."""
 
     scenario: str
     scheme: str
@@ -57,19 +65,32 @@ class ResultRow:
     seed: int
     agents: int
     app_users: int
-    diagnosed: int
     true_contacts: int
+    companion_contacts: int
+    stranger_contacts: int
     app_contacts: int
     detected: int
+    detected_companions: int
+    detected_strangers: int
     flagged: int
     false_positives: int
     notifiable: int
     notified: int
+    false_notifications: int
     fraction_traced: float
+    fraction_traced_low: float
+    fraction_traced_high: float
+    traced_companions: float
+    traced_strangers: float
+    traced_strangers_low: float
+    traced_strangers_high: float
     sensitivity: float
-    auc: float
+    sensitivity_low: float
+    sensitivity_high: float
+    pooled_pair_auc: float
     sightings: int
     logged: int
+    hearing_radius_m: float
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
@@ -82,9 +103,12 @@ class RunResult:
     scores: dict[str, tuple[NDArray[np.float64], NDArray[np.bool_]]] = field(default_factory=dict)
     # how much the run held at its peak (pairs, rows) and did (chunks, matcher calls)
     stats: dict[str, int] = field(default_factory=dict)
+    # the contact-level table, column by column (sim/contacts.py); empty with contact_table = false
+    contacts: dict[str, NDArray[Any]] = field(default_factory=dict)
 
 
 Pair = tuple[int, int]
+Columns = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]
 
 
 def run_simulation(
@@ -118,19 +142,21 @@ def run_simulation(
         devices.tx_power,
         devices.confidence,
     )
-    diagnosed = _diagnose(world, users)
-    published, owner_of = _publish(phones, diagnosed)
+    # every app user is a potential index case: everyone's keys are matched against every log
+    published, owner_of = _publish(phones, {int(u) for u in users})
     forget = scenario.forget
-    truth = CloseTime(n, scenario.contact_minutes * 60.0, forget)
+    truth = CloseTime(n, scenario.contact_minutes * 60.0, forget, record=scenario.contact_table)
     heard = HeardPairs(n, forget, scenario.hold)
-    judge = _Judge(scenario, estimators, devices, owner_of)
+    matched = HeardPairs(n, forget, scenario.hold)
+    judge = _Judge(scenario, estimators, devices)
     dedup = AppDedup(record.dedup_seconds) if record.dedup_seconds is not None else None
     true_pairs: set[Pair] = set()
     sightings = calls = chunks = 0
     with SharedLog(scenario.scheme, log_directory) as log:
         for chunk in world.chunks():
             chunks += 1
-            truth.add(chunk.close_keys, chunk.close_seconds, chunk.end)
+            truth.add(chunk.close_keys, chunk.close_seconds, chunk.end, chunk.close_distance_sum,
+                      chunk.close_distance_min)  # fmt: skip
             sightings += len(chunk)
             rows = np.arange(len(chunk))
             if dedup is not None and len(chunk):
@@ -145,16 +171,19 @@ def run_simulation(
             heard.add(by, phones.owners(obs.ids), obs.times, obs.rssi)
             if len(obs) and published:
                 calls += 1
-                judge.add_matches(_match(published, obs), obs, by)
+                matched.add(*_matched_columns(_match(published, obs), obs, by, owner_of))
             true_pairs |= truth.settle(chunk.end)
-            judge.settle(heard.settle(chunk.end))
+            judge.detect(heard.settle_columns(chunk.end))
+            judge.notify(matched.settle_columns(chunk.end), chunk.end)
             if progress is not None:
                 progress((chunk.end - scenario.start) / scenario.duration)
         true_pairs |= truth.settle(end, final=True)
-        judge.settle(heard.settle(end, final=True))
+        judge.detect(heard.settle_columns(end, final=True))
+        judge.notify(matched.settle_columns(end, final=True), end)
         logged = log.written
     app_true = {(i, j) for i, j in true_pairs if world.app[i] and world.app[j]}
-    notifiable = {p for p in app_true if p[0] in diagnosed or p[1] in diagnosed}
+    companions = {p for p in true_pairs if world.companions(*p)}
+    strangers = true_pairs - companions
     rows_out = []
     out_scores: dict[str, tuple[NDArray[np.float64], NDArray[np.bool_]]] = {}
     for name in estimators:
@@ -162,8 +191,12 @@ def run_simulation(
         if scenario.pair_scores:
             out_scores[name] = (values, labels)
         flagged = judge.flagged[name]
-        detected = len(flagged & true_pairs)
-        notified = len({(min(i, j), max(i, j)) for i, j in judge.reported[name]} & true_pairs)
+        found = flagged & true_pairs
+        reported = judge.reported[name]
+        notified = sum(1 for i, j in reported if (min(i, j), max(i, j)) in true_pairs)
+        traced = _fraction(len(found), len(true_pairs))
+        strangers_traced = _fraction(len(found & strangers), len(strangers))
+        sensitivity = _fraction(len(found), len(app_true))
         rows_out.append(
             ResultRow(
                 scenario=scenario.name,
@@ -173,19 +206,32 @@ def run_simulation(
                 seed=seed,
                 agents=n,
                 app_users=int(users.size),
-                diagnosed=len(diagnosed),
                 true_contacts=len(true_pairs),
+                companion_contacts=len(companions),
+                stranger_contacts=len(strangers),
                 app_contacts=len(app_true),
-                detected=detected,
+                detected=len(found),
+                detected_companions=len(found & companions),
+                detected_strangers=len(found & strangers),
                 flagged=len(flagged),
                 false_positives=len(flagged - true_pairs),
-                notifiable=len(notifiable),
+                notifiable=2 * len(app_true),
                 notified=notified,
-                fraction_traced=detected / len(true_pairs) if true_pairs else math.nan,
-                sensitivity=detected / len(app_true) if app_true else math.nan,
-                auc=roc_auc(values, labels) if values.size and scenario.pair_scores else math.nan,
+                false_notifications=len(reported) - notified,
+                fraction_traced=traced[0],
+                fraction_traced_low=traced[1],
+                fraction_traced_high=traced[2],
+                traced_companions=_fraction(len(found & companions), len(companions))[0],
+                traced_strangers=strangers_traced[0],
+                traced_strangers_low=strangers_traced[1],
+                traced_strangers_high=strangers_traced[2],
+                sensitivity=sensitivity[0],
+                sensitivity_low=sensitivity[1],
+                sensitivity_high=sensitivity[2],
+                pooled_pair_auc=roc_auc(values, labels) if values.size and scenario.pair_scores else math.nan,
                 sightings=sightings,
                 logged=logged,
+                hearing_radius_m=world.radius,
             )
         )
     stats = {
@@ -196,26 +242,26 @@ def run_simulation(
         "peak_heard_rows": heard.peak_rows,
         "estimated_pairs": judge.estimated,
     }
-    return RunResult(rows_out, out_scores, stats)
+    contacts = contact_table(world, truth.settled, true_pairs, judge) if scenario.contact_table else {}
+    return RunResult(rows_out, out_scores, stats, contacts)
 
 
-def _diagnose(world: World, users: NDArray[np.int64]) -> set[int]:
-    """Confirmed app users: each with probability ``diagnosed``, at least one when anyone has the app."""
-    draw = world.streams("diagnosis").random(world.n)
-    chosen = {int(a) for a in users if draw[a] < world.scenario.diagnosed}
-    if not chosen and users.size:
-        chosen = {int(users[np.argmin(draw[users])])}
-    return chosen
+def _fraction(successes: int, trials: int) -> tuple[float, float, float]:
+    """(point, low, high): the share and its exact 95 % interval; NaNs without trials."""
+    if trials == 0:
+        return math.nan, math.nan, math.nan
+    low, high = clopper_pearson(successes, trials)
+    return successes / trials, low, high
 
 
 def _publish(
-    phones: Phones, diagnosed: set[int]
+    phones: Phones, index_cases: set[int]
 ) -> tuple[list[DiagnosisKey] | list[BluezoneDailyKey], dict[bytes, int]]:
-    """What the confirmed agents upload (the server's export), and who uploaded each key."""
+    """What the index cases upload when confirmed (the server's export), and who uploaded each key."""
     owner_of: dict[bytes, int] = {}
     gaen_keys: list[DiagnosisKey] = []
     records: list[BluezoneDailyKey] = []
-    for agent in sorted(diagnosed):
+    for agent in sorted(index_cases):
         for key in phones.published(agent):
             if isinstance(key, DiagnosisKey):
                 gaen_keys.append(key)
@@ -232,6 +278,22 @@ def _match(published: list[DiagnosisKey] | list[BluezoneDailyKey], obs: Observat
     return match
 
 
+def _matched_columns(
+    matches: list[KeyMatch], obs: Observations, by: NDArray[np.int64], owner_of: dict[bytes, int]
+) -> Columns:
+    """Every matched sighting as (phone that logged it, key owner, time, RSSI as the matcher read it)."""
+    if not matches:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0), np.zeros(0)
+    order = np.argsort(obs.row_ids, kind="stable")
+    row_ids = np.concatenate([m.row_ids for m in matches])
+    source = np.repeat([owner_of[m.key_data] for m in matches], [len(m) for m in matches]).astype(np.int64)
+    phone = by[order[np.searchsorted(obs.row_ids[order], row_ids)]]
+    times = np.concatenate([m.times for m in matches])
+    rssi = np.concatenate([m.rssi for m in matches]).astype(np.float64)
+    return phone, source, times, rssi
+
+
 def split_by_phone(
     matches: Iterable[KeyMatch], obs: Observations, by: NDArray[np.int64]
 ) -> Iterable[tuple[int, KeyMatch]]:
@@ -244,92 +306,100 @@ def split_by_phone(
             yield j, match.select(phone == j)
 
 
-def merge_matches(parts: Sequence[KeyMatch]) -> KeyMatch:
-    """The parts of one key's match found in successive chunks, as one match (time, row order)."""
-    if len(parts) == 1:
-        return parts[0]
-    columns = {
-        name: np.concatenate([getattr(p, name) for p in parts])
-        for name in ("row_ids", "ids", "times", "rssi", "tx_power", "calibration_confidence")
-    }
-    order = np.lexsort((columns["row_ids"], columns["times"]))
-    first = parts[0]
-    return KeyMatch(first.scheme, first.key, first.verified, **{k: v[order] for k, v in columns.items()})
-
-
 class _Judge:
-    """The estimators on settled pairs (detection) and on each phone's matched keys (notification)."""
+    """The estimators on settled pairs, all of them in one batch call per estimator: detection (each
+    phone's log of each counterpart) and notification (each phone's matches of each index case)."""
 
-    def __init__(
-        self, scenario: Scenario, estimators: list[str], devices: DeviceModels, owner_of: dict[bytes, int]
-    ) -> None:
+    def __init__(self, scenario: Scenario, estimators: list[str], devices: DeviceModels) -> None:
         self.scenario = scenario
         self.estimators = estimators
         self.devices = devices
-        self.owner_of = owner_of
         self.flagged: dict[str, set[Pair]] = {name: set() for name in estimators}
-        self.reported: dict[str, set[Pair]] = {name: set() for name in estimators}
-        self._codes: dict[str, list[int]] = {name: [] for name in estimators}
-        self._scores: dict[str, list[float]] = {name: [] for name in estimators}
-        self._settings: dict[tuple[float, int], EstimationSettings] = {}
-        # (phone, source) -> key bytes -> the parts of that key's match, chunk by chunk
-        self._matched: dict[Pair, dict[bytes, list[KeyMatch]]] = {}
+        self.reported: dict[str, set[Pair]] = {name: set() for name in estimators}  # (index case, phone)
+        # with the contact table: each phone's verdict of each counterpart, and when it was notified
+        self.verdicts: dict[str, dict[Pair, tuple[bool, float]]] = {name: {} for name in estimators}
+        self.notified_at: dict[str, dict[Pair, float]] = {name: {} for name in estimators}
+        self._codes: dict[str, list[NDArray[np.int64]]] = {name: [] for name in estimators}
+        self._scores: dict[str, list[NDArray[np.float64]]] = {name: [] for name in estimators}
         self.estimated = 0
 
-    def settings(self, phone: int, confidence: int = 0) -> EstimationSettings:
-        """The phone's own calibration: its model's RSSI correction (the table lookup)."""
-        key = (float(self.devices.rssi_correction[phone]), confidence)
-        found = self._settings.get(key)
-        if found is None:
-            found = self._settings[key] = EstimationSettings(
-                rssi_correction=key[0],
-                calibration_confidence=confidence,
-                distance=self.scenario.contact_distance,
-                minutes=self.scenario.contact_minutes,
-            )
-        return found
+    def _judge(
+        self, columns: Columns
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[str, BatchVerdicts]]:
+        """(phone, counterpart) of each settled pair and each estimator's verdicts, in that order.
 
-    def add_matches(self, matches: list[KeyMatch], obs: Observations, by: NDArray[np.int64]) -> None:
-        for phone, part in split_by_phone(matches, obs, by):
-            source = self.owner_of[part.key_data]
-            if source == phone or len(part) == 0:
-                continue
-            keys = self._matched.setdefault((phone, source), {})
-            keys.setdefault(part.key_data, []).append(part)
-
-    def settle(self, pairs: Iterable[tuple[int, int, NDArray[np.float64], NDArray[np.float64]]]) -> None:
+        Each phone's calibration is its model's RSSI correction, added to its own RSSIs (attenuation
+        is TX - (RSSI + correction), so this is the same as judging with its own settings); the
+        counterpart's TX power is what its GAEN metadata says (Bluezone sends none: the fleet value);
+        the estimators that read the calibration confidence are called once per confidence."""
+        phone, other, times, rssi = columns
+        valid = (other >= 0) & (other != phone)
+        phone, other, times, rssi = phone[valid], other[valid], times[valid], rssi[valid]
+        stride = np.int64(self.devices.model.size + 1)
+        code = phone * stride + other
+        pairs = np.unique(code)
+        self.estimated += int(pairs.size)
         gaen = scheme_record(self.scenario.scheme).metadata_length is not None  # sends its TX (AEM)
-        for phone, other, times, rssi in pairs:
-            if other < 0 or other == phone:
-                continue
-            self.estimated += 1
-            # the counterpart's TX power and confidence: GAEN phones tell them (the AEM); Bluezone not
-            tx = float(self.devices.tx_power[other]) if gaen else math.nan
-            confidence = int(self.devices.confidence[other]) if gaen else 0
-            settings = self.settings(phone, confidence)
-            sightings = Heard(times, rssi, np.full(times.size, tx))
-            code = min(phone, other) * self.devices.model.size + max(phone, other)
-            pair = (min(phone, other), max(phone, other))
-            for name in self.estimators:
-                days = estimate(sightings, name, settings)  # one Verdict per UTC day
-                if self.scenario.pair_scores:
-                    self._codes[name].append(code)
-                    self._scores[name].append(max((v.score for v in days), default=-math.inf))
-                if any(v.close_contact for v in days):
-                    self.flagged[name].add(pair)
-            for parts in self._matched.pop((phone, other), {}).values():
-                match = merge_matches(parts)
-                base = self.settings(phone)  # verdict() reads the confidence from the AEM itself
-                for name in self.estimators:
-                    if verdict(match, name, base)["close_contact"]:
-                        self.reported[name].add((other, phone))
+        corrected = rssi + self.devices.rssi_correction[phone]
+        tx = self.devices.tx_power[other].astype(np.float64) if gaen else np.full(times.size, math.nan)
+        confidence = self.devices.confidence[other] if gaen else np.zeros(times.size, np.int64)
+        out: dict[str, BatchVerdicts] = {}
+        for name in self.estimators:
+            parts = []
+            for level in np.unique(confidence).tolist():
+                mine = confidence == level
+                settings = EstimationSettings(
+                    rssi_correction=0.0,
+                    calibration_confidence=int(level),
+                    distance=self.scenario.contact_distance,
+                    minutes=self.scenario.contact_minutes,
+                )
+                parts.append(
+                    estimate_batch(times[mine], corrected[mine], tx[mine], code[mine], name, settings)
+                )
+            out[name] = _combine(parts)
+        return pairs // stride, pairs % stride, out
+
+    def detect(self, columns: Columns) -> None:
+        phone, other, verdicts = self._judge(columns)
+        lo, hi = np.minimum(phone, other), np.maximum(phone, other)
+        n = np.int64(self.devices.model.size)
+        for name, v in verdicts.items():
+            if self.scenario.pair_scores:
+                self._codes[name].append(lo * n + hi)
+                self._scores[name].append(np.where(np.isnan(v.score), -np.inf, v.score))
+            close = v.close_contact
+            self.flagged[name].update(zip(lo[close].tolist(), hi[close].tolist(), strict=True))
+            if self.scenario.contact_table:
+                mine = self.verdicts[name]
+                for a, b, c, s in zip(
+                    phone.tolist(), other.tolist(), close.tolist(), v.score.tolist(), strict=True
+                ):
+                    was = mine.get(
+                        (a, b)
+                    )  # a pair settled more than once (forget, hold): any close, best score
+                    mine[(a, b)] = (c, s) if was is None else (was[0] or c, max(was[1], s))
+
+    def notify(self, columns: Columns, now: float) -> None:
+        """Matched sightings settled at ``now``: the phones that report an exposure to an index case
+        (notified when the pair settles, at the end of the chunk)."""
+        phone, source, verdicts = self._judge(columns)
+        for name, v in verdicts.items():
+            close = v.close_contact
+            pairs = list(zip(source[close].tolist(), phone[close].tolist(), strict=True))
+            self.reported[name].update(pairs)
+            if self.scenario.contact_table:
+                for pair in pairs:
+                    self.notified_at[name].setdefault(pair, now)
 
     def scores(
         self, name: str, n: int, true_pairs: set[Pair]
     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         """Each pair's best score (either phone, any day or meeting) and whether it was a true contact."""
-        codes = np.asarray(self._codes[name], np.int64)
-        values = np.asarray(self._scores[name], np.float64)
+        if not self._codes[name]:
+            return np.zeros(0), np.zeros(0, np.bool_)
+        codes = np.concatenate(self._codes[name])
+        values = np.concatenate(self._scores[name])
         if codes.size == 0:
             return np.zeros(0), np.zeros(0, np.bool_)
         unique, inverse = np.unique(codes, return_inverse=True)
@@ -337,3 +407,22 @@ class _Judge:
         np.maximum.at(best, inverse.ravel(), values)
         labels = np.array([(int(c // n), int(c % n)) in true_pairs for c in unique.tolist()], np.bool_)
         return best, labels
+
+
+def _combine(parts: list[BatchVerdicts]) -> BatchVerdicts:
+    """Batch verdicts of disjoint encounter sets as one, in ascending encounter order."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        empty = np.zeros(0)
+        return BatchVerdicts(np.zeros(0, np.int64), np.zeros(0, np.bool_), empty, empty, empty)
+    encounter = np.concatenate([p.encounter for p in parts])
+    order = np.argsort(encounter, kind="stable")
+    return BatchVerdicts(
+        encounter[order],
+        np.concatenate([p.close_contact for p in parts])[order],
+        *(
+            np.concatenate([getattr(p, f) for p in parts])[order]
+            for f in ("score", "attenuation_db", "minutes")
+        ),
+    )

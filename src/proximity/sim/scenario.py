@@ -9,7 +9,6 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     scheme = "gaen"                  # or "bluezone"
     adoption = [0.2, 0.6]            # default sweep
     estimators = ["probabilistic"]
-    diagnosed = 0.1                  # fraction of app users confirmed (at least one)
     contact_distance = 2.0           # m   } the ground-truth rule:
     contact_minutes = 15.0           # min } within distance for minutes in a UTC day
     chunk = 900                      # s of sightings generated (and logged) at a time
@@ -17,6 +16,12 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     hold = 0                         # s of a pair's sightings judged as one piece (0 = no limit)
     pair_scores = true               # keep every pair's score (ROC, AUC); false for a city
     memory_cap = 4e9                 # bytes a run may need (estimated before anything is allocated)
+    contact_table = true             # keep one row per close or flagged pair (contacts.csv); false for a city
+    ownership = 1.0                  # share of agents with a smartphone (adoption cannot exceed it)
+    adoption_by = "agent"            # or "group": a walking group adopts (or not) together
+    os_mix = {android = 1.0}         # share of phones per OS (sums to 1); see foreground_share
+    foreground_share = 0.1           # share of time an app is in the foreground (iOS Bluezone only
+                                     # advertises then); assumed, no published figure
     [crowd]  ... CrowdParams fields
     [channel] ... ChannelParams fields
 """
@@ -30,12 +35,14 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from proximity.errors import ProximityError
 from proximity.estimation import estimator_names
 from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB
 from proximity.schemes import BLUEZONE, GAEN
-from proximity.sim.channel import ChannelParams
-from proximity.sim.duty import DUTY_CYCLES
+from proximity.sim.channel import ChannelParams, hearing_radius
+from proximity.sim.duty import DUTY_CYCLES, OPERATING_SYSTEMS
 from proximity.sim.mobility import CrowdParams
 from proximity.times import LATEST_TIME, parse_time
 
@@ -76,7 +83,6 @@ class Scenario:
     duty: str = ""  # default: the scheme's own
     adoption: tuple[float, ...] = (0.6,)
     estimators: tuple[str, ...] = ("probabilistic",)
-    diagnosed: float = 0.1
     contact_distance: float = 2.0
     contact_minutes: float = 15.0
     rssi_correction: float = FLEET_RSSI_CORRECTION_DB  # the correction rssi_at_1m is read with
@@ -85,6 +91,12 @@ class Scenario:
     hold: float = 0.0  # > 0: a pair's sightings are judged in pieces of about this long
     pair_scores: bool = True  # keep each heard pair's score for the ROC (one float per pair)
     memory_cap: float = MEMORY_CAP_BYTES  # bytes a run may need (:func:`estimated_memory`)
+    contact_table: bool = True  # keep the contact-level table (sim/contacts.py)
+    # adoption with structure (docs/simulation.md, "Adoption")
+    ownership: float = 1.0
+    adoption_by: str = "agent"
+    os_mix: tuple[tuple[str, float], ...] = (("android", 1.0),)
+    foreground_share: float = 0.1
 
     def __post_init__(self) -> None:
         if self.scheme not in SIMULATED_SCHEMES:
@@ -93,7 +105,9 @@ class Scenario:
             raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
         if not isinstance(self.pair_scores, bool):
             raise ScenarioError(f"pair_scores must be true or false, got {self.pair_scores!r}")
-        for name in ("start", "duration", "step", "chunk", "forget", "hold", "diagnosed", "memory_cap"):
+        if not isinstance(self.contact_table, bool):
+            raise ScenarioError(f"contact_table must be true or false, got {self.contact_table!r}")
+        for name in ("start", "duration", "step", "chunk", "forget", "hold", "memory_cap"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ScenarioError(f"{name} must be a finite number, got {value!r:.40}")
@@ -136,14 +150,10 @@ class Scenario:
         for p in self.adoption:
             if not 0.0 <= p <= 1.0:
                 raise ScenarioError(f"adoption must be in [0, 1], got {p}")
-        if not 0.0 <= self.diagnosed <= 1.0:
-            raise ScenarioError(f"diagnosed must be in [0, 1], got {self.diagnosed}")
         known = set(estimator_names())
         for name in self.estimators:
             if name not in known:
                 raise ScenarioError(f"unknown estimator {name!r}; choose from {', '.join(sorted(known))}")
-        if self.channel.max_range < self.contact_distance:
-            raise ScenarioError("channel max_range must be at least contact_distance")
         if not self.memory_cap > 0:
             raise ScenarioError(f"memory_cap must be a positive number of bytes, got {self.memory_cap!r}")
         need = estimated_memory(self)
@@ -151,9 +161,35 @@ class Scenario:
             raise ScenarioError(
                 f"this scenario needs about {need / 1e9:.3g} GB (venue {self.crowd.width:g} x "
                 f"{self.crowd.height:g} m in cells of contact_distance {self.contact_distance:g} m and "
-                f"max_range {self.channel.max_range:g} m, {self.crowd.agents} agents), more than "
+                f"the hearing radius, {self.crowd.agents} agents), more than "
                 f"memory_cap {self.memory_cap / 1e9:.3g} GB; enlarge the cells or raise memory_cap"
             )
+
+        self._check_adoption_structure()
+
+    def _check_adoption_structure(self) -> None:
+        """The adoption keys (kept apart from the other checks): each error names its key."""
+        if not (isinstance(self.ownership, int | float) and 0.0 < self.ownership <= 1.0):
+            raise ScenarioError(f"ownership must be in (0, 1], got {self.ownership!r}")
+        for p in self.adoption:
+            if p > self.ownership:
+                raise ScenarioError(
+                    f"adoption {p} exceeds ownership {self.ownership}: adoption is the share of all agents "
+                    "carrying a phone running the app"
+                )
+        if self.adoption_by not in ("agent", "group"):
+            raise ScenarioError(f"adoption_by must be 'agent' or 'group', got {self.adoption_by!r}")
+        names = [name for name, _ in self.os_mix]
+        unknown = sorted(set(names) - set(OPERATING_SYSTEMS))
+        if unknown or len(set(names)) != len(names):
+            raise ScenarioError(f"os_mix: each OS once, from {', '.join(OPERATING_SYSTEMS)}; got {names}")
+        shares = [share for _, share in self.os_mix]
+        if any(not (isinstance(s, int | float) and math.isfinite(s) and s >= 0) for s in shares):
+            raise ScenarioError(f"os_mix shares must be finite and >= 0, got {shares}")
+        if abs(sum(shares) - 1.0) > 1e-9:
+            raise ScenarioError(f"os_mix shares must sum to 1, got {sum(shares):g}")
+        if not (isinstance(self.foreground_share, int | float) and 0.0 <= self.foreground_share <= 1.0):
+            raise ScenarioError(f"foreground_share must be in [0, 1], got {self.foreground_share!r}")
 
     @property
     def duty_cycle(self) -> str:
@@ -165,19 +201,21 @@ class Scenario:
 
 def estimated_memory(scenario: Scenario) -> float:
     """Bytes a run needs, estimated from its dominant terms: the neighbour grids (cells of
-    ``contact_distance`` and of ``max_range`` over a batch of steps laid side by side, two int64 per
-    cell), the seat grid, and per-agent state. An estimate (grids span the whole venue, the
-    neighbour search only the occupied part), cheap enough to check before a run allocates."""
+    ``contact_distance`` and of the channel's hearing radius for reference devices, over a batch of
+    steps laid side by side, two int64 per cell), the seat grid, and per-agent state. An estimate
+    (grids span the whole venue, the neighbour search only the occupied part), cheap enough to check
+    before a run allocates."""
     from proximity.sim.world import BATCH_POINTS, BATCH_STEPS  # world imports this module
 
-    crowd, channel = scenario.crowd, scenario.channel
+    crowd = scenario.crowd
+    radius = hearing_radius(scenario.channel, np.zeros(1))
     batch = max(1, min(BATCH_STEPS, BATCH_POINTS // max(1, crowd.agents)))
-    span_x = batch * (crowd.width + 3.0 * channel.max_range)
+    span_x = batch * (crowd.width + 3.0 * radius)
 
     def cells(size: float) -> float:
         return (span_x / size + 3.0) * (crowd.height / size + 3.0)
 
-    grids = 16.0 * (cells(scenario.contact_distance) + cells(channel.max_range))
+    grids = 16.0 * (cells(scenario.contact_distance) + cells(radius))
     seats = 0.0
     if crowd.layout == "seats":
         seats = 48.0 * (crowd.width / crowd.seat_spacing + 1.0) * (crowd.height / crowd.seat_spacing + 1.0)
@@ -213,6 +251,11 @@ def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scen
             top["start"] = float(parse_time(str(top["start"])[:64]))
         except (TypeError, ValueError, OverflowError) as error:
             raise ScenarioError(f"{where}: start: {error}") from None
+    if "os_mix" in top:
+        mix = top["os_mix"]
+        if not isinstance(mix, Mapping):
+            raise ScenarioError(f"{where}: os_mix must be a table like {{android = 0.7, ios = 0.3}}")
+        top["os_mix"] = tuple((str(k), v) for k, v in mix.items())
     top["crowd"] = _build(CrowdParams, crowd, f"{where} [crowd]")
     top["channel"] = _build(ChannelParams, channel, f"{where} [channel]")
     scenario: Scenario = _build(Scenario, top, where)

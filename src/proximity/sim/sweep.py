@@ -15,7 +15,7 @@ import contextlib
 import importlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,8 @@ class SweepResult:
     scores: dict[tuple[str, float, int], tuple[NDArray[np.float64], NDArray[np.bool_]]]
     interrupted: bool = False  # stopped by Ctrl-C: only the finished runs are here
     missing: int = 0  # runs not done when it stopped
+    # (adoption, seed) -> that run's contact-level table (sim/contacts.py)
+    contacts: dict[tuple[float, int], dict[str, NDArray[Any]]] = field(default_factory=dict)
 
 
 def _one(scenario: Scenario, adoption: float, seed: int, estimators: Sequence[str]) -> RunResult:
@@ -70,12 +72,16 @@ def sweep(
         interrupted = True  # keep what finished
     rows: list[ResultRow] = []
     scores: dict[tuple[str, float, int], tuple[NDArray[np.float64], NDArray[np.bool_]]] = {}
-    for (p, s), result in done.items():
+    contacts: dict[tuple[float, int], dict[str, NDArray[Any]]] = {}
+    for p, s in (task for task in tasks if task in done):
+        result = done[(p, s)]
         rows += result.rows
+        if result.contacts:
+            contacts[(p, s)] = result.contacts
         for name, pair in result.scores.items():
             scores[(name, p, s)] = pair
     rows.sort(key=lambda r: (r.adoption, r.estimator, r.seed))
-    return SweepResult(rows, scores, interrupted, len(tasks) - len(done))
+    return SweepResult(rows, scores, interrupted, len(tasks) - len(done), contacts)
 
 
 def _task_key(scenario: Scenario, estimators: Sequence[str], adoption: float, seed: int) -> str:

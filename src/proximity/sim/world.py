@@ -1,8 +1,10 @@
 """The world of one run: movers, phones and the channel, streaming sightings and ground truth in chunks.
 
 Only app users' phones advertise and scan. Each step: move everyone, find who is within the contact
-distance of whom (ground truth, all agents present), and which scanning phone hears which advertising
-phone within ``max_range`` (spatial hash), then draw each packet's RSSI, loss and sensitivity.
+distance of whom (ground truth, all agents present), and which scanning phone may hear which
+advertising phone (spatial hash within the channel's derived :func:`hearing_radius`: beyond it no
+packet is heard with probability 1e-4), then draw each packet's RSSI and whether it is received.
+Radio work is done only for phones inside a scan window (the others hear nothing).
 A chunk holds ``scenario.chunk`` seconds: memory is bounded by one chunk's sightings, never all pairs.
 """
 
@@ -16,13 +18,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation import CalibrationTable
-from proximity.sim.channel import received_rssi
+from proximity.sim.channel import hearing_probability, hearing_radius, received_rssi
 from proximity.sim.devicemodels import DeviceModels
-from proximity.sim.duty import DUTY_CYCLES
-from proximity.sim.mobility import STATIONARY, Movers
+from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND, DUTY_CYCLES
+from proximity.sim.mobility import GROUP, STATIONARY, Movers
 from proximity.sim.neighbours import StaticGrid, close_pairs, cross_pairs
 from proximity.sim.scenario import Scenario
-from proximity.sim.streams import Streams
+from proximity.sim.streams import Streams, hash_normal, hash_uniform
 from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["BATCH_STEPS", "SightingChunk", "World"]
@@ -30,6 +32,7 @@ __all__ = ["BATCH_STEPS", "SightingChunk", "World"]
 BATCH_STEPS = 32  # steps searched for neighbours together (numpy call overhead amortised) ...
 BATCH_POINTS = 64_000  # ... while that many agent positions fit in one search (a city searches one step)
 COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
+CANDIDATES = 2_000_000  # (scanner, advertiser) candidates searched at once (a dense step's memory)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -49,6 +52,8 @@ class SightingChunk:
     distance: NDArray[np.float64]
     close_keys: NDArray[np.int64]
     close_seconds: NDArray[np.float64]
+    close_distance_sum: NDArray[np.float64]  # per close pair: sum of its distances over close steps
+    close_distance_min: NDArray[np.float64]  # ... and the smallest
 
     def __len__(self) -> int:
         return int(self.times.shape[0])
@@ -66,8 +71,11 @@ class World:
         truth: bool = True,
         calibration: CalibrationTable | None = None,
     ) -> None:
-        if not 0.0 <= adoption <= 1.0:
-            raise ValueError(f"adoption must be in [0, 1], got {adoption}")
+        if not 0.0 <= adoption <= scenario.ownership:
+            raise ValueError(
+                f"adoption must be in [0, ownership = {scenario.ownership}] (the share of all agents "
+                f"carrying a phone running the app), got {adoption}"
+            )
         self.scenario = scenario
         self.adoption = adoption
         self.truth = truth  # False: sightings only (close_keys stay empty)
@@ -77,21 +85,64 @@ class World:
         channel = scenario.channel
         # Every per-agent draw happens for all agents (app user or not), each from its own stream,
         # so changing adoption changes who has the app (nested sets) and nothing else.
-        self.app = self.streams("adoption").random(n) < adoption
+        self.movers = Movers(scenario.crowd, self.streams("mobility"), scenario.start, scenario.duration)
+        self.app = self._adopters(adoption)
         self.carriage = channel.draw_carriage(self.streams("carriage"), n)
         self.devices = DeviceModels.draw(self.streams("devices"), n, scenario, calibration)
         self.device_tx = self.devices.true_tx_offset
         self.device_rx = self.devices.true_rx_offset
+        self.radius = hearing_radius(channel, self._pair_offsets())  # derived from the model, not chosen
         duty = self.streams("duty")
         self.scan_phase = duty.random(n)
         self.advertise_phase = duty.random(n)
         self.duty = DUTY_CYCLES[scenario.duty_cycle]
-        self.movers = Movers(scenario.crowd, self.streams("mobility"), scenario.start, scenario.duration)
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[NDArray[np.int64], NDArray[np.int64], StaticGrid] | None = None
         self._encounter_key = self.streams.key("encounter")
-        self._fading = self.streams("fading")
-        self._radio = self.streams("radio")
+        # per-packet draws hashed from (scanner, advertiser, step): no generator state, so a packet's
+        # draws do not depend on the order pairs are found in (search cells, blocks, the radius)
+        self._fading_key = self.streams.key("fading")
+        self._radio_key = self.streams.key("radio")
+        self._offset_key = self.streams.key("packet-time")
+        # phones whose app advertises only in the foreground (duty.ADVERTISES_ONLY_IN_FOREGROUND)
+        names = [name for name, _ in scenario.os_mix]
+        shares = np.asarray([share for _, share in scenario.os_mix], np.float64)
+        self.os = self.streams("os").choice(len(names), size=n, p=shares / shares.sum())
+        limited = [
+            k for k, name in enumerate(names) if (scenario.scheme, name) in ADVERTISES_ONLY_IN_FOREGROUND
+        ]
+        self._foreground_only = np.isin(self.os, limited)
+        self._foreground_key = self.streams.key("foreground")
+
+    def _adopters(self, adoption: float) -> NDArray[np.bool_]:
+        """Who carries a phone running the app: smartphone owners (``ownership``), each adopting with
+        probability adoption / ownership, so the share of all agents is ``adoption``; with
+        ``adoption_by = "group"`` a group's members take their leader's draw (they adopt together).
+        Draws do not depend on ``adoption``: higher adoption is a superset of users."""
+        sc = self.scenario
+        owns = self.streams("ownership").random(self.n) < sc.ownership
+        draw = self.streams("adoption").random(self.n)
+        if sc.adoption_by == "group":
+            draw = draw[self.movers.leader]
+        out: NDArray[np.bool_] = owns & (draw < adoption / sc.ownership)
+        return out
+
+    def _in_foreground(self, t: float) -> NDArray[np.bool_]:
+        """Whether each agent's app is in the foreground at ``t``: per agent and 5-minute block, with
+        probability ``foreground_share`` (hashed draws: no state, same for every chunking)."""
+        block = np.full(self.n, int(t // 300.0), np.int64)
+        return (
+            hash_uniform(self._foreground_key, np.arange(self.n, dtype=np.int64), block)
+            < self.scenario.foreground_share
+        )
+
+    def _pair_offsets(self) -> NDArray[np.float64]:
+        """Fixed dB offsets of sample (transmitter, receiver) pairs of this run's phones: devices and
+        carriages (each agent with the next one; at most 65,536 pairs: the radius needs the mix)."""
+        loss = np.asarray(self.scenario.channel.carriage_loss, np.float64)[self.carriage]
+        tx = (self.device_tx - loss)[:65_536]
+        rx = np.roll(self.device_rx - loss, -1)[:65_536]
+        return tx + rx if tx.size else np.zeros(1)
 
     def _close_one_step(self, present: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """This step's close pairs (i < j) among those present, without searching still pairs again:
@@ -117,6 +168,11 @@ class World:
         gj = np.concatenate((sj[both], np.maximum(ma, other), movers[mj]))
         return gi, gj
 
+    def companions(self, i: int, j: int) -> bool:
+        """Whether agents i and j walk in one group (companions, whom manual tracing finds anyway)."""
+        kind, leader = self.movers.kind, self.movers.leader
+        return bool(kind[i] == GROUP and kind[j] == GROUP and leader[i] == leader[j])
+
     def split_key(self, keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
         """(day, i, j) of close-pair keys."""
         n = np.int64(self.n)
@@ -134,19 +190,28 @@ class World:
         parts: list[tuple[NDArray[Any], ...]] = []
         keys: list[NDArray[np.int64]] = []
         close_keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        dist_sum, dist_min = np.zeros(0), np.zeros(0)
+        dists: list[NDArray[np.float64]] = []
         pending = 0
         batch = max(1, min(BATCH_STEPS, BATCH_POINTS // self.n))
         for lo in range(first, last, batch):
-            heard, close = self._batch(lo, min(lo + batch, last))
+            heard, close, close_d = self._batch(lo, min(lo + batch, last))
             parts.append(heard)
             keys.append(close)
+            dists.append(close_d)
             pending += close.size
             if pending > COMPACT_KEYS or lo + batch >= last:  # a pair close for many steps: one entry
                 merged, inverse = np.unique(np.concatenate([close_keys, *keys]), return_inverse=True)
+                inverse = inverse.ravel()
                 weights = np.concatenate([counts, *(np.ones(k.size, np.int64) for k in keys)])
+                d_all = np.concatenate([dist_sum, *dists])
+                d_low = np.concatenate([dist_min, *dists])
                 close_keys = merged.astype(np.int64)
-                counts = np.bincount(inverse.ravel(), weights, merged.size).astype(np.int64)
-                keys, pending = [], 0
+                counts = np.bincount(inverse, weights, merged.size).astype(np.int64)
+                dist_sum = np.bincount(inverse, d_all, merged.size).astype(np.float64)
+                dist_min = np.full(merged.size, np.inf)
+                np.minimum.at(dist_min, inverse, d_low)
+                keys, dists, pending = [], [], 0
         times, scanner, advertiser, rssi, distance = (np.concatenate([p[c] for p in parts]) for c in range(5))
         return SightingChunk(
             start=sc.start + first * sc.step,
@@ -158,16 +223,19 @@ class World:
             distance=distance,
             close_keys=close_keys.astype(np.int64),
             close_seconds=counts.astype(np.float64) * sc.step,
+            close_distance_sum=dist_sum * sc.step,
+            close_distance_min=dist_min,
         )
 
-    def _batch(self, first: int, last: int) -> tuple[tuple[NDArray[Any], ...], NDArray[np.int64]]:
+    def _batch(
+        self, first: int, last: int
+    ) -> tuple[tuple[NDArray[Any], ...], NDArray[np.int64], NDArray[np.float64]]:
         """Steps [first, last) at once: each step's positions are laid side by side along x, far enough
         apart that no pair spans two steps, so one neighbour search serves them all."""
         sc = self.scenario
         dt = sc.step
         n = np.int64(self.n)
-        channel = sc.channel
-        gap = sc.crowd.width + 3.0 * channel.max_range
+        gap = sc.crowd.width + 3.0 * self.radius
         here_parts, scan_parts, adv_parts, pos_parts = [], [], [], []
         for k in range(first, last):
             t = sc.start + k * dt
@@ -180,7 +248,10 @@ class World:
             here_parts.append(np.flatnonzero(present) + base)
             phones = present & self.app
             scan_parts.append(np.flatnonzero(phones & self.duty.scanning(t, self.scan_phase)) + base)
-            adv_parts.append(np.flatnonzero(phones & self.duty.advertising(t, self.advertise_phase)) + base)
+            advertising = phones & self.duty.advertising(t, self.advertise_phase)
+            if self._foreground_only.any():
+                advertising &= ~self._foreground_only | self._in_foreground(t)
+            adv_parts.append(np.flatnonzero(advertising) + base)
         positions = np.concatenate(pos_parts)
         here = np.concatenate(here_parts)
         if self.truth and last - first == 1 and self._still.size:
@@ -193,13 +264,33 @@ class World:
         step = first + gi // n
         day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
         close = (day * n + gi % n) * n + gj % n
+        close_d = np.hypot(*(positions[gi] - positions[gj]).T) if gi.size else np.zeros(0)
         scan, adv = np.concatenate(scan_parts), np.concatenate(adv_parts)
-        a, b, d = cross_pairs(positions[scan], positions[adv], channel.max_range)
+        # scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense city)
+        area = max(sc.crowd.width * sc.crowd.height, 1e-9)
+        per_scanner = adv.size / max(last - first, 1) * min(1.0, np.pi * self.radius**2 / area) + 1.0
+        block = max(1, int(CANDIDATES // per_scanner))
+        parts = [
+            self._packets(scan[k : k + block], adv, positions, first)
+            for k in range(0, max(scan.size, 1), block)
+        ]
+        heard = tuple(np.concatenate([p[c] for p in parts]) for c in range(5))
+        return heard, close, close_d
+
+    def _packets(
+        self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int
+    ) -> tuple[NDArray[Any], ...]:
+        """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``."""
+        sc = self.scenario
+        channel = sc.channel
+        n = np.int64(self.n)
+        a, b, d = cross_pairs(positions[scan], positions[adv], self.radius)
         rx_g, tx_g = scan[a], adv[b]
-        keep = (rx_g != tx_g) & (self._radio.random(rx_g.size) >= channel.packet_loss)
+        keep = rx_g != tx_g
         rx_g, tx_g, d = rx_g[keep], tx_g[keep], d[keep]
         rx, tx = rx_g % n, tx_g % n
-        at = sc.start + (first + rx_g // n) * dt + self._radio.random(rx.size) * dt
+        step = first + rx_g // n
+        at = sc.start + step * sc.step + hash_uniform(self._offset_key, rx, tx, step) * sc.step
         rssi = received_rssi(
             channel,
             d,
@@ -210,11 +301,11 @@ class World:
             device_tx=self.device_tx,
             device_rx=self.device_rx,
             encounter_key=self._encounter_key,
-            fading=self._fading,
+            fading=hash_normal(self._fading_key, rx, tx, step),
         )
-        ok = rssi >= channel.sensitivity_dbm
-        heard = tuple(x[ok] for x in (at, rx, tx, rssi, d))
-        return heard, close
+        heard = hash_uniform(self._radio_key, rx, tx, step)
+        ok = heard < hearing_probability(channel, rssi - channel.sensitivity_dbm)
+        return tuple(x[ok] for x in (at, rx, tx, rssi, d))
 
 
 def _cat(parts: list[Any], dtype: type[Any]) -> Any:

@@ -41,6 +41,7 @@ from proximity.errors import ProximityError
 from proximity.estimation import estimator_names
 from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB
 from proximity.schemes import BLUEZONE, GAEN
+from proximity.sim.batching import BATCH_POINTS, BATCH_STEPS
 from proximity.sim.channel import ChannelParams, hearing_radius
 from proximity.sim.duty import DUTY_CYCLES, OPERATING_SYSTEMS
 from proximity.sim.mobility import CrowdParams
@@ -205,8 +206,6 @@ def estimated_memory(scenario: Scenario) -> float:
     steps laid side by side, two int64 per cell), the seat grid, and per-agent state. An estimate
     (grids span the whole venue, the neighbour search only the occupied part), cheap enough to check
     before a run allocates."""
-    from proximity.sim.world import BATCH_POINTS, BATCH_STEPS  # world imports this module
-
     crowd = scenario.crowd
     radius = hearing_radius(scenario.channel, np.zeros(1))
     batch = max(1, min(BATCH_STEPS, BATCH_POINTS // max(1, crowd.agents)))

@@ -135,3 +135,20 @@ def test_each_fact_has_one_home() -> None:
     for fact, count in facts.items():
         where = [str(p.relative_to(SRC)) for p, text in texts.items() for _ in range(text.count(fact))]
         assert len(where) == count, (fact, where)
+
+
+def test_background_limits_per_os_are_the_records_and_the_simulator_reads_them() -> None:
+    from dataclasses import replace
+
+    from proximity.schemes.registry import OPERATING_SYSTEMS
+    from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND
+
+    assert {
+        (record.name, system) for record in scheme_records() for system in record.foreground_only
+    } == ADVERTISES_ONLY_IN_FOREGROUND
+    assert ("bluezone", "ios") in ADVERTISES_ONLY_IN_FOREGROUND  # the one known limit, on its record
+    assert ("gaen", "ios") not in ADVERTISES_ONLY_IN_FOREGROUND  # GAEN runs in the OS: exempt
+    assert all(r.foreground_only <= set(OPERATING_SYSTEMS) for r in scheme_records())
+    odd = replace(scheme_record("gaen"), name="other", log_code=99, foreground_only=frozenset({"palmos"}))
+    with pytest.raises(ValueError, match="palmos"):
+        register_scheme(odd)

@@ -152,3 +152,47 @@ def test_background_limits_per_os_are_the_records_and_the_simulator_reads_them()
     odd = replace(scheme_record("gaen"), name="other", log_code=99, foreground_only=frozenset({"palmos"}))
     with pytest.raises(ValueError, match="palmos"):
         register_scheme(odd)
+
+
+def test_key_files_are_sniffed_through_the_records(tmp_path: Path) -> None:
+    from proximity.keyfiles.bluezone_json import dump_records
+    from proximity.keyfiles.dp3t_json import dump_exposees
+    from proximity.keyfiles.gaen_export import EXPORT_HEADER
+    from proximity.schemes.bluezone import BluezoneBaseKey
+    from proximity.schemes.dp3t import Dp3tDayKey
+    from proximity.schemes.registry import sniff_key_file
+
+    day = 1596585600
+    heads = {
+        "gaen": b"PK\x03\x04" + bytes(60),
+        "bluezone": dump_records([BluezoneBaseKey(bytes(32), day).record(day)]).encode()[:256],
+        "dp3t": dump_exposees([Dp3tDayKey(bytes(32), day)]).encode()[:256],
+    }
+    for name, head in heads.items():
+        found = sniff_key_file(head)
+        assert found is not None and found.name == name
+    assert sniff_key_file(EXPORT_HEADER + bytes(8)) is scheme_record("gaen")  # a bare export.bin
+    assert sniff_key_file(b"\x00garbage") is None
+    # Bluezone's sniff takes any JSON (its fallback), so the order is what keeps a DP-3T list DP-3T's
+    assert scheme_record("bluezone").key_files.sniffs(heads["dp3t"])
+    assert scheme_record("bluezone").key_files.fallback and not scheme_record("dp3t").key_files.fallback
+    # and each record's reader reads what its writer wrote
+    path = tmp_path / "exposees.json"
+    path.write_text(dump_exposees([Dp3tDayKey(bytes(32), day)]))
+    assert scheme_record("dp3t").key_files.load_reader()(path) == [Dp3tDayKey(bytes(32), day)]
+    assert scheme_record("dp3t").key_files.load_writer() is dump_exposees
+
+
+def test_match_refuses_an_unknown_key_file_naming_every_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proximity.cli.main import main
+
+    keys = tmp_path / "keys.bin"
+    keys.write_bytes(b"\x00not a key file")
+    observed = tmp_path / "observed.csv"
+    observed.write_text("id,time\n")
+    assert main(["match", "--keys", str(keys), "--observed", str(observed)]) != 0
+    err = capsys.readouterr().err
+    for record in scheme_records():
+        assert record.key_files.description in err

@@ -31,6 +31,7 @@ __all__ = [
     "RETENTION_DAYS",
     "SCHEME_NAMES",
     "DutyCycle",
+    "KeyFileFormat",
     "SchemeRecord",
     "UnknownSchemeError",
     "duty_cycles",
@@ -38,6 +39,7 @@ __all__ = [
     "scheme_of_code",
     "scheme_record",
     "scheme_records",
+    "sniff_key_file",
 ]
 
 RETENTION_DAYS = 14
@@ -60,6 +62,35 @@ class UnknownSchemeError(KeyError):
 
 
 @dataclass(frozen=True, slots=True)
+class KeyFileFormat:
+    """The file a health authority publishes a scheme's keys in, and the functions that handle it.
+
+    ``sniff``, ``reader`` and ``writer`` are entry points (resolved on use): ``sniff(head: bytes) ->
+    bool`` on a file's first 256 bytes; ``reader(path)`` returns the published keys, except for a
+    ``signed`` format, whose files are read with the verifying stream the trusted keys go to;
+    ``writer`` makes the file (its arguments are the format's own). A ``fallback`` sniff accepts any
+    file of its kind (e.g. any JSON), so it is tried after every specific one.
+    """
+
+    description: str
+    sniff: str
+    reader: str
+    writer: str
+    signed: bool = False
+    fallback: bool = False
+
+    def sniffs(self, head: bytes) -> bool:
+        """Whether a file starting with ``head`` looks like this format."""
+        return bool(_resolve(self.sniff)(head))
+
+    def load_reader(self) -> Any:
+        return _resolve(self.reader)
+
+    def load_writer(self) -> Any:
+        return _resolve(self.writer)
+
+
+@dataclass(frozen=True, slots=True)
 class SchemeRecord:
     """Everything the rest of the library needs to know about one scheme.
 
@@ -71,7 +102,8 @@ class SchemeRecord:
     (matched forward ``chain_days`` days); ``duty`` is the phone's scan/advertise duty cycle, which both
     the live node and the simulator use; ``ring_keys`` names the key ring's view of the scheme's keys
     (broadcasts, ID tables, what a confirmed user publishes); ``matcher`` names the batch match function
-    (``match(published, observations, workers=...) -> list[KeyMatch]``); ``foreground_only`` names the
+    (``match(published, observations, workers=...) -> list[KeyMatch]``); ``key_files`` is the published
+    key file format (:class:`KeyFileFormat`); ``foreground_only`` names the
     operating systems (of :data:`OPERATING_SYSTEMS`) on which the app cannot advertise from the
     background, so a phone there advertises only while the app is in the foreground (the simulator's
     ``foreground_share``).
@@ -87,6 +119,7 @@ class SchemeRecord:
     duty: DutyCycle
     matcher: str
     ring_keys: str
+    key_files: KeyFileFormat
     dedup_seconds: float | None = None
     metadata_length: int | None = None
     chained: bool = False
@@ -122,6 +155,13 @@ GAEN_RECORD = SchemeRecord(
     duty=DutyCycle("gaen", 4.0, 300.0, 1.0, 1.0),
     matcher="proximity.matching.gaen:match_gaen",
     ring_keys="proximity.keyring.scheme_keys:GAEN_KEYS",
+    key_files=KeyFileFormat(
+        "GAEN export (export.zip, or export.bin with --no-verify)",
+        sniff="proximity.keyfiles.gaen_export:looks_like_export",
+        reader="proximity.keyfiles.gaen_export:stream_exports",
+        writer="proximity.keyfiles.gaen_export:write_export",
+        signed=True,
+    ),
     metadata_length=AEM_LENGTH,
 )
 
@@ -137,6 +177,13 @@ BLUEZONE_RECORD = SchemeRecord(
     duty=DutyCycle("bluezone", 40.0, 300.0, 15.0, 30.0),
     matcher="proximity.matching.bluezone:match_bluezone",
     ring_keys="proximity.keyring.scheme_keys:BLUEZONE_KEYS",
+    key_files=KeyFileFormat(
+        "Bluezone daily-key JSON",
+        sniff="proximity.keyfiles.bluezone_json:looks_like_bluezone_json",
+        reader="proximity.keyfiles.bluezone_json:load_records",
+        writer="proximity.keyfiles.bluezone_json:dump_records",
+        fallback=True,  # any JSON object or list: tried after the specific JSON formats
+    ),
     dedup_seconds=5.0,  # the app logs a contact ID at most every 5 s
     chained=True,  # the published record says how many days it covers
     # iOS moves a background app's service UUIDs to an overflow area other phones do not see; Bluezone
@@ -157,6 +204,12 @@ DP3T_RECORD = SchemeRecord(
     duty=DutyCycle("dp3t", 30.0, 300.0, 1.0, 1.0),
     matcher="proximity.matching.dp3t:match_dp3t",
     ring_keys="proximity.keyring.scheme_keys:DP3T_KEYS",
+    key_files=KeyFileFormat(
+        "DP-3T exposee JSON",
+        sniff="proximity.keyfiles.dp3t_json:looks_like_dp3t_json",
+        reader="proximity.keyfiles.dp3t_json:load_exposees",
+        writer="proximity.keyfiles.dp3t_json:dump_exposees",
+    ),
     chained=True,
     chain_days=MAX_CHAIN_DAYS,
 )
@@ -199,6 +252,13 @@ def scheme_of_code(code: int) -> SchemeRecord | None:
 def scheme_records() -> Iterator[SchemeRecord]:
     """Every registered record, in registration order."""
     return iter(tuple(_REGISTRY.values()))
+
+
+def sniff_key_file(head: bytes) -> SchemeRecord | None:
+    """The scheme whose key-file format a file starting with ``head`` has (specific sniffs first, then
+    the fallbacks, each in registration order), or None."""
+    ordered = sorted(_REGISTRY.values(), key=lambda record: record.key_files.fallback)
+    return next((record for record in ordered if record.key_files.sniffs(head)), None)
 
 
 def duty_cycles() -> dict[str, DutyCycle]:

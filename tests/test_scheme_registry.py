@@ -196,3 +196,13 @@ def test_match_refuses_an_unknown_key_file_naming_every_format(
     err = capsys.readouterr().err
     for record in scheme_records():
         assert record.key_files.description in err
+
+
+@pytest.mark.parametrize("name", SCHEME_NAMES)
+def test_each_matcher_refuses_another_schemes_observations(name: str) -> None:
+    from proximity.sightings import InvalidSightingError, Observations
+
+    other = next(r for r in scheme_records() if r.name != name)  # dp3t gets GAEN's 16-byte IDs
+    observations = Observations.from_sightings(other.name, [])
+    with pytest.raises(InvalidSightingError, match=f"{scheme_record(name).label} matching needs"):
+        scheme_record(name).load_matcher()([], observations)

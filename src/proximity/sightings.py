@@ -152,6 +152,14 @@ class Observations:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
+    def require_scheme(self, scheme: str) -> None:
+        """Refuse (:class:`InvalidSightingError`) another scheme's sightings for ``scheme``'s matcher."""
+        if self.scheme != scheme:
+            wanted = record_of(scheme).label
+            raise InvalidSightingError(
+                f"{wanted} matching needs {wanted} observations, got {record_of(self.scheme).label}'s"
+            )
+
     @classmethod
     def from_sightings(cls, scheme: str, sightings: Iterable[Sighting]) -> Observations:
         """Column-wise copy of the sightings of ``scheme``; ``row_ids`` are positions in the input."""

@@ -1,10 +1,9 @@
 """``proximity match``: published key files x observed IDs -> matched keys per UTC day.
 
-Key files are each scheme's published format (its record's ``key_files``: GAEN export.zip, export.bin
-only with --no-verify; Bluezone daily-key JSON; DP-3T exposee JSON); the scheme of each is sniffed from
-its first bytes unless --scheme says. Observations come from a CSV
-(``id`` hex, ``time`` unix seconds, optional ``rssi`` and ``metadata`` hex AEM) or the encounter log.
-A refused file aborts the whole run with one line saying why; no match is not an error.
+Key files are each scheme's published format (its record's ``key_files``; GAEN's export.bin only with
+--no-verify); the scheme of each is sniffed from its first bytes unless --scheme says. Observations
+come from a CSV (``id`` hex, ``time`` unix seconds, optional ``rssi`` and ``metadata`` hex AEM) or the
+encounter log. A refused file aborts the whole run with one line saying why; no match is not an error.
 """
 
 from __future__ import annotations
@@ -58,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "match",
         help="match published key files against observed IDs",
-        description="Match published keys (GAEN export.zip, Bluezone JSON, DP-3T JSON) against observed IDs.",
+        description="Match published keys ("
+        + ", ".join(r.key_files.description for r in scheme_records())
+        + ") against observed IDs.",
     )
     parser.add_argument(
         "--keys",

@@ -3,8 +3,7 @@
 The rings come from :class:`proximity.keyring.KeyRing` (random bytes from the run's "keys" stream,
 so a seed fixes every key); the IDs from the real schemes, through the ring's view of the scheme's keys
 that its record names (``SchemeRecord.ring_keys``), tabulated per phone per slot so that sightings get
-their ID by indexing. What a diagnosed phone publishes is what the app would (GAEN's diagnosis keys,
-Bluezone's daily-key record, DP-3T's first day key).
+their ID by indexing. What a diagnosed phone publishes is what the app would, as the same view says.
 """
 
 from __future__ import annotations
@@ -105,8 +104,7 @@ class Phones:
         return np.where(found, self._owner[at], -1)
 
     def published(self, agent: int) -> list[Any]:
-        """What ``agent`` uploads when confirmed (each value has ``key_data``): every GAEN key of the run,
-        one Bluezone record, or the DP-3T key of the run's first day."""
+        """What ``agent`` uploads when confirmed, covering the run's days (each value has ``key_data``)."""
         ring = self.rings[int(self.row[agent])]
         published: list[Any] = self._keys.published(ring, self.first_day, self.days)
         return published

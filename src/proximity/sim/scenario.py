@@ -6,7 +6,7 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     start = "2020-08-05T08:00:00Z"   # or unix seconds
     duration = 3600                  # s
     step = 1.0                       # s
-    scheme = "gaen"                  # or "bluezone", "dp3t": any registered scheme
+    scheme = "gaen"                  # any registered scheme (proximity.schemes.registry.SCHEME_NAMES)
     adoption = [0.2, 0.6]            # default sweep
     estimators = ["probabilistic"]
     contact_distance = 2.0           # m   } the ground-truth rule:

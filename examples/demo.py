@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 CAPTURE = REPO / "tests" / "fixtures" / "btsnoop" / "run4_two_nodes_monitor_2001.btsnoop"
 RECORDINGS = [REPO / "data" / f"{name}.csv.gz" for name in ("mit-matrix-rssi", "range_angle", "kri_anechoic")]
 CLASSROOM = REPO / "simulations" / "classroom.toml"
+DP3T_CLASSROOM = REPO / "simulations" / "dp3t-classroom.toml"
 PLOTS = REPO / "build" / "demo"  # kept after the demo: results table and plots of the simulation
 MEETING_MINUTES = 25
 
@@ -227,6 +228,12 @@ def main() -> None:
             *("--out", str(PLOTS)),
         )
         print(f"\nplots: {PLOTS / 'fraction_traced.png'} (traced vs adoption), {PLOTS / 'roc.png'} (ROC)")
+        step(
+            "the same lesson with DP-3T phones (30 s scans every 5 min, a new EphID every 15 min): the "
+            "simulator runs every registered scheme",
+            *("simulate", str(DP3T_CLASSROOM), "--adoption", "0.6", "--seeds", "3"),
+            *("--estimator", "probabilistic", "--scheduler", "inline", "--out", str(tmp / "dp3t-simulation")),
+        )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ FORBIDDEN = ("bleak", "sqlite3", "_sqlite3", "dbus_fast", "asyncio")
 CORE = (
     "proximity, proximity.schemes, proximity.schemes.registry, proximity.payloads, proximity.keyring, "
     "proximity.sightings, proximity.broadcast, proximity.matching, proximity.matching.aes, "
-    "proximity.matching.dp3t, proximity.keyfiles, proximity.estimation"
+    "proximity.matching.dp3t, proximity.keyfiles, proximity.estimation, proximity.sighting_columns, "
+    "proximity.keyring.scheme_keys"
 )
 
 

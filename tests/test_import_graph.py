@@ -10,11 +10,6 @@ import proximity
 
 SRC = Path(proximity.__file__).parent
 
-# The one known cycle, in the simulator that issue 17 is rewriting (scenario -> world, for two batch
-# constants, inside a function; world -> devicemodels -> scenario under TYPE_CHECKING). Listed so a new
-# cycle fails, and so does this entry once the rewrite removes it.
-KNOWN_CYCLES = [["proximity.sim.devicemodels", "proximity.sim.scenario", "proximity.sim.world"]]
-
 
 def modules(root: Path) -> dict[str, Path]:
     """Dotted name -> file, for every module (``.py``; a compiled extension is named by its stub)."""
@@ -105,7 +100,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_import_graph_has_no_cycle() -> None:
-    assert cycles(import_graph(SRC)) == KNOWN_CYCLES
+    assert cycles(import_graph(SRC)) == []
 
 
 def test_the_check_finds_a_type_checking_cycle(tmp_path: Path) -> None:

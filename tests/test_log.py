@@ -18,6 +18,7 @@ from proximity.errors import (
     EncounterLogError,
     EncounterLogVersionError,
     InvalidBatchError,
+    InvalidLengthError,
 )
 from proximity.log import EncounterLog, ExposureRecord
 from proximity.log.schema import APPLICATION_ID, SCHEMA_VERSION
@@ -122,7 +123,7 @@ def test_bad_row_messages_name_the_problem(tmp_path: Path) -> None:
         with pytest.raises(InvalidBatchError, match=r"row 1: gaen ID must be 16 bytes, got 3") as caught:
             log.add_columns("gaen", [bytes(16), b"abc"], [T0, T0], [-60.0, -61.0])
         assert isinstance(caught.value, ValueError)
-        with pytest.raises(InvalidBatchError, match=r"rssi must be an integer dBm"):
+        with pytest.raises(InvalidBatchError, match=r"rssi must be a whole number of dBm"):
             log.add_columns("gaen", [bytes(16)], [T0], [math.nan])
         with pytest.raises(InvalidBatchError, match=r"time must be unix seconds from 1970"):
             log.add_columns("bluezone", [bytes(12)], [-5.0], None)
@@ -288,10 +289,11 @@ def test_bad_rows_of_a_mixed_batch_are_the_callers_positions(
     if not spoiled:
         spoiled = [0]
     batch = [
-        # a Sighting refuses a bad RSSI itself (proximity.radio); a short own_id is the log's to refuse
-        Sighting(
-            scheme, bytes([i]) * ID_LENGTHS[scheme], T0 + i, -60, own_id=bytes(3) if i in spoiled else None
-        )
+        # a Sighting refuses a short own_id itself, by the rule the log shares; forged past that check,
+        # the log still refuses it (the log checks every row again, column-wise)
+        _forged(Sighting(scheme, bytes([i]) * ID_LENGTHS[scheme], T0 + i, -60), bytes(3))
+        if i in spoiled
+        else Sighting(scheme, bytes([i]) * ID_LENGTHS[scheme], T0 + i, -60)
         for i, scheme in enumerate(schemes)
     ]
     with EncounterLog(tmp_path_factory.mktemp("mixed") / "log.db") as log:
@@ -309,16 +311,31 @@ def test_bad_rows_of_a_mixed_batch_are_the_callers_positions(
             assert log.stats().sightings == 0
 
 
+def _forged(sighting: Sighting, own_id: bytes) -> Sighting:
+    """A Sighting with an own_id its own check refuses (set past ``__post_init__``)."""
+    object.__setattr__(sighting, "own_id", own_id)
+    return sighting
+
+
+def test_a_sighting_and_the_log_refuse_the_same_own_id(tmp_path: Path) -> None:
+    # one rule (proximity.sightings.id_problem) for the value and for the log's columns
+    reason = "bluezone own_id must be 12 bytes, got 3"
+    with pytest.raises(InvalidLengthError, match=reason):
+        Sighting("bluezone", bytes(12), T0, -60, own_id=bytes(3))
+    with _open(tmp_path) as log, pytest.raises(InvalidBatchError, match=reason):
+        log.add_columns("bluezone", [bytes(12)], [T0], own_id=[bytes(3)])
+
+
 def test_bad_rows_of_a_mixed_batch_explicit(tmp_path: Path) -> None:
     batch = [
         Sighting("gaen", bytes(16), T0, -60),
-        Sighting("bluezone", bytes(12), T0, -60, own_id=bytes(3)),  # bad: caller's row 1
+        _forged(Sighting("bluezone", bytes(12), T0, -60), bytes(3)),  # bad: caller's row 1
         Sighting("gaen", bytes(16), T0 + 1, -60),
         Sighting("bluezone", bytes(12), T0 + 1, -60),
-        Sighting("gaen", bytes(16), T0 + 2, -60, own_id=bytes(5)),  # bad: caller's row 4
+        _forged(Sighting("gaen", bytes(16), T0 + 2, -60), bytes(5)),  # bad: caller's row 4
     ]
     with _open(tmp_path) as log:
-        with pytest.raises(InvalidBatchError, match=r"row 1: own_id") as caught:
+        with pytest.raises(InvalidBatchError, match=r"row 1: bluezone own_id") as caught:
             log.add(batch)
         assert caught.value.bad_rows == (1, 4)
         report = log.add(batch, on_bad="skip")

@@ -135,3 +135,74 @@ def test_each_fact_has_one_home() -> None:
     for fact, count in facts.items():
         where = [str(p.relative_to(SRC)) for p, text in texts.items() for _ in range(text.count(fact))]
         assert len(where) == count, (fact, where)
+
+
+def test_background_limits_per_os_are_the_records_and_the_simulator_reads_them() -> None:
+    from dataclasses import replace
+
+    from proximity.schemes.registry import OPERATING_SYSTEMS
+    from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND
+
+    assert {
+        (record.name, system) for record in scheme_records() for system in record.foreground_only
+    } == ADVERTISES_ONLY_IN_FOREGROUND
+    assert ("bluezone", "ios") in ADVERTISES_ONLY_IN_FOREGROUND  # the one known limit, on its record
+    assert ("gaen", "ios") not in ADVERTISES_ONLY_IN_FOREGROUND  # GAEN runs in the OS: exempt
+    assert all(r.foreground_only <= set(OPERATING_SYSTEMS) for r in scheme_records())
+    odd = replace(scheme_record("gaen"), name="other", log_code=99, foreground_only=frozenset({"palmos"}))
+    with pytest.raises(ValueError, match="palmos"):
+        register_scheme(odd)
+
+
+def test_key_files_are_sniffed_through_the_records(tmp_path: Path) -> None:
+    from proximity.keyfiles.bluezone_json import dump_records
+    from proximity.keyfiles.dp3t_json import dump_exposees
+    from proximity.keyfiles.gaen_export import EXPORT_HEADER
+    from proximity.schemes.bluezone import BluezoneBaseKey
+    from proximity.schemes.dp3t import Dp3tDayKey
+    from proximity.schemes.registry import sniff_key_file
+
+    day = 1596585600
+    heads = {
+        "gaen": b"PK\x03\x04" + bytes(60),
+        "bluezone": dump_records([BluezoneBaseKey(bytes(32), day).record(day)]).encode()[:256],
+        "dp3t": dump_exposees([Dp3tDayKey(bytes(32), day)]).encode()[:256],
+    }
+    for name, head in heads.items():
+        found = sniff_key_file(head)
+        assert found is not None and found.name == name
+    assert sniff_key_file(EXPORT_HEADER + bytes(8)) is scheme_record("gaen")  # a bare export.bin
+    assert sniff_key_file(b"\x00garbage") is None
+    # Bluezone's sniff takes any JSON (its fallback), so the order is what keeps a DP-3T list DP-3T's
+    assert scheme_record("bluezone").key_files.sniffs(heads["dp3t"])
+    assert scheme_record("bluezone").key_files.fallback and not scheme_record("dp3t").key_files.fallback
+    # and each record's reader reads what its writer wrote
+    path = tmp_path / "exposees.json"
+    path.write_text(dump_exposees([Dp3tDayKey(bytes(32), day)]))
+    assert scheme_record("dp3t").key_files.load_reader()(path) == [Dp3tDayKey(bytes(32), day)]
+    assert scheme_record("dp3t").key_files.load_writer() is dump_exposees
+
+
+def test_match_refuses_an_unknown_key_file_naming_every_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proximity.cli.main import main
+
+    keys = tmp_path / "keys.bin"
+    keys.write_bytes(b"\x00not a key file")
+    observed = tmp_path / "observed.csv"
+    observed.write_text("id,time\n")
+    assert main(["match", "--keys", str(keys), "--observed", str(observed)]) != 0
+    err = capsys.readouterr().err
+    for record in scheme_records():
+        assert record.key_files.description in err
+
+
+@pytest.mark.parametrize("name", SCHEME_NAMES)
+def test_each_matcher_refuses_another_schemes_observations(name: str) -> None:
+    from proximity.sightings import InvalidSightingError, Observations
+
+    other = next(r for r in scheme_records() if r.name != name)  # dp3t gets GAEN's 16-byte IDs
+    observations = Observations.from_sightings(other.name, [])
+    with pytest.raises(InvalidSightingError, match=f"{scheme_record(name).label} matching needs"):
+        scheme_record(name).load_matcher()([], observations)

@@ -193,9 +193,9 @@ def test_adoption_changes_who_has_the_app_and_nothing_else() -> None:
 # -- phones: real key rings and IDs ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheme", ["gaen", "bluezone"])
+@pytest.mark.parametrize("scheme", ["gaen", "bluezone", "dp3t"])
 def test_phones_broadcast_their_rings_ids(scheme: str) -> None:
-    from proximity.schemes import BLUEZONE, GAEN
+    from proximity.schemes import BLUEZONE, DP3T, GAEN
 
     users = np.array([1, 4], np.int64)
     start = 1596614400.0 + 3000
@@ -204,9 +204,15 @@ def test_phones_broadcast_their_rings_ids(scheme: str) -> None:
     ids, _ = phones.broadcast(np.array([4, 4]), times)
     ring = phones.rings[1]
     for row, t in zip(ids, times, strict=True):
-        key = ring.gaen_key_at(t) if scheme == "gaen" else ring.bluezone_key.record(t)
-        expected = GAEN.id_at(key, t) if scheme == "gaen" else BLUEZONE.id_at(key, t)  # type: ignore[arg-type]
+        if scheme == "gaen":
+            expected = GAEN.id_at(ring.gaen_key_at(t), t)  # type: ignore[arg-type]
+        elif scheme == "bluezone":
+            expected = BLUEZONE.id_at(ring.bluezone_key.record(t), t)
+        else:
+            assert ring.dp3t_key is not None
+            expected = DP3T.id_at(ring.dp3t_key, t)
         assert row.tobytes() == expected.value
+        assert ring.broadcast_at(scheme, float(t)).id.value == expected.value  # the node's path agrees
     assert phones.owners(ids).tolist() == [4, 4]
     assert phones.owners(np.zeros((1, ids.shape[1]), np.uint8)).tolist() == [-1]
 
@@ -226,7 +232,7 @@ def _room(scheme: str) -> Scenario:
     )
 
 
-@pytest.fixture(scope="module", params=["gaen", "bluezone"])
+@pytest.fixture(scope="module", params=["gaen", "bluezone", "dp3t"])
 def room_run(request: pytest.FixtureRequest) -> tuple[Scenario, RunResult]:
     scenario = _room(request.param)
     return scenario, run_simulation(scenario, 0.9, 0)
@@ -264,8 +270,13 @@ def test_pipeline_runs_real_log_matcher_and_estimators(room_run: tuple[Scenario,
 def test_pipeline_is_reproducible(room_run: tuple[Scenario, RunResult]) -> None:
     """Same seed, same rows, for either scheme; and the comparison can fail: another seed differs."""
     scenario, result = room_run
-    assert run_simulation(scenario, 0.9, 0).rows == result.rows
-    assert run_simulation(scenario, 0.9, 1).rows != result.rows
+    again = run_simulation(scenario, 0.9, 0)
+    assert again.rows == result.rows
+    for name, (scores, labels) in result.scores.items():
+        assert np.array_equal(again.scores[name][0], scores) and np.array_equal(again.scores[name][1], labels)
+    # rows name their seed: compare what came out, or a run that ignored its seed would pass
+    other = [dataclasses.replace(row, seed=0) for row in run_simulation(scenario, 0.9, 1).rows]
+    assert other != result.rows
 
 
 def test_nobody_with_the_app_traces_nobody() -> None:

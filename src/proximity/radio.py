@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["RSSI_NOT_AVAILABLE", "RSSI_RANGE", "TX_POWER_RANGE", "rssi_problem"]
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["RSSI_NOT_AVAILABLE", "RSSI_RANGE", "TX_POWER_RANGE", "rssi_problem", "rssi_valid"]
 
 RSSI_RANGE = (-127, 20)  # dBm a controller can report (HCI LE advertising report, Core spec 7.7.65.2)
 RSSI_NOT_AVAILABLE = 127  # HCI's "RSSI not available": no reading, never a strength
@@ -25,3 +28,13 @@ def rssi_problem(value: object) -> str | None:
     if not (math.isfinite(value) and value == round(value) and low <= value <= high):
         return f"rssi must be a whole number of dBm in [{low}, {high}], got {value!r:.40}"
     return None
+
+
+def rssi_valid(values: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """:func:`rssi_problem` over a column: True where the value is an RSSI reading (NaN is not)."""
+    low, high = RSSI_RANGE
+    with np.errstate(invalid="ignore"):
+        valid: NDArray[np.bool_] = (
+            np.isfinite(values) & (values == np.round(values)) & (values >= low) & (values <= high)
+        )
+    return valid

@@ -1,7 +1,11 @@
 """What a scanner hears: one :class:`Sighting` per advert, and :class:`Observations` as numpy batches.
 
 Every source (live scan, capture replay, simulator) produces Sightings; the encounter log stores them
-and hands the matcher :class:`Observations`, the same data column-wise.
+and hands the matcher :class:`Observations`, the same data column-wise. The rules a sighting's fields
+obey are written once here, for one value (:func:`time_problem`, :func:`id_problem`,
+:func:`proximity.radio.rssi_problem`) and for a column (:func:`times_valid`,
+:func:`proximity.radio.rssi_valid`); :class:`Sighting` and the column validator
+(:mod:`proximity.sighting_columns`, which the log writes through) both apply them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,16 @@ from proximity.schemes.gaen import AEM_LENGTH
 from proximity.schemes.registry import SCHEME_NAMES, SchemeRecord, UnknownSchemeError, scheme_record
 from proximity.times import LATEST_TIME
 
-__all__ = ["ID_LENGTHS", "InvalidSightingError", "Observations", "Sighting"]
+__all__ = [
+    "ID_LENGTHS",
+    "InvalidSightingError",
+    "Observations",
+    "Sighting",
+    "id_problem",
+    "metadata_problem",
+    "time_problem",
+    "times_valid",
+]
 
 ID_LENGTHS = {name: scheme_record(name).id_length for name in SCHEME_NAMES}
 """Each scheme's ID length, from its record (a derived view, kept for callers that index by name)."""
@@ -34,6 +47,33 @@ def record_of(scheme: str) -> SchemeRecord:
         return scheme_record(scheme)
     except UnknownSchemeError as error:
         raise InvalidSightingError(str(error)) from None
+
+
+def time_problem(value: float) -> str | None:
+    """Why ``value`` is not a sighting's time (unix seconds from 1970 to year 9998), or None."""
+    if not 0 <= value <= LATEST_TIME:  # NaN fails too
+        return f"time must be unix seconds from 1970 to year 9998 (0..{LATEST_TIME}), got {value!r}"
+    return None
+
+
+def times_valid(times: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """:func:`time_problem` over a column: True where the time is valid."""
+    valid: NDArray[np.bool_] = (times >= 0) & (times <= LATEST_TIME)  # NaN fails both
+    return valid
+
+
+def id_problem(record: SchemeRecord, length: int, what: str = "ID") -> InvalidLengthError | None:
+    """Why an ID (``what``: "ID", "own_id") of ``length`` bytes cannot be one of ``record``'s, or None."""
+    if length != record.id_length:
+        return InvalidLengthError(f"{record.name} {what}", record.id_length, length)
+    return None
+
+
+def metadata_problem(record: SchemeRecord) -> str | None:
+    """Why ``record``'s sightings cannot carry metadata, or None when they can."""
+    if record.metadata_length is None:
+        return f"{record.label} sightings carry no metadata (only GAEN's AEM)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,23 +95,24 @@ class Sighting:
 
     def __post_init__(self) -> None:
         record = record_of(self.scheme)
-        length = record.id_length
         if not isinstance(self.id, bytes):
             raise TypeError("id must be bytes")
-        if len(self.id) != length:
-            raise InvalidLengthError(f"{self.scheme} ID", length, len(self.id))
-        if not isinstance(self.time, int | float) or not 0 <= self.time <= LATEST_TIME:
-            raise InvalidSightingError(
-                f"time must be unix seconds from 1970 to year 9998 (0..{LATEST_TIME}), got {self.time!r}"
-            )
+        if (wrong := id_problem(record, len(self.id))) is not None:
+            raise wrong
+        if not isinstance(self.time, int | float):
+            raise InvalidSightingError(f"time must be unix seconds, got {self.time!r:.40}")
+        if (problem := time_problem(self.time)) is not None:
+            raise InvalidSightingError(problem)
         if self.rssi is not None:
             if isinstance(self.rssi, bool) or not isinstance(self.rssi, int):
                 raise InvalidSightingError(f"rssi must be an integer dBm or None, got {self.rssi!r}")
             if (problem := rssi_problem(self.rssi)) is not None:
                 raise InvalidSightingError(problem)
+        if self.own_id is not None and (wrong := id_problem(record, len(self.own_id), "own_id")) is not None:
+            raise wrong
         if self.metadata is not None:
             if record.metadata_length is None:
-                raise InvalidSightingError(f"{record.label} sightings carry no metadata (only GAEN's AEM)")
+                raise InvalidSightingError(str(metadata_problem(record)))
             if len(self.metadata) != record.metadata_length:
                 raise InvalidLengthError("AEM", record.metadata_length, len(self.metadata))
 
@@ -110,6 +151,14 @@ class Observations:
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
+
+    def require_scheme(self, scheme: str) -> None:
+        """Refuse (:class:`InvalidSightingError`) another scheme's sightings for ``scheme``'s matcher."""
+        if self.scheme != scheme:
+            wanted = record_of(scheme).label
+            raise InvalidSightingError(
+                f"{wanted} matching needs {wanted} observations, got {record_of(self.scheme).label}'s"
+            )
 
     @classmethod
     def from_sightings(cls, scheme: str, sightings: Iterable[Sighting]) -> Observations:

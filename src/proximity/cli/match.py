@@ -1,9 +1,9 @@
 """``proximity match``: published key files x observed IDs -> matched keys per UTC day.
 
-Key files are GAEN export.zip (export.bin only with --no-verify) and Bluezone daily-key JSON; the
-scheme of each is sniffed from its first bytes unless --scheme says. Observations come from a CSV
-(``id`` hex, ``time`` unix seconds, optional ``rssi`` and ``metadata`` hex AEM) or the encounter log.
-A refused file aborts the whole run with one line saying why; no match is not an error.
+Key files are each scheme's published format (its record's ``key_files``; GAEN's export.bin only with
+--no-verify); the scheme of each is sniffed from its first bytes unless --scheme says. Observations
+come from a CSV (``id`` hex, ``time`` unix seconds, optional ``rssi`` and ``metadata`` hex AEM) or the
+encounter log. A refused file aborts the whole run with one line saying why; no match is not an error.
 """
 
 from __future__ import annotations
@@ -34,18 +34,11 @@ from proximity.estimation import (
     resolve_model,
     verdict,
 )
-from proximity.keyfiles.bluezone_json import load_records, looks_like_bluezone_json
-from proximity.keyfiles.dp3t_json import load_exposees, looks_like_dp3t_json
-from proximity.keyfiles.gaen_export import EXPORT_HEADER, TrustedKey, stream_exports
-from proximity.matching.bluezone import match_bluezone
-from proximity.matching.dp3t import match_dp3t
-from proximity.matching.gaen import match_gaen
+from proximity.keyfiles.gaen_export import TrustedKey
 from proximity.matching.results import KeyMatch, group_by_day
 from proximity.radio import rssi_problem
-from proximity.schemes.bluezone import BLUEZONE
-from proximity.schemes.dp3t import DP3T
-from proximity.schemes.gaen import AEM_LENGTH, GAEN
-from proximity.schemes.registry import SCHEME_NAMES, scheme_record
+from proximity.schemes.gaen import AEM_LENGTH
+from proximity.schemes.registry import SCHEME_NAMES, scheme_record, scheme_records, sniff_key_file
 from proximity.server.client import download_key_files
 from proximity.sightings import ID_LENGTHS, Observations
 from proximity.times import LATEST_TIME, format_utc, parse_time
@@ -64,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "match",
         help="match published key files against observed IDs",
-        description="Match published keys (GAEN export.zip, Bluezone JSON) against observed IDs.",
+        description="Match published keys ("
+        + ", ".join(r.key_files.description for r in scheme_records())
+        + ") against observed IDs.",
     )
     parser.add_argument(
         "--keys",
@@ -134,18 +129,17 @@ def _trusted_keys(specs: Sequence[str]) -> list[TrustedKey]:
 
 
 def _sniff(path: str) -> str:
+    """The scheme of a key file, from its first bytes and the records' key-file formats."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(256)
     except OSError as error:
         raise CommandError(f"cannot read key file {path}: {error.strerror}") from None
-    if head[:4] == b"PK\x03\x04" or head[: len(EXPORT_HEADER)] == EXPORT_HEADER:
-        return GAEN.name
-    if looks_like_dp3t_json(head):
-        return DP3T.name
-    if looks_like_bluezone_json(head):
-        return BLUEZONE.name
-    raise CommandError(f"{path}: not a GAEN export (zip or export.bin), Bluezone JSON nor DP-3T JSON")
+    record = sniff_key_file(head)
+    if record is None:
+        formats = ", ".join(r.key_files.description for r in scheme_records())
+        raise CommandError(f"{path}: not a key file this library reads ({formats})")
+    return record.name
 
 
 def read_observed_csv(path: str) -> dict[str, Observations]:
@@ -236,7 +230,8 @@ def _observed_row(
         raise bad("id", f"id must be hex, got {text['id']!r:.60}") from None
     scheme = text["scheme"] or by_length.get(len(value))
     if scheme is None:
-        raise bad("id", f"an ID of {len(value)} bytes is neither GAEN (16) nor Bluezone (12)")
+        lengths = ", ".join(f"{r.label} ({r.id_length})" for r in scheme_records())
+        raise bad("id", f"an ID of {len(value)} bytes is none of {lengths}")
     if scheme not in ID_LENGTHS:
         raise bad("scheme", f"scheme must be one of {', '.join(SCHEME_NAMES)}, got {scheme!r:.40}")
     if len(value) != ID_LENGTHS[scheme]:
@@ -360,44 +355,42 @@ def _match_files(args: argparse.Namespace) -> int:
     wanted = [s for s, files in schemes.items() if files]
     observed = read_observed_csv(args.observed) if args.observed else _observations_from_log(args.log, wanted)
     trusted = _trusted_keys(args.pubkey)
-    if schemes[GAEN.name] and not trusted and not args.no_verify:
-        raise CommandError(
-            "GAEN files need a trusted public key (--pubkey PEM), or --no-verify to skip checks"
-        )
+    for record in scheme_records():
+        if schemes[record.name] and record.key_files.signed and not trusted and not args.no_verify:
+            raise CommandError(
+                f"{record.label} files need a trusted public key (--pubkey PEM), "
+                "or --no-verify to skip checks"
+            )
     size = sum(os.path.getsize(p) for p in args.keys)
     progress = _Progress(len(args.keys), sys.stderr, size >= PROGRESS_BYTES)
     matches: list[KeyMatch] = []
     keys_read = skipped = 0
-    if schemes[GAEN.name]:
-        stream = stream_exports(schemes[GAEN.name], trusted, verify=not args.no_verify)
-        matches += match_gaen(
-            _per_file(stream.keys(), progress),
-            observed[GAEN.name],
-            revised_keys=stream.revisions(),
-            workers=args.workers,
-            progress=progress.add_keys,
-        )
-        keys_read += stream.total_keys
-        skipped += stream.skipped_keys
-    if schemes[BLUEZONE.name]:
-        # All files in one run: a record published in several files is one match, not one per file.
-        counted = [0]
-        matches += match_bluezone(
-            _records(load_records, schemes[BLUEZONE.name], progress, counted),
-            observed[BLUEZONE.name],
-            workers=args.workers,
-            progress=progress.add_keys,
-        )
-        keys_read += counted[0]
-    if schemes[DP3T.name]:
-        counted = [0]
-        matches += match_dp3t(
-            _records(load_exposees, schemes[DP3T.name], progress, counted),
-            observed[DP3T.name],
-            workers=args.workers,
-            progress=progress.add_keys,
-        )
-        keys_read += counted[0]
+    for record in scheme_records():
+        files = schemes[record.name]
+        if not files:
+            continue
+        match = record.load_matcher()
+        if record.key_files.signed:  # a verifying stream: the keys, then their revisions, as values
+            stream = record.key_files.load_reader()(files, trusted, verify=not args.no_verify)
+            matches += match(
+                _per_file(stream.keys(), progress),
+                observed[record.name],
+                revised_keys=stream.revisions(),
+                workers=args.workers,
+                progress=progress.add_keys,
+            )
+            keys_read += stream.total_keys
+            skipped += stream.skipped_keys
+        else:
+            # All files in one run: a record published in several files is one match, not one per file.
+            counted = [0]
+            matches += match(
+                _records(record.key_files.load_reader(), files, progress, counted),
+                observed[record.name],
+                workers=args.workers,
+                progress=progress.add_keys,
+            )
+            keys_read += counted[0]
     progress.draw(final=True)
     days = group_by_day(matches)
     settings, correction = receiver_settings(args.device, args.rssi_correction)

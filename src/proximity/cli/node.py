@@ -14,7 +14,7 @@ from proximity.broadcast import Broadcast
 from proximity.cli.common import add_keyring_option
 from proximity.errors import NoKeyForTimeError
 from proximity.keyring import load_keyring, resolve_keyring_path, save_keyring
-from proximity.schemes.registry import SCHEME_NAMES, duty_cycles, scheme_record
+from proximity.schemes.registry import SCHEME_NAMES, duty_cycles, scheme_record, scheme_records
 from proximity.sightings import Sighting
 
 __all__ = ["register", "run"]
@@ -38,7 +38,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--duty",
         choices=tuple(duty_cycles()),
         default="continuous",
-        help="scan duty cycle: always, or a scheme's own (GAEN 4 s, Bluezone 40 s, DP-3T 30 s, every 5 min)",
+        help="scan duty cycle: always, or a scheme's own ("
+        + ", ".join(
+            f"{r.label} {r.duty.scan_on:g} s every {r.duty.scan_period:g} s" for r in scheme_records()
+        )
+        + ")",
     )
     parser.add_argument(
         "--seconds", type=float, metavar="N", help="stop after N seconds (default: run until stopped)"

@@ -23,8 +23,8 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 def json_document(data: bytes | str, source: str) -> Any:
-    """``data`` parsed as JSON, or a :class:`MalformedKeyFileError` saying why not (also used by the DP-3T
-    exposee list)."""
+    """``data`` parsed as JSON, or a :class:`MalformedKeyFileError` saying why not (shared by the JSON
+    key-file readers)."""
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:  # also a 5,000-digit integer (str limit)

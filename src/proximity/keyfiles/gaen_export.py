@@ -43,6 +43,7 @@ __all__ = [
     "generate_signing_key",
     "load_export",
     "load_signing_key",
+    "looks_like_export",
     "parse_export",
     "parse_export_bytes",
     "parse_export_zip",
@@ -383,6 +384,11 @@ class ExportStream:
                 if len(export.revised_keys):
                     self.revised.append(export.revised_keys)
         return list(self.revised)
+
+
+def looks_like_export(head: bytes) -> bool:
+    """Cheap sniff on a file's first bytes: a zip (export.zip) or a bare export.bin's header."""
+    return head[:4] == b"PK\x03\x04" or head[: len(EXPORT_HEADER)] == EXPORT_HEADER
 
 
 def stream_exports(

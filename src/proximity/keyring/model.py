@@ -9,18 +9,18 @@ Rolling returns a new ring; saving it is the store's job (:mod:`proximity.keyrin
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
-from proximity.broadcast import Broadcast, bluezone_broadcasts, dp3t_broadcasts, gaen_broadcasts
+from proximity.broadcast import Broadcast
 from proximity.errors import InvalidKeyError, InvalidMetadataError, NoKeyForTimeError
 from proximity.radio import TX_POWER_RANGE  # the TX powers GAEN accepts; receivers drop others
-from proximity.schemes.bluezone import BLUEZONE, DEFAULT_IDS_PER_DAY, BluezoneBaseKey
-from proximity.schemes.dp3t import DP3T, Dp3tDayKey
-from proximity.schemes.gaen import GAEN, Metadata, TemporaryExposureKey
-from proximity.schemes.registry import RETENTION_DAYS, SCHEME_NAMES
+from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY, BluezoneBaseKey
+from proximity.schemes.dp3t import Dp3tDayKey
+from proximity.schemes.gaen import Metadata, TemporaryExposureKey
+from proximity.schemes.registry import RETENTION_DAYS, SCHEME_NAMES, UnknownSchemeError, scheme_record
 from proximity.times import SECONDS_PER_DAY, utc_midnight
 
 __all__ = ["DEFAULT_TX_POWER", "TX_POWER_RANGE", "KeyRing", "KeyRingSettings"]
@@ -123,48 +123,24 @@ class KeyRing:
         """Up to ``count`` broadcasts from the slot containing ``at`` on, as far as the ring has keys.
 
         GAEN keys are random per day, so the ring can only answer until its newest key ends; Bluezone's
-        chain answers for any day from install on.
+        and DP-3T's chains answer for any day from their first on.
         """
-        broadcaster = _BROADCASTERS.get(scheme)
-        if broadcaster is None:
-            raise ValueError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEME_NAMES)}")
-        return broadcaster(self, at, count)
+        if count < 0:
+            raise ValueError(f"count must be non-negative, got {count}")
+        broadcasts: list[Broadcast] = _keys_of(scheme).broadcasts(self, at, count)
+        return broadcasts
 
     def first_time(self, scheme: str) -> int | None:
         """When the ring's first ``scheme`` ID starts (None if it holds no key of that scheme yet)."""
-        firsts = {
-            GAEN.name: min((key.start for key in self.gaen_keys), default=None),
-            BLUEZONE.name: self.bluezone_key.base_day,
-            DP3T.name: None if self.dp3t_key is None else self.dp3t_key.day,
-        }
-        return firsts[scheme]
-
-    def _gaen_broadcasts(self, at: float, count: int) -> list[Broadcast]:
-        out: list[Broadcast] = []
-        for key in self.gaen_keys:
-            if len(out) == count:
-                break
-            if key.end > at:
-                out += gaen_broadcasts(key, self.settings.gaen_metadata, at=at, count=count - len(out))
-        return out
-
-    def _bluezone_broadcasts(self, at: float, count: int) -> list[Broadcast]:
-        if utc_midnight(at) < self.bluezone_key.base_day:
-            return []
-        ids_per_day = self.settings.bluezone_ids_per_day
-        days = 1 + math.ceil(count / ids_per_day)
-        record = self.bluezone_key.record(at, days, ids_per_day)
-        return bluezone_broadcasts(record, at=at, count=count)
-
-    def _dp3t_broadcasts(self, at: float, count: int) -> list[Broadcast]:
-        if self.dp3t_key is None or utc_midnight(at) < self.dp3t_key.day:
-            return []
-        return dp3t_broadcasts(self.dp3t_key, at=at, count=count)
+        first: int | None = _keys_of(scheme).first_time(self)
+        return first
 
 
-# Which of the ring's keys answers for each scheme (the ring holds one key kind per scheme).
-_BROADCASTERS: dict[str, Callable[[KeyRing, float, int], list[Broadcast]]] = {
-    GAEN.name: KeyRing._gaen_broadcasts,
-    BLUEZONE.name: KeyRing._bluezone_broadcasts,
-    DP3T.name: KeyRing._dp3t_broadcasts,
-}
+def _keys_of(scheme: str) -> Any:
+    """The scheme's view of the ring (a ``scheme_keys.RingKeys``, named by its record; not imported
+    here, since that module reads the ring)."""
+    try:
+        keys = scheme_record(scheme).load_ring_keys()
+    except UnknownSchemeError:
+        raise ValueError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEME_NAMES)}") from None
+    return keys

@@ -18,35 +18,23 @@ import math
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from proximity.errors import (
-    EncounterLogBusyError,
-    EncounterLogCorruptError,
-    EncounterLogError,
-    EncounterLogVersionError,
-    InvalidBatchError,
-    InvalidTimeError,
-)
-from proximity.log.schema import (
-    APPLICATION_ID,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    SCHEME_CODES,
-    SCHEME_NAMES_BY_CODE,
-)
-from proximity.radio import RSSI_RANGE
+from proximity.errors import EncounterLogCorruptError, InvalidBatchError, InvalidTimeError
+from proximity.log.connection import guard, integrity_check, open_database, transaction
+from proximity.log.dedup import LastKept
+from proximity.log.schema import SCHEME_CODES, SCHEME_NAMES_BY_CODE
 from proximity.schemes.gaen import AEM_LENGTH
 from proximity.schemes.registry import RETENTION_DAYS
-from proximity.sightings import ID_LENGTHS, InvalidSightingError, Observations, Sighting, record_of
-from proximity.times import LATEST_TIME, SECONDS_PER_DAY
+from proximity.sighting_columns import SightingColumns, columns_of
+from proximity.sightings import Observations, Sighting, record_of
+from proximity.times import SECONDS_PER_DAY
 from proximity.times import now as wall_clock
 
 __all__ = [
@@ -59,7 +47,6 @@ __all__ = [
 ]
 
 DEFAULT_RETENTION_DAYS = RETENTION_DAYS
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _F = TypeVar("_F", bound=Callable[..., Any])
 _ROWS_PER_STATEMENT = 128  # rows per INSERT; 128 x 7 columns stays below SQLite's old 999-variable limit
 
@@ -134,32 +121,8 @@ class EncounterLog:
         check: bool = False,
     ) -> None:
         self.path = str(path)
-        self._last_kept: dict[tuple[int, bytes], float] = {}
-        _refuse_foreign_file(self.path, create)
-        try:
-            _create_private(self.path)
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-        except (sqlite3.Error, OSError) as error:
-            raise EncounterLogCorruptError(self.path, str(error)) from None
-        try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self._check_identity()
-            # migrate before switching to WAL: a file whose migration fails is left as it was found
-            self._migrate()
-            self._configure()
-            if check and (problems := self.integrity_check(quick=True)) != "ok":
-                raise EncounterLogCorruptError(self.path, f"integrity check failed: {problems[:200]}")
-        except sqlite3.DatabaseError as error:
-            self._db.close()
-            if _is_busy(error):  # another connection holds the lock: the file is fine, retry later
-                raise EncounterLogBusyError(self.path, str(error)) from None
-            raise EncounterLogCorruptError(self.path, str(error)) from None
-        except UnicodeDecodeError:  # SQLite text (e.g. the schema) that is not UTF-8: a damaged file
-            self._db.close()
-            raise EncounterLogCorruptError(self.path, "its schema text is not UTF-8") from None
-        except BaseException:
-            self._db.close()
-            raise
+        self._dedup = LastKept()
+        self._db = open_database(self.path, create=create, timeout=timeout, check=check)
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -173,49 +136,6 @@ class EncounterLog:
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-    def _check_identity(self) -> None:
-        """Refuse another program's database or a newer schema before changing anything in the file."""
-        app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if app_id != APPLICATION_ID:
-            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if app_id != 0 or version != 0 or tables:
-                raise EncounterLogCorruptError(self.path, "it is another program's SQLite database")
-        if version > SCHEMA_VERSION:
-            raise EncounterLogVersionError(self.path, version, SCHEMA_VERSION)
-        if version < 0:  # no version of this library writes one: a damaged header
-            raise EncounterLogCorruptError(self.path, f"its schema version {version} is impossible")
-
-    def _configure(self) -> None:
-        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise EncounterLogError(f"encounter log {self.path}: cannot enable WAL mode (got {mode})")
-        # FULL: a committed batch survives a power cut too, not only a killed process.
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-
-    def _migrate(self) -> None:
-        app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
-            return
-        with self._transaction():
-            app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if app_id != APPLICATION_ID:
-                tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                if app_id != 0 or version != 0 or tables:
-                    raise EncounterLogCorruptError(self.path, "it is another program's SQLite database")
-                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            if version > SCHEMA_VERSION:
-                raise EncounterLogVersionError(self.path, version, SCHEMA_VERSION)
-            if version < 0:
-                raise EncounterLogCorruptError(self.path, f"its schema version {version} is impossible")
-            for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
-                    self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- writing ------------------------------------------------------------------------------------
 
@@ -238,7 +158,7 @@ class EncounterLog:
                 raise TypeError(f"expected Sighting, got {type(sighting).__name__}")
             by_scheme.setdefault(sighting.scheme, []).append(sighting)
             positions.setdefault(sighting.scheme, []).append(number)
-        batches = [_columns_of(scheme, rows) for scheme, rows in by_scheme.items()]
+        batches = [columns_of(scheme, rows) for scheme, rows in by_scheme.items()]
         return self._write(
             batches, dedup_seconds, on_bad, [positions[scheme] for scheme in by_scheme], source
         )
@@ -265,12 +185,12 @@ class EncounterLog:
         out-of-range value is a bad row: say "not reported" with ``rssi_known=False`` (or ``rssi=None``
         for a batch without any). ``aem`` is (n, 4) uint8, stored where ``has_aem`` (GAEN only).
         """
-        columns = _Columns.build(scheme, ids, times, rssi, rssi_known, aem, has_aem, address, own_id)
+        columns = SightingColumns.build(scheme, ids, times, rssi, rssi_known, aem, has_aem, address, own_id)
         return self._write([columns], dedup_seconds, on_bad)
 
     def _write(
         self,
-        batches: list[_Columns],
+        batches: list[SightingColumns],
         dedup_seconds: float | None,
         on_bad: Literal["raise", "skip"],
         origins: list[list[int]] | None = None,
@@ -304,7 +224,9 @@ class EncounterLog:
                 for batch in batches:
                     keep = batch.valid
                     if dedup_seconds is not None:
-                        keep, dropped = self._dedup(batch, keep, dedup_seconds)
+                        keep, dropped = self._dedup.keep(
+                            SCHEME_CODES[batch.scheme], batch.id_bytes, batch.times, keep, dedup_seconds
+                        )
                         duplicates += dropped
                     columns = batch.columns(keep)
                     if source is not None:
@@ -312,45 +234,13 @@ class EncounterLog:
                     _insert(self._db, batch.scheme, columns)
                     written += int(keep.sum())
         except BaseException:
-            self._last_kept.clear()  # the cache may hold rows that were never committed
+            self._dedup.clear()  # the cache may hold rows that were never committed
             raise
         return IngestReport(written, duplicates, tuple(bad_rows), tuple(reasons))
 
-    def _dedup(self, batch: _Columns, keep: NDArray[np.bool_], every: float) -> tuple[NDArray[np.bool_], int]:
-        """Bluezone's rule: at most one row per observed ID every ``every`` seconds (across batches)."""
-        keep = keep.copy()
-        candidates = np.flatnonzero(keep)
-        order = candidates[np.argsort(batch.times[candidates], kind="stable")]
-        code = SCHEME_CODES[batch.scheme]
-        dropped = 0
-        for row in order.tolist():
-            key = (code, batch.id_bytes[row])
-            last = self._last_kept.get(key)
-            t = float(batch.times[row])
-            if last is not None and abs(t - last) < every:
-                keep[row] = False
-                dropped += 1
-            else:
-                self._last_kept[key] = t
-        return keep, dropped
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """The one write transaction: ``BEGIN IMMEDIATE`` (a busy log is :class:`EncounterLogBusyError`),
-        COMMIT when the block ends, ROLLBACK when anything (even KeyboardInterrupt) escapes it."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if _is_busy(error):
-                raise EncounterLogBusyError(self.path, str(error)) from None
-            raise EncounterLogError(f"encounter log {self.path}: {error}") from None
-        try:
-            yield
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
+    def _transaction(self) -> AbstractContextManager[None]:
+        """The one write transaction (:func:`proximity.log.connection.transaction`)."""
+        return transaction(self._db, self.path)
 
     @_guarded
     def record_exposures(self, records: Iterable[ExposureRecord]) -> int:
@@ -399,7 +289,7 @@ class EncounterLog:
         with self._transaction():
             sightings = self._db.execute("DELETE FROM sightings WHERE time < ?", (cutoff,)).rowcount
             exposures = self._db.execute("DELETE FROM exposures WHERE last_time < ?", (cutoff,)).rowcount
-        self._last_kept = {k: t for k, t in self._last_kept.items() if t >= cutoff}
+        self._dedup.forget_before(cutoff)
         return PruneReport(sightings, exposures, cutoff)
 
     @_guarded
@@ -425,7 +315,7 @@ class EncounterLog:
             else:
                 source = int(row[0])
                 self._db.execute("DELETE FROM sightings WHERE source = ?", (source,))
-        self._last_kept.clear()  # the rows behind the de-dup cache may have been removed
+        self._dedup.clear()  # the rows behind the de-dup cache may have been removed
         return int(source)
 
     @_guarded
@@ -445,7 +335,7 @@ class EncounterLog:
             self._db.execute("DELETE FROM sightings")
             self._db.execute("DELETE FROM exposures")
             self._db.execute("DELETE FROM sources")
-        self._last_kept.clear()
+        self._dedup.clear()
         self._db.execute("VACUUM")
 
     # -- reading ------------------------------------------------------------------------------------
@@ -455,8 +345,7 @@ class EncounterLog:
         self, scheme: str, since: float | None = None, until: float | None = None
     ) -> Observations:
         """The sightings of ``scheme`` with ``since <= time < until``, column-wise, ordered by time."""
-        if scheme not in SCHEME_CODES:
-            raise InvalidSightingError(f"unknown scheme {scheme!r}; expected gaen or bluezone")
+        length = record_of(scheme).id_length  # an unknown scheme is an InvalidSightingError
         lo = -math.inf if since is None else float(since)
         hi = math.inf if until is None else float(until)
         cursor = self._db.execute(
@@ -465,7 +354,6 @@ class EncounterLog:
             (SCHEME_CODES[scheme], lo, hi),
         )
         rows = cursor.fetchall()
-        length = ID_LENGTHS[scheme]
         n = len(rows)
         if n == 0:
             return Observations(
@@ -575,223 +463,11 @@ class EncounterLog:
 
     def integrity_check(self, *, quick: bool = False) -> str:
         """SQLite's ``PRAGMA integrity_check`` (or ``quick_check``): "ok" or the problems found."""
-        with self._guard():
-            rows = self._db.execute(f"PRAGMA {'quick_check' if quick else 'integrity_check'}").fetchall()
-        return "; ".join(str(r[0]) for r in rows)
+        return integrity_check(self._db, self.path, quick=quick)
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """SQLite's complaints as our typed errors: damage -> EncounterLogCorruptError, busy -> ..."""
-        try:
-            yield
-        except sqlite3.OperationalError as error:
-            if _is_busy(error):
-                raise EncounterLogBusyError(self.path, str(error)) from None
-            raise EncounterLogError(f"encounter log {self.path}: {error}") from None
-        except sqlite3.DatabaseError as error:
-            raise EncounterLogCorruptError(self.path, str(error)) from None
-        except UnicodeDecodeError:
-            raise EncounterLogCorruptError(self.path, "stored text is not UTF-8") from None
-
-
-def _is_busy(error: sqlite3.Error) -> bool:
-    """SQLITE_BUSY / SQLITE_LOCKED (also as extended codes): another connection holds a lock.
-
-    Python 3.11+ gives every error that comes from SQLite its code; the module's own errors have none.
-    """
-    code = getattr(error, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
-def _refuse_foreign_file(path: str, create: bool) -> None:
-    """Refuse, before SQLite touches it, a file that is not SQLite at all; never create unless asked."""
-    file = Path(path)
-    if not file.exists():
-        if not create:
-            raise EncounterLogError(f"no encounter log at {path}")
-        return
-    if file.is_dir():
-        raise EncounterLogCorruptError(path, "it is a directory")
-    if not file.is_file():
-        raise EncounterLogCorruptError(path, "it is not a regular file (a socket, FIFO or device)")
-    try:
-        with file.open("rb") as handle:
-            head = handle.read(len(_SQLITE_MAGIC))
-    except OSError as error:
-        raise EncounterLogError(f"cannot read encounter log {path}: {error.strerror or error}") from None
-    if head and head != _SQLITE_MAGIC:
-        raise EncounterLogCorruptError(path, "it is not a SQLite database")
-
-
-def _create_private(path: str) -> None:
-    """Create a new log file 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
-    database's mode): it holds the phone's own IDs and whom it met."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
-
-
-class _Columns:
-    """One scheme's batch column-wise, checked with vectorised tests (no per-row Python validation)."""
-
-    __slots__ = (
-        "address",
-        "aem",
-        "has_aem",
-        "id_bytes",
-        "id_ok",
-        "n",
-        "own_id",
-        "own_ok",
-        "rssi",
-        "rssi_known",
-        "scheme",
-        "times",
-        "valid",
-    )
-
-    def __init__(self) -> None:
-        self.scheme = ""
-        self.n = 0
-        self.id_bytes: list[bytes] = []
-        self.id_ok: NDArray[np.bool_] = np.zeros(0, np.bool_)
-        self.times: NDArray[np.float64] = np.zeros(0)
-        self.rssi: NDArray[np.float64] = np.zeros(0)
-        self.rssi_known: NDArray[np.bool_] = np.zeros(0, np.bool_)
-        self.aem: NDArray[np.uint8] | None = None
-        self.has_aem: NDArray[np.bool_] | None = None
-        self.address: Sequence[str | None] | None = None
-        self.own_id: Sequence[bytes | None] | None = None
-        self.own_ok: NDArray[np.bool_] = np.zeros(0, np.bool_)
-        self.valid: NDArray[np.bool_] = np.zeros(0, np.bool_)
-
-    @classmethod
-    def build(
-        cls,
-        scheme: str,
-        ids: NDArray[np.uint8] | Sequence[bytes],
-        times: ArrayLike,
-        rssi: ArrayLike | None,
-        rssi_known: NDArray[np.bool_] | None,
-        aem: NDArray[np.uint8] | None,
-        has_aem: NDArray[np.bool_] | None,
-        address: Sequence[str | None] | None,
-        own_id: Sequence[bytes | None] | None,
-    ) -> _Columns:
-        length = ID_LENGTHS.get(scheme)
-        if length is None:
-            raise InvalidSightingError(f"unknown scheme {scheme!r}; expected gaen or bluezone")
-        self = cls()
-        self.scheme = scheme
-        if isinstance(ids, np.ndarray):
-            if ids.dtype != np.uint8 or ids.ndim != 2:
-                raise TypeError("ids must be an (n, L) uint8 array or a sequence of bytes")
-            n = int(ids.shape[0])
-            if ids.shape[1] == length:
-                flat = np.ascontiguousarray(ids).view(np.dtype((np.void, length))).ravel()
-                self.id_bytes = cast(list[bytes], flat.tolist())
-                self.id_ok = np.ones(n, np.bool_)
-            else:
-                self.id_bytes = [bytes(row) for row in ids]
-                self.id_ok = np.zeros(n, np.bool_)
-        else:
-            self.id_bytes = list(ids)
-            n = len(self.id_bytes)
-            if not all(isinstance(v, bytes) for v in self.id_bytes):
-                raise TypeError("each ID must be bytes")
-            self.id_ok = np.fromiter(map(len, self.id_bytes), dtype=np.int64, count=n) == length
-        self.n = n
-        self.times = _float_column("times", times, n)
-        if rssi is None:
-            self.rssi = np.zeros(n)
-            self.rssi_known = np.zeros(n, np.bool_)
-        else:
-            self.rssi = _float_column("rssi", rssi, n)
-            self.rssi_known = (
-                np.ones(n, np.bool_) if rssi_known is None else _mask("rssi_known", rssi_known, n)
-            )
-        if aem is not None or has_aem is not None:
-            if record_of(scheme).metadata_length is None:
-                raise InvalidSightingError(
-                    f"{record_of(scheme).label} sightings carry no metadata (only GAEN's AEM)"
-                )
-            if aem is None or aem.shape != (n, AEM_LENGTH) or aem.dtype != np.uint8:
-                raise ValueError(f"aem must be a ({n}, {AEM_LENGTH}) uint8 array")
-            self.aem = aem
-            self.has_aem = np.ones(n, np.bool_) if has_aem is None else _mask("has_aem", has_aem, n)
-        for name, column in (("address", address), ("own_id", own_id)):
-            if column is not None and len(column) != n:
-                raise ValueError(f"{name} must hold one entry per sighting ({n}), got {len(column)}")
-        self.address = address
-        self.own_id = own_id
-        if own_id is None:
-            self.own_ok = np.ones(n, np.bool_)
-        else:
-            lengths = np.fromiter((length if v is None else len(v) for v in own_id), np.int64, count=n)
-            self.own_ok = lengths == length
-        self.valid = self._check()
-        return self
-
-    def _check(self) -> NDArray[np.bool_]:
-        times_ok = (self.times >= 0) & (self.times <= LATEST_TIME)  # NaN fails both
-        with np.errstate(invalid="ignore"):
-            rssi_ok = ~self.rssi_known | (
-                np.isfinite(self.rssi)
-                & (self.rssi == np.round(self.rssi))
-                & (self.rssi >= RSSI_RANGE[0])
-                & (self.rssi <= RSSI_RANGE[1])
-            )
-        valid: NDArray[np.bool_] = self.id_ok & times_ok & rssi_ok & self.own_ok
-        return valid
-
-    def problems(self) -> tuple[NDArray[np.int64], list[str]]:
-        bad = np.flatnonzero(~self.valid)
-        length = ID_LENGTHS[self.scheme]
-        reasons = []
-        for row in bad.tolist():
-            why = []
-            if not self.id_ok[row]:
-                why.append(f"{self.scheme} ID must be {length} bytes, got {len(self.id_bytes[row])}")
-            t = float(self.times[row])
-            if not 0 <= t <= LATEST_TIME:
-                why.append(f"time must be unix seconds from 1970 to year 9998 (0..{LATEST_TIME}), got {t!r}")
-            r = float(self.rssi[row])
-            if self.rssi_known[row] and not (
-                math.isfinite(r) and r == round(r) and RSSI_RANGE[0] <= r <= RSSI_RANGE[1]
-            ):
-                why.append(f"rssi must be an integer dBm in [{RSSI_RANGE[0]}, {RSSI_RANGE[1]}], got {r!r}")
-            if not self.own_ok[row]:
-                why.append(f"own_id must be {length} bytes")
-            reasons.append("; ".join(why))
-        return bad, reasons
-
-    def columns(self, keep: NDArray[np.bool_]) -> dict[str, list[object]]:
-        """The kept rows column by column (numpy -> lists), only the columns this batch has."""
-        index = np.flatnonzero(keep)
-        picked = index.tolist()
-        everything = index.size == self.n
-        out: dict[str, list[object]] = {
-            "observed_id": list(self.id_bytes) if everything else [self.id_bytes[i] for i in picked],
-            "time": self.times[index].tolist(),
-        }
-        known = self.rssi_known[index]
-        if known.any():
-            rssi = np.where(known, self.rssi[index], 0.0).astype(np.int64).astype(object)
-            rssi[~known] = None
-            out["rssi"] = rssi.tolist()
-        if self.aem is not None and self.has_aem is not None:
-            blobs = np.ascontiguousarray(self.aem[index]).view(np.dtype((np.void, AEM_LENGTH))).ravel()
-            metadata = np.empty(index.size, dtype=object)
-            metadata[:] = blobs.tolist()
-            metadata[~self.has_aem[index]] = None
-            out["metadata"] = metadata.tolist()
-        if self.address is not None:
-            out["address"] = [self.address[i] for i in picked]
-        if self.own_id is not None:
-            out["own_id"] = [self.own_id[i] for i in picked]
-        return out
+    def _guard(self) -> AbstractContextManager[None]:
+        """SQLite's complaints as our typed errors (:func:`proximity.log.connection.guard`)."""
+        return guard(self.path)
 
 
 def _insert(db: sqlite3.Connection, scheme: str, columns: dict[str, list[object]]) -> None:
@@ -816,47 +492,7 @@ def _insert(db: sqlite3.Connection, scheme: str, columns: dict[str, list[object]
         db.executemany(head + one, zip(*[rest] * width, strict=True))
 
 
-def _columns_of(scheme: str, sightings: list[Sighting]) -> _Columns:
-    n = len(sightings)
-    has_aem = np.fromiter((s.metadata is not None for s in sightings), np.bool_, count=n)
-    aem = None
-    if record_of(scheme).metadata_length is not None and has_aem.any():
-        aem = np.zeros((n, AEM_LENGTH), np.uint8)
-        aem[has_aem] = np.frombuffer(
-            b"".join(s.metadata for s in sightings if s.metadata is not None), np.uint8
-        ).reshape(-1, AEM_LENGTH)
-    rssi_known = np.fromiter((s.rssi is not None for s in sightings), np.bool_, count=n)
-    return _Columns.build(
-        scheme,
-        [s.id for s in sightings],
-        np.fromiter((s.time for s in sightings), np.float64, count=n),
-        np.fromiter((0 if s.rssi is None else s.rssi for s in sightings), np.float64, count=n),
-        rssi_known,
-        aem,
-        has_aem if aem is not None else None,
-        [s.address for s in sightings],
-        [s.own_id for s in sightings],
-    )
-
-
 def _nullable_floats(values: Sequence[object]) -> NDArray[np.float64]:
     array = np.array(values, dtype=object)
     array[array == None] = np.nan  # noqa: E711 - elementwise comparison
     return array.astype(np.float64)
-
-
-def _float_column(name: str, values: ArrayLike, n: int) -> NDArray[np.float64]:
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be numbers") from None
-    if array.shape != (n,):
-        raise ValueError(f"{name} must hold one entry per sighting ({n}), got shape {array.shape}")
-    return array
-
-
-def _mask(name: str, values: NDArray[np.bool_], n: int) -> NDArray[np.bool_]:
-    array = np.asarray(values, dtype=np.bool_)
-    if array.shape != (n,):
-        raise ValueError(f"{name} must hold one entry per sighting ({n}), got shape {array.shape}")
-    return array

@@ -110,8 +110,7 @@ class BluezoneMatcher:
 
     @classmethod
     def build(cls, observations: Observations, backend: str | None = None) -> BluezoneMatcher:
-        if observations.scheme != BLUEZONE.name:
-            raise ValueError(f"Bluezone matching needs Bluezone observations, got {observations.scheme!r}")
+        observations.require_scheme(BLUEZONE.name)
         return cls(observations, ObservedIdIndex.build(observations.ids), backend=backend)
 
     def with_backend(self, backend: str | None) -> BluezoneMatcher:

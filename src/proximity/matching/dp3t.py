@@ -57,8 +57,7 @@ class Dp3tMatcher:
 
     @classmethod
     def build(cls, observations: Observations, aes: EcbBackend | None = None) -> Dp3tMatcher:
-        if observations.scheme != DP3T.name:
-            raise ValueError(f"DP-3T matching needs DP-3T observations, got {observations.scheme!r}")
+        observations.require_scheme(DP3T.name)
         return cls(observations, ObservedIdIndex.build(observations.ids), aes)
 
     def with_backend(self, backend: str | None) -> Dp3tMatcher:

@@ -125,8 +125,7 @@ class GaenMatcher:
     def build(
         cls, observations: Observations, aes: EcbBackend | None = None, backend: str | None = None
     ) -> GaenMatcher:
-        if observations.scheme != GAEN.name:
-            raise ValueError(f"GAEN matching needs GAEN observations, got {observations.scheme!r}")
+        observations.require_scheme(GAEN.name)
         return cls(observations, ObservedIdIndex.build(observations.ids), aes, backend=backend)
 
     def with_aes(self, aes: EcbBackend) -> GaenMatcher:

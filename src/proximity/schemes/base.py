@@ -1,8 +1,8 @@
 """The shape every rotating-ID scheme shares, so the matcher and the simulator take any scheme.
 
 A scheme turns one key into a sequence of ephemeral IDs, each broadcast during one time slot. What
-differs between schemes (GAEN, Bluezone, and e.g. DP-3T, whose day key yields a shuffled batch of
-EphIDs) is only how a key expands; the consumers need just four things:
+differs between schemes (GAEN, Bluezone, or one whose day key yields a shuffled batch of IDs) is
+only how a key expands; the consumers need just four things:
 
 * ``id_length`` and ``slot_seconds``;
 * ``ids_of_key(key)``: every ID of one key as one numpy batch, with each ID's slot;

@@ -124,6 +124,11 @@ class BluezoneDailyKey:
     time_end: int
     ids_per_day: int = DEFAULT_IDS_PER_DAY
 
+    @property
+    def key_data(self) -> bytes:
+        """The published key's bytes (as :class:`~proximity.schemes.published.DiagnosisKey` names them)."""
+        return self.daily_key
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "daily_key", require_bytes("daily key", self.daily_key, KEY_LENGTH))
         _check_midnight("time_start", self.time_start)

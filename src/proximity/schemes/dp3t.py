@@ -92,6 +92,11 @@ class Dp3tDayKey:
     key: bytes
     day: int
 
+    @property
+    def key_data(self) -> bytes:
+        """The published key's bytes (as :class:`~proximity.schemes.published.DiagnosisKey` names them)."""
+        return self.key
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", require_bytes("DP-3T day key", self.key, KEY_LENGTH))
         if isinstance(self.day, bool) or not isinstance(self.day, int):

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["CONTINUOUS", "DutyCycle"]
+__all__ = ["CONTINUOUS", "OPERATING_SYSTEMS", "DutyCycle"]
+
+OPERATING_SYSTEMS = ("android", "ios")
+"""The phone platforms a scheme record can name a background limit for (and a simulated crowd mixes)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,15 +21,17 @@ from proximity.payloads.adverts import Advert, BluezoneAdvert, Dp3tAdvert, GaenA
 from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY as BLUEZONE_IDS_PER_DAY
 from proximity.schemes.bluezone import ID_LENGTH as BLUEZONE_ID_LENGTH
 from proximity.schemes.dp3t import EPHID_LENGTH, EPHIDS_PER_DAY, EPOCH_SECONDS, MAX_CHAIN_DAYS
-from proximity.schemes.duty import CONTINUOUS, DutyCycle
+from proximity.schemes.duty import CONTINUOUS, OPERATING_SYSTEMS, DutyCycle
 from proximity.schemes.gaen import AEM_LENGTH, ENIN_SECONDS, RPI_LENGTH, TEK_ROLLING_PERIOD
 from proximity.times import SECONDS_PER_DAY
 
 __all__ = [
     "CONTINUOUS",
+    "OPERATING_SYSTEMS",
     "RETENTION_DAYS",
     "SCHEME_NAMES",
     "DutyCycle",
+    "KeyFileFormat",
     "SchemeRecord",
     "UnknownSchemeError",
     "duty_cycles",
@@ -37,6 +39,7 @@ __all__ = [
     "scheme_of_code",
     "scheme_record",
     "scheme_records",
+    "sniff_key_file",
 ]
 
 RETENTION_DAYS = 14
@@ -59,6 +62,35 @@ class UnknownSchemeError(KeyError):
 
 
 @dataclass(frozen=True, slots=True)
+class KeyFileFormat:
+    """The file a health authority publishes a scheme's keys in, and the functions that handle it.
+
+    ``sniff``, ``reader`` and ``writer`` are entry points (resolved on use): ``sniff(head: bytes) ->
+    bool`` on a file's first 256 bytes; ``reader(path)`` returns the published keys, except for a
+    ``signed`` format, whose files are read with the verifying stream the trusted keys go to;
+    ``writer`` makes the file (its arguments are the format's own). A ``fallback`` sniff accepts any
+    file of its kind (e.g. any JSON), so it is tried after every specific one.
+    """
+
+    description: str
+    sniff: str
+    reader: str
+    writer: str
+    signed: bool = False
+    fallback: bool = False
+
+    def sniffs(self, head: bytes) -> bool:
+        """Whether a file starting with ``head`` looks like this format."""
+        return bool(_resolve(self.sniff)(head))
+
+    def load_reader(self) -> Any:
+        return _resolve(self.reader)
+
+    def load_writer(self) -> Any:
+        return _resolve(self.writer)
+
+
+@dataclass(frozen=True, slots=True)
 class SchemeRecord:
     """Everything the rest of the library needs to know about one scheme.
 
@@ -68,8 +100,13 @@ class SchemeRecord:
     ``metadata_length`` is the length of encrypted metadata sent with the ID (GAEN's AEM), None when
     the scheme sends none; ``chained`` means a published key also reveals every later day's key
     (matched forward ``chain_days`` days); ``duty`` is the phone's scan/advertise duty cycle, which both
-    the live node and the simulator use; ``matcher`` names the batch match function
-    (``match(published, observations, workers=...) -> list[KeyMatch]``).
+    the live node and the simulator use; ``ring_keys`` names the key ring's view of the scheme's keys
+    (broadcasts, ID tables, what a confirmed user publishes); ``matcher`` names the batch match function
+    (``match(published, observations, workers=...) -> list[KeyMatch]``); ``key_files`` is the published
+    key file format (:class:`KeyFileFormat`); ``foreground_only`` names the
+    operating systems (of :data:`OPERATING_SYSTEMS`) on which the app cannot advertise from the
+    background, so a phone there advertises only while the app is in the foreground (the simulator's
+    ``foreground_share``).
     """
 
     name: str
@@ -81,15 +118,27 @@ class SchemeRecord:
     advert: type[Advert]
     duty: DutyCycle
     matcher: str
+    ring_keys: str
+    key_files: KeyFileFormat
     dedup_seconds: float | None = None
     metadata_length: int | None = None
     chained: bool = False
     chain_days: int = 0
+    foreground_only: frozenset[str] = frozenset()
 
     def load_matcher(self) -> Any:
         """The match function (resolved from its entry point on use)."""
-        module, _, attribute = self.matcher.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return _resolve(self.matcher)
+
+    def load_ring_keys(self) -> Any:
+        """The key ring's view of this scheme's keys (a ``proximity.keyring.scheme_keys.RingKeys``)."""
+        return _resolve(self.ring_keys)
+
+
+def _resolve(entry_point: str) -> Any:
+    """``"package.module:attribute"`` -> the attribute, importing the module on first use."""
+    module, _, attribute = entry_point.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 GAEN_RECORD = SchemeRecord(
@@ -105,6 +154,14 @@ GAEN_RECORD = SchemeRecord(
     # It advertises all the time (every 200-270 ms).
     duty=DutyCycle("gaen", 4.0, 300.0, 1.0, 1.0),
     matcher="proximity.matching.gaen:match_gaen",
+    ring_keys="proximity.keyring.scheme_keys:GAEN_KEYS",
+    key_files=KeyFileFormat(
+        "GAEN export (export.zip, or export.bin with --no-verify)",
+        sniff="proximity.keyfiles.gaen_export:looks_like_export",
+        reader="proximity.keyfiles.gaen_export:stream_exports",
+        writer="proximity.keyfiles.gaen_export:write_export",
+        signed=True,
+    ),
     metadata_length=AEM_LENGTH,
 )
 
@@ -119,8 +176,19 @@ BLUEZONE_RECORD = SchemeRecord(
     # Bluezone's Android app in the background: advertise 15 s on / 15 s off, scan 40 s every 300 s.
     duty=DutyCycle("bluezone", 40.0, 300.0, 15.0, 30.0),
     matcher="proximity.matching.bluezone:match_bluezone",
+    ring_keys="proximity.keyring.scheme_keys:BLUEZONE_KEYS",
+    key_files=KeyFileFormat(
+        "Bluezone daily-key JSON",
+        sniff="proximity.keyfiles.bluezone_json:looks_like_bluezone_json",
+        reader="proximity.keyfiles.bluezone_json:load_records",
+        writer="proximity.keyfiles.bluezone_json:dump_records",
+        fallback=True,  # any JSON object or list: tried after the specific JSON formats
+    ),
     dedup_seconds=5.0,  # the app logs a contact ID at most every 5 s
     chained=True,  # the published record says how many days it covers
+    # iOS moves a background app's service UUIDs to an overflow area other phones do not see; Bluezone
+    # had no Apple exemption (GAEN runs in the OS and has), so on iOS it advertises only in the foreground.
+    foreground_only=frozenset({"ios"}),
 )
 
 DP3T_RECORD = SchemeRecord(
@@ -135,6 +203,13 @@ DP3T_RECORD = SchemeRecord(
     # 30 s; advertising continuous in ADVERTISE_MODE_LOW_POWER).
     duty=DutyCycle("dp3t", 30.0, 300.0, 1.0, 1.0),
     matcher="proximity.matching.dp3t:match_dp3t",
+    ring_keys="proximity.keyring.scheme_keys:DP3T_KEYS",
+    key_files=KeyFileFormat(
+        "DP-3T exposee JSON",
+        sniff="proximity.keyfiles.dp3t_json:looks_like_dp3t_json",
+        reader="proximity.keyfiles.dp3t_json:load_exposees",
+        writer="proximity.keyfiles.dp3t_json:dump_exposees",
+    ),
     chained=True,
     chain_days=MAX_CHAIN_DAYS,
 )
@@ -151,6 +226,8 @@ def register_scheme(record: SchemeRecord) -> SchemeRecord:
         raise ValueError(f"scheme {record.name!r} is already registered")
     if record.log_code in _CODES:
         raise ValueError(f"log code {record.log_code} already belongs to {_CODES[record.log_code].name!r}")
+    if unknown := sorted(record.foreground_only - set(OPERATING_SYSTEMS)):
+        raise ValueError(f"scheme {record.name!r}: unknown operating system(s) {unknown}")
     if record.advert.scheme != record.name:
         raise ValueError(f"scheme {record.name!r}: its advert codec is {record.advert.scheme!r}'s")
     _REGISTRY[record.name] = record
@@ -175,6 +252,13 @@ def scheme_of_code(code: int) -> SchemeRecord | None:
 def scheme_records() -> Iterator[SchemeRecord]:
     """Every registered record, in registration order."""
     return iter(tuple(_REGISTRY.values()))
+
+
+def sniff_key_file(head: bytes) -> SchemeRecord | None:
+    """The scheme whose key-file format a file starting with ``head`` has (specific sniffs first, then
+    the fallbacks, each in registration order), or None."""
+    ordered = sorted(_REGISTRY.values(), key=lambda record: record.key_files.fallback)
+    return next((record for record in ordered if record.key_files.sniffs(head)), None)
 
 
 def duty_cycles() -> dict[str, DutyCycle]:

@@ -1,19 +1,19 @@
 """App users' phones: a real KeyRing each, and the IDs (and GAEN AEMs) it broadcasts, as lookup tables.
 
 The rings come from :class:`proximity.keyring.KeyRing` (random bytes from the run's "keys" stream,
-so a seed fixes every key); the IDs from the real schemes (``GAEN.ids_of_key``, ``BLUEZONE.ids_of_key``),
-tabulated per phone per slot so that sightings get their ID by indexing. What a diagnosed phone
-publishes is what the app would: its GAEN diagnosis keys or its Bluezone daily-key record.
+so a seed fixes every key); the IDs from the real schemes, through the ring's view of the scheme's keys
+that its record names (``SchemeRecord.ring_keys``), tabulated per phone per slot so that sightings get
+their ID by indexing. What a diagnosed phone publishes is what the app would, as the same view says.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from proximity.keyring import DEFAULT_TX_POWER, KeyRing, KeyRingSettings
-from proximity.schemes import BLUEZONE, GAEN, BluezoneDailyKey
-from proximity.schemes.published import DiagnosisKey, ReportType
 from proximity.schemes.registry import scheme_record
 from proximity.sightings import ID_LENGTHS
 from proximity.times import SECONDS_PER_DAY, utc_midnight
@@ -43,12 +43,14 @@ class Phones:
         self.start, self.end = start, end
         self.first_day = utc_midnight(start)
         self.days = int((utc_midnight(max(start, end - 1e-6)) - self.first_day) // SECONDS_PER_DAY) + 1
-        self.slot_seconds = scheme_record(scheme).slot_seconds
+        record = scheme_record(scheme)
+        self._keys = record.load_ring_keys()
+        self.slot_seconds = record.slot_seconds
         self.origin = int(start // self.slot_seconds) * self.slot_seconds  # slots divide the day
         slots = int(-(-(end - self.origin) // self.slot_seconds))
         length = ID_LENGTHS[scheme]
         self.ids = np.zeros((users.size, slots, length), np.uint8)
-        self.aem = np.zeros((users.size, slots, 4), np.uint8)
+        self.aem = np.zeros((users.size, slots, record.metadata_length or 0), np.uint8)
         tx = np.broadcast_to(np.asarray(tx_power, np.int64), (n,))
         conf = np.broadcast_to(np.asarray(confidence, np.int64), (n,))
         settings: dict[tuple[int, int], KeyRingSettings] = {}
@@ -66,16 +68,8 @@ class Phones:
         self._sorted_ids, self._owner = _id_index(flat, users, slots)
 
     def _tabulate(self, row: int, ring: KeyRing) -> None:
-        slots = self.ids.shape[1]
-        if scheme_record(self.scheme).metadata_length is not None:  # GAEN: TEKs with AEMs
-            for key in ring.gaen_keys:
-                batch = GAEN.ids_of_key(key)
-                aem = GAEN.aems_of_key(key, batch, ring.settings.gaen_metadata)
-                self._place(row, batch.starts, batch.ids, aem, slots)
-        else:
-            record = ring.bluezone_key.record(self.first_day, self.days, BLUEZONE.ids_per_day)
-            batch = BLUEZONE.ids_of_key(record)
-            self._place(row, batch.starts, batch.ids, None, slots)
+        batch, aem = self._keys.id_table(ring, self.first_day, self.days)
+        self._place(row, batch.starts, batch.ids, aem, self.ids.shape[1])
 
     def _place(
         self,
@@ -109,12 +103,11 @@ class Phones:
         found = self._sorted_ids[at] == wanted
         return np.where(found, self._owner[at], -1)
 
-    def published(self, agent: int) -> list[DiagnosisKey] | list[BluezoneDailyKey]:
-        """What ``agent`` uploads when confirmed: every GAEN key of the run, or one Bluezone record."""
+    def published(self, agent: int) -> list[Any]:
+        """What ``agent`` uploads when confirmed, covering the run's days (each value has ``key_data``)."""
         ring = self.rings[int(self.row[agent])]
-        if scheme_record(self.scheme).metadata_length is not None:  # GAEN: every TEK
-            return [DiagnosisKey(key, report_type=ReportType.CONFIRMED_TEST) for key in ring.gaen_keys]
-        return [ring.bluezone_key.record(self.first_day, self.days, BLUEZONE.ids_per_day)]
+        published: list[Any] = self._keys.published(ring, self.first_day, self.days)
+        return published
 
 
 def _as_void(rows: NDArray[np.uint8]) -> NDArray[np.void]:

@@ -37,8 +37,6 @@ from numpy.typing import NDArray
 
 from proximity.estimation import BatchVerdicts, EstimationSettings, estimate_batch, roc_auc
 from proximity.matching import KeyMatch
-from proximity.schemes import BluezoneDailyKey
-from proximity.schemes.published import DiagnosisKey
 from proximity.schemes.registry import scheme_record
 from proximity.sightings import Observations
 from proximity.sim.contacts import contact_table
@@ -254,25 +252,18 @@ def _fraction(successes: int, trials: int) -> tuple[float, float, float]:
     return successes / trials, low, high
 
 
-def _publish(
-    phones: Phones, index_cases: set[int]
-) -> tuple[list[DiagnosisKey] | list[BluezoneDailyKey], dict[bytes, int]]:
+def _publish(phones: Phones, index_cases: set[int]) -> tuple[list[Any], dict[bytes, int]]:
     """What the index cases upload when confirmed (the server's export), and who uploaded each key."""
     owner_of: dict[bytes, int] = {}
-    gaen_keys: list[DiagnosisKey] = []
-    records: list[BluezoneDailyKey] = []
+    published: list[Any] = []
     for agent in sorted(index_cases):
         for key in phones.published(agent):
-            if isinstance(key, DiagnosisKey):
-                gaen_keys.append(key)
-                owner_of[key.key_data] = agent
-            else:
-                records.append(key)
-                owner_of[key.daily_key] = agent
-    return (gaen_keys or records), owner_of  # a run publishes one scheme's keys
+            published.append(key)
+            owner_of[key.key_data] = agent
+    return published, owner_of
 
 
-def _match(published: list[DiagnosisKey] | list[BluezoneDailyKey], obs: Observations) -> list[KeyMatch]:
+def _match(published: list[Any], obs: Observations) -> list[KeyMatch]:
     """One real matcher call over every phone's observations (the run is the unit of parallelism)."""
     match: list[KeyMatch] = scheme_record(obs.scheme).load_matcher()(published, obs, workers=1)
     return match

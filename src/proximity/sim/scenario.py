@@ -6,7 +6,7 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     start = "2020-08-05T08:00:00Z"   # or unix seconds
     duration = 3600                  # s
     step = 1.0                       # s
-    scheme = "gaen"                  # or "bluezone"
+    scheme = "gaen"                  # any registered scheme (proximity.schemes.registry.SCHEME_NAMES)
     adoption = [0.2, 0.6]            # default sweep
     estimators = ["probabilistic"]
     contact_distance = 2.0           # m   } the ground-truth rule:
@@ -40,7 +40,8 @@ import numpy as np
 from proximity.errors import ProximityError
 from proximity.estimation import estimator_names
 from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB
-from proximity.schemes import BLUEZONE, GAEN
+from proximity.schemes.registry import SCHEME_NAMES
+from proximity.sim.batching import BATCH_POINTS, BATCH_STEPS
 from proximity.sim.channel import ChannelParams, hearing_radius
 from proximity.sim.duty import DUTY_CYCLES, OPERATING_SYSTEMS
 from proximity.sim.mobility import CrowdParams
@@ -58,7 +59,6 @@ __all__ = [
     "scenario_from_dict",
 ]
 
-SIMULATED_SCHEMES = (GAEN.name, BLUEZONE.name)  # DP-3T is not simulated yet
 
 # Limits checked before a run allocates anything (see :func:`estimated_memory`).
 MEMORY_CAP_BYTES = 4e9  # default ``memory_cap``: what a run may need; raise it in the file for a big machine
@@ -99,8 +99,8 @@ class Scenario:
     foreground_share: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.scheme not in SIMULATED_SCHEMES:
-            raise ScenarioError(f"scheme must be one of {', '.join(SIMULATED_SCHEMES)}, got {self.scheme!r}")
+        if self.scheme not in SCHEME_NAMES:  # every registered scheme is simulated
+            raise ScenarioError(f"scheme must be one of {', '.join(SCHEME_NAMES)}, got {self.scheme!r}")
         if self.duty and self.duty not in DUTY_CYCLES:
             raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
         if not isinstance(self.pair_scores, bool):
@@ -205,8 +205,6 @@ def estimated_memory(scenario: Scenario) -> float:
     steps laid side by side, two int64 per cell), the seat grid, and per-agent state. An estimate
     (grids span the whole venue, the neighbour search only the occupied part), cheap enough to check
     before a run allocates."""
-    from proximity.sim.world import BATCH_POINTS, BATCH_STEPS  # world imports this module
-
     crowd = scenario.crowd
     radius = hearing_radius(scenario.channel, np.zeros(1))
     batch = max(1, min(BATCH_STEPS, BATCH_POINTS // max(1, crowd.agents)))

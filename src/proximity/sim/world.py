@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation import CalibrationTable
+from proximity.sim.batching import BATCH_POINTS, BATCH_STEPS
 from proximity.sim.channel import hearing_probability, hearing_radius, received_rssi
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND, DUTY_CYCLES
@@ -29,8 +30,6 @@ from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["BATCH_STEPS", "SightingChunk", "World"]
 
-BATCH_STEPS = 32  # steps searched for neighbours together (numpy call overhead amortised) ...
-BATCH_POINTS = 64_000  # ... while that many agent positions fit in one search (a city searches one step)
 COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
 CANDIDATES = 2_000_000  # (scanner, advertiser) candidates searched at once (a dense step's memory)
 

@@ -1,7 +1,9 @@
 """Other people's bodies on the line of sight between two phones, counted in one vectorised pass.
 
 A body blocks a link when it stands in the corridor (``corridor`` m wide) between the two phones. The
-present agents are binned once per batch into square cells ``corridor`` m wide; each link is walked in
+present agents are binned once per batch into square cells ``corridor`` m wide (at fixed multiples of
+it: the world lays a batch's steps side by side at multiples of it, so the cells never depend on how
+steps are batched or on the hearing radius); each link is walked in
 steps of one cell from one cell past its transmitter to one cell short of its receiver, and the agents
 of each distinct cell it crosses are counted (the two ends' own bodies are not: their loss is their
 carriage). Only links up to ``max_range`` are walked: past the channel's breakpoint the far-field slope
@@ -23,7 +25,7 @@ class BodyGrid:
 
     def __init__(self, points: NDArray[np.float64], corridor: float) -> None:
         self.corridor = corridor
-        self.origin = points.min(axis=0) - corridor if points.size else np.zeros(2)
+        self.origin = np.zeros(2)  # cells at fixed multiples of the corridor: counts never depend on a shift
         keys = self._keys(points)
         self.keys, self.counts = np.unique(keys, return_counts=True)
 

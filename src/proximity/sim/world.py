@@ -239,7 +239,8 @@ class World:
         sc = self.scenario
         dt = sc.step
         n = np.int64(self.n)
-        gap = sc.crowd.width + 3.0 * self.radius
+        corridor = sc.channel.body_corridor  # a whole number of body cells (sim/bodies.py)
+        gap = np.ceil((sc.crowd.width + 3.0 * self.radius) / corridor) * corridor
         here_parts, scan_parts, adv_parts, pos_parts = [], [], [], []
         for k in range(first, last):
             t = sc.start + k * dt

@@ -55,7 +55,9 @@ def test_simulated_sessions_match_the_fit_at_each_distance(distance: float) -> N
 
 def _imports_and_strings(path: Path) -> tuple[set[str], list[str]]:
     tree = ast.parse(path.read_text(), str(path))
-    package = ".".join(path.relative_to(REPO / "src").with_suffix("").parts[:-1]) if "src" in path.parts else ""
+    package = (
+        ".".join(path.relative_to(REPO / "src").with_suffix("").parts[:-1]) if "src" in path.parts else ""
+    )
     modules: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -84,12 +86,18 @@ def test_channel_and_estimator_fits_read_nothing_of_each_other() -> None:
     """The channel's numbers come from scripts/fit_channel.py -> sim/data/channel.json, the estimators'
     from scripts/fit_defaults.py -> estimation/data/fitted.json (and published figures); neither side
     imports or reads the other's (both read the same recordings and the phones' calibration table)."""
-    channel_side = [REPO / "scripts" / "fit_channel.py", *sorted((REPO / "src/proximity/sim").glob("channel.py"))]
+    channel_side = [
+        REPO / "scripts" / "fit_channel.py",
+        *sorted((REPO / "src/proximity/sim").glob("channel.py")),
+    ]
     for path in channel_side:
         modules, strings = _imports_and_strings(path)
         assert not [m for m in modules if m.startswith(ESTIMATOR_FIT)], path
         assert not [s for s in strings if "fitted.json" in s or "ChannelModel" in s], path
-    estimator_side = [REPO / "scripts" / "fit_defaults.py", *sorted((REPO / "src/proximity/estimation").rglob("*.py"))]
+    estimator_side = [
+        REPO / "scripts" / "fit_defaults.py",
+        *sorted((REPO / "src/proximity/estimation").rglob("*.py")),
+    ]
     for path in estimator_side:
         modules, strings = _imports_and_strings(path)
         assert not [m for m in modules if m.startswith("proximity.sim")], path
@@ -122,7 +130,9 @@ def test_body_grid_counts_people_in_the_corridor_only() -> None:
 def _three_in_a_row(middle_y: float, body_loss: float) -> np.ndarray:
     crowd = CrowdParams(agents=3, width=10.0, height=10.0, stationary=1.0, waypoint=0.0)
     channel = ChannelParams(body_loss=body_loss, packet_loss=0.0, rssi_at_1m=-30.0)  # far above the floor
-    scenario = Scenario(name="row", crowd=crowd, channel=channel, duration=30.0, duty="continuous", chunk=30.0)
+    scenario = Scenario(
+        name="row", crowd=crowd, channel=channel, duration=30.0, duty="continuous", chunk=30.0
+    )
     world = World(scenario, 1.0, 5, truth=False)
     world.movers.pos[:] = [[1.0, 5.0], [3.0, middle_y], [5.0, 5.0]]
     rows = [(c.scanner, c.advertiser, c.times, c.rssi) for c in world.chunks()]

@@ -17,6 +17,8 @@ from proximity.sim.scenario import ScenarioError, load_scenario
 from proximity.sim.streams import Streams
 from proximity.sim.summary import summarise
 
+DUTY = "[crowd]\nagents = 10\nwidth = 3\nheight = 3\n[duty]\n"
+
 
 def _crowd(**changes: object) -> CrowdParams:
     base = CrowdParams(agents=3000, width=60.0, height=50.0, stationary=0.4, waypoint=0.3, group=0.3)
@@ -141,6 +143,30 @@ def test_the_contact_table_has_a_row_per_close_pair_and_per_flagged_one() -> Non
         ('duty = "gaen"\nstep = 10\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n', "step"),
         ("[crowd]\nagents = 10\nwidth = 3\nheight = 3\n[channel]\np_heard_floor = 0\n", "p_heard_floor"),
         ("[crowd]\nagents = 10\nwidth = 3\nheight = 3\n[channel]\nmax_range = 30\n", "max_range"),
+        (
+            DUTY + "scan_on = 30\nscan_period = 10\nadvertise_on = 1\nadvertise_period = 1\n",
+            "scan_on",
+        ),
+        (
+            DUTY + "scan_on = 4\nscan_period = 60\nadvertise_on = 2\nadvertise_period = 1\n",
+            "advertise_on",
+        ),
+        (
+            DUTY + "scan_on = 4\nscan_period = -60\nadvertise_on = 1\nadvertise_period = 1\n",
+            "scan_period",
+        ),
+        (
+            DUTY + "scan_on = 4\nscan_period = 60\nadvertise_on = 1\n",
+            "advertise_period",
+        ),
+        (
+            DUTY + "scan_on = 4\nscan_period = 60\nadvertise_on = 1\nadvertise_period = 1\nburst = 2\n",
+            "burst",
+        ),
+        (
+            "step = 5\n" + DUTY + "scan_on = 4\nscan_period = 60\nadvertise_on = 1\nadvertise_period = 1\n",
+            "step",
+        ),
     ],
 )
 def test_bad_scenarios_name_the_key(tmp_path: Path, text: str, key: str) -> None:
@@ -167,3 +193,22 @@ def test_results_do_not_depend_on_how_the_neighbour_search_is_cut(monkeypatch: p
     assert [dataclasses.replace(r, hearing_radius_m=0.0) for r in far] == [
         dataclasses.replace(r, hearing_radius_m=0.0) for r in whole
     ]
+
+
+def test_a_duty_table_sets_a_custom_duty_cycle(tmp_path: Path) -> None:
+    """Each phone scans 4 s of every minute: over 600 s it hears in at most 11 windows of 4 one-second
+    steps (a window may straddle the start), never in most of the steps."""
+    from proximity.sim.world import World
+
+    path = tmp_path / "duty.toml"
+    path.write_text(
+        "duration = 600\n[crowd]\nagents = 30\nwidth = 5\nheight = 5\n"
+        "[duty]\nscan_on = 4\nscan_period = 60\nadvertise_on = 1\nadvertise_period = 1\n"
+    )
+    scenario = load_scenario(path)
+    assert (scenario.duty, scenario.cycle.scan_on, scenario.cycle.scan_period) == ("custom", 4.0, 60.0)
+    chunks = list(World(scenario, 1.0, 0, truth=False).chunks())
+    times = np.concatenate([c.times for c in chunks])
+    scanner = np.concatenate([c.scanner for c in chunks])
+    steps = [np.unique(np.floor(times[scanner == k])).size for k in range(30)]
+    assert 0 < max(steps) <= 44

@@ -22,6 +22,11 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     os_mix = {android = 1.0}         # share of phones per OS (sums to 1); see foreground_share
     foreground_share = 0.1           # share of time an app is in the foreground (iOS Bluezone only
                                      # advertises then); assumed, no published figure
+    [duty]                           # instead of duty = "name": a custom duty cycle (seconds)
+    scan_on = 4                      # scans scan_on s of every scan_period s,
+    scan_period = 60                 # advertises advertise_on s of every advertise_period s
+    advertise_on = 1                 # (0 < on <= period; all four keys, nothing else)
+    advertise_period = 1
     [crowd]  ... CrowdParams fields
     [channel] ... ChannelParams fields
 """
@@ -42,7 +47,7 @@ from proximity.estimation import estimator_names
 from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB
 from proximity.schemes import BLUEZONE, GAEN
 from proximity.sim.channel import ChannelParams, hearing_radius
-from proximity.sim.duty import DUTY_CYCLES, OPERATING_SYSTEMS
+from proximity.sim.duty import DUTY_CYCLES, OPERATING_SYSTEMS, DutyCycle
 from proximity.sim.mobility import CrowdParams
 from proximity.times import LATEST_TIME, parse_time
 
@@ -80,7 +85,8 @@ class Scenario:
     duration: float = 3600.0
     step: float = 1.0
     scheme: str = "gaen"
-    duty: str = ""  # default: the scheme's own
+    duty: str = ""  # default: the scheme's own; "custom" with custom_duty (a [duty] table)
+    custom_duty: DutyCycle | None = None
     adoption: tuple[float, ...] = (0.6,)
     estimators: tuple[str, ...] = ("probabilistic",)
     contact_distance: float = 2.0
@@ -101,8 +107,12 @@ class Scenario:
     def __post_init__(self) -> None:
         if self.scheme not in SIMULATED_SCHEMES:
             raise ScenarioError(f"scheme must be one of {', '.join(SIMULATED_SCHEMES)}, got {self.scheme!r}")
-        if self.duty and self.duty not in DUTY_CYCLES:
-            raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
+        if self.custom_duty is not None and self.duty != CUSTOM_DUTY:
+            raise ScenarioError(f"duty must be {CUSTOM_DUTY!r} with a custom duty cycle, got {self.duty!r}")
+        if self.duty and self.duty not in DUTY_CYCLES and self.custom_duty is None:
+            raise ScenarioError(
+                f"duty must be one of {', '.join(DUTY_CYCLES)} or a [duty] table, got {self.duty!r}"
+            )
         if not isinstance(self.pair_scores, bool):
             raise ScenarioError(f"pair_scores must be true or false, got {self.pair_scores!r}")
         if not isinstance(self.contact_table, bool):
@@ -120,7 +130,7 @@ class Scenario:
             )
         if not 0 <= self.start <= LATEST_TIME - self.duration:
             raise ScenarioError("start (and start + duration) must lie between 1970 and year 9998")
-        cycle = DUTY_CYCLES[self.duty_cycle]
+        cycle = self.cycle
         for what, on, period in (
             ("scan", cycle.scan_on, cycle.scan_period),
             ("advertise", cycle.advertise_on, cycle.advertise_period),
@@ -192,6 +202,11 @@ class Scenario:
             raise ScenarioError(f"foreground_share must be in [0, 1], got {self.foreground_share!r}")
 
     @property
+    def cycle(self) -> DutyCycle:
+        """The duty cycle phones run: the [duty] table's, or the named (default: the scheme's) one."""
+        return self.custom_duty if self.custom_duty is not None else DUTY_CYCLES[self.duty_cycle]
+
+    @property
     def duty_cycle(self) -> str:
         return self.duty or self.scheme
 
@@ -238,6 +253,34 @@ def _build(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
         raise ScenarioError(f"{where}: {str(error)[:300]}") from None
 
 
+DUTY_KEYS = ("scan_on", "scan_period", "advertise_on", "advertise_period")
+CUSTOM_DUTY = "custom"
+
+
+def _duty_table(table: Mapping[str, Any], where: str) -> DutyCycle:
+    """A [duty] table as a DutyCycle: all four keys, each a positive finite number of seconds, and no
+    window longer than its period; the error names the key at fault."""
+    unknown = sorted(set(table) - set(DUTY_KEYS))
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(DUTY_KEYS)}")
+    missing = [k for k in DUTY_KEYS if k not in table]
+    if missing:
+        raise ScenarioError(f"{where}: missing {', '.join(missing)} (a custom duty cycle needs all four)")
+    for key in DUTY_KEYS:
+        value = table[key]
+        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+        if not (ok and value > 0):
+            raise ScenarioError(f"{where}: {key} must be a positive number of seconds, got {value!r:.40}")
+    for what in ("scan", "advertise"):
+        on, period = table[f"{what}_on"], table[f"{what}_period"]
+        if on > period:
+            raise ScenarioError(
+                f"{where}: {what}_on ({on:g} s) is longer than {what}_period ({period:g} s): a window "
+                f"cannot outlast its period"
+            )
+    return DutyCycle(CUSTOM_DUTY, *(float(table[k]) for k in DUTY_KEYS))
+
+
 def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scenario:
     top = dict(data)
     crowd = top.pop("crowd", None)
@@ -251,6 +294,9 @@ def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scen
             top["start"] = float(parse_time(str(top["start"])[:64]))
         except (TypeError, ValueError, OverflowError) as error:
             raise ScenarioError(f"{where}: start: {error}") from None
+    if isinstance(top.get("duty"), Mapping):
+        top["custom_duty"] = _duty_table(top["duty"], f"{where} [duty]")
+        top["duty"] = CUSTOM_DUTY
     if "os_mix" in top:
         mix = top["os_mix"]
         if not isinstance(mix, Mapping):

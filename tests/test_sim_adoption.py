@@ -59,6 +59,24 @@ def test_group_adoption_is_all_or_none_within_a_group() -> None:
     assert (independent.app[grouped] != independent.app[leader[grouped]]).any()
 
 
+def test_households_arrive_together_are_companions_and_adopt_together() -> None:
+    crowd = dataclasses.replace(_crowd(), household_size=4, arrival_spread=600.0, dwell=900.0)
+    scenario = Scenario(name="homes", crowd=crowd, adoption_by="household")
+    world = World(scenario, 0.5, 2)
+    home = world.movers.household_head  # the household's id: its first agent (a group: its leader's)
+    ids, first = np.unique(home, return_index=True)
+    assert 0 < ids.size < world.n / 3
+    for values in (world.movers.enter, world.movers.leave, world.app):
+        assert (values == values[first][np.searchsorted(ids, home)]).all()  # one value per household
+    members = np.flatnonzero(home != np.arange(world.n))
+    assert 0 < world.app.sum() < world.n
+    assert world.companions(4, 7) and not world.companions(3, 4)
+    independent = World(dataclasses.replace(scenario, adoption_by="agent"), 0.5, 2)
+    assert (independent.app[members] != independent.app[home[members]]).any()
+    alone = World(dataclasses.replace(scenario, crowd=_crowd(), adoption_by="agent"), 0.5, 2)
+    assert not alone.companions(4, 7)  # two seated strangers, without households
+
+
 @pytest.mark.parametrize(
     ("scheme", "foreground", "heard"),
     [("bluezone", 0.0, False), ("bluezone", 1.0, True), ("gaen", 0.0, True)],
@@ -139,6 +157,7 @@ def test_the_contact_table_has_a_row_per_close_pair_and_per_flagged_one() -> Non
         ("os_mix = {android = 0.5, symbian = 0.5}\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n", "os_mix"),
         ("ownership = 0.4\nadoption = [0.5]\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n", "ownership"),
         ('adoption_by = "household"\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n', "adoption_by"),
+        ("[crowd]\nagents = 10\nwidth = 3\nheight = 3\nhousehold_size = 1\n", "household_size"),
         ("foreground_share = 2\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n", "foreground_share"),
         ('duty = "gaen"\nstep = 10\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n', "step"),
         ("[crowd]\nagents = 10\nwidth = 3\nheight = 3\n[channel]\np_heard_floor = 0\n", "p_heard_floor"),

@@ -18,7 +18,8 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     memory_cap = 4e9                 # bytes a run may need (estimated before anything is allocated)
     contact_table = true             # keep one row per close or flagged pair (contacts.csv); false for a city
     ownership = 1.0                  # share of agents with a smartphone (adoption cannot exceed it)
-    adoption_by = "agent"            # or "group": a walking group adopts (or not) together
+    adoption_by = "agent"            # or "group": a walking group adopts (or not) together; or
+                                     # "household" (needs [crowd] household_size): a household does
     os_mix = {android = 1.0}         # share of phones per OS (sums to 1); see foreground_share
     foreground_share = 0.1           # share of time an app is in the foreground (iOS Bluezone only
                                      # advertises then); assumed, no published figure
@@ -187,8 +188,12 @@ class Scenario:
                     f"adoption {p} exceeds ownership {self.ownership}: adoption is the share of all agents "
                     "carrying a phone running the app"
                 )
-        if self.adoption_by not in ("agent", "group"):
-            raise ScenarioError(f"adoption_by must be 'agent' or 'group', got {self.adoption_by!r}")
+        if self.adoption_by not in ("agent", "group", "household"):
+            raise ScenarioError(
+                f"adoption_by must be 'agent', 'group' or 'household', got {self.adoption_by!r}"
+            )
+        if self.adoption_by == "household" and not self.crowd.household_size:
+            raise ScenarioError("adoption_by = 'household' needs households: set [crowd] household_size >= 2")
         names = [name for name, _ in self.os_mix]
         unknown = sorted(set(names) - set(OPERATING_SYSTEMS))
         if unknown or len(set(names)) != len(names):

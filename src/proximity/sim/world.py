@@ -121,13 +121,16 @@ class World:
     def _adopters(self, adoption: float) -> NDArray[np.bool_]:
         """Who carries a phone running the app: smartphone owners (``ownership``), each adopting with
         probability adoption / ownership, so the share of all agents is ``adoption``; with
-        ``adoption_by = "group"`` a group's members take their leader's draw (they adopt together).
+        ``adoption_by = "group"`` a group's members take their leader's draw (they adopt together), with
+        ``"household"`` a household's members take their first member's.
         Draws do not depend on ``adoption``: higher adoption is a superset of users."""
         sc = self.scenario
         owns = self.streams("ownership").random(self.n) < sc.ownership
         draw = self.streams("adoption").random(self.n)
         if sc.adoption_by == "group":
             draw = draw[self.movers.leader]
+        elif sc.adoption_by == "household":
+            draw = draw[self.movers.household_head]
         out: NDArray[np.bool_] = owns & (draw < adoption / sc.ownership)
         return out
 
@@ -173,9 +176,10 @@ class World:
         return gi, gj
 
     def companions(self, i: int, j: int) -> bool:
-        """Whether agents i and j walk in one group (companions, whom manual tracing finds anyway)."""
-        kind, leader = self.movers.kind, self.movers.leader
-        return bool(kind[i] == GROUP and kind[j] == GROUP and leader[i] == leader[j])
+        """Whether agents i and j walk in one group or live in one household (companions, whom manual
+        tracing finds anyway)."""
+        kind, leader, home = self.movers.kind, self.movers.leader, self.movers.household_head
+        return bool((kind[i] == GROUP and kind[j] == GROUP and leader[i] == leader[j]) or home[i] == home[j])
 
     def split_key(self, keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
         """(day, i, j) of close-pair keys."""

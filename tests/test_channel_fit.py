@@ -108,6 +108,16 @@ def test_channel_and_estimator_fits_read_nothing_of_each_other() -> None:
     assert ChannelParams().path_loss_exponent != ChannelModel().path_loss_exponent
 
 
+def test_path_loss_is_continuous_at_the_breakpoint_and_tgn_beyond() -> None:
+    p = ChannelParams()
+    at = p.breakpoint
+    below, above = p.path_loss(np.array([at * (1 - 1e-9)]))[0], p.path_loss(np.array([at * (1 + 1e-9)]))[0]
+    assert above == pytest.approx(below, abs=1e-6)
+    decade = p.path_loss(np.array([10 * at, 100 * at]))
+    assert decade[1] - decade[0] == pytest.approx(10 * p.far_exponent)
+    assert p.far_exponent == 3.5 and p.path_loss_exponent == fitted_channel()["path_loss_exponent"]
+
+
 def test_fading_and_encounter_spread_grow_past_the_breakpoint() -> None:
     p = ChannelParams()
     d = np.array([1.0, 4.0, p.breakpoint, 1.5 * p.breakpoint, 2 * p.breakpoint, 100.0])

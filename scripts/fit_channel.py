@@ -91,6 +91,10 @@ def within_group_sigma(values: Array, groups: Array) -> float:
     return float(np.sqrt(residual @ residual / dof)) if dof > 0 else float("nan")
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def _rms(values: Iterable[float]) -> float:
     finite = [float(v) for v in values if np.isfinite(v)]
     return float(np.sqrt(np.mean(np.square(finite))))
@@ -131,7 +135,7 @@ def fit(sets: dict[str, dict[str, Array]]) -> dict[str, object]:
         "fading_slope": round(fade_slope, 4),
         "per_file": {
             name: {
-                "within_config_exponent": None if slopes[name] is None else round(float(slopes[name]), 4),
+                "within_config_exponent": _rounded(slopes[name]),
                 "attenuation_at_1m": round(levels[name], 4),
                 "between_encounter_sigma": round(between[name], 4),
                 "within_configuration_sigma": round(within[name], 4),

@@ -149,7 +149,8 @@ def _three_in_a_row(middle_y: float, body_loss: float) -> np.ndarray:
     scanner, advertiser, times, rssi = (np.concatenate([r[k] for r in rows]) for k in range(4))
     mine = (scanner == 0) & (advertiser == 2)
     order = np.argsort(times[mine])
-    return rssi[mine][order]
+    out: np.ndarray = rssi[mine][order]
+    return out
 
 
 def test_a_body_on_the_line_of_sight_costs_body_loss_per_packet() -> None:

@@ -174,20 +174,25 @@ class ChannelParams:
         out: NDArray[np.float64] = np.clip(np.log2(d / self.breakpoint), 0.0, 1.0)
         return out
 
-    def fading_depth(self, distance: NDArray[np.float64]) -> NDArray[np.float64]:
+    def fading_depth(
+        self, distance: NDArray[np.float64], past: NDArray[np.float64] | None = None
+    ) -> NDArray[np.float64]:
         """Per-packet fading spread (dB) at ``distance``: the fitted near-field line up to the breakpoint,
-        growing to Rayleigh's spread past it (never below the near-field value there)."""
+        growing to Rayleigh's spread past it (never below the near-field value there). ``past``: the
+        distance's :meth:`_past_breakpoint`, when the caller has it."""
         d = np.maximum(np.asarray(distance, np.float64), self.min_distance)
         near = self.fading_sigma * np.power(np.minimum(d, self.breakpoint), self.fading_slope)
         far = np.maximum(near, self.far_fading_sigma)
-        w = self._past_breakpoint(d)
+        w = self._past_breakpoint(d) if past is None else past
         out: NDArray[np.float64] = (1.0 - w) * near + w * far
         return out
 
-    def encounter_spread(self, distance: NDArray[np.float64]) -> NDArray[np.float64]:
+    def encounter_spread(
+        self, distance: NDArray[np.float64], past: NDArray[np.float64] | None = None
+    ) -> NDArray[np.float64]:
         """Per-encounter offset spread (dB): the fitted near-field figure, plus TGn's extra shadow fading
         past the breakpoint (in quadrature)."""
-        w = self._past_breakpoint(distance)
+        w = self._past_breakpoint(distance) if past is None else past
         out: NDArray[np.float64] = np.sqrt(self.encounter_sigma**2 + w * self.far_shadow_sigma**2)
         return out
 
@@ -276,7 +281,8 @@ def received_rssi(
     number of other people on the line of sight."""
     loss = np.asarray(params.carriage_loss, np.float64)
     lo, hi = np.minimum(tx, rx), np.maximum(tx, rx)
-    offset = hash_normal(encounter_key, lo, hi, encounter) * params.encounter_spread(distance)
+    past = params._past_breakpoint(distance)  # once for both spreads
+    offset = hash_normal(encounter_key, lo, hi, encounter) * params.encounter_spread(distance, past)
     rssi = (
         params.rssi_at_1m
         - params.path_loss(distance)
@@ -285,7 +291,7 @@ def received_rssi(
         + device_tx[tx]
         + device_rx[rx]
         + offset
-        + fading * params.fading_depth(distance)
+        + fading * params.fading_depth(distance, past)
     )
     if bodies is not None:
         rssi = rssi - params.body_loss * bodies

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest bench demo clean proto evaluate fit calibration test-ble-stack test-postgres fuzz
+.PHONY: install test lint typecheck pytest bench demo clean proto evaluate fit fit-channel calibration test-ble-stack test-postgres fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ evaluate: install
 # estimator) into the package; a test checks the committed file is what this writes (~2 min).
 fit: install
 	$(BIN)/python scripts/fit_defaults.py $(SCORED) $(FIT_ONLY)
+
+# Fit the simulator's channel on all the shared recordings into the package (sim/data/channel.json); it reads
+# nothing of the estimators' fit above, and a test checks the committed file is what this writes (~1 min).
+fit-channel: install
+	$(BIN)/python scripts/fit_channel.py $(SCORED) $(FIT_ONLY)
 
 # Rebuild the package's calibration table from the published lists in data/calibration/.
 calibration: install

@@ -39,6 +39,7 @@ CAPTURE = REPO / "tests" / "fixtures" / "btsnoop" / "run4_two_nodes_monitor_2001
 RECORDINGS = [REPO / "data" / f"{name}.csv.gz" for name in ("mit-matrix-rssi", "range_angle", "kri_anechoic")]
 CLASSROOM = REPO / "simulations" / "classroom.toml"
 DP3T_CLASSROOM = REPO / "simulations" / "dp3t-classroom.toml"
+FAMILY_SHOP = REPO / "simulations" / "family-shop.toml"
 PLOTS = REPO / "build" / "demo"  # kept after the demo: results table and plots of the simulation
 MEETING_MINUTES = 25
 
@@ -227,6 +228,19 @@ def main() -> None:
             *("simulate", str(CLASSROOM), "--estimator", "probabilistic,cwa", "--scheduler", "inline"),
             *("--out", str(PLOTS)),
         )
+        step(
+            "a shop where households come, go and adopt together, on a custom duty cycle ([duty]), through "
+            "the channel fitted on the recordings: companions and strangers traced apart; the contact table "
+            "as contacts.csv and contacts.parquet",
+            *("simulate", str(FAMILY_SHOP), "--seeds", "2", "--scheduler", "inline"),
+            *("--out", str(PLOTS / "family-shop")),
+        )
+        contradictory = tmp / "contradictory.toml"
+        contradictory.write_text(
+            FAMILY_SHOP.read_text().replace("scan_on = 4\nscan_period = 60", "scan_on = 60\nscan_period = 4")
+        )
+        refused("a duty cycle whose window outlasts its period is refused, naming the key", "simulate",
+                str(contradictory))  # fmt: skip
         print(f"\nplots: {PLOTS / 'fraction_traced.png'} (traced vs adoption), {PLOTS / 'roc.png'} (ROC)")
         step(
             "the same lesson with DP-3T phones (30 s scans every 5 min, a new EphID every 15 min): the "

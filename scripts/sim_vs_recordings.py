@@ -28,10 +28,10 @@ def _at(d: float, target: float) -> bool:
     return abs(d - target) < 0.02
 
 
-def recorded() -> tuple[list[float], list[bool]]:
+def recorded(files: tuple[str, ...] = FILES) -> tuple[list[float], list[bool]]:
     """Each recorded session at 1.83 or 3.66 m scored by minus its mean attenuation (calibrated)."""
     scores, labels = [], []
-    for name in FILES:
+    for name in files:
         with gzip.open(DATA / name, "rt") as handle:
             for s in parse_recordings(handle.read(), name):
                 if (_at(s.distance_m, NEAR) or _at(s.distance_m, FAR)) and s.rssi.size >= 2:
@@ -54,13 +54,13 @@ def simulated(per_distance: int, channel: ChannelParams) -> tuple[list[float], l
 def main() -> None:
     per_distance = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     channel = ChannelParams(p_heard_floor=float(sys.argv[2])) if len(sys.argv) > 2 else ChannelParams()
-    for what, (scores, labels) in (
-        ("recordings", recorded()),
-        ("simulator", simulated(per_distance, channel)),
-    ):
+    runs = [("recordings", recorded())]
+    runs += [(f"  {name.split('.')[0]}", recorded((name,))) for name in FILES]  # each set alone
+    runs.append(("simulator", simulated(per_distance, channel)))
+    for what, (scores, labels) in runs:
         auc, low, high = auc_interval(scores, labels)
         print(
-            f"{what:10s} per-encounter AUC 1.83 vs 3.66 m: {auc:.3f} [{low:.3f}, {high:.3f}]"
+            f"{what:18s} per-encounter AUC 1.83 vs 3.66 m: {auc:.3f} [{low:.3f}, {high:.3f}]"
             f" ({len(labels)} encounters)"
         )
 

@@ -17,6 +17,8 @@ from proximity.sim.scenario import ScenarioError, load_scenario
 from proximity.sim.streams import Streams
 from proximity.sim.summary import summarise
 
+DUTY = "[crowd]\nagents = 10\nwidth = 3\nheight = 3\n[duty]\n"
+
 
 def _crowd(**changes: object) -> CrowdParams:
     base = CrowdParams(agents=3000, width=60.0, height=50.0, stationary=0.4, waypoint=0.3, group=0.3)
@@ -55,6 +57,24 @@ def test_group_adoption_is_all_or_none_within_a_group() -> None:
     assert (world.app[grouped] == world.app[leader[grouped]]).all()
     independent = World(dataclasses.replace(scenario, adoption_by="agent"), 0.5, 1)
     assert (independent.app[grouped] != independent.app[leader[grouped]]).any()
+
+
+def test_households_arrive_together_are_companions_and_adopt_together() -> None:
+    crowd = dataclasses.replace(_crowd(), household_size=4, arrival_spread=600.0, dwell=900.0)
+    scenario = Scenario(name="homes", crowd=crowd, adoption_by="household")
+    world = World(scenario, 0.5, 2)
+    home = world.movers.household_head  # the household's id: its first agent (a group: its leader's)
+    ids, first = np.unique(home, return_index=True)
+    assert 0 < ids.size < world.n / 3
+    for values in (world.movers.enter, world.movers.leave, world.app):
+        assert (values == values[first][np.searchsorted(ids, home)]).all()  # one value per household
+    members = np.flatnonzero(home != np.arange(world.n))
+    assert 0 < world.app.sum() < world.n
+    assert world.companions(4, 7) and not world.companions(3, 4)
+    independent = World(dataclasses.replace(scenario, adoption_by="agent"), 0.5, 2)
+    assert (independent.app[members] != independent.app[home[members]]).any()
+    alone = World(dataclasses.replace(scenario, crowd=_crowd(), adoption_by="agent"), 0.5, 2)
+    assert not alone.companions(4, 7)  # two seated strangers, without households
 
 
 @pytest.mark.parametrize(
@@ -137,10 +157,35 @@ def test_the_contact_table_has_a_row_per_close_pair_and_per_flagged_one() -> Non
         ("os_mix = {android = 0.5, symbian = 0.5}\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n", "os_mix"),
         ("ownership = 0.4\nadoption = [0.5]\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n", "ownership"),
         ('adoption_by = "household"\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n', "adoption_by"),
+        ("[crowd]\nagents = 10\nwidth = 3\nheight = 3\nhousehold_size = 1\n", "household_size"),
         ("foreground_share = 2\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n", "foreground_share"),
         ('duty = "gaen"\nstep = 10\n[crowd]\nagents = 10\nwidth = 3\nheight = 3\n', "step"),
         ("[crowd]\nagents = 10\nwidth = 3\nheight = 3\n[channel]\np_heard_floor = 0\n", "p_heard_floor"),
         ("[crowd]\nagents = 10\nwidth = 3\nheight = 3\n[channel]\nmax_range = 30\n", "max_range"),
+        (
+            DUTY + "scan_on = 30\nscan_period = 10\nadvertise_on = 1\nadvertise_period = 1\n",
+            "scan_on",
+        ),
+        (
+            DUTY + "scan_on = 4\nscan_period = 60\nadvertise_on = 2\nadvertise_period = 1\n",
+            "advertise_on",
+        ),
+        (
+            DUTY + "scan_on = 4\nscan_period = -60\nadvertise_on = 1\nadvertise_period = 1\n",
+            "scan_period",
+        ),
+        (
+            DUTY + "scan_on = 4\nscan_period = 60\nadvertise_on = 1\n",
+            "advertise_period",
+        ),
+        (
+            DUTY + "scan_on = 4\nscan_period = 60\nadvertise_on = 1\nadvertise_period = 1\nburst = 2\n",
+            "burst",
+        ),
+        (
+            "step = 5\n" + DUTY + "scan_on = 4\nscan_period = 60\nadvertise_on = 1\nadvertise_period = 1\n",
+            "step",
+        ),
     ],
 )
 def test_bad_scenarios_name_the_key(tmp_path: Path, text: str, key: str) -> None:
@@ -167,3 +212,22 @@ def test_results_do_not_depend_on_how_the_neighbour_search_is_cut(monkeypatch: p
     assert [dataclasses.replace(r, hearing_radius_m=0.0) for r in far] == [
         dataclasses.replace(r, hearing_radius_m=0.0) for r in whole
     ]
+
+
+def test_a_duty_table_sets_a_custom_duty_cycle(tmp_path: Path) -> None:
+    """Each phone scans 4 s of every minute: over 600 s it hears in at most 11 windows of 4 one-second
+    steps (a window may straddle the start), never in most of the steps."""
+    from proximity.sim.world import World
+
+    path = tmp_path / "duty.toml"
+    path.write_text(
+        "duration = 600\n[crowd]\nagents = 30\nwidth = 5\nheight = 5\n"
+        "[duty]\nscan_on = 4\nscan_period = 60\nadvertise_on = 1\nadvertise_period = 1\n"
+    )
+    scenario = load_scenario(path)
+    assert (scenario.duty, scenario.cycle.scan_on, scenario.cycle.scan_period) == ("custom", 4.0, 60.0)
+    chunks = list(World(scenario, 1.0, 0, truth=False).chunks())
+    times = np.concatenate([c.times for c in chunks])
+    scanner = np.concatenate([c.scanner for c in chunks])
+    steps = [np.unique(np.floor(times[scanner == k])).size for k in range(30)]
+    assert 0 < max(steps) <= 44

@@ -84,6 +84,12 @@ def test_json_rows_and_files(scenario: Path, tmp_path: Path, capsys: pytest.Capt
     assert {"agent_a", "agent_b", "companions", "minutes_close", "cwa_close_a", "cwa_notified_b_at"} <= set(
         contacts[0]
     )
+    parquet = pq.read_table(out / "contacts.parquet").to_pydict()
+    assert list(parquet) == list(contacts[0])  # the same columns, in order, and the same rows
+    assert len(parquet["agent_a"]) == len(contacts)
+    assert [str(v) for v in parquet["agent_a"]] == [r["agent_a"] for r in contacts]
+    assert [str(v) for v in parquet["cwa_score_a"]] == [r["cwa_score_a"] for r in contacts]
+    assert pq.read_schema(out / "contacts.parquet").field("companions").type == "bool"
     for png in ("fraction_traced.png", "roc.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -47,7 +47,7 @@ def fixed_distance_sessions(
         # cells, so the whole-venue estimate of estimated_memory() does not apply
         memory_cap=1e18,
     )
-    world = World(scenario, 1.0, seed, calibration=calibration)
+    world = World(scenario, 1.0, seed, truth=False, calibration=calibration)  # sightings only
     x = np.repeat(np.arange(pairs) * spacing, 2) + np.tile([0.0, 1.0], pairs) * np.repeat(distances, 2)
     world.movers.pos[:] = np.stack((x, np.zeros(2 * pairs)), axis=1)
     heard: list[list[NDArray[np.float64]]] = [[] for _ in range(pairs)]

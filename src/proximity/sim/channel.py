@@ -1,75 +1,131 @@
 """The radio channel between two phones, as bad as reality, with no distance cut-off (docs/simulation.md).
 
-    rssi = rssi_at_1m - path_loss(d) - body(carriage_tx) - body(carriage_rx)
-           + device_tx + device_rx + encounter_offset + fading
+    rssi = rssi_at_1m - path_loss(d) - body(carriage_tx) - body(carriage_rx) - bodies_between * body_loss
+           + device_tx + device_rx + encounter_offset(d) + fading(d) * z
 
-``path_loss`` is two-slope: ``10 n log10(d)`` up to ``breakpoint`` m, with ``rssi_at_1m`` and ``n``
-for the recordings' range (0.2-4.6 m; see NEAR_RSSI_AT_1M below); beyond it the far-field
-exponent of the IEEE 802.11 TGn indoor channel models (3.5 after the breakpoint; Erceg et al., IEEE
-802.11-03/940r4, 2004). A packet is heard when its RSSI clears the receiver's sensitivity, with loss
-rising steeply near it (a normal CDF of ``sensitivity_width`` dB), on top of a flat ``packet_loss``.
-No distance is chosen: the neighbour search uses :func:`hearing_radius`, where P(heard) under this
-model (averaged over the run's device and carriage pairs) falls below ``p_heard_floor`` (1e-4).
+The near field (to ``breakpoint`` m) is the channel's OWN fit on the recordings, shipped in
+``sim/data/channel.json`` (scripts/fit_channel.py, ``make fit-channel``; it reads nothing of the
+estimators' fit): path-loss exponent, level at 1 m, the spread between encounters and the packets'
+fading depth. Beyond the breakpoint: the IEEE 802.11 TGn indoor channel models B/C (Erceg et al.,
+IEEE 802.11-03/940r4, 2004): slope 3.5, shadow fading 3 dB before the breakpoint and 5 dB after it
+(so ``far_shadow_sigma`` = sqrt(5^2 - 3^2) = 4 dB is added to the encounter spread), and NLOS
+(Rayleigh) fading after it, whose spread in dB is 5.57 dB (``far_fading_sigma``): fading depth grows
+with distance from the fitted near-field depth to Rayleigh's over one octave past the breakpoint.
 
-``encounter_offset`` persists for a pair over an ``encounter_seconds`` epoch (carriage shifts,
-orientation, the room), drawn by hashing (seed, pair, epoch) so no pair state is stored; ``fading``
-is fresh per packet.
+A packet is heard when its RSSI clears the receiver's sensitivity, with loss rising steeply near it (a
+normal CDF of ``sensitivity_width`` dB), on top of a flat ``packet_loss``. No distance is chosen: the
+neighbour search uses :func:`hearing_radius`, where P(heard) under this model (averaged over the run's
+device and carriage pairs) falls below ``p_heard_floor`` (1e-4).
+
+``encounter_offset`` is drawn per encounter: hashed from (seed, pair, encounter number), where an
+encounter starts when the later of the two arrives and lasts ``encounter_seconds`` (posture and
+orientation change after that), so no boundary is clock-aligned and no pair state is stored.
+Carriage changes during the day (:func:`carriage_schedule`); ``fading`` is fresh per packet.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, fields
+from functools import cache
+from importlib import resources
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB, FLEET_TX_POWER_DBM
 from proximity.sim.streams import hash_normal
 
 __all__ = [
     "CARRIAGES",
     "ChannelParams",
+    "carriage_schedule",
+    "fitted_channel",
     "hearing_probability",
     "hearing_radius",
     "mean_hearing_probability",
     "received_rssi",
 ]
 
-# Carriage states and the body loss each end adds (dB); a pair's loss is the sum (0..28 dB).
+CHANNEL_FILE = "data/channel.json"
+
+
+@cache
+def fitted_channel() -> dict[str, Any]:
+    """The channel's own fit on the recordings (package data written by scripts/fit_channel.py)."""
+    text = resources.files("proximity.sim").joinpath(CHANNEL_FILE).read_text("utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+# Carriage states and the body loss each end adds (dB); a pair's loss is the sum (0..28 dB). The spec's
+# measured hand/hand vs shirt-pocket/back-pocket gap at 6 ft is 29 dB (MIT PACT); the weights are assumed.
 CARRIAGES = ("hand", "shirt_pocket", "front_pocket", "back_pocket", "bag")
 CARRIAGE_LOSS_DB = (0.0, 4.0, 6.0, 14.0, 8.0)
 CARRIAGE_WEIGHTS = (0.3, 0.15, 0.25, 0.15, 0.15)
+DEVICE_SIGMA = 1.5
 
-# The near field: -63 dBm at 1 m, exponent 1.2 (the spec's phone-to-phone figures), encounter
-# sigma 4 dB and fading 7 dB, checked against the MIT recordings' separability of 1.83 vs 3.66 m
-# (tests/test_sim_channel.py). NOT yet refitted: scripts/fit_channel.py fits all five recording sets
-# (-72.6 dBm, n 0.86, fading 4.2 dB, 9.8 dB between encounters), but with those numbers the simulated
-# sessions separate 1.83 from 3.66 m worse than the recordings do (per session 0.57 vs 0.64), so
-# they are reported, not shipped (docs/simulation.md, "Channel").
-NEAR_RSSI_AT_1M = -63.0
-NEAR_EXPONENT = 1.2
-# Far field: IEEE 802.11 TGn channel models B/C (Erceg et al. 2004): slope 2 to a 5 m breakpoint,
-# 3.5 after it; the recordings end at 4.6 m, so the fitted slope holds to the breakpoint.
+
+def _carriage_moments(loss: tuple[float, ...], weights: tuple[float, ...]) -> tuple[float, float]:
+    """(mean, variance) of one end's carriage loss under ``weights``."""
+    w = np.asarray(weights, np.float64) / sum(weights)
+    x = np.asarray(loss, np.float64)
+    mean = float(w @ x)
+    return mean, float(w @ (x - mean) ** 2)
+
+
+def _from_fit() -> tuple[float, float, float, float, float]:
+    """(rssi_at_1m, exponent, encounter_sigma, fading_sigma, fading_slope) from the channel's fit.
+
+    The recordings' level is their mix of carriages, on the attenuation scale of the fleet phone: the
+    simulator subtracts its own carriage losses, so it adds their mean back. The recordings' spread of
+    encounter means is what carriage pairs, device residuals and the per-encounter offset share: the
+    offset takes what the other two leave (never less than the spread within one configuration)."""
+    fit = fitted_channel()
+    mean, var = _carriage_moments(CARRIAGE_LOSS_DB, CARRIAGE_WEIGHTS)
+    rssi_at_1m = FLEET_TX_POWER_DBM - FLEET_RSSI_CORRECTION_DB - fit["attenuation_at_1m"] + 2 * mean
+    left = fit["between_encounter_sigma"] ** 2 - 2 * var - 2 * DEVICE_SIGMA**2
+    encounter = max(math.sqrt(max(left, 0.0)), fit["within_configuration_sigma"])
+    return (round(rssi_at_1m, 2), fit["path_loss_exponent"], round(encounter, 2), fit["fading_at_1m"],
+            fit["fading_slope"])  # fmt: skip
+
+
+NEAR_RSSI_AT_1M, NEAR_EXPONENT, ENCOUNTER_SIGMA, FADING_SIGMA, FADING_SLOPE = _from_fit()
+# Far field: IEEE 802.11 TGn channel models B/C (Erceg et al. 2004): a 5 m breakpoint, slope 3.5 after
+# it; shadow fading 3 -> 5 dB and Rician -> Rayleigh fading across it. The recordings end at 4.6 m.
 FAR_EXPONENT = 3.5
 BREAKPOINT_M = 5.0
-DEVICE_SIGMA = 1.5
+FAR_SHADOW_SIGMA = 4.0  # sqrt(5^2 - 3^2): TGn's extra shadow-fading spread past the breakpoint
+RAYLEIGH_DB_SIGMA = 5.57  # standard deviation of 10 log10 of an exponential (Rayleigh power) variable
+# Other people's bodies on the line of sight (sim/bodies.py): loss per body and the corridor's width.
+BODY_LOSS_DB = 5.0
+BODY_CORRIDOR_M = 0.5
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelParams:
     """Channel parameters (dB, m, s). ``device_sigma`` is each phone's residual offset (transmitter and
-    receiver) on top of what its model's calibration row implies (sim/devicemodels.py)."""
+    receiver) on top of what its model's calibration row implies (sim/devicemodels.py). The near-field
+    defaults come from ``sim/data/channel.json`` (the channel's own fit; see the module docstring)."""
 
     rssi_at_1m: float = NEAR_RSSI_AT_1M
     path_loss_exponent: float = NEAR_EXPONENT
     far_exponent: float = FAR_EXPONENT
     breakpoint: float = BREAKPOINT_M
-    encounter_sigma: float = 4.0
+    encounter_sigma: float = ENCOUNTER_SIGMA
+    far_shadow_sigma: float = FAR_SHADOW_SIGMA
     encounter_seconds: float = 1800.0
-    fading_sigma: float = 7.0
+    fading_sigma: float = FADING_SIGMA  # packets' spread at 1 m (dB)
+    fading_slope: float = FADING_SLOPE  # d ln(fading depth) / d ln(distance) in the near field
+    far_fading_sigma: float = RAYLEIGH_DB_SIGMA
     device_sigma: float = DEVICE_SIGMA
     carriage_loss: tuple[float, ...] = CARRIAGE_LOSS_DB
     carriage_weights: tuple[float, ...] = CARRIAGE_WEIGHTS
+    carriage_stay: float = 0.7  # P(a phone stays where it was carried) from one hour to the next (assumed)
+    body_loss: float = BODY_LOSS_DB  # dB per other person on the line of sight (near field; sim/bodies.py)
+    body_corridor: float = BODY_CORRIDOR_M  # m: width of the line of sight a body blocks
     packet_loss: float = 0.1
     sensitivity_dbm: float = -100.0  # a BLE phone receiver class default (the core spec asks -70)
     sensitivity_width: float = 2.0  # dB: the waterfall, 16 % lost 2 dB above the floor, 84 % 2 dB below
@@ -82,14 +138,17 @@ class ChannelParams:
             if isinstance(value, float | int) and not math.isfinite(value):
                 raise ValueError(f"channel {f.name} must be finite, got {value!r}")
         for name in ("path_loss_exponent", "far_exponent", "breakpoint", "encounter_seconds", "min_distance",
-                     "sensitivity_width"):  # fmt: skip
+                     "sensitivity_width", "body_corridor"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"channel {name} must be positive, got {getattr(self, name)!r}")
-        for name in ("encounter_sigma", "fading_sigma", "device_sigma"):
+        for name in ("encounter_sigma", "far_shadow_sigma", "fading_sigma", "far_fading_sigma",
+                     "device_sigma", "body_loss"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"channel {name} must be >= 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.packet_loss < 1.0:
             raise ValueError(f"packet_loss must be in [0, 1), got {self.packet_loss!r}")
+        if not 0.0 <= self.carriage_stay <= 1.0:
+            raise ValueError(f"carriage_stay must be in [0, 1], got {self.carriage_stay!r}")
         if not 0.0 < self.p_heard_floor < 0.5:
             raise ValueError(f"p_heard_floor must be in (0, 0.5), got {self.p_heard_floor!r}")
         if len(self.carriage_loss) != len(CARRIAGES) or len(self.carriage_weights) != len(CARRIAGES):
@@ -109,6 +168,50 @@ class ChannelParams:
         out: NDArray[np.float64] = near + far
         return out
 
+    def _past_breakpoint(self, distance: NDArray[np.float64]) -> NDArray[np.float64]:
+        """0 up to the breakpoint, 1 from twice it on, linear in log distance between (LOS to NLOS)."""
+        d = np.maximum(np.asarray(distance, np.float64), self.min_distance)
+        out: NDArray[np.float64] = np.clip(np.log2(d / self.breakpoint), 0.0, 1.0)
+        return out
+
+    def fading_depth(
+        self, distance: NDArray[np.float64], past: NDArray[np.float64] | None = None
+    ) -> NDArray[np.float64]:
+        """Per-packet fading spread (dB) at ``distance``: the fitted near-field line up to the breakpoint,
+        growing to Rayleigh's spread past it (never below the near-field value there). ``past``: the
+        distance's :meth:`_past_breakpoint`, when the caller has it."""
+        d = np.maximum(np.asarray(distance, np.float64), self.min_distance)
+        near = self.fading_sigma * np.power(np.minimum(d, self.breakpoint), self.fading_slope)
+        far = np.maximum(near, self.far_fading_sigma)
+        w = self._past_breakpoint(d) if past is None else past
+        out: NDArray[np.float64] = (1.0 - w) * near + w * far
+        return out
+
+    def encounter_spread(
+        self, distance: NDArray[np.float64], past: NDArray[np.float64] | None = None
+    ) -> NDArray[np.float64]:
+        """Per-encounter offset spread (dB): the fitted near-field figure, plus TGn's extra shadow fading
+        past the breakpoint (in quadrature)."""
+        w = self._past_breakpoint(distance) if past is None else past
+        out: NDArray[np.float64] = np.sqrt(self.encounter_sigma**2 + w * self.far_shadow_sigma**2)
+        return out
+
+
+def carriage_schedule(
+    params: ChannelParams, rng: np.random.Generator, n: int, hours: int
+) -> NDArray[np.int8]:
+    """Where each of ``n`` phones is carried in each of ``hours`` hours, shape (n, hours): a Markov chain
+    that keeps the phone where it was with probability ``carriage_stay`` and otherwise draws afresh from
+    ``carriage_weights`` (so every hour has the same mix). Drawn once per run, for all agents."""
+    hours = max(1, hours)
+    out = np.empty((n, hours), np.int8)
+    out[:, 0] = params.draw_carriage(rng, n)
+    for h in range(1, hours):
+        fresh = params.draw_carriage(rng, n)
+        stay = rng.random(n) < params.carriage_stay
+        out[:, h] = np.where(stay, out[:, h - 1], fresh)
+    return out
+
 
 def hearing_probability(params: ChannelParams, margin: NDArray[np.float64]) -> NDArray[np.float64]:
     """P(a packet is received) given its RSSI's margin above the sensitivity floor (dB): the flat
@@ -122,9 +225,12 @@ def mean_hearing_probability(
 ) -> float:
     """P(heard) at ``distance`` averaged over pairs whose fixed offsets (devices, carriages; dB) are
     ``pair_offsets``: encounter offset, fading and the floor's waterfall are Gaussian, so each pair's
-    probability is one normal CDF."""
-    spread = math.hypot(params.encounter_sigma, params.fading_sigma, params.sensitivity_width)
-    mean = params.rssi_at_1m - float(params.path_loss(np.array([distance]))[0]) + pair_offsets
+    probability is one normal CDF. Bodies on the line of sight only lower it (ignored: an upper bound)."""
+    at = np.array([distance])
+    spread = math.hypot(
+        float(params.encounter_spread(at)[0]), float(params.fading_depth(at)[0]), params.sensitivity_width
+    )
+    mean = params.rssi_at_1m - float(params.path_loss(at)[0]) + pair_offsets
     return float((1.0 - params.packet_loss) * np.mean(_phi((mean - params.sensitivity_dbm) / spread)))
 
 
@@ -159,27 +265,35 @@ def received_rssi(
     distance: NDArray[np.float64],
     tx: NDArray[np.int64],
     rx: NDArray[np.int64],
-    times: NDArray[np.float64],
+    encounter: NDArray[np.int64],
     *,
-    carriage: NDArray[np.int8],
+    carriage_tx: NDArray[np.int8],
+    carriage_rx: NDArray[np.int8],
     device_tx: NDArray[np.float64],
     device_rx: NDArray[np.float64],
     encounter_key: np.uint64,
     fading: NDArray[np.float64],
+    bodies: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """RSSI (dBm, float) of one packet per (tx, rx) pair at ``distance`` and ``times``; ``fading`` is
-    each packet's standard normal draw."""
+    """RSSI (dBm, float) of one packet per (tx, rx) pair at ``distance``: ``encounter`` numbers each
+    packet's encounter of its pair (the offset is one draw per (pair, encounter)), ``carriage_*`` each
+    end's carriage at the packet's time, ``fading`` each packet's standard normal draw, ``bodies`` the
+    number of other people on the line of sight."""
     loss = np.asarray(params.carriage_loss, np.float64)
     lo, hi = np.minimum(tx, rx), np.maximum(tx, rx)
-    epoch = np.floor(times / params.encounter_seconds).astype(np.int64)
-    offset = hash_normal(encounter_key, lo, hi, epoch) * params.encounter_sigma
-    return (
+    past = params._past_breakpoint(distance)  # once for both spreads
+    offset = hash_normal(encounter_key, lo, hi, encounter) * params.encounter_spread(distance, past)
+    rssi = (
         params.rssi_at_1m
         - params.path_loss(distance)
-        - loss[carriage[tx]]
-        - loss[carriage[rx]]
+        - loss[carriage_tx]
+        - loss[carriage_rx]
         + device_tx[tx]
         + device_rx[rx]
         + offset
-        + fading * params.fading_sigma
+        + fading * params.fading_depth(distance, past)
     )
+    if bodies is not None:
+        rssi = rssi - params.body_loss * bodies
+    out: NDArray[np.float64] = rssi
+    return out

@@ -3,7 +3,9 @@
 Positions live in one (n, 2) array. Stationary agents sit (on a seat grid or anywhere); waypoint
 agents walk to a random target at their own speed, pause, pick another; group members keep a fixed
 offset from their group's leader (a waypoint mover). Agents enter and leave at drawn times; a group's
-members enter and leave with its leader.
+members enter and leave with its leader. With ``household_size`` h, agents 0..h-1, h..2h-1, ... are
+households: they arrive and leave together (with their first member) but move on their own inside;
+members of one household or one walking group are companions (manual tracing finds them anyway).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ class CrowdParams:
 
     ``layout`` "seats" puts stationary agents on a grid ``seat_spacing`` apart (bus, classroom);
     "open" anywhere. Arrivals are uniform over ``arrival_spread``; each stays ``dwell`` (exponential
-    mean; 0 = until the end). A group arrives and leaves together, when its leader does.
+    mean; 0 = until the end). A group arrives and leaves together, when its leader does; so does a
+    household (``household_size`` consecutive agents; 0 = no households).
     """
 
     agents: int
@@ -42,9 +45,10 @@ class CrowdParams:
     pause: tuple[float, float] = (0.0, 300.0)
     arrival_spread: float = 0.0
     dwell: float = 0.0
+    household_size: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("agents", "group_size"):
+        for name in ("agents", "group_size", "household_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"{name} must be a whole number, got {value!r}")
@@ -59,6 +63,10 @@ class CrowdParams:
             raise ValueError(f"layout must be 'open' or 'seats', got {self.layout!r}")
         if self.group_size < 2:
             raise ValueError("group_size must be at least 2")
+        if self.household_size == 1 or self.household_size < 0:
+            raise ValueError(
+                f"household_size must be 0 (no households) or at least 2, got {self.household_size}"
+            )
         for name in ("speed", "pause"):
             value = getattr(self, name)
             if not (isinstance(value, tuple) and len(value) == 2):
@@ -104,6 +112,13 @@ class Movers:
         stay = rng.exponential(params.dwell, n) if params.dwell > 0 else np.full(n, np.inf)
         self.enter = arrive
         self.leave = np.minimum(arrive + stay, start + duration)
+        # households: blocks of consecutive agents, who come and go with their first member; a walking
+        # group belongs to its leader's household (so it still arrives and leaves as one)
+        size = params.household_size
+        block = (np.arange(n, dtype=np.int64) // size) * size if size else np.arange(n, dtype=np.int64)
+        self.household_head = block[self.leader]
+        self.enter = self.enter[self.household_head]
+        self.leave = self.leave[self.household_head]
         # a group arrives and leaves together: followers take their leader's window (every agent's
         # own times are still drawn, so the draws of everyone else do not depend on who follows)
         followers = np.flatnonzero(self.follows)

@@ -1,5 +1,6 @@
 """Tidy results on disk: results.csv (one row per adoption x estimator x seed) and, when pyarrow is
-installed, the same table as results.parquet; pair scores; PNG plots."""
+installed (the [sim] extra), the same table as results.parquet; the contact-level table as
+contacts.csv and contacts.parquet; pair scores; PNG plots."""
 
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ def write_results(result: SweepResult, directory: Path, metadata: dict[str, Any]
                 out.writerow([name, p, s, score, int(label)])
     if result.contacts:
         paths.append(write_contacts(result.contacts, directory / "contacts.csv"))
+        contacts = write_contacts_parquet(result.contacts, directory / "contacts.parquet")
+        if contacts is not None:
+            paths.append(contacts)
     paths.append(plot_fraction_traced(result.rows, directory / "fraction_traced.png"))
     paths.append(plot_roc(result, directory / "roc.png"))
     return paths
@@ -83,13 +87,39 @@ def write_contacts(tables: dict[tuple[float, int], dict[str, np.ndarray]], path:
     return path
 
 
-def write_parquet(rows: Sequence[ResultRow], path: Path) -> Path | None:
-    """The results table as Parquet (typed columns; NaN -> null); None when pyarrow is not installed."""
+def _pyarrow() -> tuple[Any, Any] | None:
     try:
-        pa: Any = importlib.import_module("pyarrow")
-        pq: Any = importlib.import_module("pyarrow.parquet")
+        return importlib.import_module("pyarrow"), importlib.import_module("pyarrow.parquet")
     except ImportError:
         return None
+
+
+def write_contacts_parquet(tables: dict[tuple[float, int], dict[str, np.ndarray]], path: Path) -> Path | None:
+    """The contact-level table as Parquet, the same rows and columns as contacts.csv, each column typed as
+    its numpy array (NaN stays NaN); None when pyarrow is not installed."""
+    arrow = _pyarrow()
+    if arrow is None:
+        return None
+    pa, pq = arrow
+    runs = sorted(tables.items())
+    names = list(runs[0][1]) if runs else []
+    size = [len(next(iter(t.values()))) if t else 0 for _, t in runs]
+    columns: dict[str, Any] = {
+        "adoption": np.repeat([float(p) for (p, _), _ in runs], size).astype(np.float64),
+        "seed": np.repeat([int(s) for (_, s), _ in runs], size).astype(np.int64),
+    }
+    for name in names:
+        columns[name] = np.concatenate([t[name] for _, t in runs])
+    pq.write_table(pa.table({k: pa.array(v) for k, v in columns.items()}), path)
+    return path
+
+
+def write_parquet(rows: Sequence[ResultRow], path: Path) -> Path | None:
+    """The results table as Parquet (typed columns; NaN -> null); None when pyarrow is not installed."""
+    arrow = _pyarrow()
+    if arrow is None:
+        return None
+    pa, pq = arrow
     names = [f.name for f in fields(ResultRow)]
     kinds = {f.name: f.type for f in fields(ResultRow)}
     types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}

@@ -18,10 +18,16 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     memory_cap = 4e9                 # bytes a run may need (estimated before anything is allocated)
     contact_table = true             # keep one row per close or flagged pair (contacts.csv); false for a city
     ownership = 1.0                  # share of agents with a smartphone (adoption cannot exceed it)
-    adoption_by = "agent"            # or "group": a walking group adopts (or not) together
+    adoption_by = "agent"            # or "group": a walking group adopts (or not) together; or
+                                     # "household" (needs [crowd] household_size): a household does
     os_mix = {android = 1.0}         # share of phones per OS (sums to 1); see foreground_share
     foreground_share = 0.1           # share of time an app is in the foreground (iOS Bluezone only
                                      # advertises then); assumed, no published figure
+    [duty]                           # instead of duty = "name": a custom duty cycle (seconds)
+    scan_on = 4                      # scans scan_on s of every scan_period s,
+    scan_period = 60                 # advertises advertise_on s of every advertise_period s
+    advertise_on = 1                 # (0 < on <= period; all four keys, nothing else)
+    advertise_period = 1
     [crowd]  ... CrowdParams fields
     [channel] ... ChannelParams fields
 """
@@ -43,7 +49,7 @@ from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB
 from proximity.schemes.registry import SCHEME_NAMES
 from proximity.sim.batching import BATCH_POINTS, BATCH_STEPS
 from proximity.sim.channel import ChannelParams, hearing_radius
-from proximity.sim.duty import DUTY_CYCLES, OPERATING_SYSTEMS
+from proximity.sim.duty import DUTY_CYCLES, OPERATING_SYSTEMS, DutyCycle
 from proximity.sim.mobility import CrowdParams
 from proximity.times import LATEST_TIME, parse_time
 
@@ -80,7 +86,8 @@ class Scenario:
     duration: float = 3600.0
     step: float = 1.0
     scheme: str = "gaen"
-    duty: str = ""  # default: the scheme's own
+    duty: str = ""  # default: the scheme's own; "custom" with custom_duty (a [duty] table)
+    custom_duty: DutyCycle | None = None
     adoption: tuple[float, ...] = (0.6,)
     estimators: tuple[str, ...] = ("probabilistic",)
     contact_distance: float = 2.0
@@ -101,8 +108,12 @@ class Scenario:
     def __post_init__(self) -> None:
         if self.scheme not in SCHEME_NAMES:  # every registered scheme is simulated
             raise ScenarioError(f"scheme must be one of {', '.join(SCHEME_NAMES)}, got {self.scheme!r}")
-        if self.duty and self.duty not in DUTY_CYCLES:
-            raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
+        if self.custom_duty is not None and self.duty != CUSTOM_DUTY:
+            raise ScenarioError(f"duty must be {CUSTOM_DUTY!r} with a custom duty cycle, got {self.duty!r}")
+        if self.duty and self.duty not in DUTY_CYCLES and self.custom_duty is None:
+            raise ScenarioError(
+                f"duty must be one of {', '.join(DUTY_CYCLES)} or a [duty] table, got {self.duty!r}"
+            )
         if not isinstance(self.pair_scores, bool):
             raise ScenarioError(f"pair_scores must be true or false, got {self.pair_scores!r}")
         if not isinstance(self.contact_table, bool):
@@ -120,7 +131,7 @@ class Scenario:
             )
         if not 0 <= self.start <= LATEST_TIME - self.duration:
             raise ScenarioError("start (and start + duration) must lie between 1970 and year 9998")
-        cycle = DUTY_CYCLES[self.duty_cycle]
+        cycle = self.cycle
         for what, on, period in (
             ("scan", cycle.scan_on, cycle.scan_period),
             ("advertise", cycle.advertise_on, cycle.advertise_period),
@@ -177,8 +188,12 @@ class Scenario:
                     f"adoption {p} exceeds ownership {self.ownership}: adoption is the share of all agents "
                     "carrying a phone running the app"
                 )
-        if self.adoption_by not in ("agent", "group"):
-            raise ScenarioError(f"adoption_by must be 'agent' or 'group', got {self.adoption_by!r}")
+        if self.adoption_by not in ("agent", "group", "household"):
+            raise ScenarioError(
+                f"adoption_by must be 'agent', 'group' or 'household', got {self.adoption_by!r}"
+            )
+        if self.adoption_by == "household" and not self.crowd.household_size:
+            raise ScenarioError("adoption_by = 'household' needs households: set [crowd] household_size >= 2")
         names = [name for name, _ in self.os_mix]
         unknown = sorted(set(names) - set(OPERATING_SYSTEMS))
         if unknown or len(set(names)) != len(names):
@@ -190,6 +205,11 @@ class Scenario:
             raise ScenarioError(f"os_mix shares must sum to 1, got {sum(shares):g}")
         if not (isinstance(self.foreground_share, int | float) and 0.0 <= self.foreground_share <= 1.0):
             raise ScenarioError(f"foreground_share must be in [0, 1], got {self.foreground_share!r}")
+
+    @property
+    def cycle(self) -> DutyCycle:
+        """The duty cycle phones run: the [duty] table's, or the named (default: the scheme's) one."""
+        return self.custom_duty if self.custom_duty is not None else DUTY_CYCLES[self.duty_cycle]
 
     @property
     def duty_cycle(self) -> str:
@@ -236,6 +256,34 @@ def _build(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
         raise ScenarioError(f"{where}: {str(error)[:300]}") from None
 
 
+DUTY_KEYS = ("scan_on", "scan_period", "advertise_on", "advertise_period")
+CUSTOM_DUTY = "custom"
+
+
+def _duty_table(table: Mapping[str, Any], where: str) -> DutyCycle:
+    """A [duty] table as a DutyCycle: all four keys, each a positive finite number of seconds, and no
+    window longer than its period; the error names the key at fault."""
+    unknown = sorted(set(table) - set(DUTY_KEYS))
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(DUTY_KEYS)}")
+    missing = [k for k in DUTY_KEYS if k not in table]
+    if missing:
+        raise ScenarioError(f"{where}: missing {', '.join(missing)} (a custom duty cycle needs all four)")
+    for key in DUTY_KEYS:
+        value = table[key]
+        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+        if not (ok and value > 0):
+            raise ScenarioError(f"{where}: {key} must be a positive number of seconds, got {value!r:.40}")
+    for what in ("scan", "advertise"):
+        on, period = table[f"{what}_on"], table[f"{what}_period"]
+        if on > period:
+            raise ScenarioError(
+                f"{where}: {what}_on ({on:g} s) is longer than {what}_period ({period:g} s): a window "
+                f"cannot outlast its period"
+            )
+    return DutyCycle(CUSTOM_DUTY, *(float(table[k]) for k in DUTY_KEYS))
+
+
 def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scenario:
     top = dict(data)
     crowd = top.pop("crowd", None)
@@ -249,6 +297,9 @@ def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scen
             top["start"] = float(parse_time(str(top["start"])[:64]))
         except (TypeError, ValueError, OverflowError) as error:
             raise ScenarioError(f"{where}: start: {error}") from None
+    if isinstance(top.get("duty"), Mapping):
+        top["custom_duty"] = _duty_table(top["duty"], f"{where} [duty]")
+        top["duty"] = CUSTOM_DUTY
     if "os_mix" in top:
         mix = top["os_mix"]
         if not isinstance(mix, Mapping):

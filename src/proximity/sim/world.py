@@ -19,9 +19,10 @@ from numpy.typing import NDArray
 
 from proximity.estimation import CalibrationTable
 from proximity.sim.batching import BATCH_POINTS, BATCH_STEPS
-from proximity.sim.channel import hearing_probability, hearing_radius, received_rssi
+from proximity.sim.bodies import BodyGrid
+from proximity.sim.channel import carriage_schedule, hearing_probability, hearing_radius, received_rssi
 from proximity.sim.devicemodels import DeviceModels
-from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND, DUTY_CYCLES
+from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND
 from proximity.sim.mobility import GROUP, STATIONARY, Movers
 from proximity.sim.neighbours import StaticGrid, close_pairs, cross_pairs
 from proximity.sim.scenario import Scenario
@@ -86,7 +87,10 @@ class World:
         # so changing adoption changes who has the app (nested sets) and nothing else.
         self.movers = Movers(scenario.crowd, self.streams("mobility"), scenario.start, scenario.duration)
         self.app = self._adopters(adoption)
-        self.carriage = channel.draw_carriage(self.streams("carriage"), n)
+        # where each phone is carried, per hour of the run (a Markov chain; sim/channel.py)
+        hours = int(np.ceil(scenario.duration / 3600.0))
+        self.carriage_hours = carriage_schedule(channel, self.streams("carriage"), n, hours)
+        self.carriage = self.carriage_hours[:, 0]
         self.devices = DeviceModels.draw(self.streams("devices"), n, scenario, calibration)
         self.device_tx = self.devices.true_tx_offset
         self.device_rx = self.devices.true_rx_offset
@@ -94,7 +98,7 @@ class World:
         duty = self.streams("duty")
         self.scan_phase = duty.random(n)
         self.advertise_phase = duty.random(n)
-        self.duty = DUTY_CYCLES[scenario.duty_cycle]
+        self.duty = scenario.cycle
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[NDArray[np.int64], NDArray[np.int64], StaticGrid] | None = None
         self._encounter_key = self.streams.key("encounter")
@@ -116,13 +120,16 @@ class World:
     def _adopters(self, adoption: float) -> NDArray[np.bool_]:
         """Who carries a phone running the app: smartphone owners (``ownership``), each adopting with
         probability adoption / ownership, so the share of all agents is ``adoption``; with
-        ``adoption_by = "group"`` a group's members take their leader's draw (they adopt together).
+        ``adoption_by = "group"`` a group's members take their leader's draw (they adopt together), with
+        ``"household"`` a household's members take their first member's.
         Draws do not depend on ``adoption``: higher adoption is a superset of users."""
         sc = self.scenario
         owns = self.streams("ownership").random(self.n) < sc.ownership
         draw = self.streams("adoption").random(self.n)
         if sc.adoption_by == "group":
             draw = draw[self.movers.leader]
+        elif sc.adoption_by == "household":
+            draw = draw[self.movers.household_head]
         out: NDArray[np.bool_] = owns & (draw < adoption / sc.ownership)
         return out
 
@@ -168,9 +175,10 @@ class World:
         return gi, gj
 
     def companions(self, i: int, j: int) -> bool:
-        """Whether agents i and j walk in one group (companions, whom manual tracing finds anyway)."""
-        kind, leader = self.movers.kind, self.movers.leader
-        return bool(kind[i] == GROUP and kind[j] == GROUP and leader[i] == leader[j])
+        """Whether agents i and j walk in one group or live in one household (companions, whom manual
+        tracing finds anyway)."""
+        kind, leader, home = self.movers.kind, self.movers.leader, self.movers.household_head
+        return bool((kind[i] == GROUP and kind[j] == GROUP and leader[i] == leader[j]) or home[i] == home[j])
 
     def split_key(self, keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
         """(day, i, j) of close-pair keys."""
@@ -234,7 +242,8 @@ class World:
         sc = self.scenario
         dt = sc.step
         n = np.int64(self.n)
-        gap = sc.crowd.width + 3.0 * self.radius
+        corridor = sc.channel.body_corridor  # a whole number of body cells (sim/bodies.py)
+        gap = np.ceil((sc.crowd.width + 3.0 * self.radius) / corridor) * corridor
         here_parts, scan_parts, adv_parts, pos_parts = [], [], [], []
         for k in range(first, last):
             t = sc.start + k * dt
@@ -269,15 +278,21 @@ class World:
         area = max(sc.crowd.width * sc.crowd.height, 1e-9)
         per_scanner = adv.size / max(last - first, 1) * min(1.0, np.pi * self.radius**2 / area) + 1.0
         block = max(1, int(CANDIDATES // per_scanner))
+        bodies = BodyGrid(positions[here], sc.channel.body_corridor) if sc.channel.body_loss > 0 else None
         parts = [
-            self._packets(scan[k : k + block], adv, positions, first)
+            self._packets(scan[k : k + block], adv, positions, first, bodies)
             for k in range(0, max(scan.size, 1), block)
         ]
         heard = tuple(np.concatenate([p[c] for p in parts]) for c in range(5))
         return heard, close, close_d
 
     def _packets(
-        self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int
+        self,
+        scan: NDArray[np.int64],
+        adv: NDArray[np.int64],
+        positions: NDArray[np.float64],
+        first: int,
+        bodies: BodyGrid | None = None,
     ) -> tuple[NDArray[Any], ...]:
         """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``."""
         sc = self.scenario
@@ -290,17 +305,26 @@ class World:
         rx, tx = rx_g % n, tx_g % n
         step = first + rx_g // n
         at = sc.start + step * sc.step + hash_uniform(self._offset_key, rx, tx, step) * sc.step
+        # an encounter starts when the later of the two arrives; its offset lasts encounter_seconds
+        began = np.maximum(self.movers.enter[tx], self.movers.enter[rx])
+        encounter = np.floor((at - began) / channel.encounter_seconds).astype(np.int64)
+        hour = np.minimum(((at - sc.start) // 3600.0).astype(np.int64), self.carriage_hours.shape[1] - 1)
+        blocked = None
+        if bodies is not None:
+            blocked = bodies.count(positions[tx_g], positions[rx_g], d, channel.breakpoint)
         rssi = received_rssi(
             channel,
             d,
             tx,
             rx,
-            at,
-            carriage=self.carriage,
+            encounter,
+            carriage_tx=self.carriage_hours[tx, hour],
+            carriage_rx=self.carriage_hours[rx, hour],
             device_tx=self.device_tx,
             device_rx=self.device_rx,
             encounter_key=self._encounter_key,
             fading=hash_normal(self._fading_key, rx, tx, step),
+            bodies=blocked,
         )
         heard = hash_uniform(self._radio_key, rx, tx, step)
         ok = heard < hearing_probability(channel, rssi - channel.sensitivity_dbm)

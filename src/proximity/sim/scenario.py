@@ -22,6 +22,7 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     os_mix = {android = 1.0}         # share of phones per OS (sums to 1); see foreground_share
     foreground_share = 0.1           # share of time an app is in the foreground (iOS Bluezone only
                                      # advertises then); assumed, no published figure
+    log = "memory"                   # or "sqlite": every sighting through the real encounter log
     [crowd]  ... CrowdParams fields
     [channel] ... ChannelParams fields
 """
@@ -65,6 +66,7 @@ MEMORY_CAP_BYTES = 4e9  # default ``memory_cap``: what a run may need; raise it 
 MIN_STEP = 1e-3  # s: a smaller step makes no progress on a unix-time clock (1e-300 never advances)
 MAX_STEPS = 100_000_000  # duration / step: more steps than this would run for days
 MAX_SCENARIO_BYTES = 1 << 20  # a scenario file is a few hundred bytes
+LOG_KINDS = ("memory", "sqlite")  # where sightings go: what the log returns, or the real SQLite log
 
 
 class ScenarioError(ProximityError, ValueError):
@@ -97,6 +99,7 @@ class Scenario:
     adoption_by: str = "agent"
     os_mix: tuple[tuple[str, float], ...] = (("android", 1.0),)
     foreground_share: float = 0.1
+    log: str = "memory"  # "sqlite": write every sighting through the real SQLite encounter log
 
     def __post_init__(self) -> None:
         if self.scheme not in SIMULATED_SCHEMES:
@@ -105,6 +108,8 @@ class Scenario:
             raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
         if not isinstance(self.pair_scores, bool):
             raise ScenarioError(f"pair_scores must be true or false, got {self.pair_scores!r}")
+        if self.log not in LOG_KINDS:
+            raise ScenarioError(f"log must be one of {', '.join(LOG_KINDS)}, got {self.log!r}")
         if not isinstance(self.contact_table, bool):
             raise ScenarioError(f"contact_table must be true or false, got {self.contact_table!r}")
         for name in ("start", "duration", "step", "chunk", "forget", "hold", "memory_cap"):

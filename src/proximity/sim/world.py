@@ -70,7 +70,10 @@ class World:
         *,
         truth: bool = True,
         calibration: CalibrationTable | None = None,
+        owned: NDArray[np.bool_] | None = None,
     ) -> None:
+        """``owned``: the agents of this shard of a split run (sim/run.py): only they scan, and only
+        close pairs whose lower agent is owned are counted (default: everyone)."""
         if not 0.0 <= adoption <= scenario.ownership:
             raise ValueError(
                 f"adoption must be in [0, ownership = {scenario.ownership}] (the share of all agents "
@@ -82,6 +85,9 @@ class World:
         self.streams = Streams(seed)
         n = scenario.crowd.agents
         self.n = n
+        self.owned = np.ones(n, np.bool_) if owned is None else np.asarray(owned, np.bool_)
+        if self.owned.shape != (n,):
+            raise ValueError(f"owned must hold one flag per agent ({n}), got shape {self.owned.shape}")
         channel = scenario.channel
         # Every per-agent draw happens for all agents (app user or not), each from its own stream,
         # so changing adoption changes who has the app (nested sets) and nothing else.
@@ -247,7 +253,8 @@ class World:
             base = (k - first) * self.n
             here_parts.append(np.flatnonzero(present) + base)
             phones = present & self.app
-            scan_parts.append(np.flatnonzero(phones & self.duty.scanning(t, self.scan_phase)) + base)
+            scanning = phones & self.owned & self.duty.scanning(t, self.scan_phase)
+            scan_parts.append(np.flatnonzero(scanning) + base)
             advertising = phones & self.duty.advertising(t, self.advertise_phase)
             if self._foreground_only.any():
                 advertising &= ~self._foreground_only | self._in_foreground(t)
@@ -261,6 +268,9 @@ class World:
             gi, gj = here[i], here[j]
         else:
             gi = gj = np.zeros(0, np.int64)
+        if not self.owned.all():  # a shard counts the close pairs whose lower agent it owns
+            mine = self.owned[gi % n]
+            gi, gj = gi[mine], gj[mine]
         step = first + gi // n
         day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
         close = (day * n + gi % n) * n + gj % n

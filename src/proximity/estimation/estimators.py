@@ -314,19 +314,25 @@ def estimate_batch(
     """Many encounters in one call: sightings as columns plus an encounter index (one int per
     sighting) -> one verdict per distinct encounter, in ascending order, the same as :func:`verdict`
     on each encounter's sightings (``close_contact`` False and ``score`` NaN where none has an RSSI).
-    The default estimator is vectorised; the others run encounter by encounter."""
+    The default estimator is vectorised; the others run encounter by encounter (on slices of one
+    sort by encounter, so a batch costs its encounters' verdicts, not encounters x sightings)."""
     settings = settings or EstimationSettings()
     get_estimator(estimator)
     if estimator == DEFAULT_ESTIMATOR:
         return batch_mean_attenuation(times, rssi, tx_power, encounter, settings)
     columns = [np.asarray(x, np.float64) for x in (times, rssi, tx_power)]
     enc = np.asarray(encounter, np.int64)
-    ids, inverse = np.unique(enc, return_inverse=True)
+    if not all(c.shape == enc.shape for c in columns) or enc.ndim != 1:
+        raise EstimationParameterError("encounter", enc.shape, "one index per sighting (1-D, like times)")
+    order = np.argsort(enc, kind="stable")  # each encounter's sightings in their given order
+    columns = [c[order] for c in columns]
+    ids, starts = np.unique(enc[order], return_index=True)
+    bounds = np.append(starts, enc.size)
     close = np.zeros(ids.size, np.bool_)
     score, mean_att, minutes = (np.full(ids.size, np.nan) for _ in range(3))
     for k in range(ids.size):
-        mine = inverse == k
-        one = verdict(_Columns(*(c[mine] for c in columns)), estimator, settings)
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        one = verdict(_Columns(*(c[lo:hi] for c in columns)), estimator, settings)
         if one["close_contact"] is not None:
             close[k], score[k] = one["close_contact"], one["score"]
             mean_att[k], minutes[k] = one["attenuation_median_db"], one["minutes_observed"]

@@ -27,6 +27,7 @@ Definitions (docs/simulation.md):
 from __future__ import annotations
 
 import math
+import resource
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,6 +128,8 @@ def run_simulation(
     result is identical; :func:`proximity.sim.split.run_split` runs them on Dask workers). With
     ``log = "sqlite"`` the shared encounter log is a temporary file in ``log_directory``.
     """
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"shards must be a whole number >= 1, got {shards!r}")
     estimators = list(estimators or scenario.estimators)
     parts = []
     for shard in range(shards):
@@ -134,8 +137,16 @@ def run_simulation(
         if progress is not None:
             part_progress = _scaled(progress, shard, shards)
         parts.append(
-            run_shard(scenario, adoption, seed, estimators, shard, shards,
-                      progress=part_progress, log_directory=log_directory)  # fmt: skip
+            run_shard(
+                scenario,
+                adoption,
+                seed,
+                estimators,
+                shard,
+                shards,
+                progress=part_progress,
+                log_directory=log_directory,
+            )
         )
     return combine(scenario, adoption, seed, estimators, parts)
 
@@ -257,6 +268,8 @@ def run_shard(
         "peak_heard_pairs": heard.peak_pairs,
         "peak_heard_rows": heard.peak_rows,
         "estimated_pairs": judge.estimated,
+        # this process's peak resident memory (the worker's, on Dask), MB
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     }
     return ShardResult(
         shard, shards, true_pairs, truth.settled, judge.flagged, judge.reported, judge.verdicts,
@@ -278,7 +291,9 @@ class _Combined:
         self._codes = {e: [c for p in parts for c in p.codes[e]] for e in estimators}
         self._scores = {e: [c for p in parts for c in p.scores[e]] for e in estimators}
 
-    def scores(self, name: str, n: int, true_pairs: set[Pair]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    def scores(
+        self, name: str, n: int, true_pairs: set[Pair]
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         """Each pair's best score (either phone, any day or meeting) and whether it was a true contact."""
         if not self._codes[name]:
             return np.zeros(0), np.zeros(0, np.bool_)
@@ -299,7 +314,7 @@ def combine(
     """The run's result rows from its shards (all of them, any order given: merged in shard order)."""
     parts = sorted(parts, key=lambda p: p.shard)
     shards = parts[0].shards if parts else 0
-    if [p.shard for p in parts] != list(range(shards)) or any(p.shards != shards for p in parts):
+    if not parts or [p.shard for p in parts] != list(range(shards)) or any(p.shards != shards for p in parts):
         raise ValueError(f"combine needs every shard of one split once, got {[p.shard for p in parts]}")
     world = World(scenario, adoption, seed)
     n = world.n
@@ -361,7 +376,9 @@ def combine(
                 hearing_radius_m=world.radius,
             )
         )
-    stats = {key: sum(p.stats[key] for p in parts) for key in parts[0].stats} if parts else {}
+    stats = {key: sum(p.stats[key] for p in parts) for key in parts[0].stats if key != "peak_rss_mb"}
+    for p in parts:  # memory is per process: each shard's, not a sum
+        stats[f"peak_rss_mb_shard{p.shard}"] = p.stats["peak_rss_mb"]
     stats["shards"] = shards
     contacts = {}
     if scenario.contact_table:

@@ -7,6 +7,9 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     duration = 3600                  # s
     step = 1.0                       # s
     scheme = "gaen"                  # or "bluezone"
+    duty = "gaen"                    # the phones' duty cycle by name (default: the scheme's), or a
+                                     # table: duty = {scan_on = 4, scan_period = 300, advertise_on = 1,
+                                     #                advertise_period = 1} (seconds, on <= period)
     adoption = [0.2, 0.6]            # default sweep
     estimators = ["probabilistic"]
     contact_distance = 2.0           # m   } the ground-truth rule:
@@ -23,6 +26,7 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     foreground_share = 0.1           # share of time an app is in the foreground (iOS Bluezone only
                                      # advertises then); assumed, no published figure
     log = "memory"                   # or "sqlite": every sighting through the real encounter log
+    shards = 1                       # Dask tasks per run (its phones in shards; identical results)
     [crowd]  ... CrowdParams fields
     [channel] ... ChannelParams fields
 """
@@ -43,7 +47,7 @@ from proximity.estimation import estimator_names
 from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB
 from proximity.schemes import BLUEZONE, GAEN
 from proximity.sim.channel import ChannelParams, hearing_radius
-from proximity.sim.duty import DUTY_CYCLES, OPERATING_SYSTEMS
+from proximity.sim.duty import DUTY_CYCLES, OPERATING_SYSTEMS, DutyCycle
 from proximity.sim.mobility import CrowdParams
 from proximity.times import LATEST_TIME, parse_time
 
@@ -66,6 +70,7 @@ MEMORY_CAP_BYTES = 4e9  # default ``memory_cap``: what a run may need; raise it 
 MIN_STEP = 1e-3  # s: a smaller step makes no progress on a unix-time clock (1e-300 never advances)
 MAX_STEPS = 100_000_000  # duration / step: more steps than this would run for days
 MAX_SCENARIO_BYTES = 1 << 20  # a scenario file is a few hundred bytes
+DUTY_KEYS = ("scan_on", "scan_period", "advertise_on", "advertise_period")  # a [duty] table, seconds
 LOG_KINDS = ("memory", "sqlite")  # where sightings go: what the log returns, or the real SQLite log
 
 
@@ -82,7 +87,7 @@ class Scenario:
     duration: float = 3600.0
     step: float = 1.0
     scheme: str = "gaen"
-    duty: str = ""  # default: the scheme's own
+    duty: str | DutyCycle = ""  # a name (default: the scheme's own) or a [duty] table of seconds
     adoption: tuple[float, ...] = (0.6,)
     estimators: tuple[str, ...] = ("probabilistic",)
     contact_distance: float = 2.0
@@ -100,14 +105,24 @@ class Scenario:
     os_mix: tuple[tuple[str, float], ...] = (("android", 1.0),)
     foreground_share: float = 0.1
     log: str = "memory"  # "sqlite": write every sighting through the real SQLite encounter log
+    shards: int = 1  # Dask tasks per run (phones split in shards; same results): sim/split.py
 
     def __post_init__(self) -> None:
         if self.scheme not in SIMULATED_SCHEMES:
             raise ScenarioError(f"scheme must be one of {', '.join(SIMULATED_SCHEMES)}, got {self.scheme!r}")
-        if self.duty and self.duty not in DUTY_CYCLES:
-            raise ScenarioError(f"duty must be one of {', '.join(DUTY_CYCLES)}, got {self.duty!r}")
+        if not isinstance(self.duty, str | DutyCycle) or (
+            isinstance(self.duty, str) and self.duty and self.duty not in DUTY_CYCLES
+        ):
+            raise ScenarioError(
+                f"duty must be one of {', '.join(DUTY_CYCLES)} or a table of {', '.join(DUTY_KEYS)}, "
+                f"got {self.duty!r}"
+            )
         if not isinstance(self.pair_scores, bool):
             raise ScenarioError(f"pair_scores must be true or false, got {self.pair_scores!r}")
+        if isinstance(self.shards, bool) or not isinstance(self.shards, int) or self.shards < 1:
+            raise ScenarioError(f"shards must be a whole number >= 1, got {self.shards!r}")
+        if self.shards > self.crowd.agents:
+            raise ScenarioError(f"shards ({self.shards}) must not exceed crowd agents ({self.crowd.agents})")
         if self.log not in LOG_KINDS:
             raise ScenarioError(f"log must be one of {', '.join(LOG_KINDS)}, got {self.log!r}")
         if not isinstance(self.contact_table, bool):
@@ -125,7 +140,7 @@ class Scenario:
             )
         if not 0 <= self.start <= LATEST_TIME - self.duration:
             raise ScenarioError("start (and start + duration) must lie between 1970 and year 9998")
-        cycle = DUTY_CYCLES[self.duty_cycle]
+        cycle = self.cycle
         for what, on, period in (
             ("scan", cycle.scan_on, cycle.scan_period),
             ("advertise", cycle.advertise_on, cycle.advertise_period),
@@ -198,7 +213,13 @@ class Scenario:
 
     @property
     def duty_cycle(self) -> str:
-        return self.duty or self.scheme
+        """The duty cycle's name ("custom" for a [duty] table)."""
+        return self.duty.name if isinstance(self.duty, DutyCycle) else (self.duty or self.scheme)
+
+    @property
+    def cycle(self) -> DutyCycle:
+        """The phones' scan and advertise duty cycle."""
+        return self.duty if isinstance(self.duty, DutyCycle) else DUTY_CYCLES[self.duty_cycle]
 
     def with_overrides(self, **changes: Any) -> Scenario:
         return replace(self, **changes)
@@ -261,10 +282,43 @@ def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scen
         if not isinstance(mix, Mapping):
             raise ScenarioError(f"{where}: os_mix must be a table like {{android = 0.7, ios = 0.3}}")
         top["os_mix"] = tuple((str(k), v) for k, v in mix.items())
+    if isinstance(top.get("duty"), Mapping):
+        top["duty"] = _duty(top["duty"], where)
     top["crowd"] = _build(CrowdParams, crowd, f"{where} [crowd]")
     top["channel"] = _build(ChannelParams, channel, f"{where} [channel]")
     scenario: Scenario = _build(Scenario, top, where)
     return scenario
+
+
+def _duty(table: Mapping[str, Any], where: str) -> DutyCycle:
+    """A [duty] table: every key, seconds, each window on for no longer than its period."""
+    unknown = sorted(set(table) - set(DUTY_KEYS))
+    missing = [key for key in DUTY_KEYS if key not in table]
+    if unknown or missing:
+        raise ScenarioError(
+            f"{where} [duty]: needs exactly {', '.join(DUTY_KEYS)} (seconds); "
+            f"unknown {', '.join(unknown) or 'none'}, missing {', '.join(missing) or 'none'}"
+        )
+    values: dict[str, float] = {}
+    for key in DUTY_KEYS:
+        value = table[key]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and value > 0)
+        ):
+            raise ScenarioError(
+                f"{where} [duty] {key} must be a positive number of seconds, got {value!r:.40}"
+            )
+        values[key] = float(value)
+    for what in ("scan", "advertise"):
+        on, period = values[f"{what}_on"], values[f"{what}_period"]
+        if on > period:
+            raise ScenarioError(
+                f"{where} [duty] {what}_on ({on:g} s) is longer than {what}_period ({period:g} s): a phone "
+                f"cannot {what} for longer than the cycle it repeats in"
+            )
+    return DutyCycle("custom", **values)
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -46,10 +46,12 @@ def sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    shards: int = 1,
+    shards: int | None = None,
 ) -> SweepResult:
     """Run every (adoption, seed) once with all ``estimators``; ``seeds`` are 0..seeds-1. Each run is
-    split into ``shards`` tasks (phones in shards: sim/split.py), with the same rows for any split."""
+    split into ``shards`` tasks (default: the scenario's; phones in shards: sim/split.py), with the
+    same rows for any split."""
+    shards = scenario.shards if shards is None else shards
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from proximity.estimation import CalibrationTable
 from proximity.sim.channel import hearing_probability, hearing_radius, received_rssi
 from proximity.sim.devicemodels import DeviceModels
-from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND, DUTY_CYCLES
+from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND
 from proximity.sim.mobility import GROUP, STATIONARY, Movers
 from proximity.sim.neighbours import StaticGrid, close_pairs, cross_pairs
 from proximity.sim.scenario import Scenario
@@ -101,7 +101,7 @@ class World:
         duty = self.streams("duty")
         self.scan_phase = duty.random(n)
         self.advertise_phase = duty.random(n)
-        self.duty = DUTY_CYCLES[scenario.duty_cycle]
+        self.duty = scenario.cycle
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[NDArray[np.int64], NDArray[np.int64], StaticGrid] | None = None
         self._encounter_key = self.streams.key("encounter")

@@ -47,6 +47,7 @@ from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.devices import AppDedup, MemoryLog, SharedLog
 from proximity.sim.intervals import clopper_pearson
 from proximity.sim.ledger import CloseTime, HeardPairs
+from proximity.sim.mobility import GROUP
 from proximity.sim.phones import Phones
 from proximity.sim.scenario import Scenario
 from proximity.sim.world import World
@@ -156,6 +157,26 @@ def _scaled(progress: Callable[[float], None], shard: int, shards: int) -> Calla
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class WorldFacts:
+    """What combining shards needs of the world (every shard's is the same): who has the app, who
+    walks in which group, the hearing radius; so the combining process does not rebuild the world."""
+
+    n: int
+    app: NDArray[np.bool_]
+    kind: NDArray[np.int8]
+    leader: NDArray[np.int64]
+    radius: float
+
+    @classmethod
+    def of(cls, world: World) -> WorldFacts:
+        return cls(world.n, world.app, world.movers.kind, world.movers.leader, world.radius)
+
+    def companions(self, i: int, j: int) -> bool:
+        """Whether agents i and j walk in one group (as :meth:`World.companions`)."""
+        return bool(self.kind[i] == GROUP and self.kind[j] == GROUP and self.leader[i] == self.leader[j])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class ShardResult:
     """What one shard of a run found: its phones' judgements and the true contacts it owns (pairs
     whose lower agent is its own), to be combined (:func:`combine`) in a fixed order."""
@@ -173,6 +194,7 @@ class ShardResult:
     sightings: int
     logged: int
     stats: dict[str, int]
+    world: WorldFacts
 
 
 def shard_owner(n: int, shards: int) -> NDArray[np.int64]:
@@ -273,7 +295,7 @@ def run_shard(
     }
     return ShardResult(
         shard, shards, true_pairs, truth.settled, judge.flagged, judge.reported, judge.verdicts,
-        judge.notified_at, judge.codes, judge.score_parts, sightings, logged, stats,
+        judge.notified_at, judge.codes, judge.score_parts, sightings, logged, stats, WorldFacts.of(world),
     )  # fmt: skip
 
 
@@ -316,7 +338,7 @@ def combine(
     shards = parts[0].shards if parts else 0
     if not parts or [p.shard for p in parts] != list(range(shards)) or any(p.shards != shards for p in parts):
         raise ValueError(f"combine needs every shard of one split once, got {[p.shard for p in parts]}")
-    world = World(scenario, adoption, seed)
+    world = parts[0].world
     n = world.n
     users = np.flatnonzero(world.app)
     true_pairs: set[Pair] = set().union(*(p.true_pairs for p in parts))

@@ -2,14 +2,16 @@
 
 Only app users' phones advertise and scan. Each step: move everyone, find who is within the contact
 distance of whom (ground truth, all agents present), and which scanning phone may hear which
-advertising phone (spatial hash within the channel's derived :func:`hearing_radius`: beyond it no
-packet is heard with probability 1e-4), then draw each packet's RSSI and whether it is received.
+advertising phone (spatial hash within each pair's own derived hearing radius, sim/reach.py: beyond
+it that pair's packets are heard with probability below 1e-4), then draw each packet's RSSI and
+whether it is received.
 Radio work is done only for phones inside a scan window (the others hear nothing).
 A chunk holds ``scenario.chunk`` seconds: memory is bounded by one chunk's sightings, never all pairs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +24,8 @@ from proximity.sim.channel import hearing_probability, hearing_radius, received_
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND
 from proximity.sim.mobility import GROUP, STATIONARY, Movers
-from proximity.sim.neighbours import StaticGrid, close_pairs, cross_pairs
+from proximity.sim.neighbours import StaticGrid, close_pairs
+from proximity.sim.reach import PairReach
 from proximity.sim.scenario import Scenario
 from proximity.sim.streams import Streams, hash_normal, hash_uniform
 from proximity.times import SECONDS_PER_DAY
@@ -98,6 +101,9 @@ class World:
         self.device_tx = self.devices.true_tx_offset
         self.device_rx = self.devices.true_rx_offset
         self.radius = hearing_radius(channel, self._pair_offsets())  # derived from the model, not chosen
+        # ... and each pair's own radius from its fixed offsets, which the neighbour search uses
+        loss = np.asarray(channel.carriage_loss, np.float64)[self.carriage]
+        self.reach = PairReach(channel, self.device_tx - loss, self.device_rx - loss)
         duty = self.streams("duty")
         self.scan_phase = duty.random(n)
         self.advertise_phase = duty.random(n)
@@ -241,7 +247,7 @@ class World:
         sc = self.scenario
         dt = sc.step
         n = np.int64(self.n)
-        gap = sc.crowd.width + 3.0 * self.radius
+        gap = sc.crowd.width + 3.0 * max(self.radius, self.reach.max_radius)
         here_parts, scan_parts, adv_parts, pos_parts = [], [], [], []
         for k in range(first, last):
             t = sc.start + k * dt
@@ -294,7 +300,8 @@ class World:
         sc = self.scenario
         channel = sc.channel
         n = np.int64(self.n)
-        a, b, d = cross_pairs(positions[scan], positions[adv], self.radius)
+        span = math.hypot(sc.crowd.width, sc.crowd.height)
+        a, b, d = self.reach.pairs(scan, adv, positions, self.n, span)
         rx_g, tx_g = scan[a], adv[b]
         keep = rx_g != tx_g
         rx_g, tx_g, d = rx_g[keep], tx_g[keep], d[keep]

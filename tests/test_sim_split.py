@@ -137,3 +137,24 @@ def test_a_bad_number_of_shards_is_refused(shards: object) -> None:
         run_split(scenario, 0.8, 0, shards=shards, scheduler=INLINE)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="shards"):
         sweep(scenario, [0.8], ["cwa"], 1, scheduler=INLINE, shards=shards)  # type: ignore[arg-type]
+
+
+def test_the_five_second_rule_on_int_codes_keeps_what_the_id_keyed_rule_keeps() -> None:
+    from proximity.sim.devices import AppDedup
+    from proximity.sim.phones import Phones
+
+    scenario = _scenario("bluezone")
+    world = World(scenario, 0.8, 4)
+    users = np.flatnonzero(world.app).astype(np.int64)
+    end = scenario.start + scenario.duration
+    phones = Phones(scenario.scheme, users, world.n, scenario.start, end, world.streams("keys"))
+    by_id, by_code = AppDedup(5.0), AppDedup(5.0)
+    kept = total = 0
+    for chunk in world.chunks():
+        ids, _ = phones.broadcast(chunk.advertiser, chunk.times)
+        code = (chunk.scanner * world.n + chunk.advertiser) * phones.ids.shape[1] + phones.slot(chunk.times)
+        want = by_id.keep(chunk.scanner, ids, chunk.times)
+        assert np.array_equal(by_code.keep_keys(code, chunk.times), want)
+        kept += int(want.sum())
+        total += len(chunk)
+    assert 0 < kept < total  # the rule drops rows, and keeps some

@@ -199,8 +199,13 @@ class AppDedup:
         keep = np.zeros(n, np.bool_)
         if n == 0:
             return keep
-        groups, group = np.unique(keys, return_inverse=True)
-        group = group.ravel()
+        # one sort by (key, time); each row's group is the rank of its key among the distinct keys
+        order = np.lexsort((times, keys))
+        sorted_keys = keys[order]
+        first = np.ones(n, np.bool_)
+        first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        groups = sorted_keys[first]
+        g = np.cumsum(first) - 1
         # the last kept time of each group before this chunk (-inf when none is recent)
         threshold = np.full(groups.size, -np.inf)
         if self._keys.size and self._keys.dtype == groups.dtype:
@@ -208,11 +213,9 @@ class AppDedup:
             known = groups[at] == self._keys
             threshold[at[known]] = self._last[known]
         threshold += self.every
-        order = np.lexsort((times, group))
         t = times[order]
-        g = group[order]
-        starts = np.searchsorted(g, np.arange(groups.size))
-        ends = np.searchsorted(g, np.arange(groups.size), side="right")
+        starts = np.flatnonzero(first)
+        ends = np.append(starts[1:], n)
         # sorted by (group, time): key = group rank * width + time lets one searchsorted serve all
         t0 = float(t.min())
         width = float(t.max() - t0) + 2.0 * self.every + 1.0

@@ -22,6 +22,7 @@ from proximity.errors import EstimationParameterError
 from proximity.estimation.attenuation_mean import BatchVerdicts, batch_mean_attenuation, daily_means, decide
 from proximity.estimation.calibration import DEFAULT_TX_POWER_DBM, FLEET_RSSI_CORRECTION_DB, attenuation
 from proximity.estimation.nhs import NOTIFY_WEIGHTED_MINUTES, nhs_distances, nhs_weighted_minutes
+from proximity.estimation.preset_batch import batch_preset
 from proximity.estimation.presets import PRESETS, Preset, cwa_trl_factor
 from proximity.estimation.probabilistic import ChannelModel, estimate_contact
 from proximity.estimation.windows import CounterpartSightings, ScanInstances, exposure_windows, scan_instances
@@ -314,8 +315,8 @@ def estimate_batch(
     """Many encounters in one call: sightings as columns plus an encounter index (one int per
     sighting) -> one verdict per distinct encounter, in ascending order, the same as :func:`verdict`
     on each encounter's sightings (``close_contact`` False and ``score`` NaN where none has an RSSI).
-    The default estimator is vectorised; the others run encounter by encounter (on slices of one
-    sort by encounter, so a batch costs its encounters' verdicts, not encounters x sightings)."""
+    The default estimator and the bucket presets are vectorised; ``probabilistic`` and ``nhs`` run
+    encounter by encounter (on slices of one sort by encounter)."""
     settings = settings or EstimationSettings()
     get_estimator(estimator)
     if estimator == DEFAULT_ESTIMATOR:
@@ -324,6 +325,12 @@ def estimate_batch(
     enc = np.asarray(encounter, np.int64)
     if not all(c.shape == enc.shape for c in columns) or enc.ndim != 1:
         raise EstimationParameterError("encounter", enc.shape, "one index per sighting (1-D, like times)")
+    if estimator in PRESETS:  # vectorised (estimation/preset_batch.py)
+        t, r, tx = columns
+        trl = cwa_trl_factor(settings.report_type)
+        return batch_preset(
+            PRESETS[estimator], t, r, tx, enc, settings.rssi_correction, settings.default_tx_power, trl
+        )
     order = np.argsort(enc, kind="stable")  # each encounter's sightings in their given order
     columns = [c[order] for c in columns]
     ids, starts = np.unique(enc[order], return_index=True)

@@ -39,6 +39,20 @@ _RSSI_LOW, _RSSI_HIGH = -126, 20  # what a radio reports (127 = unknown)
 READ_ROWS = 50_000
 
 
+def _in_range(times: NDArray[np.float64], since: float, until: float) -> int:
+    """How many sightings a chunk has; all must lie in [since, until)."""
+    n = int(times.shape[0])
+    if n and (times.min() < since or times.max() >= until):
+        raise ValueError("sightings must lie in [since, until)")
+    return n
+
+
+def _as_stored(rssi: NDArray[np.float64]) -> NDArray[np.float64]:
+    """RSSI as a radio reports it and the log stores it: whole dBm in the radio's range."""
+    out: NDArray[np.float64] = np.clip(np.round(rssi), _RSSI_LOW, _RSSI_HIGH)
+    return out
+
+
 class SharedLog:
     """All phones' sightings in one encounter log; :meth:`write` returns the chunk as stored."""
 
@@ -62,16 +76,14 @@ class SharedLog:
     ) -> tuple[Observations, NDArray[np.int64]]:
         """Log one chunk (all its times in ``[since, until)``, later than anything logged before);
         return the log's observations of that time range and the phone that logged each."""
-        n = int(times.shape[0])
+        n = _in_range(times, since, until)
         if n:
-            if times.min() < since or times.max() >= until:
-                raise ValueError("sightings must lie in [since, until)")
             own = np.ascontiguousarray(own_ids).view(np.dtype((np.void, own_ids.shape[1]))).ravel()
             report = self.log.add_columns(
                 self.scheme,
                 ids,
                 times,
-                np.clip(np.round(rssi), _RSSI_LOW, _RSSI_HIGH),
+                _as_stored(rssi),
                 aem=aem,
                 has_aem=None if aem is None else np.ones(n, np.bool_),
                 own_id=[bytes(v) for v in own.tolist()],
@@ -139,13 +151,11 @@ class MemoryLog:
         until: float,
     ) -> tuple[Observations, NDArray[np.int64]]:
         """As :meth:`SharedLog.write`: the chunk as the log stores and orders it, and who logged each."""
-        n = int(times.shape[0])
-        if n and (times.min() < since or times.max() >= until):
-            raise ValueError("sightings must lie in [since, until)")
+        n = _in_range(times, since, until)
         order = np.argsort(times, kind="stable")  # the log reads ORDER BY time, id
         first = self.written + 1
         self.written += n
-        stored = np.clip(np.round(rssi), _RSSI_LOW, _RSSI_HIGH).astype(np.float64)
+        stored = _as_stored(rssi).astype(np.float64)
         has_aem = np.full(n, aem is not None, np.bool_)
         obs = Observations(
             self.scheme,

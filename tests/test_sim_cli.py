@@ -113,6 +113,8 @@ def test_same_results_inline_and_on_dask(scenario: Path, capsys: pytest.CaptureF
     [
         (["--estimator", "nope"], "unknown estimator"),
         (["--seeds", "0"], "--seeds"),
+        (["--shards", "0"], "--shards must be at least 1"),
+        (["--workers", "-1"], "--workers must be at least 1"),
     ],
 )
 def test_bad_arguments_fail_with_one_line(

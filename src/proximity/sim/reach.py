@@ -58,17 +58,19 @@ class PairReach:
         span: float,
     ) -> Pairs:
         """(i, j, distance) of scanners ``scan[i]`` and advertisers ``adv[j]`` (indices into
-        ``positions``; agent = index % n) within their own pair's radius. ``span``: the venue's
-        diagonal, past which a search radius finds nothing more within one step."""
+        ``positions``; agent = index % n) within their own pair's radius. ``span``: at least the
+        venue's diagonal, past which a search radius finds nothing more within one step (steps laid
+        side by side must be more than ``span`` apart)."""
         if scan.size == 0 or adv.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         agent_s, agent_a = scan % n, adv % n
         s_class, a_class = self.rx_class[agent_s], self.tx_class[agent_a]
         parts: list[Pairs] = []
-        top = [(cs, ca, float(self.radius(np.array([self.rx_top[cs] + self.tx_top[ca]]))[0]))
+        # past the venue's diagonal a radius finds nothing more within one step: search no farther
+        top = [(cs, ca, min(span, float(self.radius(np.array([self.rx_top[cs] + self.tx_top[ca]]))[0])))
                for cs in np.unique(s_class).tolist() for ca in np.unique(a_class).tolist()]  # fmt: skip
         if min(r for _, _, r in top) >= span:  # every class pair reaches across the venue: one search
-            parts.append(cross_pairs(positions[scan], positions[adv], max(r for _, _, r in top)))
+            parts.append(cross_pairs(positions[scan], positions[adv], span))
         else:
             for cs, ca, reach in top:
                 mine_s = np.flatnonzero(s_class == cs)

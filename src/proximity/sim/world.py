@@ -104,6 +104,8 @@ class World:
         # ... and each pair's own radius from its fixed offsets, which the neighbour search uses
         loss = np.asarray(channel.carriage_loss, np.float64)[self.carriage]
         self.reach = PairReach(channel, self.device_tx - loss, self.device_rx - loss)
+        # no two agents of one step are farther apart than the venue's diagonal (a margin for rounding)
+        self._span = math.hypot(scenario.crowd.width, scenario.crowd.height) * (1 + 1e-9) + 1e-6
         duty = self.streams("duty")
         self.scan_phase = duty.random(n)
         self.advertise_phase = duty.random(n)
@@ -247,7 +249,7 @@ class World:
         sc = self.scenario
         dt = sc.step
         n = np.int64(self.n)
-        gap = sc.crowd.width + 3.0 * max(self.radius, self.reach.max_radius)
+        gap = sc.crowd.width + 3.0 * min(self.reach.max_radius, self._span)
         here_parts, scan_parts, adv_parts, pos_parts = [], [], [], []
         for k in range(first, last):
             t = sc.start + k * dt
@@ -300,8 +302,7 @@ class World:
         sc = self.scenario
         channel = sc.channel
         n = np.int64(self.n)
-        span = math.hypot(sc.crowd.width, sc.crowd.height)
-        a, b, d = self.reach.pairs(scan, adv, positions, self.n, span)
+        a, b, d = self.reach.pairs(scan, adv, positions, self.n, self._span)
         rx_g, tx_g = scan[a], adv[b]
         keep = rx_g != tx_g
         rx_g, tx_g, d = rx_g[keep], tx_g[keep], d[keep]

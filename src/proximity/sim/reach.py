@@ -69,7 +69,10 @@ class PairReach:
         # past the venue's diagonal a radius finds nothing more within one step: search no farther
         top = [(cs, ca, min(span, float(self.radius(np.array([self.rx_top[cs] + self.tx_top[ca]]))[0])))
                for cs in np.unique(s_class).tolist() for ca in np.unique(a_class).tolist()]  # fmt: skip
-        if min(r for _, _, r in top) >= span:  # every class pair reaches across the venue: one search
+        quietest = float(self.radius(np.array([self.rx[agent_s].min() + self.tx[agent_a].min()]))[0])
+        if quietest >= span:  # even the quietest pair reaches across the venue: every pair is kept
+            return cross_pairs(positions[scan], positions[adv], span)
+        if min(r for _, _, r in top) >= span:  # every class reaches across: one search, then filter
             parts.append(cross_pairs(positions[scan], positions[adv], span))
         else:
             for cs, ca, reach in top:

@@ -18,7 +18,9 @@ def _brute(
     return set(zip(i.tolist(), j.tolist(), strict=True))
 
 
-@pytest.mark.parametrize(("size", "loud"), [(3000.0, 30.0), (3000.0, 0.0), (150.0, 0.0), (40.0, 0.0), (5.0, 0.0)])
+@pytest.mark.parametrize(
+    ("size", "loud"), [(3000.0, 30.0), (3000.0, 0.0), (150.0, 0.0), (40.0, 0.0), (5.0, 0.0)]
+)
 def test_pairs_are_exactly_those_within_their_own_radius(size: float, loud: float) -> None:
     rng = np.random.default_rng(7)
     n = 600

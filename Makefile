@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest bench demo clean proto evaluate fit fit-channel calibration test-ble-stack test-postgres fuzz
+.PHONY: install test lint typecheck pytest bench bench-scale demo clean proto evaluate fit fit-channel calibration test-ble-stack test-postgres fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,17 @@ fuzz: install
 bench: install
 	mkdir -p .benchmarks
 	PROXIMITY_POSTGRES_OPTIONAL=1 scripts/with-postgres.sh \
-		$(BIN)/pytest benchmarks --benchmark-only --benchmark-json=.benchmarks/report.json
+		$(BIN)/pytest benchmarks --ignore=benchmarks/scale --benchmark-only --benchmark-json=.benchmarks/report.json
 	@echo "benchmark report: .benchmarks/report.json"
+
+# The simulator's long runs, single rounds (hours on a shared 2-core machine): quang-ninh against a
+# baseline checkout (PROXIMITY_BASELINE=DIR, e.g. a worktree of 99c02a7) in the same run, the 100,000-agent
+# city for PROXIMITY_CITY_MINUTES (default 60, extrapolated to the day), the 1,000,000-agent city for
+# PROXIMITY_1M_MINUTES (default 60) on a LocalCluster of 1 and 2 workers (PROXIMITY_SCHEDULER=ADDR: a cluster).
+bench-scale: install
+	mkdir -p .benchmarks
+	$(BIN)/pytest benchmarks/scale --benchmark-only --benchmark-json=.benchmarks/scale.json -v
+	@echo "benchmark report: .benchmarks/scale.json"
 
 # The key-server storage and server tests against a throwaway PostgreSQL cluster (as root; see the script).
 # PROXIMITY_POSTGRES_INSTALL=1 apt-installs postgresql when missing; once a cluster runs, a skip fails.

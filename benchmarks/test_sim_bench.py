@@ -1,4 +1,6 @@
 """Simulator speed: sightings generation and the whole pipeline, 1,000 agents in 50 m x 50 m, 1 s steps.
+The long runs (the city day, the 1,000,000-agent hour, quang-ninh against 99c02a7) are in
+benchmarks/scale/ (`make bench-scale`).
 
 Reported as agent-steps per second in each benchmark's extra_info (`make bench`). The target for
 sightings generation (mobility + neighbours + channel + duty cycles) is >= 1,000,000 agent-steps/s
@@ -54,7 +56,7 @@ def test_pipeline_eight_hours(benchmark: Any, adoption: float) -> None:
 
 def test_quang_ninh_one_run(benchmark: Any) -> None:
     """One quang-ninh run (its own scenario file, adoption 0.58, seed 0, no Dask): the issue-17 speed
-    figure, compared with commit 99c02a7 by hand (docs/simulation.md)."""
+    figure; `make bench-scale` compares it with commit 99c02a7 in the same run (benchmarks/scale/)."""
     from proximity.sim import load_scenario
 
     scenario = load_scenario(Path(__file__).resolve().parents[1] / "simulations" / "quang-ninh.toml")
@@ -63,54 +65,3 @@ def test_quang_ninh_one_run(benchmark: Any) -> None:
     assert row.true_contacts > 0
     benchmark.extra_info["sightings_logged"] = row.logged
     benchmark.extra_info["pairs_judged"] = result.stats["estimated_pairs"]
-
-
-# -- the city: 100,000 agents (simulations/city.toml), bounded memory -----------------------------
-
-CITY_CHILD = """
-import json, resource, sys, time, dataclasses
-from proximity.sim import load_scenario, run_simulation
-city = load_scenario(sys.argv[1])
-scenario = dataclasses.replace(city, duration=float(sys.argv[2]))
-started = time.perf_counter()
-result = run_simulation(scenario, city.adoption[0], 0)
-elapsed = time.perf_counter() - started
-row = result.rows[0]
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"elapsed": elapsed, "peak_rss_mb": rss, "stats": result.stats,
-                  "sightings": row.sightings, "app_users": row.app_users}))
-"""
-
-
-@pytest.mark.parametrize("minutes", [10, 40])
-def test_city_memory_is_bounded(benchmark: Any, minutes: int) -> None:
-    """The city scenario for ``minutes`` simulated minutes in a fresh process: its peak RSS, agent-steps/s
-    and the full day's runtime extrapolated. Pair state fills up over the city's ``hold`` (30 minutes)
-    and then stays level, so the peak RSS of the two durations should be close."""
-    import json
-    import subprocess
-    import sys
-
-    city = Path(__file__).resolve().parents[1] / "simulations" / "city.toml"
-
-    def child() -> dict[str, Any]:
-        out = subprocess.run(
-            [sys.executable, "-c", CITY_CHILD, str(city), str(60 * minutes)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-        return found
-
-    info = benchmark.pedantic(child, rounds=1, iterations=1)
-    agents = 100_000
-    benchmark.extra_info["simulated_minutes"] = minutes
-    benchmark.extra_info["peak_rss_mb"] = round(info["peak_rss_mb"], 1)
-    benchmark.extra_info["wall_seconds"] = round(info["elapsed"], 1)
-    benchmark.extra_info["agent_steps_per_s"] = round(agents * 60 * minutes / info["elapsed"])
-    benchmark.extra_info["full_day_hours_extrapolated"] = round(info["elapsed"] * 1440 / minutes / 3600, 1)
-    benchmark.extra_info["sightings"] = info["sightings"]
-    benchmark.extra_info["phones"] = info["app_users"]
-    benchmark.extra_info.update(info["stats"])
-    assert info["sightings"] > 0

@@ -26,6 +26,7 @@ from proximity.estimation import (
 )
 from proximity.estimation.attenuation_mean import daily_means
 from proximity.estimation.evaluation import parse_recordings
+from proximity.estimation.presets import PRESETS
 from proximity.keyring import DEFAULT_TX_POWER
 from proximity.log import EncounterLog
 from proximity.matching import DiagnosisKey, KeyMatch, ReportType, match_gaen
@@ -139,10 +140,17 @@ def _encounters(n: int, seed: int = 0, ordered: bool = False) -> tuple[NDArray[n
 
 
 @pytest.mark.parametrize(
-    ("name", "ordered"), [(DEFAULT_ESTIMATOR, False), (DEFAULT_ESTIMATOR, True), ("enx", False)]
+    ("name", "ordered"),
+    [
+        (DEFAULT_ESTIMATOR, False),
+        (DEFAULT_ESTIMATOR, True),
+        *((preset, ordered) for preset in PRESETS for ordered in (False, True)),
+        ("nhs", False),
+    ],
 )
 def test_batch_is_identical_to_one_by_one(name: str, ordered: bool) -> None:
-    times, rssi, tx, enc = _encounters(60 if name == DEFAULT_ESTIMATOR else 15, ordered=ordered)
+    one_by_one = name not in PRESETS and name != DEFAULT_ESTIMATOR
+    times, rssi, tx, enc = _encounters(15 if one_by_one else 80, ordered=ordered)
     settings = EstimationSettings(rssi_correction=5.0, minutes=10.0)
     batch = estimate_batch(times, rssi, tx, enc, name, settings)
     assert batch.encounter.tolist() == sorted(set(enc.astype(int).tolist()))
@@ -153,6 +161,8 @@ def test_batch_is_identical_to_one_by_one(name: str, ordered: bool) -> None:
         assert batch.close_contact[i] == bool(one["close_contact"])
         assert batch.score[i] == pytest.approx(one["score"], rel=1e-12, abs=1e-12)
         assert batch.minutes[i] == pytest.approx(one["minutes_observed"], rel=1e-12, abs=1e-12)
+        median = one["attenuation_median_db"]
+        assert batch.attenuation_db[i] == pytest.approx(math.nan if median is None else median, nan_ok=True)
         closes += int(batch.close_contact[i])
     assert 0 < closes < len(batch)  # both verdicts occur
 

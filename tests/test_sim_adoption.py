@@ -225,7 +225,7 @@ def test_a_duty_table_sets_a_custom_duty_cycle(tmp_path: Path) -> None:
         "[duty]\nscan_on = 4\nscan_period = 60\nadvertise_on = 1\nadvertise_period = 1\n"
     )
     scenario = load_scenario(path)
-    assert (scenario.duty, scenario.cycle.scan_on, scenario.cycle.scan_period) == ("custom", 4.0, 60.0)
+    assert (scenario.duty_cycle, scenario.cycle.scan_on, scenario.cycle.scan_period) == ("custom", 4.0, 60.0)
     chunks = list(World(scenario, 1.0, 0, truth=False).chunks())
     times = np.concatenate([c.times for c in chunks])
     scanner = np.concatenate([c.scanner for c in chunks])

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from proximity.cli.main import main
-from proximity.sim import CrowdParams, RunResult, Scenario, run_simulation
+from proximity.sim import CrowdParams, Scenario
+from proximity.sim.run import ShardResult, run_shard
 
 SCENARIO = """
 name = "tiny"
@@ -118,6 +119,8 @@ def test_same_results_inline_and_on_dask(scenario: Path, capsys: pytest.CaptureF
     [
         (["--estimator", "nope"], "unknown estimator"),
         (["--seeds", "0"], "--seeds"),
+        (["--shards", "0"], "--shards must be at least 1"),
+        (["--workers", "-1"], "--workers must be at least 1"),
     ],
 )
 def test_bad_arguments_fail_with_one_line(
@@ -154,31 +157,34 @@ def _two_scenarios() -> tuple[Scenario, Scenario]:
 
 def test_dask_task_keys_differ_by_scenario_and_estimators() -> None:
     pytest.importorskip("dask")
-    from proximity.sim.sweep import _task_key
+    from proximity.sim.split import shard_key
 
     a, b = _two_scenarios()
-    key = _task_key(a, ["cwa"], 0.5, 0)
-    assert key == _task_key(dataclasses.replace(a), ("cwa",), 0.5, 0)  # deterministic, by value
+    key = shard_key(a, ["cwa"], 0.5, 0, 0, 1)
+    assert key == shard_key(dataclasses.replace(a), ("cwa",), 0.5, 0, 0, 1)  # deterministic, by value
     others = {
-        _task_key(b, ["cwa"], 0.5, 0),
-        _task_key(dataclasses.replace(a, contact_minutes=5.0), ["cwa"], 0.5, 0),
-        _task_key(a, ["cwa", "probabilistic"], 0.5, 0),
-        _task_key(a, ["cwa"], 0.6, 0),
-        _task_key(a, ["cwa"], 0.5, 1),
+        shard_key(b, ["cwa"], 0.5, 0, 0, 1),
+        shard_key(dataclasses.replace(a, contact_minutes=5.0), ["cwa"], 0.5, 0, 0, 1),
+        shard_key(a, ["cwa"], 0.5, 0, 1, 2),
+        shard_key(a, ["cwa", "probabilistic"], 0.5, 0, 0, 1),
+        shard_key(a, ["cwa"], 0.6, 0, 0, 1),
+        shard_key(a, ["cwa"], 0.5, 1, 0, 1),
     }
-    assert len(others) == 5 and key not in others
+    assert len(others) == 6 and key not in others
 
 
-def _slow_run(scenario: Scenario, adoption: float, seed: int, estimators: list[str]) -> RunResult:
+def _slow_run(
+    scenario: Scenario, adoption: float, seed: int, estimators: list[str], shard: int, shards: int
+) -> ShardResult:
     time.sleep(0.5)  # both sweeps' tasks are on the scheduler at once
-    return run_simulation(scenario, adoption, seed, estimators)
+    return run_shard(scenario, adoption, seed, estimators, shard, shards)
 
 
 def test_concurrent_sweeps_on_one_scheduler_keep_their_own_results(monkeypatch: pytest.MonkeyPatch) -> None:
     distributed = pytest.importorskip("dask.distributed")
     from proximity.sim import sweep as sweep_module
 
-    monkeypatch.setattr(sweep_module, "_one", _slow_run)
+    monkeypatch.setattr(sweep_module, "run_shard", _slow_run)
     a, b = _two_scenarios()
     with (
         distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,

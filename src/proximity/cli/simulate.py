@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a running Dask scheduler (tcp://host:port); default: a local cluster; 'inline': no Dask",
     )
     parser.add_argument("--workers", type=int, metavar="N", help="local cluster worker processes")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        metavar="N",
+        help="split each run's phones into N Dask tasks (same results; default: the file's shards, 1)",
+    )
     parser.add_argument("--out", type=Path, metavar="DIR", help="write results.csv, pair scores and plots")
     parser.add_argument("--json", action="store_true", help="print a JSON array of result rows")
     parser.set_defaults(handler=run)
@@ -86,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"simulation needs the [sim] extra ({error.name} missing)") from None
     if args.seeds < 1:
         raise CommandError(f"--seeds must be at least 1, got {args.seeds}")
+    for option in ("workers", "shards"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise CommandError(f"--{option} must be at least 1, got {getattr(args, option)}")
     scenario = load_scenario(args.scenario)
     estimators = args.estimator or list(scenario.estimators)
     unknown = [name for name in estimators if name not in estimator_names()]
@@ -109,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             workers=args.workers,
             progress=lambda d, t: _progress_bar(d, t, started),
+            shards=args.shards,
         )
     except ImportError as error:
         raise CommandError(f"simulation sweeps need the [sim] extra ({error.name} missing)") from None

@@ -22,6 +22,7 @@ from proximity.errors import EstimationParameterError
 from proximity.estimation.attenuation_mean import BatchVerdicts, batch_mean_attenuation, daily_means, decide
 from proximity.estimation.calibration import DEFAULT_TX_POWER_DBM, FLEET_RSSI_CORRECTION_DB, attenuation
 from proximity.estimation.nhs import NOTIFY_WEIGHTED_MINUTES, nhs_distances, nhs_weighted_minutes
+from proximity.estimation.preset_batch import batch_preset
 from proximity.estimation.presets import PRESETS, Preset, cwa_trl_factor
 from proximity.estimation.probabilistic import ChannelModel, estimate_contact
 from proximity.estimation.windows import CounterpartSightings, ScanInstances, exposure_windows, scan_instances
@@ -314,19 +315,31 @@ def estimate_batch(
     """Many encounters in one call: sightings as columns plus an encounter index (one int per
     sighting) -> one verdict per distinct encounter, in ascending order, the same as :func:`verdict`
     on each encounter's sightings (``close_contact`` False and ``score`` NaN where none has an RSSI).
-    The default estimator is vectorised; the others run encounter by encounter."""
+    The default estimator and the bucket presets are vectorised; ``probabilistic`` and ``nhs`` run
+    encounter by encounter (on slices of one sort by encounter)."""
     settings = settings or EstimationSettings()
     get_estimator(estimator)
     if estimator == DEFAULT_ESTIMATOR:
         return batch_mean_attenuation(times, rssi, tx_power, encounter, settings)
     columns = [np.asarray(x, np.float64) for x in (times, rssi, tx_power)]
     enc = np.asarray(encounter, np.int64)
-    ids, inverse = np.unique(enc, return_inverse=True)
+    if not all(c.shape == enc.shape for c in columns) or enc.ndim != 1:
+        raise EstimationParameterError("encounter", enc.shape, "one index per sighting (1-D, like times)")
+    if estimator in PRESETS:  # vectorised (estimation/preset_batch.py)
+        t, r, tx = columns
+        trl = cwa_trl_factor(settings.report_type)
+        return batch_preset(
+            PRESETS[estimator], t, r, tx, enc, settings.rssi_correction, settings.default_tx_power, trl
+        )
+    order = np.argsort(enc, kind="stable")  # each encounter's sightings in their given order
+    columns = [c[order] for c in columns]
+    ids, starts = np.unique(enc[order], return_index=True)
+    bounds = np.append(starts, enc.size)
     close = np.zeros(ids.size, np.bool_)
     score, mean_att, minutes = (np.full(ids.size, np.nan) for _ in range(3))
     for k in range(ids.size):
-        mine = inverse == k
-        one = verdict(_Columns(*(c[mine] for c in columns)), estimator, settings)
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        one = verdict(_Columns(*(c[lo:hi] for c in columns)), estimator, settings)
         if one["close_contact"] is not None:
             close[k], score[k] = one["close_contact"], one["score"]
             mean_att[k], minutes[k] = one["attenuation_median_db"], one["minutes_observed"]

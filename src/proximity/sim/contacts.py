@@ -14,19 +14,24 @@ judged more than once: any close, best score), not split by day.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from proximity.times import SECONDS_PER_DAY
 
-if TYPE_CHECKING:
-    from proximity.sim.world import World
-
 __all__ = ["contact_table"]
 
 Pair = tuple[int, int]
+
+
+class Crowd(Protocol):
+    """What the table reads of the run's world: its size and who walks together."""
+
+    @property
+    def n(self) -> int: ...
+    def companions(self, i: int, j: int) -> bool: ...
 
 
 class Judgements(Protocol):
@@ -46,7 +51,7 @@ class Judgements(Protocol):
 
 
 def contact_table(
-    world: World,
+    world: Crowd,
     settled: Sequence[
         tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
     ],

@@ -12,6 +12,11 @@ the ID alone (one phone per log), so in a shared log each phone's rule is applie
 :class:`AppDedup`; a test checks it keeps exactly the rows per-phone logs keep.
 
 The file lives in a temporary directory on disk (a city day's log is gigabytes; memory holds one chunk).
+
+:class:`MemoryLog` is the same interface without the file: it hands back what the log would (RSSI
+rounded and clipped as stored, rows ordered by (time, row id), row ids counting on across chunks),
+so a run need not pay SQLite's ~5 us a row for a file it deletes at the end. A test checks that
+every run's result rows are identical with either log (scenario key ``log``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import tempfile
 from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,10 +33,24 @@ from numpy.typing import NDArray
 from proximity.log import EncounterLog
 from proximity.sightings import Observations
 
-__all__ = ["AppDedup", "SharedLog"]
+__all__ = ["AppDedup", "MemoryLog", "SharedLog"]
 
 _RSSI_LOW, _RSSI_HIGH = -126, 20  # what a radio reports (127 = unknown)
 READ_ROWS = 50_000
+
+
+def _in_range(times: NDArray[np.float64], since: float, until: float) -> int:
+    """How many sightings a chunk has; all must lie in [since, until)."""
+    n = int(times.shape[0])
+    if n and (times.min() < since or times.max() >= until):
+        raise ValueError("sightings must lie in [since, until)")
+    return n
+
+
+def _as_stored(rssi: NDArray[np.float64]) -> NDArray[np.float64]:
+    """RSSI as a radio reports it and the log stores it: whole dBm in the radio's range."""
+    out: NDArray[np.float64] = np.clip(np.round(rssi), _RSSI_LOW, _RSSI_HIGH)
+    return out
 
 
 class SharedLog:
@@ -56,16 +76,14 @@ class SharedLog:
     ) -> tuple[Observations, NDArray[np.int64]]:
         """Log one chunk (all its times in ``[since, until)``, later than anything logged before);
         return the log's observations of that time range and the phone that logged each."""
-        n = int(times.shape[0])
+        n = _in_range(times, since, until)
         if n:
-            if times.min() < since or times.max() >= until:
-                raise ValueError("sightings must lie in [since, until)")
             own = np.ascontiguousarray(own_ids).view(np.dtype((np.void, own_ids.shape[1]))).ravel()
             report = self.log.add_columns(
                 self.scheme,
                 ids,
                 times,
-                np.clip(np.round(rssi), _RSSI_LOW, _RSSI_HIGH),
+                _as_stored(rssi),
                 aem=aem,
                 has_aem=None if aem is None else np.ones(n, np.bool_),
                 own_id=[bytes(v) for v in own.tolist()],
@@ -114,6 +132,54 @@ class SharedLog:
         self.close()
 
 
+class MemoryLog:
+    """What :class:`SharedLog` returns, chunk by chunk, without SQLite (the run deletes the file anyway)."""
+
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme
+        self.written = 0
+
+    def write(
+        self,
+        scanner: NDArray[np.int64],
+        own_ids: NDArray[np.uint8],
+        ids: NDArray[np.uint8],
+        times: NDArray[np.float64],
+        rssi: NDArray[np.float64],
+        aem: NDArray[np.uint8] | None,
+        since: float,
+        until: float,
+    ) -> tuple[Observations, NDArray[np.int64]]:
+        """As :meth:`SharedLog.write`: the chunk as the log stores and orders it, and who logged each."""
+        n = _in_range(times, since, until)
+        order = np.argsort(times, kind="stable")  # the log reads ORDER BY time, id
+        first = self.written + 1
+        self.written += n
+        stored = _as_stored(rssi).astype(np.float64)
+        has_aem = np.full(n, aem is not None, np.bool_)
+        obs = Observations(
+            self.scheme,
+            np.ascontiguousarray(ids[order]),
+            times[order],
+            stored[order],
+            np.zeros((n, 4), np.uint8) if aem is None else np.ascontiguousarray(aem[order]),
+            has_aem,
+            order.astype(np.int64) + first,
+        )
+        return obs, scanner[order]
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> MemoryLog:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 class AppDedup:
     """Each phone keeps a row for an observed ID only if ``every`` s have passed since the last one it
     kept (the rule :meth:`EncounterLog.add_columns` applies with ``dedup_seconds``), across chunks."""
@@ -129,14 +195,27 @@ class AppDedup:
         self, scanner: NDArray[np.int64], ids: NDArray[np.uint8], times: NDArray[np.float64]
     ) -> NDArray[np.bool_]:
         """Which rows a phone logs; all ``times`` must be later than those of earlier calls."""
+        if int(times.shape[0]) == 0:
+            return np.zeros(0, np.bool_)
+        both = np.concatenate((scanner.astype("<i8")[:, None].view(np.uint8), ids), axis=1)
+        keys = np.ascontiguousarray(both).view(np.dtype((np.void, both.shape[1]))).ravel()
+        return self.keep_keys(keys, times)
+
+    def keep_keys(self, keys: NDArray[Any], times: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """:meth:`keep` with each row's (scanner, ID) given as one sortable key (the simulator's
+        int64 code of (scanner, advertiser, ID slot), which names the same thing and sorts faster);
+        one kind of key throughout."""
         n = int(times.shape[0])
         keep = np.zeros(n, np.bool_)
         if n == 0:
             return keep
-        both = np.concatenate((scanner.astype("<i8")[:, None].view(np.uint8), ids), axis=1)
-        keys = np.ascontiguousarray(both).view(np.dtype((np.void, both.shape[1]))).ravel()
-        groups, group = np.unique(keys, return_inverse=True)
-        group = group.ravel()
+        # one sort by (key, time); each row's group is the rank of its key among the distinct keys
+        order = np.lexsort((times, keys))
+        sorted_keys = keys[order]
+        first = np.ones(n, np.bool_)
+        first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        groups = sorted_keys[first]
+        g = np.cumsum(first) - 1
         # the last kept time of each group before this chunk (-inf when none is recent)
         threshold = np.full(groups.size, -np.inf)
         if self._keys.size and self._keys.dtype == groups.dtype:
@@ -144,11 +223,9 @@ class AppDedup:
             known = groups[at] == self._keys
             threshold[at[known]] = self._last[known]
         threshold += self.every
-        order = np.lexsort((times, group))
         t = times[order]
-        g = group[order]
-        starts = np.searchsorted(g, np.arange(groups.size))
-        ends = np.searchsorted(g, np.arange(groups.size), side="right")
+        starts = np.flatnonzero(first)
+        ends = np.append(starts[1:], n)
         # sorted by (group, time): key = group rank * width + time lets one searchsorted serve all
         t0 = float(t.min())
         width = float(t.max() - t0) + 2.0 * self.every + 1.0

@@ -89,9 +89,13 @@ class Phones:
         self, agents: NDArray[np.int64], times: NDArray[np.float64]
     ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
         """The ID (and AEM) each of ``agents`` (app users) broadcast at ``times``."""
-        slot = ((times - self.origin) // self.slot_seconds).astype(np.int64)
+        slot = self.slot(times)
         rows = self.row[agents]
         return self.ids[rows, slot], self.aem[rows, slot]
+
+    def slot(self, times: NDArray[np.float64]) -> NDArray[np.int64]:
+        """The ID slot (column of the tables) of each of ``times``."""
+        return ((times - self.origin) // self.slot_seconds).astype(np.int64)
 
     def owners(self, ids: NDArray[np.uint8]) -> NDArray[np.int64]:
         """The agent that broadcast each ID (-1 if none did): the simulator's ground truth."""

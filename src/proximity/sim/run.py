@@ -27,6 +27,7 @@ Definitions (docs/simulation.md):
 from __future__ import annotations
 
 import math
+import resource
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,14 +42,15 @@ from proximity.schemes.registry import scheme_record
 from proximity.sightings import Observations
 from proximity.sim.contacts import contact_table
 from proximity.sim.devicemodels import DeviceModels
-from proximity.sim.devices import AppDedup, SharedLog
+from proximity.sim.devices import AppDedup, MemoryLog, SharedLog
 from proximity.sim.intervals import clopper_pearson
 from proximity.sim.ledger import CloseTime, HeardPairs
+from proximity.sim.mobility import GROUP
 from proximity.sim.phones import Phones
 from proximity.sim.scenario import Scenario
 from proximity.sim.world import World
 
-__all__ = ["ResultRow", "RunResult", "run_simulation"]
+__all__ = ["ResultRow", "RunResult", "ShardResult", "combine", "run_shard", "run_simulation", "shard_owner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +119,107 @@ def run_simulation(
     *,
     progress: Callable[[float], None] | None = None,
     log_directory: str | Path | None = None,
+    shards: int = 1,
 ) -> RunResult:
     """Simulate ``scenario`` at ``adoption`` with ``seed``; one row per estimator.
 
-    The shared encounter log is a temporary file in ``log_directory`` (default: the system's).
+    ``shards`` > 1 runs the phones in that many shards one after the other in this process (the
+    result is identical; :func:`proximity.sim.split.run_split` runs them on Dask workers). With
+    ``log = "sqlite"`` the shared encounter log is a temporary file in ``log_directory``.
     """
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"shards must be a whole number >= 1, got {shards!r}")
     estimators = list(estimators or scenario.estimators)
-    world = World(scenario, adoption, seed)
+    parts = []
+    for shard in range(shards):
+        part_progress = None
+        if progress is not None:
+            part_progress = _scaled(progress, shard, shards)
+        parts.append(
+            run_shard(
+                scenario,
+                adoption,
+                seed,
+                estimators,
+                shard,
+                shards,
+                progress=part_progress,
+                log_directory=log_directory,
+            )
+        )
+    return combine(scenario, adoption, seed, estimators, parts)
+
+
+def _scaled(progress: Callable[[float], None], shard: int, shards: int) -> Callable[[float], None]:
+    return lambda done: progress((shard + done) / shards)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WorldFacts:
+    """What combining shards needs of the world (every shard's is the same): who has the app, who
+    walks in which group, the hearing radius; so the combining process does not rebuild the world."""
+
+    n: int
+    app: NDArray[np.bool_]
+    kind: NDArray[np.int8]
+    leader: NDArray[np.int64]
+    radius: float
+
+    @classmethod
+    def of(cls, world: World) -> WorldFacts:
+        return cls(world.n, world.app, world.movers.kind, world.movers.leader, world.radius)
+
+    def companions(self, i: int, j: int) -> bool:
+        """Whether agents i and j walk in one group (as :meth:`World.companions`)."""
+        return bool(self.kind[i] == GROUP and self.kind[j] == GROUP and self.leader[i] == self.leader[j])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ShardResult:
+    """What one shard of a run found: its phones' judgements and the true contacts it owns (pairs
+    whose lower agent is its own), to be combined (:func:`combine`) in a fixed order."""
+
+    shard: int
+    shards: int
+    true_pairs: set[Pair]
+    settled: list[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]]
+    flagged: dict[str, set[Pair]]
+    reported: dict[str, set[Pair]]
+    verdicts: dict[str, dict[Pair, tuple[bool, float]]]
+    notified_at: dict[str, dict[Pair, float]]
+    codes: dict[str, list[NDArray[np.int64]]]
+    scores: dict[str, list[NDArray[np.float64]]]
+    sightings: int
+    logged: int
+    stats: dict[str, int]
+    world: WorldFacts
+
+
+def shard_owner(n: int, shards: int) -> NDArray[np.int64]:
+    """Which shard owns each agent (as scanner, and as the lower agent of a close pair): agent
+    modulo shards, so every shard gets a share of each kind of mover (agents are laid out by kind)."""
+    return np.arange(n, dtype=np.int64) % max(1, shards)
+
+
+def run_shard(
+    scenario: Scenario,
+    adoption: float,
+    seed: int,
+    estimators: Sequence[str],
+    shard: int = 0,
+    shards: int = 1,
+    *,
+    progress: Callable[[float], None] | None = None,
+    log_directory: str | Path | None = None,
+) -> ShardResult:
+    """One shard of a run: the whole world moves (cheap), but only this shard's phones scan, log,
+    match and judge, and only its close pairs are counted. Every random draw is per agent or hashed
+    per (scanner, advertiser, step), so a shard's sightings are exactly the unsplit run's rows of
+    its scanners."""
+    if not (isinstance(shards, int) and shards >= 1 and isinstance(shard, int) and 0 <= shard < shards):
+        raise ValueError(f"shard must be in [0, shards) with shards >= 1, got {shard} of {shards}")
+    estimators = list(estimators)
+    world = World(scenario, adoption, seed, owned=shard_owner(scenario.crowd.agents, shards) == shard)
     n = world.n
     record = scheme_record(scenario.scheme)
     gaen = record.metadata_length is not None  # the scheme sends metadata (GAEN's AEM)
@@ -148,9 +244,13 @@ def run_simulation(
     matched = HeardPairs(n, forget, scenario.hold)
     judge = _Judge(scenario, estimators, devices)
     dedup = AppDedup(record.dedup_seconds) if record.dedup_seconds is not None else None
+    slots = np.int64(phones.ids.shape[1])
     true_pairs: set[Pair] = set()
     sightings = calls = chunks = 0
-    with SharedLog(scenario.scheme, log_directory) as log:
+    log: SharedLog | MemoryLog = (
+        SharedLog(scenario.scheme, log_directory) if scenario.log == "sqlite" else MemoryLog(scenario.scheme)
+    )
+    with log:
         for chunk in world.chunks():
             chunks += 1
             truth.add(chunk.close_keys, chunk.close_seconds, chunk.end, chunk.close_distance_sum,
@@ -158,8 +258,10 @@ def run_simulation(
             sightings += len(chunk)
             rows = np.arange(len(chunk))
             if dedup is not None and len(chunk):
-                ids, _ = phones.broadcast(chunk.advertiser, chunk.times)
-                rows = rows[dedup.keep(chunk.scanner, ids, chunk.times)]
+                # (scanner, advertiser, ID slot) names the (scanner, ID) the app's rule keys on
+                slot = phones.slot(chunk.times)
+                code = (chunk.scanner * np.int64(n) + chunk.advertiser) * slots + slot
+                rows = rows[dedup.keep_keys(code, chunk.times)]
             scanner, times = chunk.scanner[rows], chunk.times[rows]
             ids, aem = phones.broadcast(chunk.advertiser[rows], times)
             own, _ = phones.broadcast(scanner, times)
@@ -179,9 +281,71 @@ def run_simulation(
         judge.detect(heard.settle_columns(end, final=True))
         judge.notify(matched.settle_columns(end, final=True), end)
         logged = log.written
+    stats = {
+        "chunks": chunks,
+        "matcher_calls": calls,
+        "peak_close_pairs": truth.peak,
+        "peak_heard_pairs": heard.peak_pairs,
+        "peak_heard_rows": heard.peak_rows,
+        "estimated_pairs": judge.estimated,
+        # this process's peak resident memory (the worker's, on Dask), MB
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    }
+    return ShardResult(
+        shard, shards, true_pairs, truth.settled, judge.flagged, judge.reported, judge.verdicts,
+        judge.notified_at, judge.codes, judge.score_parts, sightings, logged, stats, WorldFacts.of(world),
+    )  # fmt: skip
+
+
+class _Combined:
+    """The shards' judgements as one (what :func:`contact_table` and the rows read), merged in shard
+    order; every merged value is a set, a dict with disjoint keys (each phone is in one shard) or
+    arrays reduced by pair, so the result does not depend on how the run was split."""
+
+    def __init__(self, estimators: Sequence[str], parts: Sequence[ShardResult]) -> None:
+        self.estimators = list(estimators)
+        self.flagged = {e: set().union(*(p.flagged[e] for p in parts)) for e in estimators}
+        self.reported = {e: set().union(*(p.reported[e] for p in parts)) for e in estimators}
+        self.verdicts = {e: {k: v for p in parts for k, v in p.verdicts[e].items()} for e in estimators}
+        self.notified_at = {e: {k: v for p in parts for k, v in p.notified_at[e].items()} for e in estimators}
+        self._codes = {e: [c for p in parts for c in p.codes[e]] for e in estimators}
+        self._scores = {e: [c for p in parts for c in p.scores[e]] for e in estimators}
+
+    def scores(
+        self, name: str, n: int, true_pairs: set[Pair]
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Each pair's best score (either phone, any day or meeting) and whether it was a true contact."""
+        if not self._codes[name]:
+            return np.zeros(0), np.zeros(0, np.bool_)
+        codes = np.concatenate(self._codes[name])
+        values = np.concatenate(self._scores[name])
+        if codes.size == 0:
+            return np.zeros(0), np.zeros(0, np.bool_)
+        unique, inverse = np.unique(codes, return_inverse=True)
+        best = np.full(unique.size, -np.inf)
+        np.maximum.at(best, inverse.ravel(), values)
+        labels = np.array([(int(c // n), int(c % n)) in true_pairs for c in unique.tolist()], np.bool_)
+        return best, labels
+
+
+def combine(
+    scenario: Scenario, adoption: float, seed: int, estimators: Sequence[str], parts: Sequence[ShardResult]
+) -> RunResult:
+    """The run's result rows from its shards (all of them, any order given: merged in shard order)."""
+    parts = sorted(parts, key=lambda p: p.shard)
+    shards = parts[0].shards if parts else 0
+    if not parts or [p.shard for p in parts] != list(range(shards)) or any(p.shards != shards for p in parts):
+        raise ValueError(f"combine needs every shard of one split once, got {[p.shard for p in parts]}")
+    world = parts[0].world
+    n = world.n
+    users = np.flatnonzero(world.app)
+    true_pairs: set[Pair] = set().union(*(p.true_pairs for p in parts))
+    judge = _Combined(estimators, parts)
     app_true = {(i, j) for i, j in true_pairs if world.app[i] and world.app[j]}
     companions = {p for p in true_pairs if world.companions(*p)}
     strangers = true_pairs - companions
+    sightings = sum(p.sightings for p in parts)
+    logged = sum(p.logged for p in parts)
     rows_out = []
     out_scores: dict[str, tuple[NDArray[np.float64], NDArray[np.bool_]]] = {}
     for name in estimators:
@@ -232,15 +396,19 @@ def run_simulation(
                 hearing_radius_m=world.radius,
             )
         )
-    stats = {
-        "chunks": chunks,
-        "matcher_calls": calls,
-        "peak_close_pairs": truth.peak,
-        "peak_heard_pairs": heard.peak_pairs,
-        "peak_heard_rows": heard.peak_rows,
-        "estimated_pairs": judge.estimated,
-    }
-    contacts = contact_table(world, truth.settled, true_pairs, judge) if scenario.contact_table else {}
+    stats = {key: sum(p.stats[key] for p in parts) for key in parts[0].stats if key != "peak_rss_mb"}
+    for p in parts:  # memory is per process: each shard's, not a sum
+        stats[f"peak_rss_mb_shard{p.shard}"] = p.stats["peak_rss_mb"]
+    stats["shards"] = shards
+    contacts = {}
+    if scenario.contact_table:
+        # one canonical order (by pair key, a pair's meetings in time order): the same for any split
+        settled = [s for p in parts for s in p.settled]
+        if settled:
+            keys, secs, dist, low = (np.concatenate([s[k] for s in settled]) for k in range(4))
+            order = np.argsort(keys, kind="stable")
+            settled = [(keys[order], secs[order], dist[order], low[order])]
+        contacts = contact_table(world, settled, true_pairs, judge)
     return RunResult(rows_out, out_scores, stats, contacts)
 
 
@@ -310,8 +478,8 @@ class _Judge:
         # with the contact table: each phone's verdict of each counterpart, and when it was notified
         self.verdicts: dict[str, dict[Pair, tuple[bool, float]]] = {name: {} for name in estimators}
         self.notified_at: dict[str, dict[Pair, float]] = {name: {} for name in estimators}
-        self._codes: dict[str, list[NDArray[np.int64]]] = {name: [] for name in estimators}
-        self._scores: dict[str, list[NDArray[np.float64]]] = {name: [] for name in estimators}
+        self.codes: dict[str, list[NDArray[np.int64]]] = {name: [] for name in estimators}
+        self.score_parts: dict[str, list[NDArray[np.float64]]] = {name: [] for name in estimators}
         self.estimated = 0
 
     def _judge(
@@ -357,8 +525,8 @@ class _Judge:
         n = np.int64(self.devices.model.size)
         for name, v in verdicts.items():
             if self.scenario.pair_scores:
-                self._codes[name].append(lo * n + hi)
-                self._scores[name].append(np.where(np.isnan(v.score), -np.inf, v.score))
+                self.codes[name].append(lo * n + hi)
+                self.score_parts[name].append(np.where(np.isnan(v.score), -np.inf, v.score))
             close = v.close_contact
             self.flagged[name].update(zip(lo[close].tolist(), hi[close].tolist(), strict=True))
             if self.scenario.contact_table:
@@ -382,22 +550,6 @@ class _Judge:
             if self.scenario.contact_table:
                 for pair in pairs:
                     self.notified_at[name].setdefault(pair, now)
-
-    def scores(
-        self, name: str, n: int, true_pairs: set[Pair]
-    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-        """Each pair's best score (either phone, any day or meeting) and whether it was a true contact."""
-        if not self._codes[name]:
-            return np.zeros(0), np.zeros(0, np.bool_)
-        codes = np.concatenate(self._codes[name])
-        values = np.concatenate(self._scores[name])
-        if codes.size == 0:
-            return np.zeros(0), np.zeros(0, np.bool_)
-        unique, inverse = np.unique(codes, return_inverse=True)
-        best = np.full(unique.size, -np.inf)
-        np.maximum.at(best, inverse.ravel(), values)
-        labels = np.array([(int(c // n), int(c % n)) in true_pairs for c in unique.tolist()], np.bool_)
-        return best, labels
 
 
 def _combine(parts: list[BatchVerdicts]) -> BatchVerdicts:

@@ -7,6 +7,9 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     duration = 3600                  # s
     step = 1.0                       # s
     scheme = "gaen"                  # any registered scheme (proximity.schemes.registry.SCHEME_NAMES)
+    duty = "gaen"                    # the phones' duty cycle by name (default: the scheme's), or a
+                                     # [duty] table of seconds: scan_on, scan_period, advertise_on,
+                                     # advertise_period (all four; 0 < on <= period)
     adoption = [0.2, 0.6]            # default sweep
     estimators = ["probabilistic"]
     contact_distance = 2.0           # m   } the ground-truth rule:
@@ -23,11 +26,8 @@ File layout (every key optional except ``name`` and ``[crowd]`` agents/width/hei
     os_mix = {android = 1.0}         # share of phones per OS (sums to 1); see foreground_share
     foreground_share = 0.1           # share of time an app is in the foreground (iOS Bluezone only
                                      # advertises then); assumed, no published figure
-    [duty]                           # instead of duty = "name": a custom duty cycle (seconds)
-    scan_on = 4                      # scans scan_on s of every scan_period s,
-    scan_period = 60                 # advertises advertise_on s of every advertise_period s
-    advertise_on = 1                 # (0 < on <= period; all four keys, nothing else)
-    advertise_period = 1
+    log = "memory"                   # or "sqlite": every sighting through the real encounter log
+    shards = 1                       # Dask tasks per run (its phones in shards; identical results)
     [crowd]  ... CrowdParams fields
     [channel] ... ChannelParams fields
 """
@@ -71,6 +71,8 @@ MEMORY_CAP_BYTES = 4e9  # default ``memory_cap``: what a run may need; raise it 
 MIN_STEP = 1e-3  # s: a smaller step makes no progress on a unix-time clock (1e-300 never advances)
 MAX_STEPS = 100_000_000  # duration / step: more steps than this would run for days
 MAX_SCENARIO_BYTES = 1 << 20  # a scenario file is a few hundred bytes
+DUTY_KEYS = ("scan_on", "scan_period", "advertise_on", "advertise_period")  # a [duty] table, seconds
+LOG_KINDS = ("memory", "sqlite")  # where sightings go: what the log returns, or the real SQLite log
 
 
 class ScenarioError(ProximityError, ValueError):
@@ -86,8 +88,7 @@ class Scenario:
     duration: float = 3600.0
     step: float = 1.0
     scheme: str = "gaen"
-    duty: str = ""  # default: the scheme's own; "custom" with custom_duty (a [duty] table)
-    custom_duty: DutyCycle | None = None
+    duty: str | DutyCycle = ""  # a name (default: the scheme's own) or a [duty] table of seconds
     adoption: tuple[float, ...] = (0.6,)
     estimators: tuple[str, ...] = ("probabilistic",)
     contact_distance: float = 2.0
@@ -104,18 +105,27 @@ class Scenario:
     adoption_by: str = "agent"
     os_mix: tuple[tuple[str, float], ...] = (("android", 1.0),)
     foreground_share: float = 0.1
+    log: str = "memory"  # "sqlite": write every sighting through the real SQLite encounter log
+    shards: int = 1  # Dask tasks per run (phones split in shards; same results): sim/split.py
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEME_NAMES:  # every registered scheme is simulated
             raise ScenarioError(f"scheme must be one of {', '.join(SCHEME_NAMES)}, got {self.scheme!r}")
-        if self.custom_duty is not None and self.duty != CUSTOM_DUTY:
-            raise ScenarioError(f"duty must be {CUSTOM_DUTY!r} with a custom duty cycle, got {self.duty!r}")
-        if self.duty and self.duty not in DUTY_CYCLES and self.custom_duty is None:
+        if not isinstance(self.duty, str | DutyCycle) or (
+            isinstance(self.duty, str) and self.duty and self.duty not in DUTY_CYCLES
+        ):
             raise ScenarioError(
-                f"duty must be one of {', '.join(DUTY_CYCLES)} or a [duty] table, got {self.duty!r}"
+                f"duty must be one of {', '.join(DUTY_CYCLES)} or a table of {', '.join(DUTY_KEYS)}, "
+                f"got {self.duty!r}"
             )
         if not isinstance(self.pair_scores, bool):
             raise ScenarioError(f"pair_scores must be true or false, got {self.pair_scores!r}")
+        if isinstance(self.shards, bool) or not isinstance(self.shards, int) or self.shards < 1:
+            raise ScenarioError(f"shards must be a whole number >= 1, got {self.shards!r}")
+        if self.shards > self.crowd.agents:
+            raise ScenarioError(f"shards ({self.shards}) must not exceed crowd agents ({self.crowd.agents})")
+        if self.log not in LOG_KINDS:
+            raise ScenarioError(f"log must be one of {', '.join(LOG_KINDS)}, got {self.log!r}")
         if not isinstance(self.contact_table, bool):
             raise ScenarioError(f"contact_table must be true or false, got {self.contact_table!r}")
         for name in ("start", "duration", "step", "chunk", "forget", "hold", "memory_cap"):
@@ -207,13 +217,14 @@ class Scenario:
             raise ScenarioError(f"foreground_share must be in [0, 1], got {self.foreground_share!r}")
 
     @property
-    def cycle(self) -> DutyCycle:
-        """The duty cycle phones run: the [duty] table's, or the named (default: the scheme's) one."""
-        return self.custom_duty if self.custom_duty is not None else DUTY_CYCLES[self.duty_cycle]
+    def duty_cycle(self) -> str:
+        """The duty cycle's name ("custom" for a [duty] table)."""
+        return self.duty.name if isinstance(self.duty, DutyCycle) else (self.duty or self.scheme)
 
     @property
-    def duty_cycle(self) -> str:
-        return self.duty or self.scheme
+    def cycle(self) -> DutyCycle:
+        """The phones' scan and advertise duty cycle."""
+        return self.duty if isinstance(self.duty, DutyCycle) else DUTY_CYCLES[self.duty_cycle]
 
     def with_overrides(self, **changes: Any) -> Scenario:
         return replace(self, **changes)
@@ -256,34 +267,6 @@ def _build(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
         raise ScenarioError(f"{where}: {str(error)[:300]}") from None
 
 
-DUTY_KEYS = ("scan_on", "scan_period", "advertise_on", "advertise_period")
-CUSTOM_DUTY = "custom"
-
-
-def _duty_table(table: Mapping[str, Any], where: str) -> DutyCycle:
-    """A [duty] table as a DutyCycle: all four keys, each a positive finite number of seconds, and no
-    window longer than its period; the error names the key at fault."""
-    unknown = sorted(set(table) - set(DUTY_KEYS))
-    if unknown:
-        raise ScenarioError(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(DUTY_KEYS)}")
-    missing = [k for k in DUTY_KEYS if k not in table]
-    if missing:
-        raise ScenarioError(f"{where}: missing {', '.join(missing)} (a custom duty cycle needs all four)")
-    for key in DUTY_KEYS:
-        value = table[key]
-        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-        if not (ok and value > 0):
-            raise ScenarioError(f"{where}: {key} must be a positive number of seconds, got {value!r:.40}")
-    for what in ("scan", "advertise"):
-        on, period = table[f"{what}_on"], table[f"{what}_period"]
-        if on > period:
-            raise ScenarioError(
-                f"{where}: {what}_on ({on:g} s) is longer than {what}_period ({period:g} s): a window "
-                f"cannot outlast its period"
-            )
-    return DutyCycle(CUSTOM_DUTY, *(float(table[k]) for k in DUTY_KEYS))
-
-
 def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scenario:
     top = dict(data)
     crowd = top.pop("crowd", None)
@@ -297,18 +280,48 @@ def scenario_from_dict(data: Mapping[str, Any], where: str = "scenario") -> Scen
             top["start"] = float(parse_time(str(top["start"])[:64]))
         except (TypeError, ValueError, OverflowError) as error:
             raise ScenarioError(f"{where}: start: {error}") from None
-    if isinstance(top.get("duty"), Mapping):
-        top["custom_duty"] = _duty_table(top["duty"], f"{where} [duty]")
-        top["duty"] = CUSTOM_DUTY
     if "os_mix" in top:
         mix = top["os_mix"]
         if not isinstance(mix, Mapping):
             raise ScenarioError(f"{where}: os_mix must be a table like {{android = 0.7, ios = 0.3}}")
         top["os_mix"] = tuple((str(k), v) for k, v in mix.items())
+    if isinstance(top.get("duty"), Mapping):
+        top["duty"] = _duty(top["duty"], where)
     top["crowd"] = _build(CrowdParams, crowd, f"{where} [crowd]")
     top["channel"] = _build(ChannelParams, channel, f"{where} [channel]")
     scenario: Scenario = _build(Scenario, top, where)
     return scenario
+
+
+def _duty(table: Mapping[str, Any], where: str) -> DutyCycle:
+    """A [duty] table: every key, seconds, each window on for no longer than its period."""
+    unknown = sorted(set(table) - set(DUTY_KEYS))
+    missing = [key for key in DUTY_KEYS if key not in table]
+    if unknown or missing:
+        raise ScenarioError(
+            f"{where} [duty]: needs exactly {', '.join(DUTY_KEYS)} (seconds); "
+            f"unknown {', '.join(unknown) or 'none'}, missing {', '.join(missing) or 'none'}"
+        )
+    values: dict[str, float] = {}
+    for key in DUTY_KEYS:
+        value = table[key]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and value > 0)
+        ):
+            raise ScenarioError(
+                f"{where} [duty] {key} must be a positive number of seconds, got {value!r:.40}"
+            )
+        values[key] = float(value)
+    for what in ("scan", "advertise"):
+        on, period = values[f"{what}_on"], values[f"{what}_period"]
+        if on > period:
+            raise ScenarioError(
+                f"{where} [duty] {what}_on ({on:g} s) is longer than {what}_period ({period:g} s): a phone "
+                f"cannot {what} for longer than the cycle it repeats in"
+            )
+    return DutyCycle("custom", **values)
 
 
 def load_scenario(path: str | Path) -> Scenario:

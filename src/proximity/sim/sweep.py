@@ -11,9 +11,7 @@ rows, with ``interrupted`` set and ``missing`` counting the runs not done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,12 +19,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.sim.run import ResultRow, RunResult, run_simulation
+from proximity.sim.run import ResultRow, RunResult, ShardResult, combine, run_shard, run_simulation
 from proximity.sim.scenario import Scenario
+from proximity.sim.split import INLINE, dask_client, shard_key
 
 __all__ = ["SweepResult", "sweep"]
-
-INLINE = "inline"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -40,10 +37,6 @@ class SweepResult:
     contacts: dict[tuple[float, int], dict[str, NDArray[Any]]] = field(default_factory=dict)
 
 
-def _one(scenario: Scenario, adoption: float, seed: int, estimators: Sequence[str]) -> RunResult:
-    return run_simulation(scenario, adoption, seed, estimators)
-
-
 def sweep(
     scenario: Scenario,
     adoptions: Sequence[float],
@@ -53,21 +46,27 @@ def sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    shards: int | None = None,
 ) -> SweepResult:
-    """Run every (adoption, seed) once with all ``estimators``; ``seeds`` are 0..seeds-1."""
+    """Run every (adoption, seed) once with all ``estimators``; ``seeds`` are 0..seeds-1. Each run is
+    split into ``shards`` tasks (default: the scenario's; phones in shards: sim/split.py), with the
+    same rows for any split."""
+    shards = scenario.shards if shards is None else shards
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"shards must be a whole number >= 1, got {shards!r}")
     tasks = [(float(p), s) for p in adoptions for s in range(seeds)]
     done: dict[tuple[float, int], RunResult] = {}
     interrupted = False
     try:
         if scheduler == INLINE:
             for k, (p, s) in enumerate(tasks):
-                done[(p, s)] = _one(scenario, p, s, estimators)
+                done[(p, s)] = run_simulation(scenario, p, s, estimators, shards=shards)
                 if progress:
                     progress(k + 1, len(tasks))
         else:
-            _on_dask(scenario, tasks, estimators, scheduler, workers, progress, done)
+            _on_dask(scenario, tasks, estimators, scheduler, workers, progress, done, shards)
     except KeyboardInterrupt:
         interrupted = True  # keep what finished
     rows: list[ResultRow] = []
@@ -84,15 +83,6 @@ def sweep(
     return SweepResult(rows, scores, interrupted, len(tasks) - len(done), contacts)
 
 
-def _task_key(scenario: Scenario, estimators: Sequence[str], adoption: float, seed: int) -> str:
-    """The Dask key of one run: a token of everything its result depends on, so runs of different
-    scenarios or estimator sets on one scheduler (concurrent sweeps, a shared client) never share a
-    key and so never each other's results."""
-    base: Any = importlib.import_module("dask.base")  # dask ships no type hints
-    token: str = base.tokenize(scenario, list(estimators), float(adoption), int(seed))
-    return f"sim-{token}"
-
-
 def _on_dask(
     scenario: Scenario,
     tasks: list[tuple[float, int]],
@@ -101,37 +91,49 @@ def _on_dask(
     workers: int | None,
     progress: Callable[[int, int], None] | None,
     done: dict[tuple[float, int], RunResult],
+    shards: int,
 ) -> None:
-    """Run the tasks on Dask, filling ``done`` as runs finish (so an interrupt keeps them)."""
-    # dask ships no type hints: use it through Any
-    distributed: Any = importlib.import_module("dask.distributed")
-    cluster = None
-    if scheduler is None:
-        n = workers or max(1, min(len(tasks), os.cpu_count() or 1))
-        cluster = distributed.LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-    client = distributed.Client(scheduler or cluster)
-    futures: dict[Any, tuple[float, int]] = {}
-    try:
-        futures = {
-            client.submit(
-                _one, scenario, p, s, list(estimators), pure=False, key=_task_key(scenario, estimators, p, s)
-            ): (p, s)
-            for p, s in tasks
-        }
-        for count, future in enumerate(distributed.as_completed(futures), start=1):
-            done[futures[future]] = future.result()
-            if progress:
-                progress(count, len(tasks))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        # Ctrl-C (or the event loop's CancelledError under it): keep the runs that finished meanwhile
-        for future, task in futures.items():
-            if task not in done and future.status == "finished":
-                done[task] = future.result()
-        raise KeyboardInterrupt from None
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
-            if cluster is not None:
-                cluster.close()
+    """Run the tasks on Dask (each run as ``shards`` shard tasks), filling ``done`` as runs finish
+    (so an interrupt keeps them)."""
+    distributed: Any = importlib.import_module("dask.distributed")  # dask ships no type hints
+    names = list(estimators)
+    with dask_client(scheduler, workers, len(tasks) * shards) as client:
+        futures: dict[Any, tuple[float, int]] = {}
+        parts: dict[tuple[float, int], list[ShardResult]] = {task: [] for task in tasks}
+        try:
+            for p, s in tasks:
+                for shard in range(shards):
+                    key = shard_key(scenario, names, p, s, shard, shards)
+                    future = client.submit(
+                        run_shard, scenario, p, s, names, shard, shards, pure=False, key=key
+                    )
+                    futures[future] = (p, s)
+            for future in distributed.as_completed(futures):
+                _collect(scenario, names, futures[future], future.result(), parts, done, shards)
+                if progress and futures[future] in done:
+                    progress(len(done), len(tasks))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            # Ctrl-C (or the event loop's CancelledError under it): keep the runs that finished meanwhile
+            for future, task in futures.items():
+                if task not in done and future.status == "finished":
+                    _collect(scenario, names, task, future.result(), parts, done, shards)
+            raise KeyboardInterrupt from None
+
+
+def _collect(
+    scenario: Scenario,
+    estimators: list[str],
+    task: tuple[float, int],
+    part: ShardResult,
+    parts: dict[tuple[float, int], list[ShardResult]],
+    done: dict[tuple[float, int], RunResult],
+    shards: int,
+) -> None:
+    """Keep one finished shard; a run whose shards are all in is combined into ``done``."""
+    mine = parts[task]
+    if any(p.shard == part.shard for p in mine):
+        return
+    mine.append(part)
+    if len(mine) == shards:
+        done[task] = combine(scenario, task[0], task[1], estimators, mine)
+        parts[task] = []

@@ -2,14 +2,16 @@
 
 Only app users' phones advertise and scan. Each step: move everyone, find who is within the contact
 distance of whom (ground truth, all agents present), and which scanning phone may hear which
-advertising phone (spatial hash within the channel's derived :func:`hearing_radius`: beyond it no
-packet is heard with probability 1e-4), then draw each packet's RSSI and whether it is received.
+advertising phone (spatial hash within each pair's own derived hearing radius, sim/reach.py: beyond
+it that pair's packets are heard with probability below 1e-4), then draw each packet's RSSI and
+whether it is received.
 Radio work is done only for phones inside a scan window (the others hear nothing).
 A chunk holds ``scenario.chunk`` seconds: memory is bounded by one chunk's sightings, never all pairs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +26,8 @@ from proximity.sim.channel import carriage_schedule, hearing_probability, hearin
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND
 from proximity.sim.mobility import GROUP, STATIONARY, Movers
-from proximity.sim.neighbours import StaticGrid, close_pairs, cross_pairs
+from proximity.sim.neighbours import StaticGrid, close_pairs
+from proximity.sim.reach import PairReach
 from proximity.sim.scenario import Scenario
 from proximity.sim.streams import Streams, hash_normal, hash_uniform
 from proximity.times import SECONDS_PER_DAY
@@ -70,7 +73,10 @@ class World:
         *,
         truth: bool = True,
         calibration: CalibrationTable | None = None,
+        owned: NDArray[np.bool_] | None = None,
     ) -> None:
+        """``owned``: the agents of this shard of a split run (sim/run.py): only they scan, and only
+        close pairs whose lower agent is owned are counted (default: everyone)."""
         if not 0.0 <= adoption <= scenario.ownership:
             raise ValueError(
                 f"adoption must be in [0, ownership = {scenario.ownership}] (the share of all agents "
@@ -82,6 +88,9 @@ class World:
         self.streams = Streams(seed)
         n = scenario.crowd.agents
         self.n = n
+        self.owned = np.ones(n, np.bool_) if owned is None else np.asarray(owned, np.bool_)
+        if self.owned.shape != (n,):
+            raise ValueError(f"owned must hold one flag per agent ({n}), got shape {self.owned.shape}")
         channel = scenario.channel
         # Every per-agent draw happens for all agents (app user or not), each from its own stream,
         # so changing adoption changes who has the app (nested sets) and nothing else.
@@ -95,6 +104,13 @@ class World:
         self.device_tx = self.devices.true_tx_offset
         self.device_rx = self.devices.true_rx_offset
         self.radius = hearing_radius(channel, self._pair_offsets())  # derived from the model, not chosen
+        # ... and each pair's own radius from its fixed offsets, which the neighbour search uses; the
+        # carriage changes by the hour, so each phone counts at its loudest (least lossy) carriage of
+        # the run, or a pair would be dropped while one of them has the phone in hand
+        loss = np.asarray(channel.carriage_loss, np.float64)[self.carriage_hours].min(axis=1)
+        self.reach = PairReach(channel, self.device_tx - loss, self.device_rx - loss)
+        # no two agents of one step are farther apart than the venue's diagonal (a margin for rounding)
+        self._span = math.hypot(scenario.crowd.width, scenario.crowd.height) * (1 + 1e-9) + 1e-6
         duty = self.streams("duty")
         self.scan_phase = duty.random(n)
         self.advertise_phase = duty.random(n)
@@ -243,7 +259,7 @@ class World:
         dt = sc.step
         n = np.int64(self.n)
         corridor = sc.channel.body_corridor  # a whole number of body cells (sim/bodies.py)
-        gap = np.ceil((sc.crowd.width + 3.0 * self.radius) / corridor) * corridor
+        gap = np.ceil((sc.crowd.width + 3.0 * min(self.reach.max_radius, self._span)) / corridor) * corridor
         here_parts, scan_parts, adv_parts, pos_parts = [], [], [], []
         for k in range(first, last):
             t = sc.start + k * dt
@@ -255,7 +271,8 @@ class World:
             base = (k - first) * self.n
             here_parts.append(np.flatnonzero(present) + base)
             phones = present & self.app
-            scan_parts.append(np.flatnonzero(phones & self.duty.scanning(t, self.scan_phase)) + base)
+            scanning = phones & self.owned & self.duty.scanning(t, self.scan_phase)
+            scan_parts.append(np.flatnonzero(scanning) + base)
             advertising = phones & self.duty.advertising(t, self.advertise_phase)
             if self._foreground_only.any():
                 advertising &= ~self._foreground_only | self._in_foreground(t)
@@ -269,6 +286,9 @@ class World:
             gi, gj = here[i], here[j]
         else:
             gi = gj = np.zeros(0, np.int64)
+        if not self.owned.all():  # a shard counts the close pairs whose lower agent it owns
+            mine = self.owned[gi % n]
+            gi, gj = gi[mine], gj[mine]
         step = first + gi // n
         day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
         close = (day * n + gi % n) * n + gj % n
@@ -298,7 +318,7 @@ class World:
         sc = self.scenario
         channel = sc.channel
         n = np.int64(self.n)
-        a, b, d = cross_pairs(positions[scan], positions[adv], self.radius)
+        a, b, d = self.reach.pairs(scan, adv, positions, self.n, self._span)
         rx_g, tx_g = scan[a], adv[b]
         keep = rx_g != tx_g
         rx_g, tx_g, d = rx_g[keep], tx_g[keep], d[keep]

@@ -1,0 +1,147 @@
+"""The simulator's long runs (`make bench-scale`, single rounds, JSON report; not in `make bench`).
+
+- quang-ninh (its own scenario file at each commit, adoption 0.58, seed 0, no Dask) here and at a
+  baseline checkout (``PROXIMITY_BASELINE=/path/to/checkout``, e.g. commit 99c02a7), alternately in
+  the same run, each in a fresh process; the ratio is in extra_info.
+- the 100,000-agent city (simulations/city.toml) for ``PROXIMITY_CITY_MINUTES`` simulated minutes
+  (default 60, from noon: a busy hour) in a fresh process: wall time, peak RSS, the day extrapolated.
+- the 1,000,000-agent hour (simulations/city-1m.toml) for ``PROXIMITY_1M_MINUTES`` (default 60) on a
+  Dask LocalCluster of 1 and of 2 workers (``memory_limit`` 4 GB each): wall time and each worker
+  process's peak RSS; ``PROXIMITY_SCHEDULER=tcp://host:8786`` runs it on a real cluster instead.
+
+Every figure is one round on whatever the machine is doing: compare runs made side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOON = 12 * 3600.0
+
+QUANG_NINH_CHILD = """
+import json, resource, sys, time
+from proximity.sim.scenario import load_scenario
+from proximity.sim.run import run_simulation
+import proximity
+scenario = load_scenario(sys.argv[1])
+started = time.perf_counter()
+result = run_simulation(scenario, 0.58, 0)
+elapsed = time.perf_counter() - started
+print(json.dumps({"elapsed": elapsed, "package": proximity.__file__,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rows": [[r.estimator, r.sightings, r.logged, r.detected, r.false_positives]
+                           for r in result.rows]}))
+"""
+
+WINDOW_CHILD = """
+import dataclasses, json, resource, sys, time
+from proximity.sim import load_scenario
+from proximity.sim.split import run_split
+city = load_scenario(sys.argv[1])
+minutes, offset, workers, scheduler = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+scenario = dataclasses.replace(city, duration=60 * minutes, start=city.start + offset)
+started = time.perf_counter()
+if workers == 0:
+    from proximity.sim import run_simulation
+    result = run_simulation(scenario, city.adoption[0], 0)
+else:
+    result = run_split(scenario, city.adoption[0], 0, shards=scenario.shards, workers=workers,
+                       scheduler=scheduler or None, memory_limit="4GB")
+elapsed = time.perf_counter() - started
+row = result.rows[0]
+print(json.dumps({"elapsed": elapsed, "stats": result.stats, "sightings": row.sightings,
+                  "app_users": row.app_users, "true_contacts": row.true_contacts,
+                  "hearing_radius_m": row.hearing_radius_m,
+                  "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _child(code: str, *args: str, cwd: Path = ROOT, pythonpath: str | None = None) -> dict[str, Any]:
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=cwd, env=env
+    )
+    found: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_quang_ninh_against_the_baseline(benchmark: Any) -> None:
+    baseline = os.environ.get("PROXIMITY_BASELINE")
+    here = ROOT / "simulations" / "quang-ninh.toml"
+
+    def both() -> dict[str, Any]:
+        got: dict[str, Any] = {"now": _child(QUANG_NINH_CHILD, str(here))}
+        if baseline:  # its own code and its own scenario file
+            base = Path(baseline)
+            got["base"] = _child(
+                QUANG_NINH_CHILD, str(base / "simulations" / "quang-ninh.toml"), cwd=base,
+                pythonpath=str(base / "src"),
+            )  # fmt: skip
+            assert got["base"]["package"].startswith(str(base)), "the baseline imported this checkout"
+        return got
+
+    got = benchmark.pedantic(both, rounds=1, iterations=1)
+    benchmark.extra_info["seconds"] = round(got["now"]["elapsed"], 2)
+    benchmark.extra_info["rows"] = got["now"]["rows"]
+    if "base" in got:
+        benchmark.extra_info["baseline_seconds"] = round(got["base"]["elapsed"], 2)
+        benchmark.extra_info["baseline_rows"] = got["base"]["rows"]
+        benchmark.extra_info["speedup"] = round(got["base"]["elapsed"] / got["now"]["elapsed"], 2)
+
+
+def _minutes(name: str) -> float:
+    value = float(os.environ.get(name, "60"))
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of minutes, got {value}")
+    return value
+
+
+def test_city_window(benchmark: Any) -> None:
+    """The 100,000-agent city for a window (default: the hour from noon), one process, no Dask."""
+    minutes = _minutes("PROXIMITY_CITY_MINUTES")
+    city = ROOT / "simulations" / "city.toml"
+    info = benchmark.pedantic(
+        _child, args=(WINDOW_CHILD, str(city), str(minutes), str(NOON), "0", ""), rounds=1, iterations=1
+    )
+    benchmark.extra_info["simulated_minutes"] = minutes
+    benchmark.extra_info["wall_seconds"] = round(info["elapsed"], 1)
+    benchmark.extra_info["peak_rss_mb"] = round(info["client_peak_rss_mb"], 1)
+    benchmark.extra_info["day_minutes_extrapolated"] = round(info["elapsed"] * 1440 / minutes / 60, 1)
+    benchmark.extra_info.update({k: info[k] for k in ("sightings", "app_users", "hearing_radius_m")})
+    assert info["sightings"] > 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_million_agent_window_on_dask(benchmark: Any, workers: int) -> None:
+    """The 1,000,000-agent city (default: an hour) split into its scenario's shards on a LocalCluster
+    of ``workers`` (or on PROXIMITY_SCHEDULER); each worker's peak RSS is in extra_info."""
+    minutes = _minutes("PROXIMITY_1M_MINUTES")
+    scheduler = os.environ.get("PROXIMITY_SCHEDULER", "")
+    city = ROOT / "simulations" / "city-1m.toml"
+    info = benchmark.pedantic(
+        _child,
+        args=(WINDOW_CHILD, str(city), str(minutes), "0", str(workers), scheduler),
+        rounds=1,
+        iterations=1,
+    )
+    stats = info["stats"]
+    benchmark.extra_info["workers"] = workers
+    benchmark.extra_info["simulated_minutes"] = minutes
+    benchmark.extra_info["wall_seconds"] = round(info["elapsed"], 1)
+    benchmark.extra_info["hour_minutes_extrapolated"] = round(info["elapsed"] * 60 / minutes / 60, 1)
+    benchmark.extra_info["worker_peak_rss_mb"] = [
+        v for k, v in sorted(stats.items()) if k.startswith("peak_rss")
+    ]
+    benchmark.extra_info["client_peak_rss_mb"] = round(info["client_peak_rss_mb"], 1)
+    benchmark.extra_info.update({k: info[k] for k in ("sightings", "app_users", "hearing_radius_m")})
+    assert info["sightings"] > 0

@@ -1,0 +1,160 @@
+"""One run split across shards and Dask workers gives byte-identical results to a one-process run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from proximity.sim import CrowdParams, Scenario, World, run_simulation
+from proximity.sim.report import write_results
+from proximity.sim.run import RunResult, combine, run_shard, shard_owner
+from proximity.sim.split import INLINE, run_split
+from proximity.sim.sweep import sweep
+
+OUTPUTS = ("results.csv", "pair_scores.csv", "contacts.csv", "summary.csv")
+
+
+def _scenario(scheme: str) -> Scenario:
+    """Small but busy: seated and walking agents and a group, arrivals and departures, both estimators
+    kinds (vectorised and one by one), a pair judged in pieces (hold) and pairs forgotten (forget)."""
+    crowd = CrowdParams(
+        agents=36, width=10, height=8, stationary=0.4, waypoint=0.4, group=0.2, pause=(0, 300),
+        arrival_spread=600, dwell=1800,
+    )  # fmt: skip
+    return Scenario(
+        name="split",
+        crowd=crowd,
+        duration=2400,
+        chunk=600,
+        scheme=scheme,
+        estimators=("mean-attenuation", "cwa"),
+        forget=600,
+        hold=1800,
+        contact_minutes=5.0,
+    )
+
+
+def _same(a: RunResult, b: RunResult) -> None:
+    assert a.rows == b.rows
+    assert a.scores.keys() == b.scores.keys()
+    for name, (scores, labels) in a.scores.items():
+        assert np.array_equal(scores, b.scores[name][0]) and np.array_equal(labels, b.scores[name][1])
+    assert a.contacts.keys() == b.contacts.keys()
+    for column, values in a.contacts.items():
+        assert values.dtype == b.contacts[column].dtype
+        assert np.array_equal(values, b.contacts[column], equal_nan=values.dtype.kind == "f"), column
+
+
+@pytest.fixture(scope="module", params=["gaen", "bluezone"])
+def unsplit(request: pytest.FixtureRequest) -> tuple[Scenario, RunResult]:
+    scenario = _scenario(request.param)
+    return scenario, run_simulation(scenario, 0.8, 4)
+
+
+def test_the_scenario_exercises_what_splitting_must_keep(unsplit: tuple[Scenario, RunResult]) -> None:
+    _, result = unsplit
+    for row in result.rows:
+        assert row.true_contacts > 3 and row.detected > 0 and row.flagged > row.detected
+        assert row.notified > 0 and row.false_notifications > 0
+    assert result.contacts["agent_a"].size > 10
+
+
+@pytest.mark.parametrize("shards", [2, 3, 7])
+def test_split_and_unsplit_runs_give_identical_results(
+    unsplit: tuple[Scenario, RunResult], shards: int
+) -> None:
+    scenario, whole = unsplit
+    _same(run_simulation(scenario, 0.8, 4, shards=shards), whole)
+
+
+def test_shards_in_any_order_combine_to_the_same_result(unsplit: tuple[Scenario, RunResult]) -> None:
+    scenario, whole = unsplit
+    names = list(scenario.estimators)
+    parts = [run_shard(scenario, 0.8, 4, names, shard, 3) for shard in (2, 0, 1)]
+    _same(combine(scenario, 0.8, 4, names, parts), whole)
+    with pytest.raises(ValueError, match="every shard"):
+        combine(scenario, 0.8, 4, names, parts[:2])
+
+
+def test_a_shard_hears_exactly_the_unsplit_sightings_of_its_own_scanners() -> None:
+    scenario = _scenario("gaen")
+    owner = shard_owner(scenario.crowd.agents, 2)
+    whole = list(World(scenario, 0.8, 4).chunks())
+    for shard in (0, 1):
+        mine = list(World(scenario, 0.8, 4, owned=owner == shard).chunks())
+        for a, b in zip(whole, mine, strict=True):
+            rows = owner[a.scanner] == shard
+            for column in ("times", "scanner", "advertiser", "rssi", "distance"):
+                assert np.array_equal(getattr(a, column)[rows], getattr(b, column)), column
+            n = np.int64(scenario.crowd.agents)
+            lower = (a.close_keys // n) % n
+            assert np.array_equal(a.close_keys[owner[lower] == shard], b.close_keys)
+            assert np.array_equal(a.close_seconds[owner[lower] == shard], b.close_seconds)
+
+
+def test_the_memory_log_gives_the_sqlite_logs_results(unsplit: tuple[Scenario, RunResult]) -> None:
+    scenario, whole = unsplit
+    _same(run_simulation(dataclasses.replace(scenario, log="sqlite"), 0.8, 4), whole)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {name: (directory / name).read_bytes() for name in OUTPUTS}
+
+
+def test_one_and_two_dask_workers_write_byte_identical_files(tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    scenario = _scenario("gaen")
+    runs = {
+        "inline-unsplit": sweep(scenario, [0.8], list(scenario.estimators), 2, scheduler=INLINE),
+        "one-worker": sweep(scenario, [0.8], list(scenario.estimators), 2, workers=1, shards=2),
+        "two-workers": sweep(scenario, [0.8], list(scenario.estimators), 2, workers=2, shards=3),
+    }
+    files = {}
+    for name, result in runs.items():
+        assert not result.interrupted and result.missing == 0
+        write_results(result, tmp_path / name)
+        files[name] = _files(tmp_path / name)
+    assert files["one-worker"] == files["inline-unsplit"]
+    assert files["two-workers"] == files["inline-unsplit"]
+
+
+def test_run_split_on_a_local_cluster_matches_the_unsplit_run(unsplit: tuple[Scenario, RunResult]) -> None:
+    pytest.importorskip("dask.distributed")
+    scenario, whole = unsplit
+    result = run_split(scenario, 0.8, 4, shards=2, workers=2, memory_limit="2GB")
+    _same(result, whole)
+    assert result.stats["shards"] == 2
+    assert result.stats["peak_rss_mb_shard0"] > 0 and result.stats["peak_rss_mb_shard1"] > 0
+
+
+@pytest.mark.parametrize("shards", [0, -1, 1.5, True])
+def test_a_bad_number_of_shards_is_refused(shards: object) -> None:
+    scenario = _scenario("gaen")
+    with pytest.raises(ValueError, match="shards"):
+        run_split(scenario, 0.8, 0, shards=shards, scheduler=INLINE)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shards"):
+        sweep(scenario, [0.8], ["cwa"], 1, scheduler=INLINE, shards=shards)  # type: ignore[arg-type]
+
+
+def test_the_five_second_rule_on_int_codes_keeps_what_the_id_keyed_rule_keeps() -> None:
+    from proximity.sim.devices import AppDedup
+    from proximity.sim.phones import Phones
+
+    scenario = _scenario("bluezone")
+    world = World(scenario, 0.8, 4)
+    users = np.flatnonzero(world.app).astype(np.int64)
+    end = scenario.start + scenario.duration
+    phones = Phones(scenario.scheme, users, world.n, scenario.start, end, world.streams("keys"))
+    by_id, by_code = AppDedup(5.0), AppDedup(5.0)
+    kept = total = 0
+    for chunk in world.chunks():
+        ids, _ = phones.broadcast(chunk.advertiser, chunk.times)
+        code = (chunk.scanner * world.n + chunk.advertiser) * phones.ids.shape[1] + phones.slot(chunk.times)
+        want = by_id.keep(chunk.scanner, ids, chunk.times)
+        assert np.array_equal(by_code.keep_keys(code, chunk.times), want)
+        kept += int(want.sum())
+        total += len(chunk)
+    assert 0 < kept < total  # the rule drops rows, and keeps some

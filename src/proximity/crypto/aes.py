@@ -98,7 +98,7 @@ class PortableEcb:
             key = key_bytes[width * i : width * (i + 1)]
             encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
             encryptor.update_into(plain[r], view[i * row : (i + 1) * row + 15])
-        return np.frombuffer(out, dtype=np.uint8, count=n * row).reshape(n, -1, 16)
+        return np.frombuffer(out, dtype=np.uint8, count=n * row).reshape(n, row // 16, 16)
 
 
 def _open_libcrypto(ffi: Any) -> tuple[Any, str]:

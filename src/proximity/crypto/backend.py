@@ -1,44 +1,24 @@
-"""The crypto backend protocol: generic batch primitives every scheme composes, and the one switch.
+"""The crypto backend protocol: generic batch primitives every scheme composes.
 
 Rotating-ID schemes need a handful of primitives, each over many keys at once: matching derives the IDs
 of 100,000 published keys, and a phone derives one key's IDs (n = 1, the same path). So the protocol
 has no scheme in it, only batch primitives over numpy arrays; GAEN, Bluezone and DP-3T (in
 :mod:`proximity.schemes`) are compositions of them, written once.
 
-Two implementations, chosen once per process by ``PROXIMITY_MATCH_BACKEND``:
-
-* ``c`` -- :mod:`proximity.crypto.native`, the C extension (AES-NI/VAES, SHA-NI, no GIL);
-* ``libcrypto`` / ``portable`` -- :mod:`proximity.crypto.reference`, vectorised numpy with hashlib and
-  the system libcrypto's or ``cryptography``'s AES;
-* ``python`` -- the reference backend with the fastest AES that loads; ``auto`` (default) -- C if it runs
-  here (it builds and passes its self test on published vectors), else ``python``.
-
-Asking for ``c`` or ``libcrypto`` where it cannot run raises
-:class:`~proximity.errors.BackendUnavailableError` rather than silently running something else.
+Two implementations, :mod:`proximity.crypto.native` (C) and :mod:`proximity.crypto.reference`
+(numpy), chosen once per process by ``PROXIMITY_MATCH_BACKEND`` (:mod:`proximity.crypto.switch`).
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.errors import BackendUnavailableError
+__all__ = ["CHOICES", "ENV_VAR", "CryptoBackend", "IdIndex", "Probed", "ecb_then_probe"]
 
-__all__ = [
-    "CHOICES",
-    "ENV_VAR",
-    "CryptoBackend",
-    "IdIndex",
-    "crypto_backend",
-    "ecb_then_probe",
-    "resolve_backend",
-]
-
-ENV_VAR = "PROXIMITY_MATCH_BACKEND"
+ENV_VAR = "PROXIMITY_MATCH_BACKEND"  # read by proximity.crypto.switch
 CHOICES = ("auto", "c", "python", "libcrypto", "portable")
 """What ``PROXIMITY_MATCH_BACKEND`` (or a ``backend=`` argument) may say; see the module docstring."""
 
@@ -144,53 +124,3 @@ def ecb_then_probe(
     positions, unique = backend.probe(index, out)
     exists = positions % per < np.asarray(counts, np.int64)[positions // per]
     return positions[exists], unique[exists]
-
-
-_BACKENDS: dict[str, CryptoBackend] = {}
-_LOCK = threading.Lock()  # worker threads may ask at the same time
-
-
-def _choice(backend: str | None) -> str:
-    choice = (backend if backend is not None else os.environ.get(ENV_VAR, "")).strip().lower() or "auto"
-    if choice not in CHOICES:
-        raise ValueError(f"crypto backend must be one of {', '.join(CHOICES)}; got {choice!r}")
-    return choice
-
-
-def resolve_backend(backend: str | None = None) -> str:
-    """The concrete backend a choice means here: "c", "libcrypto" or "portable".
-
-    ``backend`` if given, else ``PROXIMITY_MATCH_BACKEND``, else ``auto``. Resolve once and pass the
-    result on (to workers too), so a forced but unavailable backend fails before any work.
-    """
-    from proximity.crypto import native, reference
-
-    choice = _choice(backend)
-    if choice == "auto":
-        choice = "c" if native.unavailable_reason() is None else "python"
-    if choice == "c":
-        reason = native.unavailable_reason()
-        if reason is not None:
-            raise BackendUnavailableError("c", reason)
-        return "c"
-    if choice == "python":
-        return reference.fastest_aes()
-    if choice == "libcrypto" and reference.fastest_aes() != "libcrypto":
-        raise BackendUnavailableError("libcrypto", "libcrypto's AES does not load here")
-    return choice
-
-
-def crypto_backend(backend: str | None = None) -> CryptoBackend:
-    """The backend for ``backend`` (any of :data:`CHOICES`; default: ``PROXIMITY_MATCH_BACKEND``), made
-    once per process and shared."""
-    name = resolve_backend(backend)
-    found = _BACKENDS.get(name)
-    if found is None:
-        with _LOCK:
-            found = _BACKENDS.get(name)
-            if found is None:
-                from proximity.crypto import native, reference
-
-                found = native.NativeBackend() if name == "c" else reference.ReferenceBackend(name)
-                _BACKENDS[name] = found
-    return found

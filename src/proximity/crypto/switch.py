@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 
-from proximity.crypto import native, reference
+from proximity.crypto import native
 from proximity.crypto.backend import CHOICES, ENV_VAR, CryptoBackend
 from proximity.errors import BackendUnavailableError
 
@@ -46,6 +46,8 @@ def resolve_backend(backend: str | None = None) -> str:
         if reason is not None:
             raise BackendUnavailableError("c", reason)
         return "c"
+    from proximity.crypto import reference  # numpy + an AES library: loaded only when it runs
+
     if choice == "python":
         return reference.fastest_aes()
     if choice == "libcrypto" and reference.fastest_aes() != "libcrypto":
@@ -62,6 +64,11 @@ def crypto_backend(backend: str | None = None) -> CryptoBackend:
         with _LOCK:
             found = _BACKENDS.get(name)
             if found is None:
-                found = native.NativeBackend() if name == "c" else reference.ReferenceBackend(name)
+                if name == "c":
+                    found = native.NativeBackend()
+                else:
+                    from proximity.crypto import reference
+
+                    found = reference.ReferenceBackend(name)
                 _BACKENDS[name] = found
     return found

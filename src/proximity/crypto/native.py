@@ -121,7 +121,7 @@ class NativeBackend:
         self, seeds: NDArray[np.uint8], length: int, select: NDArray[np.intp] | None = None
     ) -> NDArray[np.uint8]:
         seeds = _u8(seeds)
-        chosen = bytes(range(32)) if select is None else np.asarray(select, np.uint8).tobytes()
+        chosen = _ALL_BYTES if select is None else np.asarray(select, np.uint8).tobytes()
         out = np.empty((seeds.shape[0], length, len(chosen)), np.uint8)
         self._c.sha256_chain(seeds, length, chosen, out)
         return out

@@ -21,7 +21,7 @@ from proximity.errors import BackendUnavailableError
 
 __all__ = ["crypto_backend", "resolve_backend"]
 
-_BACKENDS: dict[str, CryptoBackend] = {}
+_BACKENDS: dict[str, CryptoBackend] = {}  # by concrete name, and by "$" + the variable's value
 _LOCK = threading.Lock()  # worker threads may ask at the same time
 
 
@@ -58,6 +58,12 @@ def resolve_backend(backend: str | None = None) -> str:
 def crypto_backend(backend: str | None = None) -> CryptoBackend:
     """The backend for ``backend`` (any of :data:`CHOICES`; default: ``PROXIMITY_MATCH_BACKEND``), made
     once per process and shared."""
+    if backend is None:  # the common call, from every single-key scheme function: one dict lookup
+        setting = f"${os.environ.get(ENV_VAR, '')}"
+        found = _BACKENDS.get(setting)
+        if found is None:
+            found = _BACKENDS[setting] = crypto_backend(os.environ.get(ENV_VAR, "auto"))
+        return found
     name = resolve_backend(backend)
     found = _BACKENDS.get(name)
     if found is None:

@@ -71,12 +71,12 @@ def _key_row(daily_key: bytes) -> NDArray[np.uint8]:
 
 def chained_key(daily_key: bytes, days: int) -> bytes:
     """The daily key ``days`` steps down the chain (one SHA-256 a step)."""
-    return bytes(crypto_backend().sha256_chain(_key_row(daily_key), days + 1)[0, -1])
+    return crypto_backend().sha256_chain(_key_row(daily_key), days + 1)[:, -1].tobytes()
 
 
 def next_daily_key(daily_key: bytes) -> bytes:
     """The next day's key: one SHA-256 step of the chain."""
-    return chained_key(daily_key, 1)
+    return crypto_backend().sha256(_key_row(daily_key)).tobytes()
 
 
 def ids_for_day(daily_key: bytes, ids_per_day: int = DEFAULT_IDS_PER_DAY) -> NDArray[np.uint8]:

@@ -82,7 +82,7 @@ def ephids_of(day_keys: NDArray[np.uint8], crypto: CryptoBackend | None = None) 
 
 def next_day_key(day_key: bytes) -> bytes:
     """SK_{t+1} = SHA-256(SK_t)."""
-    return bytes(crypto_backend().sha256(_key_row(day_key))[0])
+    return crypto_backend().sha256(_key_row(day_key)).tobytes()
 
 
 def ephids_for_day(day_key: bytes) -> NDArray[np.uint8]:

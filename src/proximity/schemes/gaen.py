@@ -90,13 +90,14 @@ def derive_aemks(teks: NDArray[np.uint8], crypto: CryptoBackend | None = None) -
     return (crypto or crypto_backend()).hkdf_sha256(teks, _INFO_AEMK, 16)
 
 
-def padded_blocks(starts: NDArray[np.int64]) -> NDArray[np.uint8]:
-    """PaddedData of the 144 intervals from each start, (u, 144, 16); interval numbers wrap as uint32."""
+def padded_blocks(starts: NDArray[np.int64], count: int = TEK_ROLLING_PERIOD) -> NDArray[np.uint8]:
+    """PaddedData of the ``count`` intervals from each start, (u, count, 16); interval numbers wrap as
+    uint32."""
     u = int(starts.shape[0])
-    blocks = np.empty((u, TEK_ROLLING_PERIOD, 16), dtype=np.uint8)
+    blocks = np.empty((u, count, 16), dtype=np.uint8)
     blocks[:] = _RPI_TEMPLATE
-    intervals = (np.asarray(starts, np.int64)[:, None] + _OFFSETS).astype("<u4")
-    blocks[:, :, 12:16] = intervals.view(np.uint8).reshape(u, TEK_ROLLING_PERIOD, 4)
+    intervals = (np.asarray(starts, np.int64)[:, None] + _OFFSETS[:count]).astype("<u4")
+    blocks[:, :, 12:16] = intervals.view(np.uint8).reshape(u, count, 4)
     return blocks
 
 
@@ -134,12 +135,12 @@ def aem_keystreams(
 
 def derive_rpik(tek: bytes) -> bytes:
     """RPIK = HKDF-SHA256(TEK, salt none, info "EN-RPIK", 16)."""
-    return bytes(derive_rpiks(_rows(require_bytes("TEK", tek, TEK_LENGTH), TEK_LENGTH))[0])
+    return derive_rpiks(_rows(require_bytes("TEK", tek, TEK_LENGTH), TEK_LENGTH)).tobytes()
 
 
 def derive_aemk(tek: bytes) -> bytes:
     """AEMK = HKDF-SHA256(TEK, salt none, info "EN-AEMK", 16)."""
-    return bytes(derive_aemks(_rows(require_bytes("TEK", tek, TEK_LENGTH), TEK_LENGTH))[0])
+    return derive_aemks(_rows(require_bytes("TEK", tek, TEK_LENGTH), TEK_LENGTH)).tobytes()
 
 
 def rpis(rpik: bytes, first_interval: int, count: int = TEK_ROLLING_PERIOD) -> NDArray[np.uint8]:
@@ -149,7 +150,7 @@ def rpis(rpik: bytes, first_interval: int, count: int = TEK_ROLLING_PERIOD) -> N
         raise InvalidKeyError(f"count must be 1..{TEK_ROLLING_PERIOD}, got {count}")
     if not 0 <= first_interval <= MAX_ENIN - count + 1:
         raise InvalidKeyError(f"interval numbers must fit in uint32, got {first_interval}+{count}")
-    blocks = padded_blocks(np.array([first_interval], np.int64))[:, :count]
+    blocks = padded_blocks(np.array([first_interval], np.int64), count)
     out: NDArray[np.uint8] = crypto_backend().aes_ecb(_rows(rpik, 16), blocks)[0]
     return out
 

@@ -285,8 +285,9 @@ def test_each_schemes_batch_crypto_is_identical_on_both_backends() -> None:
             ids_of_records(daily, count, per_day, c), ids_of_records(daily, count, per_day, REFERENCE)
         )
     assert np.array_equal(ephids_of(daily, c), ephids_of(daily, REFERENCE))
-    for a, b in zip(ephid_inputs(daily, c), ephid_inputs(daily, REFERENCE), strict=True):
-        assert np.array_equal(a, b)
+    c_inputs, reference_inputs = ephid_inputs(daily, c), ephid_inputs(daily, REFERENCE)
+    for i in range(3):
+        assert np.array_equal(c_inputs[i], reference_inputs[i])
     assert np.array_equal(rpi_inputs(teks, starts, c)[1], rpi_inputs(teks, starts, REFERENCE)[1])
 
 
@@ -313,7 +314,12 @@ def test_the_schemes_follow_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
 
     used: list[str] = []
     reference_hkdf = REFERENCE.hkdf_sha256
-    monkeypatch.setattr(REFERENCE, "hkdf_sha256", lambda *a: used.append("portable") or reference_hkdf(*a))
+
+    def counting(*args: Any) -> Any:
+        used.append("portable")
+        return reference_hkdf(*args)
+
+    monkeypatch.setattr(REFERENCE, "hkdf_sha256", counting)
     monkeypatch.setenv(ENV_VAR, "portable")
     assert derive_rpik(bytes.fromhex(OFFICIAL["tek_hex"])).hex() == OFFICIAL["rpik_hex"]
     assert used == ["portable"]  # the single-key function ran the chosen backend's batch primitive

@@ -126,13 +126,37 @@ def _varints(
     return value, width
 
 
+def _blank(n: int) -> tuple[dict[int, NDArray[np.int64]], dict[int, NDArray[np.bool_]]]:
+    """Columns of n keys with protobuf's defaults (field number -> column), and the presence flags."""
+    columns = {f: np.zeros(n, np.int64) for f in (2, 3, 4, 5, 6)}
+    columns[4][:] = _DEFAULT_PERIOD
+    return columns, {f: np.zeros(n, np.bool_) for f in (3, 6)}
+
+
+def _wire_keys(
+    key_data: NDArray[np.uint8],
+    key_length: NDArray[np.int64],
+    columns: dict[int, NDArray[np.int64]],
+    present: dict[int, NDArray[np.bool_]],
+) -> WireKeys:
+    return WireKeys(
+        key_data,
+        key_length,
+        columns[3],
+        present[3],
+        columns[4],
+        columns[2],
+        columns[5],
+        columns[6],
+        present[6],
+    )
+
+
 def _decode(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:
     n = len(spans) // 2
     bounds = np.array(spans, dtype=np.int64).reshape(n, 2)
     cursor, ends = bounds[:, 0].copy(), bounds[:, 1]
-    columns = {f: np.zeros(n, np.int64) for f in (2, 3, 4, 5, 6)}
-    columns[4][:] = _DEFAULT_PERIOD
-    present = {f: np.zeros(n, np.bool_) for f in (3, 6)}
+    columns, present = _blank(n)
     key_at = np.full(n, -1, np.int64)
     key_length = np.zeros(n, np.int64)
     for _ in range(MAX_FIELDS):
@@ -181,17 +205,7 @@ def _decode(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:
     key_data = np.zeros((n, 16), np.uint8)
     whole = np.flatnonzero(key_length == 16)
     key_data[whole] = data[key_at[whole][:, None] + np.arange(16)]
-    return WireKeys(
-        key_data,
-        key_length,
-        columns[3],
-        present[3],
-        columns[4],
-        columns[2],
-        columns[5],
-        columns[6],
-        present[6],
-    )
+    return _wire_keys(key_data, key_length, columns, present)
 
 
 def _layout(entry: bytes) -> list[tuple[int, int, int, int, int]] | None:
@@ -220,9 +234,7 @@ def _same_layout(
     Returns the columns and which entries were decoded; None if a known field has the wrong wire type
     (the whole file then takes the object path, as :func:`_decode` would)."""
     n = bounds.shape[0]
-    columns = {f: np.zeros(n, np.int64) for f in (2, 3, 4, 5, 6)}
-    columns[4][:] = _DEFAULT_PERIOD
-    present = {f: np.zeros(n, np.bool_) for f in (3, 6)}
+    columns, present = _blank(n)
     key_data = np.zeros((n, 16), np.uint8)
     key_length = np.zeros(n, np.int64)
     done = np.zeros(n, np.bool_)
@@ -266,18 +278,7 @@ def _same_layout(
                 if field == 3:
                     present[3][rows] = True
         done[rows] = True
-    wire_keys = WireKeys(
-        key_data,
-        key_length,
-        columns[3],
-        present[3],
-        columns[4],
-        columns[2],
-        columns[5],
-        columns[6],
-        present[6],
-    )
-    return wire_keys, done
+    return _wire_keys(key_data, key_length, columns, present), done
 
 
 def _decode_fast(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:

@@ -1,7 +1,7 @@
-"""Build the optional C extension that runs matching's per-key loops (metadata is in pyproject.toml).
+"""Build the optional C extension of the crypto backend (metadata is in pyproject.toml).
 
-``optional=True``: where no C compiler is available the package still installs and the pure Python
-matching path runs (proximity.matching.native chooses it automatically).
+``optional=True``: where no C compiler is available the package still installs and the Python reference
+backend runs (proximity.crypto chooses it automatically).
 """
 
 from setuptools import Extension, setup
@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "proximity.matching._native",
-            sources=["src/proximity/matching/_native.c"],
+            "proximity.crypto._native",
+            sources=["src/proximity/crypto/_native.c"],
             extra_compile_args=["-O3"],
             optional=True,
         )

@@ -4,8 +4,8 @@ Targets: GAEN end to end (N = 100,000 keys x M = 100,000 observed RPIs) >= 250,0
 core and >= 1.6x that with 2 workers; lookup <= 10 ns per candidate at M = 100,000; Bluezone >= 1,500
 fourteen-day records/s at M = 100,000; 1,000,000 keys streamed from export files in <= 400 MB RSS.
 Rates and ratios go into ``extra_info`` (see .benchmarks/report.json after `make bench`), with the
-matching backend that ran (``backend``: "c", or "python:<AES backend>"; PROXIMITY_MATCH_BACKEND=python
-forces the Python path). The ``*_python_*`` benchmarks measure the Python path in the same run.
+crypto backend that ran (``backend``: "c", or "python:<AES implementation>"; PROXIMITY_MATCH_BACKEND=python
+forces the numpy reference backend). The ``*_python_*`` benchmarks measure the reference in the same run.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from proximity.crypto import resolve_backend
 from proximity.keyfiles import export_pb2 as pb
 from proximity.keyfiles.gaen_export import EXPORT_HEADER, generate_signing_key, signing_key_pem
 from proximity.matching import BluezoneMatcher, GaenMatcher, KeyBatch, match_bluezone, match_gaen
-from proximity.matching.aes import PortableEcb
 from proximity.matching.bluezone import record_ids
 from proximity.matching.gaen import DEFAULT_CHUNK
-from proximity.matching.native import resolve_backend
 from proximity.schemes.bluezone import BluezoneBaseKey
 from proximity.schemes.published import NO_ONSET
 from proximity.sightings import Observations
@@ -103,7 +102,6 @@ def test_gaen_end_to_end_one_core(benchmark: Any, gaen_setup: tuple[KeyBatch, Ga
         keys_per_s=round(RATES["gaen_1"]),
         target_keys_per_s=250_000,
         backend=matcher.backend_in_use,
-        aes=_aes_name(),
     )
 
 
@@ -124,7 +122,7 @@ def test_gaen_end_to_end_two_workers(benchmark: Any, gaen_setup: tuple[KeyBatch,
 def test_gaen_portable_aes_one_core(benchmark: Any, gaen_setup: tuple[KeyBatch, GaenMatcher]) -> None:
     keys, matcher = gaen_setup
     subset = keys.select(np.arange(20_000))
-    portable = matcher.with_aes(PortableEcb()).with_backend("python")
+    portable = matcher.with_backend("portable")
     benchmark.pedantic(match_gaen, args=([subset], portable), kwargs={"workers": 1}, rounds=1, iterations=1)
     benchmark.extra_info.update(
         keys_per_s=round(len(subset) / benchmark.stats.stats.min), backend=portable.backend_in_use
@@ -344,18 +342,12 @@ def test_one_million_keys_streamed_from_files_peak_rss(benchmark: Any, tmp_path:
     benchmark.extra_info.update(peak_rss_mb=round(rss_kb / 1024), target_mb=400, keys=total)
 
 
-def _aes_name() -> str:
-    from proximity.matching.aes import default_backend
-
-    return default_backend().name
-
-
 @pytest.fixture(scope="module")
 def dp3t_setup() -> tuple[list[Any], Any, int]:
     """20,000 published DP-3T keys whose days are spread over 14 days, each chained forward to the last
     observed day; 100,000 observed EphIDs over those 14 days, 20 of them a planted key's."""
-    from proximity.matching.dp3t import Dp3tMatcher, ephids_of
-    from proximity.schemes.dp3t import Dp3tDayKey
+    from proximity.matching.dp3t import Dp3tMatcher
+    from proximity.schemes.dp3t import Dp3tDayKey, ephids_of
 
     rng = np.random.default_rng(5)
     keys = [Dp3tDayKey(rng.bytes(32), DAY + 86400 * int(day)) for day in rng.integers(0, 14, 20_000).tolist()]
@@ -384,5 +376,20 @@ def test_dp3t_day_keys_one_core(benchmark: Any, dp3t_setup: tuple[list[Any], Any
         published_keys_per_s=round(len(keys) / benchmark.stats.stats.min),
         day_keys=day_keys,
         observed=M_OBSERVED,
-        aes=_aes_name(),
+        backend=matcher.backend_in_use,
     )
+    RATES["dp3t_1"] = rate
+
+
+def test_dp3t_python_backend_one_core(benchmark: Any, dp3t_setup: tuple[list[Any], Any, int]) -> None:
+    """The numpy reference backend on the same job: what runs where the C extension is absent."""
+    from proximity.matching.dp3t import match_dp3t
+
+    keys, matcher, day_keys = dp3t_setup
+    python = matcher.with_backend("python")
+    found = benchmark.pedantic(match_dp3t, args=(keys, python), kwargs={"workers": 1}, rounds=2, iterations=1)
+    assert len(found) == 1 and len(found[0]) == 20
+    rate = day_keys / benchmark.stats.stats.min
+    benchmark.extra_info.update(day_keys_per_s=round(rate), backend=python.backend_in_use)
+    if "dp3t_1" in RATES:
+        benchmark.extra_info["default_vs_python_ratio"] = round(RATES["dp3t_1"] / rate, 2)

@@ -11,19 +11,20 @@ FORBIDDEN = ("bleak", "sqlite3", "_sqlite3", "dbus_fast", "asyncio")
 
 CORE = (
     "proximity, proximity.schemes, proximity.schemes.registry, proximity.payloads, proximity.keyring, "
-    "proximity.sightings, proximity.broadcast, proximity.matching, proximity.matching.aes, "
+    "proximity.sightings, proximity.broadcast, proximity.matching, proximity.crypto, "
     "proximity.matching.dp3t, proximity.keyfiles, proximity.estimation, proximity.sighting_columns, "
     "proximity.keyring.scheme_keys"
 )
 
 
 def edges_loaded(modules: str) -> list[str]:
-    """The forbidden modules loaded by importing ``modules`` (and picking the AES backend) in a fresh
+    """The forbidden modules loaded by importing ``modules`` (and making the crypto backends) in a fresh
     interpreter."""
     code = (
         f"import json, sys, {modules}\n"
-        "import proximity.matching.aes\n"
-        "proximity.matching.aes.default_backend()\n"
+        "import proximity.crypto\n"
+        "proximity.crypto.crypto_backend('python')\n"
+        "proximity.crypto.crypto_backend()\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

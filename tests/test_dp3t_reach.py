@@ -17,9 +17,9 @@ from proximity.keyfiles.dp3t_json import dump_exposees, looks_like_dp3t_json, pa
 from proximity.keyring import KeyRing, load_keyring, save_keyring
 from proximity.keyring.store import dumps_keyring, loads_keyring
 from proximity.log import EncounterLog
-from proximity.matching.dp3t import Dp3tMatcher, ephids_of, match_dp3t
+from proximity.matching.dp3t import Dp3tMatcher, match_dp3t
 from proximity.payloads import Dp3tAdvert, decode_ad_bytes, decode_bleak
-from proximity.schemes.dp3t import DP3T, EPHIDS_PER_DAY, Dp3tDayKey, ephids_for_day
+from proximity.schemes.dp3t import DP3T, EPHIDS_PER_DAY, Dp3tDayKey, ephids_for_day, ephids_of
 from proximity.schemes.registry import scheme_record
 from proximity.sightings import Observations, Sighting
 

@@ -96,3 +96,32 @@ def test_what_it_does_not_expect_goes_to_the_object_path() -> None:
     assert decode_keys(b"\x3a\x05\x0a\x10") is None  # truncated
     assert decode_keys(b"\x3a\x02\x10\x0a\x10") is None  # field 2 as a length-delimited field, then junk
     assert decode_keys(b"\x3b\x00") is None  # wire type 3 (groups)
+
+
+def test_runs_of_equal_length_keys_with_different_layouts_decode_as_the_object_path() -> None:
+    """The bulk path takes a key laid out like the first of its length; look-alikes must not fool it."""
+    rng = np.random.default_rng(6)
+    keys = []
+    for i in range(3000):
+        key = pb.TemporaryExposureKey(
+            key_data=rng.bytes(16), rolling_start_interval_number=2_650_032 - 144 * (i % 14)
+        )
+        kind = i % 23
+        if kind != 1:
+            key.transmission_risk_level = int(rng.integers(0, 9))
+        if kind == 2:  # the same entry length as the common keys, other fields
+            key.ClearField("transmission_risk_level")
+            key.report_type = pb.TemporaryExposureKey.CONFIRMED_TEST
+        if kind == 3:
+            key.days_since_onset_of_symptoms = int(rng.integers(-14, 15))
+        if kind == 4:
+            key.rolling_start_interval_number = -5  # a 10-byte varint
+        if kind == 5:
+            key.key_data = rng.bytes(15)  # a short key: skipped
+        if kind == 6:
+            key.rolling_period = int(rng.integers(1, 145))
+        keys.append(key)
+    body = pb.TemporaryExposureKeyExport(keys=keys).SerializeToString()
+    body += b"\x3a\x0a\x0a\x00" + b"\x18\x80\x80\x80\x01" + b"\x20\x90\x01"  # varints of other widths
+    body += b"\x3a\x09\x58\x01\x0a\x00\x18\x81\x80\x80\x01"  # an unknown field first
+    _same(body)

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import load_vectors
-from proximity.matching import match_bluezone, native
+from proximity.crypto import native
+from proximity.matching import match_bluezone
 from proximity.matching.bluezone import record_ids
 from proximity.schemes.bluezone import BLUEZONE, BluezoneBaseKey, BluezoneDailyKey
 from proximity.sightings import Observations, Sighting

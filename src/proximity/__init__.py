@@ -7,115 +7,154 @@ Note: the unrelated PyPI package ``proximity`` uses the same import name; this o
 ``proximity-tracing``.
 """
 
-from proximity.broadcast import Broadcast, bluezone_broadcasts, gaen_broadcasts
-from proximity.errors import (
-    BackendUnavailableError,
-    BluetoothUnavailableError,
-    BtsnoopError,
-    CalibrationError,
-    CaptureFormatError,
-    EncounterLogBusyError,
-    EncounterLogCorruptError,
-    EncounterLogError,
-    EncounterLogVersionError,
-    EstimationParameterError,
-    FileWriteError,
-    InvalidBatchError,
-    InvalidKeyError,
-    InvalidLengthError,
-    InvalidMetadataError,
-    InvalidTimeError,
-    KeyFileError,
-    KeyFileSignatureError,
-    KeyRingCorruptError,
-    KeyRingError,
-    KeyRingNotFoundError,
-    KeyServerConfigError,
-    KeyServerError,
-    MalformedKeyFileError,
-    MalformedPayloadError,
-    NoKeyForTimeError,
-    NotAKeyRingError,
-    ObservationsFileError,
-    PayloadTypeError,
-    ProximityError,
-    RecordingFormatError,
-    ReplayError,
-    ResourceLimitError,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proximity.broadcast import Broadcast, bluezone_broadcasts, gaen_broadcasts
+    from proximity.errors import (
+        BackendUnavailableError,
+        BluetoothUnavailableError,
+        BtsnoopError,
+        CalibrationError,
+        CaptureFormatError,
+        EncounterLogBusyError,
+        EncounterLogCorruptError,
+        EncounterLogError,
+        EncounterLogVersionError,
+        EstimationParameterError,
+        FileWriteError,
+        InvalidBatchError,
+        InvalidKeyError,
+        InvalidLengthError,
+        InvalidMetadataError,
+        InvalidTimeError,
+        KeyFileError,
+        KeyFileSignatureError,
+        KeyRingCorruptError,
+        KeyRingError,
+        KeyRingNotFoundError,
+        KeyServerConfigError,
+        KeyServerError,
+        MalformedKeyFileError,
+        MalformedPayloadError,
+        NoKeyForTimeError,
+        NotAKeyRingError,
+        ObservationsFileError,
+        PayloadTypeError,
+        ProximityError,
+        RecordingFormatError,
+        ReplayError,
+        ResourceLimitError,
+    )
+    from proximity.estimation import (
+        BatchVerdicts,
+        ChannelModel,
+        EstimationSettings,
+        Verdict,
+        estimate,
+        estimate_batch,
+        estimate_contact,
+        estimator_names,
+        resolve_model,
+        verdict,
+    )
+    from proximity.keyfiles import (
+        ExportFile,
+        TrustedKey,
+        dump_records,
+        generate_signing_key,
+        load_export,
+        load_records,
+        parse_export_bytes,
+        parse_records,
+        stream_exports,
+        write_export,
+    )
+    from proximity.keyring import (
+        KeyRing,
+        KeyRingSettings,
+        default_keyring_path,
+        load_keyring,
+        resolve_keyring_path,
+        save_keyring,
+        wipe_keyring,
+    )
+    from proximity.matching import (
+        DayMatch,
+        DiagnosisKey,
+        KeyBatch,
+        KeyMatch,
+        ObservedIdIndex,
+        ReportType,
+        group_by_day,
+        match_bluezone,
+        match_dp3t,
+        match_gaen,
+    )
+    from proximity.payloads import (
+        Advert,
+        BluezAdvertisement,
+        BluezoneAdvert,
+        GaenAdvert,
+        MalformedAdvertisingDataError,
+        decode_ad_bytes,
+        decode_bleak,
+    )
+    from proximity.schemes import (
+        BLUEZONE,
+        DP3T,
+        GAEN,
+        BluezoneBaseKey,
+        BluezoneDailyKey,
+        BluezoneScheme,
+        Dp3tDayKey,
+        Dp3tScheme,
+        EphemeralId,
+        GaenScheme,
+        IdBatch,
+        Metadata,
+        RotatingIdScheme,
+        TemporaryExposureKey,
+    )
+    from proximity.schemes.registry import SCHEME_NAMES, SchemeRecord, scheme_record
+    from proximity.sightings import InvalidSightingError, Observations, Sighting
+    from proximity.times import parse_time, utc_midnight
+
+# The names above are imported on first use (PEP 562), so `import proximity` (and every `proximity`
+# command, which imports it first) loads only what it touches: `proximity match` never loads the BLE
+# payloads or the simulator's estimators. Each name is looked up in these modules, in order.
+_MODULES = (
+    "proximity.broadcast",
+    "proximity.errors",
+    "proximity.estimation",
+    "proximity.keyfiles",
+    "proximity.keyring",
+    "proximity.matching",
+    "proximity.payloads",
+    "proximity.schemes",
+    "proximity.schemes.registry",
+    "proximity.sightings",
+    "proximity.times",
 )
-from proximity.estimation import (
-    BatchVerdicts,
-    ChannelModel,
-    EstimationSettings,
-    Verdict,
-    estimate,
-    estimate_batch,
-    estimate_contact,
-    estimator_names,
-    resolve_model,
-    verdict,
-)
-from proximity.keyfiles import (
-    ExportFile,
-    TrustedKey,
-    dump_records,
-    generate_signing_key,
-    load_export,
-    load_records,
-    parse_export_bytes,
-    parse_records,
-    stream_exports,
-    write_export,
-)
-from proximity.keyring import (
-    KeyRing,
-    KeyRingSettings,
-    default_keyring_path,
-    load_keyring,
-    resolve_keyring_path,
-    save_keyring,
-    wipe_keyring,
-)
-from proximity.matching import (
-    DayMatch,
-    DiagnosisKey,
-    KeyBatch,
-    KeyMatch,
-    ObservedIdIndex,
-    ReportType,
-    group_by_day,
-    match_bluezone,
-    match_dp3t,
-    match_gaen,
-)
-from proximity.payloads import (
-    Advert,
-    BluezAdvertisement,
-    BluezoneAdvert,
-    GaenAdvert,
-    MalformedAdvertisingDataError,
-    decode_ad_bytes,
-    decode_bleak,
-)
-from proximity.schemes import (
-    BLUEZONE,
-    DP3T,
-    GAEN,
-    BluezoneBaseKey,
-    BluezoneDailyKey,
-    BluezoneScheme,
-    Dp3tDayKey,
-    Dp3tScheme,
-    EphemeralId,
-    GaenScheme,
-    IdBatch,
-    Metadata,
-    RotatingIdScheme,
-    TemporaryExposureKey,
-)
-from proximity.schemes.registry import SCHEME_NAMES, SchemeRecord, scheme_record
-from proximity.sightings import InvalidSightingError, Observations, Sighting
-from proximity.times import parse_time, utc_midnight
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        for module_name in _MODULES:
+            module = importlib.import_module(module_name)
+            if hasattr(module, name):
+                value = getattr(module, name)
+                globals()[name] = value  # found once: later lookups are plain attribute reads
+                return value
+    raise AttributeError(f"module 'proximity' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 

@@ -3,19 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 
 from proximity import __version__
-from proximity.cli import evaluate, ids, keys, log, match, node, replay, scan, serve, simulate, upload
 from proximity.errors import ProximityError
 
 __all__ = ["build_parser", "main"]
 
+# The subcommand modules, in help order, and which one registers each command: a run imports only its
+# command's module (`proximity match` loads neither the simulator nor the BLE stack); help, a typo or no
+# command registers them all.
+_MODULES = (
+    "keys",
+    "ids",
+    "match",
+    "scan",
+    "replay",
+    "log",
+    "evaluate",
+    "node",
+    "simulate",
+    "serve",
+    "upload",
+)
+COMMANDS = {
+    "keys": "keys",
+    "ids": "ids",
+    "match": "match",
+    "scan": "scan",
+    "replay": "replay",
+    "log": "log",
+    "evaluate": "evaluate",
+    "node": "node",
+    "simulate": "simulate",
+    "serve": "serve",
+    "serve-export": "serve",
+    "publish": "upload",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command line, only with the subcommand it runs (every one without)."""
     parser = argparse.ArgumentParser(
         prog="proximity",
         description="Privacy-preserving BLE proximity contact tracing (GAEN and Bluezone).",
@@ -25,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="on an error, show the full traceback (for a bug report)"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (keys, ids, match, scan, replay, log, evaluate, node, simulate, serve, upload):
-        module.register(subparsers)
+    command = next((arg for arg in argv or () if not arg.startswith("-")), None)
+    for name in (COMMANDS[command],) if command in COMMANDS else _MODULES:
+        importlib.import_module(f"proximity.cli.{name}").register(subparsers)
     return parser
 
 
@@ -34,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Every failure is one line on stderr and a non-zero exit: the library's own
     errors say what to fix; anything else is a bug, shown whole with ``--debug``. A closed pipe
     (``| head``) ends quietly; Ctrl-C exits 130 after the command kept what it had finished."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     debug = bool(getattr(args, "debug", False))
     try:
         code: int = args.handler(args)

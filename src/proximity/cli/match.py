@@ -27,6 +27,7 @@ from proximity.cli.common import CommandError, print_json, print_table
 from proximity.errors import InvalidTimeError, ObservationsFileError, ResourceLimitError
 from proximity.estimation import (
     DEFAULT_ESTIMATOR,
+    FLEET_RSSI_CORRECTION_DB,
     CalibrationLevel,
     EstimationSettings,
     default_calibration,
@@ -39,7 +40,6 @@ from proximity.matching.results import KeyMatch, group_by_day
 from proximity.radio import rssi_problem
 from proximity.schemes.gaen import AEM_LENGTH
 from proximity.schemes.registry import SCHEME_NAMES, scheme_record, scheme_records, sniff_key_file
-from proximity.server.client import download_key_files
 from proximity.sightings import ID_LENGTHS, Observations
 from proximity.times import LATEST_TIME, format_utc, parse_time
 
@@ -315,13 +315,12 @@ def receiver_settings(device: str | None, rssi_correction: float | None) -> tupl
     The channel model's attenuation at 1 m assumes corrected RSSI, so with nothing given the fleet
     value of the calibration table (its median) is used (not 0).
     """
-    table = default_calibration()
     if rssi_correction is not None:
         if not math.isfinite(rssi_correction):
             raise CommandError(f"--rssi-correction must be a finite number of dB, got {rssi_correction}")
         return EstimationSettings(rssi_correction=rssi_correction), f"{rssi_correction:+.1f} dB (given)"
-    if device:
-        found = resolve_model(device, table)
+    if device:  # the table (11,921 rows) is read only here: the fleet value is a constant held to it
+        found = resolve_model(device, default_calibration())
         how = {
             CalibrationLevel.EXACT: f"model {device}",
             CalibrationLevel.SIMILAR: f"a model like {device}",
@@ -331,13 +330,16 @@ def receiver_settings(device: str | None, rssi_correction: float | None) -> tupl
         return EstimationSettings(rssi_correction=found.rssi_correction), (
             f"{found.rssi_correction:+.1f} dB ({how[found.level]})"
         )
-    fleet = table.fleet()
-    return EstimationSettings(rssi_correction=fleet.rssi_correction), (
-        f"{fleet.rssi_correction:+.1f} dB (fleet value; give --device MODEL or --rssi-correction DB)"
+    return EstimationSettings(rssi_correction=FLEET_RSSI_CORRECTION_DB), (
+        f"{FLEET_RSSI_CORRECTION_DB:+.1f} dB (fleet value; give --device MODEL or --rssi-correction DB)"
     )
 
 
 def _match(args: argparse.Namespace) -> int:
+    if not any(spec.startswith(("http://", "https://")) for spec in args.keys):
+        return _match_files(args)  # local files: the HTTP client (urllib, ssl, the key ring) stays unloaded
+    from proximity.server.client import download_key_files
+
     with tempfile.TemporaryDirectory(prefix="proximity-keys-") as scratch:
         args.keys = download_key_files(args.keys, Path(scratch))
         return _match_files(args)

@@ -258,7 +258,9 @@ def parse_export(
         message.ParseFromString(export_bin[len(EXPORT_HEADER) :])
     except DecodeError:
         raise MalformedKeyFileError(source, "export.bin does not hold a TemporaryExposureKeyExport") from None
-    wire = decode_keys(export_bin[len(EXPORT_HEADER) :], keys=not revised_only)
+    # A first pass for revisions reads the few revised keys from the parsed message: walking the wire
+    # for them would visit every key entry too.
+    wire = None if revised_only else decode_keys(export_bin[len(EXPORT_HEADER) :])
     if wire is None:  # something the column decoder does not expect: the parsed objects, field by field
         wire = (
             _object_columns(message.keys[:0] if revised_only else message.keys),

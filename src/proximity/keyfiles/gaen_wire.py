@@ -22,6 +22,7 @@ MAX_FIELDS = 16
 _DEFAULT_PERIOD = 144  # export.proto: rolling_period [default = 144]
 _REPORT_TYPES = 6  # closed proto2 enum 0..5: another value is an unknown field, the field stays unset
 _KEYS, _REVISED = 7, 8
+_RUN = 512  # entries checked at once for a run of equal-length keys
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -58,11 +59,22 @@ def _entries(body: bytes) -> tuple[list[int], list[int]] | None:
     keys: list[int] = []
     revised: list[int] = []
     pos, end = 0, len(body)
+    array = np.frombuffer(body, np.uint8)
     try:
         while pos < end:
             tag = body[pos]
             if tag == 0x3A and body[pos + 1] < 0x80:  # keys, length < 128: the common case
-                stop = pos + 2 + body[pos + 1]
+                step = body[pos + 1] + 2
+                count = min((end - pos) // step, _RUN)
+                if count > 1:  # a run of keys of this length back to back, checked in one numpy step
+                    heads = array[pos : pos + count * step].reshape(count, step)
+                    same = (heads[:, 0] == 0x3A) & (heads[:, 1] == step - 2)
+                    count = count if same.all() else int(np.argmin(same))
+                    starts = pos + 2 + step * np.arange(count)
+                    keys += np.stack([starts, starts + step - 2], axis=1).reshape(-1).tolist()
+                    pos += count * step
+                    continue
+                stop = pos + step
                 keys += (pos + 2, stop)
                 pos = stop
                 continue
@@ -114,13 +126,37 @@ def _varints(
     return value, width
 
 
+def _blank(n: int) -> tuple[dict[int, NDArray[np.int64]], dict[int, NDArray[np.bool_]]]:
+    """Columns of n keys with protobuf's defaults (field number -> column), and the presence flags."""
+    columns = {f: np.zeros(n, np.int64) for f in (2, 3, 4, 5, 6)}
+    columns[4][:] = _DEFAULT_PERIOD
+    return columns, {f: np.zeros(n, np.bool_) for f in (3, 6)}
+
+
+def _wire_keys(
+    key_data: NDArray[np.uint8],
+    key_length: NDArray[np.int64],
+    columns: dict[int, NDArray[np.int64]],
+    present: dict[int, NDArray[np.bool_]],
+) -> WireKeys:
+    return WireKeys(
+        key_data,
+        key_length,
+        columns[3],
+        present[3],
+        columns[4],
+        columns[2],
+        columns[5],
+        columns[6],
+        present[6],
+    )
+
+
 def _decode(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:
     n = len(spans) // 2
     bounds = np.array(spans, dtype=np.int64).reshape(n, 2)
     cursor, ends = bounds[:, 0].copy(), bounds[:, 1]
-    columns = {f: np.zeros(n, np.int64) for f in (2, 3, 4, 5, 6)}
-    columns[4][:] = _DEFAULT_PERIOD
-    present = {f: np.zeros(n, np.bool_) for f in (3, 6)}
+    columns, present = _blank(n)
     key_at = np.full(n, -1, np.int64)
     key_length = np.zeros(n, np.int64)
     for _ in range(MAX_FIELDS):
@@ -169,17 +205,98 @@ def _decode(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:
     key_data = np.zeros((n, 16), np.uint8)
     whole = np.flatnonzero(key_length == 16)
     key_data[whole] = data[key_at[whole][:, None] + np.arange(16)]
-    return WireKeys(
-        key_data,
-        key_length,
-        columns[3],
-        present[3],
-        columns[4],
-        columns[2],
-        columns[5],
-        columns[6],
-        present[6],
-    )
+    return _wire_keys(key_data, key_length, columns, present)
+
+
+def _layout(entry: bytes) -> list[tuple[int, int, int, int, int]] | None:
+    """(tag offset, field, wire type, varint width, value) of each field of one entry, for the fields
+    the fast path handles (one-byte tags; varint or length-delimited); None otherwise."""
+    out: list[tuple[int, int, int, int, int]] = []
+    pos = 0
+    try:
+        while pos < len(entry):
+            tag = entry[pos]
+            if tag >= 0x80 or tag & 7 not in (0, 2):
+                return None
+            value, end = _varint(entry, pos + 1)
+            out.append((pos, tag >> 3, tag & 7, end - pos - 1, value))
+            pos = end + (value if tag & 7 == 2 else 0)
+    except (IndexError, ValueError):
+        return None
+    return out if pos == len(entry) else None
+
+
+def _same_layout(
+    data: NDArray[np.uint8], bounds: NDArray[np.int64]
+) -> tuple[WireKeys, NDArray[np.bool_]] | None:
+    """Decode the entries laid out byte for byte like the first of each length (a file's keys mostly
+    are: same fields, same varint widths), one numpy step per field over a (keys, length) matrix.
+    Returns the columns and which entries were decoded; None if a known field has the wrong wire type
+    (the whole file then takes the object path, as :func:`_decode` would)."""
+    n = bounds.shape[0]
+    columns, present = _blank(n)
+    key_data = np.zeros((n, 16), np.uint8)
+    key_length = np.zeros(n, np.int64)
+    done = np.zeros(n, np.bool_)
+    lengths = bounds[:, 1] - bounds[:, 0]
+    for length in np.unique(lengths).tolist():
+        rows = np.flatnonzero(lengths == length)
+        first = int(bounds[rows[0], 0])
+        layout = _layout(data[first : first + length].tobytes())
+        if layout is None:
+            continue
+        matrix = data[bounds[rows, 0][:, None] + np.arange(length)]
+        same = np.ones(rows.size, np.bool_)
+        for at, field, wire, width, _ in layout:
+            if 1 <= field <= 6 and (wire == 2) != (field == 1):
+                return None  # a known field with another wire type: the object path decides
+            same &= matrix[:, at] == matrix[0, at]
+            if wire == 2:  # the same length prefix, so the later fields sit where they do in the first
+                same &= (matrix[:, at + 1 : at + 1 + width] == matrix[0, at + 1 : at + 1 + width]).all(axis=1)
+            else:  # a varint of the same width
+                same &= (matrix[:, at + 1 : at + width] >= 0x80).all(axis=1) & (matrix[:, at + width] < 0x80)
+        rows, matrix = rows[same], matrix[same]
+        for at, field, wire, width, value in layout:
+            if field == 1:
+                key_length[rows] = value
+                key_data[rows] = matrix[:, at + 1 + width : at + 1 + width + 16] if value == 16 else 0
+                continue
+            if wire != 0 or not 2 <= field <= 6:
+                continue  # an unknown field: skipped, as protobuf keeps it aside
+            parts = (matrix[:, at + 1 : at + 1 + width] & 0x7F).astype(np.uint64) << _SHIFTS[:width]
+            varint = np.bitwise_or.reduce(parts, axis=1)
+            low = varint & np.uint64(0xFFFFFFFF)
+            if field == 5:  # a closed enum: an unknown value leaves the field unset
+                known = varint < _REPORT_TYPES
+                columns[5][rows[known]] = varint[known].astype(np.int64)
+            elif field == 6:  # sint32: zigzag
+                zig = low.astype(np.int64)
+                columns[6][rows] = (zig >> 1) ^ -(zig & 1)
+                present[6][rows] = True
+            else:
+                columns[field][rows] = low.astype(np.uint32).view(np.int32).astype(np.int64)
+                if field == 3:
+                    present[3][rows] = True
+        done[rows] = True
+    return _wire_keys(key_data, key_length, columns, present), done
+
+
+def _decode_fast(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:
+    """:func:`_decode`, taking the entries laid out like others of their length in bulk first."""
+    n = len(spans) // 2
+    bounds = np.array(spans, dtype=np.int64).reshape(n, 2)
+    bulk = _same_layout(data, bounds)
+    if bulk is None:
+        return None
+    decoded, done = bulk
+    rest = np.flatnonzero(~done)
+    if rest.size:
+        others = _decode(data, bounds[rest].reshape(-1).tolist())
+        if others is None:
+            return None
+        for name in WireKeys.__dataclass_fields__:
+            getattr(decoded, name)[rest] = getattr(others, name)
+    return decoded
 
 
 def decode_keys(body: bytes, *, keys: bool = True) -> tuple[WireKeys, WireKeys] | None:
@@ -190,6 +307,6 @@ def decode_keys(body: bytes, *, keys: bool = True) -> tuple[WireKeys, WireKeys] 
     if found is None:
         return None
     data = np.frombuffer(body + bytes(16), dtype=np.uint8)  # slack: varints are read 10 bytes wide
-    decoded = _decode(data, found[0] if keys else [])
+    decoded = _decode_fast(data, found[0] if keys else [])
     revised = _decode(data, found[1])
     return None if decoded is None or revised is None else (decoded, revised)

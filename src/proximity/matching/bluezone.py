@@ -5,30 +5,25 @@ SHA-256 step every ``ids_per_day`` slots. A sighting counts only inside its ID's
 inclusive bounds ``[slot_start, slot_start + slot_seconds]`` as the app's SQL query has them. Unlike
 the app, which stops at the first hit, every matched sighting is reported.
 
-Per chunk of records the SHA-256 chains advance in lock step (one ``map`` over all records of the
-chunk per step, so no interpreted code runs per hash), and all IDs of the chunk are probed against the
-index at once; only the hits are evaluated exactly. With the C backend
-(:mod:`proximity.matching.native`, chosen automatically) the chains are computed in C instead.
+Per chunk of records, the scheme's own batch crypto (:func:`proximity.schemes.bluezone.ids_of_records`,
+SHA-256 chains of the crypto backend, :mod:`proximity.crypto`) gives all IDs of the chunk, which are
+probed against the index at once; only the hits are evaluated exactly.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.matching import native
+from proximity.crypto import crypto_backend, resolve_backend
 from proximity.matching.index import ObservedIdIndex
-from proximity.matching.native import resolve_backend
 from proximity.matching.pool import Progress, resolve_workers, run_chunks, typed_chunks
 from proximity.matching.results import KeyMatch
-from proximity.schemes.bluezone import BLUEZONE, BYTE_SELECT, SALT, BluezoneDailyKey
+from proximity.schemes.bluezone import BLUEZONE, BluezoneDailyKey, ids_of_records
 from proximity.sightings import Observations
 
 __all__ = ["BluezoneMatcher", "match_bluezone", "record_ids"]
@@ -42,47 +37,10 @@ def _slot_count(record: BluezoneDailyKey) -> int:
     return min(-(-(record.time_end - record.time_start) // slot), record.days * record.ids_per_day)
 
 
-def _small_message_sha256() -> Callable[[bytes], Any]:
-    """CPython's own SHA-256 (no OpenSSL context per call): ~35 % faster on 32-byte messages."""
-    for name in ("_sha2", "_sha256"):  # CPython 3.12+, 3.11
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        sha: Callable[[bytes], Any] = module.sha256
-        if sha(b"abc").digest() == hashlib.sha256(b"abc").digest():
-            return sha
-    return hashlib.sha256
-
-
-_SHA = _small_message_sha256()
-_DIGEST = type(_SHA(b"")).digest
-
-
-def _chains(
-    daily_keys: list[bytes], count: int, ids_per_day: int, backend: str | None = None
-) -> NDArray[np.uint8]:
+def _chains(daily_keys: list[bytes], count: int, ids_per_day: int, backend: str | None) -> NDArray[np.uint8]:
     """The first ``count`` IDs of records sharing a shape, as (records, count, 12)."""
-    if resolve_backend(backend) == "c":
-        return native.bluezone_ids(daily_keys, count, ids_per_day, SALT)
-    return _python_chains(daily_keys, count, ids_per_day)
-
-
-def _python_chains(daily_keys: list[bytes], count: int, ids_per_day: int) -> NDArray[np.uint8]:
-    """:func:`_chains` in Python: the chains of all records advance in lock step, one ``map`` a step."""
-    steps: list[list[bytes]] = []
-    keys = daily_keys
-    remaining = count
-    while remaining > 0:
-        states = list(map(_DIGEST, map(_SHA, [key + SALT for key in keys])))
-        for _ in range(min(ids_per_day, remaining)):
-            steps.append(states)
-            states = list(map(_DIGEST, map(_SHA, states)))
-        remaining -= ids_per_day
-        keys = list(map(_DIGEST, map(_SHA, keys)))
-    digests = np.frombuffer(b"".join([b"".join(step) for step in steps]), dtype=np.uint8)
-    by_slot = digests.reshape(count, len(daily_keys), 32)[:, :, BYTE_SELECT]
-    return np.ascontiguousarray(by_slot.transpose(1, 0, 2))
+    keys = np.frombuffer(b"".join(daily_keys), np.uint8).reshape(len(daily_keys), -1)
+    return ids_of_records(keys, count, ids_per_day, crypto_backend(backend))
 
 
 def record_ids(
@@ -102,7 +60,7 @@ class BluezoneMatcher:
     observations: Observations
     index: ObservedIdIndex
     sorted_times: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-    backend: str | None = None  # "c" | "python" | None (PROXIMITY_MATCH_BACKEND, else automatic)
+    backend: str | None = None  # a proximity.crypto.CHOICES name; None: PROXIMITY_MATCH_BACKEND
 
     def __post_init__(self) -> None:
         if self.sorted_times.shape != self.observations.times.shape:
@@ -118,8 +76,8 @@ class BluezoneMatcher:
 
     @property
     def backend_in_use(self) -> str:
-        """Which path computes the ID chains and probes the index: "c" or "python"."""
-        return resolve_backend(self.backend)
+        """Which crypto backend computes the ID chains and probes the index ("c", "python:...")."""
+        return crypto_backend(self.backend).name
 
     def match_batch(self, records: Sequence[BluezoneDailyKey]) -> list[KeyMatch]:
         if not records or len(self.index) == 0:
@@ -136,7 +94,7 @@ class BluezoneMatcher:
         for i, record in enumerate(records):
             shapes[_slot_count(record), record.ids_per_day].append(i)
         out: list[KeyMatch] = []
-        backend = resolve_backend(self.backend)
+        backend = self.backend
         for (count, ids_per_day), members in shapes.items():
             daily_keys = [records[i].daily_key for i in members]
             ids = _chains(daily_keys, count, ids_per_day, backend).reshape(-1, 12)
@@ -199,8 +157,8 @@ def match_bluezone(
     """Match daily-key records against observed Bluezone sightings; one :class:`KeyMatch` per record.
 
     Results are unverified (the records carry no signature), one per distinct record, sorted by daily
-    key and start, so they do not depend on ``workers``. ``backend`` ("c", "python"; default:
-    ``PROXIMITY_MATCH_BACKEND``, else automatic) changes only the speed.
+    key and start, so they do not depend on ``workers``. ``backend`` (a :data:`proximity.crypto.CHOICES`
+    name; default: ``PROXIMITY_MATCH_BACKEND``) changes only the speed.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -209,7 +167,7 @@ def match_bluezone(
     )
     matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
     chunks = typed_chunks(records, chunk_size, BluezoneDailyKey, "records")
-    threads = matcher.backend_in_use == "c"  # the C chains run without the GIL: threads share the matcher
+    threads = matcher.backend == "c"  # the C chains run without the GIL: threads share the matcher
     found = run_chunks(matcher, chunks, resolve_workers(workers), progress, threads=threads)
     chosen: dict[tuple[bytes, int, int, int], KeyMatch] = {}
     for match in found:

@@ -1,8 +1,9 @@
 """GAEN matching: published diagnosis keys x observed RPIs -> matched sightings, as the phones do.
 
-Per chunk of keys: HKDF for every key, one AES-ECB pass per key over 144 padded blocks (the blocks of
-a whole chunk are built at once with numpy), one probe of the observed-ID index for all RPIs of the
-chunk, then exact evaluation of the few candidate keys (spec/gaen.md "Matching"):
+Per chunk of keys, the scheme's own batch crypto (:func:`proximity.schemes.gaen.rpi_inputs`: HKDF for
+every key, one AES-ECB pass per key over the 144 padded blocks of its start), probed against the
+observed-ID index in the same backend call (``aes_ecb_probe``), then exact evaluation of the few
+candidate keys (spec/gaen.md "Matching"):
 
 * a sighting counts only within the key's validity ``[start, end)`` widened by ±2 h of clock drift;
 * only the first ``rolling_period`` RPIs of a key exist;
@@ -11,30 +12,34 @@ chunk, then exact evaluation of the few candidate keys (spec/gaen.md "Matching")
 * where a sighting carries an AEM it is decrypted, and a TX power outside [-50, +20] dBm rejects the
   sighting; a sighting without metadata counts with TX power unknown (NaN).
 
-With the C backend (:mod:`proximity.matching.native`, chosen automatically) HKDF, AES and the probe
-of a whole chunk run in one C call and only the exact evaluation stays in Python; the Python path
-does the same steps with numpy and the AES backend, and gives the same results.
+With the C backend (:mod:`proximity.crypto`, chosen automatically) HKDF and AES-plus-probe of a whole
+chunk are two C calls and only the exact evaluation stays in Python; the reference backend does the same
+steps with numpy and an AES library, and gives the same results.
 
 Nothing here reads the clock: what is in range follows from the keys and the observation times.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.matching import native
-from proximity.matching.aes import EcbBackend, default_backend
+from proximity.crypto import CryptoBackend, crypto_backend, resolve_backend
 from proximity.matching.index import ObservedIdIndex
-from proximity.matching.native import resolve_backend
 from proximity.matching.pool import resolve_workers, run_chunks
 from proximity.matching.results import KeyMatch
 from proximity.radio import TX_POWER_RANGE
-from proximity.schemes.gaen import ENIN_SECONDS, GAEN, TEK_ROLLING_PERIOD
+from proximity.schemes.gaen import (
+    ENIN_SECONDS,
+    GAEN,
+    TEK_ROLLING_PERIOD,
+    aem_keystreams,
+    derive_aemks,
+    rpi_inputs,
+)
 from proximity.schemes.published import DiagnosisKey, KeyBatch, ReportType, batches_of
 from proximity.sightings import Observations
 
@@ -45,7 +50,6 @@ __all__ = [
     "REPLAY_GUARD_SECONDS",
     "WINDOW_SLACK_SECONDS",
     "GaenMatcher",
-    "derive_keys",
     "match_gaen",
 ]
 
@@ -56,56 +60,6 @@ DEFAULT_CHUNK = 2048
 
 Progress = Callable[[int], None]  # told the number of keys done after each chunk
 
-_SHA = hashlib.sha256
-_DIGEST = type(hashlib.sha256()).digest
-_ZERO_IPAD = b"\x36" * 64  # HMAC pads of the all-zero 32-byte salt (HKDF "salt = none")
-_ZERO_OPAD = b"\x5c" * 64
-_RPI_TEMPLATE = np.frombuffer(b"EN-RPI" + bytes(10), dtype=np.uint8)
-_OFFSETS = np.arange(TEK_ROLLING_PERIOD, dtype=np.int64)
-
-
-def _sha_rows(rows: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """SHA-256 of every row of a 2-D uint8 array, as an (n, 32) array."""
-    n, width = rows.shape
-    # rows as bytes objects made in C, hashed by map(): no interpreted code runs per row
-    messages = np.ascontiguousarray(rows).view(np.dtype((np.void, width))).reshape(n).tolist()
-    digests = b"".join(map(_DIGEST, map(_SHA, messages)))
-    return np.frombuffer(digests, dtype=np.uint8).reshape(n, 32)
-
-
-def derive_keys(key_data: NDArray[np.uint8], info: bytes) -> NDArray[np.uint8]:
-    """HKDF-SHA256(IKM = each 16-byte row, salt none, ``info``, L = 16) for a whole batch of keys.
-
-    HKDF with one output block is two HMACs, i.e. four SHA-256 calls whose inputs are assembled for
-    the whole batch with numpy; per key only the hash calls remain in Python.
-    """
-    n = key_data.shape[0]
-    extract_inner = np.empty((n, 80), dtype=np.uint8)
-    extract_inner[:, :64] = np.frombuffer(_ZERO_IPAD, dtype=np.uint8)
-    extract_inner[:, 64:] = key_data
-    extract_outer = np.empty((n, 96), dtype=np.uint8)
-    extract_outer[:, :64] = np.frombuffer(_ZERO_OPAD, dtype=np.uint8)
-    extract_outer[:, 64:] = _sha_rows(extract_inner)
-    prk = _sha_rows(extract_outer)
-    tail = np.frombuffer(info + b"\x01", dtype=np.uint8)
-    expand_inner = np.full((n, 64 + tail.size), 0x36, dtype=np.uint8)
-    expand_inner[:, :32] ^= prk
-    expand_inner[:, 64:] = tail
-    expand_outer = np.full((n, 96), 0x5C, dtype=np.uint8)
-    expand_outer[:, :32] ^= prk
-    expand_outer[:, 64:] = _sha_rows(expand_inner)
-    return np.ascontiguousarray(_sha_rows(expand_outer)[:, :16])
-
-
-def _padded_blocks(rolling_start: NDArray[np.int64]) -> NDArray[np.uint8]:
-    """PaddedData of 144 intervals from each key's start, as an (n, 144, 16) array."""
-    n = rolling_start.shape[0]
-    blocks = np.empty((n, TEK_ROLLING_PERIOD, 16), dtype=np.uint8)
-    blocks[:] = _RPI_TEMPLATE
-    intervals = (rolling_start[:, None] + _OFFSETS).astype("<u4")
-    blocks[:, :, 12:16] = intervals.view(np.uint8).reshape(n, TEK_ROLLING_PERIOD, 4)
-    return blocks
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class GaenMatcher:
@@ -113,40 +67,29 @@ class GaenMatcher:
 
     observations: Observations
     index: ObservedIdIndex
-    aes: EcbBackend | None = None
     sorted_times: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-    backend: str | None = None  # "c" | "python" | None (PROXIMITY_MATCH_BACKEND, else automatic)
+    backend: str | None = None  # a proximity.crypto.CHOICES name; None: PROXIMITY_MATCH_BACKEND
 
     def __post_init__(self) -> None:
         if self.sorted_times.shape != self.observations.times.shape:
             object.__setattr__(self, "sorted_times", np.sort(self.observations.times))
 
     @classmethod
-    def build(
-        cls, observations: Observations, aes: EcbBackend | None = None, backend: str | None = None
-    ) -> GaenMatcher:
+    def build(cls, observations: Observations, backend: str | None = None) -> GaenMatcher:
         observations.require_scheme(GAEN.name)
-        return cls(observations, ObservedIdIndex.build(observations.ids), aes, backend=backend)
-
-    def with_aes(self, aes: EcbBackend) -> GaenMatcher:
-        return replace(self, aes=aes)
+        return cls(observations, ObservedIdIndex.build(observations.ids), backend=backend)
 
     def with_backend(self, backend: str | None) -> GaenMatcher:
         return replace(self, backend=backend)
 
     @property
     def backend_in_use(self) -> str:
-        """Which path derives the RPIs: "c", or "python" with the AES backend's name after a colon.
-
-        An explicit ``aes`` backend always runs on the Python path (it is what the caller asked for).
-        """
-        if self.aes is None and resolve_backend(self.backend) == "c":
-            return "c"
-        return f"python:{(self.aes or default_backend()).name}"
+        """Which crypto backend derives the RPIs: "c", or "python:" and the AES implementation's name."""
+        return crypto_backend(self.backend).name
 
     def match_batch(self, batch: KeyBatch) -> list[KeyMatch]:
         """Every key of ``batch`` that has at least one counted sighting, in batch order."""
-        aes = self.aes or default_backend()
+        crypto = crypto_backend(self.backend)
         if len(batch) == 0 or len(self.index) == 0:
             return []
         withdrawn = batch.report_type == ReportType.REVOKED
@@ -162,27 +105,14 @@ class GaenMatcher:
         n = len(batch)
         if n == 0:
             return []
-        chosen = resolve_backend(self.backend)
-        if self.aes is None and chosen == "c":
-            positions, unique = native.gaen_probe(
-                self.index, batch.key_data, batch.rolling_start, batch.rolling_period
-            )
-            key_rows = positions // TEK_ROLLING_PERIOD
-            hit_rpis = self.index.unique_ids[unique]
-        else:
-            rpiks = derive_keys(batch.key_data, b"EN-RPIK")
-            starts, which = np.unique(batch.rolling_start, return_inverse=True)
-            rpis = aes.encrypt_rows(rpiks, _padded_blocks(starts), which.reshape(-1))
-            flat = rpis.reshape(n * TEK_ROLLING_PERIOD, 16)
-            positions, unique = self.index.find(flat, backend=chosen)  # the C probe if chosen
-            key_rows = positions // TEK_ROLLING_PERIOD
-            exists = positions % TEK_ROLLING_PERIOD < batch.rolling_period[key_rows]
-            positions, unique, key_rows = positions[exists], unique[exists], key_rows[exists]
-            hit_rpis = flat[positions]
+        rpiks, blocks, rows = rpi_inputs(batch.key_data, batch.rolling_start, crypto)
+        positions, unique = crypto.aes_ecb_probe(rpiks, blocks, rows, batch.rolling_period, self.index)
+        key_rows = positions // TEK_ROLLING_PERIOD
+        hit_rpis = self.index.unique_ids[unique]
         out: list[KeyMatch] = []
         for row in np.unique(key_rows):
             mine = key_rows == row
-            found = self._evaluate(batch, int(row), hit_rpis[mine], unique[mine], aes)
+            found = self._evaluate(batch, int(row), hit_rpis[mine], unique[mine], crypto)
             if found is not None:
                 out.append(found)
         return out
@@ -193,7 +123,7 @@ class GaenMatcher:
         row: int,
         rpis: NDArray[np.uint8],
         unique: NDArray[np.int64],
-        aes: EcbBackend,
+        crypto: CryptoBackend,
     ) -> KeyMatch | None:
         obs = self.observations
         start = int(batch.rolling_start[row]) * ENIN_SECONDS
@@ -219,9 +149,9 @@ class GaenMatcher:
         confidence = np.full(rows.size, -1, dtype=np.int8)
         with_aem = obs.has_aem[rows]
         if with_aem.any():
-            aemk = derive_keys(batch.key_data[row : row + 1], b"EN-AEMK")
-            stream = aes.encrypt_rows(aemk, rpis[None, :, :])[0]
-            metadata = stream[which[with_aem], :4] ^ obs.aem[rows[with_aem]]
+            aemk = derive_aemks(batch.key_data[row : row + 1], crypto)
+            stream = aem_keystreams(aemk, rpis[None, :, :], crypto)[0]
+            metadata = stream[which[with_aem]] ^ obs.aem[rows[with_aem]]
             tx_power[with_aem] = metadata[:, 1].view(np.int8)
             confidence[with_aem] = (metadata[:, 0] >> 2) & 0b11
             accepted = ~with_aem | ((tx_power >= MIN_TX_POWER) & (tx_power <= MAX_TX_POWER))
@@ -252,7 +182,6 @@ def match_gaen(
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     verified: bool = False,
-    aes: EcbBackend | None = None,
     backend: str | None = None,
     progress: Progress | None = None,
 ) -> list[KeyMatch]:
@@ -266,8 +195,8 @@ def match_gaen(
     itself if the original was not published). A key published as REVOKED is never a match and
     withdraws its key.
     ``verified`` marks plain :class:`DiagnosisKey` values; batches carry their own flag. The result
-    is sorted by key bytes and start, so it is the same whatever the workers. ``backend`` ("c",
-    "python"; default: ``PROXIMITY_MATCH_BACKEND``, else automatic) and ``aes`` change only the speed.
+    is sorted by key bytes and start, so it is the same whatever the workers. ``backend`` (a
+    :data:`proximity.crypto.CHOICES` name; default: ``PROXIMITY_MATCH_BACKEND``) changes only the speed.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -279,10 +208,7 @@ def match_gaen(
             "with export files, pass ExportStream.revisions()"
         )
     revised_batches = list(batches_of(revised_keys, chunk_size, verified=verified))
-    if isinstance(observations, GaenMatcher):
-        matcher = observations if aes is None else observations.with_aes(aes)
-    else:
-        matcher = GaenMatcher.build(observations, aes)
+    matcher = observations if isinstance(observations, GaenMatcher) else GaenMatcher.build(observations)
     # Resolve once, here: a forced but unavailable backend fails before any work, and workers agree.
     matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
     count = resolve_workers(workers)
@@ -290,8 +216,8 @@ def match_gaen(
         keys = [keys]  # one batch, not an iterable of its keys (which would lose its verified flag)
     revoked: set[tuple[bytes, int]] = set()
     chunks = _noting_revoked(batches_of(keys, chunk_size, verified=verified), revoked)
-    # The C path releases the GIL for the whole derive-and-probe loop: threads share the matcher.
-    found = run_chunks(matcher, chunks, count, progress, threads=matcher.backend_in_use == "c")
+    # The C backend releases the GIL for the whole derive-and-probe loop: threads share the matcher.
+    found = run_chunks(matcher, chunks, count, progress, threads=matcher.backend == "c")
     # Revisions are read in order and the LAST revision of a key wins (REVOKED or not): only those
     # that are last and not REVOKED are matched.
     identities = [_identities(batch) for batch in revised_batches]

@@ -5,9 +5,10 @@ Google's matcher sorts the scanned RPIs by a 2-byte prefix with a table of slice
 sorted by their first 8 bytes read as an integer; a prefix bitmap (one flag per value of the top 20
 bits: 1 MB, so it stays in cache) throws out about 9 in 10 candidates at M = 100,000 with one table
 read, a second bitmap over the next 20 bits throws out 9 in 10 of the rest, and only the ~1 % left go
-through ``searchsorted`` and an exact compare of all bytes. The C backend
-(:mod:`proximity.matching.native`) walks the same structure per candidate, reading the two bitmaps
-packed 8 flags a byte (128 KB each, so they stay in L2) and doing the binary search itself.
+through ``searchsorted`` and an exact compare of all bytes. The probe is a primitive of the crypto
+backend (:mod:`proximity.crypto`): the reference one is that numpy code, the C one walks the same
+structure per candidate, reading the two bitmaps packed 8 flags a byte (128 KB each, so they stay in
+L2), and can probe IDs straight out of AES (``aes_ecb_probe``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.crypto import crypto_backend
 from proximity.errors import InvalidLengthError
-from proximity.matching import native
-from proximity.matching.native import resolve_backend
 
 __all__ = ["ObservedIdIndex"]
 
@@ -105,45 +105,12 @@ class ObservedIdIndex:
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Sparse lookup: (positions of the candidates that were observed, their unique-ID index).
 
-        ``backend`` ("c" or "python"; default: see :mod:`proximity.matching.native`) only changes speed.
+        ``backend`` (a :data:`proximity.crypto.CHOICES` name; default ``PROXIMITY_MATCH_BACKEND``) only
+        changes speed.
         """
         if candidates.ndim != 2 or candidates.shape[1] != self.id_length:
             raise InvalidLengthError("each candidate ID", self.id_length, int(candidates.shape[-1]))
-        empty = np.zeros(0, dtype=np.int64)
-        if candidates.shape[0] == 0 or len(self) == 0:
-            return empty, empty
-        if resolve_backend(backend) == "c":
-            return native.probe(self, candidates)
-        candidates = np.ascontiguousarray(candidates)
-        keys = _keys64(candidates)
-        bits = self.prefix_bits
-        maybe = np.flatnonzero(np.take(self.bitmap, keys >> np.uint64(64 - bits)))
-        probe = keys[maybe]
-        second = np.take(self.bitmap2, (probe >> np.uint64(64 - 2 * bits)) & np.uint64((1 << bits) - 1))
-        maybe, probe = maybe[second], probe[second]
-        if maybe.size == 0:
-            return empty, empty
-        where = np.searchsorted(self.keys, probe)
-        where[where == self.keys.size] = 0
-        same_prefix = self.keys[where] == probe
-        maybe, where = maybe[same_prefix], where[same_prefix]
-        exact = np.all(self.unique_ids[where] == candidates[maybe], axis=1)
-        if self.has_prefix_collisions and not exact.all():
-            where = where.copy()
-            for i in np.flatnonzero(~exact):
-                other = self._scan_collisions(candidates[maybe[i]], int(where[i]))
-                if other >= 0:
-                    where[i], exact[i] = other, True
-        return maybe[exact].astype(np.int64), where[exact].astype(np.int64)
-
-    def _scan_collisions(self, candidate: NDArray[np.uint8], start: int) -> int:
-        # Two different IDs sharing their first 8 bytes: astronomically rare for random IDs, but exact.
-        position = start + 1
-        while position < self.keys.size and self.keys[position] == self.keys[start]:
-            if np.array_equal(self.unique_ids[position], candidate):
-                return position
-            position += 1
-        return -1
+        return crypto_backend(backend).probe(self, candidates)
 
     def lookup(
         self, candidates: NDArray[np.uint8], *, backend: str | None = None

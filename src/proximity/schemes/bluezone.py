@@ -2,11 +2,13 @@
 
 Plain SHA-256 only, as the app does. Beware the forward chain: a published daily key reveals that day
 and every later day; the base key reveals every ID the phone ever broadcasts.
+
+The crypto is written once, over batches of records (:func:`ids_of_records`), as SHA-256 chains of the
+backend (:mod:`proximity.crypto`); single keys and matching call the same function.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.crypto import CryptoBackend, crypto_backend
 from proximity.errors import InvalidKeyError, NoKeyForTimeError
 from proximity.schemes.base import EphemeralId, IdBatch, require_bytes
 from proximity.times import LATEST_TIME, SECONDS_PER_DAY, utc_midnight
@@ -31,6 +34,7 @@ __all__ = [
     "BluezoneDailyKey",
     "BluezoneScheme",
     "ids_for_day",
+    "ids_of_records",
     "next_daily_key",
 ]
 
@@ -45,21 +49,41 @@ BYTE_SELECT = np.array([0, 4, 8, 12, 16, 18, 20, 22, 24, 26, 28, 30])
 """Which bytes of each 32-byte SHA-256 digest form the 12-byte Bluezone ID (the app's selection)."""
 
 
+def ids_of_records(
+    daily_keys: NDArray[np.uint8], count: int, ids_per_day: int, crypto: CryptoBackend | None = None
+) -> NDArray[np.uint8]:
+    """The first ``count`` IDs of records with these (n, 32) daily keys, as (n, count, 12).
+
+    Day d's key is the daily key chained d times; its IDs are the chain seeded by SHA-256(key || salt),
+    each link cut to the 12 bytes of :data:`BYTE_SELECT`.
+    """
+    crypto = crypto or crypto_backend()
+    n, days = int(daily_keys.shape[0]), -(-count // ids_per_day)
+    day_keys = crypto.sha256_chain(daily_keys, days).reshape(n * days, KEY_LENGTH)
+    salted = np.concatenate([day_keys, np.frombuffer(SALT, np.uint8)[None].repeat(n * days, axis=0)], axis=1)
+    ids = crypto.sha256_chain(crypto.sha256(salted), ids_per_day, BYTE_SELECT)
+    return np.ascontiguousarray(ids.reshape(n, days * ids_per_day, ID_LENGTH)[:, :count])
+
+
+def _key_row(daily_key: bytes) -> NDArray[np.uint8]:
+    return np.frombuffer(require_bytes("daily key", daily_key, KEY_LENGTH), np.uint8).reshape(1, KEY_LENGTH)
+
+
+def chained_key(daily_key: bytes, days: int) -> bytes:
+    """The daily key ``days`` steps down the chain (one SHA-256 a step)."""
+    return crypto_backend().sha256_chain(_key_row(daily_key), days + 1)[:, -1].tobytes()
+
+
 def next_daily_key(daily_key: bytes) -> bytes:
     """The next day's key: one SHA-256 step of the chain."""
-    return hashlib.sha256(daily_key).digest()
+    return crypto_backend().sha256(_key_row(daily_key)).tobytes()
 
 
 def ids_for_day(daily_key: bytes, ids_per_day: int = DEFAULT_IDS_PER_DAY) -> NDArray[np.uint8]:
     """The day's IDs as an (ids_per_day, 12) array: select12 of a SHA-256 chain seeded by key || salt."""
-    daily_key = require_bytes("daily key", daily_key, KEY_LENGTH)
     _check_ids_per_day(ids_per_day)
-    digests = bytearray()
-    state = hashlib.sha256(daily_key + SALT).digest()
-    for _ in range(ids_per_day):
-        digests += state
-        state = hashlib.sha256(state).digest()
-    return np.frombuffer(bytes(digests), dtype=np.uint8).reshape(ids_per_day, 32)[:, BYTE_SELECT]
+    ids: NDArray[np.uint8] = ids_of_records(_key_row(daily_key), ids_per_day, ids_per_day)[0]
+    return ids
 
 
 def _check_ids_per_day(ids_per_day: int) -> None:
@@ -92,10 +116,7 @@ class BluezoneBaseKey:
         midnight = utc_midnight(day)
         if midnight < self.base_day:
             raise NoKeyForTimeError("bluezone", day, f"the key was made on day {self.base_day}")
-        key = self.key
-        for _ in range((midnight - self.base_day) // SECONDS_PER_DAY):
-            key = next_daily_key(key)
-        return key
+        return chained_key(self.key, (midnight - self.base_day) // SECONDS_PER_DAY)
 
     def record(
         self, first_day: float, days: int = 1, ids_per_day: int = DEFAULT_IDS_PER_DAY
@@ -204,22 +225,17 @@ class BluezoneScheme:
 
     def ids_of_key(self, key: BluezoneDailyKey) -> IdBatch:
         slot = key.slot_seconds
-        days: list[NDArray[np.uint8]] = []
-        daily_key = key.daily_key
-        for _ in range(key.days):
-            days.append(ids_for_day(daily_key, key.ids_per_day))
-            daily_key = next_daily_key(daily_key)
-        starts = key.time_start + np.arange(key.days * key.ids_per_day, dtype=np.int64) * slot
+        count = key.days * key.ids_per_day
+        starts = key.time_start + np.arange(count, dtype=np.int64) * slot
         keep = starts < key.time_end
-        return IdBatch(self.name, np.concatenate(days)[keep], starts[keep], starts[keep] + slot)
+        ids = ids_of_records(_key_row(key.daily_key), count, key.ids_per_day)[0]
+        return IdBatch(self.name, ids[keep], starts[keep], starts[keep] + slot)
 
     def id_at(self, key: BluezoneDailyKey, at: float) -> EphemeralId:
         if not key.time_start <= at < key.time_end:
             raise NoKeyForTimeError(self.name, at, f"the record covers [{key.time_start}, {key.time_end})")
         midnight = utc_midnight(at)
-        daily_key = key.daily_key
-        for _ in range((midnight - key.time_start) // SECONDS_PER_DAY):
-            daily_key = next_daily_key(daily_key)
+        daily_key = chained_key(key.daily_key, (midnight - key.time_start) // SECONDS_PER_DAY)
         slot = key.slot_seconds
         index = int(at - midnight) // slot
         value = ids_for_day(daily_key, key.ids_per_day)[index].tobytes()

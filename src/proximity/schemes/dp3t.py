@@ -11,20 +11,22 @@ AES-256-CTR under it from a zero counter gives 96 big-endian uint64 sort keys, a
 broadcasts the EphID whose sort key ranks ``i`` (ties, which have probability ~2^-52, keep PRG order).
 Without SK_t the order is as unpredictable as the EphIDs themselves; matching never needs it, since a
 published day key is matched against all of its day's EphIDs.
+
+The crypto is written once, over batches of day keys, from the backend's primitives
+(:mod:`proximity.crypto`): the PRG from a zero counter is AES-256-ECB over the counter blocks 0..95
+(:func:`ephid_inputs`), which matching probes without materialising; single keys call the same functions.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
+from proximity.crypto import CryptoBackend, crypto_backend
 from proximity.errors import InvalidKeyError, NoKeyForTimeError
 from proximity.schemes.base import EphemeralId, IdBatch, require_bytes
 from proximity.times import SECONDS_PER_DAY, utc_midnight
@@ -39,7 +41,9 @@ __all__ = [
     "Dp3tDayKey",
     "Dp3tScheme",
     "broadcast_order",
+    "ephid_inputs",
     "ephids_for_day",
+    "ephids_of",
     "next_day_key",
 ]
 
@@ -52,33 +56,47 @@ MAX_CHAIN_DAYS = 14
 
 _BROADCAST_KEY = b"broadcast key"
 _ORDER_KEY = b"broadcast order"
-_ZERO_COUNTER = bytes(16)
+_COUNTER_BLOCKS = np.zeros((1, EPHIDS_PER_DAY, 16), dtype=np.uint8)
+_COUNTER_BLOCKS[0, :, 8:] = np.arange(EPHIDS_PER_DAY, dtype=">u8").view(np.uint8).reshape(EPHIDS_PER_DAY, 8)
+_COUNTER_BLOCKS.setflags(write=False)  # the big-endian 128-bit counter blocks 0..95
+
+
+def _key_row(day_key: bytes) -> NDArray[np.uint8]:
+    return np.frombuffer(require_bytes("DP-3T day key", day_key, KEY_LENGTH), np.uint8).reshape(1, KEY_LENGTH)
+
+
+def ephid_inputs(
+    day_keys: NDArray[np.uint8], crypto: CryptoBackend | None = None
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.intp]]:
+    """The AES-256-ECB job that gives every (m, 32) day key's 96 EphIDs: (PRF keys = HMAC-SHA256(SK_t,
+    "broadcast key"), the counter blocks 0..95 as one shared row, the row of each key)."""
+    prf_keys = (crypto or crypto_backend()).hmac_sha256(day_keys, _BROADCAST_KEY)
+    return prf_keys, _COUNTER_BLOCKS, np.zeros(prf_keys.shape[0], dtype=np.intp)
+
+
+def ephids_of(day_keys: NDArray[np.uint8], crypto: CryptoBackend | None = None) -> NDArray[np.uint8]:
+    """The 96 EphIDs (PRG order) of each (m, 32) day key, as (m, 96, 16)."""
+    crypto = crypto or crypto_backend()
+    return crypto.aes_ecb(*ephid_inputs(np.asarray(day_keys, np.uint8).reshape(-1, KEY_LENGTH), crypto))
 
 
 def next_day_key(day_key: bytes) -> bytes:
     """SK_{t+1} = SHA-256(SK_t)."""
-    return hashlib.sha256(require_bytes("DP-3T day key", day_key, KEY_LENGTH)).digest()
-
-
-def _prg(seed_key: bytes, length: int) -> bytes:
-    """``length`` bytes of AES-256-CTR keystream under ``seed_key``, from a zero counter."""
-    return Cipher(algorithms.AES(seed_key), modes.CTR(_ZERO_COUNTER)).encryptor().update(bytes(length))
+    return crypto_backend().sha256(_key_row(day_key)).tobytes()
 
 
 def ephids_for_day(day_key: bytes) -> NDArray[np.uint8]:
     """The day's 96 EphIDs in PRG order, as a (96, 16) uint8 array (the order the white paper defines)."""
-    day_key = require_bytes("DP-3T day key", day_key, KEY_LENGTH)
-    prf_key = hmac.new(day_key, _BROADCAST_KEY, hashlib.sha256).digest()
-    stream = _prg(prf_key, EPHIDS_PER_DAY * EPHID_LENGTH)
-    return np.frombuffer(stream, dtype=np.uint8).reshape(EPHIDS_PER_DAY, EPHID_LENGTH)
+    ephids: NDArray[np.uint8] = ephids_of(_key_row(day_key))[0]
+    return ephids
 
 
 def broadcast_order(day_key: bytes) -> NDArray[np.intp]:
     """``order[i]`` is the PRG index of the EphID broadcast in epoch ``i`` (see the module docstring)."""
-    day_key = require_bytes("DP-3T day key", day_key, KEY_LENGTH)
-    order_key = hmac.new(day_key, _ORDER_KEY, hashlib.sha256).digest()
-    sort_keys = np.frombuffer(_prg(order_key, EPHIDS_PER_DAY * 8), dtype=">u8")
-    return np.argsort(sort_keys, kind="stable")
+    crypto = crypto_backend()
+    order_key = crypto.hmac_sha256(_key_row(day_key), _ORDER_KEY)
+    stream = crypto.aes_ctr(order_key, np.zeros((1, 16), np.uint8), EPHIDS_PER_DAY * 8)[0]
+    return np.argsort(stream.view(">u8"), kind="stable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +132,8 @@ class Dp3tDayKey:
         midnight = utc_midnight(at)
         if midnight < self.day:
             raise NoKeyForTimeError("dp3t", at, f"the key starts on day {self.day}")
-        key = self.key
-        for _ in range((midnight - self.day) // SECONDS_PER_DAY):
-            key = next_day_key(key)
+        steps = (midnight - self.day) // SECONDS_PER_DAY
+        key = crypto_backend().sha256_chain(_key_row(self.key), steps + 1)[0, -1].tobytes()
         return Dp3tDayKey(key, midnight)
 
     def __repr__(self) -> str:

@@ -1,23 +1,22 @@
 """Google/Apple Exposure Notification crypto, v1.2: TEK -> RPIK/AEMK -> RPIs and AEMs.
 
-All RPIs of a key come from one AES-ECB call over a prebuilt buffer of padded blocks in which only
-the interval bytes differ, as Google's production matcher does. HKDF-SHA256 with no salt and a single
-16-byte output block is computed with ``hmac`` from precomputed pads: it is the same function as
-``cryptography``'s HKDF (a test checks both agree) at a fraction of the per-key cost.
+The crypto is written once, over batches of keys, as a composition of the backend's primitives
+(:mod:`proximity.crypto`): RPIK/AEMK are HKDF-SHA256 of the TEKs; all RPIs of a key are one AES-128-ECB
+pass over the 144 PaddedData blocks of its start, in which only the interval bytes differ, as Google's
+production matcher does; an AEM's keystream is AES-128-CTR with the RPI as counter block. The single-key
+functions call the same batch functions with n = 1, and matching (:mod:`proximity.matching.gaen`) too.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
+from proximity.crypto import CryptoBackend, crypto_backend
 from proximity.errors import InvalidKeyError, InvalidLengthError, InvalidMetadataError, NoKeyForTimeError
 from proximity.schemes.base import EphemeralId, IdBatch, require_bytes
 from proximity.times import SECONDS_PER_DAY, _check_finite
@@ -33,14 +32,20 @@ __all__ = [
     "GaenScheme",
     "Metadata",
     "TemporaryExposureKey",
+    "aem_keystreams",
     "aems_of_rpis",
     "decrypt_aem",
     "derive_aemk",
+    "derive_aemks",
     "derive_rpik",
+    "derive_rpiks",
     "en_interval_number",
     "encrypt_aem",
     "interval_start",
+    "padded_blocks",
+    "rpi_inputs",
     "rpis",
+    "rpis_of_keys",
 ]
 
 ENIN_SECONDS = 600
@@ -53,15 +58,8 @@ MAX_ENIN = 2**32 - 1
 
 _INFO_RPIK = b"EN-RPIK"
 _INFO_AEMK = b"EN-AEMK"
-_RPI_PREFIX = b"EN-RPI" + bytes(6)
-
-# PaddedData(j) for j = 0..143 with the interval bytes left zero; rpis() patches them in.
-_PADDED_TEMPLATE = (
-    np.frombuffer(_RPI_PREFIX + bytes(4), dtype=np.uint8).reshape(1, 16).repeat(TEK_ROLLING_PERIOD, axis=0)
-)
-_PADDED_TEMPLATE.setflags(write=False)
-# HKDF-Extract with salt = none is HMAC keyed with 32 zero bytes; keep its pads ready.
-_EXTRACT = hmac.new(bytes(32), digestmod=hashlib.sha256)
+_RPI_TEMPLATE = np.frombuffer(b"EN-RPI" + bytes(10), dtype=np.uint8)  # PaddedData, interval bytes zero
+_OFFSETS = np.arange(TEK_ROLLING_PERIOD, dtype=np.int64)
 
 
 def en_interval_number(at: float) -> int:
@@ -75,21 +73,74 @@ def interval_start(enin: int) -> int:
     return enin * ENIN_SECONDS
 
 
-def _hkdf16(ikm: bytes, info: bytes) -> bytes:
-    extract = _EXTRACT.copy()
-    extract.update(ikm)
-    prk = extract.digest()
-    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()[:16]
+# --- the batch crypto (every path goes through these) ---------------------------------------------
+
+
+def _rows(data: NDArray[np.uint8] | bytes, width: int) -> NDArray[np.uint8]:
+    return np.frombuffer(data, np.uint8).reshape(-1, width) if isinstance(data, bytes) else data
+
+
+def derive_rpiks(teks: NDArray[np.uint8], crypto: CryptoBackend | None = None) -> NDArray[np.uint8]:
+    """RPIK = HKDF-SHA256(TEK, salt none, info "EN-RPIK", 16) of every (n, 16) TEK row."""
+    return (crypto or crypto_backend()).hkdf_sha256(teks, _INFO_RPIK, 16)
+
+
+def derive_aemks(teks: NDArray[np.uint8], crypto: CryptoBackend | None = None) -> NDArray[np.uint8]:
+    """AEMK = HKDF-SHA256(TEK, salt none, info "EN-AEMK", 16) of every (n, 16) TEK row."""
+    return (crypto or crypto_backend()).hkdf_sha256(teks, _INFO_AEMK, 16)
+
+
+def padded_blocks(starts: NDArray[np.int64], count: int = TEK_ROLLING_PERIOD) -> NDArray[np.uint8]:
+    """PaddedData of the ``count`` intervals from each start, (u, count, 16); interval numbers wrap as
+    uint32."""
+    u = int(starts.shape[0])
+    blocks = np.empty((u, count, 16), dtype=np.uint8)
+    blocks[:] = _RPI_TEMPLATE
+    intervals = (np.asarray(starts, np.int64)[:, None] + _OFFSETS[:count]).astype("<u4")
+    blocks[:, :, 12:16] = intervals.view(np.uint8).reshape(u, count, 4)
+    return blocks
+
+
+def rpi_inputs(
+    teks: NDArray[np.uint8], starts: NDArray[np.int64], crypto: CryptoBackend | None = None
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.intp]]:
+    """The AES-128-ECB job that gives every key's 144 RPIs: (RPIKs, PaddedData rows, row of each key).
+
+    Keys sharing a start (most of them: midnight) share their row of blocks.
+    """
+    unique_starts, which = np.unique(np.asarray(starts, np.int64), return_inverse=True)
+    return derive_rpiks(teks, crypto), padded_blocks(unique_starts), which.reshape(-1).astype(np.intp)
+
+
+def rpis_of_keys(
+    teks: NDArray[np.uint8], starts: NDArray[np.int64], crypto: CryptoBackend | None = None
+) -> NDArray[np.uint8]:
+    """The 144 RPIs of every TEK from its start interval, as (n, 144, 16)."""
+    crypto = crypto or crypto_backend()
+    return crypto.aes_ecb(*rpi_inputs(teks, starts, crypto))
+
+
+def aem_keystreams(
+    aemks: NDArray[np.uint8], rpi_rows: NDArray[np.uint8], crypto: CryptoBackend | None = None
+) -> NDArray[np.uint8]:
+    """The 4 keystream bytes that encrypt the metadata beside each RPI: AES-128-CTR(AEMK, counter = RPI)
+    over 4 bytes uses one keystream block, AES(AEMK, RPI). ``aemks`` (n, 16), ``rpi_rows`` (n, k, 16):
+    key ``i`` under its k RPIs, one ECB pass per key; returns (n, k, 4)."""
+    stream = (crypto or crypto_backend()).aes_ecb(aemks, np.ascontiguousarray(rpi_rows, np.uint8))
+    return np.ascontiguousarray(stream[:, :, :AEM_LENGTH])
+
+
+# --- one key at a time: the same functions with n = 1 -----------------------------------------------
 
 
 def derive_rpik(tek: bytes) -> bytes:
     """RPIK = HKDF-SHA256(TEK, salt none, info "EN-RPIK", 16)."""
-    return _hkdf16(require_bytes("TEK", tek, TEK_LENGTH), _INFO_RPIK)
+    return derive_rpiks(_rows(require_bytes("TEK", tek, TEK_LENGTH), TEK_LENGTH)).tobytes()
 
 
 def derive_aemk(tek: bytes) -> bytes:
     """AEMK = HKDF-SHA256(TEK, salt none, info "EN-AEMK", 16)."""
-    return _hkdf16(require_bytes("TEK", tek, TEK_LENGTH), _INFO_AEMK)
+    return derive_aemks(_rows(require_bytes("TEK", tek, TEK_LENGTH), TEK_LENGTH)).tobytes()
 
 
 def rpis(rpik: bytes, first_interval: int, count: int = TEK_ROLLING_PERIOD) -> NDArray[np.uint8]:
@@ -99,12 +150,9 @@ def rpis(rpik: bytes, first_interval: int, count: int = TEK_ROLLING_PERIOD) -> N
         raise InvalidKeyError(f"count must be 1..{TEK_ROLLING_PERIOD}, got {count}")
     if not 0 <= first_interval <= MAX_ENIN - count + 1:
         raise InvalidKeyError(f"interval numbers must fit in uint32, got {first_interval}+{count}")
-    blocks = _PADDED_TEMPLATE[:count].copy()
-    intervals = np.arange(first_interval, first_interval + count, dtype="<u4")
-    blocks[:, 12:16] = intervals.view(np.uint8).reshape(count, 4)
-    encryptor = Cipher(algorithms.AES(rpik), modes.ECB()).encryptor()
-    out = encryptor.update(blocks.tobytes()) + encryptor.finalize()
-    return np.frombuffer(out, dtype=np.uint8).reshape(count, 16)
+    blocks = padded_blocks(np.array([first_interval], np.int64), count)
+    out: NDArray[np.uint8] = crypto_backend().aes_ecb(_rows(rpik, 16), blocks)[0]
+    return out
 
 
 def encrypt_aem(aemk: bytes, rpi: bytes, metadata: bytes) -> bytes:
@@ -112,8 +160,8 @@ def encrypt_aem(aemk: bytes, rpi: bytes, metadata: bytes) -> bytes:
     aemk = require_bytes("AEMK", aemk, 16)
     rpi = require_bytes("RPI", rpi, RPI_LENGTH)
     metadata = require_bytes("metadata", metadata, METADATA_LENGTH)
-    encryptor = Cipher(algorithms.AES(aemk), modes.CTR(rpi)).encryptor()
-    return encryptor.update(metadata) + encryptor.finalize()
+    stream = aem_keystreams(_rows(aemk, 16), _rows(rpi, RPI_LENGTH)[None])[0, 0]
+    return bytes(stream ^ np.frombuffer(metadata, np.uint8))
 
 
 def decrypt_aem(aemk: bytes, rpi: bytes, aem: bytes) -> bytes:
@@ -122,18 +170,12 @@ def decrypt_aem(aemk: bytes, rpi: bytes, aem: bytes) -> bytes:
 
 
 def aems_of_rpis(aemk: bytes, rpi_batch: NDArray[np.uint8], metadata: bytes) -> NDArray[np.uint8]:
-    """AEMs of many RPIs under one AEMK with one AES-ECB call.
-
-    With a 4-byte plaintext, CTR mode uses only the first keystream block, AES(AEMK, RPI); so the AEMs
-    are the first 4 bytes of AES-ECB over the RPIs, XOR the metadata. The same call decrypts.
-    """
+    """AEMs of many RPIs under one AEMK (one AES pass): the keystreams XOR the metadata; it also decrypts."""
     aemk = require_bytes("AEMK", aemk, 16)
     metadata = require_bytes("metadata", metadata, METADATA_LENGTH)
     if rpi_batch.ndim != 2 or rpi_batch.shape[1] != RPI_LENGTH:
         raise InvalidLengthError("each RPI", RPI_LENGTH, int(rpi_batch.shape[-1]))
-    encryptor = Cipher(algorithms.AES(aemk), modes.ECB()).encryptor()
-    stream = np.frombuffer(encryptor.update(np.ascontiguousarray(rpi_batch, np.uint8).tobytes()), np.uint8)
-    keystream = stream.reshape(-1, 16)[:, :AEM_LENGTH]
+    keystream: NDArray[np.uint8] = aem_keystreams(_rows(aemk, 16), rpi_batch[None])[0]
     return keystream ^ np.frombuffer(metadata, dtype=np.uint8)
 
 

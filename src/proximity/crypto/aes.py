@@ -1,15 +1,15 @@
-"""AES-ECB for many keys at once (AES-128 or -256 by key width): each key encrypts its own row.
+"""AES-ECB for many keys at once (AES-128 or -256 by key width), for the Python reference backend.
 
 Matching derives 144 RPIs from every published key, so the cost that dominates is setting up a cipher
-per key. Two backends do the same job:
+per key. Two implementations do the same job:
 
 * ``LibcryptoEcb`` binds the system libcrypto (OpenSSL 3) through cffi's ABI mode and reuses a
   cipher context (one per thread and process), re-keyed per key: no cipher object is built per key.
 * ``PortableEcb`` uses ``cryptography``'s public API: one cipher object per key. Always available.
 
-:func:`default_backend` picks the fast one when it loads and passes a known-answer self test, and the
-portable one otherwise (or when ``PROXIMITY_MATCH_BACKEND=portable``, the one crypto switch, see
-:mod:`proximity.matching.native`). Both are tested against the same vectors.
+The reference backend (:mod:`proximity.crypto.reference`) takes the fast one when it loads and passes
+a known-answer self test, and the portable one otherwise or when ``PROXIMITY_MATCH_BACKEND=portable``
+(the one crypto switch, :mod:`proximity.crypto`). Both are tested against the same vectors.
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
-from proximity.errors import BackendUnavailableError
-
-__all__ = ["EcbBackend", "LibcryptoEcb", "PortableEcb", "available_backends", "default_backend"]
+__all__ = ["EcbBackend", "LibcryptoEcb", "PortableEcb", "available_backends"]
 
 _CDEF = """
 typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
@@ -100,7 +98,7 @@ class PortableEcb:
             key = key_bytes[width * i : width * (i + 1)]
             encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
             encryptor.update_into(plain[r], view[i * row : (i + 1) * row + 15])
-        return np.frombuffer(out, dtype=np.uint8, count=n * row).reshape(n, -1, 16)
+        return np.frombuffer(out, dtype=np.uint8, count=n * row).reshape(n, row // 16, 16)
 
 
 def _open_libcrypto(ffi: Any) -> tuple[Any, str]:
@@ -189,10 +187,6 @@ class LibcryptoEcb:
         return out
 
 
-_DEFAULT: EcbBackend | None = None
-_DEFAULT_LOCK = threading.Lock()  # worker threads may ask for it at the same time
-
-
 def available_backends() -> list[EcbBackend]:
     """Every backend that loads here, fastest first."""
     found: list[EcbBackend] = []
@@ -200,18 +194,3 @@ def available_backends() -> list[EcbBackend]:
         found.append(LibcryptoEcb())
     found.append(PortableEcb())
     return found
-
-
-def default_backend() -> EcbBackend:
-    """The fastest backend that works here (``PROXIMITY_MATCH_BACKEND=portable`` forces the portable one,
-    ``=libcrypto`` requires libcrypto's)."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        with _DEFAULT_LOCK:
-            if _DEFAULT is None:
-                forced = os.environ.get("PROXIMITY_MATCH_BACKEND", "").strip().lower()
-                _DEFAULT = PortableEcb() if forced == "portable" else available_backends()[0]
-                if forced == "libcrypto" and not isinstance(_DEFAULT, LibcryptoEcb):
-                    _DEFAULT = None
-                    raise BackendUnavailableError("libcrypto", "libcrypto's AES does not load here")
-    return _DEFAULT

@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest bench demo clean proto evaluate fit calibration test-ble-stack test-postgres fuzz
+.PHONY: install test lint typecheck pytest bench demo clean proto evaluate fit calibration test-ble-stack test-postgres fuzz \
+	coupling epidemic
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +13,7 @@ $(BIN)/python:
 
 # setup.py builds the optional C matching extension in place (-e): rebuild when it or its source changes.
 $(STAMP): pyproject.toml setup.py src/proximity/matching/_native.c | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,sim]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sim,epi]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -81,6 +82,20 @@ calibration: install
 # ~90 s; skips, saying why, without qemu/kernel/BlueZ tools (PROXIMITY_STACK_INSTALL=1 apt-installs them).
 test-ble-stack: install
 	PYTHON=$(CURDIR)/$(BIN)/python tests/stack/run-stack.sh
+
+# The app's per-layer coupling for the epidemic model (docs/epidemic.md): the BLE simulator in each venue
+# a Covasim layer maps to, written with its provenance to simulations/coupling/quang-ninh.json (~5 min).
+coupling: install
+	$(BIN)/python scripts/measure_coupling.py simulations/quang-ninh-province.toml
+
+# The README's Quang Ninh table: 5 paired seeds x the file's adoptions, then the 0-100 % sweep, on a
+# scaled province (EPI_AGENTS agents standing for 1.32 M people; docs/epidemic.md says what it costs).
+EPI_AGENTS ?= 132000
+epidemic: install
+	$(BIN)/proximity epidemic simulations/quang-ninh-province.toml --agents $(EPI_AGENTS) --workers 2 \
+		--out build/epidemic/table
+	$(BIN)/proximity epidemic simulations/quang-ninh-province.toml --agents $(EPI_AGENTS) --workers 2 \
+		--sweep --out build/epidemic/sweep
 
 demo: install
 	$(BIN)/python examples/demo.py

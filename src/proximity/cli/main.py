@@ -9,7 +9,20 @@ import traceback
 from collections.abc import Sequence
 
 from proximity import __version__
-from proximity.cli import evaluate, ids, keys, log, match, node, replay, scan, serve, simulate, upload
+from proximity.cli import (
+    epidemic,
+    evaluate,
+    ids,
+    keys,
+    log,
+    match,
+    node,
+    replay,
+    scan,
+    serve,
+    simulate,
+    upload,
+)
 from proximity.errors import ProximityError
 
 __all__ = ["build_parser", "main"]
@@ -25,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="on an error, show the full traceback (for a bug report)"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (keys, ids, match, scan, replay, log, evaluate, node, simulate, serve, upload):
+    for module in (keys, ids, match, scan, replay, log, evaluate, node, simulate, epidemic, serve, upload):
         module.register(subparsers)
     return parser
 

@@ -264,6 +264,12 @@ def _provenance(files: Mapping[str, str], seeds: Mapping[str, int], seconds: flo
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        if changed:
+            commit += " (with uncommitted changes)"
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     return {

@@ -14,10 +14,10 @@ import pytest
 
 pytest.importorskip("covasim")
 
-from conftest import REPO  # noqa: E402
-from proximity.cli.main import main  # noqa: E402
-from proximity.epi import sweep as sweep_module  # noqa: E402
-from proximity.epi.coupling import (  # noqa: E402
+from conftest import REPO
+from proximity.cli.main import main
+from proximity.epi import sweep as sweep_module
+from proximity.epi.coupling import (
     CouplingError,
     DelayModel,
     bootstrap_ratio,
@@ -25,8 +25,8 @@ from proximity.epi.coupling import (  # noqa: E402
     day_offsets,
     load_coupling,
 )
-from proximity.epi.scenario import EpidemicScenarioError, load_epidemic, scenario_from_dict  # noqa: E402
-from proximity.errors import ProximityError  # noqa: E402
+from proximity.epi.scenario import EpidemicScenarioError, load_epidemic, scenario_from_dict
+from proximity.errors import ProximityError
 
 PROVINCE = REPO / "simulations" / "quang-ninh-province.toml"
 DISTRICT = REPO / "simulations" / "quang-ninh-district.toml"

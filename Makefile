@@ -88,14 +88,14 @@ test-ble-stack: install
 coupling: install
 	$(BIN)/python scripts/measure_coupling.py simulations/quang-ninh-province.toml
 
-# The README's Quang Ninh table: 5 paired seeds x the file's adoptions, then the 0-100 % sweep, on a
-# scaled province (EPI_AGENTS agents standing for 1.32 M people; docs/epidemic.md says what it costs).
-EPI_AGENTS ?= 132000
+# The README's Quang Ninh table and sweep: 5 paired seeds x the letter's adoptions and the 0-100 % sweep
+# on a scaled province (EPI_AGENTS agents standing for 1.32 M people; ~50 min on 2 busy cores; see
+# docs/epidemic.md, "Cost"). EPI_AGENTS=1320000 is full size (about 25x the time).
+EPI_AGENTS ?= 44000
+EPI_ADOPTIONS ?= 0,0.01,0.1,0.2,0.272,0.3,0.4,0.5,0.58,0.6,0.7,0.8,0.9,1.0
 epidemic: install
 	$(BIN)/proximity epidemic simulations/quang-ninh-province.toml --agents $(EPI_AGENTS) --workers 2 \
-		--out build/epidemic/table
-	$(BIN)/proximity epidemic simulations/quang-ninh-province.toml --agents $(EPI_AGENTS) --workers 2 \
-		--sweep --out build/epidemic/sweep
+		--adoption $(EPI_ADOPTIONS) --out build/epidemic
 
 demo: install
 	$(BIN)/python examples/demo.py

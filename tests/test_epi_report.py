@@ -95,3 +95,20 @@ def test_a_small_real_run_reports_what_happened() -> None:
     assert row.quarantine_person_days > 0
     assert len(run.series["r_eff"]) == 31
     assert set(run.counts) == {"h", "s", "w", "c"}
+
+
+def test_outcomes_are_monotone_in_adoption_within_their_intervals() -> None:
+    """Paired seeds, nested app users: more adoption averts at least as much (within the intervals),
+    and costs more quarantine."""
+    scenario = load_epidemic(DISTRICT).with_overrides(
+        agents=5000, population=5000, days=60, initial_infections=10
+    )
+    result = epidemic_sweep(scenario, [0.0, 0.5, 1.0], 3, scheduler="inline")
+    rows = {r.adoption: r.values for r in summarise(result)}
+    assert rows[1.0]["averted"][0] > 0
+    for lower, higher in ((0.0, 0.5), (0.5, 1.0)):
+        assert rows[lower]["averted"][1] <= rows[higher]["averted"][2] or math.isnan(
+            rows[lower]["averted"][1]
+        )
+        assert rows[lower]["cum_infections"][0] >= rows[higher]["cum_infections"][0]
+        assert rows[lower]["quarantine_person_days"][0] <= rows[higher]["quarantine_person_days"][0]

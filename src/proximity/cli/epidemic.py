@@ -14,19 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from proximity.cli.common import CommandError, print_json, print_table
+from proximity.cli.common import CommandError, adoptions_arg, print_json, print_table, progress_bar
 
 __all__ = ["register"]
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or any(not 0.0 <= v <= 1.0 for v in values):
-        raise argparse.ArgumentTypeError(f"adoptions must be numbers in [0, 1], got {text!r}")
-    return values
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("scenario", metavar="SCENARIO", help="epidemic scenario file")
     parser.add_argument(
-        "--adoption", type=_floats, metavar="P[,P...]", help="adoptions (default: the file's)"
+        "--adoption", type=adoptions_arg, metavar="P[,P...]", help="adoptions (default: the file's)"
     )
     parser.add_argument("--sweep", action="store_true", help="use the file's 0-100 %% sweep adoptions")
     parser.add_argument("--seeds", type=int, metavar="N", help="paired seeds 0..N-1 (default: the file's)")
@@ -59,21 +49,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run)
-
-
-def _progress(done: int, total: int, started: float) -> None:
-    elapsed = time.monotonic() - started
-    if not sys.stderr.isatty():
-        sys.stderr.write(f"epidemic: {done}/{total} runs in {elapsed:.1f} s\n")
-        return
-    width = 30
-    filled = round(width * done / total)
-    sys.stderr.write(
-        f"\repidemic [{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs {elapsed:6.1f} s"
-    )
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             beta_factors=factors,
             scheduler=args.scheduler,
             workers=args.workers,
-            progress=lambda d, t: _progress(d, t, started),
+            progress=lambda d, t: progress_bar(d, t, started, "epidemic", "epidemic:"),
         )
     except ImportError as error:
         raise CommandError(f"epidemic sweeps need the [epi] extra ({error.name} missing)") from None

@@ -164,23 +164,3 @@ class AppTracing(cv.contact_tracing):  # type: ignore[misc]  # Covasim ships no 
         self._false.set(p=min(1.0, rate * len(app_contacts) * self.compliance / len(candidates)))
         return candidates[self._false.rvs(candidates)]
 
-
-def measured_tracing(
-    adoption: float,
-    layers: Mapping[str, tuple[float, float]],
-    offsets: Sequence[float],
-    *,
-    compliance: float,
-    upload: float,
-    adoption_by: str,
-) -> AppTracing:
-    """An :class:`AppTracing` from measured (p_detect, false_rate) per layer."""
-    return AppTracing(
-        adoption,
-        {k: v[0] for k, v in layers.items()},
-        {k: v[1] for k, v in layers.items()},
-        offsets,
-        compliance=compliance,
-        upload=upload,
-        adoption_by=adoption_by,
-    )

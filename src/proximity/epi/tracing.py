@@ -163,4 +163,3 @@ class AppTracing(cv.contact_tracing):  # type: ignore[misc]  # Covasim ships no 
             return ss.uids()
         self._false.set(p=min(1.0, rate * len(app_contacts) * self.compliance / len(candidates)))
         return candidates[self._false.rvs(candidates)]
-

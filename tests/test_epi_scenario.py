@@ -165,7 +165,7 @@ def test_cli_adoption_outside_the_unit_interval(capsys: pytest.CaptureFixture[st
 
 @pytest.mark.usefixtures("no_runs")
 def test_cli_too_many_local_workers_for_memory(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["epidemic", str(PROVINCE), "--workers", "64"]) == 1
+    assert main(["epidemic", str(PROVINCE), "--workers", "10000"]) == 1
     assert "local workers" in capsys.readouterr().err
 
 

@@ -17,16 +17,11 @@ tracing: Starsim seeds streams by module name.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import covasim as cv  # quiet: proximity.epi set COVASIM_VERBOSE / STARSIM_INSTALL_FONTS first
 import numpy as np
-
-os.environ.setdefault("COVASIM_VERBOSE", "0")
-os.environ.setdefault("STARSIM_INSTALL_FONTS", "0")
-
-import covasim as cv
 import starsim as ss
 
 __all__ = ["AppTracing", "household_ids"]

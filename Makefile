@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest bench bench-scale demo clean proto evaluate fit fit-channel calibration test-ble-stack test-postgres fuzz
+.PHONY: install test lint typecheck pytest bench bench-scale demo clean proto evaluate fit fit-channel calibration test-ble-stack test-postgres fuzz \
+	coupling epidemic
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +13,7 @@ $(BIN)/python:
 
 # setup.py builds the optional C matching extension in place (-e): rebuild when it or its source changes.
 $(STAMP): pyproject.toml setup.py src/proximity/crypto/_native.c | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,sim]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sim,epi]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -95,6 +96,20 @@ calibration: install
 # ~90 s; skips, saying why, without qemu/kernel/BlueZ tools (PROXIMITY_STACK_INSTALL=1 apt-installs them).
 test-ble-stack: install
 	PYTHON=$(CURDIR)/$(BIN)/python tests/stack/run-stack.sh
+
+# The app's per-layer coupling for the epidemic model (docs/epidemic.md): the BLE simulator in each venue
+# a Covasim layer maps to, written with its provenance to simulations/coupling/quang-ninh.json (~5 min).
+coupling: install
+	$(BIN)/python scripts/measure_coupling.py simulations/quang-ninh-province.toml
+
+# The README's Quang Ninh table and sweep: 5 paired seeds x the letter's adoptions and the 0-100 % sweep
+# on a scaled province (EPI_AGENTS agents standing for 1.32 M people; ~50 min on 2 busy cores; see
+# docs/epidemic.md, "Cost"). EPI_AGENTS=1320000 is full size (about 25x the time).
+EPI_AGENTS ?= 44000
+EPI_ADOPTIONS ?= 0,0.01,0.1,0.2,0.272,0.3,0.4,0.5,0.58,0.6,0.7,0.8,0.9,1.0
+epidemic: install
+	$(BIN)/proximity epidemic simulations/quang-ninh-province.toml --agents $(EPI_AGENTS) --workers 2 \
+		--adoption $(EPI_ADOPTIONS) --out build/epidemic
 
 demo: install
 	$(BIN)/python examples/demo.py

@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from proximity.errors import ProximityError
 from proximity.times import LATEST_TIME, parse_time
 
-__all__ = ["CommandError", "add_keyring_option", "print_json", "print_table", "time_arg"]
+__all__ = [
+    "CommandError",
+    "add_keyring_option",
+    "adoptions_arg",
+    "print_json",
+    "print_table",
+    "progress_bar",
+    "time_arg",
+]
 
 
 class CommandError(ProximityError):
@@ -66,3 +75,30 @@ def print_table(
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def adoptions_arg(text: str) -> list[float]:
+    """argparse type for P[,P...]: comma-separated adoptions, each in [0, 1]."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"adoptions must be numbers in [0, 1], got {text!r}")
+    return values
+
+
+def progress_bar(done: int, total: int, started: float, doing: str, did: str) -> None:
+    """A bar on a terminal; one plain line per finished run in a log file."""
+    elapsed = time.monotonic() - started
+    if not sys.stderr.isatty():
+        sys.stderr.write(f"{did} {done}/{total} runs in {elapsed:.1f} s\n")
+        return
+    width = 30
+    filled = round(width * done / total)
+    sys.stderr.write(
+        f"\r{doing} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs {elapsed:5.1f} s"
+    )
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

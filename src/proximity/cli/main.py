@@ -27,6 +27,7 @@ _MODULES = (
     "evaluate",
     "node",
     "simulate",
+    "epidemic",
     "serve",
     "upload",
 )
@@ -40,6 +41,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "node": "node",
     "simulate": "simulate",
+    "epidemic": "epidemic",
     "serve": "serve",
     "serve-export": "serve",
     "publish": "upload",

@@ -12,19 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from proximity.cli.common import CommandError, print_json, print_table
+from proximity.cli.common import CommandError, adoptions_arg, print_json, print_table, progress_bar
 
 __all__ = ["register"]
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or any(not 0.0 <= v <= 1.0 for v in values):
-        raise argparse.ArgumentTypeError(f"adoptions must be numbers in [0, 1], got {text!r}")
-    return values
 
 
 def _names(text: str) -> list[str]:
@@ -39,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("scenario", metavar="SCENARIO", help="scenario file (see simulations/*.toml)")
     parser.add_argument(
-        "--adoption", type=_floats, metavar="P[,P...]", help="adoptions (default: the file's)"
+        "--adoption", type=adoptions_arg, metavar="P[,P...]", help="adoptions (default: the file's)"
     )
     parser.add_argument(
         "--estimator", type=_names, metavar="NAME[,...]", help="estimators (default: the file's)"
@@ -69,17 +59,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _progress_bar(done: int, total: int, started: float) -> None:
-    width = 30
-    filled = round(width * done / total)
-    elapsed = time.monotonic() - started
-    if not sys.stderr.isatty():  # a log file: one plain line per finished run
-        sys.stderr.write(f"simulated {done}/{total} runs in {elapsed:.1f} s\n")
-        return
-    bar = "#" * filled + "." * (width - filled)
-    sys.stderr.write(f"\rsimulating [{bar}] {done}/{total} runs {elapsed:5.1f} s")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+    progress_bar(done, total, started, "simulating", "simulated")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -58,10 +58,10 @@ def test_one_matcher_call_finds_what_each_phones_own_call_finds(scheme: str, tmp
                 chunk.scanner, own, ids, chunk.times, chunk.rssi, aem if scheme == "gaen" else None,
                 chunk.start, chunk.end,
             )  # fmt: skip
-            found = match(published, obs, workers=1)  # type: ignore[arg-type]
+            found = match(published, obs, workers=1)
             one += [summary(j, m) for j, m in split_by_phone(found, obs, by)]
             for phone in np.unique(by).tolist():
-                mine = match(published, _phone_rows(obs, by == phone), workers=1)  # type: ignore[arg-type]
+                mine = match(published, _phone_rows(obs, by == phone), workers=1)
                 each += [summary(phone, m) for m in mine]
     assert len(one) > 5  # confirmed agents' keys were found in several phones' logs
     assert sorted(one) == sorted(each)

@@ -18,6 +18,7 @@ from typing import Any
 
 from proximity.epi.coupling import LAYERS, Coupling, CouplingError, DelayModel, coupling_inputs, load_coupling
 from proximity.errors import ProximityError
+from proximity.schemes.registry import SCHEME_NAMES
 
 __all__ = [
     "BYTES_PER_AGENT",
@@ -201,8 +202,8 @@ def _check(s: EpidemicScenario) -> None:
     _number("app.upload", a.upload, 0.0, 1.0)
     if a.adoption_by not in ("agent", "household"):
         raise _fail(f"app.adoption_by must be 'agent' or 'household', got {a.adoption_by!r}")
-    if a.scheme not in ("bluezone", "gaen"):
-        raise _fail(f"app.scheme must be 'bluezone' or 'gaen' (the simulated schemes), got {a.scheme!r}")
+    if a.scheme not in SCHEME_NAMES:  # the simulator runs every registered scheme
+        raise _fail(f"app.scheme must be one of {', '.join(SCHEME_NAMES)}, got {a.scheme!r}")
     if abs(sum(a.os_mix.values()) - 1) > 1e-9 or any(v < 0 for v in a.os_mix.values()):
         raise _fail(f"app.os_mix shares must be >= 0 and sum to 1, got {a.os_mix}")
     missing = [layer for layer in LAYERS if layer not in a.venues]

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from proximity.errors import ProximityError
@@ -16,10 +17,12 @@ __all__ = [
     "CommandError",
     "add_keyring_option",
     "adoptions_arg",
+    "interrupted_exit",
     "print_json",
     "print_table",
     "progress_bar",
     "time_arg",
+    "write_outputs",
 ]
 
 
@@ -102,3 +105,20 @@ def progress_bar(done: int, total: int, started: float, doing: str, did: str) ->
     if done == total:
         sys.stderr.write("\n")
     sys.stderr.flush()
+
+
+def write_outputs(write: Callable[[], Sequence[Path]], out: Path) -> None:
+    """Run a results writer and list what it wrote; a failing disk is one line naming the folder."""
+    try:
+        written = write()
+    except OSError as error:
+        raise CommandError(f"cannot write results to {out}: {error}") from None
+    for path in written:
+        sys.stderr.write(f"wrote {path}\n")
+
+
+def interrupted_exit(interrupted: bool, kept: str, missing: int) -> int:
+    """A sweep stopped by Ctrl-C keeps what finished: say what was kept and exit 130 (else 0)."""
+    if interrupted:
+        sys.stderr.write(f"\nproximity: interrupted: kept {kept}; {missing} run(s) not done\n")
+    return 130 if interrupted else 0

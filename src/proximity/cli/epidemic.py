@@ -14,7 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from proximity.cli.common import CommandError, adoptions_arg, print_json, print_table, progress_bar
+from proximity.cli.common import (
+    CommandError,
+    adoptions_arg,
+    interrupted_exit,
+    print_json,
+    print_table,
+    progress_bar,
+    write_outputs,
+)
 
 __all__ = ["register"]
 
@@ -111,18 +119,8 @@ def run(args: argparse.Namespace) -> int:
             "coupling": dataclasses.asdict(scenario.load_coupling()),
             "wall_seconds": round(elapsed, 1),
         }
-        try:
-            written = write_epidemic(result, args.out, metadata)
-        except OSError as error:
-            raise CommandError(f"cannot write results to {args.out}: {error}") from None
-        for path in written:
-            sys.stderr.write(f"wrote {path}\n")
-    if result.interrupted:
-        sys.stderr.write(
-            f"\nproximity: interrupted: kept the {len(result.runs)} finished run(s); "
-            f"{result.missing} not done\n"
-        )
-    code = 130 if result.interrupted else 0
+        write_outputs(lambda: write_epidemic(result, args.out, metadata), args.out)
+    code = interrupted_exit(result.interrupted, f"the {len(result.runs)} finished run(s)", result.missing)
     summary = summarise(result)
     half = half_benefit(result)
     if args.json:

@@ -12,7 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-from proximity.cli.common import CommandError, adoptions_arg, print_json, print_table, progress_bar
+from proximity.cli.common import (
+    CommandError,
+    adoptions_arg,
+    interrupted_exit,
+    print_json,
+    print_table,
+    progress_bar,
+    write_outputs,
+)
 
 __all__ = ["register"]
 
@@ -107,29 +115,20 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # a scenario the model cannot lay out (e.g. more seated agents than seats)
         raise CommandError(f"scenario {args.scenario}: {error}") from None
     if args.out is not None:
+        import dataclasses
+
         from proximity.sim.report import write_results
 
-        try:
-            import dataclasses
-
-            metadata = {
-                "scenario": dataclasses.asdict(scenario),
-                "scenario_file": str(args.scenario),
-                "adoptions": adoptions,
-                "estimators": estimators,
-                "seeds": list(range(args.seeds)),
-            }
-            written = write_results(result, args.out, metadata)
-        except OSError as error:
-            raise CommandError(f"cannot write results to {args.out}: {error}") from None
-        for path in written:
-            sys.stderr.write(f"wrote {path}\n")
-    if result.interrupted:
-        sys.stderr.write(
-            f"\nproximity: interrupted: kept the {len(result.rows)} result row(s) of the runs that had "
-            f"finished; {result.missing} run(s) not done\n"
-        )
-    code = 130 if result.interrupted else 0
+        metadata = {
+            "scenario": dataclasses.asdict(scenario),
+            "scenario_file": str(args.scenario),
+            "adoptions": adoptions,
+            "estimators": estimators,
+            "seeds": list(range(args.seeds)),
+        }
+        write_outputs(lambda: write_results(result, args.out, metadata), args.out)
+    kept = f"the {len(result.rows)} result row(s) of the runs that had finished"
+    code = interrupted_exit(result.interrupted, kept, result.missing)
     if args.json:
         print_json([row.to_dict() for row in result.rows])
         return code

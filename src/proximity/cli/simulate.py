@@ -146,7 +146,3 @@ def run(args: argparse.Namespace) -> int:
         ],
     )
     return code
-
-
-def _fmt(value: float) -> str:
-    return "-" if value != value else f"{value:.3f}"

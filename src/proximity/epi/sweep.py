@@ -7,7 +7,6 @@ too) need no files. Each run depends only on its arguments, so where it runs doe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import os
 from collections.abc import Callable, Sequence
@@ -88,31 +87,22 @@ def _on_dask(
     done: dict[Task, EpiRun],
 ) -> None:
     """Run the tasks on Dask, filling ``done`` as runs finish (so an interrupt keeps them)."""
+    from proximity.sim.split import dask_client
+
     distributed: Any = importlib.import_module("dask.distributed")  # no type hints
     base: Any = importlib.import_module("dask.base")
-    cluster = None
-    if scheduler is None:
-        n = workers or max(1, min(len(tasks), os.cpu_count() or 1))
-        cluster = distributed.LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit=0
-        )
-    client = distributed.Client(scheduler or cluster)
     futures: dict[Any, Task] = {}
-    try:
-        for task in tasks:
-            key = "epi-" + base.tokenize(scenario, coupling.provenance, task)
-            futures[client.submit(_one, scenario, task, coupling, pure=False, key=key)] = task
-        for count, future in enumerate(distributed.as_completed(futures), start=1):
-            done[futures[future]] = future.result()
-            if progress:
-                progress(count, len(tasks))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        for future, task in futures.items():
-            if task not in done and future.status == "finished":
-                done[task] = future.result()
-        raise KeyboardInterrupt from None
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
-            if cluster is not None:
-                cluster.close()
+    with dask_client(scheduler, workers, len(tasks), memory_limit=0) as client:
+        try:
+            for task in tasks:
+                key = "epi-" + base.tokenize(scenario, coupling.provenance, task)
+                futures[client.submit(_one, scenario, task, coupling, pure=False, key=key)] = task
+            for count, future in enumerate(distributed.as_completed(futures), start=1):
+                done[futures[future]] = future.result()
+                if progress:
+                    progress(count, len(tasks))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            for future, task in futures.items():
+                if task not in done and future.status == "finished":
+                    done[task] = future.result()
+            raise KeyboardInterrupt from None

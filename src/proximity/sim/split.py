@@ -31,15 +31,16 @@ INLINE = "inline"
 
 @contextlib.contextmanager
 def dask_client(
-    scheduler: str | None, workers: int | None, tasks: int, memory_limit: str | None = None
+    scheduler: str | None, workers: int | None, tasks: int, memory_limit: str | int | None = None
 ) -> Iterator[Any]:
     """A Dask client: on ``scheduler`` (an address), or on a LocalCluster of ``workers`` processes
-    (default: one per core, at most ``tasks``) closed on exit. Dask ships no type hints: Any."""
+    (default: one per core, at most ``tasks``; ``memory_limit`` per worker, 0 for none, default Dask's)
+    closed on exit. Dask ships no type hints: Any."""
     distributed: Any = importlib.import_module("dask.distributed")
     cluster = None
     if scheduler is None:
         n = workers or max(1, min(tasks, os.cpu_count() or 1))
-        options: dict[str, Any] = {"memory_limit": memory_limit} if memory_limit else {}
+        options: dict[str, Any] = {} if memory_limit is None else {"memory_limit": memory_limit}
         cluster = distributed.LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, **options
         )

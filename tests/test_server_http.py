@@ -391,8 +391,9 @@ def test_dp3t_publish_and_exposee_list(setup: tuple[Server, str, Keys]) -> None:
     status, body = post_json(server.url + "/dp3t/v1/publish", document)
     assert status == 200 and body["insertedExposures"] == 1, body
     published = parse_exposees(get(server.url + "/dp3t/v1/records.json"))
-    assert ring.dp3t_key is not None
-    assert ring.dp3t_key.on_day(utc_midnight(now()) - SECONDS_PER_DAY) in published
+    own = ring.key_state("dp3t")
+    assert own is not None
+    assert own.on_day(utc_midnight(now()) - SECONDS_PER_DAY) in published
     bad = {**document, "exposed": [{"key": "AAAA", "keyDate": items[0]["keyDate"]}]}
     status, body = post_json(server.url + "/dp3t/v1/publish", bad)
     assert status == 400, body

@@ -2,12 +2,16 @@
 
 Code outside :mod:`proximity.schemes` never compares a scheme's name: it looks the record up
 (:func:`scheme_record`) and asks it (``record.dedup_seconds``, ``record.metadata_length``,
-``record.advert``...). Adding a scheme is a scheme module, its payload codec, its record here, and its
-key-file format; ``tests/test_scheme_registry.py`` parses ``src`` to hold the rule.
+``record.advert``...). Adding a scheme is a scheme module (with its key state in a key ring, a
+:class:`~proximity.schemes.keys.SchemeKeys`), its payload codec, its record here, its key-file format
+(with its export and, for a daily-key scheme, its :class:`DailyKeyUpload`) and its matcher: the key ring
+and its file, ``ids``, ``keys``, ``publish``, the key server, the node and the simulator need no change.
+``tests/test_scheme_registry.py`` parses ``src`` to hold the rule, and ``tests/test_scheme_footprint.py``
+checks that DP-3T, the scheme added last, is named nowhere else.
 
-Behaviour that lives above the pure core (the matcher, key-file readers) is named by an entry point
-string (``"module:attribute"``), resolved on use like a packaging entry point, so the registry stays at
-the bottom of the import graph (the matcher imports :mod:`proximity.sightings`, which asks the registry).
+Behaviour that lives above the pure core (the matcher, key-file readers, key states) is named by an entry
+point string (``"module:attribute"``), resolved on use like a packaging entry point, so the registry stays
+at the bottom of the import graph (the matcher imports :mod:`proximity.sightings`, which asks the registry).
 """
 
 from __future__ import annotations

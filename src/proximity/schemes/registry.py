@@ -16,6 +16,7 @@ at the bottom of the import graph (the matcher imports :mod:`proximity.sightings
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -193,8 +194,10 @@ class SchemeRecord:
         return _resolve("proximity.keyring.scheme_keys:RingKeys")(self.name)
 
 
+@functools.cache
 def _resolve(entry_point: str) -> Any:
-    """``"package.module:attribute"`` -> the attribute, importing the module on first use."""
+    """``"package.module:attribute"`` -> the attribute, importing the module on first use (then cached:
+    a key ring asks for its schemes' key states on every roll)."""
     module, _, attribute = entry_point.partition(":")
     return getattr(importlib.import_module(module), attribute)
 

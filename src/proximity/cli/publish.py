@@ -95,13 +95,16 @@ def published_keys(ring: KeyRing, scheme: str, at: float, days: int) -> list[Any
 def _export(args: argparse.Namespace) -> int:
     at = now() if args.at is None else args.at
     ring = load_keyring(resolve_keyring_path(args.keyring))
-    exporter = scheme_record(args.scheme).key_files.load_exporter()
-    if exporter is None:
-        summary = _export_gaen(args, ring, at)  # the one signed format: its own options
-    else:
+    record = scheme_record(args.scheme)
+    exporter = record.key_files.load_exporter()
+    if exporter is not None:
         data, fields = exporter(published_keys(ring, args.scheme, at, args.days), at)
         write_atomically(Path(args.out), data)
         summary = {"scheme": args.scheme, "out": args.out, **fields}
+    elif record.key_files.signed:
+        summary = _export_gaen(args, ring, at)  # GAEN's signed export.zip: its own options
+    else:
+        raise CommandError(f"{record.label} keys have no export file format")
     if args.json:
         print_json(summary)
     else:

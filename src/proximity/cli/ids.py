@@ -98,9 +98,11 @@ def _parse_key(text: str, length: int, scheme: str) -> bytes:
 
 def _broadcasts_from_key(args: argparse.Namespace, at: float) -> tuple[list[Broadcast], str]:
     key_start = utc_midnight(at) if args.key_start is None else args.key_start
-    keys = scheme_record(args.scheme).load_keys()
+    record = scheme_record(args.scheme)
+    keys = record.load_keys()
     state = keys.from_key(_parse_key(args.key, keys.key_length, args.scheme), key_start, args.rolling_period)
-    tx_power = DEFAULT_TX_POWER if args.tx_power is None else args.tx_power
+    # --tx-power goes into the encrypted metadata, so it matters only to a scheme that sends some
+    tx_power = DEFAULT_TX_POWER if args.tx_power is None or record.metadata_length is None else args.tx_power
     ids_per_day = DEFAULT_IDS_PER_DAY if args.ids_per_day is None else args.ids_per_day
     if ids_per_day < 1:
         raise CommandError(

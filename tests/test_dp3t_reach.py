@@ -48,31 +48,45 @@ def test_the_batch_path_gives_the_scheme_modules_ephids() -> None:
     assert batch[0, 0].tobytes().hex() == "04cab76af57ca373de1d52689fae06c1"
 
 
-def test_a_ring_saved_before_dp3t_gains_a_key_at_its_next_roll(tmp_path: Path) -> None:
-    ring = KeyRing.create(DAY + 100)
-    assert ring.dp3t_key is not None and ring.dp3t_key.day == DAY
-    document = json.loads(dumps_keyring(ring))
-    assert document["version"] == 2
-    # the same ring as a version-1 file (no DP-3T entry, checksum over the old body)
-    body = {k: v for k, v in document["body"].items() if k != "dp3t"}
+def _old_file(body: dict[str, object], version: int) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    old = {
-        "format": document["format"],
-        "version": 1,
+    document = {
+        "format": "proximity-keyring",
+        "version": version,
         "body": body,
         "sha256": hashlib.sha256(canonical).hexdigest(),
     }
-    migrated = loads_keyring(json.dumps(old))
-    assert migrated.dp3t_key is None and migrated.gaen_keys == ring.gaen_keys
-    assert migrated.broadcasts("dp3t", at=DAY + 100, count=1) == []
+    return json.dumps(document)
+
+
+def test_a_ring_saved_before_dp3t_gains_a_key_at_its_next_roll(tmp_path: Path) -> None:
+    ring = KeyRing.create(DAY + 100)
+    own = ring.key_state("dp3t")
+    assert isinstance(own, Dp3tDayKey) and own.day == DAY
+    document = json.loads(dumps_keyring(ring))
+    assert document["version"] == 3 and set(document["body"]["keys"]) == {"gaen", "bluezone", "dp3t"}
+    # the same ring as a version-2 file (one top-level field per scheme) reads back whole
+    flat = {"settings": document["body"]["settings"], **document["body"]["keys"]}
+    assert loads_keyring(_old_file(flat, 2)) == ring
+    # ... and as a version-1 file (no DP-3T entry; version 2 wrote null before a roll made one)
+    before = {k: v for k, v in flat.items() if k != "dp3t"}
+    for migrated in (
+        loads_keyring(_old_file(before, 1)),
+        loads_keyring(_old_file({**before, "dp3t": None}, 2)),
+    ):
+        assert migrated.key_state("dp3t") is None and migrated.gaen_keys == ring.gaen_keys
+        assert migrated.bluezone_key == ring.bluezone_key and migrated.settings == ring.settings
+        assert migrated.broadcasts("dp3t", at=DAY + 100, count=1) == []
     rolled = migrated.rolled(DAY + 86400 + 5)
-    assert rolled.dp3t_key is not None and rolled.dp3t_key.day == DAY + 86400
+    gained = rolled.key_state("dp3t")
+    assert isinstance(gained, Dp3tDayKey) and gained.day == DAY + 86400
     assert rolled.bluezone_key == ring.bluezone_key and rolled.gaen_keys[0] == ring.gaen_keys[0]
     path = tmp_path / "ring.json"
     save_keyring(path, rolled)
+    assert json.loads(path.read_text())["version"] == 3
     assert load_keyring(path) == rolled
     on_air = rolled.broadcast_at("dp3t", DAY + 86400 + 5)
-    assert on_air.id.value == DP3T.id_at(rolled.dp3t_key, DAY + 86400 + 5).value
+    assert on_air.id.value == DP3T.id_at(gained, DAY + 86400 + 5).value
 
 
 def test_the_log_stores_dp3t_sightings(tmp_path: Path) -> None:
@@ -164,8 +178,8 @@ def test_ids_export_and_match_from_the_command_line(
     argv = ["keys", "export", "--scheme", "dp3t", "--out", str(exported), "--keyring", str(ring)]
     assert main([*argv, "--at", str(DAY + 100), "--days", "2"]) == 0
     published = parse_exposees(exported.read_text())
-    own = load_keyring(ring).dp3t_key
-    assert own is not None and published == [own.on_day(DAY - 86400)]
+    own = load_keyring(ring).key_state("dp3t")
+    assert isinstance(own, Dp3tDayKey) and published == [own.on_day(DAY - 86400)]
     heard = own.on_day(DAY)
     row = DP3T.ids_of_key(heard).ids[9].tobytes().hex()
     observed = tmp_path / "observed.csv"

@@ -212,3 +212,45 @@ def test_unwritable_key_ring_path_is_a_typed_error_and_leaves_no_temporary(tmp_p
     with pytest.raises(FileWriteError, match=r"ring\.json"):
         save_keyring(target, ring)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "ring.json"]
+
+
+def _resealed(document: dict[str, object]) -> str:
+    body = document["body"]
+    document["sha256"] = hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    return json.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda body: body["keys"].update(nosuchscheme={}), "unknown scheme 'nosuchscheme'"),
+        (lambda body: body["keys"].pop("bluezone"), "bluezone"),  # made at install: never absent
+        (lambda body: body["keys"].update(gaen={"key_data": "00"}), "invalid content"),
+        (lambda body: body.update(keys=[]), "keys must be an object"),
+        (lambda body: body["keys"]["gaen"].append(dict(body["keys"]["gaen"][0])), "must not overlap"),
+    ],
+)
+def test_a_version_3_body_with_bad_scheme_entries_is_refused(change: object, problem: str) -> None:
+    document = json.loads(dumps_keyring(KeyRing.create(MIDNIGHT)))
+    assert document["version"] == 3
+    change(document["body"])  # type: ignore[operator]
+    with pytest.raises(KeyRingCorruptError, match=problem):
+        loads_keyring(_resealed(document))
+
+
+def test_a_version_2_file_is_the_same_ring_and_is_saved_as_version_3(tmp_path: Path) -> None:
+    ring = KeyRing.create(MIDNIGHT)
+    document = json.loads(dumps_keyring(ring))
+    body = document["body"]
+    old = {"format": document["format"], "version": 2, "body": {"settings": body["settings"], **body["keys"]}}
+    path = tmp_path / "ring.json"
+    path.write_text(_resealed(old))
+    loaded = load_keyring(path)
+    assert loaded == ring
+    save_keyring(path, loaded.rolled(MIDNIGHT + 86_400))
+    assert json.loads(path.read_text())["version"] == 3
+    again = load_keyring(path)
+    assert again.gaen_keys[0] == ring.gaen_keys[0] and again.bluezone_key == ring.bluezone_key
+    assert again.key_state("dp3t") == ring.key_state("dp3t")

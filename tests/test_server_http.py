@@ -40,10 +40,8 @@ from proximity.keyring import KeyRing, save_keyring
 from proximity.schemes.gaen import TemporaryExposureKey
 from proximity.schemes.published import ReportType
 from proximity.server.client import (
-    bluezone_publish_items,
-    bluezone_segments,
-    dp3t_publish_items,
-    dp3t_segments,
+    daily_publish_items,
+    daily_segments,
     gaen_publish_request,
     gaen_segments,
     post_json,
@@ -356,8 +354,8 @@ def test_revisions(setup: tuple[Server, str, Keys]) -> None:
 def test_bluezone_publish_and_records(setup: tuple[Server, str, Keys]) -> None:
     server, _, keys = setup
     ring = _ring()
-    items = bluezone_publish_items(ring, now(), days=3)
-    certificate, hmac_key = keys.certificate(bluezone_segments(items))
+    items = daily_publish_items(ring, "bluezone", now(), days=3)
+    certificate, hmac_key = keys.certificate(daily_segments("bluezone", items))
     document = {
         "dailyKeys": items,
         "healthAuthorityID": ISSUER,
@@ -379,9 +377,9 @@ def test_dp3t_publish_and_exposee_list(setup: tuple[Server, str, Keys]) -> None:
     """The daily-key hook with DP-3T registered: one (SK_t, day) item in, the exposee list out."""
     server, _, keys = setup
     ring = _ring()
-    items = dp3t_publish_items(ring, now(), days=2)
+    items = daily_publish_items(ring, "dp3t", now(), days=2)
     assert len(items) == 1
-    certificate, hmac_key = keys.certificate(dp3t_segments(items))
+    certificate, hmac_key = keys.certificate(daily_segments("dp3t", items))
     document = {
         "exposed": items,
         "healthAuthorityID": ISSUER,
@@ -391,8 +389,9 @@ def test_dp3t_publish_and_exposee_list(setup: tuple[Server, str, Keys]) -> None:
     status, body = post_json(server.url + "/dp3t/v1/publish", document)
     assert status == 200 and body["insertedExposures"] == 1, body
     published = parse_exposees(get(server.url + "/dp3t/v1/records.json"))
-    assert ring.dp3t_key is not None
-    assert ring.dp3t_key.on_day(utc_midnight(now()) - SECONDS_PER_DAY) in published
+    own = ring.key_state("dp3t")
+    assert own is not None
+    assert own.on_day(utc_midnight(now()) - SECONDS_PER_DAY) in published
     bad = {**document, "exposed": [{"key": "AAAA", "keyDate": items[0]["keyDate"]}]}
     status, body = post_json(server.url + "/dp3t/v1/publish", bad)
     assert status == 400, body

@@ -209,8 +209,9 @@ def test_phones_broadcast_their_rings_ids(scheme: str) -> None:
         elif scheme == "bluezone":
             expected = BLUEZONE.id_at(ring.bluezone_key.record(t), t)
         else:
-            assert ring.dp3t_key is not None
-            expected = DP3T.id_at(ring.dp3t_key, t)
+            own = ring.key_state("dp3t")
+            assert own is not None
+            expected = DP3T.id_at(own, t)
         assert row.tobytes() == expected.value
         assert ring.broadcast_at(scheme, float(t)).id.value == expected.value  # the node's path agrees
     assert phones.owners(ids).tolist() == [4, 4]

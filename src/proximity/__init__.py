@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from proximity.broadcast import Broadcast, bluezone_broadcasts, gaen_broadcasts
+    from proximity.broadcast import Broadcast, bluezone_broadcasts, broadcasts_of, gaen_broadcasts
     from proximity.errors import (
         BackendUnavailableError,
         BluetoothUnavailableError,
@@ -233,6 +233,7 @@ __all__ = [
     "Verdict",
     "__version__",
     "bluezone_broadcasts",
+    "broadcasts_of",
     "decode_ad_bytes",
     "decode_bleak",
     "default_keyring_path",

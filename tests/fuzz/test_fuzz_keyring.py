@@ -20,15 +20,20 @@ def checksummed(draw: st.DrawFn) -> bytes:
     """A ring with one value replaced and the checksum made right: validation past the checksum."""
     document: Any = json.loads(RING)
     body = document["body"]
-    where = draw(st.sampled_from(["settings", "gaen", "bluezone"]))
+    keys = body["keys"]
+    where = draw(st.sampled_from(["settings", "gaen", "bluezone", "dp3t", "entry", "keys"]))
     value = draw(json_values())
     if where == "settings":
         body["settings"][draw(st.sampled_from(sorted(body["settings"])))] = value
     elif where == "gaen":
-        entry = body["gaen"][0]
+        entry = keys["gaen"][0]
         entry[draw(st.sampled_from(sorted(entry)))] = value
+    elif where in ("bluezone", "dp3t"):
+        keys[where][draw(st.sampled_from(sorted(keys[where])))] = value
+    elif where == "entry":  # a scheme's whole entry, or one under a name no scheme has
+        keys[draw(st.sampled_from([*sorted(keys), "nosuchscheme"]))] = value
     else:
-        body["bluezone"][draw(st.sampled_from(["base_key", "base_day"]))] = value
+        body["keys"] = value
     document["sha256"] = _checksum(body)
     return json.dumps(document).encode()
 

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
-from proximity.broadcast import Broadcast, bluezone_broadcasts, dp3t_broadcasts, gaen_broadcasts
+from proximity.broadcast import Broadcast, KeySettings, broadcasts_of
 from proximity.cli.common import CommandError, add_keyring_option, print_json, print_table, time_arg
 from proximity.errors import KeyRingNotFoundError
 from proximity.keyring import load_keyring, resolve_keyring_path
 from proximity.keyring.model import DEFAULT_TX_POWER
-from proximity.schemes.bluezone import BLUEZONE, DEFAULT_IDS_PER_DAY, BluezoneBaseKey
-from proximity.schemes.dp3t import DP3T, Dp3tDayKey
-from proximity.schemes.gaen import (
-    GAEN,
-    TEK_ROLLING_PERIOD,
-    Metadata,
-    TemporaryExposureKey,
-    en_interval_number,
-)
-from proximity.schemes.registry import SCHEME_NAMES
+from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY
+from proximity.schemes.gaen import TEK_ROLLING_PERIOD, Metadata
+from proximity.schemes.registry import SCHEME_NAMES, scheme_record, scheme_records
 from proximity.times import format_utc, now, utc_midnight
 
 
@@ -36,14 +28,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--key",
         metavar="HEX",
-        help="a GAEN TEK (16 bytes), a Bluezone base key or a DP-3T day key SK (32 bytes)",
+        help="the scheme's key: "
+        + ", ".join(f"{r.label} {r.load_keys().key_length} bytes" for r in scheme_records()),
     )
     parser.add_argument(
         "--key-start",
         type=time_arg,
         metavar="TIME",
-        help="GAEN: the key's rolling start; Bluezone: its install day; DP-3T: SK's day "
-        "(default: UTC midnight of --at)",
+        help="when the key's first ID starts (a chained scheme's key: its day; "
+        "default: UTC midnight of --at)",
     )
     parser.add_argument(
         "--rolling-period",
@@ -105,36 +98,22 @@ def _parse_key(text: str, length: int, scheme: str) -> bytes:
 
 def _broadcasts_from_key(args: argparse.Namespace, at: float) -> tuple[list[Broadcast], str]:
     key_start = utc_midnight(at) if args.key_start is None else args.key_start
-    return _FROM_KEY[args.scheme](args, at, key_start)
-
-
-def _gaen_from_key(args: argparse.Namespace, at: float, key_start: float) -> tuple[list[Broadcast], str]:
-    tek = TemporaryExposureKey(
-        _parse_key(args.key, 16, GAEN.name), en_interval_number(key_start), args.rolling_period
-    )
-    tx_power = DEFAULT_TX_POWER if args.tx_power is None else args.tx_power
-    found = gaen_broadcasts(tek, Metadata(tx_power), at=at, count=args.count)
-    return found, f"the key's rolling period ends at {format_utc(tek.end)}"
-
-
-def _dp3t_from_key(args: argparse.Namespace, at: float, key_start: float) -> tuple[list[Broadcast], str]:
-    first = Dp3tDayKey(_parse_key(args.key, 32, DP3T.name), utc_midnight(key_start))
-    if utc_midnight(at) < first.day:
-        return [], f"the key's day is {format_utc(first.day)}"
-    return dp3t_broadcasts(first, at=at, count=args.count), ""
-
-
-def _bluezone_from_key(args: argparse.Namespace, at: float, key_start: float) -> tuple[list[Broadcast], str]:
-    base = BluezoneBaseKey(_parse_key(args.key, 32, BLUEZONE.name), utc_midnight(key_start))
+    record = scheme_record(args.scheme)
+    keys = record.load_keys()
+    state = keys.from_key(_parse_key(args.key, keys.key_length, args.scheme), key_start, args.rolling_period)
+    # --tx-power goes into the encrypted metadata, so it matters only to a scheme that sends some
+    tx_power = DEFAULT_TX_POWER if args.tx_power is None or record.metadata_length is None else args.tx_power
     ids_per_day = DEFAULT_IDS_PER_DAY if args.ids_per_day is None else args.ids_per_day
     if ids_per_day < 1:
         raise CommandError(
             f"--ids-per-day must be a positive divisor of 86400 (e.g. 96 or 144), got {ids_per_day}"
         )
-    if utc_midnight(at) < base.base_day:
-        return [], f"the key was installed on {format_utc(base.base_day)}"
-    record = base.record(at, 1 + -(-args.count // ids_per_day), ids_per_day)
-    return bluezone_broadcasts(record, at=at, count=args.count), ""
+    settings = KeySettings(Metadata(tx_power), ids_per_day)
+    found = broadcasts_of(args.scheme, state, settings, at=at, count=args.count)
+    first, last = keys.first_time(state), keys.last_time(state)
+    if not found and first is not None and at < first:
+        return found, f"the key's first ID starts at {format_utc(first)}"
+    return found, "" if last is None else f"the key's IDs end at {format_utc(last)}"
 
 
 def _broadcasts_from_ring(args: argparse.Namespace, at: float) -> tuple[list[Broadcast], str]:
@@ -162,11 +141,3 @@ def _broadcasts_from_ring(args: argparse.Namespace, at: float) -> tuple[list[Bro
         found,
         "the key ring holds no later key; `proximity keys roll` makes the next one when its day comes",
     )
-
-
-# --scheme's choices to how each reads --key (part of the argument parsing).
-_FROM_KEY: dict[str, Callable[[argparse.Namespace, float, float], tuple[list[Broadcast], str]]] = {
-    GAEN.name: _gaen_from_key,
-    BLUEZONE.name: _bluezone_from_key,
-    DP3T.name: _dp3t_from_key,
-}

@@ -12,7 +12,7 @@ from proximity.keyring import KeyRing, KeyRingSettings, load_keyring, resolve_ke
 from proximity.keyring.model import DEFAULT_TX_POWER
 from proximity.keyring.store import wipe_keyring
 from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY
-from proximity.schemes.registry import SCHEME_NAMES
+from proximity.schemes.registry import SCHEME_NAMES, scheme_records
 from proximity.times import format_utc, now
 
 
@@ -131,20 +131,11 @@ def _describe(ring: KeyRing, path: object, at: float, as_json: bool) -> None:
                     "bluezone_ids_per_day": settings.bluezone_ids_per_day,
                     "retention_days": settings.retention_days,
                 },
-                "gaen_keys": [
-                    {
-                        "key": key.key_data.hex(),
-                        "rolling_start_interval_number": key.rolling_start_interval_number,
-                        "rolling_period": key.rolling_period,
-                        "start": key.start,
-                        "end": key.end,
-                    }
-                    for key in ring.gaen_keys
-                ],
-                "bluezone": {"base_key": ring.bluezone_key.key.hex(), "base_day": ring.bluezone_key.base_day},
-                "dp3t": None
-                if ring.dp3t_key is None
-                else {"key": ring.dp3t_key.key.hex(), "day": ring.dp3t_key.day},
+                **{
+                    field: value
+                    for record in scheme_records()
+                    for field, value in record.load_keys().show_json(ring.key_state(record.name)).items()
+                },
                 "broadcasting": {
                     scheme: None if b is None else {"id": b.id.hex, "start": b.start, "end": b.end}
                     for scheme, b in current.items()
@@ -157,17 +148,19 @@ def _describe(ring: KeyRing, path: object, at: float, as_json: bool) -> None:
         f"{settings.calibration_confidence}, Bluezone {settings.bluezone_ids_per_day} IDs/day, "
         f"keys kept {settings.retention_days} days\n"
     )
-    print_table(
-        ["GAEN key", "start (UTC)", "end (UTC)", "intervals"],
-        [
-            [k.key_data.hex(), format_utc(k.start), format_utc(k.end), k.rolling_period]
-            for k in ring.gaen_keys
-        ],
-    )
-    base = ring.bluezone_key
-    print(f"\nBluezone base key {base.key.hex()} installed {format_utc(base.base_day)}")
-    if ring.dp3t_key is not None:
-        print(f"DP-3T day key SK {ring.dp3t_key.key.hex()} of {format_utc(ring.dp3t_key.day)}")
+    described = [
+        keys.describe(state)
+        for record in scheme_records()
+        if (state := ring.key_state(record.name)) is not None
+        for keys in [record.load_keys()]
+    ]
+    for table in described:  # tables (GAEN's day keys) first, then a line per single key
+        if not isinstance(table, str):
+            print_table(*table)
+    print()
+    for line in described:
+        if isinstance(line, str):
+            print(line)
     print()
     print(f"broadcasting at {format_utc(at)}:")
     print_table(

@@ -1,19 +1,17 @@
 """``proximity keys export`` and ``proximity keys signing-key``: publish this device's keys.
 
 What a diagnosed user (or a test server) publishes: the GAEN keys of the key ring as a signed
-export.zip, or the Bluezone daily-key record of the last days as JSON.
+export.zip, or another scheme's key file of the last days (its record's exporter).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from proximity.atomic_files import write_atomically
 from proximity.cli.common import CommandError, add_keyring_option, print_json, time_arg
-from proximity.keyfiles.bluezone_json import dump_records
-from proximity.keyfiles.dp3t_json import dump_exposees
 from proximity.keyfiles.gaen_export import (
     generate_signing_key,
     load_signing_key,
@@ -21,21 +19,22 @@ from proximity.keyfiles.gaen_export import (
     write_export,
 )
 from proximity.keyring import KeyRing, load_keyring, resolve_keyring_path
-from proximity.schemes.bluezone import BLUEZONE, BluezoneDailyKey
-from proximity.schemes.dp3t import DP3T, Dp3tDayKey
 from proximity.schemes.gaen import GAEN
 from proximity.schemes.published import DiagnosisKey, ReportType
-from proximity.schemes.registry import SCHEME_NAMES
-from proximity.times import SECONDS_PER_DAY, format_utc, now, utc_midnight
+from proximity.schemes.registry import SCHEME_NAMES, scheme_record, scheme_records
+from proximity.times import SECONDS_PER_DAY, now, utc_midnight
 
-__all__ = ["bluezone_record", "diagnosis_keys", "dp3t_key", "register"]
+__all__ = ["diagnosis_keys", "published_keys", "register"]
 
 _REPORT_TYPES = {t.name.lower().replace("_", "-"): t for t in ReportType if t is not ReportType.REVOKED}
 
 
 def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = actions.add_parser(
-        "export", help="publish this device's keys (signed GAEN zip, Bluezone or DP-3T JSON)"
+        "export",
+        help="publish this device's keys (signed GAEN zip, or "
+        + ", ".join(r.key_files.description for r in scheme_records() if r.key_files.exporter)
+        + ")",
     )
     export.add_argument("--scheme", choices=SCHEME_NAMES, required=True)
     export.add_argument("--out", required=True, metavar="FILE")
@@ -56,7 +55,12 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--pad-to", type=int, default=0, metavar="N", help="pad the GAEN file with fake keys to N"
     )
     export.add_argument(
-        "--days", type=int, default=14, metavar="N", help="Bluezone/DP-3T: days to publish (default 14)"
+        "--days",
+        type=int,
+        default=14,
+        metavar="N",
+        help=", ".join(r.label for r in scheme_records() if r.key_files.exporter)
+        + ": days to publish (default 14)",
     )
     export.add_argument("--at", type=time_arg, metavar="TIME", help="publication time (default: now)")
     export.add_argument("--json", action="store_true")
@@ -76,33 +80,31 @@ def diagnosis_keys(ring: KeyRing, report_type: ReportType, at: float) -> list[Di
     return [DiagnosisKey(key, 0, report_type) for key in ring.gaen_keys if key.start <= at]
 
 
-def bluezone_record(ring: KeyRing, at: float, days: int) -> BluezoneDailyKey:
-    """The daily-key record of the ``days`` UTC days up to and including the day of ``at``."""
+def published_keys(ring: KeyRing, scheme: str, at: float, days: int) -> list[Any]:
+    """What the ring publishes of ``scheme`` over the ``days`` UTC days up to the day of ``at`` (a
+    chained scheme: from the first of them, never before the ring's own first key)."""
     if days < 1:
         raise CommandError("--days must be at least 1")
-    base = ring.bluezone_key
-    first = max(utc_midnight(at) - (days - 1) * SECONDS_PER_DAY, base.base_day)
-    last = utc_midnight(at)
-    if last < base.base_day:
-        raise CommandError("the key ring was made after --at; nothing to publish")
-    return base.record(first, (last - first) // SECONDS_PER_DAY + 1, ring.settings.bluezone_ids_per_day)
-
-
-def dp3t_key(ring: KeyRing, at: float, days: int) -> Dp3tDayKey:
-    """The DP-3T day key of the first of the ``days`` UTC days up to the day of ``at`` (chained forward
-    by whoever matches it), never earlier than the ring's own first day."""
-    if days < 1:
-        raise CommandError("--days must be at least 1")
-    if ring.dp3t_key is None or utc_midnight(at) < ring.dp3t_key.day:
-        raise CommandError("the key ring holds no DP-3T key by --at (roll it: `proximity keys roll`)")
-    first = max(utc_midnight(at) - (days - 1) * SECONDS_PER_DAY, ring.dp3t_key.day)
-    return ring.dp3t_key.on_day(first)
+    keys = ring.published(scheme, utc_midnight(at) - (days - 1) * SECONDS_PER_DAY, days)
+    if not keys:
+        label = scheme_record(scheme).label
+        raise CommandError(f"the key ring holds no {label} key by --at (roll it: `proximity keys roll`)")
+    return keys
 
 
 def _export(args: argparse.Namespace) -> int:
     at = now() if args.at is None else args.at
     ring = load_keyring(resolve_keyring_path(args.keyring))
-    summary = _EXPORTERS[args.scheme](args, ring, at)
+    record = scheme_record(args.scheme)
+    exporter = record.key_files.load_exporter()
+    if exporter is not None:
+        data, fields = exporter(published_keys(ring, args.scheme, at, args.days), at)
+        write_atomically(Path(args.out), data)
+        summary = {"scheme": args.scheme, "out": args.out, **fields}
+    elif record.key_files.signed:
+        summary = _export_gaen(args, ring, at)  # GAEN's signed export.zip: its own options
+    else:
+        raise CommandError(f"{record.label} keys have no export file format")
     if args.json:
         print_json(summary)
     else:
@@ -132,26 +134,6 @@ def _export_gaen(args: argparse.Namespace, ring: KeyRing, at: float) -> dict[str
     )
     write_atomically(Path(args.out), data)
     return {"scheme": GAEN.name, "out": args.out, "keys": len(keys), "padded_to": max(args.pad_to, len(keys))}
-
-
-def _export_bluezone(args: argparse.Namespace, ring: KeyRing, at: float) -> dict[str, object]:
-    record = bluezone_record(ring, at, args.days)
-    write_atomically(Path(args.out), dump_records([record]).encode())
-    return {"scheme": BLUEZONE.name, "out": args.out, "records": 1, "days": record.days}
-
-
-def _export_dp3t(args: argparse.Namespace, ring: KeyRing, at: float) -> dict[str, object]:
-    key = dp3t_key(ring, at, args.days)
-    write_atomically(Path(args.out), dump_exposees([key], release_time=int(at)).encode())
-    return {"scheme": DP3T.name, "out": args.out, "keys": 1, "day": format_utc(key.day)[:10]}
-
-
-# --scheme's choices to their exporters (part of the argument parsing).
-_EXPORTERS: dict[str, Callable[[argparse.Namespace, KeyRing, float], dict[str, object]]] = {
-    GAEN.name: _export_gaen,
-    BLUEZONE.name: _export_bluezone,
-    DP3T.name: _export_dp3t,
-}
 
 
 def _signing_key(args: argparse.Namespace) -> int:

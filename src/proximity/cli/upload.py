@@ -2,7 +2,8 @@
 
 ``keys certificate`` stands in for a verification server: it signs (ES256) a certificate whose
 ``tekmac`` covers the key ring's keys under a fresh hmacKey. ``publish`` uploads exactly those keys
-as an app does (padding; risk omitted, so the 3-segment MAC), or the Bluezone daily keys / DP-3T day key.
+as an app does (padding; risk omitted, so the 3-segment MAC), or a daily-key scheme's day keys (the
+upload its record names).
 """
 
 from __future__ import annotations
@@ -11,23 +12,16 @@ import argparse
 import base64
 import json
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from proximity.cli.common import CommandError, add_keyring_option, print_json, time_arg
-from proximity.keyring import KeyRing, load_keyring, resolve_keyring_path
-from proximity.schemes.bluezone import BLUEZONE
-from proximity.schemes.dp3t import DP3T
+from proximity.keyring import load_keyring, resolve_keyring_path
 from proximity.schemes.gaen import ENIN_SECONDS
-from proximity.schemes.registry import SCHEME_NAMES
+from proximity.schemes.registry import SCHEME_NAMES, scheme_record, scheme_records
 from proximity.server.client import (
-    bluezone_publish_items,
-    bluezone_segments,
     certificate_issuer,
-    dp3t_publish_items,
-    dp3t_segments,
+    daily_publish_items,
+    daily_segments,
     gaen_publish_request,
     gaen_segments,
     post_json,
@@ -41,35 +35,6 @@ __all__ = ["register", "register_certificate"]
 _SCHEMES = SCHEME_NAMES
 
 
-@dataclass(frozen=True, slots=True)
-class _DailyUpload:
-    """How a daily-key scheme's upload is built (the key server's ``/<scheme>/v1/publish``)."""
-
-    field: str
-    items: Callable[[KeyRing, float, int], list[dict[str, Any]]]
-    segments: Callable[[Sequence[dict[str, Any]]], list[str]]
-    after: str
-
-
-# --scheme's choices that upload daily keys (GAEN uploads TEKs to /v1/publish).
-_DAILY = {
-    BLUEZONE.name: _DailyUpload(
-        "dailyKeys",
-        bluezone_publish_items,
-        bluezone_segments,
-        "Uploaded: start a new Bluezone base key now (`proximity keys wipe` + `keys init`), since "
-        "a published daily key reveals every later ID of its chain.",
-    ),
-    DP3T.name: _DailyUpload(
-        "exposed",
-        dp3t_publish_items,
-        dp3t_segments,
-        "Uploaded: start a new key ring now (`proximity keys wipe` + `keys init`), since the published "
-        "DP-3T day key reveals every later EphID of its chain.",
-    ),
-}
-
-
 def _add_scheme_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheme", choices=_SCHEMES, default="gaen", help="which keys (default gaen)")
     parser.add_argument(
@@ -77,7 +42,8 @@ def _add_scheme_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=14,
         metavar="N",
-        help="Bluezone/DP-3T: days up to --at to upload (default 14)",
+        help=", ".join(r.label for r in scheme_records() if r.upload is not None)
+        + ": days up to --at to upload (default 14)",
     )
     parser.add_argument("--at", type=time_arg, metavar="TIME", help="upload time (default: now)")
     add_keyring_option(parser)
@@ -121,14 +87,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _segments(args: argparse.Namespace, at: float) -> tuple[list[str], list[dict[str, object]] | None]:
     ring = load_keyring(resolve_keyring_path(args.keyring))
-    daily = _DAILY.get(args.scheme)
-    if daily is not None:
+    if scheme_record(args.scheme).upload is not None:
         if args.days < 1:
             raise CommandError("--days must be at least 1")
-        items = daily.items(ring, at, args.days)
+        items = daily_publish_items(ring, args.scheme, at, args.days)
         if not items:
             raise CommandError(f"the key ring holds no {args.scheme} key by --at")
-        return daily.segments(items), items
+        return daily_segments(args.scheme, items), items
     keys = upload_keys(ring, at)
     if not keys:
         raise CommandError("the key ring holds no GAEN key that began by --at")
@@ -172,7 +137,7 @@ def _publish(args: argparse.Namespace) -> int:
     authority = args.authority or certificate_issuer(args.certificate)
     _, items = _segments(args, at)
     base = args.server.rstrip("/")
-    daily = _DAILY.get(args.scheme)
+    daily = scheme_record(args.scheme).load_upload()
     if daily is not None:
         url = f"{base}/{args.scheme}/v1/publish"
         document: dict[str, object] = {
@@ -198,7 +163,7 @@ def _publish(args: argparse.Namespace) -> int:
     else:
         print(f"HTTP {status}: " + json.dumps(body))
         if daily is not None and status == 200:
-            print(daily.after)
+            print(daily.after_upload)
     if status != 200:
         raise CommandError(
             f"the server refused the upload ({body.get('code', status)}): {body.get('error', '')}"

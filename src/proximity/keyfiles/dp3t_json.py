@@ -13,13 +13,30 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from proximity.errors import InvalidKeyError, InvalidLengthError, MalformedKeyFileError, ResourceLimitError
+from proximity.errors import (
+    InvalidKeyError,
+    InvalidLengthError,
+    MalformedKeyFileError,
+    ProximityError,
+    ResourceLimitError,
+)
 from proximity.keyfiles.bluezone_json import json_document
 from proximity.schemes.dp3t import Dp3tDayKey
+from proximity.times import format_utc
 
-__all__ = ["MAX_FILE_BYTES", "dump_exposees", "load_exposees", "looks_like_dp3t_json", "parse_exposees"]
+__all__ = [
+    "EXPOSEE_UPLOAD",
+    "MAX_FILE_BYTES",
+    "ExposeeUpload",
+    "dump_exposees",
+    "export_exposees",
+    "load_exposees",
+    "looks_like_dp3t_json",
+    "parse_exposees",
+]
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
 _MS_PER_DAY = 86_400_000
@@ -72,3 +89,43 @@ def load_exposees(path: str | os.PathLike[str]) -> list[Dp3tDayKey]:
         raise ResourceLimitError(str(path), "the file size", size, MAX_FILE_BYTES, "MAX_FILE_BYTES")
     with open(path, "rb") as handle:
         return parse_exposees(handle.read(), os.fspath(path))
+
+
+def export_exposees(keys: Sequence[Dp3tDayKey], at: float) -> tuple[bytes, dict[str, object]]:
+    """``proximity keys export``'s exposee list of a key ring's published day key, and its summary."""
+    summary: dict[str, object] = {"keys": len(keys)}
+    if keys:
+        summary["day"] = format_utc(min(k.day for k in keys))[:10]
+    return dump_exposees(keys, release_time=int(at)).encode(), summary
+
+
+class ExposeeUpload:
+    """DP-3T's upload to a key server, as the DP-3T backend took it: one item, the day key SK_t of the
+    first contagious day, ``{key: base64, keyDate: unix ms}`` (a
+    :class:`~proximity.schemes.registry.DailyKeyUpload`). The server serves the exposee list."""
+
+    field = "exposed"
+    max_items = 1
+    after_upload = (
+        "Uploaded: start a new key ring now (`proximity keys wipe` + `keys init`), since the published "
+        "DP-3T day key reveals every later EphID of its chain."
+    )
+
+    def items(self, published: Sequence[Dp3tDayKey]) -> list[dict[str, Any]]:
+        return [{"key": base64.b64encode(key.key).decode(), "keyDate": key.day * 1000} for key in published]
+
+    def parse_item(self, item: Mapping[str, Any], where: str) -> tuple[bytes, int, int]:
+        try:  # the exposee list's own entry checks (base64 of 32 bytes, keyDate a UTC midnight in ms)
+            (key,) = parse_exposees(json.dumps({"exposed": [dict(item)]}), where)
+        except (ProximityError, TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {error}") from None
+        return key.key, key.day, 0
+
+    def mac_segment(self, key: bytes, time_start: int, param: int) -> str:
+        return f"{key.hex()}.{time_start}"
+
+    def document(self, rows: Sequence[tuple[bytes, int, int, int]]) -> bytes:
+        return dump_exposees(Dp3tDayKey(key, start) for key, start, _, _ in rows).encode()
+
+
+EXPOSEE_UPLOAD = ExposeeUpload()

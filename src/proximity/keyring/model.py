@@ -1,27 +1,32 @@
 """The device's own keys, as a pure value: generate, roll, and answer "what do I broadcast at t?".
 
-The ring holds GAEN TEKs (one per UTC day, kept ``retention_days``) and the Bluezone base key (one for
-the life of the install: its hash chain gives every later day's key), and the DP-3T day key SK of its
-first day (chained forward the same way; a ring saved before DP-3T gains one at its next roll).
+The ring holds each scheme's own key state, which that scheme's record knows (GAEN: TEKs, one per UTC
+day, kept ``retention_days``; Bluezone: the base key of the install, whose hash chain gives every later
+day's key; a scheme added later: whatever its record says, gained by an older ring at its next roll).
 Rolling returns a new ring; saving it is the store's job (:mod:`proximity.keyring.store`).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from proximity.broadcast import Broadcast
+from proximity.broadcast import Broadcast, broadcasts_of
 from proximity.errors import InvalidKeyError, InvalidMetadataError, NoKeyForTimeError
 from proximity.radio import TX_POWER_RANGE  # the TX powers GAEN accepts; receivers drop others
-from proximity.schemes.bluezone import DEFAULT_IDS_PER_DAY, BluezoneBaseKey
-from proximity.schemes.dp3t import Dp3tDayKey
-from proximity.schemes.gaen import Metadata, TemporaryExposureKey
-from proximity.schemes.registry import RETENTION_DAYS, SCHEME_NAMES, UnknownSchemeError, scheme_record
-from proximity.times import SECONDS_PER_DAY, utc_midnight
+from proximity.schemes.bluezone import BLUEZONE, DEFAULT_IDS_PER_DAY, BluezoneBaseKey
+from proximity.schemes.gaen import GAEN, Metadata, TemporaryExposureKey
+from proximity.schemes.keys import IdTable, SchemeKeys, empty_table
+from proximity.schemes.registry import (
+    RETENTION_DAYS,
+    SCHEME_NAMES,
+    UnknownSchemeError,
+    scheme_record,
+    scheme_records,
+)
+from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["DEFAULT_TX_POWER", "TX_POWER_RANGE", "KeyRing", "KeyRingSettings"]
 
@@ -70,19 +75,23 @@ class KeyRingSettings:
 
 @dataclass(frozen=True, slots=True)
 class KeyRing:
-    """A device's keys; ``gaen_keys`` are sorted by start and never overlap."""
+    """A device's keys: per scheme name, that scheme's own key state (its record's ``keys`` knows it).
+
+    A scheme missing from ``keys`` has no key yet (a ring saved before the scheme existed); it gains one
+    at the next :meth:`rolled`.
+    """
 
     settings: KeyRingSettings
-    gaen_keys: tuple[TemporaryExposureKey, ...]
-    bluezone_key: BluezoneBaseKey
-    dp3t_key: Dp3tDayKey | None = None
+    keys: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        ordered = tuple(sorted(self.gaen_keys, key=lambda k: k.rolling_start_interval_number))
-        for earlier, later in itertools.pairwise(ordered):
-            if later.start < earlier.end:
-                raise InvalidKeyError("GAEN keys in a key ring must not overlap")
-        object.__setattr__(self, "gaen_keys", ordered)
+        ordered = {}
+        for record in scheme_records():  # registration order, whatever order the mapping came in
+            if record.name in self.keys:
+                ordered[record.name] = self.keys[record.name]
+        if unknown := sorted(set(self.keys) - set(ordered)):
+            raise InvalidKeyError(f"unknown scheme(s) {unknown} in a key ring; expected {list(SCHEME_NAMES)}")
+        object.__setattr__(self, "keys", ordered)
 
     @classmethod
     def create(
@@ -92,22 +101,42 @@ class KeyRing:
         *,
         random_bytes: RandomBytes = os.urandom,
     ) -> KeyRing:
-        """A fresh install at ``at``: a Bluezone base key for its day and a GAEN key from its interval."""
-        ring = cls(settings or KeyRingSettings(), (), BluezoneBaseKey.generate(at, random_bytes=random_bytes))
-        return ring.rolled(at, random_bytes=random_bytes)
+        """A fresh install at ``at``: every scheme's keys, those made at install first."""
+        settings = settings or KeyRingSettings()
+        first = {
+            record.name: keys.rolled(None, at, settings, random_bytes)
+            for record in scheme_records()
+            if (keys := record.load_keys()).made_at_install
+        }
+        return cls(settings, first).rolled(at, random_bytes=random_bytes)
 
     def rolled(self, at: float, *, random_bytes: RandomBytes = os.urandom) -> KeyRing:
-        """The ring at ``at``: a GAEN key covers ``at`` (new keys roll at UTC midnight); old keys dropped."""
-        horizon = utc_midnight(at) - (self.settings.retention_days - 1) * SECONDS_PER_DAY
-        keys = [key for key in self.gaen_keys if key.end > horizon]
-        if self.gaen_key_at(at) is None:
-            if keys and keys[-1].end > at:
-                raise InvalidKeyError(
-                    f"the key ring holds GAEN keys later than unix time {at:g}; it cannot roll back in time"
-                )
-            keys.append(TemporaryExposureKey.generate(at, random_bytes=random_bytes))
-        dp3t = self.dp3t_key or Dp3tDayKey.generate(at, random_bytes=random_bytes)
-        return replace(self, gaen_keys=tuple(keys), dp3t_key=dp3t)
+        """The ring at ``at``: each scheme's keys made and expired as due (GAEN's roll at UTC midnight;
+        a scheme the ring has no key of yet gains one)."""
+        keys = {
+            record.name: record.load_keys().rolled(
+                self.keys.get(record.name), at, self.settings, random_bytes
+            )
+            for record in scheme_records()
+        }
+        return replace(self, keys=keys)
+
+    def key_state(self, scheme: str) -> Any | None:
+        """The scheme's key state (None: the ring has no key of it yet)."""
+        _keys_of(scheme)
+        return self.keys.get(scheme)
+
+    @property
+    def gaen_keys(self) -> tuple[TemporaryExposureKey, ...]:
+        """The GAEN TEKs, sorted by start, never overlapping."""
+        keys: tuple[TemporaryExposureKey, ...] = self.keys.get(GAEN.name, ())
+        return keys
+
+    @property
+    def bluezone_key(self) -> BluezoneBaseKey:
+        """The Bluezone base key, made at install."""
+        key: BluezoneBaseKey = self.keys[BLUEZONE.name]
+        return key
 
     def gaen_key_at(self, at: float) -> TemporaryExposureKey | None:
         return next((key for key in self.gaen_keys if key.covers(at)), None)
@@ -122,25 +151,37 @@ class KeyRing:
     def broadcasts(self, scheme: str, *, at: float, count: int) -> list[Broadcast]:
         """Up to ``count`` broadcasts from the slot containing ``at`` on, as far as the ring has keys.
 
-        GAEN keys are random per day, so the ring can only answer until its newest key ends; Bluezone's
-        and DP-3T's chains answer for any day from their first on.
+        GAEN keys are random per day, so the ring can only answer until its newest key ends; a chained
+        scheme's key answers for any day from its first on.
         """
         if count < 0:
             raise ValueError(f"count must be non-negative, got {count}")
-        broadcasts: list[Broadcast] = _keys_of(scheme).broadcasts(self, at, count)
-        return broadcasts
+        state = self.key_state(scheme)
+        if state is None:
+            return []
+        return broadcasts_of(scheme, state, self.settings, at=at, count=count)
 
     def first_time(self, scheme: str) -> int | None:
         """When the ring's first ``scheme`` ID starts (None if it holds no key of that scheme yet)."""
-        first: int | None = _keys_of(scheme).first_time(self)
-        return first
+        state = self.key_state(scheme)
+        return None if state is None else _keys_of(scheme).first_time(state)
+
+    def id_table(self, scheme: str, first_day: int, days: int) -> IdTable:
+        """Every ``scheme`` ID over ``days`` UTC days from ``first_day``, with its metadata if any."""
+        state = self.key_state(scheme)
+        if state is None:
+            return empty_table(scheme, scheme_record(scheme).id_length)
+        return _keys_of(scheme).id_table(state, self.settings, first_day, days)
+
+    def published(self, scheme: str, first_day: int, days: int) -> list[Any]:
+        """What a confirmed user uploads of ``scheme`` covering those days (empty: no key then)."""
+        state = self.key_state(scheme)
+        return [] if state is None else _keys_of(scheme).published(state, self.settings, first_day, days)
 
 
-def _keys_of(scheme: str) -> Any:
-    """The scheme's view of the ring (a ``scheme_keys.RingKeys``, named by its record; not imported
-    here, since that module reads the ring)."""
+def _keys_of(scheme: str) -> SchemeKeys:
+    """The scheme's key state handling, named by its record."""
     try:
-        keys = scheme_record(scheme).load_ring_keys()
+        return scheme_record(scheme).load_keys()
     except UnknownSchemeError:
         raise ValueError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEME_NAMES)}") from None
-    return keys

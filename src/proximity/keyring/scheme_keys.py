@@ -1,139 +1,219 @@
-"""What each scheme's keys in a ring give: its broadcasts, when they start, its ID table, what it publishes.
+"""GAEN's and Bluezone's key state in a key ring (each a :class:`~proximity.schemes.keys.SchemeKeys`),
+and the ring's view the simulator tabulates from.
 
-The ring holds one key kind per scheme; each scheme's record names its view here
-(``SchemeRecord.ring_keys``), so the ring, ``proximity ids``, the node and the simulator dispatch
-through the record instead of a table keyed by scheme name.
+Each scheme's record names its key state (``SchemeRecord.keys``); the ring, ``proximity ids``, the CLI
+and the simulator go through that, never through a table keyed by scheme name. GAEN's and Bluezone's
+live here because GAEN's publishes :class:`~proximity.schemes.published.DiagnosisKey` values, which sit
+above the scheme modules; a scheme whose keys need nothing above its own module keeps them there.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.broadcast import Broadcast, bluezone_broadcasts, dp3t_broadcasts, gaen_broadcasts
+from proximity.errors import InvalidKeyError
 from proximity.schemes.base import IdBatch
-from proximity.schemes.bluezone import BluezoneScheme
-from proximity.schemes.dp3t import DP3T
-from proximity.schemes.gaen import GAEN
+from proximity.schemes.bluezone import KEY_LENGTH as BLUEZONE_KEY_LENGTH
+from proximity.schemes.bluezone import BluezoneBaseKey, BluezoneDailyKey, BluezoneScheme
+from proximity.schemes.gaen import GAEN, TEK_LENGTH, TemporaryExposureKey, en_interval_number
+from proximity.schemes.keys import IdTable, KeyDescription, RandomBytes, empty_table, joined, upcoming_of
 from proximity.schemes.published import DiagnosisKey, ReportType
-from proximity.times import SECONDS_PER_DAY, utc_midnight
+from proximity.times import SECONDS_PER_DAY, format_utc, utc_midnight
 
 if TYPE_CHECKING:
-    from proximity.keyring.model import KeyRing
+    from proximity.keyring.model import KeyRing, KeyRingSettings
 
-__all__ = ["BLUEZONE_KEYS", "DP3T_KEYS", "GAEN_KEYS", "IdTable", "RingKeys"]
+__all__ = ["BLUEZONE_KEYS", "GAEN_KEYS", "IdTable", "RingKeys"]
 
-IdTable = tuple[IdBatch, NDArray[np.uint8] | None]
-"""Every ID a ring broadcasts over some days (with GAEN's AEMs, row for row; None for other schemes)."""
-
-
-class RingKeys(Protocol):
-    """One scheme's view of a :class:`~proximity.keyring.model.KeyRing`."""
-
-    def broadcasts(self, ring: KeyRing, at: float, count: int) -> list[Broadcast]:
-        """Up to ``count`` broadcasts from the slot containing ``at`` on, as far as the ring has keys."""
-        ...
-
-    def first_time(self, ring: KeyRing) -> int | None:
-        """When the ring's first ID of this scheme starts (None: no key of this scheme yet)."""
-        ...
-
-    def id_table(self, ring: KeyRing, first_day: int, days: int) -> IdTable:
-        """Every ID over ``days`` UTC days from ``first_day`` (vectorised: the simulator's tables)."""
-        ...
-
-    def published(self, ring: KeyRing, first_day: int, days: int) -> list[Any]:
-        """What the app uploads when its user is confirmed, covering those days (each has ``key_data``)."""
-        ...
+GaenState = tuple[TemporaryExposureKey, ...]
 
 
-class _GaenKeys:
-    """One TEK per day; IDs and AEMs from each."""
+def _ordered(keys: GaenState | list[TemporaryExposureKey]) -> GaenState:
+    ordered = tuple(sorted(keys, key=lambda k: k.rolling_start_interval_number))
+    for earlier, later in itertools.pairwise(ordered):
+        if later.start < earlier.end:
+            raise InvalidKeyError("GAEN keys in a key ring must not overlap")
+    return ordered
 
-    def broadcasts(self, ring: KeyRing, at: float, count: int) -> list[Broadcast]:
-        out: list[Broadcast] = []
-        for key in ring.gaen_keys:
-            if len(out) == count:
+
+class GaenKeys:
+    """One TEK per UTC day, kept ``retention_days``; IDs and AEMs from each."""
+
+    key_length = TEK_LENGTH
+    made_at_install = False
+
+    def rolled(
+        self, state: GaenState | None, at: float, settings: KeyRingSettings, random_bytes: RandomBytes
+    ) -> GaenState:
+        """A key covers ``at`` (new keys roll at UTC midnight); keys past retention are dropped."""
+        held = state or ()
+        horizon = utc_midnight(at) - (settings.retention_days - 1) * SECONDS_PER_DAY
+        keys = [key for key in held if key.end > horizon]
+        if not any(key.covers(at) for key in held):
+            if keys and keys[-1].end > at:
+                raise InvalidKeyError(
+                    f"the key ring holds GAEN keys later than unix time {at:g}; it cannot roll back in time"
+                )
+            keys.append(TemporaryExposureKey.generate(at, random_bytes=random_bytes))
+        return _ordered(keys)
+
+    def to_json(self, state: GaenState) -> list[dict[str, Any]]:
+        return [
+            {
+                "key_data": key.key_data.hex(),
+                "rolling_start_interval_number": key.rolling_start_interval_number,
+                "rolling_period": key.rolling_period,
+            }
+            for key in state
+        ]
+
+    def from_json(self, value: Any) -> GaenState:
+        return _ordered(
+            [
+                TemporaryExposureKey(
+                    bytes.fromhex(entry["key_data"]),
+                    entry["rolling_start_interval_number"],
+                    entry["rolling_period"],
+                )
+                for entry in value
+            ]
+        )
+
+    def from_key(self, key: bytes, start: float, rolling_period: int) -> GaenState:
+        return (TemporaryExposureKey(key, en_interval_number(start), rolling_period),)
+
+    def first_time(self, state: GaenState) -> int | None:
+        return min((key.start for key in state), default=None)
+
+    def last_time(self, state: GaenState) -> int | None:
+        return max((key.end for key in state), default=None)
+
+    def upcoming(self, state: GaenState, settings: KeyRingSettings, at: float, count: int) -> IdTable:
+        batches: list[IdBatch] = []
+        aems: list[NDArray[np.uint8]] = []
+        found = 0
+        for key in state:
+            if found == count:
                 break
             if key.end > at:
-                out += gaen_broadcasts(key, ring.settings.gaen_metadata, at=at, count=count - len(out))
-        return out
+                whole = GAEN.ids_of_key(key)
+                batch, aem = upcoming_of(
+                    whole, GAEN.aems_of_key(key, whole, settings.gaen_metadata), at, count - found
+                )
+                batches.append(batch)
+                aems += [] if aem is None else [aem]
+                found += len(batch)
+        if not batches:
+            return empty_table(GAEN.name, GAEN.id_length)
+        return joined(GAEN.name, GAEN.id_length, batches), np.concatenate(aems)
 
-    def first_time(self, ring: KeyRing) -> int | None:
-        return min((key.start for key in ring.gaen_keys), default=None)
+    def id_table(self, state: GaenState, settings: KeyRingSettings, first_day: int, days: int) -> IdTable:
+        batches = [GAEN.ids_of_key(key) for key in state]
+        metadata = settings.gaen_metadata
+        aems = [GAEN.aems_of_key(k, b, metadata) for k, b in zip(state, batches, strict=True)]
+        return joined(GAEN.name, GAEN.id_length, batches), np.concatenate(aems) if aems else None
 
-    def id_table(self, ring: KeyRing, first_day: int, days: int) -> IdTable:
-        batches = [GAEN.ids_of_key(key) for key in ring.gaen_keys]
-        metadata = ring.settings.gaen_metadata
-        aems = [GAEN.aems_of_key(k, b, metadata) for k, b in zip(ring.gaen_keys, batches, strict=True)]
-        return _joined(GAEN.name, GAEN.id_length, batches), np.concatenate(aems) if aems else None
+    def published(self, state: GaenState, settings: KeyRingSettings, first_day: int, days: int) -> list[Any]:
+        return [DiagnosisKey(key, report_type=ReportType.CONFIRMED_TEST) for key in state]
 
-    def published(self, ring: KeyRing, first_day: int, days: int) -> list[Any]:
-        return [DiagnosisKey(key, report_type=ReportType.CONFIRMED_TEST) for key in ring.gaen_keys]
+    def describe(self, state: GaenState) -> KeyDescription:
+        rows: list[list[object]] = [
+            [k.key_data.hex(), format_utc(k.start), format_utc(k.end), k.rolling_period] for k in state
+        ]
+        return ["GAEN key", "start (UTC)", "end (UTC)", "intervals"], rows
+
+    def show_json(self, state: GaenState | None) -> dict[str, Any]:
+        return {
+            "gaen_keys": [
+                {
+                    "key": key.key_data.hex(),
+                    "rolling_start_interval_number": key.rolling_start_interval_number,
+                    "rolling_period": key.rolling_period,
+                    "start": key.start,
+                    "end": key.end,
+                }
+                for key in state or ()
+            ]
+        }
 
 
-class _BluezoneKeys:
+class BluezoneKeys:
     """One base key for the install; each day's key by hash chain; a record covers many days."""
 
-    def broadcasts(self, ring: KeyRing, at: float, count: int) -> list[Broadcast]:
-        if utc_midnight(at) < ring.bluezone_key.base_day:
-            return []
-        ids_per_day = ring.settings.bluezone_ids_per_day
-        days = 1 + math.ceil(count / ids_per_day)
-        return bluezone_broadcasts(ring.bluezone_key.record(at, days, ids_per_day), at=at, count=count)
+    key_length = BLUEZONE_KEY_LENGTH
+    made_at_install = True
 
-    def first_time(self, ring: KeyRing) -> int | None:
-        return ring.bluezone_key.base_day
+    def rolled(
+        self, state: BluezoneBaseKey | None, at: float, settings: object, random_bytes: RandomBytes
+    ) -> BluezoneBaseKey:
+        return state or BluezoneBaseKey.generate(at, random_bytes=random_bytes)
 
-    def id_table(self, ring: KeyRing, first_day: int, days: int) -> IdTable:
-        (record,) = self.published(ring, first_day, days)
+    def to_json(self, state: BluezoneBaseKey) -> dict[str, Any]:
+        return {"base_key": state.key.hex(), "base_day": state.base_day}
+
+    def from_json(self, value: Any) -> BluezoneBaseKey:
+        return BluezoneBaseKey(bytes.fromhex(value["base_key"]), value["base_day"])
+
+    def from_key(self, key: bytes, start: float, rolling_period: int) -> BluezoneBaseKey:
+        return BluezoneBaseKey(key, utc_midnight(start))
+
+    def first_time(self, state: BluezoneBaseKey) -> int:
+        return state.base_day
+
+    def last_time(self, state: BluezoneBaseKey) -> None:
+        return None
+
+    def upcoming(self, state: BluezoneBaseKey, settings: KeyRingSettings, at: float, count: int) -> IdTable:
+        if utc_midnight(at) < state.base_day:
+            return empty_table(BluezoneScheme.name, BluezoneScheme.id_length)
+        ids_per_day = settings.bluezone_ids_per_day
+        record = state.record(at, 1 + math.ceil(count / ids_per_day), ids_per_day)
+        return upcoming_of(BluezoneScheme(ids_per_day).ids_of_key(record), None, at, count)
+
+    def id_table(
+        self, state: BluezoneBaseKey, settings: KeyRingSettings, first_day: int, days: int
+    ) -> IdTable:
+        records: list[BluezoneDailyKey] = self.published(state, settings, first_day, days)
+        if not records:
+            return empty_table(BluezoneScheme.name, BluezoneScheme.id_length)
+        (record,) = records
         return BluezoneScheme(record.ids_per_day).ids_of_key(record), None
 
-    def published(self, ring: KeyRing, first_day: int, days: int) -> list[Any]:
-        return [ring.bluezone_key.record(first_day, days, ring.settings.bluezone_ids_per_day)]
-
-
-class _Dp3tKeys:
-    """SK of the ring's first day, chained forward; a published SK_t reveals its day and every later one."""
-
-    def broadcasts(self, ring: KeyRing, at: float, count: int) -> list[Broadcast]:
-        if ring.dp3t_key is None or utc_midnight(at) < ring.dp3t_key.day:
+    def published(
+        self, state: BluezoneBaseKey, settings: KeyRingSettings, first_day: int, days: int
+    ) -> list[Any]:
+        """One record from the first of those days (never before install); nothing if they end before."""
+        first = max(utc_midnight(first_day), state.base_day)
+        end = utc_midnight(first_day) + days * SECONDS_PER_DAY
+        if end <= first:
             return []
-        return dp3t_broadcasts(ring.dp3t_key, at=at, count=count)
+        return [state.record(first, (end - first) // SECONDS_PER_DAY, settings.bluezone_ids_per_day)]
 
-    def first_time(self, ring: KeyRing) -> int | None:
-        return None if ring.dp3t_key is None else ring.dp3t_key.day
+    def describe(self, state: BluezoneBaseKey) -> KeyDescription:
+        return f"Bluezone base key {state.key.hex()} installed {format_utc(state.base_day)}"
+
+    def show_json(self, state: BluezoneBaseKey | None) -> dict[str, Any]:
+        return {"bluezone": None if state is None else self.to_json(state)}
+
+
+GAEN_KEYS = GaenKeys()
+BLUEZONE_KEYS = BluezoneKeys()
+
+
+class RingKeys:
+    """One scheme's view of a :class:`~proximity.keyring.model.KeyRing` (what the simulator
+    tabulates): its ID table and what a confirmed user publishes, over some days."""
+
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme
 
     def id_table(self, ring: KeyRing, first_day: int, days: int) -> IdTable:
-        batches = []
-        if ring.dp3t_key is not None:
-            day_key = ring.dp3t_key.on_day(max(first_day, ring.dp3t_key.day))
-            for _ in range((first_day + days * SECONDS_PER_DAY - day_key.day) // SECONDS_PER_DAY):
-                batches.append(DP3T.ids_of_key(day_key))
-                day_key = day_key.on_day(day_key.day + SECONDS_PER_DAY)
-        return _joined(DP3T.name, DP3T.id_length, batches), None
+        return ring.id_table(self.scheme, first_day, days)
 
     def published(self, ring: KeyRing, first_day: int, days: int) -> list[Any]:
-        if ring.dp3t_key is None:
-            return []
-        return [ring.dp3t_key.on_day(max(first_day, ring.dp3t_key.day))]
-
-
-def _joined(scheme: str, length: int, batches: list[IdBatch]) -> IdBatch:
-    if not batches:
-        empty = np.zeros(0, np.int64)
-        return IdBatch(scheme, np.zeros((0, length), np.uint8), empty, empty)
-    return IdBatch(
-        scheme,
-        np.concatenate([b.ids for b in batches]),
-        np.concatenate([b.starts for b in batches]),
-        np.concatenate([b.ends for b in batches]),
-    )
-
-
-GAEN_KEYS: RingKeys = _GaenKeys()
-BLUEZONE_KEYS: RingKeys = _BluezoneKeys()
-DP3T_KEYS: RingKeys = _Dp3tKeys()
+        return ring.published(self.scheme, first_day, days)

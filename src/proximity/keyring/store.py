@@ -24,9 +24,7 @@ from proximity.errors import (
     ProximityError,
 )
 from proximity.keyring.model import KeyRing, KeyRingSettings
-from proximity.schemes.bluezone import BluezoneBaseKey
-from proximity.schemes.dp3t import Dp3tDayKey
-from proximity.schemes.gaen import TemporaryExposureKey
+from proximity.schemes.registry import UnknownSchemeError, scheme_record, scheme_records
 
 __all__ = [
     "ENV_VAR",
@@ -45,8 +43,10 @@ __all__ = [
 
 ENV_VAR = "PROXIMITY_KEYRING"
 FORMAT = "proximity-keyring"
-FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)  # 1: before DP-3T (no "dp3t" entry; the ring gains its key at the next roll)
+FORMAT_VERSION = 3
+# 1 and 2 had one top-level body field per scheme (2 added a scheme, which a ring of 1 gains at its next
+# roll); 3 nests each scheme's entry under "keys", so a scheme added later needs no new version.
+_READABLE_VERSIONS = (1, 2, 3)
 FILE_NAME = "keyring.json"
 # A key ring holds 14-odd keys (a few KB); anything bigger is not one and is not read whole.
 MAX_KEYRING_BYTES = 1 << 20
@@ -85,17 +85,19 @@ def _body(ring: KeyRing) -> dict[str, Any]:
             "bluezone_ids_per_day": settings.bluezone_ids_per_day,
             "retention_days": settings.retention_days,
         },
-        "gaen": [
-            {
-                "key_data": key.key_data.hex(),
-                "rolling_start_interval_number": key.rolling_start_interval_number,
-                "rolling_period": key.rolling_period,
-            }
-            for key in ring.gaen_keys
-        ],
-        "bluezone": {"base_key": ring.bluezone_key.key.hex(), "base_day": ring.bluezone_key.base_day},
-        "dp3t": None if ring.dp3t_key is None else {"key": ring.dp3t_key.key.hex(), "day": ring.dp3t_key.day},
+        "keys": {name: scheme_record(name).load_keys().to_json(state) for name, state in ring.keys.items()},
     }
+
+
+def _key_entries(body: Mapping[str, Any], version: int) -> Mapping[str, Any]:
+    """Each scheme's entry: version 3 nests them under ``keys``; versions 1 and 2 had one top-level
+    field per scheme beside ``settings`` (the same entries; null for a key not made yet)."""
+    if version >= 3:
+        entries: Mapping[str, Any] = body["keys"]
+        if not isinstance(entries, dict):
+            raise TypeError(f"keys must be an object, got {type(entries).__name__}")
+        return entries
+    return {name: entry for name, entry in body.items() if name != "settings" and entry is not None}
 
 
 def _checksum(body: Mapping[str, Any]) -> str:
@@ -130,18 +132,14 @@ def loads_keyring(text: str, path: str = "<memory>") -> KeyRing:
         raise KeyRingCorruptError(path, "checksum mismatch: the file was altered or damaged")
     try:
         settings = KeyRingSettings(**body["settings"])
-        keys = tuple(
-            TemporaryExposureKey(
-                bytes.fromhex(entry["key_data"]),
-                entry["rolling_start_interval_number"],
-                entry["rolling_period"],
-            )
-            for entry in body["gaen"]
-        )
-        bluezone = BluezoneBaseKey(bytes.fromhex(body["bluezone"]["base_key"]), body["bluezone"]["base_day"])
-        dp3t = body.get("dp3t")
-        dp3t_key = None if dp3t is None else Dp3tDayKey(bytes.fromhex(dp3t["key"]), dp3t["day"])
-        return KeyRing(settings, keys, bluezone, dp3t_key)
+        entries = _key_entries(body, document["version"])
+        keys = {name: scheme_record(name).load_keys().from_json(entry) for name, entry in entries.items()}
+        for record in scheme_records():
+            if record.load_keys().made_at_install and record.name not in keys:
+                raise KeyError(f"{record.name} (made when the ring was created)")
+        return KeyRing(settings, keys)
+    except UnknownSchemeError as error:
+        raise KeyRingCorruptError(path, f"invalid content: {error}") from None
     except (KeyError, TypeError, ValueError, OverflowError, ProximityError) as error:
         raise KeyRingCorruptError(path, f"invalid content: {error!s:.200}") from None
 

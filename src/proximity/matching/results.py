@@ -1,7 +1,7 @@
 """What matching hands the estimator: per matched key, its sightings as numpy columns.
 
-A :class:`KeyMatch` is one published key (GAEN diagnosis key or Bluezone daily-key record) with every
-sighting that counted for it. The estimator reads ``times``, ``rssi`` and ``tx_power`` (float64, NaN
+A :class:`KeyMatch` is one published key (a GAEN diagnosis key, or a day key of another scheme) with
+every sighting that counted for it. The estimator reads ``times``, ``rssi`` and ``tx_power`` (float64, NaN
 for unknown); ``tx_power`` and ``calibration_confidence`` come from the decrypted AEM, so they exist
 only for GAEN sightings that carried metadata. :func:`group_by_day` splits matches per UTC day.
 """
@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.schemes.bluezone import BluezoneDailyKey
-from proximity.schemes.dp3t import Dp3tDayKey
-from proximity.schemes.published import DiagnosisKey, ReportType
+from proximity.schemes.published import DiagnosisKey, PublishedKey, ReportType
 from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["DayMatch", "KeyMatch", "group_by_day"]
@@ -31,7 +29,7 @@ class KeyMatch:
     """
 
     scheme: str
-    key: DiagnosisKey | BluezoneDailyKey | Dp3tDayKey
+    key: DiagnosisKey | PublishedKey
     verified: bool
     row_ids: NDArray[np.int64]
     ids: NDArray[np.uint8]
@@ -62,12 +60,8 @@ class KeyMatch:
 
     @property
     def key_data(self) -> bytes:
-        """The key's bytes: the TEK, the record's daily key, or the published DP-3T SK_t."""
-        if isinstance(self.key, DiagnosisKey):
-            return self.key.key_data
-        if isinstance(self.key, Dp3tDayKey):
-            return self.key.key
-        return self.key.daily_key
+        """The key's bytes: the TEK, or the published day key."""
+        return self.key.key_data
 
     @property
     def report_type(self) -> ReportType:
@@ -84,12 +78,8 @@ class KeyMatch:
     @property
     def sort_key(self) -> tuple[str, bytes, int]:
         if isinstance(self.key, DiagnosisKey):
-            start = self.key.tek.rolling_start_interval_number
-        elif isinstance(self.key, Dp3tDayKey):
-            start = self.key.day
-        else:
-            start = self.key.time_start
-        return self.scheme, self.key_data, start
+            return self.scheme, self.key_data, self.key.tek.rolling_start_interval_number
+        return self.scheme, self.key_data, self.key.start
 
     def select(self, mask: NDArray[np.bool_]) -> KeyMatch:
         return KeyMatch(

@@ -131,6 +131,13 @@ class GaenAdvert:
         return self.rpi + self.aem
 
     @classmethod
+    def of(cls, id: bytes, metadata: bytes | None) -> GaenAdvert:
+        """The advert of an ID and its encrypted metadata (the AEM), as a key ring's table gives them."""
+        if metadata is None:
+            raise MalformedPayloadError("gaen", "encrypted metadata", AEM_LENGTH, 0)
+        return cls(id, metadata)
+
+    @classmethod
     def from_payload(cls, payload: bytes) -> GaenAdvert:
         expected = RPI_LENGTH + AEM_LENGTH
         if len(payload) != expected:
@@ -172,6 +179,11 @@ class BluezoneAdvert:
     def payload(self) -> bytes:
         """The manufacturer data for company 0x22B5 (without the company id)."""
         return self.bluezone_id
+
+    @classmethod
+    def of(cls, id: bytes, metadata: bytes | None) -> BluezoneAdvert:
+        """The advert of an ID (the scheme sends no metadata)."""
+        return cls(id)
 
     @classmethod
     def from_payload(cls, payload: bytes) -> BluezoneAdvert:
@@ -224,6 +236,11 @@ class Dp3tAdvert:
     def payload(self) -> bytes:
         """The service data for 0xFD68."""
         return self.ephid
+
+    @classmethod
+    def of(cls, id: bytes, metadata: bytes | None) -> Dp3tAdvert:
+        """The advert of an ID (the scheme sends no metadata)."""
+        return cls(id)
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Dp3tAdvert:

@@ -150,6 +150,12 @@ class BluezoneDailyKey:
         """The published key's bytes (as :class:`~proximity.schemes.published.DiagnosisKey` names them)."""
         return self.daily_key
 
+    @property
+    def start(self) -> int:
+        """The UTC midnight the key starts on (as :class:`~proximity.schemes.published.PublishedKey`
+        names it)."""
+        return self.time_start
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "daily_key", require_bytes("daily key", self.daily_key, KEY_LENGTH))
         _check_midnight("time_start", self.time_start)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,16 +30,19 @@ from numpy.typing import NDArray
 from proximity.crypto import CryptoBackend, crypto_backend
 from proximity.errors import InvalidKeyError, NoKeyForTimeError
 from proximity.schemes.base import EphemeralId, IdBatch, require_bytes
-from proximity.times import SECONDS_PER_DAY, utc_midnight
+from proximity.schemes.keys import IdTable, KeyDescription, RandomBytes, empty_table, joined, upcoming_of
+from proximity.times import SECONDS_PER_DAY, format_utc, utc_midnight
 
 __all__ = [
     "DP3T",
+    "DP3T_KEYS",
     "EPHIDS_PER_DAY",
     "EPHID_LENGTH",
     "EPOCH_SECONDS",
     "KEY_LENGTH",
     "MAX_CHAIN_DAYS",
     "Dp3tDayKey",
+    "Dp3tKeys",
     "Dp3tScheme",
     "broadcast_order",
     "ephid_inputs",
@@ -115,6 +119,12 @@ class Dp3tDayKey:
         """The published key's bytes (as :class:`~proximity.schemes.published.DiagnosisKey` names them)."""
         return self.key
 
+    @property
+    def start(self) -> int:
+        """The UTC midnight the key starts on (as :class:`~proximity.schemes.published.PublishedKey`
+        names it)."""
+        return self.day
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", require_bytes("DP-3T day key", self.key, KEY_LENGTH))
         if isinstance(self.day, bool) or not isinstance(self.day, int):
@@ -165,3 +175,72 @@ class Dp3tScheme:
 
 
 DP3T = Dp3tScheme()
+
+
+class Dp3tKeys:
+    """A key ring's DP-3T keys (a :class:`~proximity.schemes.keys.SchemeKeys`): SK of the ring's first
+    day, chained forward; a published SK_t reveals its day and every later one. A ring saved before
+    DP-3T gains its key at its next roll."""
+
+    key_length = KEY_LENGTH
+    made_at_install = False
+
+    def rolled(
+        self, state: Dp3tDayKey | None, at: float, settings: object, random_bytes: RandomBytes
+    ) -> Dp3tDayKey:
+        return state or Dp3tDayKey.generate(at, random_bytes=random_bytes)
+
+    def to_json(self, state: Dp3tDayKey) -> dict[str, Any]:
+        return {"key": state.key.hex(), "day": state.day}
+
+    def from_json(self, value: Any) -> Dp3tDayKey:
+        return Dp3tDayKey(bytes.fromhex(value["key"]), value["day"])
+
+    def from_key(self, key: bytes, start: float, rolling_period: int) -> Dp3tDayKey:
+        return Dp3tDayKey(key, utc_midnight(start))
+
+    def first_time(self, state: Dp3tDayKey) -> int:
+        return state.day
+
+    def last_time(self, state: Dp3tDayKey) -> None:
+        return None
+
+    def upcoming(self, state: Dp3tDayKey, settings: object, at: float, count: int) -> IdTable:
+        """EphIDs (each day's in broadcast order) from the epoch containing ``at`` on, the key chained
+        forward to ``at``'s day and on across midnights."""
+        if count < 0:
+            raise ValueError(f"count must be non-negative, got {count}")
+        if utc_midnight(at) < state.day:
+            return empty_table(DP3T.name, EPHID_LENGTH)
+        batches: list[IdBatch] = []
+        day_key, found = state.on_day(at), 0
+        while found < count:
+            batch, _ = upcoming_of(DP3T.ids_of_key(day_key), None, at, count - found)
+            batches.append(batch)
+            found += len(batch)
+            day_key = day_key.on_day(day_key.day + SECONDS_PER_DAY)
+        return joined(DP3T.name, EPHID_LENGTH, batches), None
+
+    def id_table(self, state: Dp3tDayKey, settings: object, first_day: int, days: int) -> IdTable:
+        batches = []
+        day_key = state.on_day(max(first_day, state.day))
+        for _ in range((first_day + days * SECONDS_PER_DAY - day_key.day) // SECONDS_PER_DAY):
+            batches.append(DP3T.ids_of_key(day_key))
+            day_key = day_key.on_day(day_key.day + SECONDS_PER_DAY)
+        return joined(DP3T.name, EPHID_LENGTH, batches), None
+
+    def published(self, state: Dp3tDayKey, settings: object, first_day: int, days: int) -> list[Any]:
+        """SK of the first of those days (never before the ring's own first day); nothing if they end
+        before it."""
+        if first_day + days * SECONDS_PER_DAY <= state.day:
+            return []
+        return [state.on_day(max(first_day, state.day))]
+
+    def describe(self, state: Dp3tDayKey) -> KeyDescription:
+        return f"DP-3T day key SK {state.key.hex()} of {format_utc(state.day)}"
+
+    def show_json(self, state: Dp3tDayKey | None) -> dict[str, Any]:
+        return {"dp3t": None if state is None else self.to_json(state)}
+
+
+DP3T_KEYS = Dp3tKeys()

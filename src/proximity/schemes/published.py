@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,7 +20,7 @@ from numpy.typing import NDArray
 from proximity.errors import InvalidKeyError
 from proximity.schemes.gaen import MAX_ENIN, TEK_LENGTH, TEK_ROLLING_PERIOD, TemporaryExposureKey
 
-__all__ = ["DiagnosisKey", "KeyBatch", "ReportType", "batches_of"]
+__all__ = ["DiagnosisKey", "KeyBatch", "PublishedKey", "ReportType", "batches_of"]
 
 NO_ONSET = np.iinfo(np.int32).min  # days_since_onset_of_symptoms not given
 
@@ -33,6 +34,17 @@ class ReportType(IntEnum):
     SELF_REPORT = 3
     RECURSIVE = 4
     REVOKED = 5
+
+
+class PublishedKey(Protocol):
+    """What a match result needs of any scheme's published key besides GAEN's :class:`DiagnosisKey`
+    (which also says report type, risk and onset): its bytes and the UTC midnight it starts on."""
+
+    @property
+    def key_data(self) -> bytes: ...
+
+    @property
+    def start(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

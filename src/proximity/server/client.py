@@ -21,17 +21,16 @@ from urllib.parse import urljoin, urlsplit
 from proximity.errors import KeyServerError
 from proximity.keyring import KeyRing
 from proximity.schemes.gaen import TemporaryExposureKey
+from proximity.schemes.registry import DailyKeyUpload, scheme_record
 from proximity.server.exporter import EXPORT_NAME
 from proximity.server.mac import gaen_segment
 from proximity.times import SECONDS_PER_DAY, utc_midnight
 
 __all__ = [
-    "bluezone_publish_items",
-    "bluezone_segments",
     "certificate_issuer",
+    "daily_publish_items",
+    "daily_segments",
     "download_key_files",
-    "dp3t_publish_items",
-    "dp3t_segments",
     "gaen_publish_request",
     "gaen_segments",
     "post_json",
@@ -51,33 +50,24 @@ def gaen_segments(keys: Sequence[TemporaryExposureKey], risk: int | None = None)
     return [gaen_segment(k.key_data, k.rolling_start_interval_number, k.rolling_period, risk) for k in keys]
 
 
-def bluezone_publish_items(ring: KeyRing, at: float, days: int) -> list[dict[str, Any]]:
-    """One item per UTC day, from ``days`` days before ``at`` (or install) to the day of ``at``."""
-    base = ring.bluezone_key
-    last = utc_midnight(at)
-    first = max(last - (days - 1) * SECONDS_PER_DAY, base.base_day)
-    ids = ring.settings.bluezone_ids_per_day
-    return [
-        {"daily_key": base.daily_key(day).hex(), "time_start": day, "max": ids}
-        for day in range(first, last + 1, SECONDS_PER_DAY)
-    ]
+def _upload_of(scheme: str) -> DailyKeyUpload:
+    upload = scheme_record(scheme).load_upload()
+    if upload is None:
+        raise ValueError(f"{scheme} keys are uploaded through /v1/publish, not as daily keys")
+    return upload
 
 
-def bluezone_segments(items: Sequence[dict[str, Any]]) -> list[str]:
-    return [f"{item['daily_key']}.{item['time_start']}.{item['max']}" for item in items]
+def daily_publish_items(ring: KeyRing, scheme: str, at: float, days: int) -> list[dict[str, Any]]:
+    """The upload items of what the ring publishes of a daily-key scheme over the ``days`` UTC days up
+    to the day of ``at`` (none before the ring's first key of it)."""
+    first = utc_midnight(at) - (days - 1) * SECONDS_PER_DAY
+    return _upload_of(scheme).items(ring.published(scheme, first, days))
 
 
-def dp3t_publish_items(ring: KeyRing, at: float, days: int) -> list[dict[str, Any]]:
-    """One item: SK of the first of ``days`` UTC days up to ``at`` (or the ring's first DP-3T day)."""
-    if ring.dp3t_key is None or utc_midnight(at) < ring.dp3t_key.day:
-        return []
-    first = max(utc_midnight(at) - (days - 1) * SECONDS_PER_DAY, ring.dp3t_key.day)
-    key = ring.dp3t_key.on_day(first)
-    return [{"key": base64.b64encode(key.key).decode(), "keyDate": key.day * 1000}]
-
-
-def dp3t_segments(items: Sequence[dict[str, Any]]) -> list[str]:
-    return [f"{base64.b64decode(item['key']).hex()}.{item['keyDate'] // 1000}" for item in items]
+def daily_segments(scheme: str, items: Sequence[dict[str, Any]]) -> list[str]:
+    """The certificate's MAC segments for those items (as the server computes them)."""
+    upload = _upload_of(scheme)
+    return [upload.mac_segment(*upload.parse_item(item, f"item {i}")) for i, item in enumerate(items)]
 
 
 def _padding() -> str:

@@ -1,32 +1,21 @@
-"""Daily-key schemes (Bluezone's daily keys, DP-3T's (SK_t, day) list): one registration each.
+"""Daily-key schemes: every scheme whose record has an ``upload`` (a
+:class:`~proximity.schemes.registry.DailyKeyUpload`, kept with its key-file format) is one registration.
 
-A scheme whose diagnosed users publish one key per day registers a :class:`DailyKeyScheme`: how an
-uploaded item is read, the segment its certificate's ``tekmac`` covers, and the records document phones
+A scheme whose diagnosed users publish day keys registers a :class:`DailyKeyScheme`: how an uploaded
+item is read, the segment its certificate's ``tekmac`` covers, and the records document phones
 download. The server then offers ``POST /<name>/v1/publish`` (same certificate check as GAEN) and
-``GET /<name>/v1/records.json`` for it, stored in one generic table.
-
-Bluezone: the app uploads the daily keys of the days since the first infectious day, one item per day
-(``{"daily_key": hex, "time_start": UTC midnight, "max": IDs per day}``), never its base key. Each
-record ends at the end of its day, the last one at upload time. The hash chain runs forward, so a
-published daily key reveals every later ID: the app must start a new base key after uploading.
-
-DP-3T: the app uploads one item, the day key SK_t of its first contagious day, as the DP-3T backend took
-it (``{"key": base64, "keyDate": UTC midnight in unix ms}``); phones download the exposee list
-(:mod:`proximity.keyfiles.dp3t_json`) and chain each key forward. The item's record ends at upload time.
+``GET /<name>/v1/records.json`` for it, stored in one generic table. Each stored day ends at the end of
+its day, the last one at upload time. The hash chains run forward, so a published day key reveals
+every later ID: the app must start new keys after uploading.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from proximity.errors import ProximityError
-from proximity.keyfiles.bluezone_json import dump_records
-from proximity.keyfiles.dp3t_json import dump_exposees, parse_exposees
-from proximity.schemes.bluezone import BLUEZONE, KEY_LENGTH, BluezoneDailyKey
-from proximity.schemes.dp3t import DP3T, Dp3tDayKey
+from proximity.schemes.registry import DailyKeyUpload, scheme_records
 from proximity.server.certificates import CertificateClaims
 from proximity.server.config import ServerConfig
 from proximity.server.db import Database
@@ -46,8 +35,7 @@ __all__ = [
     "DailyKey",
     "DailyKeyScheme",
     "DailyKeyService",
-    "bluezone_mac_segment",
-    "dp3t_mac_segment",
+    "daily_key_scheme",
     "register_daily_key_scheme",
 ]
 
@@ -81,50 +69,28 @@ def register_daily_key_scheme(scheme: DailyKeyScheme) -> None:
     DAILY_KEY_SCHEMES[scheme.name] = scheme
 
 
-def _bluezone_item(item: Mapping[str, Any], where: str) -> DailyKey:
-    key_hex, start, ids = item.get("daily_key"), item.get("time_start"), item.get("max")
-    if not isinstance(key_hex, str) or not isinstance(start, int) or not isinstance(ids, int):
-        raise bad_request(f"{where} must be {{daily_key: hex, time_start: int, max: int}}")
-    try:
-        key = bytes.fromhex(key_hex)
-        BluezoneDailyKey(key, start, start + SECONDS_PER_DAY, ids)  # the scheme's own checks
-    except (ValueError, ProximityError) as error:
-        raise bad_request(f"{where}: {error}") from None
-    if len(key) != KEY_LENGTH:
-        raise bad_request(f"{where}: a daily key is {KEY_LENGTH} bytes")
-    return DailyKey(key, start, start + SECONDS_PER_DAY, ids)
+def daily_key_scheme(name: str, upload: DailyKeyUpload) -> DailyKeyScheme:
+    """The server's side of a scheme's :class:`~proximity.schemes.registry.DailyKeyUpload`."""
+
+    def parse_item(item: Mapping[str, Any], where: str) -> DailyKey:
+        try:
+            key, start, param = upload.parse_item(item, where)
+        except ValueError as error:
+            raise bad_request(str(error)) from None
+        return DailyKey(key, start, start + SECONDS_PER_DAY, param)
+
+    def mac_segment(day: DailyKey) -> str:
+        return upload.mac_segment(day.key, day.time_start, day.param)
+
+    def records_document(days: Sequence[DailyKey]) -> bytes:
+        return upload.document([(d.key, d.time_start, d.time_end, d.param) for d in days])
+
+    return DailyKeyScheme(name, upload.field, parse_item, mac_segment, records_document, upload.max_items)
 
 
-def bluezone_mac_segment(day: DailyKey) -> str:
-    return f"{day.key.hex()}.{day.time_start}.{day.param}"
-
-
-def _bluezone_records(days: Sequence[DailyKey]) -> bytes:
-    return dump_records(BluezoneDailyKey(d.key, d.time_start, d.time_end, d.param) for d in days).encode()
-
-
-def _dp3t_item(item: Mapping[str, Any], where: str) -> DailyKey:
-    try:  # the exposee list's own entry checks (base64 of 32 bytes, keyDate a UTC midnight in ms)
-        (key,) = parse_exposees(json.dumps({"exposed": [dict(item)]}), where)
-    except (ProximityError, TypeError, ValueError) as error:
-        raise bad_request(f"{where}: {error}") from None
-    return DailyKey(key.key, key.day, key.day + SECONDS_PER_DAY, 0)
-
-
-def dp3t_mac_segment(day: DailyKey) -> str:
-    return f"{day.key.hex()}.{day.time_start}"
-
-
-def _dp3t_records(days: Sequence[DailyKey]) -> bytes:
-    return dump_exposees(Dp3tDayKey(d.key, d.time_start) for d in days).encode()
-
-
-register_daily_key_scheme(
-    DailyKeyScheme(BLUEZONE.name, "dailyKeys", _bluezone_item, bluezone_mac_segment, _bluezone_records, 15)
-)
-register_daily_key_scheme(
-    DailyKeyScheme(DP3T.name, "exposed", _dp3t_item, dp3t_mac_segment, _dp3t_records, 1)
-)
+for _record in scheme_records():
+    if (_upload := _record.load_upload()) is not None:
+        register_daily_key_scheme(daily_key_scheme(_record.name, _upload))
 
 
 class DailyKeyService(PublishEndpoint):

@@ -136,7 +136,10 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         for step in range(version, SCHEMA_VERSION):
             for statement in MIGRATIONS[step]:
-                db.execute(statement)
+                if isinstance(statement, str):
+                    db.execute(statement)
+                else:
+                    statement(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

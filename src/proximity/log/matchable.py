@@ -26,7 +26,7 @@ class _Log(Protocol):
 
 
 class LogSightings:
-    """One scheme's sightings in an open :class:`~proximity.log.store.EncounterLog` (used while the log stays open)."""
+    """One scheme's sightings in an open :class:`~proximity.log.store.EncounterLog` (valid while it is)."""
 
     def __init__(self, log: _Log, scheme: str, blocks: IdBlocks) -> None:
         self._log = log

@@ -82,6 +82,10 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             ids BLOB NOT NULL,
             UNIQUE (scheme, bucket)
         )""",
+        # this library never updates a sighting's scheme, ID or time: another writer that does makes
+        # the blocks disagree (their count drops), so readers fall back to the sightings themselves
+        """CREATE TRIGGER sightings_changed AFTER UPDATE OF scheme, observed_id, time ON sightings
+        BEGIN DELETE FROM id_blocks WHERE scheme IN (OLD.scheme, NEW.scheme); END""",
         rebuild_all,
     ),
 )

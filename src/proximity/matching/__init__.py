@@ -1,11 +1,20 @@
-"""Matching published keys against observed IDs: the index, each scheme's batch matcher, results."""
+"""Matching published keys against observed IDs: the index, each scheme's batch matcher, results.
 
-from proximity.matching.bluezone import BluezoneMatcher, match_bluezone
-from proximity.matching.dp3t import Dp3tMatcher, match_dp3t
-from proximity.matching.gaen import GaenMatcher, match_gaen
-from proximity.matching.index import ObservedIdIndex
-from proximity.matching.results import DayMatch, KeyMatch, group_by_day
-from proximity.schemes.published import DiagnosisKey, KeyBatch, ReportType
+Exports load on first use (PEP 562), so ``match`` for one scheme imports only that scheme's matcher.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proximity.matching.bluezone import BluezoneMatcher, match_bluezone
+    from proximity.matching.dp3t import Dp3tMatcher, match_dp3t
+    from proximity.matching.gaen import GaenMatcher, match_gaen
+    from proximity.matching.index import ObservedIdIndex
+    from proximity.matching.results import DayMatch, KeyMatch, group_by_day
+    from proximity.schemes.published import DiagnosisKey, KeyBatch, ReportType
 
 __all__ = [
     "BluezoneMatcher",
@@ -22,3 +31,31 @@ __all__ = [
     "match_dp3t",
     "match_gaen",
 ]
+
+_HOMES = {
+    "BluezoneMatcher": "proximity.matching.bluezone",
+    "match_bluezone": "proximity.matching.bluezone",
+    "Dp3tMatcher": "proximity.matching.dp3t",
+    "match_dp3t": "proximity.matching.dp3t",
+    "GaenMatcher": "proximity.matching.gaen",
+    "match_gaen": "proximity.matching.gaen",
+    "ObservedIdIndex": "proximity.matching.index",
+    "DayMatch": "proximity.matching.results",
+    "KeyMatch": "proximity.matching.results",
+    "group_by_day": "proximity.matching.results",
+    "DiagnosisKey": "proximity.schemes.published",
+    "KeyBatch": "proximity.schemes.published",
+    "ReportType": "proximity.schemes.published",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+        globals()[name] = value  # found once: later lookups are plain attribute reads
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

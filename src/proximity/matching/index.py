@@ -68,20 +68,38 @@ class ObservedIdIndex:
             raise InvalidLengthError("each observed ID", "at least 8", length)
         ids = np.ascontiguousarray(ids)
         n = int(ids.shape[0])
-        as_void = ids.view(np.dtype((np.void, length))).reshape(n)
-        unique_void, inverse = np.unique(as_void, return_inverse=True)
-        unique = unique_void.view(np.uint8).reshape(-1, length)
-        keys = _keys64(unique)
-        order = np.argsort(keys, kind="stable")
-        unique = np.ascontiguousarray(unique[order])
-        keys = keys[order]
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        position_of_row = rank[inverse.reshape(-1)]
-        rows = np.argsort(position_of_row, kind="stable").astype(np.int64)
-        counts = np.bincount(position_of_row, minlength=unique.shape[0])
-        offsets = np.zeros(unique.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
+        if length <= 16:  # IDs as two integers: sorted by the first, grouped by both (fast)
+            head = _keys64(ids)
+            tail_bytes = np.zeros((n, 8), dtype=np.uint8)
+            tail_bytes[:, : length - 8] = ids[:, 8:]
+            tail = tail_bytes.view(np.uint64).reshape(n)
+            order = np.argsort(head, kind="stable")  # stable: each ID's rows stay in input order
+            same_head = head[order][1:] == head[order][:-1]
+            if np.any(same_head & (tail[order][1:] != tail[order][:-1])):  # prefixes shared: rare
+                order = np.lexsort((tail, head))
+            ranked_head, ranked_tail = head[order], tail[order]
+            new = np.ones(n, dtype=np.bool_)
+            new[1:] = (ranked_head[1:] != ranked_head[:-1]) | (ranked_tail[1:] != ranked_tail[:-1])
+            starts = np.flatnonzero(new)
+            unique = np.ascontiguousarray(ids[order[starts]])
+            keys = ranked_head[starts]
+            rows = order.astype(np.int64)
+            offsets = np.append(starts, n).astype(np.int64)
+        else:
+            as_void = ids.view(np.dtype((np.void, length))).reshape(n)
+            unique_void, inverse = np.unique(as_void, return_inverse=True)
+            unique = unique_void.view(np.uint8).reshape(-1, length)
+            keys = _keys64(unique)
+            ranking = np.argsort(keys, kind="stable")
+            unique = np.ascontiguousarray(unique[ranking])
+            keys = keys[ranking]
+            rank = np.empty_like(ranking)
+            rank[ranking] = np.arange(ranking.size)
+            position_of_row = rank[inverse.reshape(-1)]
+            rows = np.argsort(position_of_row, kind="stable").astype(np.int64)
+            counts = np.bincount(position_of_row, minlength=unique.shape[0])
+            offsets = np.zeros(unique.shape[0] + 1, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
         bits = _MIN_PREFIX_BITS
         while bits < _MAX_PREFIX_BITS and (1 << bits) < 16 * max(unique.shape[0], 1):
             bits += 1

@@ -222,3 +222,19 @@ def test_matching_through_the_side_store_equals_the_full_read(
         full = match_gaen(keys, log.observations("gaen"), workers=1, **kw)
         assert _summary(match_gaen(keys, source, workers=1, **kw)) == _summary(full)
         assert _summary(match_gaen(keys, source, workers=2, **kw)) == _summary(full)
+
+
+def test_both_passes_of_a_match_see_one_state_of_a_live_log(tmp_path: Path) -> None:
+    key = DiagnosisKey(TemporaryExposureKey(bytes([9]) * 16, START, 144))
+    path = tmp_path / "log.db"
+    with EncounterLog(path) as writer:
+        writer.add([_seen(key, 0, T0 + 10)])
+        with EncounterLog(path, create=False) as reader, reader.snapshot():
+            source = reader.matchable("gaen")
+            assert isinstance(source, LogSightings)
+            writer.add([_seen(key, 0, T0 + 20), _seen(key, 1, T0 + 700)])  # a node writes meanwhile
+            [found] = match_gaen([key], source, workers=1)
+            assert found.times.tolist() == [T0 + 10]  # what the log held when the match began
+        with EncounterLog(path, create=False) as reader:
+            [found] = match_gaen([key], reader.matchable("gaen"), workers=1)
+            assert found.times.tolist() == [T0 + 10, T0 + 20, T0 + 700]

@@ -275,6 +275,7 @@ def _observations_from_log(
     if not os.path.exists(path):
         raise CommandError(f"no encounter log at {path}")
     log = opened.enter_context(EncounterLog(path, create=False))
+    opened.enter_context(log.snapshot())  # both passes of a match see one state of a live log
     return {scheme: log.matchable(scheme) for scheme in schemes}
 
 

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from proximity.errors import EncounterLogCorruptError, InvalidBatchError, InvalidTimeError
 from proximity.log import id_blocks
-from proximity.log.connection import guard, integrity_check, open_database, transaction
+from proximity.log.connection import guard, integrity_check, open_database, snapshot, transaction
 from proximity.log.dedup import LastKept
 from proximity.log.matchable import LogSightings
 from proximity.log.schema import SCHEME_CODES, SCHEME_NAMES_BY_CODE
@@ -364,6 +364,11 @@ class EncounterLog:
         ).fetchall()
         return self._observations(scheme, length, rows)
 
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads inside see one state of the log while other processes write (a read transaction).
+        Take :meth:`matchable` sources inside one, so a match's two passes see the same sightings."""
+        return snapshot(self._db, self.path)
+
     def matchable(self, scheme: str) -> LogSightings | Observations:
         """``scheme``'s sightings for a matcher: a :class:`~proximity.matching.source.SightingSource`
         over the side store (IDs now, full sightings of found IDs later, while the log is open), or
@@ -375,7 +380,8 @@ class EncounterLog:
     def packed_ids(self, scheme: str) -> id_blocks.IdBlocks | None:
         """Every sighting's ID of ``scheme`` with its hour, read from the side store in a few blobs
         (:mod:`proximity.log.id_blocks`); None if the store disagrees with the sightings."""
-        return id_blocks.read(self._db, SCHEME_CODES[scheme], record_of(scheme).id_length)
+        with self.snapshot():  # the blocks and the count they are checked against: one state
+            return id_blocks.read(self._db, SCHEME_CODES[scheme], record_of(scheme).id_length)
 
     @_guarded
     def observations_in(

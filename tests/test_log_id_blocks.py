@@ -238,3 +238,47 @@ def test_both_passes_of_a_match_see_one_state_of_a_live_log(tmp_path: Path) -> N
         with EncounterLog(path, create=False) as reader:
             [found] = match_gaen([key], reader.matchable("gaen"), workers=1)
             assert found.times.tolist() == [T0 + 10, T0 + 20, T0 + 700]
+
+
+@pytest.mark.parametrize("last", [ReportType.REVOKED, ReportType.RECURSIVE])
+def test_export_files_on_a_log_are_read_once_with_their_revisions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, last: ReportType
+) -> None:
+    from proximity.keyfiles import gaen_export
+    from proximity.keyfiles.gaen_export import generate_signing_key, stream_exports, write_export
+
+    key = DiagnosisKey(TemporaryExposureKey(bytes([33]) * 16, START, 144), 1, ReportType.CONFIRMED_TEST)
+    other = DiagnosisKey(TemporaryExposureKey(bytes([34]) * 16, START, 144), 1, ReportType.CONFIRMED_TEST)
+    signer = generate_signing_key()
+    paths = []
+    for name, keys, revised in (
+        ("a.zip", [key, other], [DiagnosisKey(key.tek, 2, ReportType.SELF_REPORT)]),
+        ("b.zip", [], [DiagnosisKey(key.tek, 0, last), DiagnosisKey(other.tek, 5, ReportType.SELF_REPORT)]),
+    ):
+        path = tmp_path / name
+        window = (T0, T0 + 86400)
+        path.write_bytes(
+            write_export(keys, signer, key_id="310", revised_keys=revised, start_timestamp=window[0],
+                         end_timestamp=window[1])
+        )  # fmt: skip
+        paths.append(path)
+    with EncounterLog(tmp_path / "log.db") as log:
+        log.add([_seen(key, 0, T0 + 10), _seen(other, 3, T0 + 1900, tx=-10)])
+        full = stream_exports(paths, verify=False)
+        want = match_gaen(full.keys(), log.observations("gaen"), revised_keys=full.revisions(), workers=1)
+        assert [(m.key_data[0], m.report_type) for m in want] == [
+            *([] if last == ReportType.REVOKED else [(33, last)]),
+            (34, ReportType.SELF_REPORT),
+        ]
+        reads: list[object] = []
+        load = gaen_export.load_export
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            reads.append(args[0])
+            return load(*args, **kwargs)
+
+        monkeypatch.setattr(gaen_export, "load_export", counted)
+        stream = stream_exports(paths, verify=False)
+        got = match_gaen(stream.keys(), log.matchable("gaen"), revised_keys=stream.revision_list(), workers=1)
+        assert _summary(got) == _summary(want)
+        assert reads == paths  # each file once: the revisions came with the keys

@@ -447,7 +447,7 @@ def _match_all(
             matches += match(
                 _per_file(stream.keys(), progress),
                 observed[record.name],
-                revised_keys=stream.revisions(),
+                revised_keys=stream.revision_list(),
                 workers=args.workers,
                 progress=progress.add_keys,
             )

@@ -216,25 +216,27 @@ class _Narrowing:
 def _narrow(
     source: SightingSource,
     keys: Iterable[DiagnosisKey | KeyBatch],
-    revised: list[KeyBatch],
+    revised_keys: Sequence[DiagnosisKey | KeyBatch],
     *,
     chunk_size: int,
     verified: bool,
     backend: str,
     workers: int,
     progress: Progress | None,
-) -> tuple[list[KeyBatch], Observations]:
-    """Pass one over every key (and revision): the keys that may match, and the sightings of the IDs
-    they derive. Matching these exactly gives what matching all keys against all sightings gives."""
+) -> tuple[list[KeyBatch], list[KeyBatch], Observations]:
+    """Pass one over every key, then every revision: the keys that may match, the revisions, and the
+    sightings of the IDs they derive. Matching these exactly gives what matching all keys against all
+    sightings gives."""
     first = _Narrowing(ObservedIdIndex.build(source.ids), source.time_spans(), backend)
     found = run_chunks(first, batches_of(keys, chunk_size, verified=verified), workers, progress,
                        threads=backend == "c")  # fmt: skip
+    revised = list(batches_of(revised_keys, chunk_size, verified=verified))
     hits = [unique for _, unique in found]
     hits += [first.match_batch(batch)[0][1] for batch in revised]
     unique = np.unique(np.concatenate([np.zeros(0, np.int64), *hits]))
     index = first.index
     positions = np.concatenate([np.zeros(0, np.int64), *(index.rows_of(int(u)) for u in unique)])
-    return [batch for batch, _ in found if len(batch)], source.sightings_with(positions)
+    return [batch for batch, _ in found if len(batch)], revised, source.sightings_with(positions)
 
 
 def match_gaen(
@@ -271,19 +273,22 @@ def match_gaen(
     if not isinstance(revised_keys, Sequence):
         raise TypeError(
             f"revised_keys must be a KeyBatch or a sequence (a value), got {type(revised_keys).__name__}; "
-            "with export files, pass ExportStream.revisions()"
+            "with export files, pass ExportStream.revision_list()"
         )
-    revised_batches = list(batches_of(revised_keys, chunk_size, verified=verified))
     count = resolve_workers(workers)
     if isinstance(keys, KeyBatch):
         keys = [keys]  # one batch, not an iterable of its keys (which would lose its verified flag)
     if isinstance(observations, SightingSource):
         resolved = resolve_backend(backend)
-        keys, observations = _narrow(
-            observations, keys, revised_batches, chunk_size=chunk_size, verified=verified,
+        # the first pass reads the revisions only after the keys: a value that reads its files on
+        # first use (ExportStream.revision_list) then costs nothing more
+        keys, revised_batches, observations = _narrow(
+            observations, keys, revised_keys, chunk_size=chunk_size, verified=verified,
             backend=resolved, workers=count, progress=progress,
         )  # fmt: skip
         backend, progress, count = resolved, None, 1  # the exact pass: a few keys, already counted
+    else:
+        revised_batches = list(batches_of(revised_keys, chunk_size, verified=verified))
     matcher = observations if isinstance(observations, GaenMatcher) else GaenMatcher.build(observations)
     # Resolve once, here: a forced but unavailable backend fails before any work, and workers agree.
     matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
@@ -344,6 +349,11 @@ def _merge(
     return sorted(chosen.values(), key=_order)
 
 
-def _order(match: KeyMatch) -> tuple[str, bytes, int, int, int]:
-    period = match.key.tek.rolling_period if isinstance(match.key, DiagnosisKey) else 0
-    return (*match.sort_key, -len(match), period)
+def _order(match: KeyMatch) -> tuple[object, ...]:
+    """Matches sorted; of one key published twice with other metadata, the same copy wins whatever
+    order the workers (or the two passes over a log) finished in."""
+    key = match.key
+    assert isinstance(key, DiagnosisKey)
+    onset = key.days_since_onset_of_symptoms
+    metadata = (key.report_type, key.transmission_risk_level, onset is None, onset or 0, match.verified)
+    return (*match.sort_key, -len(match), key.tek.rolling_period, *metadata)

@@ -204,7 +204,8 @@ def main() -> None:
             *("--out", export),
         )
         step(
-            "your phone verifies the export, matches it against its log and judges the exposure",
+            "your phone verifies the export, matches it against its log (the IDs read packed per hour, "
+            "then only the sightings of those some key derives) and judges the exposure",
             *("match", "--keys", export, "--pubkey", signing.replace(".pem", ".pub.pem"), "--log", log),
             *("--device", "Samsung A20"),
         )

@@ -312,6 +312,7 @@ def test_a_version_1_log_holding_duplicates_migrates(tmp_path: Path) -> None:
     raw = sqlite3.connect(db)
     raw.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     for statement in MIGRATIONS[0]:
+        assert isinstance(statement, str)
         raw.execute(statement)
     raw.execute("PRAGMA user_version = 1")
     raw.executemany(

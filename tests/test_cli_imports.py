@@ -7,6 +7,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from proximity.cli import main as cli_main
 
@@ -56,3 +57,29 @@ def test_import_proximity_loads_its_exports_on_first_use() -> None:
 
     assert proximity.match_gaen.__module__ == "proximity.matching.gaen"
     assert set(proximity.__all__) <= set(dir(proximity))
+
+
+def test_a_one_worker_gaen_match_on_a_log_loads_only_gaen_matching(tmp_path: Path) -> None:
+    from proximity.keyfiles.gaen_export import generate_signing_key, signing_key_pem, write_export
+    from proximity.log import EncounterLog
+    from proximity.matching import DiagnosisKey
+    from proximity.schemes.gaen import TemporaryExposureKey
+
+    signer = generate_signing_key()
+    (tmp_path / "pub.pem").write_bytes(signing_key_pem(signer)[1])
+    key = DiagnosisKey(TemporaryExposureKey(bytes(16), 2_650_032, 144))
+    data = write_export([key], signer, key_id="t", start_timestamp=0, end_timestamp=1)
+    (tmp_path / "e.zip").write_bytes(data)
+    with EncounterLog(tmp_path / "log.db") as log:
+        log.add_columns("gaen", [bytes(range(16))], [2_650_032 * 600.0], [-60.0])
+    argv = ["match", "--keys", str(tmp_path / "e.zip"), "--pubkey", f"t:v1={tmp_path / 'pub.pem'}"]
+    argv += ["--log", str(tmp_path / "log.db"), "--workers", "1", "--json"]
+    loaded = _loaded_after(
+        "import contextlib, io\nfrom proximity.cli.main import main\n"
+        f"with contextlib.redirect_stdout(io.StringIO()):\n    assert main({argv!r}) == 0\n"
+    )
+    assert "proximity.matching.gaen" in loaded and "proximity.log.id_blocks" in loaded  # it did run
+    for module in ("proximity.matching.bluezone", "proximity.matching.dp3t", "proximity.keyfiles.dp3t_json"):
+        assert module not in loaded  # another scheme's matcher or key files
+    for module in ("concurrent.futures", "multiprocessing"):
+        assert module not in loaded  # one worker: no pool

@@ -100,3 +100,32 @@ def test_agrees_with_a_python_set(
         if u >= 0:
             assert bytes(index.unique_ids[u]) == probe
             assert [observed[r] for r in index.rows_of(u)] == [probe] * observed.count(probe)
+
+
+@pytest.mark.skipif(
+    __import__("proximity.crypto.native", fromlist=["native_module"]).native_module() is None,
+    reason="C backend unavailable",
+)
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.sampled_from([12, 16]))
+def test_the_c_probe_searches_the_right_slice(seed: int, n: int, length: int) -> None:
+    # IDs crowded into few top-16-bit slices (and sharing whole 8-byte prefixes), probed in C and numpy
+    rng = np.random.default_rng(seed)
+    ids = _ids(rng, n, length)
+    ids[:, 0] = rng.integers(0, 3, n)  # three slices' worth of first bytes...
+    ids[:, 1] = 7  # ...and one second byte
+    ids[: n // 3, 2:8] = ids[0, 2:8]  # a third share their first 8 bytes
+    index = ObservedIdIndex.build(ids)
+    assert (
+        index.slices[0] == 0
+        and index.slices[-1] == len(index)
+        and np.all(np.diff(index.slices.astype(np.int64)) >= 0)
+    )
+    misses = ids.copy()
+    misses[:, -1] ^= 1
+    candidates = np.concatenate([ids, misses, _ids(rng, 50, length)])
+    c_found = index.find(candidates, backend="c")
+    numpy_found = index.find(candidates, backend="python")
+    assert [a.tolist() for a in c_found] == [a.tolist() for a in numpy_found]
+    hit = set(c_found[0].tolist())
+    assert set(range(n)) <= hit

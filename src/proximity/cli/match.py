@@ -9,6 +9,7 @@ encounter log. A refused file aborts the whole run with one line saying why; no 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -37,6 +38,7 @@ from proximity.estimation import (
 )
 from proximity.keyfiles.gaen_export import TrustedKey
 from proximity.matching.results import KeyMatch, group_by_day
+from proximity.matching.source import SightingSource
 from proximity.radio import rssi_problem
 from proximity.schemes.gaen import AEM_LENGTH
 from proximity.schemes.registry import SCHEME_NAMES, scheme_record, scheme_records, sniff_key_file
@@ -263,13 +265,18 @@ def _observed_row(
     return scheme, value, at, rssi, metadata
 
 
-def _observations_from_log(path: str, schemes: Sequence[str]) -> dict[str, Observations]:
+def _observations_from_log(
+    path: str, schemes: Sequence[str], opened: contextlib.ExitStack
+) -> dict[str, Observations | SightingSource]:
+    """Each scheme's sightings in the log, as a matcher reads them: its IDs from the side store now,
+    the sightings of the IDs it finds later (so the log stays open in ``opened``)."""
     from proximity.log import EncounterLog  # the log (sqlite3) loads only when asked for
 
     if not os.path.exists(path):
         raise CommandError(f"no encounter log at {path}")
-    with EncounterLog(path, create=False) as log:
-        return {scheme: log.observations(scheme) for scheme in schemes}
+    log = opened.enter_context(EncounterLog(path, create=False))
+    opened.enter_context(log.snapshot())  # both passes of a match see one state of a live log
+    return {scheme: log.matchable(scheme) for scheme in schemes}
 
 
 class _Progress:
@@ -355,45 +362,13 @@ def _match_files(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise CommandError("--workers must be at least 1")
     wanted = [s for s, files in schemes.items() if files]
-    observed = read_observed_csv(args.observed) if args.observed else _observations_from_log(args.log, wanted)
-    trusted = _trusted_keys(args.pubkey)
-    for record in scheme_records():
-        if schemes[record.name] and record.key_files.signed and not trusted and not args.no_verify:
-            raise CommandError(
-                f"{record.label} files need a trusted public key (--pubkey PEM), "
-                "or --no-verify to skip checks"
-            )
-    size = sum(os.path.getsize(p) for p in args.keys)
-    progress = _Progress(len(args.keys), sys.stderr, size >= PROGRESS_BYTES)
-    matches: list[KeyMatch] = []
-    keys_read = skipped = 0
-    for record in scheme_records():
-        files = schemes[record.name]
-        if not files:
-            continue
-        match = record.load_matcher()
-        if record.key_files.signed:  # a verifying stream: the keys, then their revisions, as values
-            stream = record.key_files.load_reader()(files, trusted, verify=not args.no_verify)
-            matches += match(
-                _per_file(stream.keys(), progress),
-                observed[record.name],
-                revised_keys=stream.revisions(),
-                workers=args.workers,
-                progress=progress.add_keys,
-            )
-            keys_read += stream.total_keys
-            skipped += stream.skipped_keys
+    with contextlib.ExitStack() as opened:
+        observed: dict[str, Observations | SightingSource] = {}
+        if args.observed:
+            observed.update(read_observed_csv(args.observed))
         else:
-            # All files in one run: a record published in several files is one match, not one per file.
-            counted = [0]
-            matches += match(
-                _records(record.key_files.load_reader(), files, progress, counted),
-                observed[record.name],
-                workers=args.workers,
-                progress=progress.add_keys,
-            )
-            keys_read += counted[0]
-    progress.draw(final=True)
+            observed.update(_observations_from_log(args.log, wanted, opened))
+        matches, keys_read, skipped = _match_all(args, schemes, observed)
     days = group_by_day(matches)
     settings, correction = receiver_settings(args.device, args.rssi_correction)
     summary = (
@@ -443,6 +418,53 @@ def _match_files(args: argparse.Namespace) -> int:
     )
     print(f"\n{summary}\nRSSI correction {correction}; close contact unknown = heard without an RSSI")
     return 0
+
+
+def _match_all(
+    args: argparse.Namespace,
+    schemes: dict[str, list[str]],
+    observed: dict[str, Observations | SightingSource],
+) -> tuple[list[KeyMatch], int, int]:
+    """Every scheme's key files against its observations: (matches, keys read, keys skipped)."""
+    trusted = _trusted_keys(args.pubkey)
+    for record in scheme_records():
+        if schemes[record.name] and record.key_files.signed and not trusted and not args.no_verify:
+            raise CommandError(
+                f"{record.label} files need a trusted public key (--pubkey PEM), "
+                "or --no-verify to skip checks"
+            )
+    size = sum(os.path.getsize(p) for p in args.keys)
+    progress = _Progress(len(args.keys), sys.stderr, size >= PROGRESS_BYTES)
+    matches: list[KeyMatch] = []
+    keys_read = skipped = 0
+    for record in scheme_records():
+        files = schemes[record.name]
+        if not files:
+            continue
+        match = record.load_matcher()
+        if record.key_files.signed:  # a verifying stream: the keys, then their revisions, as values
+            stream = record.key_files.load_reader()(files, trusted, verify=not args.no_verify)
+            matches += match(
+                _per_file(stream.keys(), progress),
+                observed[record.name],
+                revised_keys=stream.revision_list(),
+                workers=args.workers,
+                progress=progress.add_keys,
+            )
+            keys_read += stream.total_keys
+            skipped += stream.skipped_keys
+        else:
+            # All files in one run: a record published in several files is one match, not one per file.
+            counted = [0]
+            matches += match(
+                _records(record.key_files.load_reader(), files, progress, counted),
+                observed[record.name],
+                workers=args.workers,
+                progress=progress.add_keys,
+            )
+            keys_read += counted[0]
+    progress.draw(final=True)
+    return matches, keys_read, skipped
 
 
 def _record_exposures(path: str, days: Sequence[Any], verdicts: Sequence[dict[str, Any]]) -> int:

@@ -351,6 +351,7 @@ typedef struct {
     const uint8_t *ids;      /* U * L unique IDs in the same order */
     const uint8_t *bitmap1;  /* 1 << bits flags over the top bits, 8 a byte, little bit order */
     const uint8_t *bitmap2;  /* 1 << bits flags over the next bits, packed the same way */
+    const uint32_t *slices;  /* SLICES + 1 ends: keys with top 16 bits t are keys[slices[t]:slices[t+1]] */
     Py_ssize_t count, length;
     int shift1, shift2;
     uint64_t mask;
@@ -362,7 +363,8 @@ static inline Py_ssize_t probe_one(const index_t *ix, const uint8_t *candidate) 
     uint64_t top = k >> ix->shift1, next = (k >> ix->shift2) & ix->mask;
     if (!((ix->bitmap1[top >> 3] >> (top & 7)) & 1)) return -1;
     if (!((ix->bitmap2[next >> 3] >> (next & 7)) & 1)) return -1;
-    Py_ssize_t lo = 0, hi = ix->count;
+    /* the slice of keys sharing the top 16 bits (~1.5 keys at 100,000 IDs), then a search inside it */
+    Py_ssize_t lo = ix->slices[k >> 48], hi = ix->slices[(k >> 48) + 1];
     while (lo < hi) {
         Py_ssize_t mid = lo + (hi - lo) / 2;
         if (ix->keys[mid] < k)
@@ -376,8 +378,10 @@ static inline Py_ssize_t probe_one(const index_t *ix, const uint8_t *candidate) 
 }
 
 /* Parse the index buffers (keys, ids, bitmap1, bitmap2, bits); fills ix. Returns 0 or -1 (error set). */
-static int index_from(Py_buffer *keys, Py_buffer *ids, Py_buffer *bm1, Py_buffer *bm2, int bits,
-                      Py_ssize_t length, index_t *ix) {
+#define SLICES 65536 /* one slice per value of a key's top 16 bits */
+
+static int index_from(Py_buffer *keys, Py_buffer *ids, Py_buffer *bm1, Py_buffer *bm2, Py_buffer *slices,
+                      int bits, Py_ssize_t length, index_t *ix) {
     if (bits < 3 || bits > 31) {
         PyErr_Format(PyExc_ValueError, "prefix bits must be 3..31, got %d", bits);
         return -1;
@@ -394,6 +398,21 @@ static int index_from(Py_buffer *keys, Py_buffer *ids, Py_buffer *bm1, Py_buffer
         PyErr_SetString(PyExc_ValueError, "index bitmaps must hold 1 << bits flags each, 8 a byte");
         return -1;
     }
+    if (slices->len != 4 * (SLICES + 1)) {
+        PyErr_SetString(PyExc_ValueError, "index slices must be 65537 uint32 ends");
+        return -1;
+    }
+    const uint32_t *ends = (const uint32_t *)slices->buf;
+    if (ends[0] != 0 || ends[SLICES] != (uint32_t)(keys->len / 8)) {
+        PyErr_SetString(PyExc_ValueError, "index slices must run from 0 to the number of keys");
+        return -1;
+    }
+    for (Py_ssize_t t = 0; t < SLICES; t++)
+        if (ends[t] > ends[t + 1]) {
+            PyErr_SetString(PyExc_ValueError, "index slice ends must not decrease");
+            return -1;
+        }
+    ix->slices = ends;
     ix->keys = (const uint64_t *)keys->buf;
     ix->ids = (const uint8_t *)ids->buf;
     ix->bitmap1 = (const uint8_t *)bm1->buf;
@@ -663,35 +682,36 @@ static PyObject *py_aes_ctr(PyObject *self, PyObject *args) {
 }
 
 static int parse_index(Py_buffer *v, int bits, Py_ssize_t length, index_t *ix) {
-    return index_from(&v[0], &v[1], &v[2], &v[3], bits, length, ix);
+    return index_from(&v[0], &v[1], &v[2], &v[3], &v[4], bits, length, ix);
 }
 
 PyDoc_STRVAR(probe_doc,
-             "probe(candidates, length, keys, ids, bitmap1, bitmap2, bits, out_pos, out_unique) -> count: "
-             "the positions of the candidates (n*length bytes) found in the index (sorted uint64 keys, "
-             "unique IDs, two bitmaps of 1 << bits flags packed 8 a byte), with their unique index "
+             "probe(candidates, length, keys, ids, bitmap1, bitmap2, slices, bits, out_pos, out_unique) -> "
+             "count: the positions of the candidates (n*length bytes) found in the index (sorted uint64 "
+             "keys, unique IDs, two bitmaps of 1 << bits flags packed 8 a byte, 65537 uint32 slice ends "
+             "over the keys' top 16 bits), with their unique index "
              "(int64 outputs of n entries each); returns how many were found.");
 
 static PyObject *py_probe(PyObject *self, PyObject *args) {
-    Py_buffer v[7] = {{0}};
+    Py_buffer v[8] = {{0}};
     Py_ssize_t length;
     int bits;
     index_t ix;
-    if (!PyArg_ParseTuple(args, "y*ny*y*y*y*iw*w*", &v[0], &length, &v[1], &v[2], &v[3], &v[4], &bits, &v[5],
-                          &v[6]))
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*y*y*iw*w*", &v[0], &length, &v[1], &v[2], &v[3], &v[4], &v[5], &bits,
+                          &v[6], &v[7]))
         {
-        release(v, 7);
+        release(v, 8);
         return NULL;
     }
     if (parse_index(&v[1], bits, length, &ix) < 0) {
-        release(v, 7);
+        release(v, 8);
         return NULL;
     }
     Py_ssize_t n = v[0].len / length;
-    if (v[0].len % length || v[5].len != 8 * n || v[6].len != 8 * n)
-        return fail(v, 7, PyExc_ValueError, "candidates must be n*length bytes and outputs n int64 each");
+    if (v[0].len % length || v[6].len != 8 * n || v[7].len != 8 * n)
+        return fail(v, 8, PyExc_ValueError, "candidates must be n*length bytes and outputs n int64 each");
     const uint8_t *cand = v[0].buf;
-    int64_t *pos = v[5].buf, *uniq = v[6].buf;
+    int64_t *pos = v[6].buf, *uniq = v[7].buf;
     Py_ssize_t found = 0;
     Py_BEGIN_ALLOW_THREADS;
     if (ix.count)
@@ -703,40 +723,40 @@ static PyObject *py_probe(PyObject *self, PyObject *args) {
             }
         }
     Py_END_ALLOW_THREADS;
-    release(v, 7);
+    release(v, 8);
     return PyLong_FromSsize_t(found);
 }
 
 #define MAX_PROBE_ROW 256
 
 PyDoc_STRVAR(aes_ecb_probe_doc,
-             "aes_ecb_probe(keys, width, blocks, per, rows, counts, keys64, ids, bitmap1, bitmap2, bits, "
+             "aes_ecb_probe(keys, width, blocks, per, rows, counts, keys64, ids, bitmap1, bitmap2, slices, bits, "
              "out_pos, out_unique) -> count: aes_ecb, then probe the (16-byte) index with the first "
              "counts[i] (int64) blocks of each key's row while they are in L1; positions are key * per + "
              "block. per <= 256.");
 
 static PyObject *py_aes_ecb_probe(PyObject *self, PyObject *args) {
 #if PX_X86
-    Py_buffer v[10] = {{0}};
+    Py_buffer v[11] = {{0}};
     Py_ssize_t width, per, n;
     int bits;
     index_t ix;
     if (!have_aesni) return require_aesni();
-    if (!PyArg_ParseTuple(args, "y*ny*ny*y*y*y*y*y*iw*w*", &v[0], &width, &v[1], &per, &v[2], &v[3], &v[4],
-                          &v[5], &v[6], &v[7], &bits, &v[8], &v[9]))
+    if (!PyArg_ParseTuple(args, "y*ny*ny*y*y*y*y*y*y*iw*w*", &v[0], &width, &v[1], &per, &v[2], &v[3], &v[4],
+                          &v[5], &v[6], &v[7], &v[8], &bits, &v[9], &v[10]))
         {
-        release(v, 10);
+        release(v, 11);
         return NULL;
     }
     if (check_rows(&v[0], width, &v[1], per, &v[2], &n) < 0 || parse_index(&v[4], bits, 16, &ix) < 0) {
-        release(v, 10);
+        release(v, 11);
         return NULL;
     }
-    if (per > MAX_PROBE_ROW || v[3].len != 8 * n || v[8].len != 8 * per * n || v[9].len != 8 * per * n)
-        return fail(v, 10, PyExc_ValueError, "need per <= 256, counts n int64, outputs n*per int64 each");
+    if (per > MAX_PROBE_ROW || v[3].len != 8 * n || v[9].len != 8 * per * n || v[10].len != 8 * per * n)
+        return fail(v, 11, PyExc_ValueError, "need per <= 256, counts n int64, outputs n*per int64 each");
     const uint8_t *keys = v[0].buf, *in = v[1].buf;
     const int64_t *rows = v[2].buf, *counts = v[3].buf;
-    int64_t *pos = v[8].buf, *uniq = v[9].buf;
+    int64_t *pos = v[9].buf, *uniq = v[10].buf;
     Py_ssize_t found = 0;
     Py_BEGIN_ALLOW_THREADS;
     if (ix.count)
@@ -755,7 +775,7 @@ static PyObject *py_aes_ecb_probe(PyObject *self, PyObject *args) {
             }
         }
     Py_END_ALLOW_THREADS;
-    release(v, 10);
+    release(v, 11);
     return PyLong_FromSsize_t(found);
 #else
     return require_aesni();

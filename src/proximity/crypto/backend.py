@@ -47,6 +47,11 @@ class IdIndex(Protocol):
     @property
     def packed_bitmap2(self) -> NDArray[np.uint8]: ...
     @property
+    def slices(self) -> NDArray[np.uint32]:
+        """65537 ends: the keys whose top 16 bits are ``t`` are ``keys[slices[t]:slices[t + 1]]``."""
+        ...
+
+    @property
     def has_prefix_collisions(self) -> bool: ...
 
 

@@ -94,7 +94,14 @@ def _rows_for(n: int, blocks: NDArray[np.uint8], rows: NDArray[np.intp] | None) 
 
 
 def _index_args(index: IdIndex) -> tuple[object, ...]:
-    return index.keys, index.unique_ids, index.packed_bitmap, index.packed_bitmap2, index.prefix_bits
+    return (
+        index.keys,
+        index.unique_ids,
+        index.packed_bitmap,
+        index.packed_bitmap2,
+        index.slices,
+        index.prefix_bits,
+    )
 
 
 class NativeBackend:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, methodcaller
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -365,27 +366,63 @@ class ExportStream:
     trusted: Sequence[TrustedKey] = ()
     verify: bool = True
     revised: list[KeyBatch] = field(default_factory=list)
+    _read: bool = field(default=False, init=False, repr=False)  # revised holds every file's revisions
     files: int = 0
     skipped_keys: int = 0
     total_keys: int = 0
 
     def keys(self) -> Iterator[KeyBatch]:
+        seen: list[KeyBatch] = []  # each file's revised keys, read with its keys
         for path in self.paths:
             export = load_export(path, self.trusted, verify=self.verify)
             self.files += 1
             self.skipped_keys += export.skipped_keys
             self.total_keys += len(export.keys)
+            if len(export.revised_keys):
+                seen.append(export.revised_keys)
             yield export.keys
+        if not self._read:  # every file was read (and verified): the revisions are known
+            self.revised, self._read = seen, True
 
     def revisions(self) -> list[KeyBatch]:
-        """Every file's revised keys, in file order (a first pass: each file is read and verified, its
-        keys left undecoded; :meth:`keys` reads it again)."""
-        if not self.revised:
+        """Every file's revised keys, in file order: from a completed :meth:`keys` pass, else a first
+        pass (each file is read and verified, its keys left undecoded; :meth:`keys` reads it again)."""
+        if not self._read:
+            self.revised = []
             for path in self.paths:
                 export = load_export(path, self.trusted, verify=self.verify, revised_only=True)
                 if len(export.revised_keys):
                     self.revised.append(export.revised_keys)
+            self._read = True
         return list(self.revised)
+
+    def revision_list(self) -> Sequence[KeyBatch]:
+        """:meth:`revisions` as a value read on first use: a matcher that reads it after the keys
+        (``match_gaen`` on an encounter log) gets it from the keys' own pass, reading no file twice."""
+        return _Revisions(self)
+
+
+class _Revisions(Sequence[KeyBatch]):
+    """An :class:`ExportStream`'s revisions, read when first looked at (the same value either way)."""
+
+    def __init__(self, stream: ExportStream) -> None:
+        self._stream = stream
+        self._batches: list[KeyBatch] | None = None
+
+    def _value(self) -> list[KeyBatch]:
+        if self._batches is None:
+            self._batches = self._stream.revisions()
+        return self._batches
+
+    def __len__(self) -> int:
+        return len(self._value())
+
+    @overload
+    def __getitem__(self, index: int) -> KeyBatch: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[KeyBatch]: ...
+    def __getitem__(self, index: int | slice) -> KeyBatch | Sequence[KeyBatch]:
+        return self._value()[index]
 
 
 def looks_like_export(head: bytes) -> bool:

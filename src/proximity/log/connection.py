@@ -22,7 +22,7 @@ from proximity.errors import (
 )
 from proximity.log.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["guard", "integrity_check", "is_busy", "open_database", "transaction"]
+__all__ = ["guard", "integrity_check", "is_busy", "open_database", "snapshot", "transaction"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -77,6 +77,22 @@ def transaction(db: sqlite3.Connection, path: str) -> Iterator[None]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+@contextmanager
+def snapshot(db: sqlite3.Connection, path: str) -> Iterator[None]:
+    """One read transaction: every read inside sees the same state of the file, whatever another
+    process writes meanwhile (WAL: writers are not blocked). Nested use joins the open one."""
+    if db.in_transaction:
+        yield
+        return
+    with guard(path):
+        db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")  # nothing was written: ending the read is all
 
 
 @contextmanager
@@ -136,7 +152,10 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         for step in range(version, SCHEMA_VERSION):
             for statement in MIGRATIONS[step]:
-                db.execute(statement)
+                if isinstance(statement, str):
+                    db.execute(statement)
+                else:
+                    statement(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -7,7 +7,14 @@ migrated inside one transaction on open, so a crash mid-migration leaves the old
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from proximity.log.id_blocks import rebuild_all
 from proximity.schemes.registry import scheme_records
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SCHEME_CODES", "SCHEME_NAMES_BY_CODE"]
 
@@ -17,7 +24,10 @@ APPLICATION_ID = 0x50524F58  # "PROX"
 SCHEME_CODES = {record.name: record.log_code for record in scheme_records()}
 SCHEME_NAMES_BY_CODE = {code: name for name, code in SCHEME_CODES.items()}
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+# A step is an SQL statement or a function run on the connection (same transaction).
+Step = str | Callable[["sqlite3.Connection"], None]
+
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     # 0 -> 1: raw sightings and the exposures found in them later.
     (
         """CREATE TABLE sightings (
@@ -59,6 +69,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             sightings INTEGER NOT NULL DEFAULT 0
         )""",
         "CREATE INDEX sightings_by_source ON sightings (source) WHERE source IS NOT NULL",
+    ),
+    # 2 -> 3: the columnar side store (proximity.log.id_blocks): every sighting's ID packed per scheme
+    # and hour, so a matcher reads 100,000 IDs as a few hundred blobs. Existing sightings are packed
+    # here, in the migration's transaction.
+    (
+        """CREATE TABLE id_blocks (
+            id INTEGER PRIMARY KEY,
+            scheme INTEGER NOT NULL,
+            bucket INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            ids BLOB NOT NULL,
+            UNIQUE (scheme, bucket)
+        )""",
+        # this library never updates a sighting's scheme, ID or time: another writer that does makes
+        # the blocks disagree (their count drops), so readers fall back to the sightings themselves
+        """CREATE TRIGGER sightings_changed AFTER UPDATE OF scheme, observed_id, time ON sightings
+        BEGIN DELETE FROM id_blocks WHERE scheme IN (OLD.scheme, NEW.scheme); END""",
+        rebuild_all,
     ),
 )
 

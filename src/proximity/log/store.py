@@ -27,8 +27,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from proximity.errors import EncounterLogCorruptError, InvalidBatchError, InvalidTimeError
-from proximity.log.connection import guard, integrity_check, open_database, transaction
+from proximity.log import id_blocks
+from proximity.log.connection import guard, integrity_check, open_database, snapshot, transaction
 from proximity.log.dedup import LastKept
+from proximity.log.matchable import LogSightings
 from proximity.log.schema import SCHEME_CODES, SCHEME_NAMES_BY_CODE
 from proximity.schemes.gaen import AEM_LENGTH
 from proximity.schemes.registry import RETENTION_DAYS
@@ -232,6 +234,8 @@ class EncounterLog:
                     if source is not None:
                         columns["source"] = [source] * int(keep.sum())
                     _insert(self._db, batch.scheme, columns)
+                    kept_ids = cast(list[bytes], columns["observed_id"])
+                    id_blocks.append(self._db, SCHEME_CODES[batch.scheme], kept_ids, batch.times[keep])
                     written += int(keep.sum())
         except BaseException:
             self._dedup.clear()  # the cache may hold rows that were never committed
@@ -287,7 +291,9 @@ class EncounterLog:
         if not math.isfinite(cutoff):
             raise InvalidTimeError(f"days={days!r} before now={at!r} is not a representable time")
         with self._transaction():
+            touched = id_blocks.affected_buckets(self._db, "time < ?", (cutoff,))
             sightings = self._db.execute("DELETE FROM sightings WHERE time < ?", (cutoff,)).rowcount
+            id_blocks.resync(self._db, touched)
             exposures = self._db.execute("DELETE FROM exposures WHERE last_time < ?", (cutoff,)).rowcount
         self._dedup.forget_before(cutoff)
         return PruneReport(sightings, exposures, cutoff)
@@ -314,7 +320,9 @@ class EncounterLog:
                 assert source is not None
             else:
                 source = int(row[0])
+                touched = id_blocks.affected_buckets(self._db, "source = ?", (source,))
                 self._db.execute("DELETE FROM sightings WHERE source = ?", (source,))
+                id_blocks.resync(self._db, touched)
         self._dedup.clear()  # the rows behind the de-dup cache may have been removed
         return int(source)
 
@@ -333,6 +341,7 @@ class EncounterLog:
         """Delete every sighting and exposure (the file stays, empty, and is compacted)."""
         with self._transaction():
             self._db.execute("DELETE FROM sightings")
+            self._db.execute("DELETE FROM id_blocks")
             self._db.execute("DELETE FROM exposures")
             self._db.execute("DELETE FROM sources")
         self._dedup.clear()
@@ -348,12 +357,52 @@ class EncounterLog:
         length = record_of(scheme).id_length  # an unknown scheme is an InvalidSightingError
         lo = -math.inf if since is None else float(since)
         hi = math.inf if until is None else float(until)
-        cursor = self._db.execute(
+        rows = self._db.execute(
             "SELECT id, observed_id, time, rssi, metadata FROM sightings "
             "WHERE scheme = ? AND time >= ? AND time < ? ORDER BY time, id",
             (SCHEME_CODES[scheme], lo, hi),
-        )
-        rows = cursor.fetchall()
+        ).fetchall()
+        return self._observations(scheme, length, rows)
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads inside see one state of the log while other processes write (a read transaction).
+        Take :meth:`matchable` sources inside one, so a match's two passes see the same sightings."""
+        return snapshot(self._db, self.path)
+
+    def matchable(self, scheme: str) -> LogSightings | Observations:
+        """``scheme``'s sightings for a matcher: a :class:`~proximity.matching.source.SightingSource`
+        over the side store (IDs now, full sightings of found IDs later, while the log is open), or
+        all the sightings when the side store disagrees with them (a file written by other means)."""
+        blocks = self.packed_ids(scheme)
+        return self.observations(scheme) if blocks is None else LogSightings(self, scheme, blocks)
+
+    @_guarded
+    def packed_ids(self, scheme: str) -> id_blocks.IdBlocks | None:
+        """Every sighting's ID of ``scheme`` with its hour, read from the side store in a few blobs
+        (:mod:`proximity.log.id_blocks`); None if the store disagrees with the sightings."""
+        with self.snapshot():  # the blocks and the count they are checked against: one state
+            return id_blocks.read(self._db, SCHEME_CODES[scheme], record_of(scheme).id_length)
+
+    @_guarded
+    def observations_in(
+        self, scheme: str, spans: Sequence[tuple[float, float]], ids: set[bytes]
+    ) -> Observations:
+        """The sightings of ``scheme`` in the time ``spans`` ([lo, hi), sorted, disjoint) whose ID is in
+        ``ids``, column-wise, ordered by time (what a matcher needs of the IDs it found)."""
+        length = record_of(scheme).id_length
+        code = SCHEME_CODES[scheme]
+        rows: list[Any] = []
+        for lo, hi in spans:
+            cursor = self._db.execute(
+                "SELECT id, observed_id, time, rssi, metadata FROM sightings "
+                "WHERE scheme = ? AND time >= ? AND time < ? ORDER BY time, id",
+                (code, lo, hi),
+            )
+            rows += [row for row in cursor if row[1] in ids]
+        return self._observations(scheme, length, rows)
+
+    def _observations(self, scheme: str, length: int, rows: list[Any]) -> Observations:
+        """Rows (id, observed_id, time, rssi, metadata) as checked columns."""
         n = len(rows)
         if n == 0:
             return Observations(

@@ -23,6 +23,7 @@ from proximity.crypto import crypto_backend, resolve_backend
 from proximity.matching.index import ObservedIdIndex
 from proximity.matching.pool import Progress, resolve_workers, run_chunks, typed_chunks
 from proximity.matching.results import KeyMatch
+from proximity.matching.source import SightingSource
 from proximity.schemes.bluezone import BLUEZONE, BluezoneDailyKey, ids_of_records
 from proximity.sightings import Observations
 
@@ -147,7 +148,7 @@ class BluezoneMatcher:
 
 def match_bluezone(
     records: Iterable[BluezoneDailyKey],
-    observations: Observations | BluezoneMatcher,
+    observations: Observations | BluezoneMatcher | SightingSource,
     *,
     workers: int | None = None,
     chunk_size: int = DEFAULT_RECORD_CHUNK,
@@ -162,6 +163,8 @@ def match_bluezone(
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if isinstance(observations, SightingSource):  # no two-pass path here yet: read every sighting
+        observations = observations.everything()
     matcher = (
         observations if isinstance(observations, BluezoneMatcher) else BluezoneMatcher.build(observations)
     )

@@ -21,6 +21,7 @@ from proximity.crypto import crypto_backend, resolve_backend
 from proximity.matching.index import ObservedIdIndex
 from proximity.matching.pool import Progress, resolve_workers, run_chunks, typed_chunks
 from proximity.matching.results import KeyMatch
+from proximity.matching.source import SightingSource
 from proximity.schemes.dp3t import DP3T, EPHIDS_PER_DAY, MAX_CHAIN_DAYS, Dp3tDayKey, ephid_inputs
 from proximity.sightings import Observations
 from proximity.times import SECONDS_PER_DAY
@@ -126,7 +127,7 @@ class Dp3tMatcher:
 
 def match_dp3t(
     keys: Iterable[Dp3tDayKey],
-    observations: Observations | Dp3tMatcher,
+    observations: Observations | Dp3tMatcher | SightingSource,
     *,
     workers: int | None = None,
     chunk_size: int = DEFAULT_KEY_CHUNK,
@@ -139,6 +140,8 @@ def match_dp3t(
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if isinstance(observations, SightingSource):  # no two-pass path here yet: read every sighting
+        observations = observations.everything()
     matcher = observations if isinstance(observations, Dp3tMatcher) else Dp3tMatcher.build(observations)
     matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
     chunks = typed_chunks(keys, chunk_size, Dp3tDayKey, "keys")

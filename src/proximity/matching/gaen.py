@@ -31,6 +31,7 @@ from proximity.crypto import CryptoBackend, crypto_backend, resolve_backend
 from proximity.matching.index import ObservedIdIndex
 from proximity.matching.pool import resolve_workers, run_chunks
 from proximity.matching.results import KeyMatch
+from proximity.matching.source import SightingSource, overlaps
 from proximity.radio import TX_POWER_RANGE
 from proximity.schemes.gaen import (
     ENIN_SECONDS,
@@ -97,16 +98,13 @@ class GaenMatcher:
             batch = batch.select(~withdrawn)
         # A key with no sighting at all inside its window (±2 h) cannot match: skip its crypto. This
         # reads the observation times, never the clock; it pays when the log is shorter than 14 days.
-        low = batch.rolling_start * ENIN_SECONDS - WINDOW_SLACK_SECONDS
-        high = (batch.rolling_start + batch.rolling_period) * ENIN_SECONDS + WINDOW_SLACK_SECONDS
+        low, high = _windows(batch)
         inside = np.searchsorted(self.sorted_times, high) > np.searchsorted(self.sorted_times, low)
         if not inside.all():
             batch = batch.select(inside)
-        n = len(batch)
-        if n == 0:
+        if len(batch) == 0:
             return []
-        rpiks, blocks, rows = rpi_inputs(batch.key_data, batch.rolling_start, crypto)
-        positions, unique = crypto.aes_ecb_probe(rpiks, blocks, rows, batch.rolling_period, self.index)
+        positions, unique = _probe(batch, self.index, crypto)
         key_rows = positions // TEK_ROLLING_PERIOD
         hit_rpis = self.index.unique_ids[unique]
         out: list[KeyMatch] = []
@@ -174,9 +172,76 @@ class GaenMatcher:
         )
 
 
+def _windows(batch: KeyBatch) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Each key's ``[low, high)`` in unix seconds: its validity widened by the clock-drift slack."""
+    low = batch.rolling_start.astype(np.int64) * ENIN_SECONDS - WINDOW_SLACK_SECONDS
+    high = (batch.rolling_start.astype(np.int64) + batch.rolling_period) * ENIN_SECONDS + WINDOW_SLACK_SECONDS
+    return low, high
+
+
+def _probe(
+    batch: KeyBatch, index: ObservedIdIndex, crypto: CryptoBackend
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Every key's valid RPIs probed against ``index``: (key row x 144 + interval, unique-ID index)."""
+    rpiks, blocks, rows = rpi_inputs(batch.key_data, batch.rolling_start, crypto)
+    return crypto.aes_ecb_probe(rpiks, blocks, rows, batch.rolling_period, index)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Narrowing:
+    """The first pass over a :class:`SightingSource`: which keys derive an observed ID, and which IDs.
+
+    Its ``match_batch`` keeps the keys that hit (and every REVOKED key: it withdraws its twin) with the
+    unique IDs they hit; only those keys, against only the sightings of those IDs, reach the exact pass.
+    """
+
+    index: ObservedIdIndex
+    spans: tuple[NDArray[np.float64], NDArray[np.float64]]
+    backend: str | None = None
+
+    def match_batch(self, batch: KeyBatch) -> list[tuple[KeyBatch, NDArray[np.int64]]]:
+        crypto = crypto_backend(self.backend)
+        withdrawn = batch.report_type == ReportType.REVOKED
+        low, high = _windows(batch)
+        probed = ~withdrawn & overlaps(low, high, self.spans)  # the spans hold every sighting
+        keep = withdrawn.copy()
+        unique = np.zeros(0, np.int64)
+        if probed.any() and len(self.index):
+            rows = np.flatnonzero(probed)
+            positions, unique = _probe(batch.select(probed), self.index, crypto)
+            keep[rows[positions // TEK_ROLLING_PERIOD]] = True
+        return [(batch.select(keep), unique)]
+
+
+def _narrow(
+    source: SightingSource,
+    keys: Iterable[DiagnosisKey | KeyBatch],
+    revised_keys: Sequence[DiagnosisKey | KeyBatch],
+    *,
+    chunk_size: int,
+    verified: bool,
+    backend: str,
+    workers: int,
+    progress: Progress | None,
+) -> tuple[list[KeyBatch], list[KeyBatch], Observations]:
+    """Pass one over every key, then every revision: the keys that may match, the revisions, and the
+    sightings of the IDs they derive. Matching these exactly gives what matching all keys against all
+    sightings gives."""
+    first = _Narrowing(ObservedIdIndex.build(source.ids), source.time_spans(), backend)
+    found = run_chunks(first, batches_of(keys, chunk_size, verified=verified), workers, progress,
+                       threads=backend == "c")  # fmt: skip
+    revised = list(batches_of(revised_keys, chunk_size, verified=verified))
+    hits = [unique for _, unique in found]
+    hits += [first.match_batch(batch)[0][1] for batch in revised]
+    unique = np.unique(np.concatenate([np.zeros(0, np.int64), *hits]))
+    index = first.index
+    positions = np.concatenate([np.zeros(0, np.int64), *(index.rows_of(int(u)) for u in unique)])
+    return [batch for batch, _ in found if len(batch)], revised, source.sightings_with(positions)
+
+
 def match_gaen(
     keys: Iterable[DiagnosisKey | KeyBatch] | KeyBatch,
-    observations: Observations | GaenMatcher,
+    observations: Observations | GaenMatcher | SightingSource,
     *,
     revised_keys: Sequence[DiagnosisKey | KeyBatch] | KeyBatch = (),
     workers: int | None = None,
@@ -197,6 +262,9 @@ def match_gaen(
     ``verified`` marks plain :class:`DiagnosisKey` values; batches carry their own flag. The result
     is sorted by key bytes and start, so it is the same whatever the workers. ``backend`` (a
     :data:`proximity.crypto.CHOICES` name; default: ``PROXIMITY_MATCH_BACKEND``) changes only the speed.
+    ``observations`` may be a :class:`~proximity.matching.source.SightingSource` (the encounter log):
+    a first pass over its IDs alone keeps the keys that derive one, and only the sightings of the IDs
+    found are read for the exact pass.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -205,15 +273,25 @@ def match_gaen(
     if not isinstance(revised_keys, Sequence):
         raise TypeError(
             f"revised_keys must be a KeyBatch or a sequence (a value), got {type(revised_keys).__name__}; "
-            "with export files, pass ExportStream.revisions()"
+            "with export files, pass ExportStream.revision_list()"
         )
-    revised_batches = list(batches_of(revised_keys, chunk_size, verified=verified))
-    matcher = observations if isinstance(observations, GaenMatcher) else GaenMatcher.build(observations)
-    # Resolve once, here: a forced but unavailable backend fails before any work, and workers agree.
-    matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
     count = resolve_workers(workers)
     if isinstance(keys, KeyBatch):
         keys = [keys]  # one batch, not an iterable of its keys (which would lose its verified flag)
+    if isinstance(observations, SightingSource):
+        resolved = resolve_backend(backend)
+        # the first pass reads the revisions only after the keys: a value that reads its files on
+        # first use (ExportStream.revision_list) then costs nothing more
+        keys, revised_batches, observations = _narrow(
+            observations, keys, revised_keys, chunk_size=chunk_size, verified=verified,
+            backend=resolved, workers=count, progress=progress,
+        )  # fmt: skip
+        backend, progress, count = resolved, None, 1  # the exact pass: a few keys, already counted
+    else:
+        revised_batches = list(batches_of(revised_keys, chunk_size, verified=verified))
+    matcher = observations if isinstance(observations, GaenMatcher) else GaenMatcher.build(observations)
+    # Resolve once, here: a forced but unavailable backend fails before any work, and workers agree.
+    matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
     revoked: set[tuple[bytes, int]] = set()
     chunks = _noting_revoked(batches_of(keys, chunk_size, verified=verified), revoked)
     # The C backend releases the GIL for the whole derive-and-probe loop: threads share the matcher.
@@ -271,6 +349,11 @@ def _merge(
     return sorted(chosen.values(), key=_order)
 
 
-def _order(match: KeyMatch) -> tuple[str, bytes, int, int, int]:
-    period = match.key.tek.rolling_period if isinstance(match.key, DiagnosisKey) else 0
-    return (*match.sort_key, -len(match), period)
+def _order(match: KeyMatch) -> tuple[object, ...]:
+    """Matches sorted; of one key published twice with other metadata, the same copy wins whatever
+    order the workers (or the two passes over a log) finished in."""
+    key = match.key
+    assert isinstance(key, DiagnosisKey)
+    onset = key.days_since_onset_of_symptoms
+    metadata = (key.report_type, key.transmission_risk_level, onset is None, onset or 0, match.verified)
+    return (*match.sort_key, -len(match), key.tek.rolling_period, *metadata)

@@ -10,18 +10,13 @@ so they do not depend on the workers.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sized
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:  # the pools load only when there are several workers (a one-worker run skips them)
+    import multiprocessing
+    from concurrent.futures import Executor, Future
 
 __all__ = ["ChunkMatcher", "resolve_workers", "run_chunks", "typed_chunks"]
 
@@ -56,6 +51,8 @@ def resolve_workers(workers: int | None) -> int:
 
 
 def _context() -> multiprocessing.context.BaseContext:
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -81,6 +78,8 @@ def run_chunks(
             if progress:
                 progress(len(chunk))
         return found
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+
     pool: Executor
     if threads:
         pool = ThreadPoolExecutor(max_workers=workers)

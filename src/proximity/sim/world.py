@@ -32,6 +32,11 @@ from proximity.sim.scenario import Scenario
 from proximity.sim.streams import Streams, hash_normal, hash_uniform
 from proximity.times import SECONDS_PER_DAY
 
+try:  # the C packet kernel (setup.py builds it where a compiler is available)
+    from proximity.sim import _kernel
+except ImportError:  # pragma: no cover - no compiler at install time: the numpy reference runs
+    _kernel = None
+
 __all__ = ["BATCH_STEPS", "SightingChunk", "World"]
 
 COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
@@ -132,6 +137,8 @@ class World:
         ]
         self._foreground_only = np.isin(self.os, limited)
         self._foreground_key = self.streams.key("foreground")
+        # "native": the C packet kernel where it is built; "numpy": the reference (tests compare them)
+        self.kernel = "native" if _kernel is not None else "numpy"
 
     def _adopters(self, adoption: float) -> NDArray[np.bool_]:
         """Who carries a phone running the app: smartphone owners (``ownership``), each adopting with
@@ -314,7 +321,92 @@ class World:
         first: int,
         bodies: BodyGrid | None = None,
     ) -> tuple[NDArray[Any], ...]:
-        """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``."""
+        """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``, in
+        a fixed order (step, scanner, advertiser) whichever path finds them: the C kernel where it is
+        built (sim/_kernel.c), else the numpy reference (:meth:`_packets_numpy`); they agree."""
+        if self.kernel == "native" and _kernel is not None:
+            return self._packets_native(scan, adv, positions, first, bodies)
+        return self._packets_numpy(scan, adv, positions, first, bodies)
+
+    def _packets_native(
+        self,
+        scan: NDArray[np.int64],
+        adv: NDArray[np.int64],
+        positions: NDArray[np.float64],
+        first: int,
+        bodies: BodyGrid | None,
+    ) -> tuple[NDArray[Any], ...]:
+        """The C kernel: one pass over the candidate pairs, returning only packets heard before bodies
+        are counted (bodies only lower the RSSI); bodies are then counted on those few and each is drawn
+        again with its own uniform, as the numpy path draws it."""
+        assert _kernel is not None
+        sc = self.scenario
+        n = np.int64(self.n)
+        tx, rx, enter, carriage, loss, params, keys = self._kernel_arrays()
+        raw = _kernel.packets(
+            np.ascontiguousarray(positions, np.float64),
+            np.ascontiguousarray(scan, np.int64),
+            np.ascontiguousarray(adv, np.int64),
+            self.n,
+            first,
+            self.reach.tx,
+            self.reach.rx,
+            self.reach.grid,
+            self.reach.table,
+            tx,
+            rx,
+            enter,
+            carriage,
+            carriage.shape[1],
+            loss,
+            params,
+            keys,
+        )
+        a, b = (np.frombuffer(x, np.int64) for x in raw[:2])
+        at, rssi, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
+        rx_g, tx_g = scan[a], adv[b]
+        order = np.lexsort((tx_g, rx_g))
+        rx_g, tx_g, at, rssi, d, u = (x[order] for x in (rx_g, tx_g, at, rssi, d, u))
+        if bodies is not None and rx_g.size:
+            channel = sc.channel
+            blocked = bodies.count(positions[tx_g], positions[rx_g], d, channel.breakpoint)
+            hit = blocked > 0
+            rssi = np.where(hit, rssi - channel.body_loss * blocked, rssi)
+            ok = ~hit | (u < hearing_probability(channel, rssi - channel.sensitivity_dbm))
+            rx_g, tx_g, at, rssi, d = (x[ok] for x in (rx_g, tx_g, at, rssi, d))
+        return at, rx_g % n, tx_g % n, rssi, d
+
+    def _kernel_arrays(self) -> tuple[NDArray[Any], ...]:
+        """What the C kernel reads besides positions: per-agent arrays, the channel's numbers, the keys."""
+        sc = self.scenario
+        ch = sc.channel
+        params = np.array(
+            [sc.start, sc.step, ch.rssi_at_1m, ch.path_loss_exponent, ch.far_exponent, ch.breakpoint,
+             ch.min_distance, ch.encounter_sigma, ch.far_shadow_sigma, ch.encounter_seconds, ch.fading_sigma,
+             ch.fading_slope, ch.far_fading_sigma, ch.packet_loss, ch.sensitivity_dbm, ch.sensitivity_width,
+             self._span],
+            np.float64,
+        )  # fmt: skip
+        keys = np.array([self._offset_key, self._fading_key, self._encounter_key, self._radio_key], np.uint64)
+        return (
+            np.ascontiguousarray(self.device_tx, np.float64),
+            np.ascontiguousarray(self.device_rx, np.float64),
+            np.ascontiguousarray(self.movers.enter, np.float64),
+            np.ascontiguousarray(self.carriage_hours, np.int8),
+            np.asarray(ch.carriage_loss, np.float64),
+            params,
+            keys,
+        )
+
+    def _packets_numpy(
+        self,
+        scan: NDArray[np.int64],
+        adv: NDArray[np.int64],
+        positions: NDArray[np.float64],
+        first: int,
+        bodies: BodyGrid | None = None,
+    ) -> tuple[NDArray[Any], ...]:
+        """The numpy reference of the packet kernel: every candidate pair as arrays, then its draws."""
         sc = self.scenario
         channel = sc.channel
         n = np.int64(self.n)
@@ -322,6 +414,8 @@ class World:
         rx_g, tx_g = scan[a], adv[b]
         keep = rx_g != tx_g
         rx_g, tx_g, d = rx_g[keep], tx_g[keep], d[keep]
+        order = np.lexsort((tx_g, rx_g))  # the fixed order (step, scanner, advertiser)
+        rx_g, tx_g, d = rx_g[order], tx_g[order], d[order]
         rx, tx = rx_g % n, tx_g % n
         step = first + rx_g // n
         at = sc.start + step * sc.step + hash_uniform(self._offset_key, rx, tx, step) * sc.step

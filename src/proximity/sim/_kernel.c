@@ -1,0 +1,325 @@
+/* proximity.sim._kernel: the simulator's packet kernel, one pass over (scanner, advertiser) pairs.
+ *
+ * The numpy path (proximity.sim.world, World._packets_numpy with PairReach.pairs) materialises every
+ * candidate pair within the search radius as arrays, then hashes and draws per packet: at city scale
+ * that is hundreds of thousands of pairs a simulated second, almost none heard, and the arrays, not the
+ * arithmetic, are the cost. This kernel does the same work pair by pair without the intermediate arrays:
+ * advertisers are binned once per call into square cells; each scanner walks the cells within its own
+ * largest radius; a candidate is kept if it lies within its pair's radius (the same table and linear
+ * interpolation as PairReach.radius), and then its packet is drawn exactly as the numpy path draws it
+ * (the same splitmix64 hashes of (scanner, advertiser, step), the same channel formulas, the same
+ * order of floating-point operations). Only packets heard before bodies are counted are returned (other
+ * people's bodies only lower the RSSI, so a packet not heard without them is not heard with them; the
+ * caller counts bodies on the survivors and draws again with the same uniform).
+ * Results agree with the numpy path up to the last bits of libm's log/cos/pow (tests/test_sim_kernel.py).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+#define NORMAL_SALT 0x5DEECE66DULL
+
+enum {
+    P_START, P_DT, P_RSSI1M, P_NEAR_EXP, P_FAR_EXP, P_BREAK, P_MIN_D, P_ENC_SIGMA, P_FAR_SHADOW,
+    P_ENC_SECONDS, P_FADE_SIGMA, P_FADE_SLOPE, P_FAR_FADE, P_PACKET_LOSS, P_SENS, P_WIDTH, P_SPAN,
+    P_COUNT
+};
+enum { K_OFFSET, K_FADING, K_ENCOUNTER, K_RADIO, K_COUNT };
+
+static inline uint64_t mix(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+static inline double uniform3(uint64_t key, int64_t a, int64_t b, int64_t c) {
+    uint64_t x = key;
+    x = mix(x ^ ((uint64_t)a + GOLDEN));
+    x = mix(x ^ ((uint64_t)b + GOLDEN));
+    x = mix(x ^ ((uint64_t)c + GOLDEN));
+    return ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* 2**53 */
+}
+
+static inline double normal3(uint64_t key, int64_t a, int64_t b, int64_t c) {
+    double u1 = uniform3(key, a, b, c), u2 = uniform3(key ^ NORMAL_SALT, a, b, c);
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+/* channel._phi: Abramowitz & Stegun 7.1.26 */
+static inline double phi(double z) {
+    double x = fabs(z) / sqrt(2.0);
+    double t = 1.0 / (1.0 + 0.3275911 * x);
+    double poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    double upper = 0.5 * poly * exp(-x * x);
+    return z >= 0 ? 1.0 - upper : upper;
+}
+
+/* np.interp(x, grid, table) on an evenly spaced grid */
+static inline double interp(double x, const double *grid, const double *table, Py_ssize_t m, double step) {
+    if (x <= grid[0]) return table[0];
+    if (x >= grid[m - 1]) return x == grid[m - 1] ? table[m - 1] : table[m - 1];
+    Py_ssize_t j = (Py_ssize_t)((x - grid[0]) / step);
+    if (j > m - 2) j = m - 2;
+    while (j > 0 && grid[j] > x) j--;
+    while (j < m - 2 && grid[j + 1] <= x) j++;
+    if (x == grid[j]) return table[j];
+    double slope = (table[j + 1] - table[j]) / (grid[j + 1] - grid[j]);
+    return slope * (x - grid[j]) + table[j];
+}
+
+typedef struct {
+    int64_t i, j;
+    double at, rssi, d, u;
+} Packet;
+
+typedef struct {
+    Packet *rows;
+    Py_ssize_t size, capacity;
+} Out;
+
+static int push(Out *out, Packet p) {
+    if (out->size == out->capacity) {
+        Py_ssize_t cap = out->capacity ? 2 * out->capacity : 4096;
+        Packet *rows = realloc(out->rows, (size_t)cap * sizeof(Packet));
+        if (!rows) return -1;
+        out->rows = rows;
+        out->capacity = cap;
+    }
+    out->rows[out->size++] = p;
+    return 0;
+}
+
+typedef struct {
+    const double *pos;
+    const int64_t *scan, *adv;
+    Py_ssize_t n_scan, n_adv;
+    int64_t n, first;
+    const double *reach_tx, *reach_rx, *grid, *table;
+    Py_ssize_t m;
+    const double *dev_tx, *dev_rx, *enter;
+    const int8_t *carriage;
+    int64_t hours;
+    const double *loss, *p;
+    const uint64_t *keys;
+} Inputs;
+
+/* the numpy path's per-packet draws (World._packets_numpy, channel.received_rssi) for one pair */
+static int packet(const Inputs *in, Py_ssize_t a, Py_ssize_t b, double d, Out *out) {
+    const double *p = in->p;
+    int64_t rx_g = in->scan[a], tx_g = in->adv[b];
+    int64_t rx = rx_g % in->n, tx = tx_g % in->n;
+    int64_t step = in->first + rx_g / in->n;
+    double at = p[P_START] + (double)step * p[P_DT] + uniform3(in->keys[K_OFFSET], rx, tx, step) * p[P_DT];
+    double began = in->enter[tx] > in->enter[rx] ? in->enter[tx] : in->enter[rx];
+    int64_t encounter = (int64_t)floor((at - began) / p[P_ENC_SECONDS]);
+    int64_t hour = (int64_t)floor((at - p[P_START]) / 3600.0);
+    if (hour > in->hours - 1) hour = in->hours - 1;
+    int cx = in->carriage[tx * in->hours + hour], cr = in->carriage[rx * in->hours + hour];
+    double dd = d > p[P_MIN_D] ? d : p[P_MIN_D];
+    double near_d = dd < p[P_BREAK] ? dd : p[P_BREAK];
+    double far_d = dd > p[P_BREAK] ? dd : p[P_BREAK];
+    double path = 10.0 * p[P_NEAR_EXP] * log10(near_d) + 10.0 * p[P_FAR_EXP] * log10(far_d / p[P_BREAK]);
+    double past = log2(dd / p[P_BREAK]);
+    past = past < 0.0 ? 0.0 : (past > 1.0 ? 1.0 : past);
+    double spread = sqrt(p[P_ENC_SIGMA] * p[P_ENC_SIGMA] + past * (p[P_FAR_SHADOW] * p[P_FAR_SHADOW]));
+    double near_f = p[P_FADE_SIGMA] * pow(near_d, p[P_FADE_SLOPE]);
+    double far_f = near_f > p[P_FAR_FADE] ? near_f : p[P_FAR_FADE];
+    double depth = (1.0 - past) * near_f + past * far_f;
+    int64_t lo = tx < rx ? tx : rx, hi = tx < rx ? rx : tx;
+    double offset = normal3(in->keys[K_ENCOUNTER], lo, hi, encounter) * spread;
+    double fading = normal3(in->keys[K_FADING], rx, tx, step);
+    double rssi = p[P_RSSI1M] - path - in->loss[cx] - in->loss[cr] + in->dev_tx[tx] + in->dev_rx[rx] + offset +
+                  fading * depth;
+    double u = uniform3(in->keys[K_RADIO], rx, tx, step);
+    double heard = (1.0 - p[P_PACKET_LOSS]) * phi((rssi - p[P_SENS]) / p[P_WIDTH]);
+    if (!(u < heard)) return 0;
+    Packet row = {a, b, at, rssi, d, u};
+    return push(out, row);
+}
+
+static int run(const Inputs *in, Out *out) {
+    const double *p = in->p;
+    double span = p[P_SPAN];
+    double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY, tx_max = -INFINITY;
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        const double *q = in->pos + 2 * in->adv[b];
+        x0 = q[0] < x0 ? q[0] : x0;
+        x1 = q[0] > x1 ? q[0] : x1;
+        y0 = q[1] < y0 ? q[1] : y0;
+        y1 = q[1] > y1 ? q[1] : y1;
+        double t = in->reach_tx[in->adv[b] % in->n];
+        tx_max = t > tx_max ? t : tx_max;
+    }
+    double rx_max = -INFINITY;
+    for (Py_ssize_t a = 0; a < in->n_scan; a++) {
+        double r = in->reach_rx[in->scan[a] % in->n];
+        rx_max = r > rx_max ? r : rx_max;
+    }
+    double reach = interp(rx_max + tx_max + (in->grid[1] - in->grid[0]), in->grid, in->table, in->m, in->grid[1] - in->grid[0]);
+    reach = reach < span ? reach : span;
+    /* cells of about an eighth of the largest radius: a scanner walks a disc of cells, not 3 x 3 big ones */
+    double cell = reach / 8.0;
+    if (!(cell > 0.05)) cell = 0.05;
+    int64_t nx, ny;
+    for (;;) {
+        nx = (int64_t)floor((x1 - x0) / cell) + 1;
+        ny = (int64_t)floor((y1 - y0) / cell) + 1;
+        if (nx * ny <= 4 * (int64_t)in->n_adv + 65536) break;
+        cell *= 1.5;
+    }
+    int64_t cells = nx * ny;
+    int64_t *start = calloc((size_t)cells + 1, sizeof(int64_t));
+    int64_t *order = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
+    int64_t *where = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
+    if (!start || !order || !where) {
+        free(start), free(order), free(where);
+        return -1;
+    }
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        const double *q = in->pos + 2 * in->adv[b];
+        int64_t cx = (int64_t)floor((q[0] - x0) / cell), cy = (int64_t)floor((q[1] - y0) / cell);
+        cx = cx < 0 ? 0 : (cx >= nx ? nx - 1 : cx);
+        cy = cy < 0 ? 0 : (cy >= ny ? ny - 1 : cy);
+        where[b] = cx * ny + cy;
+        start[where[b] + 1]++;
+    }
+    for (int64_t c = 0; c < cells; c++) start[c + 1] += start[c];
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) order[start[where[b]]++] = b; /* stable: b ascending */
+    for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
+    start[0] = 0;
+    double step = in->grid[1] - in->grid[0];
+    double span2 = span * span;
+    int rc = 0;
+    for (Py_ssize_t a = 0; a < in->n_scan && rc == 0; a++) {
+        const double *s = in->pos + 2 * in->scan[a];
+        double rx_off = in->reach_rx[in->scan[a] % in->n];
+        double r = interp(rx_off + tx_max + step, in->grid, in->table, in->m, step);
+        r = r < span ? r : span;
+        int64_t cx0 = (int64_t)floor((s[0] - r - x0) / cell), cx1 = (int64_t)floor((s[0] + r - x0) / cell);
+        int64_t cy0 = (int64_t)floor((s[1] - r - y0) / cell), cy1 = (int64_t)floor((s[1] + r - y0) / cell);
+        cx0 = cx0 < 0 ? 0 : cx0;
+        cy0 = cy0 < 0 ? 0 : cy0;
+        cx1 = cx1 >= nx ? nx - 1 : cx1;
+        cy1 = cy1 >= ny ? ny - 1 : cy1;
+        double r2 = r * r;
+        for (int64_t cx = cx0; cx <= cx1 && rc == 0; cx++) {
+            /* the column's cells that meet the disc */
+            double gx = s[0] - x0, left = cx * cell, right = left + cell;
+            double ex = gx < left ? left - gx : (gx > right ? gx - right : 0.0);
+            if (ex * ex > r2) continue;
+            double h = sqrt(r2 - ex * ex);
+            int64_t lo = (int64_t)floor((s[1] - h - y0) / cell), hi = (int64_t)floor((s[1] + h - y0) / cell);
+            lo = lo < cy0 ? cy0 : lo;
+            hi = hi > cy1 ? cy1 : hi;
+            if (lo > hi) continue;
+            for (int64_t k = start[cx * ny + lo]; k < start[cx * ny + hi + 1]; k++) {
+                int64_t b = order[k];
+                const double *q = in->pos + 2 * in->adv[b];
+                double dx = s[0] - q[0], dy = s[1] - q[1];
+                double d2 = dx * dx + dy * dy;
+                if (d2 > span2 || in->scan[a] == in->adv[b]) continue;
+                double d = sqrt(d2);
+                double own = interp(rx_off + in->reach_tx[in->adv[b] % in->n] + step, in->grid, in->table, in->m,
+                                    step);
+                if (d > own) continue;
+                if (packet(in, a, b, d, out) < 0) rc = -1;
+            }
+        }
+    }
+    free(start), free(order), free(where);
+    return rc;
+}
+
+static PyObject *column(Out *out, size_t offset) {
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, out->size * 8);
+    if (!bytes) return NULL;
+    char *dst = PyBytes_AS_STRING(bytes);
+    for (Py_ssize_t k = 0; k < out->size; k++) memcpy(dst + 8 * k, (char *)&out->rows[k] + offset, 8);
+    return bytes;
+}
+
+#define NBUF 14
+
+static int need(Py_buffer *v, Py_ssize_t items, Py_ssize_t size, const char *name) {
+    if (v->len != items * size) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd bytes, got %zd", name, items * size, v->len);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *packets(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer v[NBUF];
+    memset(v, 0, sizeof v);
+    long long n, first, hours;
+    if (!PyArg_ParseTuple(args, "y*y*y*LLy*y*y*y*y*y*y*y*Ly*y*y*", &v[0], &v[1], &v[2], &n, &first, &v[3],
+                          &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &hours, &v[11], &v[12], &v[13]))
+        return NULL;
+    Inputs in;
+    in.pos = v[0].buf;
+    in.scan = v[1].buf;
+    in.n_scan = v[1].len / 8;
+    in.adv = v[2].buf;
+    in.n_adv = v[2].len / 8;
+    in.n = n;
+    in.first = first;
+    in.reach_tx = v[3].buf;
+    in.reach_rx = v[4].buf;
+    in.grid = v[5].buf;
+    in.table = v[6].buf;
+    in.m = v[5].len / 8;
+    in.dev_tx = v[7].buf;
+    in.dev_rx = v[8].buf;
+    in.enter = v[9].buf;
+    in.carriage = v[10].buf;
+    in.hours = hours;
+    in.loss = v[11].buf;
+    in.p = v[12].buf;
+    in.keys = v[13].buf;
+    PyObject *result = NULL;
+    Py_ssize_t points = v[0].len / 16;
+    int bad = n <= 0 || hours <= 0 || in.m < 2 || need(&v[3], n, 8, "reach_tx") || need(&v[4], n, 8, "reach_rx") ||
+              need(&v[6], in.m, 8, "table") || need(&v[7], n, 8, "device_tx") || need(&v[8], n, 8, "device_rx") ||
+              need(&v[9], n, 8, "enter") || need(&v[10], n * hours, 1, "carriage") ||
+              need(&v[12], P_COUNT, 8, "params") || need(&v[13], K_COUNT, 8, "keys");
+    for (Py_ssize_t k = 0; !bad && k < in.n_scan; k++) bad = in.scan[k] < 0 || in.scan[k] >= points;
+    for (Py_ssize_t k = 0; !bad && k < in.n_adv; k++) bad = in.adv[k] < 0 || in.adv[k] >= points;
+    if (bad) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "packets: bad sizes or indices");
+        goto done;
+    }
+    Out out = {NULL, 0, 0};
+    int rc = 0;
+    if (in.n_scan && in.n_adv) {
+        Py_BEGIN_ALLOW_THREADS rc = run(&in, &out);
+        Py_END_ALLOW_THREADS
+    }
+    if (rc < 0) {
+        PyErr_NoMemory();
+    } else {
+        result = Py_BuildValue("(NNNNNN)", column(&out, offsetof(Packet, i)), column(&out, offsetof(Packet, j)),
+                               column(&out, offsetof(Packet, at)), column(&out, offsetof(Packet, rssi)),
+                               column(&out, offsetof(Packet, d)), column(&out, offsetof(Packet, u)));
+    }
+    free(out.rows);
+done:
+    for (int k = 0; k < NBUF; k++)
+        if (v[k].obj) PyBuffer_Release(&v[k]);
+    return result;
+}
+
+static PyMethodDef METHODS[] = {
+    {"packets", packets, METH_VARARGS,
+     "packets(positions, scan, adv, n, first, reach_tx, reach_rx, grid, table, device_tx, device_rx, enter, "
+     "carriage, hours, carriage_loss, params, keys) -> (i, j, at, rssi, distance, u) as bytes"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__kernel(void) { return PyModule_Create(&MODULE); }

@@ -46,6 +46,7 @@ __all__ = [
     "hearing_probability",
     "hearing_radius",
     "mean_hearing_probability",
+    "pair_hearing_radii",
     "received_rssi",
 ]
 
@@ -248,6 +249,32 @@ def hearing_radius(params: ChannelParams, pair_offsets: NDArray[np.float64]) -> 
         else:
             low = mid
     return math.exp(high)
+
+
+def pair_hearing_radii(params: ChannelParams, offsets: NDArray[np.float64]) -> NDArray[np.float64]:
+    """:func:`hearing_radius` of each single pair whose fixed offsets are ``offsets`` (dB), all bisected at
+    once (the per-pair radius table of sim/reach.py: one vectorised bisection, not one per entry)."""
+    o = np.asarray(offsets, np.float64)
+    low = np.full(o.shape, math.log(params.min_distance))
+    high = np.full(o.shape, math.log(1e6))
+
+    def heard(log_d: NDArray[np.float64]) -> NDArray[np.float64]:
+        at = np.exp(log_d)
+        spread = np.hypot(
+            np.hypot(params.encounter_spread(at), params.fading_depth(at)), params.sensitivity_width
+        )
+        z = (params.rssi_at_1m - params.path_loss(at) + o - params.sensitivity_dbm) / spread
+        out: NDArray[np.float64] = (1.0 - params.packet_loss) * _phi(z)
+        return out
+
+    silent = heard(low) < params.p_heard_floor
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        below = heard(mid) < params.p_heard_floor
+        high = np.where(below, mid, high)
+        low = np.where(below, low, mid)
+    out: NDArray[np.float64] = np.where(silent, params.min_distance, np.exp(high))
+    return out
 
 
 def _phi(z: NDArray[np.float64]) -> NDArray[np.float64]:

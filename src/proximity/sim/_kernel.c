@@ -1,17 +1,18 @@
 /* proximity.sim._kernel: the simulator's packet kernel, one pass over (scanner, advertiser) pairs.
  *
  * The numpy path (proximity.sim.world, World._packets_numpy with PairReach.pairs) materialises every
- * candidate pair within the search radius as arrays, then hashes and draws per packet: at city scale
- * that is hundreds of thousands of pairs a simulated second, almost none heard, and the arrays, not the
- * arithmetic, are the cost. This kernel does the same work pair by pair without the intermediate arrays:
- * advertisers are binned once per call into square cells; each scanner walks the cells within its own
- * largest radius; a candidate is kept if it lies within its pair's radius (the same table and linear
- * interpolation as PairReach.radius), and then its packet is drawn exactly as the numpy path draws it
- * (the same splitmix64 hashes of (scanner, advertiser, step), the same channel formulas, the same
- * order of floating-point operations). Only packets heard before bodies are counted are returned (other
- * people's bodies only lower the RSSI, so a packet not heard without them is not heard with them; the
- * caller counts bodies on the survivors and draws again with the same uniform).
- * Results agree with the numpy path up to the last bits of libm's log/cos/pow (tests/test_sim_kernel.py).
+ * candidate pair within the search radius as arrays, then draws per packet: at city scale that is
+ * hundreds of thousands of pairs a simulated second, about 1 % of them heard, and the arrays, not the
+ * arithmetic, were the cost. This kernel does the same work pair by pair without intermediate arrays:
+ * advertisers are binned once per call into square cells, loudest transmitter first within each cell;
+ * each scanner walks the cells within its largest radius and stops in a cell at the first advertiser
+ * whose pair radius (the same table and linear interpolation as PairReach.radius) cannot reach the
+ * cell; each candidate within its own radius gets the numpy path's draws (the same splitmix64 hashes,
+ * channel formulas and order of floating-point operations): the link's level (channel.link_level) and
+ * whether the packet is heard with the fading integrated out (channel.heard_chance). Only heard packets
+ * are returned, with their level and uniform: the caller counts bodies on them and draws their fading
+ * (World._heard), as for the numpy path. The two agree up to the last bits of libm
+ * (tests/test_sim_kernel.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -29,7 +30,7 @@ enum {
     P_ENC_SECONDS, P_FADE_SIGMA, P_FADE_SLOPE, P_FAR_FADE, P_PACKET_LOSS, P_SENS, P_WIDTH, P_SPAN,
     P_COUNT
 };
-enum { K_OFFSET, K_FADING, K_ENCOUNTER, K_RADIO, K_COUNT };
+enum { K_OFFSET, K_ENCOUNTER, K_RADIO, K_COUNT };
 
 static inline uint64_t mix(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -45,9 +46,26 @@ static inline double uniform3(uint64_t key, int64_t a, int64_t b, int64_t c) {
     return ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* 2**53 */
 }
 
-static inline double normal3(uint64_t key, int64_t a, int64_t b, int64_t c) {
-    double u1 = uniform3(key, a, b, c), u2 = uniform3(key ^ NORMAL_SALT, a, b, c);
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+/* streams.normal_quantile: Acklam's approximation, the same expressions in the same order */
+static const double QA[6] = {-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
+                             1.383577518672690e02,  -3.066479806614716e01, 2.506628277459239e00};
+static const double QB[5] = {-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
+                             6.680131188771972e01,  -1.328068155288572e01};
+static const double QC[6] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
+                             -2.549671010243111e00,  4.374664141464968e00,   2.938163982698783e00};
+static const double QD[4] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
+                             3.754408661907416e00};
+
+static inline double quantile(double p) {
+    if (p >= 0.02425 && p <= 1.0 - 0.02425) {
+        double q = p - 0.5, r = q * q;
+        return ((((((QA[0] * r + QA[1]) * r + QA[2]) * r + QA[3]) * r + QA[4]) * r + QA[5]) * q) /
+               (((((QB[0] * r + QB[1]) * r + QB[2]) * r + QB[3]) * r + QB[4]) * r + 1.0);
+    }
+    double sign = p < 0.02425 ? 1.0 : -1.0;
+    double t = sqrt(-2.0 * log(p < 0.02425 ? p : 1.0 - p));
+    return sign * ((((((QC[0] * t + QC[1]) * t + QC[2]) * t + QC[3]) * t + QC[4]) * t + QC[5]) /
+                   ((((QD[0] * t + QD[1]) * t + QD[2]) * t + QD[3]) * t + 1.0));
 }
 
 /* channel._phi: Abramowitz & Stegun 7.1.26 */
@@ -63,7 +81,7 @@ static inline double phi(double z) {
 static inline double interp(double x, const double *grid, const double *table, Py_ssize_t m, double step) {
     if (x <= grid[0]) return table[0];
     if (x >= grid[m - 1]) return x == grid[m - 1] ? table[m - 1] : table[m - 1];
-    Py_ssize_t j = (Py_ssize_t)((x - grid[0]) / step);
+    Py_ssize_t j = (Py_ssize_t)((x - grid[0]) * (1.0 / step));
     if (j > m - 2) j = m - 2;
     while (j > 0 && grid[j] > x) j--;
     while (j < m - 2 && grid[j + 1] <= x) j++;
@@ -74,7 +92,7 @@ static inline double interp(double x, const double *grid, const double *table, P
 
 typedef struct {
     int64_t i, j;
-    double at, rssi, d, u;
+    double at, level, d, u;
 } Packet;
 
 typedef struct {
@@ -108,44 +126,71 @@ typedef struct {
     const uint64_t *keys;
 } Inputs;
 
-/* the numpy path's per-packet draws (World._packets_numpy, channel.received_rssi) for one pair */
-static int packet(const Inputs *in, Py_ssize_t a, Py_ssize_t b, double d, Out *out) {
+/* one advertiser, packed in cell order so a scanner reads its neighbours' data sequentially */
+typedef struct {
+    double x, y, loud, dev_tx, enter;
+    int64_t agent, b, g;
+} Adv;
+
+/* one scanner's own numbers */
+typedef struct {
+    double x, y, reach_rx, dev_rx, enter;
+    int64_t agent, step, a;
+} Scan;
+
+/* the numpy path's draws for one candidate (World._packets_numpy: channel.link_level, heard_chance) */
+static int packet(const Inputs *in, const Scan *sc, const Adv *ad, double d, Out *out) {
     const double *p = in->p;
-    int64_t rx_g = in->scan[a], tx_g = in->adv[b];
-    int64_t rx = rx_g % in->n, tx = tx_g % in->n;
-    int64_t step = in->first + rx_g / in->n;
+    int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
+    double u = uniform3(in->keys[K_RADIO], rx, tx, step);
+    if (!(u < 1.0 - p[P_PACKET_LOSS])) return 0; /* P(heard) never exceeds the flat loss's complement */
     double at = p[P_START] + (double)step * p[P_DT] + uniform3(in->keys[K_OFFSET], rx, tx, step) * p[P_DT];
-    double began = in->enter[tx] > in->enter[rx] ? in->enter[tx] : in->enter[rx];
+    double began = ad->enter > sc->enter ? ad->enter : sc->enter;
     int64_t encounter = (int64_t)floor((at - began) / p[P_ENC_SECONDS]);
     int64_t hour = (int64_t)floor((at - p[P_START]) / 3600.0);
     if (hour > in->hours - 1) hour = in->hours - 1;
     int cx = in->carriage[tx * in->hours + hour], cr = in->carriage[rx * in->hours + hour];
-    double dd = d > p[P_MIN_D] ? d : p[P_MIN_D];
-    double near_d = dd < p[P_BREAK] ? dd : p[P_BREAK];
-    double far_d = dd > p[P_BREAK] ? dd : p[P_BREAK];
-    double path = 10.0 * p[P_NEAR_EXP] * log10(near_d) + 10.0 * p[P_FAR_EXP] * log10(far_d / p[P_BREAK]);
-    double past = log2(dd / p[P_BREAK]);
-    past = past < 0.0 ? 0.0 : (past > 1.0 ? 1.0 : past);
+    /* ChannelParams.path_loss, _past_breakpoint, encounter_spread, fading_depth: the terms that are
+     * exactly 0 or 1 on one side of the breakpoint are not computed there */
+    double bp = p[P_BREAK], dd = d > p[P_MIN_D] ? d : p[P_MIN_D];
+    double path, past, near_f;
+    if (dd <= bp) {
+        path = 10.0 * p[P_NEAR_EXP] * log10(dd);
+        past = 0.0;
+        near_f = p[P_FADE_SIGMA] * pow(dd, p[P_FADE_SLOPE]);
+    } else {
+        path = 10.0 * p[P_NEAR_EXP] * log10(bp) + 10.0 * p[P_FAR_EXP] * log10(dd / bp);
+        past = dd >= 2.0 * bp ? 1.0 : log2(dd / bp);
+        near_f = p[P_FADE_SIGMA] * pow(bp, p[P_FADE_SLOPE]);
+    }
     double spread = sqrt(p[P_ENC_SIGMA] * p[P_ENC_SIGMA] + past * (p[P_FAR_SHADOW] * p[P_FAR_SHADOW]));
-    double near_f = p[P_FADE_SIGMA] * pow(near_d, p[P_FADE_SLOPE]);
     double far_f = near_f > p[P_FAR_FADE] ? near_f : p[P_FAR_FADE];
     double depth = (1.0 - past) * near_f + past * far_f;
     int64_t lo = tx < rx ? tx : rx, hi = tx < rx ? rx : tx;
-    double offset = normal3(in->keys[K_ENCOUNTER], lo, hi, encounter) * spread;
-    double fading = normal3(in->keys[K_FADING], rx, tx, step);
-    double rssi = p[P_RSSI1M] - path - in->loss[cx] - in->loss[cr] + in->dev_tx[tx] + in->dev_rx[rx] + offset +
-                  fading * depth;
-    double u = uniform3(in->keys[K_RADIO], rx, tx, step);
-    double heard = (1.0 - p[P_PACKET_LOSS]) * phi((rssi - p[P_SENS]) / p[P_WIDTH]);
-    if (!(u < heard)) return 0;
-    Packet row = {a, b, at, rssi, d, u};
+    double offset = quantile(uniform3(in->keys[K_ENCOUNTER], lo, hi, encounter)) * spread;
+    double level = p[P_RSSI1M] - path - in->loss[cx] - in->loss[cr] + ad->dev_tx + sc->dev_rx + offset;
+    double z = (level - p[P_SENS]) / sqrt(depth * depth + p[P_WIDTH] * p[P_WIDTH]);
+    /* below -9 the chance is < 1e-19, under the smallest hashed uniform (2**-54): never heard */
+    if (z < -9.0 || !(u < (1.0 - p[P_PACKET_LOSS]) * phi(z))) return 0;
+    Packet row = {sc->a, ad->b, at, level, d, u};
     return push(out, row);
+}
+
+typedef struct {
+    double tx;
+    int64_t b;
+} Loud;
+
+static int louder_first(const void *x, const void *y) {
+    const Loud *l = x, *r = y;
+    if (l->tx != r->tx) return l->tx > r->tx ? -1 : 1;
+    return l->b < r->b ? -1 : (l->b > r->b);
 }
 
 static int run(const Inputs *in, Out *out) {
     const double *p = in->p;
-    double span = p[P_SPAN];
-    double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY, tx_max = -INFINITY;
+    double span = p[P_SPAN], step = in->grid[1] - in->grid[0];
+    double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY, tx_max = -INFINITY, rx_max = -INFINITY;
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
         const double *q = in->pos + 2 * in->adv[b];
         x0 = q[0] < x0 ? q[0] : x0;
@@ -155,15 +200,17 @@ static int run(const Inputs *in, Out *out) {
         double t = in->reach_tx[in->adv[b] % in->n];
         tx_max = t > tx_max ? t : tx_max;
     }
-    double rx_max = -INFINITY;
     for (Py_ssize_t a = 0; a < in->n_scan; a++) {
         double r = in->reach_rx[in->scan[a] % in->n];
         rx_max = r > rx_max ? r : rx_max;
     }
-    double reach = interp(rx_max + tx_max + (in->grid[1] - in->grid[0]), in->grid, in->table, in->m, in->grid[1] - in->grid[0]);
+    double reach = interp(rx_max + tx_max + step, in->grid, in->table, in->m, step);
     reach = reach < span ? reach : span;
-    /* cells of about an eighth of the largest radius: a scanner walks a disc of cells, not 3 x 3 big ones */
-    double cell = reach / 8.0;
+    /* cells holding a few advertisers each (by the occupied box's density), at most the largest reach */
+    double area = (x1 - x0) * (y1 - y0);
+    double cell = sqrt(area * 8.0 / (double)in->n_adv);
+    cell = cell < reach ? cell : reach;
+    cell = cell > reach / 32.0 ? cell : reach / 32.0;
     if (!(cell > 0.05)) cell = 0.05;
     int64_t nx, ny;
     for (;;) {
@@ -174,12 +221,19 @@ static int run(const Inputs *in, Out *out) {
     }
     int64_t cells = nx * ny;
     int64_t *start = calloc((size_t)cells + 1, sizeof(int64_t));
-    int64_t *order = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
+    Adv *packed = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Adv));
     int64_t *where = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
-    if (!start || !order || !where) {
-        free(start), free(order), free(where);
+    Loud *by_tx = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Loud));
+    if (!start || !packed || !where || !by_tx) {
+        free(start), free(packed), free(where), free(by_tx);
         return -1;
     }
+    /* advertisers loudest first, then a stable counting sort by cell: each cell's slice is loudest first */
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        by_tx[b].tx = in->reach_tx[in->adv[b] % in->n];
+        by_tx[b].b = b;
+    }
+    qsort(by_tx, (size_t)in->n_adv, sizeof(Loud), louder_first);
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
         const double *q = in->pos + 2 * in->adv[b];
         int64_t cx = (int64_t)floor((q[0] - x0) / cell), cy = (int64_t)floor((q[1] - y0) / cell);
@@ -189,15 +243,22 @@ static int run(const Inputs *in, Out *out) {
         start[where[b] + 1]++;
     }
     for (int64_t c = 0; c < cells; c++) start[c + 1] += start[c];
-    for (Py_ssize_t b = 0; b < in->n_adv; b++) order[start[where[b]]++] = b; /* stable: b ascending */
+    for (Py_ssize_t k = 0; k < in->n_adv; k++) {
+        int64_t b = by_tx[k].b, agent = in->adv[b] % in->n;
+        const double *q = in->pos + 2 * in->adv[b];
+        Adv row = {q[0], q[1], by_tx[k].tx, in->dev_tx[agent], in->enter[agent], agent, b, in->adv[b]};
+        packed[start[where[b]]++] = row;
+    }
     for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
     start[0] = 0;
-    double step = in->grid[1] - in->grid[0];
     double span2 = span * span;
     int rc = 0;
     for (Py_ssize_t a = 0; a < in->n_scan && rc == 0; a++) {
         const double *s = in->pos + 2 * in->scan[a];
-        double rx_off = in->reach_rx[in->scan[a] % in->n];
+        int64_t agent = in->scan[a] % in->n;
+        Scan sc = {s[0], s[1], in->reach_rx[agent], in->dev_rx[agent], in->enter[agent], agent,
+                   in->first + in->scan[a] / in->n, a};
+        double rx_off = sc.reach_rx;
         double r = interp(rx_off + tx_max + step, in->grid, in->table, in->m, step);
         r = r < span ? r : span;
         int64_t cx0 = (int64_t)floor((s[0] - r - x0) / cell), cx1 = (int64_t)floor((s[0] + r - x0) / cell);
@@ -206,32 +267,34 @@ static int run(const Inputs *in, Out *out) {
         cy0 = cy0 < 0 ? 0 : cy0;
         cx1 = cx1 >= nx ? nx - 1 : cx1;
         cy1 = cy1 >= ny ? ny - 1 : cy1;
-        double r2 = r * r;
+        double gx = s[0] - x0, gy = s[1] - y0;
         for (int64_t cx = cx0; cx <= cx1 && rc == 0; cx++) {
-            /* the column's cells that meet the disc */
-            double gx = s[0] - x0, left = cx * cell, right = left + cell;
+            double left = cx * cell, right = left + cell;
             double ex = gx < left ? left - gx : (gx > right ? gx - right : 0.0);
-            if (ex * ex > r2) continue;
-            double h = sqrt(r2 - ex * ex);
-            int64_t lo = (int64_t)floor((s[1] - h - y0) / cell), hi = (int64_t)floor((s[1] + h - y0) / cell);
-            lo = lo < cy0 ? cy0 : lo;
-            hi = hi > cy1 ? cy1 : hi;
-            if (lo > hi) continue;
-            for (int64_t k = start[cx * ny + lo]; k < start[cx * ny + hi + 1]; k++) {
-                int64_t b = order[k];
-                const double *q = in->pos + 2 * in->adv[b];
-                double dx = s[0] - q[0], dy = s[1] - q[1];
-                double d2 = dx * dx + dy * dy;
-                if (d2 > span2 || in->scan[a] == in->adv[b]) continue;
-                double d = sqrt(d2);
-                double own = interp(rx_off + in->reach_tx[in->adv[b] % in->n] + step, in->grid, in->table, in->m,
-                                    step);
-                if (d > own) continue;
-                if (packet(in, a, b, d, out) < 0) rc = -1;
+            for (int64_t cy = cy0; cy <= cy1 && rc == 0; cy++) {
+                double bottom = cy * cell, top = bottom + cell;
+                double ey = gy < bottom ? bottom - gy : (gy > top ? gy - top : 0.0);
+                double gap = sqrt(ex * ex + ey * ey) * (1.0 - 1e-12) - 1e-9; /* a margin for rounding */
+                if (gap > r) continue;
+                int64_t c = cx * ny + cy;
+                for (int64_t k = start[c]; k < start[c + 1]; k++) {
+                    const Adv *ad = packed + k;
+                    double own = interp(rx_off + ad->loud + step, in->grid, in->table, in->m, step);
+                    if (own < gap) break; /* the rest of the cell is quieter still */
+                    double dx = s[0] - ad->x, dy = s[1] - ad->y;
+                    double d2 = dx * dx + dy * dy;
+                    if (d2 > span2 || in->scan[a] == ad->g) continue;
+                    double d = sqrt(d2);
+                    if (d > own) continue;
+                    if (packet(in, &sc, ad, d, out) < 0) {
+                        rc = -1;
+                        break;
+                    }
+                }
             }
         }
     }
-    free(start), free(order), free(where);
+    free(start), free(packed), free(where), free(by_tx);
     return rc;
 }
 
@@ -304,7 +367,7 @@ static PyObject *packets(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
     } else {
         result = Py_BuildValue("(NNNNNN)", column(&out, offsetof(Packet, i)), column(&out, offsetof(Packet, j)),
-                               column(&out, offsetof(Packet, at)), column(&out, offsetof(Packet, rssi)),
+                               column(&out, offsetof(Packet, at)), column(&out, offsetof(Packet, level)),
                                column(&out, offsetof(Packet, d)), column(&out, offsetof(Packet, u)));
     }
     free(out.rows);
@@ -317,7 +380,7 @@ done:
 static PyMethodDef METHODS[] = {
     {"packets", packets, METH_VARARGS,
      "packets(positions, scan, adv, n, first, reach_tx, reach_rx, grid, table, device_tx, device_rx, enter, "
-     "carriage, hours, carriage_loss, params, keys) -> (i, j, at, rssi, distance, u) as bytes"},
+     "carriage, hours, carriage_loss, params, keys) -> (i, j, at, level, distance, u) as bytes"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, NULL};

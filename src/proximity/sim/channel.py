@@ -20,7 +20,10 @@ device and carriage pairs) falls below ``p_heard_floor`` (1e-4).
 ``encounter_offset`` is drawn per encounter: hashed from (seed, pair, encounter number), where an
 encounter starts when the later of the two arrives and lasts ``encounter_seconds`` (posture and
 orientation change after that), so no boundary is clock-aligned and no pair state is stored.
-Carriage changes during the day (:func:`carriage_schedule`); ``fading`` is fresh per packet.
+Carriage changes during the day (:func:`carriage_schedule`); ``fading`` is fresh per packet. Whether a
+packet is heard is drawn first with the fading integrated out (:func:`heard_chance`), and only a heard
+packet's fading is then drawn given that it was heard (:func:`heard_rssi`): the same distribution, but
+the many pairs a scanner never hears cost one comparison each, not a fading draw.
 """
 
 from __future__ import annotations
@@ -36,15 +39,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB, FLEET_TX_POWER_DBM
-from proximity.sim.streams import hash_normal
+from proximity.sim.streams import hash_uniform, normal_quantile
 
 __all__ = [
     "CARRIAGES",
     "ChannelParams",
     "carriage_schedule",
     "fitted_channel",
+    "heard_chance",
+    "heard_rssi",
     "hearing_probability",
     "hearing_radius",
+    "link_level",
     "mean_hearing_probability",
     "pair_hearing_radii",
     "received_rssi",
@@ -287,6 +293,76 @@ def _phi(z: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
+def link_level(
+    params: ChannelParams,
+    distance: NDArray[np.float64],
+    tx: NDArray[np.int64],
+    rx: NDArray[np.int64],
+    encounter: NDArray[np.int64],
+    *,
+    carriage_tx: NDArray[np.int8],
+    carriage_rx: NDArray[np.int8],
+    device_tx: NDArray[np.float64],
+    device_rx: NDArray[np.float64],
+    encounter_key: np.uint64,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(level, fading depth) of each (tx, rx) link at ``distance``: the mean RSSI of its packets (dBm)
+    before bodies and fading, with the pair's offset of its encounter ``encounter`` (one hashed draw per
+    (pair, encounter)), and the spread of its per-packet fading (dB)."""
+    loss = np.asarray(params.carriage_loss, np.float64)
+    lo, hi = np.minimum(tx, rx), np.maximum(tx, rx)
+    past = params._past_breakpoint(distance)  # once for both spreads
+    z = normal_quantile(hash_uniform(encounter_key, lo, hi, encounter))
+    offset = z * params.encounter_spread(distance, past)
+    level = (
+        params.rssi_at_1m
+        - params.path_loss(distance)
+        - loss[carriage_tx]
+        - loss[carriage_rx]
+        + device_tx[tx]
+        + device_rx[rx]
+        + offset
+    )
+    return level, params.fading_depth(distance, past)
+
+
+def _total_spread(params: ChannelParams, depth: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The spread of fading plus the receiver's waterfall (dB): both are normal, so they add in quadrature."""
+    out: NDArray[np.float64] = np.sqrt(depth * depth + params.sensitivity_width * params.sensitivity_width)
+    return out
+
+
+def heard_chance(
+    params: ChannelParams, level: NDArray[np.float64], depth: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """P(a packet of a link at ``level`` with fading ``depth`` is received), the fading integrated out:
+    the flat loss times P(level + depth z + width e > sensitivity) for independent standard normals."""
+    out: NDArray[np.float64] = (1.0 - params.packet_loss) * _phi(
+        (level - params.sensitivity_dbm) / _total_spread(params, depth)
+    )
+    return out
+
+
+def heard_rssi(
+    params: ChannelParams,
+    level: NDArray[np.float64],
+    depth: NDArray[np.float64],
+    heard: NDArray[np.float64],
+    fresh: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """The RSSI of packets that were heard, drawn given that they were: ``heard`` is the uniform that
+    decided it (``heard < heard_chance``), ``fresh`` an independent uniform. With z the packet's fading and
+    e the waterfall's noise, s = depth z + width e cleared the floor; ``heard / (1 - packet_loss)`` is
+    uniform below P(s clears it), so s is its upper quantile, and z given s is normal
+    (mean depth s / S^2, spread width / S, S^2 = depth^2 + width^2). Same distribution as drawing z first
+    and then the reception, but only heard packets need their fading drawn."""
+    spread = _total_spread(params, depth)
+    s = -spread * normal_quantile(heard / (1.0 - params.packet_loss))
+    z = depth * s / (spread * spread) + params.sensitivity_width / spread * normal_quantile(fresh)
+    out: NDArray[np.float64] = level + depth * z
+    return out
+
+
 def received_rssi(
     params: ChannelParams,
     distance: NDArray[np.float64],
@@ -302,24 +378,15 @@ def received_rssi(
     fading: NDArray[np.float64],
     bodies: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """RSSI (dBm, float) of one packet per (tx, rx) pair at ``distance``: ``encounter`` numbers each
-    packet's encounter of its pair (the offset is one draw per (pair, encounter)), ``carriage_*`` each
-    end's carriage at the packet's time, ``fading`` each packet's standard normal draw, ``bodies`` the
-    number of other people on the line of sight."""
-    loss = np.asarray(params.carriage_loss, np.float64)
-    lo, hi = np.minimum(tx, rx), np.maximum(tx, rx)
-    past = params._past_breakpoint(distance)  # once for both spreads
-    offset = hash_normal(encounter_key, lo, hi, encounter) * params.encounter_spread(distance, past)
-    rssi = (
-        params.rssi_at_1m
-        - params.path_loss(distance)
-        - loss[carriage_tx]
-        - loss[carriage_rx]
-        + device_tx[tx]
-        + device_rx[rx]
-        + offset
-        + fading * params.fading_depth(distance, past)
-    )
+    """RSSI (dBm, float) of one packet per (tx, rx) pair at ``distance`` whatever its reception:
+    :func:`link_level` plus ``fading`` (each packet's standard normal draw) times the fading depth, less
+    ``bodies`` (people on the line of sight) times ``body_loss``. The simulator draws the fading of heard
+    packets only (:func:`heard_rssi`); this is the channel's formula for one packet."""
+    level, depth = link_level(
+        params, distance, tx, rx, encounter, carriage_tx=carriage_tx, carriage_rx=carriage_rx,
+        device_tx=device_tx, device_rx=device_rx, encounter_key=encounter_key,
+    )  # fmt: skip
+    rssi = level + fading * depth
     if bodies is not None:
         rssi = rssi - params.body_loss * bodies
     out: NDArray[np.float64] = rssi

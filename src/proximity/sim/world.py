@@ -22,14 +22,14 @@ from numpy.typing import NDArray
 from proximity.estimation import CalibrationTable
 from proximity.sim.batching import BATCH_POINTS, BATCH_STEPS
 from proximity.sim.bodies import BodyGrid
-from proximity.sim.channel import carriage_schedule, hearing_probability, hearing_radius, received_rssi
+from proximity.sim.channel import carriage_schedule, heard_chance, heard_rssi, hearing_radius, link_level
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND
 from proximity.sim.mobility import GROUP, STATIONARY, Movers
 from proximity.sim.neighbours import StaticGrid, close_pairs
 from proximity.sim.reach import PairReach
 from proximity.sim.scenario import Scenario
-from proximity.sim.streams import Streams, hash_normal, hash_uniform
+from proximity.sim.streams import Streams, hash_uniform
 from proximity.times import SECONDS_PER_DAY
 
 try:  # the C packet kernel (setup.py builds it where a compiler is available)
@@ -336,12 +336,9 @@ class World:
         first: int,
         bodies: BodyGrid | None,
     ) -> tuple[NDArray[Any], ...]:
-        """The C kernel: one pass over the candidate pairs, returning only packets heard before bodies
-        are counted (bodies only lower the RSSI); bodies are then counted on those few and each is drawn
-        again with its own uniform, as the numpy path draws it."""
+        """The C kernel: one pass over the candidate pairs, returning the packets heard before bodies are
+        counted, with each one's level and uniform (:meth:`_heard`)."""
         assert _kernel is not None
-        sc = self.scenario
-        n = np.int64(self.n)
         tx, rx, enter, carriage, loss, params, keys = self._kernel_arrays()
         raw = _kernel.packets(
             np.ascontiguousarray(positions, np.float64),
@@ -363,18 +360,11 @@ class World:
             keys,
         )
         a, b = (np.frombuffer(x, np.int64) for x in raw[:2])
-        at, rssi, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
+        at, level, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
         rx_g, tx_g = scan[a], adv[b]
-        order = np.lexsort((tx_g, rx_g))
-        rx_g, tx_g, at, rssi, d, u = (x[order] for x in (rx_g, tx_g, at, rssi, d, u))
-        if bodies is not None and rx_g.size:
-            channel = sc.channel
-            blocked = bodies.count(positions[tx_g], positions[rx_g], d, channel.breakpoint)
-            hit = blocked > 0
-            rssi = np.where(hit, rssi - channel.body_loss * blocked, rssi)
-            ok = ~hit | (u < hearing_probability(channel, rssi - channel.sensitivity_dbm))
-            rx_g, tx_g, at, rssi, d = (x[ok] for x in (rx_g, tx_g, at, rssi, d))
-        return at, rx_g % n, tx_g % n, rssi, d
+        order = np.lexsort((tx_g, rx_g))  # the fixed order (step, scanner, advertiser)
+        return self._heard(rx_g[order], tx_g[order], at[order], level[order], d[order], u[order], first,
+                           positions, bodies)  # fmt: skip
 
     def _kernel_arrays(self) -> tuple[NDArray[Any], ...]:
         """What the C kernel reads besides positions: per-agent arrays, the channel's numbers, the keys."""
@@ -387,7 +377,7 @@ class World:
              self._span],
             np.float64,
         )  # fmt: skip
-        keys = np.array([self._offset_key, self._fading_key, self._encounter_key, self._radio_key], np.uint64)
+        keys = np.array([self._offset_key, self._encounter_key, self._radio_key], np.uint64)
         return (
             np.ascontiguousarray(self.device_tx, np.float64),
             np.ascontiguousarray(self.device_rx, np.float64),
@@ -423,10 +413,7 @@ class World:
         began = np.maximum(self.movers.enter[tx], self.movers.enter[rx])
         encounter = np.floor((at - began) / channel.encounter_seconds).astype(np.int64)
         hour = np.minimum(((at - sc.start) // 3600.0).astype(np.int64), self.carriage_hours.shape[1] - 1)
-        blocked = None
-        if bodies is not None:
-            blocked = bodies.count(positions[tx_g], positions[rx_g], d, channel.breakpoint)
-        rssi = received_rssi(
+        level, depth = link_level(
             channel,
             d,
             tx,
@@ -437,12 +424,40 @@ class World:
             device_tx=self.device_tx,
             device_rx=self.device_rx,
             encounter_key=self._encounter_key,
-            fading=hash_normal(self._fading_key, rx, tx, step),
-            bodies=blocked,
         )
-        heard = hash_uniform(self._radio_key, rx, tx, step)
-        ok = heard < hearing_probability(channel, rssi - channel.sensitivity_dbm)
-        return tuple(x[ok] for x in (at, rx, tx, rssi, d))
+        u = hash_uniform(self._radio_key, rx, tx, step)
+        ok = u < heard_chance(channel, level, depth)
+        return self._heard(rx_g[ok], tx_g[ok], at[ok], level[ok], d[ok], u[ok], first, positions, bodies)
+
+    def _heard(
+        self,
+        rx_g: NDArray[np.int64],
+        tx_g: NDArray[np.int64],
+        at: NDArray[np.float64],
+        level: NDArray[np.float64],
+        d: NDArray[np.float64],
+        u: NDArray[np.float64],
+        first: int,
+        positions: NDArray[np.float64],
+        bodies: BodyGrid | None,
+    ) -> tuple[NDArray[Any], ...]:
+        """Both paths' last stage, on the packets heard without bodies (``u`` < P(heard) at ``level``):
+        other people's bodies on the line of sight lower the level (so a packet not heard without them
+        is not heard with them) and the packet is drawn again with its own uniform; then each heard
+        packet's fading is drawn given that it was heard (channel.heard_rssi)."""
+        channel = self.scenario.channel
+        n = np.int64(self.n)
+        depth = channel.fading_depth(d)
+        if bodies is not None and d.size:
+            blocked = bodies.count(positions[tx_g], positions[rx_g], d, channel.breakpoint)
+            hit = blocked > 0
+            level = np.where(hit, level - channel.body_loss * blocked, level)
+            ok = ~hit | (u < heard_chance(channel, level, depth))
+            rx_g, tx_g, at, level, d, u, depth = (x[ok] for x in (rx_g, tx_g, at, level, d, u, depth))
+        rx, tx = rx_g % n, tx_g % n
+        step = first + rx_g // n
+        rssi = heard_rssi(channel, level, depth, u, hash_uniform(self._fading_key, rx, tx, step))
+        return at, rx, tx, rssi, d
 
 
 def _cat(parts: list[Any], dtype: type[Any]) -> Any:

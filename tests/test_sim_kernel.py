@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from proximity.sim import CrowdParams, Scenario, World
-from proximity.sim import world as world_module
-from proximity.sim.channel import ChannelParams, heard_chance, heard_rssi
+from proximity.sim.channel import ChannelParams, heard_chance, heard_fading
 from proximity.sim.streams import normal_quantile
+from proximity.sim.world import native_kernel
 
 
 def _busy() -> Scenario:
@@ -28,7 +28,7 @@ def _spread() -> Scenario:
     return Scenario(name="spread", crowd=crowd, duration=8, chunk=4, scheme="gaen", duty="continuous")
 
 
-@pytest.mark.skipif(world_module._kernel is None, reason="the C kernel was not built (no compiler)")
+@pytest.mark.skipif(not native_kernel(), reason="the C kernel was not built (no compiler)")
 @pytest.mark.parametrize(
     ("make", "adoption"), [(_busy, 0.9), (_spread, 0.6), (lambda: _no_bodies(_busy()), 0.9)]
 )
@@ -54,7 +54,7 @@ def _no_bodies(scenario: Scenario) -> Scenario:
 
 
 def test_drawing_reception_first_gives_the_distribution_of_drawing_fading_first() -> None:
-    """heard_chance + heard_rssi (fading drawn only for heard packets, given that they were heard) against
+    """heard_chance + heard_fading (fading drawn only for heard packets, given that they were heard) against
     the direct draw (fading first, then the waterfall), at levels from certain to rare reception."""
     channel = ChannelParams()
     rng = np.random.default_rng(5)
@@ -67,7 +67,7 @@ def test_drawing_reception_first_gives_the_distribution_of_drawing_fading_first(
         heard_direct = rng.random(n) < p
         u = rng.random(n)
         heard = u < heard_chance(channel, lv, dp)
-        rssi = heard_rssi(channel, lv[heard], dp[heard], u[heard], rng.random(int(heard.sum())))
+        rssi = lv[heard] + heard_fading(channel, dp[heard], u[heard], rng.random(int(heard.sum())))
         a, b = heard_direct.mean(), heard.mean()
         assert abs(a - b) < 5 * np.sqrt(a * (1 - a) / n) + 1e-6
         if heard.sum() > 1000:
@@ -79,7 +79,8 @@ def test_drawing_reception_first_gives_the_distribution_of_drawing_fading_first(
 def _phi(z: np.ndarray) -> np.ndarray:
     from math import erf, sqrt
 
-    return 0.5 * (1 + np.vectorize(erf)(z / sqrt(2)))
+    out: np.ndarray = 0.5 * (1 + np.vectorize(erf)(z / sqrt(2)))
+    return out
 
 
 def test_the_normal_quantile_matches_scipy() -> None:

@@ -9,9 +9,9 @@
  * whose pair radius (the same table and linear interpolation as PairReach.radius) cannot reach the
  * cell; each candidate within its own radius gets the numpy path's draws (the same splitmix64 hashes,
  * channel formulas and order of floating-point operations): the link's level (channel.link_level) and
- * whether the packet is heard with the fading integrated out (channel.heard_chance). Only heard packets
- * are returned, with their level and uniform: the caller counts bodies on them and draws their fading
- * (World._heard), as for the numpy path. The two agree up to the last bits of libm
+ * whether the packet is heard with the fading integrated out (channel.heard_chance), then a heard
+ * packet's fading given that it was heard (channel.heard_rssi). Only heard packets are returned, with
+ * their level and uniform: the caller counts bodies on them and draws them again (World._heard). The two agree up to the last bits of libm
  * (tests/test_sim_kernel.py).
  */
 #define PY_SSIZE_T_CLEAN
@@ -30,7 +30,7 @@ enum {
     P_ENC_SECONDS, P_FADE_SIGMA, P_FADE_SLOPE, P_FAR_FADE, P_PACKET_LOSS, P_SENS, P_WIDTH, P_SPAN,
     P_COUNT
 };
-enum { K_OFFSET, K_ENCOUNTER, K_RADIO, K_COUNT };
+enum { K_OFFSET, K_ENCOUNTER, K_RADIO, K_FADING, K_COUNT };
 
 static inline uint64_t mix(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -92,7 +92,7 @@ static inline double interp(double x, const double *grid, const double *table, P
 
 typedef struct {
     int64_t i, j;
-    double at, level, d, u;
+    double at, level, rssi, d, u;
 } Packet;
 
 typedef struct {
@@ -169,10 +169,14 @@ static int packet(const Inputs *in, const Scan *sc, const Adv *ad, double d, Out
     int64_t lo = tx < rx ? tx : rx, hi = tx < rx ? rx : tx;
     double offset = quantile(uniform3(in->keys[K_ENCOUNTER], lo, hi, encounter)) * spread;
     double level = p[P_RSSI1M] - path - in->loss[cx] - in->loss[cr] + ad->dev_tx + sc->dev_rx + offset;
-    double z = (level - p[P_SENS]) / sqrt(depth * depth + p[P_WIDTH] * p[P_WIDTH]);
+    double total = sqrt(depth * depth + p[P_WIDTH] * p[P_WIDTH]);
+    double z = (level - p[P_SENS]) / total;
     /* below -9 the chance is < 1e-19, under the smallest hashed uniform (2**-54): never heard */
     if (z < -9.0 || !(u < (1.0 - p[P_PACKET_LOSS]) * phi(z))) return 0;
-    Packet row = {sc->a, ad->b, at, level, d, u};
+    /* channel.heard_rssi: the fading given that the packet was heard */
+    double s = -total * quantile(u / (1.0 - p[P_PACKET_LOSS]));
+    double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(uniform3(in->keys[K_FADING], rx, tx, step));
+    Packet row = {sc->a, ad->b, at, level, level + depth * fading, d, u};
     return push(out, row);
 }
 
@@ -366,8 +370,9 @@ static PyObject *packets(PyObject *self, PyObject *args) {
     if (rc < 0) {
         PyErr_NoMemory();
     } else {
-        result = Py_BuildValue("(NNNNNN)", column(&out, offsetof(Packet, i)), column(&out, offsetof(Packet, j)),
+        result = Py_BuildValue("(NNNNNNN)", column(&out, offsetof(Packet, i)), column(&out, offsetof(Packet, j)),
                                column(&out, offsetof(Packet, at)), column(&out, offsetof(Packet, level)),
+                               column(&out, offsetof(Packet, rssi)),
                                column(&out, offsetof(Packet, d)), column(&out, offsetof(Packet, u)));
     }
     free(out.rows);
@@ -380,7 +385,7 @@ done:
 static PyMethodDef METHODS[] = {
     {"packets", packets, METH_VARARGS,
      "packets(positions, scan, adv, n, first, reach_tx, reach_rx, grid, table, device_tx, device_rx, enter, "
-     "carriage, hours, carriage_loss, params, keys) -> (i, j, at, level, distance, u) as bytes"},
+     "carriage, hours, carriage_loss, params, keys) -> (i, j, at, level, rssi, distance, u) as bytes"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, NULL};

@@ -22,7 +22,7 @@ encounter starts when the later of the two arrives and lasts ``encounter_seconds
 orientation change after that), so no boundary is clock-aligned and no pair state is stored.
 Carriage changes during the day (:func:`carriage_schedule`); ``fading`` is fresh per packet. Whether a
 packet is heard is drawn first with the fading integrated out (:func:`heard_chance`), and only a heard
-packet's fading is then drawn given that it was heard (:func:`heard_rssi`): the same distribution, but
+packet's fading is then drawn given that it was heard (:func:`heard_fading`): the same distribution, but
 the many pairs a scanner never hears cost one comparison each, not a fading draw.
 """
 
@@ -47,7 +47,7 @@ __all__ = [
     "carriage_schedule",
     "fitted_channel",
     "heard_chance",
-    "heard_rssi",
+    "heard_fading",
     "hearing_probability",
     "hearing_radius",
     "link_level",
@@ -343,23 +343,20 @@ def heard_chance(
     return out
 
 
-def heard_rssi(
-    params: ChannelParams,
-    level: NDArray[np.float64],
-    depth: NDArray[np.float64],
-    heard: NDArray[np.float64],
-    fresh: NDArray[np.float64],
+def heard_fading(
+    params: ChannelParams, depth: NDArray[np.float64], heard: NDArray[np.float64], fresh: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """The RSSI of packets that were heard, drawn given that they were: ``heard`` is the uniform that
-    decided it (``heard < heard_chance``), ``fresh`` an independent uniform. With z the packet's fading and
-    e the waterfall's noise, s = depth z + width e cleared the floor; ``heard / (1 - packet_loss)`` is
-    uniform below P(s clears it), so s is its upper quantile, and z given s is normal
-    (mean depth s / S^2, spread width / S, S^2 = depth^2 + width^2). Same distribution as drawing z first
-    and then the reception, but only heard packets need their fading drawn."""
+    """The fading (dB) of packets that were heard, drawn given that they were: ``heard`` is the uniform
+    that decided it (``heard < heard_chance``), ``fresh`` an independent uniform. With z the packet's
+    standard normal fading and e the waterfall's noise, s = depth z + width e cleared the floor, and
+    ``heard / (1 - packet_loss)`` is uniform below P(s clears it), so s is its upper quantile; z given s is
+    normal (mean depth s / S^2, spread width / S, S^2 = depth^2 + width^2). The same distribution as
+    drawing z first and then the reception, but only heard packets need their fading drawn; and it does
+    not depend on the level, so other people's bodies (which lower the level) leave it as it is."""
     spread = _total_spread(params, depth)
     s = -spread * normal_quantile(heard / (1.0 - params.packet_loss))
     z = depth * s / (spread * spread) + params.sensitivity_width / spread * normal_quantile(fresh)
-    out: NDArray[np.float64] = level + depth * z
+    out: NDArray[np.float64] = depth * z
     return out
 
 
@@ -381,7 +378,7 @@ def received_rssi(
     """RSSI (dBm, float) of one packet per (tx, rx) pair at ``distance`` whatever its reception:
     :func:`link_level` plus ``fading`` (each packet's standard normal draw) times the fading depth, less
     ``bodies`` (people on the line of sight) times ``body_loss``. The simulator draws the fading of heard
-    packets only (:func:`heard_rssi`); this is the channel's formula for one packet."""
+    packets only (:func:`heard_fading`); this is the channel's formula for one packet."""
     level, depth = link_level(
         params, distance, tx, rx, encounter, carriage_tx=carriage_tx, carriage_rx=carriage_rx,
         device_tx=device_tx, device_rx=device_rx, encounter_key=encounter_key,

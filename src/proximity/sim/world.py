@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from numpy.typing import NDArray
 from proximity.estimation import CalibrationTable
 from proximity.sim.batching import BATCH_POINTS, BATCH_STEPS
 from proximity.sim.bodies import BodyGrid
-from proximity.sim.channel import carriage_schedule, heard_chance, heard_rssi, hearing_radius, link_level
+from proximity.sim.channel import carriage_schedule, heard_chance, heard_fading, hearing_radius, link_level
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND
 from proximity.sim.mobility import GROUP, STATIONARY, Movers
@@ -32,12 +33,13 @@ from proximity.sim.scenario import Scenario
 from proximity.sim.streams import Streams, hash_uniform
 from proximity.times import SECONDS_PER_DAY
 
+_kernel: ModuleType | None
 try:  # the C packet kernel (setup.py builds it where a compiler is available)
     from proximity.sim import _kernel
 except ImportError:  # pragma: no cover - no compiler at install time: the numpy reference runs
     _kernel = None
 
-__all__ = ["BATCH_STEPS", "SightingChunk", "World"]
+__all__ = ["BATCH_STEPS", "SightingChunk", "World", "native_kernel"]
 
 COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
 CANDIDATES = 2_000_000  # (scanner, advertiser) candidates searched at once (a dense step's memory)
@@ -267,25 +269,25 @@ class World:
         n = np.int64(self.n)
         corridor = sc.channel.body_corridor  # a whole number of body cells (sim/bodies.py)
         gap = np.ceil((sc.crowd.width + 3.0 * min(self.reach.max_radius, self._span)) / corridor) * corridor
-        here_parts, scan_parts, adv_parts, pos_parts = [], [], [], []
+        steps = last - first
+        positions = np.empty((steps * self.n, 2))
+        presence = np.empty((steps, self.n), np.bool_)
         for k in range(first, last):
             t = sc.start + k * dt
             self.movers.step(t, dt)
-            present = self.movers.present(t)
-            pos = self.movers.pos.copy()
-            pos[:, 0] += (k - first) * gap
-            pos_parts.append(pos)
-            base = (k - first) * self.n
-            here_parts.append(np.flatnonzero(present) + base)
-            phones = present & self.app
-            scanning = phones & self.owned & self.duty.scanning(t, self.scan_phase)
-            scan_parts.append(np.flatnonzero(scanning) + base)
-            advertising = phones & self.duty.advertising(t, self.advertise_phase)
-            if self._foreground_only.any():
-                advertising &= ~self._foreground_only | self._in_foreground(t)
-            adv_parts.append(np.flatnonzero(advertising) + base)
-        positions = np.concatenate(pos_parts)
-        here = np.concatenate(here_parts)
+            presence[k - first] = present = self.movers.present(t)
+            at = positions[(k - first) * self.n : (k - first + 1) * self.n]
+            at[:] = self.movers.pos
+            at[:, 0] += (k - first) * gap
+        # duty cycles for all the batch's steps at once (one row per step), flattened like positions
+        times = sc.start + np.arange(first, last, dtype=np.float64)[:, None] * dt
+        phones = presence & self.app
+        scanning = phones & self.owned & self.duty.scanning(times, self.scan_phase)
+        advertising = phones & self.duty.advertising(times, self.advertise_phase)
+        if self._foreground_only.any():
+            foreground = np.stack([self._in_foreground(float(t)) for t in times[:, 0]])
+            advertising = advertising & (~self._foreground_only | foreground)
+        here = np.flatnonzero(presence.ravel())
         if self.truth and last - first == 1 and self._still.size:
             gi, gj = self._close_one_step(present)
         elif self.truth:
@@ -300,11 +302,13 @@ class World:
         day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
         close = (day * n + gi % n) * n + gj % n
         close_d = np.hypot(*(positions[gi] - positions[gj]).T) if gi.size else np.zeros(0)
-        scan, adv = np.concatenate(scan_parts), np.concatenate(adv_parts)
-        # scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense city)
+        scan, adv = np.flatnonzero(scanning.ravel()), np.flatnonzero(advertising.ravel())
+        # the numpy path: scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense
+        # city); the C kernel holds no candidates, only heard packets: one call
         area = max(sc.crowd.width * sc.crowd.height, 1e-9)
         per_scanner = adv.size / max(last - first, 1) * min(1.0, np.pi * self.radius**2 / area) + 1.0
-        block = max(1, int(CANDIDATES // per_scanner))
+        native = self.kernel == "native" and _kernel is not None
+        block = max(1, scan.size if native else int(CANDIDATES // per_scanner))
         bodies = BodyGrid(positions[here], sc.channel.body_corridor) if sc.channel.body_loss > 0 else None
         parts = [
             self._packets(scan[k : k + block], adv, positions, first, bodies)
@@ -337,7 +341,7 @@ class World:
         bodies: BodyGrid | None,
     ) -> tuple[NDArray[Any], ...]:
         """The C kernel: one pass over the candidate pairs, returning the packets heard before bodies are
-        counted, with each one's level and uniform (:meth:`_heard`)."""
+        counted, with each one's level, RSSI and uniform (:meth:`_bodies`)."""
         assert _kernel is not None
         tx, rx, enter, carriage, loss, params, keys = self._kernel_arrays()
         raw = _kernel.packets(
@@ -360,11 +364,12 @@ class World:
             keys,
         )
         a, b = (np.frombuffer(x, np.int64) for x in raw[:2])
-        at, level, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
+        at, level, rssi, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
         rx_g, tx_g = scan[a], adv[b]
         order = np.lexsort((tx_g, rx_g))  # the fixed order (step, scanner, advertiser)
-        return self._heard(rx_g[order], tx_g[order], at[order], level[order], d[order], u[order], first,
-                           positions, bodies)  # fmt: skip
+        rx_g, tx_g = rx_g[order], tx_g[order]
+        at, level, rssi, d, u = at[order], level[order], rssi[order], d[order], u[order]
+        return self._bodies(rx_g, tx_g, at, level, rssi, d, u, positions, bodies)
 
     def _kernel_arrays(self) -> tuple[NDArray[Any], ...]:
         """What the C kernel reads besides positions: per-agent arrays, the channel's numbers, the keys."""
@@ -377,7 +382,7 @@ class World:
              self._span],
             np.float64,
         )  # fmt: skip
-        keys = np.array([self._offset_key, self._encounter_key, self._radio_key], np.uint64)
+        keys = np.array([self._offset_key, self._encounter_key, self._radio_key, self._fading_key], np.uint64)
         return (
             np.ascontiguousarray(self.device_tx, np.float64),
             np.ascontiguousarray(self.device_rx, np.float64),
@@ -427,37 +432,44 @@ class World:
         )
         u = hash_uniform(self._radio_key, rx, tx, step)
         ok = u < heard_chance(channel, level, depth)
-        return self._heard(rx_g[ok], tx_g[ok], at[ok], level[ok], d[ok], u[ok], first, positions, bodies)
+        rx_g, tx_g, rx, tx, step = rx_g[ok], tx_g[ok], rx[ok], tx[ok], step[ok]
+        at, level, depth, d, u = at[ok], level[ok], depth[ok], d[ok], u[ok]
+        rssi = level + heard_fading(channel, depth, u, hash_uniform(self._fading_key, rx, tx, step))
+        return self._bodies(rx_g, tx_g, at, level, rssi, d, u, positions, bodies)
 
-    def _heard(
+    def _bodies(
         self,
         rx_g: NDArray[np.int64],
         tx_g: NDArray[np.int64],
         at: NDArray[np.float64],
         level: NDArray[np.float64],
+        rssi: NDArray[np.float64],
         d: NDArray[np.float64],
         u: NDArray[np.float64],
-        first: int,
         positions: NDArray[np.float64],
         bodies: BodyGrid | None,
     ) -> tuple[NDArray[Any], ...]:
-        """Both paths' last stage, on the packets heard without bodies (``u`` < P(heard) at ``level``):
-        other people's bodies on the line of sight lower the level (so a packet not heard without them
-        is not heard with them) and the packet is drawn again with its own uniform; then each heard
-        packet's fading is drawn given that it was heard (channel.heard_rssi)."""
+        """Both paths' last stage, on the packets heard before bodies are counted (``u`` < P(heard) at
+        ``level``): other people's bodies on the line of sight lower the level and the RSSI (so a packet
+        not heard without them is not heard with them), and a packet with bodies in the way is drawn
+        again with its own uniform (its fading given reception does not depend on the level)."""
         channel = self.scenario.channel
         n = np.int64(self.n)
-        depth = channel.fading_depth(d)
         if bodies is not None and d.size:
             blocked = bodies.count(positions[tx_g], positions[rx_g], d, channel.breakpoint)
-            hit = blocked > 0
-            level = np.where(hit, level - channel.body_loss * blocked, level)
-            ok = ~hit | (u < heard_chance(channel, level, depth))
-            rx_g, tx_g, at, level, d, u, depth = (x[ok] for x in (rx_g, tx_g, at, level, d, u, depth))
-        rx, tx = rx_g % n, tx_g % n
-        step = first + rx_g // n
-        rssi = heard_rssi(channel, level, depth, u, hash_uniform(self._fading_key, rx, tx, step))
-        return at, rx, tx, rssi, d
+            hit = np.flatnonzero(blocked > 0)
+            lower = channel.body_loss * blocked[hit]
+            ok = np.ones(d.size, np.bool_)
+            ok[hit] = u[hit] < heard_chance(channel, level[hit] - lower, channel.fading_depth(d[hit]))
+            rssi = rssi.copy()
+            rssi[hit] -= lower
+            rx_g, tx_g, at, rssi, d = rx_g[ok], tx_g[ok], at[ok], rssi[ok], d[ok]
+        return at, rx_g % n, tx_g % n, rssi, d
+
+
+def native_kernel() -> bool:
+    """Whether the C packet kernel was built (else every world runs the numpy reference)."""
+    return _kernel is not None
 
 
 def _cat(parts: list[Any], dtype: type[Any]) -> Any:

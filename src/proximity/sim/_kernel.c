@@ -11,7 +11,8 @@
  * channel formulas and order of floating-point operations): the link's level (channel.link_level) and
  * whether the packet is heard with the fading integrated out (channel.heard_chance), then a heard
  * packet's fading given that it was heard (channel.heard_rssi). Only heard packets are returned, with
- * their level and uniform: the caller counts bodies on them and draws them again (World._heard). The two agree up to the last bits of libm
+ * their level and uniform, in the order of ``scan`` then ``adv``: the caller counts bodies on them and
+ * draws them again (World._bodies). The two agree up to the last bits of libm
  * (tests/test_sim_kernel.py).
  */
 #define PY_SSIZE_T_CLEAN
@@ -185,6 +186,11 @@ typedef struct {
     int64_t b;
 } Loud;
 
+static int by_advertiser(const void *x, const void *y) {
+    const Packet *l = x, *r = y;
+    return l->j < r->j ? -1 : (l->j > r->j);
+}
+
 static int louder_first(const void *x, const void *y) {
     const Loud *l = x, *r = y;
     if (l->tx != r->tx) return l->tx > r->tx ? -1 : 1;
@@ -258,6 +264,7 @@ static int run(const Inputs *in, Out *out) {
     double span2 = span * span;
     int rc = 0;
     for (Py_ssize_t a = 0; a < in->n_scan && rc == 0; a++) {
+        Py_ssize_t mine = out->size; /* this scanner's packets start here: sorted by advertiser below */
         const double *s = in->pos + 2 * in->scan[a];
         int64_t agent = in->scan[a] % in->n;
         Scan sc = {s[0], s[1], in->reach_rx[agent], in->dev_rx[agent], in->enter[agent], agent,
@@ -297,6 +304,8 @@ static int run(const Inputs *in, Out *out) {
                 }
             }
         }
+        if (rc == 0 && out->size - mine > 1)
+            qsort(out->rows + mine, (size_t)(out->size - mine), sizeof(Packet), by_advertiser);
     }
     free(start), free(packed), free(where), free(by_tx);
     return rc;

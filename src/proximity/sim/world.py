@@ -308,7 +308,7 @@ class World:
         area = max(sc.crowd.width * sc.crowd.height, 1e-9)
         per_scanner = adv.size / max(last - first, 1) * min(1.0, np.pi * self.radius**2 / area) + 1.0
         native = self.kernel == "native" and _kernel is not None
-        block = max(1, scan.size if native else int(CANDIDATES // per_scanner))
+        block = max(1, scan.size if native else int(CANDIDATES // per_scanner))  # scan, adv: ascending
         bodies = BodyGrid(positions[here], sc.channel.body_corridor) if sc.channel.body_loss > 0 else None
         parts = [
             self._packets(scan[k : k + block], adv, positions, first, bodies)
@@ -365,10 +365,8 @@ class World:
         )
         a, b = (np.frombuffer(x, np.int64) for x in raw[:2])
         at, level, rssi, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
+        # in the order of scan, then adv (both ascending): the fixed order (step, scanner, advertiser)
         rx_g, tx_g = scan[a], adv[b]
-        order = np.lexsort((tx_g, rx_g))  # the fixed order (step, scanner, advertiser)
-        rx_g, tx_g = rx_g[order], tx_g[order]
-        at, level, rssi, d, u = at[order], level[order], rssi[order], d[order], u[order]
         return self._bodies(rx_g, tx_g, at, level, rssi, d, u, positions, bodies)
 
     def _kernel_arrays(self) -> tuple[NDArray[Any], ...]:

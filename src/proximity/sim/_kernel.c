@@ -81,7 +81,7 @@ static inline double phi(double z) {
 /* np.interp(x, grid, table) on an evenly spaced grid */
 static inline double interp(double x, const double *grid, const double *table, Py_ssize_t m, double step) {
     if (x <= grid[0]) return table[0];
-    if (x >= grid[m - 1]) return x == grid[m - 1] ? table[m - 1] : table[m - 1];
+    if (x >= grid[m - 1]) return table[m - 1];
     Py_ssize_t j = (Py_ssize_t)((x - grid[0]) * (1.0 / step));
     if (j > m - 2) j = m - 2;
     while (j > 0 && grid[j] > x) j--;

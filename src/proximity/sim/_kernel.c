@@ -1,6 +1,6 @@
 /* proximity.sim._kernel: the simulator's packet kernel, one pass over (scanner, advertiser) pairs.
  *
- * The numpy path (proximity.sim.world, World._packets_numpy with PairReach.pairs) materialises every
+ * The numpy path (proximity.sim.world, World._heard_numpy with PairReach.pairs) materialises every
  * candidate pair within the search radius as arrays, then draws per packet: at city scale that is
  * hundreds of thousands of pairs a simulated second, about 1 % of them heard, and the arrays, not the
  * arithmetic, were the cost. This kernel does the same work pair by pair without intermediate arrays:
@@ -139,7 +139,7 @@ typedef struct {
     int64_t agent, step, a;
 } Scan;
 
-/* the numpy path's draws for one candidate (World._packets_numpy: channel.link_level, heard_chance) */
+/* the numpy path's draws for one candidate (World._heard_numpy: channel.link_level, heard_chance) */
 static int packet(const Inputs *in, const Scan *sc, const Adv *ad, double d, Out *out) {
     const double *p = in->p;
     int64_t rx = sc->agent, tx = ad->agent, step = sc->step;

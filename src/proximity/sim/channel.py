@@ -53,7 +53,6 @@ __all__ = [
     "link_level",
     "mean_hearing_probability",
     "pair_hearing_radii",
-    "received_rssi",
 ]
 
 CHANNEL_FILE = "data/channel.json"
@@ -357,34 +356,4 @@ def heard_fading(
     s = -spread * normal_quantile(heard / (1.0 - params.packet_loss))
     z = depth * s / (spread * spread) + params.sensitivity_width / spread * normal_quantile(fresh)
     out: NDArray[np.float64] = depth * z
-    return out
-
-
-def received_rssi(
-    params: ChannelParams,
-    distance: NDArray[np.float64],
-    tx: NDArray[np.int64],
-    rx: NDArray[np.int64],
-    encounter: NDArray[np.int64],
-    *,
-    carriage_tx: NDArray[np.int8],
-    carriage_rx: NDArray[np.int8],
-    device_tx: NDArray[np.float64],
-    device_rx: NDArray[np.float64],
-    encounter_key: np.uint64,
-    fading: NDArray[np.float64],
-    bodies: NDArray[np.float64] | None = None,
-) -> NDArray[np.float64]:
-    """RSSI (dBm, float) of one packet per (tx, rx) pair at ``distance`` whatever its reception:
-    :func:`link_level` plus ``fading`` (each packet's standard normal draw) times the fading depth, less
-    ``bodies`` (people on the line of sight) times ``body_loss``. The simulator draws the fading of heard
-    packets only (:func:`heard_fading`); this is the channel's formula for one packet."""
-    level, depth = link_level(
-        params, distance, tx, rx, encounter, carriage_tx=carriage_tx, carriage_rx=carriage_rx,
-        device_tx=device_tx, device_rx=device_rx, encounter_key=encounter_key,
-    )  # fmt: skip
-    rssi = level + fading * depth
-    if bodies is not None:
-        rssi = rssi - params.body_loss * bodies
-    out: NDArray[np.float64] = rssi
     return out

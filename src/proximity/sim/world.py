@@ -41,6 +41,11 @@ except ImportError:  # pragma: no cover - no compiler at install time: the numpy
 
 __all__ = ["BATCH_STEPS", "SightingChunk", "World", "native_kernel"]
 
+_F = NDArray[np.float64]
+_I = NDArray[np.int64]
+Heard = tuple[_I, _I, _F, _F, _F, _F, _F]  # (scanner, advertiser) as indices into positions, time, level,
+# RSSI, distance and the uniform that decided reception, of the packets heard before bodies are counted
+
 COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
 CANDIDATES = 2_000_000  # (scanner, advertiser) candidates searched at once (a dense step's memory)
 
@@ -327,21 +332,17 @@ class World:
     ) -> tuple[NDArray[Any], ...]:
         """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``, in
         a fixed order (step, scanner, advertiser) whichever path finds them: the C kernel where it is
-        built (sim/_kernel.c), else the numpy reference (:meth:`_packets_numpy`); they agree."""
-        if self.kernel == "native" and _kernel is not None:
-            return self._packets_native(scan, adv, positions, first, bodies)
-        return self._packets_numpy(scan, adv, positions, first, bodies)
+        built (sim/_kernel.c), else the numpy reference (:meth:`_heard_numpy`); they agree. Either
+        gives the packets heard before bodies are counted, with each one's level, RSSI and uniform;
+        :meth:`_bodies` finishes them."""
+        native = self.kernel == "native" and _kernel is not None
+        heard = (self._heard_native if native else self._heard_numpy)(scan, adv, positions, first)
+        return self._bodies(*heard, positions, bodies)
 
-    def _packets_native(
-        self,
-        scan: NDArray[np.int64],
-        adv: NDArray[np.int64],
-        positions: NDArray[np.float64],
-        first: int,
-        bodies: BodyGrid | None,
-    ) -> tuple[NDArray[Any], ...]:
-        """The C kernel: one pass over the candidate pairs, returning the packets heard before bodies are
-        counted, with each one's level, RSSI and uniform (:meth:`_bodies`)."""
+    def _heard_native(
+        self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int
+    ) -> Heard:
+        """The C kernel: one pass over the candidate pairs, without candidate arrays."""
         assert _kernel is not None
         tx, rx, enter, carriage, loss, params, keys = self._kernel_arrays()
         raw = _kernel.packets(
@@ -366,8 +367,7 @@ class World:
         a, b = (np.frombuffer(x, np.int64) for x in raw[:2])
         at, level, rssi, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
         # in the order of scan, then adv (both ascending): the fixed order (step, scanner, advertiser)
-        rx_g, tx_g = scan[a], adv[b]
-        return self._bodies(rx_g, tx_g, at, level, rssi, d, u, positions, bodies)
+        return scan[a], adv[b], at, level, rssi, d, u
 
     def _kernel_arrays(self) -> tuple[NDArray[Any], ...]:
         """What the C kernel reads besides positions: per-agent arrays, the channel's numbers, the keys."""
@@ -391,14 +391,9 @@ class World:
             keys,
         )
 
-    def _packets_numpy(
-        self,
-        scan: NDArray[np.int64],
-        adv: NDArray[np.int64],
-        positions: NDArray[np.float64],
-        first: int,
-        bodies: BodyGrid | None = None,
-    ) -> tuple[NDArray[Any], ...]:
+    def _heard_numpy(
+        self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int
+    ) -> Heard:
         """The numpy reference of the packet kernel: every candidate pair as arrays, then its draws."""
         sc = self.scenario
         channel = sc.channel
@@ -433,7 +428,7 @@ class World:
         rx_g, tx_g, rx, tx, step = rx_g[ok], tx_g[ok], rx[ok], tx[ok], step[ok]
         at, level, depth, d, u = at[ok], level[ok], depth[ok], d[ok], u[ok]
         rssi = level + heard_fading(channel, depth, u, hash_uniform(self._fading_key, rx, tx, step))
-        return self._bodies(rx_g, tx_g, at, level, rssi, d, u, positions, bodies)
+        return rx_g, tx_g, at, level, rssi, d, u
 
     def _bodies(
         self,

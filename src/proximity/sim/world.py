@@ -11,8 +11,9 @@ A chunk holds ``scenario.chunk`` seconds: memory is bounded by one chunk's sight
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -314,7 +315,11 @@ class World:
         per_scanner = adv.size / max(last - first, 1) * min(1.0, np.pi * self.radius**2 / area) + 1.0
         native = self.kernel == "native" and _kernel is not None
         block = max(1, scan.size if native else int(CANDIDATES // per_scanner))  # scan, adv: ascending
-        bodies = BodyGrid(positions[here], sc.channel.body_corridor) if sc.channel.body_loss > 0 else None
+        # other people's bodies, binned only if some heard link is short enough to be blocked (a city
+        # step mostly has none), once per batch
+        bodies = (
+            functools.cache(lambda: BodyGrid(positions[here], corridor)) if sc.channel.body_loss > 0 else None
+        )
         parts = [
             self._packets(scan[k : k + block], adv, positions, first, bodies)
             for k in range(0, max(scan.size, 1), block)
@@ -328,7 +333,7 @@ class World:
         adv: NDArray[np.int64],
         positions: NDArray[np.float64],
         first: int,
-        bodies: BodyGrid | None = None,
+        bodies: Callable[[], BodyGrid] | None = None,
     ) -> tuple[NDArray[Any], ...]:
         """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``, in
         a fixed order (step, scanner, advertiser) whichever path finds them: the C kernel where it is
@@ -440,7 +445,7 @@ class World:
         d: NDArray[np.float64],
         u: NDArray[np.float64],
         positions: NDArray[np.float64],
-        bodies: BodyGrid | None,
+        bodies: Callable[[], BodyGrid] | None,
     ) -> tuple[NDArray[Any], ...]:
         """Both paths' last stage, on the packets heard before bodies are counted (``u`` < P(heard) at
         ``level``): other people's bodies on the line of sight lower the level and the RSSI (so a packet
@@ -448,14 +453,22 @@ class World:
         again with its own uniform (its fading given reception does not depend on the level)."""
         channel = self.scenario.channel
         n = np.int64(self.n)
-        if bodies is not None and d.size:
-            blocked = bodies.count(positions[tx_g], positions[rx_g], d, channel.breakpoint)
-            hit = np.flatnonzero(blocked > 0)
+        # only links BodyGrid.count walks (farther than two cells, up to the breakpoint) can be blocked
+        walk = np.zeros(0, np.int64)
+        if bodies is not None:
+            walk = np.flatnonzero((d > 2.0 * channel.body_corridor) & (d <= channel.breakpoint))
+        if bodies is not None and walk.size:
+            tx_w, rx_w, d_w = tx_g[walk], rx_g[walk], d[walk]
+            blocked = bodies().count(positions[tx_w], positions[rx_w], d_w, channel.breakpoint)
+            hit = blocked > 0
+            hit_at = walk[hit]
             lower = channel.body_loss * blocked[hit]
             ok = np.ones(d.size, np.bool_)
-            ok[hit] = u[hit] < heard_chance(channel, level[hit] - lower, channel.fading_depth(d[hit]))
+            ok[hit_at] = u[hit_at] < heard_chance(
+                channel, level[hit_at] - lower, channel.fading_depth(d_w[hit])
+            )
             rssi = rssi.copy()
-            rssi[hit] -= lower
+            rssi[hit_at] -= lower
             rx_g, tx_g, at, rssi, d = rx_g[ok], tx_g[ok], at[ok], rssi[ok], d[ok]
         return at, rx_g % n, tx_g % n, rssi, d
 

@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB, FLEET_TX_POWER_DBM
-from proximity.sim.streams import hash_uniform, normal_quantile
+from proximity.sim.streams import hash_normal, normal_quantile
 
 __all__ = [
     "CARRIAGES",
@@ -311,8 +311,7 @@ def link_level(
     loss = np.asarray(params.carriage_loss, np.float64)
     lo, hi = np.minimum(tx, rx), np.maximum(tx, rx)
     past = params._past_breakpoint(distance)  # once for both spreads
-    z = normal_quantile(hash_uniform(encounter_key, lo, hi, encounter))
-    offset = z * params.encounter_spread(distance, past)
+    offset = hash_normal(encounter_key, lo, hi, encounter) * params.encounter_spread(distance, past)
     level = (
         params.rssi_at_1m
         - params.path_loss(distance)

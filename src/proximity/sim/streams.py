@@ -67,14 +67,12 @@ def hash_uniform(key: np.uint64, *counters: NDArray[np.integer[Any]]) -> NDArray
 
 
 def hash_normal(key: np.uint64, *counters: NDArray[np.integer[Any]]) -> NDArray[np.float64]:
-    """Standard normal draws from (key, counters) by Box-Muller on two hashed uniforms."""
-    u1 = hash_uniform(key, *counters)
-    u2 = hash_uniform(key ^ np.uint64(0x5DEECE66D), *counters)
-    out: NDArray[np.float64] = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-    return out
+    """Standard normal draws from (key, counters): one hashed uniform through :func:`normal_quantile`."""
+    return normal_quantile(hash_uniform(key, *counters))
 
 
-# Acklam's rational approximation of the standard normal quantile (relative error < 1.15e-9); the C
+# Acklam's rational approximation of the standard normal quantile (within 6.4e-6 of scipy's ndtri,
+# tests/test_sim_kernel.py: at the joins of its tails, far below a dB); the C
 # packet kernel (sim/_kernel.c) evaluates the same expressions in the same order.
 _A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
       -3.066479806614716e01, 2.506628277459239e00)  # fmt: skip

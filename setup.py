@@ -1,7 +1,8 @@
-"""Build the optional C extension of the crypto backend (metadata is in pyproject.toml).
+"""Build the optional C extensions: the crypto backend and the simulator's packet kernel (metadata is in
+pyproject.toml).
 
 ``optional=True``: where no C compiler is available the package still installs and the Python reference
-backend runs (proximity.crypto chooses it automatically).
+backend runs (proximity.crypto chooses it automatically), and the simulator its numpy path.
 """
 
 from setuptools import Extension, setup
@@ -13,6 +14,12 @@ setup(
             sources=["src/proximity/crypto/_native.c"],
             extra_compile_args=["-O3"],
             optional=True,
-        )
+        ),
+        Extension(
+            "proximity.sim._kernel",
+            sources=["src/proximity/sim/_kernel.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
     ]
 )

@@ -37,12 +37,13 @@ class DutyCycle:
         """(seconds on, period) of scanning, or None when it scans all the time."""
         return None if self.scan_on >= self.scan_period else (self.scan_on, self.scan_period)
 
-    def scanning(self, t: float, phase: NDArray[np.float64]) -> NDArray[np.bool_]:
+    def scanning(self, t: float | NDArray[np.float64], phase: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Whether each phase's phone scans at ``t`` (times as a column: one row per time)."""
         if self.scan_on >= self.scan_period:
             return np.ones(phase.shape, np.bool_)
         return np.asarray(((t + phase * self.scan_period) % self.scan_period) < self.scan_on)
 
-    def advertising(self, t: float, phase: NDArray[np.float64]) -> NDArray[np.bool_]:
+    def advertising(self, t: float | NDArray[np.float64], phase: NDArray[np.float64]) -> NDArray[np.bool_]:
         if self.advertise_on >= self.advertise_period:
             return np.ones(phase.shape, np.bool_)
         period = self.advertise_period

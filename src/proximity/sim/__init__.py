@@ -5,7 +5,14 @@ encounter logs, the real matcher and the real estimators: who gets traced, at wh
 Never imports :mod:`proximity.ble`.
 """
 
-from proximity.sim.channel import CARRIAGES, ChannelParams, hearing_radius, received_rssi
+from proximity.sim.channel import (
+    CARRIAGES,
+    ChannelParams,
+    heard_chance,
+    heard_fading,
+    hearing_radius,
+    link_level,
+)
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.devices import AppDedup, SharedLog
 from proximity.sim.duty import DUTY_CYCLES, DutyCycle
@@ -37,9 +44,11 @@ __all__ = [
     "World",
     "close_pairs",
     "cross_pairs",
+    "heard_chance",
+    "heard_fading",
     "hearing_radius",
+    "link_level",
     "load_scenario",
-    "received_rssi",
     "run_simulation",
     "scenario_from_dict",
     "summarise",

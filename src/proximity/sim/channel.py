@@ -20,7 +20,10 @@ device and carriage pairs) falls below ``p_heard_floor`` (1e-4).
 ``encounter_offset`` is drawn per encounter: hashed from (seed, pair, encounter number), where an
 encounter starts when the later of the two arrives and lasts ``encounter_seconds`` (posture and
 orientation change after that), so no boundary is clock-aligned and no pair state is stored.
-Carriage changes during the day (:func:`carriage_schedule`); ``fading`` is fresh per packet.
+Carriage changes during the day (:func:`carriage_schedule`); ``fading`` is fresh per packet. Whether a
+packet is heard is drawn first with the fading integrated out (:func:`heard_chance`), and only a heard
+packet's fading is then drawn given that it was heard (:func:`heard_fading`): the same distribution, but
+the many pairs a scanner never hears cost one comparison each, not a fading draw.
 """
 
 from __future__ import annotations
@@ -36,17 +39,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation.calibration import FLEET_RSSI_CORRECTION_DB, FLEET_TX_POWER_DBM
-from proximity.sim.streams import hash_normal
+from proximity.sim.streams import hash_normal, normal_quantile
 
 __all__ = [
     "CARRIAGES",
     "ChannelParams",
     "carriage_schedule",
     "fitted_channel",
+    "heard_chance",
+    "heard_fading",
     "hearing_probability",
     "hearing_radius",
+    "link_level",
     "mean_hearing_probability",
-    "received_rssi",
+    "pair_hearing_radii",
 ]
 
 CHANNEL_FILE = "data/channel.json"
@@ -250,6 +256,32 @@ def hearing_radius(params: ChannelParams, pair_offsets: NDArray[np.float64]) -> 
     return math.exp(high)
 
 
+def pair_hearing_radii(params: ChannelParams, offsets: NDArray[np.float64]) -> NDArray[np.float64]:
+    """:func:`hearing_radius` of each single pair whose fixed offsets are ``offsets`` (dB), all bisected at
+    once (the per-pair radius table of sim/reach.py: one vectorised bisection, not one per entry)."""
+    o = np.asarray(offsets, np.float64)
+    low = np.full(o.shape, math.log(params.min_distance))
+    high = np.full(o.shape, math.log(1e6))
+
+    def heard(log_d: NDArray[np.float64]) -> NDArray[np.float64]:
+        at = np.exp(log_d)
+        spread = np.hypot(
+            np.hypot(params.encounter_spread(at), params.fading_depth(at)), params.sensitivity_width
+        )
+        z = (params.rssi_at_1m - params.path_loss(at) + o - params.sensitivity_dbm) / spread
+        out: NDArray[np.float64] = (1.0 - params.packet_loss) * _phi(z)
+        return out
+
+    silent = heard(low) < params.p_heard_floor
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        below = heard(mid) < params.p_heard_floor
+        high = np.where(below, mid, high)
+        low = np.where(below, low, mid)
+    out: NDArray[np.float64] = np.where(silent, params.min_distance, np.exp(high))
+    return out
+
+
 def _phi(z: NDArray[np.float64]) -> NDArray[np.float64]:
     """The standard normal CDF in numpy alone (Abramowitz & Stegun 7.1.26 for erfc, |error| < 1.5e-7)."""
     x = np.abs(np.asarray(z, np.float64)) / math.sqrt(2.0)
@@ -260,7 +292,7 @@ def _phi(z: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
-def received_rssi(
+def link_level(
     params: ChannelParams,
     distance: NDArray[np.float64],
     tx: NDArray[np.int64],
@@ -272,18 +304,15 @@ def received_rssi(
     device_tx: NDArray[np.float64],
     device_rx: NDArray[np.float64],
     encounter_key: np.uint64,
-    fading: NDArray[np.float64],
-    bodies: NDArray[np.float64] | None = None,
-) -> NDArray[np.float64]:
-    """RSSI (dBm, float) of one packet per (tx, rx) pair at ``distance``: ``encounter`` numbers each
-    packet's encounter of its pair (the offset is one draw per (pair, encounter)), ``carriage_*`` each
-    end's carriage at the packet's time, ``fading`` each packet's standard normal draw, ``bodies`` the
-    number of other people on the line of sight."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(level, fading depth) of each (tx, rx) link at ``distance``: the mean RSSI of its packets (dBm)
+    before bodies and fading, with the pair's offset of its encounter ``encounter`` (one hashed draw per
+    (pair, encounter)), and the spread of its per-packet fading (dB)."""
     loss = np.asarray(params.carriage_loss, np.float64)
     lo, hi = np.minimum(tx, rx), np.maximum(tx, rx)
     past = params._past_breakpoint(distance)  # once for both spreads
     offset = hash_normal(encounter_key, lo, hi, encounter) * params.encounter_spread(distance, past)
-    rssi = (
+    level = (
         params.rssi_at_1m
         - params.path_loss(distance)
         - loss[carriage_tx]
@@ -291,9 +320,39 @@ def received_rssi(
         + device_tx[tx]
         + device_rx[rx]
         + offset
-        + fading * params.fading_depth(distance, past)
     )
-    if bodies is not None:
-        rssi = rssi - params.body_loss * bodies
-    out: NDArray[np.float64] = rssi
+    return level, params.fading_depth(distance, past)
+
+
+def _total_spread(params: ChannelParams, depth: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The spread of fading plus the receiver's waterfall (dB): both are normal, so they add in quadrature."""
+    out: NDArray[np.float64] = np.sqrt(depth * depth + params.sensitivity_width * params.sensitivity_width)
+    return out
+
+
+def heard_chance(
+    params: ChannelParams, level: NDArray[np.float64], depth: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """P(a packet of a link at ``level`` with fading ``depth`` is received), the fading integrated out:
+    the flat loss times P(level + depth z + width e > sensitivity) for independent standard normals."""
+    out: NDArray[np.float64] = (1.0 - params.packet_loss) * _phi(
+        (level - params.sensitivity_dbm) / _total_spread(params, depth)
+    )
+    return out
+
+
+def heard_fading(
+    params: ChannelParams, depth: NDArray[np.float64], heard: NDArray[np.float64], fresh: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """The fading (dB) of packets that were heard, drawn given that they were: ``heard`` is the uniform
+    that decided it (``heard < heard_chance``), ``fresh`` an independent uniform. With z the packet's
+    standard normal fading and e the waterfall's noise, s = depth z + width e cleared the floor, and
+    ``heard / (1 - packet_loss)`` is uniform below P(s clears it), so s is its upper quantile; z given s is
+    normal (mean depth s / S^2, spread width / S, S^2 = depth^2 + width^2). The same distribution as
+    drawing z first and then the reception, but only heard packets need their fading drawn; and it does
+    not depend on the level, so other people's bodies (which lower the level) leave it as it is."""
+    spread = _total_spread(params, depth)
+    s = -spread * normal_quantile(heard / (1.0 - params.packet_loss))
+    z = depth * s / (spread * spread) + params.sensitivity_width / spread * normal_quantile(fresh)
+    out: NDArray[np.float64] = depth * z
     return out

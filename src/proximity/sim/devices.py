@@ -201,16 +201,19 @@ class AppDedup:
         keys = np.ascontiguousarray(both).view(np.dtype((np.void, both.shape[1]))).ravel()
         return self.keep_keys(keys, times)
 
-    def keep_keys(self, keys: NDArray[Any], times: NDArray[np.float64]) -> NDArray[np.bool_]:
+    def keep_keys(
+        self, keys: NDArray[Any], times: NDArray[np.float64], *, time_ordered: bool = False
+    ) -> NDArray[np.bool_]:
         """:meth:`keep` with each row's (scanner, ID) given as one sortable key (the simulator's
         int64 code of (scanner, advertiser, ID slot), which names the same thing and sorts faster);
-        one kind of key throughout."""
+        one kind of key throughout. ``time_ordered``: each key's rows already come in time order (the
+        world's chunks are in step order), so one stable sort by key replaces the sort by (key, time)."""
         n = int(times.shape[0])
         keep = np.zeros(n, np.bool_)
         if n == 0:
             return keep
         # one sort by (key, time); each row's group is the rank of its key among the distinct keys
-        order = np.lexsort((times, keys))
+        order = np.argsort(keys, kind="stable") if time_ordered else np.lexsort((times, keys))
         sorted_keys = keys[order]
         first = np.ones(n, np.bool_)
         first[1:] = sorted_keys[1:] != sorted_keys[:-1]

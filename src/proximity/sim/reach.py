@@ -6,7 +6,8 @@ over the run's pairs that radius is set by the loudest devices (a city's 0.01 % 
 Here each pair gets the radius of its own fixed offsets (transmitter's device and carriage plus the
 receiver's): the same criterion, P(heard) < floor for *this* pair, so a quiet pair is dropped
 sooner and a loud pair heard farther than before. The radius is read from a table of
-:func:`hearing_radius` over offsets in 1 dB steps, rounded up (never smaller than the pair's own).
+:func:`~proximity.sim.channel.hearing_radius` of one pair over offsets in 1 dB steps
+(:func:`~proximity.sim.channel.pair_hearing_radii`), rounded up (never smaller than the pair's own).
 
 The search: scanners and advertisers fall in a few classes by their offsets (quantiles), each pair
 of classes is searched with the radius of its loudest pair, then each candidate is kept if it lies
@@ -21,7 +22,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.sim.channel import ChannelParams, hearing_radius
+from proximity.sim.channel import ChannelParams, pair_hearing_radii
 from proximity.sim.neighbours import Pairs, cross_pairs
 
 __all__ = ["PairReach"]
@@ -39,7 +40,7 @@ class PairReach:
         low = math.floor(float(self.tx.min() + self.rx.min())) - 1.0
         high = math.ceil(float(self.tx.max() + self.rx.max())) + 1.0 + OFFSET_STEP_DB
         self.grid = np.arange(low, high + OFFSET_STEP_DB, OFFSET_STEP_DB)
-        self.table = np.array([hearing_radius(channel, np.array([offset])) for offset in self.grid])
+        self.table = pair_hearing_radii(channel, self.grid)
         self.tx_class, self.tx_top = _classes(self.tx)
         self.rx_class, self.rx_top = _classes(self.rx)
         self.max_radius = float(self.radius(np.array([self.tx.max() + self.rx.max()]))[0])

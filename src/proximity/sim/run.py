@@ -261,7 +261,7 @@ def run_shard(
                 # (scanner, advertiser, ID slot) names the (scanner, ID) the app's rule keys on
                 slot = phones.slot(chunk.times)
                 code = (chunk.scanner * np.int64(n) + chunk.advertiser) * slots + slot
-                rows = rows[dedup.keep_keys(code, chunk.times)]
+                rows = rows[dedup.keep_keys(code, chunk.times, time_ordered=True)]  # step order
             scanner, times = chunk.scanner[rows], chunk.times[rows]
             ids, aem = phones.broadcast(chunk.advertiser[rows], times)
             own, _ = phones.broadcast(scanner, times)

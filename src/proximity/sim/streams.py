@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Streams", "hash_normal", "hash_uniform"]
+__all__ = ["Streams", "hash_normal", "hash_uniform", "normal_quantile"]
 
 
 def _name_key(name: str) -> tuple[int, ...]:
@@ -67,8 +67,42 @@ def hash_uniform(key: np.uint64, *counters: NDArray[np.integer[Any]]) -> NDArray
 
 
 def hash_normal(key: np.uint64, *counters: NDArray[np.integer[Any]]) -> NDArray[np.float64]:
-    """Standard normal draws from (key, counters) by Box-Muller on two hashed uniforms."""
-    u1 = hash_uniform(key, *counters)
-    u2 = hash_uniform(key ^ np.uint64(0x5DEECE66D), *counters)
-    out: NDArray[np.float64] = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    """Standard normal draws from (key, counters): one hashed uniform through :func:`normal_quantile`."""
+    return normal_quantile(hash_uniform(key, *counters))
+
+
+# Acklam's rational approximation of the standard normal quantile (within 6.4e-6 of scipy's ndtri,
+# tests/test_sim_kernel.py: at the joins of its tails, far below a dB); the C
+# packet kernel (sim/_kernel.c) evaluates the same expressions in the same order.
+_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
+      -3.066479806614716e01, 2.506628277459239e00)  # fmt: skip
+_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01,
+      -1.328068155288572e01)  # fmt: skip
+_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549671010243111e00,
+      4.374664141464968e00, 2.938163982698783e00)  # fmt: skip
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+_P_LOW = 0.02425
+
+
+def normal_quantile(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The standard normal quantile of each ``p`` in (0, 1) (Acklam's approximation): one hashed uniform
+    makes one normal draw, and a conditional draw (the tail past a threshold) is one more quantile."""
+    p = np.asarray(p, np.float64)
+    out = np.empty(p.shape, np.float64)
+    central = (p >= _P_LOW) & (p <= 1.0 - _P_LOW)
+    q = p[central] - 0.5
+    r = q * q
+    a, b = _A, _B
+    out[central] = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (
+        ((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0
+    )
+    low = p < _P_LOW
+    high = p > 1.0 - _P_LOW
+    for mask, sign, tail in ((low, 1.0, p[low]), (high, -1.0, 1.0 - p[high])):
+        t = np.sqrt(-2.0 * np.log(tail))
+        c, d = _C, _D
+        out[mask] = sign * (
+            (((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t + c[5])
+            / ((((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1.0)
+        )
     return out

@@ -11,9 +11,11 @@ A chunk holds ``scenario.chunk`` seconds: memory is bounded by one chunk's sight
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -22,17 +24,28 @@ from numpy.typing import NDArray
 from proximity.estimation import CalibrationTable
 from proximity.sim.batching import BATCH_POINTS, BATCH_STEPS
 from proximity.sim.bodies import BodyGrid
-from proximity.sim.channel import carriage_schedule, hearing_probability, hearing_radius, received_rssi
+from proximity.sim.channel import carriage_schedule, heard_chance, heard_fading, hearing_radius, link_level
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND
 from proximity.sim.mobility import GROUP, STATIONARY, Movers
 from proximity.sim.neighbours import StaticGrid, close_pairs
 from proximity.sim.reach import PairReach
 from proximity.sim.scenario import Scenario
-from proximity.sim.streams import Streams, hash_normal, hash_uniform
+from proximity.sim.streams import Streams, hash_uniform
 from proximity.times import SECONDS_PER_DAY
 
-__all__ = ["BATCH_STEPS", "SightingChunk", "World"]
+_kernel: ModuleType | None
+try:  # the C packet kernel (setup.py builds it where a compiler is available)
+    from proximity.sim import _kernel
+except ImportError:  # pragma: no cover - no compiler at install time: the numpy reference runs
+    _kernel = None
+
+__all__ = ["BATCH_STEPS", "SightingChunk", "World", "native_kernel"]
+
+_F = NDArray[np.float64]
+_I = NDArray[np.int64]
+Heard = tuple[_I, _I, _F, _F, _F, _F, _F]  # (scanner, advertiser) as indices into positions, time, level,
+# RSSI, distance and the uniform that decided reception, of the packets heard before bodies are counted
 
 COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
 CANDIDATES = 2_000_000  # (scanner, advertiser) candidates searched at once (a dense step's memory)
@@ -132,6 +145,8 @@ class World:
         ]
         self._foreground_only = np.isin(self.os, limited)
         self._foreground_key = self.streams.key("foreground")
+        # "native": the C packet kernel where it is built; "numpy": the reference (tests compare them)
+        self.kernel = "native" if _kernel is not None else "numpy"
 
     def _adopters(self, adoption: float) -> NDArray[np.bool_]:
         """Who carries a phone running the app: smartphone owners (``ownership``), each adopting with
@@ -260,25 +275,25 @@ class World:
         n = np.int64(self.n)
         corridor = sc.channel.body_corridor  # a whole number of body cells (sim/bodies.py)
         gap = np.ceil((sc.crowd.width + 3.0 * min(self.reach.max_radius, self._span)) / corridor) * corridor
-        here_parts, scan_parts, adv_parts, pos_parts = [], [], [], []
+        steps = last - first
+        positions = np.empty((steps * self.n, 2))
+        presence = np.empty((steps, self.n), np.bool_)
         for k in range(first, last):
             t = sc.start + k * dt
             self.movers.step(t, dt)
-            present = self.movers.present(t)
-            pos = self.movers.pos.copy()
-            pos[:, 0] += (k - first) * gap
-            pos_parts.append(pos)
-            base = (k - first) * self.n
-            here_parts.append(np.flatnonzero(present) + base)
-            phones = present & self.app
-            scanning = phones & self.owned & self.duty.scanning(t, self.scan_phase)
-            scan_parts.append(np.flatnonzero(scanning) + base)
-            advertising = phones & self.duty.advertising(t, self.advertise_phase)
-            if self._foreground_only.any():
-                advertising &= ~self._foreground_only | self._in_foreground(t)
-            adv_parts.append(np.flatnonzero(advertising) + base)
-        positions = np.concatenate(pos_parts)
-        here = np.concatenate(here_parts)
+            presence[k - first] = present = self.movers.present(t)
+            at = positions[(k - first) * self.n : (k - first + 1) * self.n]
+            at[:] = self.movers.pos
+            at[:, 0] += (k - first) * gap
+        # duty cycles for all the batch's steps at once (one row per step), flattened like positions
+        times = sc.start + np.arange(first, last, dtype=np.float64)[:, None] * dt
+        phones = presence & self.app
+        scanning = phones & self.owned & self.duty.scanning(times, self.scan_phase)
+        advertising = phones & self.duty.advertising(times, self.advertise_phase)
+        if self._foreground_only.any():
+            foreground = np.stack([self._in_foreground(float(t)) for t in times[:, 0]])
+            advertising = advertising & (~self._foreground_only | foreground)
+        here = np.flatnonzero(presence.ravel())
         if self.truth and last - first == 1 and self._still.size:
             gi, gj = self._close_one_step(present)
         elif self.truth:
@@ -293,12 +308,18 @@ class World:
         day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
         close = (day * n + gi % n) * n + gj % n
         close_d = np.hypot(*(positions[gi] - positions[gj]).T) if gi.size else np.zeros(0)
-        scan, adv = np.concatenate(scan_parts), np.concatenate(adv_parts)
-        # scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense city)
+        scan, adv = np.flatnonzero(scanning.ravel()), np.flatnonzero(advertising.ravel())
+        # the numpy path: scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense
+        # city); the C kernel holds no candidates, only heard packets: one call
         area = max(sc.crowd.width * sc.crowd.height, 1e-9)
         per_scanner = adv.size / max(last - first, 1) * min(1.0, np.pi * self.radius**2 / area) + 1.0
-        block = max(1, int(CANDIDATES // per_scanner))
-        bodies = BodyGrid(positions[here], sc.channel.body_corridor) if sc.channel.body_loss > 0 else None
+        native = self.kernel == "native" and _kernel is not None
+        block = max(1, scan.size if native else int(CANDIDATES // per_scanner))  # scan, adv: ascending
+        # other people's bodies, binned only if some heard link is short enough to be blocked (a city
+        # step mostly has none), once per batch
+        bodies = (
+            functools.cache(lambda: BodyGrid(positions[here], corridor)) if sc.channel.body_loss > 0 else None
+        )
         parts = [
             self._packets(scan[k : k + block], adv, positions, first, bodies)
             for k in range(0, max(scan.size, 1), block)
@@ -312,9 +333,73 @@ class World:
         adv: NDArray[np.int64],
         positions: NDArray[np.float64],
         first: int,
-        bodies: BodyGrid | None = None,
+        bodies: Callable[[], BodyGrid] | None = None,
     ) -> tuple[NDArray[Any], ...]:
-        """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``."""
+        """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``, in
+        a fixed order (step, scanner, advertiser) whichever path finds them: the C kernel where it is
+        built (sim/_kernel.c), else the numpy reference (:meth:`_heard_numpy`); they agree. Either
+        gives the packets heard before bodies are counted, with each one's level, RSSI and uniform;
+        :meth:`_bodies` finishes them."""
+        native = self.kernel == "native" and _kernel is not None
+        heard = (self._heard_native if native else self._heard_numpy)(scan, adv, positions, first)
+        return self._bodies(*heard, positions, bodies)
+
+    def _heard_native(
+        self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int
+    ) -> Heard:
+        """The C kernel: one pass over the candidate pairs, without candidate arrays."""
+        assert _kernel is not None
+        tx, rx, enter, carriage, loss, params, keys = self._kernel_arrays()
+        raw = _kernel.packets(
+            np.ascontiguousarray(positions, np.float64),
+            np.ascontiguousarray(scan, np.int64),
+            np.ascontiguousarray(adv, np.int64),
+            self.n,
+            first,
+            self.reach.tx,
+            self.reach.rx,
+            self.reach.grid,
+            self.reach.table,
+            tx,
+            rx,
+            enter,
+            carriage,
+            carriage.shape[1],
+            loss,
+            params,
+            keys,
+        )
+        a, b = (np.frombuffer(x, np.int64) for x in raw[:2])
+        at, level, rssi, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
+        # in the order of scan, then adv (both ascending): the fixed order (step, scanner, advertiser)
+        return scan[a], adv[b], at, level, rssi, d, u
+
+    def _kernel_arrays(self) -> tuple[NDArray[Any], ...]:
+        """What the C kernel reads besides positions: per-agent arrays, the channel's numbers, the keys."""
+        sc = self.scenario
+        ch = sc.channel
+        params = np.array(
+            [sc.start, sc.step, ch.rssi_at_1m, ch.path_loss_exponent, ch.far_exponent, ch.breakpoint,
+             ch.min_distance, ch.encounter_sigma, ch.far_shadow_sigma, ch.encounter_seconds, ch.fading_sigma,
+             ch.fading_slope, ch.far_fading_sigma, ch.packet_loss, ch.sensitivity_dbm, ch.sensitivity_width,
+             self._span],
+            np.float64,
+        )  # fmt: skip
+        keys = np.array([self._offset_key, self._encounter_key, self._radio_key, self._fading_key], np.uint64)
+        return (
+            np.ascontiguousarray(self.device_tx, np.float64),
+            np.ascontiguousarray(self.device_rx, np.float64),
+            np.ascontiguousarray(self.movers.enter, np.float64),
+            np.ascontiguousarray(self.carriage_hours, np.int8),
+            np.asarray(ch.carriage_loss, np.float64),
+            params,
+            keys,
+        )
+
+    def _heard_numpy(
+        self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int
+    ) -> Heard:
+        """The numpy reference of the packet kernel: every candidate pair as arrays, then its draws."""
         sc = self.scenario
         channel = sc.channel
         n = np.int64(self.n)
@@ -322,6 +407,8 @@ class World:
         rx_g, tx_g = scan[a], adv[b]
         keep = rx_g != tx_g
         rx_g, tx_g, d = rx_g[keep], tx_g[keep], d[keep]
+        order = np.lexsort((tx_g, rx_g))  # the fixed order (step, scanner, advertiser)
+        rx_g, tx_g, d = rx_g[order], tx_g[order], d[order]
         rx, tx = rx_g % n, tx_g % n
         step = first + rx_g // n
         at = sc.start + step * sc.step + hash_uniform(self._offset_key, rx, tx, step) * sc.step
@@ -329,10 +416,7 @@ class World:
         began = np.maximum(self.movers.enter[tx], self.movers.enter[rx])
         encounter = np.floor((at - began) / channel.encounter_seconds).astype(np.int64)
         hour = np.minimum(((at - sc.start) // 3600.0).astype(np.int64), self.carriage_hours.shape[1] - 1)
-        blocked = None
-        if bodies is not None:
-            blocked = bodies.count(positions[tx_g], positions[rx_g], d, channel.breakpoint)
-        rssi = received_rssi(
+        level, depth = link_level(
             channel,
             d,
             tx,
@@ -343,12 +427,55 @@ class World:
             device_tx=self.device_tx,
             device_rx=self.device_rx,
             encounter_key=self._encounter_key,
-            fading=hash_normal(self._fading_key, rx, tx, step),
-            bodies=blocked,
         )
-        heard = hash_uniform(self._radio_key, rx, tx, step)
-        ok = heard < hearing_probability(channel, rssi - channel.sensitivity_dbm)
-        return tuple(x[ok] for x in (at, rx, tx, rssi, d))
+        u = hash_uniform(self._radio_key, rx, tx, step)
+        ok = u < heard_chance(channel, level, depth)
+        rx_g, tx_g, rx, tx, step = rx_g[ok], tx_g[ok], rx[ok], tx[ok], step[ok]
+        at, level, depth, d, u = at[ok], level[ok], depth[ok], d[ok], u[ok]
+        rssi = level + heard_fading(channel, depth, u, hash_uniform(self._fading_key, rx, tx, step))
+        return rx_g, tx_g, at, level, rssi, d, u
+
+    def _bodies(
+        self,
+        rx_g: NDArray[np.int64],
+        tx_g: NDArray[np.int64],
+        at: NDArray[np.float64],
+        level: NDArray[np.float64],
+        rssi: NDArray[np.float64],
+        d: NDArray[np.float64],
+        u: NDArray[np.float64],
+        positions: NDArray[np.float64],
+        bodies: Callable[[], BodyGrid] | None,
+    ) -> tuple[NDArray[Any], ...]:
+        """Both paths' last stage, on the packets heard before bodies are counted (``u`` < P(heard) at
+        ``level``): other people's bodies on the line of sight lower the level and the RSSI (so a packet
+        not heard without them is not heard with them), and a packet with bodies in the way is drawn
+        again with its own uniform (its fading given reception does not depend on the level)."""
+        channel = self.scenario.channel
+        n = np.int64(self.n)
+        # only links BodyGrid.count walks (farther than two cells, up to the breakpoint) can be blocked
+        walk = np.zeros(0, np.int64)
+        if bodies is not None:
+            walk = np.flatnonzero((d > 2.0 * channel.body_corridor) & (d <= channel.breakpoint))
+        if bodies is not None and walk.size:
+            tx_w, rx_w, d_w = tx_g[walk], rx_g[walk], d[walk]
+            blocked = bodies().count(positions[tx_w], positions[rx_w], d_w, channel.breakpoint)
+            hit = blocked > 0
+            hit_at = walk[hit]
+            lower = channel.body_loss * blocked[hit]
+            ok = np.ones(d.size, np.bool_)
+            ok[hit_at] = u[hit_at] < heard_chance(
+                channel, level[hit_at] - lower, channel.fading_depth(d_w[hit])
+            )
+            rssi = rssi.copy()
+            rssi[hit_at] -= lower
+            rx_g, tx_g, at, rssi, d = rx_g[ok], tx_g[ok], at[ok], rssi[ok], d[ok]
+        return at, rx_g % n, tx_g % n, rssi, d
+
+
+def native_kernel() -> bool:
+    """Whether the C packet kernel was built (else every world runs the numpy reference)."""
+    return _kernel is not None
 
 
 def _cat(parts: list[Any], dtype: type[Any]) -> Any:

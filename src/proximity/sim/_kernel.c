@@ -1,0 +1,402 @@
+/* proximity.sim._kernel: the simulator's packet kernel, one pass over (scanner, advertiser) pairs.
+ *
+ * The numpy path (proximity.sim.world, World._heard_numpy with PairReach.pairs) materialises every
+ * candidate pair within the search radius as arrays, then draws per packet: at city scale that is
+ * hundreds of thousands of pairs a simulated second, about 1 % of them heard, and the arrays, not the
+ * arithmetic, were the cost. This kernel does the same work pair by pair without intermediate arrays:
+ * advertisers are binned once per call into square cells, loudest transmitter first within each cell;
+ * each scanner walks the cells within its largest radius and stops in a cell at the first advertiser
+ * whose pair radius (the same table and linear interpolation as PairReach.radius) cannot reach the
+ * cell; each candidate within its own radius gets the numpy path's draws (the same splitmix64 hashes,
+ * channel formulas and order of floating-point operations): the link's level (channel.link_level) and
+ * whether the packet is heard with the fading integrated out (channel.heard_chance), then a heard
+ * packet's fading given that it was heard (channel.heard_rssi). Only heard packets are returned, with
+ * their level and uniform, in the order of ``scan`` then ``adv``: the caller counts bodies on them and
+ * draws them again (World._bodies). The two agree up to the last bits of libm
+ * (tests/test_sim_kernel.py).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+#define NORMAL_SALT 0x5DEECE66DULL
+
+enum {
+    P_START, P_DT, P_RSSI1M, P_NEAR_EXP, P_FAR_EXP, P_BREAK, P_MIN_D, P_ENC_SIGMA, P_FAR_SHADOW,
+    P_ENC_SECONDS, P_FADE_SIGMA, P_FADE_SLOPE, P_FAR_FADE, P_PACKET_LOSS, P_SENS, P_WIDTH, P_SPAN,
+    P_COUNT
+};
+enum { K_OFFSET, K_ENCOUNTER, K_RADIO, K_FADING, K_COUNT };
+
+static inline uint64_t mix(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+static inline double uniform3(uint64_t key, int64_t a, int64_t b, int64_t c) {
+    uint64_t x = key;
+    x = mix(x ^ ((uint64_t)a + GOLDEN));
+    x = mix(x ^ ((uint64_t)b + GOLDEN));
+    x = mix(x ^ ((uint64_t)c + GOLDEN));
+    return ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* 2**53 */
+}
+
+/* streams.normal_quantile: Acklam's approximation, the same expressions in the same order */
+static const double QA[6] = {-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
+                             1.383577518672690e02,  -3.066479806614716e01, 2.506628277459239e00};
+static const double QB[5] = {-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
+                             6.680131188771972e01,  -1.328068155288572e01};
+static const double QC[6] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
+                             -2.549671010243111e00,  4.374664141464968e00,   2.938163982698783e00};
+static const double QD[4] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
+                             3.754408661907416e00};
+
+static inline double quantile(double p) {
+    if (p >= 0.02425 && p <= 1.0 - 0.02425) {
+        double q = p - 0.5, r = q * q;
+        return ((((((QA[0] * r + QA[1]) * r + QA[2]) * r + QA[3]) * r + QA[4]) * r + QA[5]) * q) /
+               (((((QB[0] * r + QB[1]) * r + QB[2]) * r + QB[3]) * r + QB[4]) * r + 1.0);
+    }
+    double sign = p < 0.02425 ? 1.0 : -1.0;
+    double t = sqrt(-2.0 * log(p < 0.02425 ? p : 1.0 - p));
+    return sign * ((((((QC[0] * t + QC[1]) * t + QC[2]) * t + QC[3]) * t + QC[4]) * t + QC[5]) /
+                   ((((QD[0] * t + QD[1]) * t + QD[2]) * t + QD[3]) * t + 1.0));
+}
+
+/* channel._phi: Abramowitz & Stegun 7.1.26 */
+static inline double phi(double z) {
+    double x = fabs(z) / sqrt(2.0);
+    double t = 1.0 / (1.0 + 0.3275911 * x);
+    double poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    double upper = 0.5 * poly * exp(-x * x);
+    return z >= 0 ? 1.0 - upper : upper;
+}
+
+/* np.interp(x, grid, table) on an evenly spaced grid */
+static inline double interp(double x, const double *grid, const double *table, Py_ssize_t m, double step) {
+    if (x <= grid[0]) return table[0];
+    if (x >= grid[m - 1]) return table[m - 1];
+    Py_ssize_t j = (Py_ssize_t)((x - grid[0]) * (1.0 / step));
+    if (j > m - 2) j = m - 2;
+    while (j > 0 && grid[j] > x) j--;
+    while (j < m - 2 && grid[j + 1] <= x) j++;
+    if (x == grid[j]) return table[j];
+    double slope = (table[j + 1] - table[j]) / (grid[j + 1] - grid[j]);
+    return slope * (x - grid[j]) + table[j];
+}
+
+typedef struct {
+    int64_t i, j;
+    double at, level, rssi, d, u;
+} Packet;
+
+typedef struct {
+    Packet *rows;
+    Py_ssize_t size, capacity;
+} Out;
+
+static int push(Out *out, Packet p) {
+    if (out->size == out->capacity) {
+        Py_ssize_t cap = out->capacity ? 2 * out->capacity : 4096;
+        Packet *rows = realloc(out->rows, (size_t)cap * sizeof(Packet));
+        if (!rows) return -1;
+        out->rows = rows;
+        out->capacity = cap;
+    }
+    out->rows[out->size++] = p;
+    return 0;
+}
+
+typedef struct {
+    const double *pos;
+    const int64_t *scan, *adv;
+    Py_ssize_t n_scan, n_adv;
+    int64_t n, first;
+    const double *reach_tx, *reach_rx, *grid, *table;
+    Py_ssize_t m;
+    const double *dev_tx, *dev_rx, *enter;
+    const int8_t *carriage;
+    int64_t hours;
+    const double *loss, *p;
+    const uint64_t *keys;
+} Inputs;
+
+/* one advertiser, packed in cell order so a scanner reads its neighbours' data sequentially */
+typedef struct {
+    double x, y, loud, dev_tx, enter;
+    int64_t agent, b, g;
+} Adv;
+
+/* one scanner's own numbers */
+typedef struct {
+    double x, y, reach_rx, dev_rx, enter;
+    int64_t agent, step, a;
+} Scan;
+
+/* the numpy path's draws for one candidate (World._heard_numpy: channel.link_level, heard_chance) */
+static int packet(const Inputs *in, const Scan *sc, const Adv *ad, double d, Out *out) {
+    const double *p = in->p;
+    int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
+    double u = uniform3(in->keys[K_RADIO], rx, tx, step);
+    if (!(u < 1.0 - p[P_PACKET_LOSS])) return 0; /* P(heard) never exceeds the flat loss's complement */
+    double at = p[P_START] + (double)step * p[P_DT] + uniform3(in->keys[K_OFFSET], rx, tx, step) * p[P_DT];
+    double began = ad->enter > sc->enter ? ad->enter : sc->enter;
+    int64_t encounter = (int64_t)floor((at - began) / p[P_ENC_SECONDS]);
+    int64_t hour = (int64_t)floor((at - p[P_START]) / 3600.0);
+    if (hour > in->hours - 1) hour = in->hours - 1;
+    int cx = in->carriage[tx * in->hours + hour], cr = in->carriage[rx * in->hours + hour];
+    /* ChannelParams.path_loss, _past_breakpoint, encounter_spread, fading_depth: the terms that are
+     * exactly 0 or 1 on one side of the breakpoint are not computed there */
+    double bp = p[P_BREAK], dd = d > p[P_MIN_D] ? d : p[P_MIN_D];
+    double path, past, near_f;
+    if (dd <= bp) {
+        path = 10.0 * p[P_NEAR_EXP] * log10(dd);
+        past = 0.0;
+        near_f = p[P_FADE_SIGMA] * pow(dd, p[P_FADE_SLOPE]);
+    } else {
+        path = 10.0 * p[P_NEAR_EXP] * log10(bp) + 10.0 * p[P_FAR_EXP] * log10(dd / bp);
+        past = dd >= 2.0 * bp ? 1.0 : log2(dd / bp);
+        near_f = p[P_FADE_SIGMA] * pow(bp, p[P_FADE_SLOPE]);
+    }
+    double spread = sqrt(p[P_ENC_SIGMA] * p[P_ENC_SIGMA] + past * (p[P_FAR_SHADOW] * p[P_FAR_SHADOW]));
+    double far_f = near_f > p[P_FAR_FADE] ? near_f : p[P_FAR_FADE];
+    double depth = (1.0 - past) * near_f + past * far_f;
+    int64_t lo = tx < rx ? tx : rx, hi = tx < rx ? rx : tx;
+    double offset = quantile(uniform3(in->keys[K_ENCOUNTER], lo, hi, encounter)) * spread;
+    double level = p[P_RSSI1M] - path - in->loss[cx] - in->loss[cr] + ad->dev_tx + sc->dev_rx + offset;
+    double total = sqrt(depth * depth + p[P_WIDTH] * p[P_WIDTH]);
+    double z = (level - p[P_SENS]) / total;
+    /* below -9 the chance is < 1e-19, under the smallest hashed uniform (2**-54): never heard */
+    if (z < -9.0 || !(u < (1.0 - p[P_PACKET_LOSS]) * phi(z))) return 0;
+    /* channel.heard_rssi: the fading given that the packet was heard */
+    double s = -total * quantile(u / (1.0 - p[P_PACKET_LOSS]));
+    double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(uniform3(in->keys[K_FADING], rx, tx, step));
+    Packet row = {sc->a, ad->b, at, level, level + depth * fading, d, u};
+    return push(out, row);
+}
+
+typedef struct {
+    double tx;
+    int64_t b;
+} Loud;
+
+static int by_advertiser(const void *x, const void *y) {
+    const Packet *l = x, *r = y;
+    return l->j < r->j ? -1 : (l->j > r->j);
+}
+
+static int louder_first(const void *x, const void *y) {
+    const Loud *l = x, *r = y;
+    if (l->tx != r->tx) return l->tx > r->tx ? -1 : 1;
+    return l->b < r->b ? -1 : (l->b > r->b);
+}
+
+static int run(const Inputs *in, Out *out) {
+    const double *p = in->p;
+    double span = p[P_SPAN], step = in->grid[1] - in->grid[0];
+    double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY, tx_max = -INFINITY, rx_max = -INFINITY;
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        const double *q = in->pos + 2 * in->adv[b];
+        x0 = q[0] < x0 ? q[0] : x0;
+        x1 = q[0] > x1 ? q[0] : x1;
+        y0 = q[1] < y0 ? q[1] : y0;
+        y1 = q[1] > y1 ? q[1] : y1;
+        double t = in->reach_tx[in->adv[b] % in->n];
+        tx_max = t > tx_max ? t : tx_max;
+    }
+    for (Py_ssize_t a = 0; a < in->n_scan; a++) {
+        double r = in->reach_rx[in->scan[a] % in->n];
+        rx_max = r > rx_max ? r : rx_max;
+    }
+    double reach = interp(rx_max + tx_max + step, in->grid, in->table, in->m, step);
+    reach = reach < span ? reach : span;
+    /* cells holding a few advertisers each (by the occupied box's density), at most the largest reach */
+    double area = (x1 - x0) * (y1 - y0);
+    double cell = sqrt(area * 8.0 / (double)in->n_adv);
+    cell = cell < reach ? cell : reach;
+    cell = cell > reach / 32.0 ? cell : reach / 32.0;
+    if (!(cell > 0.05)) cell = 0.05;
+    int64_t nx, ny;
+    for (;;) {
+        nx = (int64_t)floor((x1 - x0) / cell) + 1;
+        ny = (int64_t)floor((y1 - y0) / cell) + 1;
+        if (nx * ny <= 4 * (int64_t)in->n_adv + 65536) break;
+        cell *= 1.5;
+    }
+    int64_t cells = nx * ny;
+    int64_t *start = calloc((size_t)cells + 1, sizeof(int64_t));
+    Adv *packed = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Adv));
+    int64_t *where = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
+    Loud *by_tx = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Loud));
+    if (!start || !packed || !where || !by_tx) {
+        free(start), free(packed), free(where), free(by_tx);
+        return -1;
+    }
+    /* advertisers loudest first, then a stable counting sort by cell: each cell's slice is loudest first */
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        by_tx[b].tx = in->reach_tx[in->adv[b] % in->n];
+        by_tx[b].b = b;
+    }
+    qsort(by_tx, (size_t)in->n_adv, sizeof(Loud), louder_first);
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        const double *q = in->pos + 2 * in->adv[b];
+        int64_t cx = (int64_t)floor((q[0] - x0) / cell), cy = (int64_t)floor((q[1] - y0) / cell);
+        cx = cx < 0 ? 0 : (cx >= nx ? nx - 1 : cx);
+        cy = cy < 0 ? 0 : (cy >= ny ? ny - 1 : cy);
+        where[b] = cx * ny + cy;
+        start[where[b] + 1]++;
+    }
+    for (int64_t c = 0; c < cells; c++) start[c + 1] += start[c];
+    for (Py_ssize_t k = 0; k < in->n_adv; k++) {
+        int64_t b = by_tx[k].b, agent = in->adv[b] % in->n;
+        const double *q = in->pos + 2 * in->adv[b];
+        Adv row = {q[0], q[1], by_tx[k].tx, in->dev_tx[agent], in->enter[agent], agent, b, in->adv[b]};
+        packed[start[where[b]]++] = row;
+    }
+    for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
+    start[0] = 0;
+    double span2 = span * span;
+    int rc = 0;
+    for (Py_ssize_t a = 0; a < in->n_scan && rc == 0; a++) {
+        Py_ssize_t mine = out->size; /* this scanner's packets start here: sorted by advertiser below */
+        const double *s = in->pos + 2 * in->scan[a];
+        int64_t agent = in->scan[a] % in->n;
+        Scan sc = {s[0], s[1], in->reach_rx[agent], in->dev_rx[agent], in->enter[agent], agent,
+                   in->first + in->scan[a] / in->n, a};
+        double rx_off = sc.reach_rx;
+        double r = interp(rx_off + tx_max + step, in->grid, in->table, in->m, step);
+        r = r < span ? r : span;
+        int64_t cx0 = (int64_t)floor((s[0] - r - x0) / cell), cx1 = (int64_t)floor((s[0] + r - x0) / cell);
+        int64_t cy0 = (int64_t)floor((s[1] - r - y0) / cell), cy1 = (int64_t)floor((s[1] + r - y0) / cell);
+        cx0 = cx0 < 0 ? 0 : cx0;
+        cy0 = cy0 < 0 ? 0 : cy0;
+        cx1 = cx1 >= nx ? nx - 1 : cx1;
+        cy1 = cy1 >= ny ? ny - 1 : cy1;
+        double gx = s[0] - x0, gy = s[1] - y0;
+        for (int64_t cx = cx0; cx <= cx1 && rc == 0; cx++) {
+            double left = cx * cell, right = left + cell;
+            double ex = gx < left ? left - gx : (gx > right ? gx - right : 0.0);
+            for (int64_t cy = cy0; cy <= cy1 && rc == 0; cy++) {
+                double bottom = cy * cell, top = bottom + cell;
+                double ey = gy < bottom ? bottom - gy : (gy > top ? gy - top : 0.0);
+                double gap = sqrt(ex * ex + ey * ey) * (1.0 - 1e-12) - 1e-9; /* a margin for rounding */
+                if (gap > r) continue;
+                int64_t c = cx * ny + cy;
+                for (int64_t k = start[c]; k < start[c + 1]; k++) {
+                    const Adv *ad = packed + k;
+                    double own = interp(rx_off + ad->loud + step, in->grid, in->table, in->m, step);
+                    if (own < gap) break; /* the rest of the cell is quieter still */
+                    double dx = s[0] - ad->x, dy = s[1] - ad->y;
+                    double d2 = dx * dx + dy * dy;
+                    if (d2 > span2 || in->scan[a] == ad->g) continue;
+                    double d = sqrt(d2);
+                    if (d > own) continue;
+                    if (packet(in, &sc, ad, d, out) < 0) {
+                        rc = -1;
+                        break;
+                    }
+                }
+            }
+        }
+        if (rc == 0 && out->size - mine > 1)
+            qsort(out->rows + mine, (size_t)(out->size - mine), sizeof(Packet), by_advertiser);
+    }
+    free(start), free(packed), free(where), free(by_tx);
+    return rc;
+}
+
+static PyObject *column(Out *out, size_t offset) {
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, out->size * 8);
+    if (!bytes) return NULL;
+    char *dst = PyBytes_AS_STRING(bytes);
+    for (Py_ssize_t k = 0; k < out->size; k++) memcpy(dst + 8 * k, (char *)&out->rows[k] + offset, 8);
+    return bytes;
+}
+
+#define NBUF 14
+
+static int need(Py_buffer *v, Py_ssize_t items, Py_ssize_t size, const char *name) {
+    if (v->len != items * size) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd bytes, got %zd", name, items * size, v->len);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *packets(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer v[NBUF];
+    memset(v, 0, sizeof v);
+    long long n, first, hours;
+    if (!PyArg_ParseTuple(args, "y*y*y*LLy*y*y*y*y*y*y*y*Ly*y*y*", &v[0], &v[1], &v[2], &n, &first, &v[3],
+                          &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &hours, &v[11], &v[12], &v[13]))
+        return NULL;
+    Inputs in;
+    in.pos = v[0].buf;
+    in.scan = v[1].buf;
+    in.n_scan = v[1].len / 8;
+    in.adv = v[2].buf;
+    in.n_adv = v[2].len / 8;
+    in.n = n;
+    in.first = first;
+    in.reach_tx = v[3].buf;
+    in.reach_rx = v[4].buf;
+    in.grid = v[5].buf;
+    in.table = v[6].buf;
+    in.m = v[5].len / 8;
+    in.dev_tx = v[7].buf;
+    in.dev_rx = v[8].buf;
+    in.enter = v[9].buf;
+    in.carriage = v[10].buf;
+    in.hours = hours;
+    in.loss = v[11].buf;
+    in.p = v[12].buf;
+    in.keys = v[13].buf;
+    PyObject *result = NULL;
+    Py_ssize_t points = v[0].len / 16;
+    int bad = n <= 0 || hours <= 0 || in.m < 2 || need(&v[3], n, 8, "reach_tx") || need(&v[4], n, 8, "reach_rx") ||
+              need(&v[6], in.m, 8, "table") || need(&v[7], n, 8, "device_tx") || need(&v[8], n, 8, "device_rx") ||
+              need(&v[9], n, 8, "enter") || need(&v[10], n * hours, 1, "carriage") ||
+              need(&v[12], P_COUNT, 8, "params") || need(&v[13], K_COUNT, 8, "keys");
+    for (Py_ssize_t k = 0; !bad && k < in.n_scan; k++) bad = in.scan[k] < 0 || in.scan[k] >= points;
+    for (Py_ssize_t k = 0; !bad && k < in.n_adv; k++) bad = in.adv[k] < 0 || in.adv[k] >= points;
+    if (bad) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "packets: bad sizes or indices");
+        goto done;
+    }
+    Out out = {NULL, 0, 0};
+    int rc = 0;
+    if (in.n_scan && in.n_adv) {
+        Py_BEGIN_ALLOW_THREADS rc = run(&in, &out);
+        Py_END_ALLOW_THREADS
+    }
+    if (rc < 0) {
+        PyErr_NoMemory();
+    } else {
+        result = Py_BuildValue("(NNNNNNN)", column(&out, offsetof(Packet, i)), column(&out, offsetof(Packet, j)),
+                               column(&out, offsetof(Packet, at)), column(&out, offsetof(Packet, level)),
+                               column(&out, offsetof(Packet, rssi)),
+                               column(&out, offsetof(Packet, d)), column(&out, offsetof(Packet, u)));
+    }
+    free(out.rows);
+done:
+    for (int k = 0; k < NBUF; k++)
+        if (v[k].obj) PyBuffer_Release(&v[k]);
+    return result;
+}
+
+static PyMethodDef METHODS[] = {
+    {"packets", packets, METH_VARARGS,
+     "packets(positions, scan, adv, n, first, reach_tx, reach_rx, grid, table, device_tx, device_rx, enter, "
+     "carriage, hours, carriage_loss, params, keys) -> (i, j, at, level, rssi, distance, u) as bytes"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__kernel(void) { return PyModule_Create(&MODULE); }

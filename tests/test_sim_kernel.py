@@ -1,0 +1,93 @@
+"""The C packet kernel against its numpy reference, and the heard-first draw against drawing fading first."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from proximity.sim import CrowdParams, Scenario, World
+from proximity.sim.channel import ChannelParams, heard_chance, heard_fading
+from proximity.sim.streams import normal_quantile
+from proximity.sim.world import native_kernel
+
+
+def _busy() -> Scenario:
+    """A small busy room (bodies on the line of sight, everyone within reach) and Bluezone's cycle."""
+    crowd = CrowdParams(
+        agents=60, width=12, height=9, stationary=0.4, waypoint=0.4, group=0.2, pause=(0, 300),
+        arrival_spread=300, dwell=1200,
+    )  # fmt: skip
+    return Scenario(name="busy", crowd=crowd, duration=600, chunk=300, scheme="bluezone")
+
+
+def _spread() -> Scenario:
+    """A sparse square where most pairs are out of each other's radius (the city's case), GAEN's cycle."""
+    crowd = CrowdParams(agents=1500, width=1200, height=900, stationary=0.6, waypoint=0.3, group=0.1)
+    return Scenario(name="spread", crowd=crowd, duration=8, chunk=4, scheme="gaen", duty="continuous")
+
+
+@pytest.mark.skipif(not native_kernel(), reason="the C kernel was not built (no compiler)")
+@pytest.mark.parametrize(
+    ("make", "adoption"), [(_busy, 0.9), (_spread, 0.6), (lambda: _no_bodies(_busy()), 0.9)]
+)
+def test_the_c_kernel_gives_the_numpy_references_packets(make: object, adoption: float) -> None:
+    scenario = make()  # type: ignore[operator]
+    chunks = {}
+    for kernel in ("native", "numpy"):
+        world = World(scenario, adoption, 3)
+        world.kernel = kernel
+        chunks[kernel] = list(world.chunks())
+    total = 0
+    for a, b in zip(chunks["native"], chunks["numpy"], strict=True):
+        total += len(a)
+        for column in ("times", "scanner", "advertiser", "distance"):
+            assert np.array_equal(getattr(a, column), getattr(b, column)), column
+        # libm's log10/exp/sqrt against numpy's own: the same formulas, equal to the last bits
+        assert np.allclose(a.rssi, b.rssi, rtol=0, atol=1e-9)
+    assert total > 100
+
+
+def _no_bodies(scenario: Scenario) -> Scenario:
+    return dataclasses.replace(scenario, channel=dataclasses.replace(scenario.channel, body_loss=0.0))
+
+
+def test_drawing_reception_first_gives_the_distribution_of_drawing_fading_first() -> None:
+    """heard_chance + heard_fading (fading drawn only for heard packets, given that they were heard) against
+    the direct draw (fading first, then the waterfall), at levels from certain to rare reception."""
+    channel = ChannelParams()
+    rng = np.random.default_rng(5)
+    n = 400_000
+    for level, depth in ((-80.0, 3.0), (-100.0, 4.0), (-112.0, 5.57)):
+        lv, dp = np.full(n, level), np.full(n, depth)
+        z = rng.standard_normal(n)
+        direct = level + depth * z
+        p = (1 - channel.packet_loss) * _phi((direct - channel.sensitivity_dbm) / channel.sensitivity_width)
+        heard_direct = rng.random(n) < p
+        u = rng.random(n)
+        heard = u < heard_chance(channel, lv, dp)
+        rssi = lv[heard] + heard_fading(channel, dp[heard], u[heard], rng.random(int(heard.sum())))
+        a, b = heard_direct.mean(), heard.mean()
+        assert abs(a - b) < 5 * np.sqrt(a * (1 - a) / n) + 1e-6
+        if heard.sum() > 1000:
+            want = direct[heard_direct]
+            assert abs(rssi.mean() - want.mean()) < 5 * want.std() / np.sqrt(want.size)
+            assert rssi.std() == pytest.approx(want.std(), rel=0.05)
+
+
+def _phi(z: np.ndarray) -> np.ndarray:
+    from math import erf, sqrt
+
+    out: np.ndarray = 0.5 * (1 + np.vectorize(erf)(z / sqrt(2)))
+    return out
+
+
+def test_the_normal_quantile_matches_scipy() -> None:
+    special = pytest.importorskip("scipy.special")
+    p = np.concatenate([np.linspace(1e-12, 1 - 1e-12, 100_001), [5.5e-17, 1e-300, 0.5]])
+    want = special.ndtri(p)
+    got = normal_quantile(p)
+    # Acklam's approximation: 6.4e-6 of the value at worst (at its tails' joins), far below any dB
+    assert np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) < 1e-5
+    assert np.all(np.diff(normal_quantile(np.linspace(0.001, 0.999, 9999))) > 0)

@@ -61,16 +61,18 @@ def epidemic_sweep(
                 f"{n} local workers x {scenario.agents:,} agents need about {need / 1e9:.3g} GB, more than "
                 f"{cap / 1e9:.3g} GB; use fewer --workers or fewer agents"
             )
+    # run seed by seed, so an interrupted sweep keeps whole paired sets (every adoption of a seed)
+    by_seed = [(float(p), s, float(b)) for b in beta_factors for s in range(seeds) for p in adoptions]
     done: dict[Task, EpiRun] = {}
     interrupted = False
     try:
         if scheduler == INLINE:
-            for k, task in enumerate(tasks):
+            for k, task in enumerate(by_seed):
                 done[task] = _one(scenario, task, coupling)
                 if progress:
                     progress(k + 1, len(tasks))
         else:
-            _on_dask(scenario, coupling, tasks, scheduler, workers, progress, done)
+            _on_dask(scenario, coupling, by_seed, scheduler, workers, progress, done)
     except KeyboardInterrupt:
         interrupted = True
     ordered = {task: done[task] for task in tasks if task in done}

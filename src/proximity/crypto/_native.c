@@ -8,7 +8,7 @@
  *     AES-NI, or VAES (two blocks an instruction) where the CPU and OS have it; runtime dispatch: without
  *     AES-NI the AES primitives refuse and the Python reference backend runs instead;
  *   - the observed-ID index probe (prefix bitmaps, binary search, exact compare), alone or fused with
- *     AES-ECB so a key's blocks are probed while still in L1 (GAEN RPIs, DP-3T EphIDs).
+ *     AES-ECB so a key's blocks are probed while still in L1 (a scheme's rotating IDs).
  * Nothing here knows a scheme: schemes compose these primitives (proximity.schemes.*). SHA-256 is portable
  * C, with a SHA-NI compression chosen at run time. No OpenSSL headers are needed. proximity.crypto.native
  * self-tests this against published vectors before choosing it.

@@ -2,8 +2,8 @@
 
 Rotating-ID schemes need a handful of primitives, each over many keys at once: matching derives the IDs
 of 100,000 published keys, and a phone derives one key's IDs (n = 1, the same path). So the protocol
-has no scheme in it, only batch primitives over numpy arrays; GAEN, Bluezone and DP-3T (in
-:mod:`proximity.schemes`) are compositions of them, written once.
+has no scheme in it, only batch primitives over numpy arrays; each scheme (in :mod:`proximity.schemes`)
+is a composition of them, written once.
 
 Two implementations, :mod:`proximity.crypto.native` (C) and :mod:`proximity.crypto.reference`
 (numpy), chosen once per process by ``PROXIMITY_MATCH_BACKEND`` (:mod:`proximity.crypto.switch`).

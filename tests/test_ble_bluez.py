@@ -4,11 +4,13 @@ dbus-daemon (tests/fake_bluez.py). Skipped, saying why, where dbus-daemon is mis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -328,7 +330,10 @@ def test_node_command_two_processes_sigterm_flushes_both_logs(tmp_path: Path) ->
                  "--db", str(tmp_path / f"{adapter}.sqlite"), "--keyring", str(ring)],
                 stderr=subprocess.PIPE, text=True, env=env,
             )  # fmt: skip
-        time.sleep(3.0)
+        for adapter, process in nodes.items():  # each prints its first status line once it is on the air
+            assert process.stderr is not None and process.stderr.readline().startswith("node: bluezone")
+            assert process.stderr.readline().strip(), f"the node on {adapter} stopped before its status"
+        _wait_for_rows([tmp_path / f"{adapter}.sqlite" for adapter in nodes])
         for process in nodes.values():
             process.send_signal(signal.SIGTERM)
         errors = {adapter: process.communicate(timeout=20)[1] for adapter, process in nodes.items()}
@@ -396,11 +401,30 @@ def test_scan_command_live_json_and_record(tmp_path: Path, capsys: pytest.Captur
         assert fake.stdout is not None and fake.stdout.readline().strip() == "ready"
         assert main(["keys", "init", "--keyring", str(ring)]) == 0
         node = subprocess.Popen(
-            [sys.executable, "-m", "proximity", "node", "--scheme", "gaen", "--adapter", "hci1",
-             "--db", str(tmp_path / "node.sqlite"), "--keyring", str(ring), "--seconds", "4"],
-            stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
-        time.sleep(1.5)
+            [
+                sys.executable,
+                "-m",
+                "proximity",
+                "node",
+                "--scheme",
+                "gaen",
+                "--adapter",
+                "hci1",
+                "--db",
+                str(tmp_path / "node.sqlite"),
+                "--keyring",
+                str(ring),
+                "--seconds",
+                "120",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )  # fmt: skip  (120 s: a safety net only; SIGTERM below stops it)
+        # wait on the node itself, not a sleep: its banner, then its first status line, which it prints
+        # once it advertises with its SIGTERM handler installed (a loaded machine starts it slowly)
+        assert node.stderr is not None and node.stderr.readline().startswith("node: gaen on hci1")
+        assert node.stderr.readline().strip(), "the node stopped before its first status line"
         capsys.readouterr()
         assert main(["scan", "--adapter", "hci0", "--seconds", "1.0", "--json", "--record", str(record)]) == 0
         node.send_signal(signal.SIGTERM)
@@ -482,3 +506,21 @@ def test_idle_node_sleeps_until_something_is_due(with_status: bool, monkeypatch:
         assert 2 <= len(steps) <= 10 and len(statuses) == len(steps)
     else:
         assert len(steps) == 1
+
+
+def _wait_for_rows(paths: list[Path], timeout: float = 120.0) -> None:
+    """Until every log holds a sighting (each node heard the other; rows land within the sink's 2 s
+    batching delay). The timeout is a safety net for a hung node, not a budget."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = []
+        for path in paths:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                try:
+                    counts.append(db.execute("SELECT count(*) FROM sightings").fetchone()[0])
+                except sqlite3.OperationalError:  # not created yet
+                    counts.append(0)
+        if all(counts):
+            return
+        assert time.monotonic() < deadline, f"no sightings logged after {timeout:g} s: {counts}"
+        time.sleep(0.1)

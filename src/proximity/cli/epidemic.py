@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     factors = [1.0]
     if args.beta_sensitivity:
         factors += [1 - scenario.beta_sensitivity, 1 + scenario.beta_sensitivity]
-    scenario.load_coupling()  # a missing or stale coupling file fails before any run
+    coupling = scenario.load_coupling()  # a missing or stale coupling file fails before any run
     if args.out is not None:
         try:
             args.out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             "beta_factors": factors,
             "seeds": list(range(scenario.seeds)),
             "pop_scale": scenario.pop_scale,
-            "coupling": dataclasses.asdict(scenario.load_coupling()),
+            "coupling": dataclasses.asdict(coupling),
             "wall_seconds": round(elapsed, 1),
         }
         write_outputs(lambda: write_epidemic(result, args.out, metadata), args.out)

@@ -28,9 +28,21 @@ def _spread() -> Scenario:
     return Scenario(name="spread", crowd=crowd, duration=8, chunk=4, scheme="gaen", duty="continuous")
 
 
+def _odd_channel() -> Scenario:
+    """The sparse square with a channel unlike the default: encounters of a few seconds (so a step often
+    spans two: the kernel's cheap rejection must stand aside), no flat loss, fading that deepens with
+    distance, a sharp waterfall: the kernel's bounds are computed from the channel, not assumed."""
+    channel = dataclasses.replace(
+        ChannelParams(), encounter_seconds=2.5, packet_loss=0.0, fading_slope=0.3, sensitivity_width=0.5,
+        far_fading_sigma=2.0, min_distance=1.0,
+    )  # fmt: skip
+    return dataclasses.replace(_spread(), channel=channel)
+
+
 @pytest.mark.skipif(not native_kernel(), reason="the C kernel was not built (no compiler)")
 @pytest.mark.parametrize(
-    ("make", "adoption"), [(_busy, 0.9), (_spread, 0.6), (lambda: _no_bodies(_busy()), 0.9)]
+    ("make", "adoption"),
+    [(_busy, 0.9), (_spread, 0.6), (lambda: _no_bodies(_busy()), 0.9), (_odd_channel, 0.6)],
 )
 def test_the_c_kernel_gives_the_numpy_references_packets(make: object, adoption: float) -> None:
     scenario = make()  # type: ignore[operator]

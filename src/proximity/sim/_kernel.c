@@ -39,12 +39,19 @@ static inline uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-static inline double uniform3(uint64_t key, int64_t a, int64_t b, int64_t c) {
-    uint64_t x = key;
-    x = mix(x ^ ((uint64_t)a + GOLDEN));
+/* streams.hash_uniform(key, a, b, c), split so that its first step can be done once per scanner or
+ * advertiser: first(key, a), then rest(first, b, c) */
+static inline uint64_t first(uint64_t key, int64_t a) { return mix(key ^ ((uint64_t)a + GOLDEN)); }
+
+static inline uint64_t rest(uint64_t x, int64_t b, int64_t c) {
     x = mix(x ^ ((uint64_t)b + GOLDEN));
-    x = mix(x ^ ((uint64_t)c + GOLDEN));
-    return ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* 2**53 */
+    return mix(x ^ ((uint64_t)c + GOLDEN));
+}
+
+static inline double to_uniform(uint64_t x) { return ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* 2**53 */ }
+
+static inline double uniform3(uint64_t key, int64_t a, int64_t b, int64_t c) {
+    return to_uniform(rest(first(key, a), b, c));
 }
 
 /* streams.normal_quantile: Acklam's approximation, the same expressions in the same order */
@@ -78,8 +85,9 @@ static inline double phi(double z) {
     return z >= 0 ? 1.0 - upper : upper;
 }
 
-/* np.interp(x, grid, table) on an evenly spaced grid */
-static inline double interp(double x, const double *grid, const double *table, Py_ssize_t m, double step) {
+/* np.interp(x, grid, table) on an evenly spaced grid; slope[j]: (table[j+1] - table[j]) / (grid[j+1] - grid[j]) */
+static inline double interp(double x, const double *grid, const double *table, const double *slope, Py_ssize_t m,
+                            double step) {
     if (x <= grid[0]) return table[0];
     if (x >= grid[m - 1]) return table[m - 1];
     Py_ssize_t j = (Py_ssize_t)((x - grid[0]) * (1.0 / step));
@@ -87,8 +95,7 @@ static inline double interp(double x, const double *grid, const double *table, P
     while (j > 0 && grid[j] > x) j--;
     while (j < m - 2 && grid[j + 1] <= x) j++;
     if (x == grid[j]) return table[j];
-    double slope = (table[j + 1] - table[j]) / (grid[j + 1] - grid[j]);
-    return slope * (x - grid[j]) + table[j];
+    return slope[j] * (x - grid[j]) + table[j];
 }
 
 typedef struct {
@@ -129,45 +136,186 @@ typedef struct {
 
 /* one advertiser, packed in cell order so a scanner reads its neighbours' data sequentially */
 typedef struct {
-    double x, y, loud, dev_tx, enter;
+    double x, y, loud, dev_tx, enter, now; /* now: dev_tx less its least carriage loss in this call's hours */
     int64_t agent, b, g;
+    uint64_t encounter; /* first(encounter key, agent) */
 } Adv;
 
 /* one scanner's own numbers */
 typedef struct {
-    double x, y, reach_rx, dev_rx, enter;
+    double x, y, reach_rx, dev_rx, enter, now, t0; /* t0: the step's start */
     int64_t agent, step, a;
+    uint64_t radio, encounter; /* first(radio key, agent), first(encounter key, agent) */
 } Scan;
 
+/* ChannelParams.path_loss, encounter_spread, fading_depth at distance d (the terms that are exactly 0 or 1
+ * on one side of the breakpoint are not computed there) */
+static inline void link_terms(const double *p, double d, double *path, double *spread, double *depth) {
+    double bp = p[P_BREAK], dd = d > p[P_MIN_D] ? d : p[P_MIN_D];
+    double past, near_f;
+    if (dd <= bp) {
+        *path = 10.0 * p[P_NEAR_EXP] * log10(dd);
+        past = 0.0;
+        near_f = p[P_FADE_SIGMA] * pow(dd, p[P_FADE_SLOPE]);
+    } else {
+        *path = 10.0 * p[P_NEAR_EXP] * log10(bp) + 10.0 * p[P_FAR_EXP] * log10(dd / bp);
+        past = dd >= 2.0 * bp ? 1.0 : log2(dd / bp);
+        near_f = p[P_FADE_SIGMA] * pow(bp, p[P_FADE_SLOPE]);
+    }
+    *spread = sqrt(p[P_ENC_SIGMA] * p[P_ENC_SIGMA] + past * (p[P_FAR_SHADOW] * p[P_FAR_SHADOW]));
+    double far_f = near_f > p[P_FAR_FADE] ? near_f : p[P_FAR_FADE];
+    *depth = (1.0 - past) * near_f + past * far_f;
+}
+
+/* A cheap, conservative test that rejects a candidate before its exact draws: most pairs in reach (98 %
+ * in a city) are not heard, and the exact test costs a carriage lookup, logarithms, a quantile and an
+ * exponential. The candidate is heard iff u < (1 - loss) phi(z), z = (level - sensitivity) / total, and
+ * level grows with the encounter uniform V through quantile(V). Uniforms are bucketed by their leading
+ * bits (16 buckets per octave of u and of 1 - V), distances by those of d^2; per bucket a table holds a
+ * bound: the largest z that u's bucket surely rejects, the largest quantile V's bucket can give, and per
+ * distance bucket the path loss at its near edge, the spreads' range. A candidate is dropped only when
+ * its upper bound of z is below what its u needs, so exactly the packets of the exact test are kept
+ * (the same draws, the same order of operations for those that pass): only the work changes. */
+#define BITS_SHIFT 48                     /* sign, exponent and 4 mantissa bits: 16 buckets per octave */
+#define U_BASE ((int64_t)(1023 - 54) << 4) /* the smallest hashed uniform is 2**-54 */
+#define U_BUCKETS (56 * 16)
+static double Q_MAX[U_BUCKETS]; /* the largest quantile(V) when 1 - V falls in the bucket */
+
+static inline int64_t bucket(double x, int64_t base) {
+    uint64_t b;
+    memcpy(&b, &x, 8);
+    return (int64_t)(b >> BITS_SHIFT) - base;
+}
+
+static inline double bucket_edge(int64_t k, int64_t base) {
+    uint64_t b = (uint64_t)(k + base) << BITS_SHIFT;
+    double x;
+    memcpy(&x, &b, 8);
+    return x;
+}
+
+/* quantile(1 - w) as the kernel computes it when 1 - V == w (exactly so in the upper tail) */
+static double quantile_of_complement(double w) {
+    if (w < 0.02425) {
+        double t = sqrt(-2.0 * log(w));
+        return -((((((QC[0] * t + QC[1]) * t + QC[2]) * t + QC[3]) * t + QC[4]) * t + QC[5]) /
+                 ((((QD[0] * t + QD[1]) * t + QD[2]) * t + QD[3]) * t + 1.0));
+    }
+    return quantile(1.0 - w);
+}
+
+static void init_q_max(void) {
+    for (int64_t k = 0; k < U_BUCKETS; k++) {
+        /* a little below the bucket's edge (V's own rounding), and 1e-3 over Acklam's seams */
+        double w = bucket_edge(k, U_BASE) * (1.0 - 1.0 / 64.0);
+        Q_MAX[k] = quantile_of_complement(w < 1.0 ? w : 1.0 - 1.0 / 64.0) + 1e-3;
+    }
+}
+
+typedef struct {
+    double *z_min;                              /* per u bucket: z at or below this is never heard */
+    double *head, *spread_lo, *spread_hi, *inv_lo, *inv_hi; /* per d^2 bucket; inv: 1 / total spread */
+    int64_t d_base, d_buckets;
+    double per_encounter, step_share; /* 1 / encounter_seconds, dt / encounter_seconds */
+} Bounds;
+
+static void free_bounds(Bounds *b) {
+    free(b->z_min), free(b->head), free(b->spread_lo), free(b->spread_hi), free(b->inv_lo), free(b->inv_hi);
+}
+
+static int make_bounds(const double *p, double span2, Bounds *b) {
+    memset(b, 0, sizeof *b);
+    double floor2 = p[P_MIN_D] * p[P_MIN_D];
+    b->d_base = bucket(floor2, 0);
+    b->d_buckets = bucket(span2 > floor2 ? span2 : floor2, b->d_base) + 1;
+    size_t nd = (size_t)b->d_buckets;
+    b->z_min = malloc(U_BUCKETS * sizeof(double));
+    b->head = malloc(nd * sizeof(double));
+    b->spread_lo = malloc(nd * sizeof(double));
+    b->spread_hi = malloc(nd * sizeof(double));
+    b->inv_lo = malloc(nd * sizeof(double));
+    b->inv_hi = malloc(nd * sizeof(double));
+    if (!b->z_min || !b->head || !b->spread_lo || !b->spread_hi || !b->inv_lo || !b->inv_hi) {
+        free_bounds(b);
+        return -1;
+    }
+    b->per_encounter = 1.0 / p[P_ENC_SECONDS];
+    b->step_share = p[P_DT] / p[P_ENC_SECONDS];
+    double keep = 1.0 - p[P_PACKET_LOSS], width2 = p[P_WIDTH] * p[P_WIDTH];
+    for (int64_t k = 0; k < U_BUCKETS; k++) {
+        /* the largest z with keep * phi(z) <= the bucket's smallest u (phi is non-decreasing) */
+        double u = bucket_edge(k, U_BASE);
+        if (!(u < keep)) {
+            b->z_min[k] = INFINITY;
+            continue;
+        }
+        double lo = quantile(u / keep) - 1.0, hi = lo + 2.0;
+        while (keep * phi(lo) > u) lo -= 1.0;
+        while (!(keep * phi(hi) > u)) hi += 1.0;
+        for (int it = 0; it < 40; it++) {
+            double mid = 0.5 * (lo + hi);
+            if (keep * phi(mid) > u) hi = mid;
+            else lo = mid;
+        }
+        b->z_min[k] = lo - 1e-9;
+    }
+    for (int64_t k = 0; k < b->d_buckets; k++) {
+        double lo = k == 0 ? 0.0 : sqrt(bucket_edge(k, b->d_base)), hi = sqrt(bucket_edge(k + 1, b->d_base));
+        /* path loss and spread grow with distance; the fading depth is monotone between the floor,
+         * the breakpoint and twice it */
+        double at[5] = {lo, hi, p[P_MIN_D], p[P_BREAK], 2.0 * p[P_BREAK]};
+        double path, s_lo, s_hi, t_lo = INFINITY, t_hi = 0.0, spread, depth;
+        link_terms(p, lo, &path, &s_lo, &depth);
+        link_terms(p, hi, &depth, &s_hi, &depth);
+        for (int j = 0; j < 5; j++) {
+            if (j > 1 && !(at[j] > lo && at[j] < hi)) continue;
+            double ignored;
+            link_terms(p, at[j], &ignored, &spread, &depth);
+            double total = sqrt(depth * depth + width2);
+            t_lo = total < t_lo ? total : t_lo;
+            t_hi = total > t_hi ? total : t_hi;
+        }
+        b->head[k] = p[P_RSSI1M] - (path - 1e-9) - p[P_SENS] + 1e-6;
+        b->spread_lo[k] = s_lo * (1.0 - 1e-9);
+        b->spread_hi[k] = s_hi * (1.0 + 1e-9);
+        b->inv_lo[k] = 1.0 / t_lo * (1.0 + 1e-9); /* bounds 1 / total from above ... */
+        b->inv_hi[k] = 1.0 / t_hi * (1.0 - 1e-9); /* ... and from below */
+    }
+    return 0;
+}
+
 /* the numpy path's draws for one candidate (World._heard_numpy: channel.link_level, heard_chance) */
-static int packet(const Inputs *in, const Scan *sc, const Adv *ad, double d, Out *out) {
+static int packet(const Inputs *in, const Bounds *bd, const Scan *sc, const Adv *ad, double d2, Out *out) {
     const double *p = in->p;
     int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
-    double u = uniform3(in->keys[K_RADIO], rx, tx, step);
+    double u = to_uniform(rest(sc->radio, tx, step));
+    int64_t lo = tx < rx ? tx : rx, hi = tx < rx ? rx : tx;
+    double began = ad->enter > sc->enter ? ad->enter : sc->enter;
+    /* the cheap test, when the step's packet times surely fall in one encounter (see Bounds) */
+    double f = (sc->t0 - began) * bd->per_encounter;
+    int64_t e = f >= 0.0 && f < 1e15 ? (int64_t)f : -1;
+    if (e >= 0 && f - (double)e > 1e-9 && f - (double)e + bd->step_share < 1.0 - 1e-9) {
+        uint64_t mask = -(uint64_t)(rx < tx); /* which end is lo, without a branch on random data */
+        uint64_t h = rest((sc->encounter & mask) | (ad->encounter & ~mask), hi, e);
+        double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
+        double q = Q_MAX[bucket(w, U_BASE)];
+        int64_t k = bucket(d2, bd->d_base);
+        k = k < 0 ? 0 : (k >= bd->d_buckets ? bd->d_buckets - 1 : k);
+        /* the larger of the two products is the bound whatever the sign (no branch on random data) */
+        double up = q * bd->spread_hi[k], down = q * bd->spread_lo[k];
+        double margin = bd->head[k] + sc->now + ad->now + (up > down ? up : down);
+        double z_lo = margin * bd->inv_lo[k], z_hi = margin * bd->inv_hi[k];
+        double z = z_lo > z_hi ? z_lo : z_hi;
+        if (z <= bd->z_min[bucket(u, U_BASE)]) return 0; /* also every u >= 1 - packet_loss */
+    }
     if (!(u < 1.0 - p[P_PACKET_LOSS])) return 0; /* P(heard) never exceeds the flat loss's complement */
     double at = p[P_START] + (double)step * p[P_DT] + uniform3(in->keys[K_OFFSET], rx, tx, step) * p[P_DT];
-    double began = ad->enter > sc->enter ? ad->enter : sc->enter;
     int64_t encounter = (int64_t)floor((at - began) / p[P_ENC_SECONDS]);
     int64_t hour = (int64_t)floor((at - p[P_START]) / 3600.0);
     if (hour > in->hours - 1) hour = in->hours - 1;
     int cx = in->carriage[tx * in->hours + hour], cr = in->carriage[rx * in->hours + hour];
-    /* ChannelParams.path_loss, _past_breakpoint, encounter_spread, fading_depth: the terms that are
-     * exactly 0 or 1 on one side of the breakpoint are not computed there */
-    double bp = p[P_BREAK], dd = d > p[P_MIN_D] ? d : p[P_MIN_D];
-    double path, past, near_f;
-    if (dd <= bp) {
-        path = 10.0 * p[P_NEAR_EXP] * log10(dd);
-        past = 0.0;
-        near_f = p[P_FADE_SIGMA] * pow(dd, p[P_FADE_SLOPE]);
-    } else {
-        path = 10.0 * p[P_NEAR_EXP] * log10(bp) + 10.0 * p[P_FAR_EXP] * log10(dd / bp);
-        past = dd >= 2.0 * bp ? 1.0 : log2(dd / bp);
-        near_f = p[P_FADE_SIGMA] * pow(bp, p[P_FADE_SLOPE]);
-    }
-    double spread = sqrt(p[P_ENC_SIGMA] * p[P_ENC_SIGMA] + past * (p[P_FAR_SHADOW] * p[P_FAR_SHADOW]));
-    double far_f = near_f > p[P_FAR_FADE] ? near_f : p[P_FAR_FADE];
-    double depth = (1.0 - past) * near_f + past * far_f;
-    int64_t lo = tx < rx ? tx : rx, hi = tx < rx ? rx : tx;
+    double d = sqrt(d2), path, spread, depth;
+    link_terms(p, d, &path, &spread, &depth);
     double offset = quantile(uniform3(in->keys[K_ENCOUNTER], lo, hi, encounter)) * spread;
     double level = p[P_RSSI1M] - path - in->loss[cx] - in->loss[cr] + ad->dev_tx + sc->dev_rx + offset;
     double total = sqrt(depth * depth + p[P_WIDTH] * p[P_WIDTH]);
@@ -197,9 +345,22 @@ static int louder_first(const void *x, const void *y) {
     return l->b < r->b ? -1 : (l->b > r->b);
 }
 
+/* an agent's least carriage loss over hours [h_lo, h_hi] */
+static double least_loss(const Inputs *in, int64_t agent, int64_t h_lo, int64_t h_hi) {
+    double least = INFINITY;
+    for (int64_t h = h_lo; h <= h_hi; h++) {
+        double l = in->loss[in->carriage[agent * in->hours + h]];
+        least = l < least ? l : least;
+    }
+    return least;
+}
+
 static int run(const Inputs *in, Out *out) {
     const double *p = in->p;
     double span = p[P_SPAN], step = in->grid[1] - in->grid[0];
+    double *slope = malloc((size_t)in->m * sizeof(double));
+    if (!slope) return -1;
+    for (Py_ssize_t j = 0; j + 1 < in->m; j++) slope[j] = (in->table[j + 1] - in->table[j]) / (in->grid[j + 1] - in->grid[j]);
     double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY, tx_max = -INFINITY, rx_max = -INFINITY;
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
         const double *q = in->pos + 2 * in->adv[b];
@@ -210,11 +371,20 @@ static int run(const Inputs *in, Out *out) {
         double t = in->reach_tx[in->adv[b] % in->n];
         tx_max = t > tx_max ? t : tx_max;
     }
+    int64_t s_min = INT64_MAX, s_max = 0;
     for (Py_ssize_t a = 0; a < in->n_scan; a++) {
         double r = in->reach_rx[in->scan[a] % in->n];
         rx_max = r > rx_max ? r : rx_max;
+        int64_t s = in->scan[a] / in->n;
+        s_min = s < s_min ? s : s_min;
+        s_max = s > s_max ? s : s_max;
     }
-    double reach = interp(rx_max + tx_max + step, in->grid, in->table, in->m, step);
+    /* the hours this call's packets can fall in (a margin of one each side for rounding) */
+    int64_t h_lo = (int64_t)floor((double)(in->first + s_min) * p[P_DT] / 3600.0) - 1;
+    int64_t h_hi = (int64_t)floor((double)(in->first + s_max + 1) * p[P_DT] / 3600.0) + 1;
+    h_lo = h_lo < 0 ? 0 : (h_lo > in->hours - 1 ? in->hours - 1 : h_lo);
+    h_hi = h_hi > in->hours - 1 ? in->hours - 1 : (h_hi < h_lo ? h_lo : h_hi);
+    double reach = interp(rx_max + tx_max + step, in->grid, in->table, slope, in->m, step);
     reach = reach < span ? reach : span;
     /* cells holding a few advertisers each (by the occupied box's density), at most the largest reach */
     double area = (x1 - x0) * (y1 - y0);
@@ -234,8 +404,9 @@ static int run(const Inputs *in, Out *out) {
     Adv *packed = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Adv));
     int64_t *where = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
     Loud *by_tx = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Loud));
-    if (!start || !packed || !where || !by_tx) {
-        free(start), free(packed), free(where), free(by_tx);
+    Bounds bd;
+    if (!start || !packed || !where || !by_tx || make_bounds(p, span * span, &bd) < 0) {
+        free(start), free(packed), free(where), free(by_tx), free(slope);
         return -1;
     }
     /* advertisers loudest first, then a stable counting sort by cell: each cell's slice is loudest first */
@@ -256,7 +427,9 @@ static int run(const Inputs *in, Out *out) {
     for (Py_ssize_t k = 0; k < in->n_adv; k++) {
         int64_t b = by_tx[k].b, agent = in->adv[b] % in->n;
         const double *q = in->pos + 2 * in->adv[b];
-        Adv row = {q[0], q[1], by_tx[k].tx, in->dev_tx[agent], in->enter[agent], agent, b, in->adv[b]};
+        Adv row = {q[0], q[1], by_tx[k].tx, in->dev_tx[agent], in->enter[agent],
+                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, b, in->adv[b],
+                   first(in->keys[K_ENCOUNTER], agent)};
         packed[start[where[b]]++] = row;
     }
     for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
@@ -267,10 +440,12 @@ static int run(const Inputs *in, Out *out) {
         Py_ssize_t mine = out->size; /* this scanner's packets start here: sorted by advertiser below */
         const double *s = in->pos + 2 * in->scan[a];
         int64_t agent = in->scan[a] % in->n;
-        Scan sc = {s[0], s[1], in->reach_rx[agent], in->dev_rx[agent], in->enter[agent], agent,
-                   in->first + in->scan[a] / in->n, a};
+        int64_t at_step = in->first + in->scan[a] / in->n;
+        Scan sc = {s[0], s[1], in->reach_rx[agent], in->dev_rx[agent], in->enter[agent],
+                   in->dev_rx[agent] - least_loss(in, agent, h_lo, h_hi), p[P_START] + (double)at_step * p[P_DT],
+                   agent, at_step, a, first(in->keys[K_RADIO], agent), first(in->keys[K_ENCOUNTER], agent)};
         double rx_off = sc.reach_rx;
-        double r = interp(rx_off + tx_max + step, in->grid, in->table, in->m, step);
+        double r = interp(rx_off + tx_max + step, in->grid, in->table, slope, in->m, step);
         r = r < span ? r : span;
         int64_t cx0 = (int64_t)floor((s[0] - r - x0) / cell), cx1 = (int64_t)floor((s[0] + r - x0) / cell);
         int64_t cy0 = (int64_t)floor((s[1] - r - y0) / cell), cy1 = (int64_t)floor((s[1] + r - y0) / cell);
@@ -290,14 +465,14 @@ static int run(const Inputs *in, Out *out) {
                 int64_t c = cx * ny + cy;
                 for (int64_t k = start[c]; k < start[c + 1]; k++) {
                     const Adv *ad = packed + k;
-                    double own = interp(rx_off + ad->loud + step, in->grid, in->table, in->m, step);
+                    double own = interp(rx_off + ad->loud + step, in->grid, in->table, slope, in->m, step);
                     if (own < gap) break; /* the rest of the cell is quieter still */
                     double dx = s[0] - ad->x, dy = s[1] - ad->y;
                     double d2 = dx * dx + dy * dy;
                     if (d2 > span2 || in->scan[a] == ad->g) continue;
-                    double d = sqrt(d2);
-                    if (d > own) continue;
-                    if (packet(in, &sc, ad, d, out) < 0) {
+                    /* d <= own, with the square root only near the edge (the full path takes its own) */
+                    if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) continue;
+                    if (packet(in, &bd, &sc, ad, d2, out) < 0) {
                         rc = -1;
                         break;
                     }
@@ -307,7 +482,8 @@ static int run(const Inputs *in, Out *out) {
         if (rc == 0 && out->size - mine > 1)
             qsort(out->rows + mine, (size_t)(out->size - mine), sizeof(Packet), by_advertiser);
     }
-    free(start), free(packed), free(where), free(by_tx);
+    free(start), free(packed), free(where), free(by_tx), free(slope);
+    free_bounds(&bd);
     return rc;
 }
 
@@ -399,4 +575,7 @@ static PyMethodDef METHODS[] = {
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__kernel(void) { return PyModule_Create(&MODULE); }
+PyMODINIT_FUNC PyInit__kernel(void) {
+    init_q_max();
+    return PyModule_Create(&MODULE);
+}

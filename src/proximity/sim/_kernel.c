@@ -29,7 +29,7 @@
 enum {
     P_START, P_DT, P_RSSI1M, P_NEAR_EXP, P_FAR_EXP, P_BREAK, P_MIN_D, P_ENC_SIGMA, P_FAR_SHADOW,
     P_ENC_SECONDS, P_FADE_SIGMA, P_FADE_SLOPE, P_FAR_FADE, P_PACKET_LOSS, P_SENS, P_WIDTH, P_SPAN,
-    P_COUNT
+    P_BODY_LOSS, P_CORRIDOR, P_COUNT
 };
 enum { K_OFFSET, K_ENCOUNTER, K_RADIO, K_FADING, K_COUNT };
 
@@ -132,6 +132,8 @@ typedef struct {
     int64_t hours;
     const double *loss, *p;
     const uint64_t *keys;
+    const int64_t *present; /* indices into pos of everyone present (bodies), n_present of them */
+    Py_ssize_t n_present;
 } Inputs;
 
 /* one advertiser, packed in cell order so a scanner reads its neighbours' data sequentially */
@@ -345,6 +347,106 @@ static int louder_first(const void *x, const void *y) {
     return l->b < r->b ? -1 : (l->b > r->b);
 }
 
+/* Other people's bodies on the line of sight (sim/bodies.py, BodyGrid.count, the same cells and walk):
+ * on heard links longer than two corridor cells and up to the breakpoint, each distinct corridor cell
+ * the link crosses (samples every cell width from one past the transmitter to one short of the
+ * receiver, the ends' own cells excluded) adds its occupants, each taking body_loss dB off the level and
+ * the RSSI; such a packet is heard if its uniform is still under heard_chance at the lowered level. Only
+ * the cells the walked links cross are counted: a small hash set of them, then one pass over everyone
+ * present. */
+#define ROW ((int64_t)1 << 31) /* bodies._ROW */
+
+static inline int64_t body_cell(double x, double y, double c) {
+    return (int64_t)floor(x / c) * ROW + (int64_t)floor(y / c);
+}
+
+typedef struct {
+    int64_t *keys;
+    double *counts;
+    size_t mask;
+} CellSet;
+
+static inline size_t cell_slot(const CellSet *set, int64_t key) {
+    size_t h = (size_t)mix((uint64_t)key) & set->mask;
+    while (set->keys[h] != INT64_MIN && set->keys[h] != key) h = (h + 1) & set->mask;
+    return h;
+}
+
+/* the cells sampled on one link (BodyGrid.count), those to count marked in keep; returns how many */
+static int64_t link_cells(const double *a, const double *b, double d, double c, int64_t *cells, char *keep) {
+    int64_t steps = (int64_t)floor((d - 2.0 * c) / c) + 1;
+    int64_t ka = body_cell(a[0], a[1], c), kb = body_cell(b[0], b[1], c);
+    for (int64_t k = 0; k < steps; k++) {
+        double along = (double)(k + 1) * c, t = along / d;
+        cells[k] = body_cell(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, c);
+        keep[k] = (k == 0 || cells[k] != cells[k - 1]) && cells[k] != ka && cells[k] != kb;
+    }
+    return steps;
+}
+
+static int bodies(const Inputs *in, Out *out) {
+    const double *p = in->p;
+    double c = p[P_CORRIDOR], bp = p[P_BREAK];
+    if (!(p[P_BODY_LOSS] > 0.0) || out->size == 0) return 0;
+    Py_ssize_t walked = 0;
+    int64_t most = 0, cells_total = 0;
+    for (Py_ssize_t r = 0; r < out->size; r++) {
+        double d = out->rows[r].d;
+        if (d > 2.0 * c && d <= bp) {
+            walked++;
+            int64_t steps = (int64_t)floor((d - 2.0 * c) / c) + 1;
+            most = steps > most ? steps : most;
+            cells_total += steps;
+        }
+    }
+    if (walked == 0) return 0;
+    size_t size = 64;
+    while (size < 2 * (size_t)cells_total) size *= 2;
+    CellSet set = {malloc(size * sizeof(int64_t)), calloc(size, sizeof(double)), size - 1};
+    int64_t *cells = malloc((size_t)most * sizeof(int64_t));
+    char *keep = malloc((size_t)most);
+    if (!set.keys || !set.counts || !cells || !keep) {
+        free(set.keys), free(set.counts), free(cells), free(keep);
+        return -1;
+    }
+    for (size_t k = 0; k < size; k++) set.keys[k] = INT64_MIN;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) /* count everyone present in the cells the links cross */
+            for (Py_ssize_t k = 0; k < in->n_present; k++) {
+                const double *q = in->pos + 2 * in->present[k];
+                size_t h = cell_slot(&set, body_cell(q[0], q[1], c));
+                if (set.keys[h] != INT64_MIN) set.counts[h] += 1.0;
+            }
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t r = 0; r < out->size; r++) {
+            Packet *row = out->rows + r;
+            if (row->d > 2.0 * c && row->d <= bp) {
+                const double *a = in->pos + 2 * in->adv[row->j], *b = in->pos + 2 * in->scan[row->i];
+                int64_t steps = link_cells(a, b, row->d, c, cells, keep);
+                double blocked = 0.0;
+                for (int64_t k = 0; k < steps; k++) {
+                    if (!keep[k]) continue;
+                    size_t h = cell_slot(&set, cells[k]);
+                    if (pass == 0) set.keys[h] = cells[k];
+                    else blocked += set.counts[h];
+                }
+                if (pass == 1 && blocked > 0.0) {
+                    double lower = p[P_BODY_LOSS] * blocked;
+                    double dd = row->d > p[P_MIN_D] ? row->d : p[P_MIN_D];
+                    double depth = p[P_FADE_SIGMA] * pow(dd, p[P_FADE_SLOPE]); /* fading_depth up to the breakpoint */
+                    double total = sqrt(depth * depth + p[P_WIDTH] * p[P_WIDTH]);
+                    if (!(row->u < (1.0 - p[P_PACKET_LOSS]) * phi((row->level - lower - p[P_SENS]) / total))) continue;
+                    row->rssi -= lower;
+                }
+            }
+            if (pass == 1) out->rows[kept++] = *row;
+        }
+        if (pass == 1) out->size = kept;
+    }
+    free(set.keys), free(set.counts), free(cells), free(keep);
+    return 0;
+}
+
 /* an agent's least carriage loss over hours [h_lo, h_hi] */
 static double least_loss(const Inputs *in, int64_t agent, int64_t h_lo, int64_t h_hi) {
     double least = INFINITY;
@@ -484,7 +586,7 @@ static int run(const Inputs *in, Out *out) {
     }
     free(start), free(packed), free(where), free(by_tx), free(slope);
     free_bounds(&bd);
-    return rc;
+    return rc == 0 ? bodies(in, out) : rc;
 }
 
 static PyObject *column(Out *out, size_t offset) {
@@ -495,7 +597,7 @@ static PyObject *column(Out *out, size_t offset) {
     return bytes;
 }
 
-#define NBUF 14
+#define NBUF 15
 
 static int need(Py_buffer *v, Py_ssize_t items, Py_ssize_t size, const char *name) {
     if (v->len != items * size) {
@@ -510,8 +612,9 @@ static PyObject *packets(PyObject *self, PyObject *args) {
     Py_buffer v[NBUF];
     memset(v, 0, sizeof v);
     long long n, first, hours;
-    if (!PyArg_ParseTuple(args, "y*y*y*LLy*y*y*y*y*y*y*y*Ly*y*y*", &v[0], &v[1], &v[2], &n, &first, &v[3],
-                          &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &hours, &v[11], &v[12], &v[13]))
+    if (!PyArg_ParseTuple(args, "y*y*y*LLy*y*y*y*y*y*y*y*Ly*y*y*y*", &v[0], &v[1], &v[2], &n, &first, &v[3],
+                          &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &hours, &v[11], &v[12], &v[13],
+                          &v[14]))
         return NULL;
     Inputs in;
     in.pos = v[0].buf;
@@ -534,6 +637,8 @@ static PyObject *packets(PyObject *self, PyObject *args) {
     in.loss = v[11].buf;
     in.p = v[12].buf;
     in.keys = v[13].buf;
+    in.present = v[14].buf;
+    in.n_present = v[14].len / 8;
     PyObject *result = NULL;
     Py_ssize_t points = v[0].len / 16;
     int bad = n <= 0 || hours <= 0 || in.m < 2 || need(&v[3], n, 8, "reach_tx") || need(&v[4], n, 8, "reach_rx") ||
@@ -542,6 +647,7 @@ static PyObject *packets(PyObject *self, PyObject *args) {
               need(&v[12], P_COUNT, 8, "params") || need(&v[13], K_COUNT, 8, "keys");
     for (Py_ssize_t k = 0; !bad && k < in.n_scan; k++) bad = in.scan[k] < 0 || in.scan[k] >= points;
     for (Py_ssize_t k = 0; !bad && k < in.n_adv; k++) bad = in.adv[k] < 0 || in.adv[k] >= points;
+    for (Py_ssize_t k = 0; !bad && k < in.n_present; k++) bad = in.present[k] < 0 || in.present[k] >= points;
     if (bad) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "packets: bad sizes or indices");
         goto done;
@@ -570,7 +676,7 @@ done:
 static PyMethodDef METHODS[] = {
     {"packets", packets, METH_VARARGS,
      "packets(positions, scan, adv, n, first, reach_tx, reach_rx, grid, table, device_tx, device_rx, enter, "
-     "carriage, hours, carriage_loss, params, keys) -> (i, j, at, level, rssi, distance, u) as bytes"},
+     "carriage, hours, carriage_loss, params, keys, present) -> (i, j, at, level, rssi, distance, u) as bytes"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, NULL};

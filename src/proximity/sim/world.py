@@ -315,13 +315,13 @@ class World:
         per_scanner = adv.size / max(last - first, 1) * min(1.0, np.pi * self.radius**2 / area) + 1.0
         native = self.kernel == "native" and _kernel is not None
         block = max(1, scan.size if native else int(CANDIDATES // per_scanner))  # scan, adv: ascending
-        # other people's bodies, binned only if some heard link is short enough to be blocked (a city
-        # step mostly has none), once per batch
+        # other people's bodies (the kernel counts them on its own; the numpy path bins them only if
+        # some heard link is short enough to be blocked, once per batch)
         bodies = (
             functools.cache(lambda: BodyGrid(positions[here], corridor)) if sc.channel.body_loss > 0 else None
         )
         parts = [
-            self._packets(scan[k : k + block], adv, positions, first, bodies)
+            self._packets(scan[k : k + block], adv, positions, first, here, bodies)
             for k in range(0, max(scan.size, 1), block)
         ]
         heard = tuple(np.concatenate([p[c] for p in parts]) for c in range(5))
@@ -333,21 +333,28 @@ class World:
         adv: NDArray[np.int64],
         positions: NDArray[np.float64],
         first: int,
+        present: NDArray[np.int64],
         bodies: Callable[[], BodyGrid] | None = None,
     ) -> tuple[NDArray[Any], ...]:
         """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``, in
         a fixed order (step, scanner, advertiser) whichever path finds them: the C kernel where it is
-        built (sim/_kernel.c), else the numpy reference (:meth:`_heard_numpy`); they agree. Either
-        gives the packets heard before bodies are counted, with each one's level, RSSI and uniform;
-        :meth:`_bodies` finishes them."""
-        native = self.kernel == "native" and _kernel is not None
-        heard = (self._heard_native if native else self._heard_numpy)(scan, adv, positions, first)
-        return self._bodies(*heard, positions, bodies)
+        built (sim/_kernel.c, bodies counted inside it on ``present``), else the numpy reference
+        (:meth:`_heard_numpy`, then :meth:`_bodies`); they agree."""
+        if self.kernel == "native" and _kernel is not None:
+            rx_g, tx_g, at, _, rssi, d, _ = self._heard_native(scan, adv, positions, first, present)
+            return at, rx_g % self.n, tx_g % self.n, rssi, d
+        return self._bodies(*self._heard_numpy(scan, adv, positions, first), positions, bodies)
 
     def _heard_native(
-        self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int
+        self,
+        scan: NDArray[np.int64],
+        adv: NDArray[np.int64],
+        positions: NDArray[np.float64],
+        first: int,
+        present: NDArray[np.int64],
     ) -> Heard:
-        """The C kernel: one pass over the candidate pairs, without candidate arrays."""
+        """The C kernel: one pass over the candidate pairs, without candidate arrays; the packets it
+        returns are final (other people's bodies counted on ``present``)."""
         assert _kernel is not None
         tx, rx, enter, carriage, loss, params, keys = self._kernel_arrays()
         raw = _kernel.packets(
@@ -368,6 +375,7 @@ class World:
             loss,
             params,
             keys,
+            np.ascontiguousarray(present, np.int64),
         )
         a, b = (np.frombuffer(x, np.int64) for x in raw[:2])
         at, level, rssi, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
@@ -382,7 +390,7 @@ class World:
             [sc.start, sc.step, ch.rssi_at_1m, ch.path_loss_exponent, ch.far_exponent, ch.breakpoint,
              ch.min_distance, ch.encounter_sigma, ch.far_shadow_sigma, ch.encounter_seconds, ch.fading_sigma,
              ch.fading_slope, ch.far_fading_sigma, ch.packet_loss, ch.sensitivity_dbm, ch.sensitivity_width,
-             self._span],
+             self._span, ch.body_loss, ch.body_corridor],
             np.float64,
         )  # fmt: skip
         keys = np.array([self._offset_key, self._encounter_key, self._radio_key, self._fading_key], np.uint64)

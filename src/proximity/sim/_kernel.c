@@ -134,6 +134,7 @@ typedef struct {
     const uint64_t *keys;
     const int64_t *present; /* indices into pos of everyone present (bodies), n_present of them */
     Py_ssize_t n_present;
+    const struct Bounds *bounds;
 } Inputs;
 
 /* one advertiser, packed in cell order so a scanner reads its neighbours' data sequentially */
@@ -214,7 +215,7 @@ static void init_q_max(void) {
     }
 }
 
-typedef struct {
+typedef struct Bounds {
     double *z_min;                              /* per u bucket: z at or below this is never heard */
     double *head, *spread_lo, *spread_hi, *inv_lo, *inv_hi; /* per d^2 bucket; inv: 1 / total spread */
     int64_t d_base, d_buckets;
@@ -284,6 +285,24 @@ static int make_bounds(const double *p, double span2, Bounds *b) {
         b->inv_hi[k] = 1.0 / t_hi * (1.0 - 1e-9); /* ... and from below */
     }
     return 0;
+}
+
+/* Bounds depend only on the channel's numbers (and the venue's span): a run calls the kernel for every
+ * batch with the same ones, so tables are kept, each written whole under the GIL before it is used and
+ * never changed after (threads running the kernel without the GIL only read them). */
+#define CACHED 32
+static double CACHE_P[CACHED][P_COUNT];
+static Bounds CACHE_B[CACHED];
+static int n_cached;
+
+/* the bounds for p, from the cache or made (into *own when the cache is full: the caller frees it) */
+static const Bounds *bounds_for(const double *p, Bounds *own) {
+    for (int k = 0; k < n_cached; k++)
+        if (memcmp(CACHE_P[k], p, sizeof CACHE_P[k]) == 0) return &CACHE_B[k];
+    Bounds *b = n_cached < CACHED ? &CACHE_B[n_cached] : own;
+    if (make_bounds(p, p[P_SPAN] * p[P_SPAN], b) < 0) return NULL;
+    if (b != own) memcpy(CACHE_P[n_cached++], p, sizeof CACHE_P[0]);
+    return b;
 }
 
 /* the numpy path's draws for one candidate (World._heard_numpy: channel.link_level, heard_chance) */
@@ -356,9 +375,12 @@ static int louder_first(const void *x, const void *y) {
  * present. */
 #define ROW ((int64_t)1 << 31) /* bodies._ROW */
 
-static inline int64_t body_cell(double x, double y, double c) {
-    return (int64_t)floor(x / c) * ROW + (int64_t)floor(y / c);
+static inline int64_t floor_int(double v) { /* (int64_t)floor(v) for |v| < 2**62, without a libm call */
+    int64_t i = (int64_t)v;
+    return i - (v < (double)i);
 }
+
+static inline int64_t body_cell(double x, double y, double c) { return floor_int(x / c) * ROW + floor_int(y / c); }
 
 typedef struct {
     int64_t *keys;
@@ -506,8 +528,8 @@ static int run(const Inputs *in, Out *out) {
     Adv *packed = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Adv));
     int64_t *where = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
     Loud *by_tx = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Loud));
-    Bounds bd;
-    if (!start || !packed || !where || !by_tx || make_bounds(p, span * span, &bd) < 0) {
+    const Bounds *bd = in->bounds;
+    if (!start || !packed || !where || !by_tx) {
         free(start), free(packed), free(where), free(by_tx), free(slope);
         return -1;
     }
@@ -574,7 +596,7 @@ static int run(const Inputs *in, Out *out) {
                     if (d2 > span2 || in->scan[a] == ad->g) continue;
                     /* d <= own, with the square root only near the edge (the full path takes its own) */
                     if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) continue;
-                    if (packet(in, &bd, &sc, ad, d2, out) < 0) {
+                    if (packet(in, bd, &sc, ad, d2, out) < 0) {
                         rc = -1;
                         break;
                     }
@@ -585,7 +607,6 @@ static int run(const Inputs *in, Out *out) {
             qsort(out->rows + mine, (size_t)(out->size - mine), sizeof(Packet), by_advertiser);
     }
     free(start), free(packed), free(where), free(by_tx), free(slope);
-    free_bounds(&bd);
     return rc == 0 ? bodies(in, out) : rc;
 }
 
@@ -654,6 +675,12 @@ static PyObject *packets(PyObject *self, PyObject *args) {
     }
     Out out = {NULL, 0, 0};
     int rc = 0;
+    Bounds own = {0};
+    in.bounds = bounds_for(in.p, &own);
+    if (!in.bounds) {
+        PyErr_NoMemory();
+        goto done;
+    }
     if (in.n_scan && in.n_adv) {
         Py_BEGIN_ALLOW_THREADS rc = run(&in, &out);
         Py_END_ALLOW_THREADS
@@ -667,6 +694,7 @@ static PyObject *packets(PyObject *self, PyObject *args) {
                                column(&out, offsetof(Packet, d)), column(&out, offsetof(Packet, u)));
     }
     free(out.rows);
+    free_bounds(&own);
 done:
     for (int k = 0; k < NBUF; k++)
         if (v[k].obj) PyBuffer_Release(&v[k]);

@@ -39,6 +39,11 @@ static inline uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+static inline int64_t floor_int(double v) { /* (int64_t)floor(v) for |v| < 2**62, without a libm call */
+    int64_t i = (int64_t)v;
+    return i - (v < (double)i);
+}
+
 /* streams.hash_uniform(key, a, b, c), split so that its first step can be done once per scanner or
  * advertiser: first(key, a), then rest(first, b, c) */
 static inline uint64_t first(uint64_t key, int64_t a) { return mix(key ^ ((uint64_t)a + GOLDEN)); }
@@ -148,7 +153,7 @@ typedef struct {
 typedef struct {
     double x, y, reach_rx, dev_rx, enter, now, t0; /* t0: the step's start */
     int64_t agent, step, a;
-    uint64_t radio, encounter; /* first(radio key, agent), first(encounter key, agent) */
+    uint64_t radio, encounter, offset, fading; /* first(key, agent) of those streams */
 } Scan;
 
 /* ChannelParams.path_loss, encounter_spread, fading_depth at distance d (the terms that are exactly 0 or 1
@@ -310,14 +315,15 @@ static int packet(const Inputs *in, const Bounds *bd, const Scan *sc, const Adv 
     const double *p = in->p;
     int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
     double u = to_uniform(rest(sc->radio, tx, step));
-    int64_t lo = tx < rx ? tx : rx, hi = tx < rx ? rx : tx;
+    int64_t hi = tx < rx ? rx : tx;
     double began = ad->enter > sc->enter ? ad->enter : sc->enter;
     /* the cheap test, when the step's packet times surely fall in one encounter (see Bounds) */
     double f = (sc->t0 - began) * bd->per_encounter;
     int64_t e = f >= 0.0 && f < 1e15 ? (int64_t)f : -1;
+    uint64_t mask = -(uint64_t)(rx < tx); /* which end is lo, without a branch on random data */
+    uint64_t lo_first = (sc->encounter & mask) | (ad->encounter & ~mask), h = 0;
     if (e >= 0 && f - (double)e > 1e-9 && f - (double)e + bd->step_share < 1.0 - 1e-9) {
-        uint64_t mask = -(uint64_t)(rx < tx); /* which end is lo, without a branch on random data */
-        uint64_t h = rest((sc->encounter & mask) | (ad->encounter & ~mask), hi, e);
+        h = rest(lo_first, hi, e);
         double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
         double q = Q_MAX[bucket(w, U_BASE)];
         int64_t k = bucket(d2, bd->d_base);
@@ -330,14 +336,15 @@ static int packet(const Inputs *in, const Bounds *bd, const Scan *sc, const Adv 
         if (z <= bd->z_min[bucket(u, U_BASE)]) return 0; /* also every u >= 1 - packet_loss */
     }
     if (!(u < 1.0 - p[P_PACKET_LOSS])) return 0; /* P(heard) never exceeds the flat loss's complement */
-    double at = p[P_START] + (double)step * p[P_DT] + uniform3(in->keys[K_OFFSET], rx, tx, step) * p[P_DT];
-    int64_t encounter = (int64_t)floor((at - began) / p[P_ENC_SECONDS]);
-    int64_t hour = (int64_t)floor((at - p[P_START]) / 3600.0);
+    double at = sc->t0 + to_uniform(rest(sc->offset, tx, step)) * p[P_DT];
+    int64_t encounter = floor_int((at - began) / p[P_ENC_SECONDS]);
+    int64_t hour = floor_int((at - p[P_START]) / 3600.0);
     if (hour > in->hours - 1) hour = in->hours - 1;
     int cx = in->carriage[tx * in->hours + hour], cr = in->carriage[rx * in->hours + hour];
     double d = sqrt(d2), path, spread, depth;
     link_terms(p, d, &path, &spread, &depth);
-    double offset = quantile(uniform3(in->keys[K_ENCOUNTER], lo, hi, encounter)) * spread;
+    /* the cheap test's hash when it was for this encounter (it surely was, when it ran) */
+    double offset = quantile(to_uniform(e >= 0 && encounter == e && h ? h : rest(lo_first, hi, encounter))) * spread;
     double level = p[P_RSSI1M] - path - in->loss[cx] - in->loss[cr] + ad->dev_tx + sc->dev_rx + offset;
     double total = sqrt(depth * depth + p[P_WIDTH] * p[P_WIDTH]);
     double z = (level - p[P_SENS]) / total;
@@ -345,7 +352,7 @@ static int packet(const Inputs *in, const Bounds *bd, const Scan *sc, const Adv 
     if (z < -9.0 || !(u < (1.0 - p[P_PACKET_LOSS]) * phi(z))) return 0;
     /* channel.heard_rssi: the fading given that the packet was heard */
     double s = -total * quantile(u / (1.0 - p[P_PACKET_LOSS]));
-    double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(uniform3(in->keys[K_FADING], rx, tx, step));
+    double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(to_uniform(rest(sc->fading, tx, step)));
     Packet row = {sc->a, ad->b, at, level, level + depth * fading, d, u};
     return push(out, row);
 }
@@ -358,6 +365,20 @@ typedef struct {
 static int by_advertiser(const void *x, const void *y) {
     const Packet *l = x, *r = y;
     return l->j < r->j ? -1 : (l->j > r->j);
+}
+
+/* one scanner's packets by advertiser (each advertiser once): insertion sort for the usual few dozen */
+static void by_advertiser_sort(Packet *rows, Py_ssize_t n) {
+    if (n > 48) {
+        qsort(rows, (size_t)n, sizeof(Packet), by_advertiser);
+        return;
+    }
+    for (Py_ssize_t k = 1; k < n; k++) {
+        Packet row = rows[k];
+        Py_ssize_t m = k;
+        for (; m > 0 && rows[m - 1].j > row.j; m--) rows[m] = rows[m - 1];
+        rows[m] = row;
+    }
 }
 
 static int louder_first(const void *x, const void *y) {
@@ -374,11 +395,6 @@ static int louder_first(const void *x, const void *y) {
  * the cells the walked links cross are counted: a small hash set of them, then one pass over everyone
  * present. */
 #define ROW ((int64_t)1 << 31) /* bodies._ROW */
-
-static inline int64_t floor_int(double v) { /* (int64_t)floor(v) for |v| < 2**62, without a libm call */
-    int64_t i = (int64_t)v;
-    return i - (v < (double)i);
-}
 
 static inline int64_t body_cell(double x, double y, double c) { return floor_int(x / c) * ROW + floor_int(y / c); }
 
@@ -567,7 +583,8 @@ static int run(const Inputs *in, Out *out) {
         int64_t at_step = in->first + in->scan[a] / in->n;
         Scan sc = {s[0], s[1], in->reach_rx[agent], in->dev_rx[agent], in->enter[agent],
                    in->dev_rx[agent] - least_loss(in, agent, h_lo, h_hi), p[P_START] + (double)at_step * p[P_DT],
-                   agent, at_step, a, first(in->keys[K_RADIO], agent), first(in->keys[K_ENCOUNTER], agent)};
+                   agent, at_step, a, first(in->keys[K_RADIO], agent), first(in->keys[K_ENCOUNTER], agent),
+                   first(in->keys[K_OFFSET], agent), first(in->keys[K_FADING], agent)};
         double rx_off = sc.reach_rx;
         double r = interp(rx_off + tx_max + step, in->grid, in->table, slope, in->m, step);
         r = r < span ? r : span;
@@ -603,8 +620,7 @@ static int run(const Inputs *in, Out *out) {
                 }
             }
         }
-        if (rc == 0 && out->size - mine > 1)
-            qsort(out->rows + mine, (size_t)(out->size - mine), sizeof(Packet), by_advertiser);
+        if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }
     free(start), free(packed), free(where), free(by_tx), free(slope);
     return rc == 0 ? bodies(in, out) : rc;

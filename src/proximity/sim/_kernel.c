@@ -10,10 +10,11 @@
  * cell; each candidate within its own radius gets the numpy path's draws (the same splitmix64 hashes,
  * channel formulas and order of floating-point operations): the link's level (channel.link_level) and
  * whether the packet is heard with the fading integrated out (channel.heard_chance), then a heard
- * packet's fading given that it was heard (channel.heard_rssi). Only heard packets are returned, with
- * their level and uniform, in the order of ``scan`` then ``adv``: the caller counts bodies on them and
- * draws them again (World._bodies). The two agree up to the last bits of libm
- * (tests/test_sim_kernel.py).
+ * packet's fading given that it was heard (channel.heard_rssi). A cheap conservative bound (Bounds)
+ * drops most candidates before those exact draws without changing which are heard. Other people's
+ * bodies are counted on the heard links (bodies(), as sim/bodies.py), and the packets come back final,
+ * with their level and uniform, in the order of ``scan`` then ``adv``. The numpy path and the kernel
+ * agree up to the last bits of libm (tests/test_sim_kernel.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -340,22 +340,9 @@ class World:
         a fixed order (step, scanner, advertiser) whichever path finds them: the C kernel where it is
         built (sim/_kernel.c, bodies counted inside it on ``present``), else the numpy reference
         (:meth:`_heard_numpy`, then :meth:`_bodies`); they agree."""
-        if self.kernel == "native" and _kernel is not None:
-            rx_g, tx_g, at, _, rssi, d, _ = self._heard_native(scan, adv, positions, first, present)
-            return at, rx_g % self.n, tx_g % self.n, rssi, d
-        return self._bodies(*self._heard_numpy(scan, adv, positions, first), positions, bodies)
-
-    def _heard_native(
-        self,
-        scan: NDArray[np.int64],
-        adv: NDArray[np.int64],
-        positions: NDArray[np.float64],
-        first: int,
-        present: NDArray[np.int64],
-    ) -> Heard:
-        """The C kernel: one pass over the candidate pairs, without candidate arrays; the packets it
-        returns are final (other people's bodies counted on ``present``)."""
-        assert _kernel is not None
+        if self.kernel != "native" or _kernel is None:
+            return self._bodies(*self._heard_numpy(scan, adv, positions, first), positions, bodies)
+        # the C kernel: one pass over the candidate pairs, without candidate arrays; its packets are final
         tx, rx, enter, carriage, loss, params, keys = self._kernel_arrays()
         raw = _kernel.packets(
             np.ascontiguousarray(positions, np.float64),
@@ -378,9 +365,9 @@ class World:
             np.ascontiguousarray(present, np.int64),
         )
         a, b = (np.frombuffer(x, np.int64) for x in raw[:2])
-        at, level, rssi, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
+        at, _, rssi, d, _ = (np.frombuffer(x, np.float64) for x in raw[2:])
         # in the order of scan, then adv (both ascending): the fixed order (step, scanner, advertiser)
-        return scan[a], adv[b], at, level, rssi, d, u
+        return at, scan[a] % self.n, adv[b] % self.n, rssi, d
 
     def _kernel_arrays(self) -> tuple[NDArray[Any], ...]:
         """What the C kernel reads besides positions: per-agent arrays, the channel's numbers, the keys."""

@@ -103,3 +103,29 @@ def test_the_normal_quantile_matches_scipy() -> None:
     # Acklam's approximation: 6.4e-6 of the value at worst (at its tails' joins), far below any dB
     assert np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) < 1e-5
     assert np.all(np.diff(normal_quantile(np.linspace(0.001, 0.999, 9999))) > 0)
+
+
+def test_pair_radii_follow_the_hours_carriage_and_both_paths_agree_across_an_hour() -> None:
+    """A batch searches each phone at its loudest carriage of the hours it spans (not of the whole run),
+    and the C kernel and the numpy reference give the same packets on steps either side of an hour."""
+    scenario = dataclasses.replace(_spread(), duration=7200.0)
+    world = World(scenario, 0.6, 3)
+    loss = np.asarray(scenario.channel.carriage_loss)[world.carriage_hours]
+    first, second, across = world._reach_at(0, 1), world._reach_at(3600, 3601), world._reach_at(3598, 3602)
+    assert np.array_equal(first.tx, world.device_tx - loss[:, 0])
+    assert np.array_equal(second.rx, world.device_rx - loss[:, 1])
+    assert np.array_equal(across.tx, world.device_tx - loss.min(axis=1))
+    assert np.array_equal(across.tx, world.reach.tx)  # two hours: the run's loudest
+    assert (first.tx != second.tx).any()
+    if not native_kernel():
+        pytest.skip("the C kernel was not built (no compiler)")
+    heard = {}
+    for kernel in ("native", "numpy"):
+        w = World(scenario, 0.6, 3)
+        w.kernel = kernel
+        heard[kernel] = [w._batch(k, k + 1)[0] for k in range(3597, 3603)]
+    for a, b in zip(heard["native"], heard["numpy"], strict=True):
+        for column in (0, 1, 2, 4):  # times, scanner, advertiser, distance
+            assert np.array_equal(a[column], b[column])
+        assert np.allclose(a[3], b[3], rtol=0, atol=1e-9)
+    assert sum(len(a[0]) for a in heard["native"]) > 100

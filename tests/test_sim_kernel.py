@@ -28,9 +28,21 @@ def _spread() -> Scenario:
     return Scenario(name="spread", crowd=crowd, duration=8, chunk=4, scheme="gaen", duty="continuous")
 
 
+def _odd_channel() -> Scenario:
+    """The sparse square with a channel unlike the default: encounters of a few seconds (so a step often
+    spans two: the kernel's cheap rejection must stand aside), no flat loss, fading that deepens with
+    distance, a sharp waterfall: the kernel's bounds are computed from the channel, not assumed."""
+    channel = dataclasses.replace(
+        ChannelParams(), encounter_seconds=2.5, packet_loss=0.0, fading_slope=0.3, sensitivity_width=0.5,
+        far_fading_sigma=2.0, min_distance=1.0,
+    )  # fmt: skip
+    return dataclasses.replace(_spread(), channel=channel)
+
+
 @pytest.mark.skipif(not native_kernel(), reason="the C kernel was not built (no compiler)")
 @pytest.mark.parametrize(
-    ("make", "adoption"), [(_busy, 0.9), (_spread, 0.6), (lambda: _no_bodies(_busy()), 0.9)]
+    ("make", "adoption"),
+    [(_busy, 0.9), (_spread, 0.6), (lambda: _no_bodies(_busy()), 0.9), (_odd_channel, 0.6)],
 )
 def test_the_c_kernel_gives_the_numpy_references_packets(make: object, adoption: float) -> None:
     scenario = make()  # type: ignore[operator]
@@ -91,3 +103,29 @@ def test_the_normal_quantile_matches_scipy() -> None:
     # Acklam's approximation: 6.4e-6 of the value at worst (at its tails' joins), far below any dB
     assert np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) < 1e-5
     assert np.all(np.diff(normal_quantile(np.linspace(0.001, 0.999, 9999))) > 0)
+
+
+def test_pair_radii_follow_the_hours_carriage_and_both_paths_agree_across_an_hour() -> None:
+    """A batch searches each phone at its loudest carriage of the hours it spans (not of the whole run),
+    and the C kernel and the numpy reference give the same packets on steps either side of an hour."""
+    scenario = dataclasses.replace(_spread(), duration=7200.0)
+    world = World(scenario, 0.6, 3)
+    loss = np.asarray(scenario.channel.carriage_loss)[world.carriage_hours]
+    first, second, across = world._reach_at(0, 1), world._reach_at(3600, 3601), world._reach_at(3598, 3602)
+    assert np.array_equal(first.tx, world.device_tx - loss[:, 0])
+    assert np.array_equal(second.rx, world.device_rx - loss[:, 1])
+    assert np.array_equal(across.tx, world.device_tx - loss.min(axis=1))
+    assert np.array_equal(across.tx, world.reach.tx)  # two hours: the run's loudest
+    assert (first.tx != second.tx).any()
+    if not native_kernel():
+        pytest.skip("the C kernel was not built (no compiler)")
+    heard = {}
+    for kernel in ("native", "numpy"):
+        w = World(scenario, 0.6, 3)
+        w.kernel = kernel
+        heard[kernel] = [w._batch(k, k + 1)[0] for k in range(3597, 3603)]
+    for a, b in zip(heard["native"], heard["numpy"], strict=True):
+        for column in (0, 1, 2, 4):  # times, scanner, advertiser, distance
+            assert np.array_equal(a[column], b[column])
+        assert np.allclose(a[3], b[3], rtol=0, atol=1e-9)
+    assert sum(len(a[0]) for a in heard["native"]) > 100

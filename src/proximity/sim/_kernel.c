@@ -10,10 +10,11 @@
  * cell; each candidate within its own radius gets the numpy path's draws (the same splitmix64 hashes,
  * channel formulas and order of floating-point operations): the link's level (channel.link_level) and
  * whether the packet is heard with the fading integrated out (channel.heard_chance), then a heard
- * packet's fading given that it was heard (channel.heard_rssi). Only heard packets are returned, with
- * their level and uniform, in the order of ``scan`` then ``adv``: the caller counts bodies on them and
- * draws them again (World._bodies). The two agree up to the last bits of libm
- * (tests/test_sim_kernel.py).
+ * packet's fading given that it was heard (channel.heard_rssi). A cheap conservative bound (Bounds)
+ * drops most candidates before those exact draws without changing which are heard. Other people's
+ * bodies are counted on the heard links (bodies(), as sim/bodies.py), and the packets come back final,
+ * with their level and uniform, in the order of ``scan`` then ``adv``. The numpy path and the kernel
+ * agree up to the last bits of libm (tests/test_sim_kernel.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -29,7 +30,7 @@
 enum {
     P_START, P_DT, P_RSSI1M, P_NEAR_EXP, P_FAR_EXP, P_BREAK, P_MIN_D, P_ENC_SIGMA, P_FAR_SHADOW,
     P_ENC_SECONDS, P_FADE_SIGMA, P_FADE_SLOPE, P_FAR_FADE, P_PACKET_LOSS, P_SENS, P_WIDTH, P_SPAN,
-    P_COUNT
+    P_BODY_LOSS, P_CORRIDOR, P_COUNT
 };
 enum { K_OFFSET, K_ENCOUNTER, K_RADIO, K_FADING, K_COUNT };
 
@@ -39,12 +40,24 @@ static inline uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-static inline double uniform3(uint64_t key, int64_t a, int64_t b, int64_t c) {
-    uint64_t x = key;
-    x = mix(x ^ ((uint64_t)a + GOLDEN));
+static inline int64_t floor_int(double v) { /* (int64_t)floor(v) for |v| < 2**62, without a libm call */
+    int64_t i = (int64_t)v;
+    return i - (v < (double)i);
+}
+
+/* streams.hash_uniform(key, a, b, c), split so that its first step can be done once per scanner or
+ * advertiser: first(key, a), then rest(first, b, c) */
+static inline uint64_t first(uint64_t key, int64_t a) { return mix(key ^ ((uint64_t)a + GOLDEN)); }
+
+static inline uint64_t rest(uint64_t x, int64_t b, int64_t c) {
     x = mix(x ^ ((uint64_t)b + GOLDEN));
-    x = mix(x ^ ((uint64_t)c + GOLDEN));
-    return ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* 2**53 */
+    return mix(x ^ ((uint64_t)c + GOLDEN));
+}
+
+static inline double to_uniform(uint64_t x) { return ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* 2**53 */ }
+
+static inline double uniform3(uint64_t key, int64_t a, int64_t b, int64_t c) {
+    return to_uniform(rest(first(key, a), b, c));
 }
 
 /* streams.normal_quantile: Acklam's approximation, the same expressions in the same order */
@@ -78,8 +91,9 @@ static inline double phi(double z) {
     return z >= 0 ? 1.0 - upper : upper;
 }
 
-/* np.interp(x, grid, table) on an evenly spaced grid */
-static inline double interp(double x, const double *grid, const double *table, Py_ssize_t m, double step) {
+/* np.interp(x, grid, table) on an evenly spaced grid; slope[j]: (table[j+1] - table[j]) / (grid[j+1] - grid[j]) */
+static inline double interp(double x, const double *grid, const double *table, const double *slope, Py_ssize_t m,
+                            double step) {
     if (x <= grid[0]) return table[0];
     if (x >= grid[m - 1]) return table[m - 1];
     Py_ssize_t j = (Py_ssize_t)((x - grid[0]) * (1.0 / step));
@@ -87,8 +101,7 @@ static inline double interp(double x, const double *grid, const double *table, P
     while (j > 0 && grid[j] > x) j--;
     while (j < m - 2 && grid[j + 1] <= x) j++;
     if (x == grid[j]) return table[j];
-    double slope = (table[j + 1] - table[j]) / (grid[j + 1] - grid[j]);
-    return slope * (x - grid[j]) + table[j];
+    return slope[j] * (x - grid[j]) + table[j];
 }
 
 typedef struct {
@@ -125,50 +138,214 @@ typedef struct {
     int64_t hours;
     const double *loss, *p;
     const uint64_t *keys;
+    const int64_t *present; /* indices into pos of everyone present (bodies), n_present of them */
+    Py_ssize_t n_present;
+    const struct Bounds *bounds;
 } Inputs;
 
 /* one advertiser, packed in cell order so a scanner reads its neighbours' data sequentially */
 typedef struct {
-    double x, y, loud, dev_tx, enter;
+    double x, y, loud, dev_tx, enter, now; /* now: dev_tx less its least carriage loss in this call's hours */
     int64_t agent, b, g;
+    uint64_t encounter; /* first(encounter key, agent) */
 } Adv;
 
 /* one scanner's own numbers */
 typedef struct {
-    double x, y, reach_rx, dev_rx, enter;
+    double x, y, reach_rx, dev_rx, enter, now, t0; /* t0: the step's start */
     int64_t agent, step, a;
+    uint64_t radio, encounter, offset, fading; /* first(key, agent) of those streams */
 } Scan;
 
-/* the numpy path's draws for one candidate (World._heard_numpy: channel.link_level, heard_chance) */
-static int packet(const Inputs *in, const Scan *sc, const Adv *ad, double d, Out *out) {
-    const double *p = in->p;
-    int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
-    double u = uniform3(in->keys[K_RADIO], rx, tx, step);
-    if (!(u < 1.0 - p[P_PACKET_LOSS])) return 0; /* P(heard) never exceeds the flat loss's complement */
-    double at = p[P_START] + (double)step * p[P_DT] + uniform3(in->keys[K_OFFSET], rx, tx, step) * p[P_DT];
-    double began = ad->enter > sc->enter ? ad->enter : sc->enter;
-    int64_t encounter = (int64_t)floor((at - began) / p[P_ENC_SECONDS]);
-    int64_t hour = (int64_t)floor((at - p[P_START]) / 3600.0);
-    if (hour > in->hours - 1) hour = in->hours - 1;
-    int cx = in->carriage[tx * in->hours + hour], cr = in->carriage[rx * in->hours + hour];
-    /* ChannelParams.path_loss, _past_breakpoint, encounter_spread, fading_depth: the terms that are
-     * exactly 0 or 1 on one side of the breakpoint are not computed there */
+/* ChannelParams.path_loss, encounter_spread, fading_depth at distance d (the terms that are exactly 0 or 1
+ * on one side of the breakpoint are not computed there) */
+static inline void link_terms(const double *p, double d, double *path, double *spread, double *depth) {
     double bp = p[P_BREAK], dd = d > p[P_MIN_D] ? d : p[P_MIN_D];
-    double path, past, near_f;
+    double past, near_f;
     if (dd <= bp) {
-        path = 10.0 * p[P_NEAR_EXP] * log10(dd);
+        *path = 10.0 * p[P_NEAR_EXP] * log10(dd);
         past = 0.0;
         near_f = p[P_FADE_SIGMA] * pow(dd, p[P_FADE_SLOPE]);
     } else {
-        path = 10.0 * p[P_NEAR_EXP] * log10(bp) + 10.0 * p[P_FAR_EXP] * log10(dd / bp);
+        *path = 10.0 * p[P_NEAR_EXP] * log10(bp) + 10.0 * p[P_FAR_EXP] * log10(dd / bp);
         past = dd >= 2.0 * bp ? 1.0 : log2(dd / bp);
         near_f = p[P_FADE_SIGMA] * pow(bp, p[P_FADE_SLOPE]);
     }
-    double spread = sqrt(p[P_ENC_SIGMA] * p[P_ENC_SIGMA] + past * (p[P_FAR_SHADOW] * p[P_FAR_SHADOW]));
+    *spread = sqrt(p[P_ENC_SIGMA] * p[P_ENC_SIGMA] + past * (p[P_FAR_SHADOW] * p[P_FAR_SHADOW]));
     double far_f = near_f > p[P_FAR_FADE] ? near_f : p[P_FAR_FADE];
-    double depth = (1.0 - past) * near_f + past * far_f;
-    int64_t lo = tx < rx ? tx : rx, hi = tx < rx ? rx : tx;
-    double offset = quantile(uniform3(in->keys[K_ENCOUNTER], lo, hi, encounter)) * spread;
+    *depth = (1.0 - past) * near_f + past * far_f;
+}
+
+/* A cheap, conservative test that rejects a candidate before its exact draws: most pairs in reach (98 %
+ * in a city) are not heard, and the exact test costs a carriage lookup, logarithms, a quantile and an
+ * exponential. The candidate is heard iff u < (1 - loss) phi(z), z = (level - sensitivity) / total, and
+ * level grows with the encounter uniform V through quantile(V). Uniforms are bucketed by their leading
+ * bits (16 buckets per octave of u and of 1 - V), distances by those of d^2; per bucket a table holds a
+ * bound: the largest z that u's bucket surely rejects, the largest quantile V's bucket can give, and per
+ * distance bucket the path loss at its near edge, the spreads' range. A candidate is dropped only when
+ * its upper bound of z is below what its u needs, so exactly the packets of the exact test are kept
+ * (the same draws, the same order of operations for those that pass): only the work changes. */
+#define BITS_SHIFT 48                     /* sign, exponent and 4 mantissa bits: 16 buckets per octave */
+#define U_BASE ((int64_t)(1023 - 54) << 4) /* the smallest hashed uniform is 2**-54 */
+#define U_BUCKETS (56 * 16)
+static double Q_MAX[U_BUCKETS]; /* the largest quantile(V) when 1 - V falls in the bucket */
+
+static inline int64_t bucket(double x, int64_t base) {
+    uint64_t b;
+    memcpy(&b, &x, 8);
+    return (int64_t)(b >> BITS_SHIFT) - base;
+}
+
+static inline double bucket_edge(int64_t k, int64_t base) {
+    uint64_t b = (uint64_t)(k + base) << BITS_SHIFT;
+    double x;
+    memcpy(&x, &b, 8);
+    return x;
+}
+
+/* quantile(1 - w) as the kernel computes it when 1 - V == w (exactly so in the upper tail) */
+static double quantile_of_complement(double w) {
+    if (w < 0.02425) {
+        double t = sqrt(-2.0 * log(w));
+        return -((((((QC[0] * t + QC[1]) * t + QC[2]) * t + QC[3]) * t + QC[4]) * t + QC[5]) /
+                 ((((QD[0] * t + QD[1]) * t + QD[2]) * t + QD[3]) * t + 1.0));
+    }
+    return quantile(1.0 - w);
+}
+
+static void init_q_max(void) {
+    for (int64_t k = 0; k < U_BUCKETS; k++) {
+        /* a little below the bucket's edge (V's own rounding), and 1e-3 over Acklam's seams */
+        double w = bucket_edge(k, U_BASE) * (1.0 - 1.0 / 64.0);
+        Q_MAX[k] = quantile_of_complement(w < 1.0 ? w : 1.0 - 1.0 / 64.0) + 1e-3;
+    }
+}
+
+typedef struct Bounds {
+    double *z_min;                              /* per u bucket: z at or below this is never heard */
+    double *head, *spread_lo, *spread_hi, *inv_lo, *inv_hi; /* per d^2 bucket; inv: 1 / total spread */
+    int64_t d_base, d_buckets;
+    double per_encounter, step_share; /* 1 / encounter_seconds, dt / encounter_seconds */
+} Bounds;
+
+static void free_bounds(Bounds *b) {
+    free(b->z_min), free(b->head), free(b->spread_lo), free(b->spread_hi), free(b->inv_lo), free(b->inv_hi);
+}
+
+static int make_bounds(const double *p, double span2, Bounds *b) {
+    memset(b, 0, sizeof *b);
+    double floor2 = p[P_MIN_D] * p[P_MIN_D];
+    b->d_base = bucket(floor2, 0);
+    b->d_buckets = bucket(span2 > floor2 ? span2 : floor2, b->d_base) + 1;
+    size_t nd = (size_t)b->d_buckets;
+    b->z_min = malloc(U_BUCKETS * sizeof(double));
+    b->head = malloc(nd * sizeof(double));
+    b->spread_lo = malloc(nd * sizeof(double));
+    b->spread_hi = malloc(nd * sizeof(double));
+    b->inv_lo = malloc(nd * sizeof(double));
+    b->inv_hi = malloc(nd * sizeof(double));
+    if (!b->z_min || !b->head || !b->spread_lo || !b->spread_hi || !b->inv_lo || !b->inv_hi) {
+        free_bounds(b);
+        return -1;
+    }
+    b->per_encounter = 1.0 / p[P_ENC_SECONDS];
+    b->step_share = p[P_DT] / p[P_ENC_SECONDS];
+    double keep = 1.0 - p[P_PACKET_LOSS], width2 = p[P_WIDTH] * p[P_WIDTH];
+    for (int64_t k = 0; k < U_BUCKETS; k++) {
+        /* the largest z with keep * phi(z) <= the bucket's smallest u (phi is non-decreasing) */
+        double u = bucket_edge(k, U_BASE);
+        if (!(u < keep)) {
+            b->z_min[k] = INFINITY;
+            continue;
+        }
+        double lo = quantile(u / keep) - 1.0, hi = lo + 2.0;
+        while (keep * phi(lo) > u) lo -= 1.0;
+        while (!(keep * phi(hi) > u)) hi += 1.0;
+        for (int it = 0; it < 40; it++) {
+            double mid = 0.5 * (lo + hi);
+            if (keep * phi(mid) > u) hi = mid;
+            else lo = mid;
+        }
+        b->z_min[k] = lo - 1e-9;
+    }
+    for (int64_t k = 0; k < b->d_buckets; k++) {
+        double lo = k == 0 ? 0.0 : sqrt(bucket_edge(k, b->d_base)), hi = sqrt(bucket_edge(k + 1, b->d_base));
+        /* path loss and spread grow with distance; the fading depth is monotone between the floor,
+         * the breakpoint and twice it */
+        double at[5] = {lo, hi, p[P_MIN_D], p[P_BREAK], 2.0 * p[P_BREAK]};
+        double path, s_lo, s_hi, t_lo = INFINITY, t_hi = 0.0, spread, depth;
+        link_terms(p, lo, &path, &s_lo, &depth);
+        link_terms(p, hi, &depth, &s_hi, &depth);
+        for (int j = 0; j < 5; j++) {
+            if (j > 1 && !(at[j] > lo && at[j] < hi)) continue;
+            double ignored;
+            link_terms(p, at[j], &ignored, &spread, &depth);
+            double total = sqrt(depth * depth + width2);
+            t_lo = total < t_lo ? total : t_lo;
+            t_hi = total > t_hi ? total : t_hi;
+        }
+        b->head[k] = p[P_RSSI1M] - (path - 1e-9) - p[P_SENS] + 1e-6;
+        b->spread_lo[k] = s_lo * (1.0 - 1e-9);
+        b->spread_hi[k] = s_hi * (1.0 + 1e-9);
+        b->inv_lo[k] = 1.0 / t_lo * (1.0 + 1e-9); /* bounds 1 / total from above ... */
+        b->inv_hi[k] = 1.0 / t_hi * (1.0 - 1e-9); /* ... and from below */
+    }
+    return 0;
+}
+
+/* Bounds depend only on the channel's numbers (and the venue's span): a run calls the kernel for every
+ * batch with the same ones, so tables are kept, each written whole under the GIL before it is used and
+ * never changed after (threads running the kernel without the GIL only read them). */
+#define CACHED 32
+static double CACHE_P[CACHED][P_COUNT];
+static Bounds CACHE_B[CACHED];
+static int n_cached;
+
+/* the bounds for p, from the cache or made (into *own when the cache is full: the caller frees it) */
+static const Bounds *bounds_for(const double *p, Bounds *own) {
+    for (int k = 0; k < n_cached; k++)
+        if (memcmp(CACHE_P[k], p, sizeof CACHE_P[k]) == 0) return &CACHE_B[k];
+    Bounds *b = n_cached < CACHED ? &CACHE_B[n_cached] : own;
+    if (make_bounds(p, p[P_SPAN] * p[P_SPAN], b) < 0) return NULL;
+    if (b != own) memcpy(CACHE_P[n_cached++], p, sizeof CACHE_P[0]);
+    return b;
+}
+
+/* the numpy path's draws for one candidate (World._heard_numpy: channel.link_level, heard_chance) */
+static int packet(const Inputs *in, const Bounds *bd, const Scan *sc, const Adv *ad, double d2, Out *out) {
+    const double *p = in->p;
+    int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
+    double u = to_uniform(rest(sc->radio, tx, step));
+    int64_t hi = tx < rx ? rx : tx;
+    double began = ad->enter > sc->enter ? ad->enter : sc->enter;
+    /* the cheap test, when the step's packet times surely fall in one encounter (see Bounds) */
+    double f = (sc->t0 - began) * bd->per_encounter;
+    int64_t e = f >= 0.0 && f < 1e15 ? (int64_t)f : -1;
+    uint64_t mask = -(uint64_t)(rx < tx); /* which end is lo, without a branch on random data */
+    uint64_t lo_first = (sc->encounter & mask) | (ad->encounter & ~mask), h = 0;
+    if (e >= 0 && f - (double)e > 1e-9 && f - (double)e + bd->step_share < 1.0 - 1e-9) {
+        h = rest(lo_first, hi, e);
+        double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
+        double q = Q_MAX[bucket(w, U_BASE)];
+        int64_t k = bucket(d2, bd->d_base);
+        k = k < 0 ? 0 : (k >= bd->d_buckets ? bd->d_buckets - 1 : k);
+        /* the larger of the two products is the bound whatever the sign (no branch on random data) */
+        double up = q * bd->spread_hi[k], down = q * bd->spread_lo[k];
+        double margin = bd->head[k] + sc->now + ad->now + (up > down ? up : down);
+        double z_lo = margin * bd->inv_lo[k], z_hi = margin * bd->inv_hi[k];
+        double z = z_lo > z_hi ? z_lo : z_hi;
+        if (z <= bd->z_min[bucket(u, U_BASE)]) return 0; /* also every u >= 1 - packet_loss */
+    }
+    if (!(u < 1.0 - p[P_PACKET_LOSS])) return 0; /* P(heard) never exceeds the flat loss's complement */
+    double at = sc->t0 + to_uniform(rest(sc->offset, tx, step)) * p[P_DT];
+    int64_t encounter = floor_int((at - began) / p[P_ENC_SECONDS]);
+    int64_t hour = floor_int((at - p[P_START]) / 3600.0);
+    if (hour > in->hours - 1) hour = in->hours - 1;
+    int cx = in->carriage[tx * in->hours + hour], cr = in->carriage[rx * in->hours + hour];
+    double d = sqrt(d2), path, spread, depth;
+    link_terms(p, d, &path, &spread, &depth);
+    /* the cheap test's hash when it was for this encounter (it surely was, when it ran) */
+    double offset = quantile(to_uniform(e >= 0 && encounter == e && h ? h : rest(lo_first, hi, encounter))) * spread;
     double level = p[P_RSSI1M] - path - in->loss[cx] - in->loss[cr] + ad->dev_tx + sc->dev_rx + offset;
     double total = sqrt(depth * depth + p[P_WIDTH] * p[P_WIDTH]);
     double z = (level - p[P_SENS]) / total;
@@ -176,7 +353,7 @@ static int packet(const Inputs *in, const Scan *sc, const Adv *ad, double d, Out
     if (z < -9.0 || !(u < (1.0 - p[P_PACKET_LOSS]) * phi(z))) return 0;
     /* channel.heard_rssi: the fading given that the packet was heard */
     double s = -total * quantile(u / (1.0 - p[P_PACKET_LOSS]));
-    double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(uniform3(in->keys[K_FADING], rx, tx, step));
+    double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(to_uniform(rest(sc->fading, tx, step)));
     Packet row = {sc->a, ad->b, at, level, level + depth * fading, d, u};
     return push(out, row);
 }
@@ -191,15 +368,140 @@ static int by_advertiser(const void *x, const void *y) {
     return l->j < r->j ? -1 : (l->j > r->j);
 }
 
+/* one scanner's packets by advertiser (each advertiser once): insertion sort for the usual few dozen */
+static void by_advertiser_sort(Packet *rows, Py_ssize_t n) {
+    if (n > 48) {
+        qsort(rows, (size_t)n, sizeof(Packet), by_advertiser);
+        return;
+    }
+    for (Py_ssize_t k = 1; k < n; k++) {
+        Packet row = rows[k];
+        Py_ssize_t m = k;
+        for (; m > 0 && rows[m - 1].j > row.j; m--) rows[m] = rows[m - 1];
+        rows[m] = row;
+    }
+}
+
 static int louder_first(const void *x, const void *y) {
     const Loud *l = x, *r = y;
     if (l->tx != r->tx) return l->tx > r->tx ? -1 : 1;
     return l->b < r->b ? -1 : (l->b > r->b);
 }
 
+/* Other people's bodies on the line of sight (sim/bodies.py, BodyGrid.count, the same cells and walk):
+ * on heard links longer than two corridor cells and up to the breakpoint, each distinct corridor cell
+ * the link crosses (samples every cell width from one past the transmitter to one short of the
+ * receiver, the ends' own cells excluded) adds its occupants, each taking body_loss dB off the level and
+ * the RSSI; such a packet is heard if its uniform is still under heard_chance at the lowered level. Only
+ * the cells the walked links cross are counted: a small hash set of them, then one pass over everyone
+ * present. */
+#define ROW ((int64_t)1 << 31) /* bodies._ROW */
+
+static inline int64_t body_cell(double x, double y, double c) { return floor_int(x / c) * ROW + floor_int(y / c); }
+
+typedef struct {
+    int64_t *keys;
+    double *counts;
+    size_t mask;
+} CellSet;
+
+static inline size_t cell_slot(const CellSet *set, int64_t key) {
+    size_t h = (size_t)mix((uint64_t)key) & set->mask;
+    while (set->keys[h] != INT64_MIN && set->keys[h] != key) h = (h + 1) & set->mask;
+    return h;
+}
+
+/* the cells sampled on one link (BodyGrid.count), those to count marked in keep; returns how many */
+static int64_t link_cells(const double *a, const double *b, double d, double c, int64_t *cells, char *keep) {
+    int64_t steps = (int64_t)floor((d - 2.0 * c) / c) + 1;
+    int64_t ka = body_cell(a[0], a[1], c), kb = body_cell(b[0], b[1], c);
+    for (int64_t k = 0; k < steps; k++) {
+        double along = (double)(k + 1) * c, t = along / d;
+        cells[k] = body_cell(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, c);
+        keep[k] = (k == 0 || cells[k] != cells[k - 1]) && cells[k] != ka && cells[k] != kb;
+    }
+    return steps;
+}
+
+static int bodies(const Inputs *in, Out *out) {
+    const double *p = in->p;
+    double c = p[P_CORRIDOR], bp = p[P_BREAK];
+    if (!(p[P_BODY_LOSS] > 0.0) || out->size == 0) return 0;
+    Py_ssize_t walked = 0;
+    int64_t most = 0, cells_total = 0;
+    for (Py_ssize_t r = 0; r < out->size; r++) {
+        double d = out->rows[r].d;
+        if (d > 2.0 * c && d <= bp) {
+            walked++;
+            int64_t steps = (int64_t)floor((d - 2.0 * c) / c) + 1;
+            most = steps > most ? steps : most;
+            cells_total += steps;
+        }
+    }
+    if (walked == 0) return 0;
+    size_t size = 64;
+    while (size < 2 * (size_t)cells_total) size *= 2;
+    CellSet set = {malloc(size * sizeof(int64_t)), calloc(size, sizeof(double)), size - 1};
+    int64_t *cells = malloc((size_t)most * sizeof(int64_t));
+    char *keep = malloc((size_t)most);
+    if (!set.keys || !set.counts || !cells || !keep) {
+        free(set.keys), free(set.counts), free(cells), free(keep);
+        return -1;
+    }
+    for (size_t k = 0; k < size; k++) set.keys[k] = INT64_MIN;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) /* count everyone present in the cells the links cross */
+            for (Py_ssize_t k = 0; k < in->n_present; k++) {
+                const double *q = in->pos + 2 * in->present[k];
+                size_t h = cell_slot(&set, body_cell(q[0], q[1], c));
+                if (set.keys[h] != INT64_MIN) set.counts[h] += 1.0;
+            }
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t r = 0; r < out->size; r++) {
+            Packet *row = out->rows + r;
+            if (row->d > 2.0 * c && row->d <= bp) {
+                const double *a = in->pos + 2 * in->adv[row->j], *b = in->pos + 2 * in->scan[row->i];
+                int64_t steps = link_cells(a, b, row->d, c, cells, keep);
+                double blocked = 0.0;
+                for (int64_t k = 0; k < steps; k++) {
+                    if (!keep[k]) continue;
+                    size_t h = cell_slot(&set, cells[k]);
+                    if (pass == 0) set.keys[h] = cells[k];
+                    else blocked += set.counts[h];
+                }
+                if (pass == 1 && blocked > 0.0) {
+                    double lower = p[P_BODY_LOSS] * blocked;
+                    double dd = row->d > p[P_MIN_D] ? row->d : p[P_MIN_D];
+                    double depth = p[P_FADE_SIGMA] * pow(dd, p[P_FADE_SLOPE]); /* fading_depth up to the breakpoint */
+                    double total = sqrt(depth * depth + p[P_WIDTH] * p[P_WIDTH]);
+                    if (!(row->u < (1.0 - p[P_PACKET_LOSS]) * phi((row->level - lower - p[P_SENS]) / total))) continue;
+                    row->rssi -= lower;
+                }
+            }
+            if (pass == 1) out->rows[kept++] = *row;
+        }
+        if (pass == 1) out->size = kept;
+    }
+    free(set.keys), free(set.counts), free(cells), free(keep);
+    return 0;
+}
+
+/* an agent's least carriage loss over hours [h_lo, h_hi] */
+static double least_loss(const Inputs *in, int64_t agent, int64_t h_lo, int64_t h_hi) {
+    double least = INFINITY;
+    for (int64_t h = h_lo; h <= h_hi; h++) {
+        double l = in->loss[in->carriage[agent * in->hours + h]];
+        least = l < least ? l : least;
+    }
+    return least;
+}
+
 static int run(const Inputs *in, Out *out) {
     const double *p = in->p;
     double span = p[P_SPAN], step = in->grid[1] - in->grid[0];
+    double *slope = malloc((size_t)in->m * sizeof(double));
+    if (!slope) return -1;
+    for (Py_ssize_t j = 0; j + 1 < in->m; j++) slope[j] = (in->table[j + 1] - in->table[j]) / (in->grid[j + 1] - in->grid[j]);
     double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY, tx_max = -INFINITY, rx_max = -INFINITY;
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
         const double *q = in->pos + 2 * in->adv[b];
@@ -210,11 +512,20 @@ static int run(const Inputs *in, Out *out) {
         double t = in->reach_tx[in->adv[b] % in->n];
         tx_max = t > tx_max ? t : tx_max;
     }
+    int64_t s_min = INT64_MAX, s_max = 0;
     for (Py_ssize_t a = 0; a < in->n_scan; a++) {
         double r = in->reach_rx[in->scan[a] % in->n];
         rx_max = r > rx_max ? r : rx_max;
+        int64_t s = in->scan[a] / in->n;
+        s_min = s < s_min ? s : s_min;
+        s_max = s > s_max ? s : s_max;
     }
-    double reach = interp(rx_max + tx_max + step, in->grid, in->table, in->m, step);
+    /* the hours this call's packets can fall in (a margin of one each side for rounding) */
+    int64_t h_lo = (int64_t)floor((double)(in->first + s_min) * p[P_DT] / 3600.0) - 1;
+    int64_t h_hi = (int64_t)floor((double)(in->first + s_max + 1) * p[P_DT] / 3600.0) + 1;
+    h_lo = h_lo < 0 ? 0 : (h_lo > in->hours - 1 ? in->hours - 1 : h_lo);
+    h_hi = h_hi > in->hours - 1 ? in->hours - 1 : (h_hi < h_lo ? h_lo : h_hi);
+    double reach = interp(rx_max + tx_max + step, in->grid, in->table, slope, in->m, step);
     reach = reach < span ? reach : span;
     /* cells holding a few advertisers each (by the occupied box's density), at most the largest reach */
     double area = (x1 - x0) * (y1 - y0);
@@ -234,8 +545,9 @@ static int run(const Inputs *in, Out *out) {
     Adv *packed = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Adv));
     int64_t *where = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
     Loud *by_tx = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Loud));
+    const Bounds *bd = in->bounds;
     if (!start || !packed || !where || !by_tx) {
-        free(start), free(packed), free(where), free(by_tx);
+        free(start), free(packed), free(where), free(by_tx), free(slope);
         return -1;
     }
     /* advertisers loudest first, then a stable counting sort by cell: each cell's slice is loudest first */
@@ -256,7 +568,9 @@ static int run(const Inputs *in, Out *out) {
     for (Py_ssize_t k = 0; k < in->n_adv; k++) {
         int64_t b = by_tx[k].b, agent = in->adv[b] % in->n;
         const double *q = in->pos + 2 * in->adv[b];
-        Adv row = {q[0], q[1], by_tx[k].tx, in->dev_tx[agent], in->enter[agent], agent, b, in->adv[b]};
+        Adv row = {q[0], q[1], by_tx[k].tx, in->dev_tx[agent], in->enter[agent],
+                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, b, in->adv[b],
+                   first(in->keys[K_ENCOUNTER], agent)};
         packed[start[where[b]]++] = row;
     }
     for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
@@ -267,10 +581,13 @@ static int run(const Inputs *in, Out *out) {
         Py_ssize_t mine = out->size; /* this scanner's packets start here: sorted by advertiser below */
         const double *s = in->pos + 2 * in->scan[a];
         int64_t agent = in->scan[a] % in->n;
-        Scan sc = {s[0], s[1], in->reach_rx[agent], in->dev_rx[agent], in->enter[agent], agent,
-                   in->first + in->scan[a] / in->n, a};
+        int64_t at_step = in->first + in->scan[a] / in->n;
+        Scan sc = {s[0], s[1], in->reach_rx[agent], in->dev_rx[agent], in->enter[agent],
+                   in->dev_rx[agent] - least_loss(in, agent, h_lo, h_hi), p[P_START] + (double)at_step * p[P_DT],
+                   agent, at_step, a, first(in->keys[K_RADIO], agent), first(in->keys[K_ENCOUNTER], agent),
+                   first(in->keys[K_OFFSET], agent), first(in->keys[K_FADING], agent)};
         double rx_off = sc.reach_rx;
-        double r = interp(rx_off + tx_max + step, in->grid, in->table, in->m, step);
+        double r = interp(rx_off + tx_max + step, in->grid, in->table, slope, in->m, step);
         r = r < span ? r : span;
         int64_t cx0 = (int64_t)floor((s[0] - r - x0) / cell), cx1 = (int64_t)floor((s[0] + r - x0) / cell);
         int64_t cy0 = (int64_t)floor((s[1] - r - y0) / cell), cy1 = (int64_t)floor((s[1] + r - y0) / cell);
@@ -290,25 +607,24 @@ static int run(const Inputs *in, Out *out) {
                 int64_t c = cx * ny + cy;
                 for (int64_t k = start[c]; k < start[c + 1]; k++) {
                     const Adv *ad = packed + k;
-                    double own = interp(rx_off + ad->loud + step, in->grid, in->table, in->m, step);
+                    double own = interp(rx_off + ad->loud + step, in->grid, in->table, slope, in->m, step);
                     if (own < gap) break; /* the rest of the cell is quieter still */
                     double dx = s[0] - ad->x, dy = s[1] - ad->y;
                     double d2 = dx * dx + dy * dy;
                     if (d2 > span2 || in->scan[a] == ad->g) continue;
-                    double d = sqrt(d2);
-                    if (d > own) continue;
-                    if (packet(in, &sc, ad, d, out) < 0) {
+                    /* d <= own, with the square root only near the edge (the full path takes its own) */
+                    if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) continue;
+                    if (packet(in, bd, &sc, ad, d2, out) < 0) {
                         rc = -1;
                         break;
                     }
                 }
             }
         }
-        if (rc == 0 && out->size - mine > 1)
-            qsort(out->rows + mine, (size_t)(out->size - mine), sizeof(Packet), by_advertiser);
+        if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }
-    free(start), free(packed), free(where), free(by_tx);
-    return rc;
+    free(start), free(packed), free(where), free(by_tx), free(slope);
+    return rc == 0 ? bodies(in, out) : rc;
 }
 
 static PyObject *column(Out *out, size_t offset) {
@@ -319,7 +635,7 @@ static PyObject *column(Out *out, size_t offset) {
     return bytes;
 }
 
-#define NBUF 14
+#define NBUF 15
 
 static int need(Py_buffer *v, Py_ssize_t items, Py_ssize_t size, const char *name) {
     if (v->len != items * size) {
@@ -334,8 +650,9 @@ static PyObject *packets(PyObject *self, PyObject *args) {
     Py_buffer v[NBUF];
     memset(v, 0, sizeof v);
     long long n, first, hours;
-    if (!PyArg_ParseTuple(args, "y*y*y*LLy*y*y*y*y*y*y*y*Ly*y*y*", &v[0], &v[1], &v[2], &n, &first, &v[3],
-                          &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &hours, &v[11], &v[12], &v[13]))
+    if (!PyArg_ParseTuple(args, "y*y*y*LLy*y*y*y*y*y*y*y*Ly*y*y*y*", &v[0], &v[1], &v[2], &n, &first, &v[3],
+                          &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &hours, &v[11], &v[12], &v[13],
+                          &v[14]))
         return NULL;
     Inputs in;
     in.pos = v[0].buf;
@@ -358,6 +675,8 @@ static PyObject *packets(PyObject *self, PyObject *args) {
     in.loss = v[11].buf;
     in.p = v[12].buf;
     in.keys = v[13].buf;
+    in.present = v[14].buf;
+    in.n_present = v[14].len / 8;
     PyObject *result = NULL;
     Py_ssize_t points = v[0].len / 16;
     int bad = n <= 0 || hours <= 0 || in.m < 2 || need(&v[3], n, 8, "reach_tx") || need(&v[4], n, 8, "reach_rx") ||
@@ -366,12 +685,19 @@ static PyObject *packets(PyObject *self, PyObject *args) {
               need(&v[12], P_COUNT, 8, "params") || need(&v[13], K_COUNT, 8, "keys");
     for (Py_ssize_t k = 0; !bad && k < in.n_scan; k++) bad = in.scan[k] < 0 || in.scan[k] >= points;
     for (Py_ssize_t k = 0; !bad && k < in.n_adv; k++) bad = in.adv[k] < 0 || in.adv[k] >= points;
+    for (Py_ssize_t k = 0; !bad && k < in.n_present; k++) bad = in.present[k] < 0 || in.present[k] >= points;
     if (bad) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "packets: bad sizes or indices");
         goto done;
     }
     Out out = {NULL, 0, 0};
     int rc = 0;
+    Bounds own = {0};
+    in.bounds = bounds_for(in.p, &own);
+    if (!in.bounds) {
+        PyErr_NoMemory();
+        goto done;
+    }
     if (in.n_scan && in.n_adv) {
         Py_BEGIN_ALLOW_THREADS rc = run(&in, &out);
         Py_END_ALLOW_THREADS
@@ -385,6 +711,7 @@ static PyObject *packets(PyObject *self, PyObject *args) {
                                column(&out, offsetof(Packet, d)), column(&out, offsetof(Packet, u)));
     }
     free(out.rows);
+    free_bounds(&own);
 done:
     for (int k = 0; k < NBUF; k++)
         if (v[k].obj) PyBuffer_Release(&v[k]);
@@ -394,9 +721,12 @@ done:
 static PyMethodDef METHODS[] = {
     {"packets", packets, METH_VARARGS,
      "packets(positions, scan, adv, n, first, reach_tx, reach_rx, grid, table, device_tx, device_rx, enter, "
-     "carriage, hours, carriage_loss, params, keys) -> (i, j, at, level, rssi, distance, u) as bytes"},
+     "carriage, hours, carriage_loss, params, keys, present) -> (i, j, at, level, rssi, distance, u) as bytes"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__kernel(void) { return PyModule_Create(&MODULE); }
+PyMODINIT_FUNC PyInit__kernel(void) {
+    init_q_max();
+    return PyModule_Create(&MODULE);
+}

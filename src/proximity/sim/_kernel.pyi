@@ -25,5 +25,6 @@ def packets(
     carriage_loss: _In,
     params: _In,
     keys: _In,
+    present: _In,
     /,
 ) -> tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes]: ...

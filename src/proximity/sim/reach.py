@@ -27,23 +27,39 @@ from proximity.sim.neighbours import Pairs, cross_pairs
 
 __all__ = ["PairReach"]
 
+_Classes = tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]
 OFFSET_STEP_DB = 1.0  # the table is one bisection per step: 1 dB keeps it well under a second
 CLASS_QUANTILES = (0.5, 0.9, 0.99)
 
 
 class PairReach:
-    """Pair radii from per-agent fixed offsets (dB): ``tx`` as a transmitter, ``rx`` as a receiver."""
+    """Pair radii from per-agent fixed offsets (dB): ``tx`` as a transmitter, ``rx`` as a receiver.
+    ``quietest``: the lowest summed offset the table must also cover (for :meth:`at` with quieter ones)."""
 
-    def __init__(self, channel: ChannelParams, tx: NDArray[np.float64], rx: NDArray[np.float64]) -> None:
+    def __init__(
+        self,
+        channel: ChannelParams,
+        tx: NDArray[np.float64],
+        rx: NDArray[np.float64],
+        *,
+        quietest: float | None = None,
+    ) -> None:
         self.tx = np.asarray(tx, np.float64)
         self.rx = np.asarray(rx, np.float64)
-        low = math.floor(float(self.tx.min() + self.rx.min())) - 1.0
+        lowest = float(self.tx.min() + self.rx.min())
+        low = math.floor(lowest if quietest is None else min(lowest, quietest)) - 1.0
         high = math.ceil(float(self.tx.max() + self.rx.max())) + 1.0 + OFFSET_STEP_DB
         self.grid = np.arange(low, high + OFFSET_STEP_DB, OFFSET_STEP_DB)
         self.table = pair_hearing_radii(channel, self.grid)
-        self.tx_class, self.tx_top = _classes(self.tx)
-        self.rx_class, self.rx_top = _classes(self.rx)
         self.max_radius = float(self.radius(np.array([self.tx.max() + self.rx.max()]))[0])
+        self._classes: _Classes | None = None
+
+    def at(self, tx: NDArray[np.float64], rx: NDArray[np.float64]) -> PairReach:
+        """The same table with other offsets (the phones' carriage of the hour, no louder than these)."""
+        out = object.__new__(PairReach)
+        out.tx, out.rx = np.asarray(tx, np.float64), np.asarray(rx, np.float64)
+        out.grid, out.table, out.max_radius, out._classes = self.grid, self.table, self.max_radius, None
+        return out
 
     def radius(self, offsets: NDArray[np.float64]) -> NDArray[np.float64]:
         """Each pair's hearing radius from its summed offsets (rounded up to the table's next step)."""
@@ -65,10 +81,13 @@ class PairReach:
         if scan.size == 0 or adv.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         agent_s, agent_a = scan % n, adv % n
-        s_class, a_class = self.rx_class[agent_s], self.tx_class[agent_a]
+        if self._classes is None:
+            self._classes = (*_classes(self.tx), *_classes(self.rx))
+        tx_class, tx_top, rx_class, rx_top = self._classes
+        s_class, a_class = rx_class[agent_s], tx_class[agent_a]
         parts: list[Pairs] = []
         # past the venue's diagonal a radius finds nothing more within one step: search no farther
-        top = [(cs, ca, min(span, float(self.radius(np.array([self.rx_top[cs] + self.tx_top[ca]]))[0])))
+        top = [(cs, ca, min(span, float(self.radius(np.array([rx_top[cs] + tx_top[ca]]))[0])))
                for cs in np.unique(s_class).tolist() for ca in np.unique(a_class).tolist()]  # fmt: skip
         quietest = float(self.radius(np.array([self.rx[agent_s].min() + self.tx[agent_a].min()]))[0])
         if quietest >= span:  # even the quietest pair reaches across the venue: every pair is kept

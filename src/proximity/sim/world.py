@@ -118,10 +118,13 @@ class World:
         self.device_rx = self.devices.true_rx_offset
         self.radius = hearing_radius(channel, self._pair_offsets())  # derived from the model, not chosen
         # ... and each pair's own radius from its fixed offsets, which the neighbour search uses; the
-        # carriage changes by the hour, so each phone counts at its loudest (least lossy) carriage of
-        # the run, or a pair would be dropped while one of them has the phone in hand
-        loss = np.asarray(channel.carriage_loss, np.float64)[self.carriage_hours].min(axis=1)
-        self.reach = PairReach(channel, self.device_tx - loss, self.device_rx - loss)
+        # carriage changes by the hour, so a batch counts each phone at its loudest carriage of the
+        # hours it spans (:meth:`_reach_at`); the table covers the whole run, loudest to quietest
+        self._losses = np.asarray(channel.carriage_loss, np.float64)[self.carriage_hours]
+        loss, most = self._losses.min(axis=1), self._losses.max(axis=1)
+        quietest = float((self.device_tx - most).min() + (self.device_rx - most).min())
+        self.reach = PairReach(channel, self.device_tx - loss, self.device_rx - loss, quietest=quietest)
+        self._reach_hours: tuple[tuple[int, int], PairReach] | None = None
         # no two agents of one step are farther apart than the venue's diagonal (a margin for rounding)
         self._span = math.hypot(scenario.crowd.width, scenario.crowd.height) * (1 + 1e-9) + 1e-6
         duty = self.streams("duty")
@@ -315,13 +318,14 @@ class World:
         per_scanner = adv.size / max(last - first, 1) * min(1.0, np.pi * self.radius**2 / area) + 1.0
         native = self.kernel == "native" and _kernel is not None
         block = max(1, scan.size if native else int(CANDIDATES // per_scanner))  # scan, adv: ascending
-        # other people's bodies, binned only if some heard link is short enough to be blocked (a city
-        # step mostly has none), once per batch
+        # other people's bodies (the kernel counts them on its own; the numpy path bins them only if
+        # some heard link is short enough to be blocked, once per batch)
         bodies = (
             functools.cache(lambda: BodyGrid(positions[here], corridor)) if sc.channel.body_loss > 0 else None
         )
+        reach = self._reach_at(first, last)
         parts = [
-            self._packets(scan[k : k + block], adv, positions, first, bodies)
+            self._packets(scan[k : k + block], adv, positions, first, here, reach, bodies)
             for k in range(0, max(scan.size, 1), block)
         ]
         heard = tuple(np.concatenate([p[c] for p in parts]) for c in range(5))
@@ -333,22 +337,17 @@ class World:
         adv: NDArray[np.int64],
         positions: NDArray[np.float64],
         first: int,
+        present: NDArray[np.int64],
+        reach: PairReach,
         bodies: Callable[[], BodyGrid] | None = None,
     ) -> tuple[NDArray[Any], ...]:
         """(time, scanner, advertiser, RSSI, distance) of the packets ``scan`` receive from ``adv``, in
         a fixed order (step, scanner, advertiser) whichever path finds them: the C kernel where it is
-        built (sim/_kernel.c), else the numpy reference (:meth:`_heard_numpy`); they agree. Either
-        gives the packets heard before bodies are counted, with each one's level, RSSI and uniform;
-        :meth:`_bodies` finishes them."""
-        native = self.kernel == "native" and _kernel is not None
-        heard = (self._heard_native if native else self._heard_numpy)(scan, adv, positions, first)
-        return self._bodies(*heard, positions, bodies)
-
-    def _heard_native(
-        self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int
-    ) -> Heard:
-        """The C kernel: one pass over the candidate pairs, without candidate arrays."""
-        assert _kernel is not None
+        built (sim/_kernel.c, bodies counted inside it on ``present``), else the numpy reference
+        (:meth:`_heard_numpy`, then :meth:`_bodies`); they agree."""
+        if self.kernel != "native" or _kernel is None:
+            return self._bodies(*self._heard_numpy(scan, adv, positions, first, reach), positions, bodies)
+        # the C kernel: one pass over the candidate pairs, without candidate arrays; its packets are final
         tx, rx, enter, carriage, loss, params, keys = self._kernel_arrays()
         raw = _kernel.packets(
             np.ascontiguousarray(positions, np.float64),
@@ -356,10 +355,10 @@ class World:
             np.ascontiguousarray(adv, np.int64),
             self.n,
             first,
-            self.reach.tx,
-            self.reach.rx,
-            self.reach.grid,
-            self.reach.table,
+            reach.tx,
+            reach.rx,
+            reach.grid,
+            reach.table,
             tx,
             rx,
             enter,
@@ -368,11 +367,23 @@ class World:
             loss,
             params,
             keys,
+            np.ascontiguousarray(present, np.int64),
         )
         a, b = (np.frombuffer(x, np.int64) for x in raw[:2])
-        at, level, rssi, d, u = (np.frombuffer(x, np.float64) for x in raw[2:])
+        at, _, rssi, d, _ = (np.frombuffer(x, np.float64) for x in raw[2:])
         # in the order of scan, then adv (both ascending): the fixed order (step, scanner, advertiser)
-        return scan[a], adv[b], at, level, rssi, d, u
+        return at, scan[a] % self.n, adv[b] % self.n, rssi, d
+
+    def _reach_at(self, first: int, last: int) -> PairReach:
+        """Pair radii for steps [first, last): each phone at its loudest carriage of the hours their packets
+        fall in (a whole-day run would otherwise search nearly every phone as if held in hand all day)."""
+        sc = self.scenario
+        hours = self.carriage_hours.shape[1]
+        key = (min(int(first * sc.step // 3600.0), hours - 1), min(int(last * sc.step // 3600.0), hours - 1))
+        if self._reach_hours is None or self._reach_hours[0] != key:
+            loss = self._losses[:, key[0] : key[1] + 1].min(axis=1)
+            self._reach_hours = (key, self.reach.at(self.device_tx - loss, self.device_rx - loss))
+        return self._reach_hours[1]
 
     def _kernel_arrays(self) -> tuple[NDArray[Any], ...]:
         """What the C kernel reads besides positions: per-agent arrays, the channel's numbers, the keys."""
@@ -382,7 +393,7 @@ class World:
             [sc.start, sc.step, ch.rssi_at_1m, ch.path_loss_exponent, ch.far_exponent, ch.breakpoint,
              ch.min_distance, ch.encounter_sigma, ch.far_shadow_sigma, ch.encounter_seconds, ch.fading_sigma,
              ch.fading_slope, ch.far_fading_sigma, ch.packet_loss, ch.sensitivity_dbm, ch.sensitivity_width,
-             self._span],
+             self._span, ch.body_loss, ch.body_corridor],
             np.float64,
         )  # fmt: skip
         keys = np.array([self._offset_key, self._encounter_key, self._radio_key, self._fading_key], np.uint64)
@@ -397,13 +408,18 @@ class World:
         )
 
     def _heard_numpy(
-        self, scan: NDArray[np.int64], adv: NDArray[np.int64], positions: NDArray[np.float64], first: int
+        self,
+        scan: NDArray[np.int64],
+        adv: NDArray[np.int64],
+        positions: NDArray[np.float64],
+        first: int,
+        reach: PairReach,
     ) -> Heard:
         """The numpy reference of the packet kernel: every candidate pair as arrays, then its draws."""
         sc = self.scenario
         channel = sc.channel
         n = np.int64(self.n)
-        a, b, d = self.reach.pairs(scan, adv, positions, self.n, self._span)
+        a, b, d = reach.pairs(scan, adv, positions, self.n, self._span)
         rx_g, tx_g = scan[a], adv[b]
         keep = rx_g != tx_g
         rx_g, tx_g, d = rx_g[keep], tx_g[keep], d[keep]

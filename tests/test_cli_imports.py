@@ -36,13 +36,13 @@ def test_match_loads_neither_the_broadcasts_nor_the_simulator_nor_the_http_clien
     loaded = _loaded_after(
         "from proximity.cli.main import build_parser\n"
         "build_parser(['match'])\n"
-        "from proximity.cli.match import receiver_settings\n"
-        "from proximity.estimation.calibration import default_calibration\n"
-        "receiver_settings(None, None)\n"
-        "assert default_calibration.cache_info().currsize == 0, 'the table was parsed'\n"
+        "from proximity.cli.match import receiver_correction\n"
+        "receiver_correction(None, None)\n"
     )
     for module in ("proximity.broadcast", "proximity.sim", "proximity.server.client", "proximity.keyring"):
         assert module not in loaded
+    for module in ("proximity.estimation.estimators", "proximity.estimation.calibration"):
+        assert module not in loaded  # the options and the fleet value are constants
     assert "proximity.crypto.reference" not in loaded  # the numpy backend loads only if it runs
     # and the check can fail: `ids` does load the payloads
     assert "proximity.payloads" in _loaded_after(
@@ -83,3 +83,4 @@ def test_a_one_worker_gaen_match_on_a_log_loads_only_gaen_matching(tmp_path: Pat
         assert module not in loaded  # another scheme's matcher or key files
     for module in ("concurrent.futures", "multiprocessing"):
         assert module not in loaded  # one worker: no pool
+    assert "proximity.estimation.estimators" not in loaded  # nothing matched: nothing to judge

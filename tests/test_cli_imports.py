@@ -84,3 +84,4 @@ def test_a_one_worker_gaen_match_on_a_log_loads_only_gaen_matching(tmp_path: Pat
     for module in ("concurrent.futures", "multiprocessing"):
         assert module not in loaded  # one worker: no pool
     assert "proximity.estimation.estimators" not in loaded  # nothing matched: nothing to judge
+    assert "numpy.ma" not in loaded  # np.unique imports it: the hot path takes proximity.arrays.distinct

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.arrays import distinct
+
 __all__ = ["MAX_FIELDS", "WireKeys", "decode_keys"]
 
 MAX_FIELDS = 16
@@ -294,7 +296,7 @@ def _same_layout(
     were decoded, or None when the file must take the object path."""
     done = np.zeros(rows.size, np.bool_)
     lengths = bounds[:, 1] - bounds[:, 0]
-    for length in np.unique(lengths).tolist():
+    for length in distinct(lengths).tolist():
         mine = np.flatnonzero(lengths == length)
         same = _fill_layout(data[bounds[mine, 0][:, None] + np.arange(length)], rows[mine], out)
         if same is None:

@@ -209,9 +209,11 @@ class _Narrowing:
         unique = np.zeros(0, np.int64)
         if probed.any() and len(self.index):
             rows = np.flatnonzero(probed)
-            positions, unique = _probe(batch.select(probed), self.index, crypto)
+            positions, unique = _probe(
+                batch if rows.size == len(batch) else batch.select(probed), self.index, crypto
+            )
             keep[rows[positions // TEK_ROLLING_PERIOD]] = True
-        return [(batch.select(keep), unique)]
+        return [(batch.select(np.flatnonzero(keep)), unique)]  # the few kept rows: no mask over them all
 
 
 def _narrow(

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -36,15 +36,11 @@ from proximity.schemes.registry import SCHEME_NAMES, scheme_record, scheme_recor
 from proximity.sightings import ID_LENGTHS, Observations
 from proximity.times import LATEST_TIME, format_utc, parse_time
 
-if TYPE_CHECKING:
-    from proximity.estimation.estimators import EstimationSettings
-
 __all__ = [
     "MAX_OBSERVED_ROWS",
     "MILLISECONDS_FLOOR",
     "read_observed_csv",
     "receiver_correction",
-    "receiver_settings",
     "register",
 ]
 
@@ -341,15 +337,6 @@ def receiver_correction(device: str | None, rssi_correction: float | None) -> tu
     return FLEET_RSSI_CORRECTION_DB, (
         f"{FLEET_RSSI_CORRECTION_DB:+.1f} dB (fleet value; give --device MODEL or --rssi-correction DB)"
     )
-
-
-def receiver_settings(device: str | None, rssi_correction: float | None) -> tuple[EstimationSettings, str]:
-    """The scanner's calibration for the estimators (:func:`receiver_correction` in estimator settings),
-    and a line saying where it came from."""
-    from proximity.estimation.estimators import EstimationSettings
-
-    correction, how = receiver_correction(device, rssi_correction)
-    return EstimationSettings(rssi_correction=correction), how
 
 
 def _match(args: argparse.Namespace) -> int:

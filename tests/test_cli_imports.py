@@ -85,3 +85,5 @@ def test_a_one_worker_gaen_match_on_a_log_loads_only_gaen_matching(tmp_path: Pat
         assert module not in loaded  # one worker: no pool
     assert "proximity.estimation.estimators" not in loaded  # nothing matched: nothing to judge
     assert "numpy.ma" not in loaded  # np.unique imports it: the hot path takes proximity.arrays.distinct
+    for module in ("traceback", "tempfile", "csv"):
+        assert module not in loaded  # --debug, key server URLs and --observed CSVs only

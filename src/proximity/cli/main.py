@@ -6,7 +6,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 from proximity import __version__
@@ -77,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
     except ProximityError as error:
         if debug:
+            import traceback  # only for --debug: a run never loads it
+
             traceback.print_exc()
         print(f"proximity: error: {error}", file=sys.stderr)
         return 1
@@ -88,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as error:  # a bug, or a failure nobody foresaw: one line, the rest on request
         if debug:
+            import traceback  # only for --debug: a run never loads it
+
             traceback.print_exc()
         detail = str(error).splitlines()[0][:300] if str(error) else ""
         print(

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import math
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -149,6 +147,8 @@ def read_observed_csv(path: str) -> dict[str, Observations]:
     :data:`proximity.radio.RSSI_RANGE` or empty. Any defect is an :class:`ObservationsFileError`
     naming the row and column; more than :data:`MAX_OBSERVED_ROWS` rows are refused.
     """
+    import csv  # only for --observed: a match on the log never loads it
+
     by_length: dict[int, str] = {}
     for scheme_name, length in ID_LENGTHS.items():  # GAEN (registered first) owns 16 bytes unless told
         by_length.setdefault(length, scheme_name)
@@ -342,6 +342,8 @@ def receiver_correction(device: str | None, rssi_correction: float | None) -> tu
 def _match(args: argparse.Namespace) -> int:
     if not any(spec.startswith(("http://", "https://")) for spec in args.keys):
         return _match_files(args)  # local files: the HTTP client (urllib, ssl, the key ring) stays unloaded
+    import tempfile
+
     from proximity.server.client import download_key_files
 
     with tempfile.TemporaryDirectory(prefix="proximity-keys-") as scratch:

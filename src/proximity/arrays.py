@@ -18,7 +18,8 @@ ScalarT = TypeVar("ScalarT", bound=np.generic)
 
 
 def distinct(values: NDArray[ScalarT]) -> NDArray[ScalarT]:
-    """The sorted distinct values of a 1-D array (``np.unique(values)``; NaN, if any, kept once per NaN)."""
+    """The sorted distinct values of an array, flattened: ``np.unique(values)`` for the integer arrays
+    it serves (unlike ``np.unique``, NaNs in a float array are not merged into one)."""
     ordered = np.sort(np.asarray(values).reshape(-1))
     if ordered.size < 2:
         return ordered

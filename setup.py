@@ -5,14 +5,20 @@ pyproject.toml).
 backend runs (proximity.crypto chooses it automatically), and the simulator its numpy path.
 """
 
+import sys
+
 from setuptools import Extension, setup
+
+# The crypto backend splits big batches over threads (pthreads; on Windows it runs them on one).
+THREADS = [] if sys.platform == "win32" else ["-pthread"]
 
 setup(
     ext_modules=[
         Extension(
             "proximity.crypto._native",
             sources=["src/proximity/crypto/_native.c"],
-            extra_compile_args=["-O3"],
+            extra_compile_args=["-O3", *THREADS],
+            extra_link_args=THREADS,
             optional=True,
         ),
         Extension(

@@ -21,6 +21,7 @@ import contextlib
 import io
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -210,6 +211,13 @@ def main() -> None:
             *("--device", "Samsung A20"),
         )
         step("the exposure found is kept in your log", "log", "stats", "--db", log)
+        with contextlib.closing(sqlite3.connect(log)) as raw, raw:  # another program edits a sighting
+            raw.execute("UPDATE sightings SET time = time WHERE id = 1")
+        step(
+            "an edit made around the library empties the packed IDs (match then reads every sighting): "
+            "rebuild them",
+            *("log", "reindex", "--db", log),
+        )
         notes = tmp / "notes.txt"
         notes.write_text("not a key ring\n")
         refused(

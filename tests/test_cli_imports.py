@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,13 +37,13 @@ def test_match_loads_neither_the_broadcasts_nor_the_simulator_nor_the_http_clien
     loaded = _loaded_after(
         "from proximity.cli.main import build_parser\n"
         "build_parser(['match'])\n"
-        "from proximity.cli.match import receiver_settings\n"
-        "from proximity.estimation.calibration import default_calibration\n"
-        "receiver_settings(None, None)\n"
-        "assert default_calibration.cache_info().currsize == 0, 'the table was parsed'\n"
+        "from proximity.cli.match import receiver_correction\n"
+        "receiver_correction(None, None)\n"
     )
     for module in ("proximity.broadcast", "proximity.sim", "proximity.server.client", "proximity.keyring"):
         assert module not in loaded
+    for module in ("proximity.estimation.estimators", "proximity.estimation.calibration"):
+        assert module not in loaded  # the options and the fleet value are constants
     assert "proximity.crypto.reference" not in loaded  # the numpy backend loads only if it runs
     # and the check can fail: `ids` does load the payloads
     assert "proximity.payloads" in _loaded_after(
@@ -83,3 +84,27 @@ def test_a_one_worker_gaen_match_on_a_log_loads_only_gaen_matching(tmp_path: Pat
         assert module not in loaded  # another scheme's matcher or key files
     for module in ("concurrent.futures", "multiprocessing"):
         assert module not in loaded  # one worker: no pool
+    assert "proximity.estimation.estimators" not in loaded  # nothing matched: nothing to judge
+    assert "numpy.ma" not in loaded  # np.unique imports it: the hot path takes proximity.arrays.distinct
+    for module in ("traceback", "tempfile", "csv"):
+        assert module not in loaded  # --debug, key server URLs and --observed CSVs only
+
+
+def test_commands_without_linear_algebra_start_openblas_with_one_thread() -> None:
+    def blas_threads(command: str, given: str | None) -> str:
+        code = (
+            "import os\nfrom proximity.cli.main import main\n"
+            f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+            "import numpy\nprint(os.environ.get('OPENBLAS_NUM_THREADS'))"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        if given is not None:
+            env["OPENBLAS_NUM_THREADS"] = given
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    assert blas_threads("match", None) == "1"  # no thread pool for a command that never uses it
+    assert blas_threads("match", "3") == "3"  # the user's setting wins
+    assert blas_threads("evaluate", None) == "None"  # fits keep OpenBLAS's default

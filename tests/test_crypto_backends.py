@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -417,3 +419,55 @@ def test_the_reference_path_runs_when_the_extension_is_missing(monkeypatch: pyte
     matcher = GaenMatcher.build(obs)
     assert matcher.backend_in_use.startswith("python:")
     assert _summary(match_gaen(keys, matcher, workers=1)) == _summary(expected)
+
+
+@needs_c
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_batches_split_over_threads_give_the_same_bytes_in_the_same_order(threads: int) -> None:
+    # Big enough that every primitive runs on several threads (chunks of 64 keys, 2,048 AES blocks, 4,096
+    # probes; helpers from 4 chunks a thread), with hits in most chunks, so each chunk's finds must be
+    # moved up behind the previous chunk's.
+    rng = np.random.default_rng(threads)
+    one, many = native.NativeBackend(threads=1), native.NativeBackend(threads=threads)
+    keys = rng.integers(0, 256, (3000, 16), np.uint8)
+    assert many.hkdf_sha256(keys, b"EN-RPIK", 16).tobytes() == one.hkdf_sha256(keys, b"EN-RPIK", 16).tobytes()
+    assert many.hmac_sha256(keys, b"m").tobytes() == one.hmac_sha256(keys, b"m").tobytes()
+    assert many.sha256(keys).tobytes() == one.sha256(keys).tobytes()
+    seeds = rng.integers(0, 256, (2000, 32), np.uint8)
+    assert many.sha256_chain(seeds, 3).tobytes() == one.sha256_chain(seeds, 3).tobytes()
+    wide = rng.integers(0, 256, (600, 32), np.uint8)
+    counters = rng.integers(0, 256, (600, 16), np.uint8)
+    assert many.aes_ctr(wide, counters, 1536).tobytes() == one.aes_ctr(wide, counters, 1536).tobytes()
+    blocks = rng.integers(0, 256, (3, 144, 16), np.uint8)
+    rows = rng.integers(0, 3, 600)
+    out = one.aes_ecb(keys[:600], blocks, rows)
+    assert many.aes_ecb(keys[:600], blocks, rows).tobytes() == out.tobytes()
+    flat = out.reshape(-1, 16)
+    planted = flat[rng.choice(flat.shape[0], 400, replace=False)]
+    index = ObservedIdIndex.build(np.concatenate([rng.integers(0, 256, (5000, 16), np.uint8), planted]))
+    counts = rng.integers(0, 150, 600)
+    expected = REFERENCE.aes_ecb_probe(keys[:600], blocks, rows, counts, index)
+    assert expected[0].size > 100
+    for backend in (one, many):
+        got = backend.aes_ecb_probe(keys[:600], blocks, rows, counts, index)
+        assert got[0].tolist() == expected[0].tolist() and got[1].tolist() == expected[1].tolist()
+        found = backend.probe(index, flat)
+        assert found[0].tolist() == REFERENCE.probe(index, flat)[0].tolist()
+
+
+@needs_c
+def test_the_thread_count_comes_from_the_setting_or_the_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.THREADS_VAR, "3")
+    assert native.crypto_threads() == 3 and native.NativeBackend().threads == 3
+    monkeypatch.delenv(native.THREADS_VAR)
+    assert native.crypto_threads() == len(os.sched_getaffinity(0))
+    for bad in ("0", "-1", "two"):
+        monkeypatch.setenv(native.THREADS_VAR, bad)
+        with pytest.raises(ValueError, match=native.THREADS_VAR):
+            native.crypto_threads()
+    with pytest.raises(ValueError, match="threads"):
+        native.NativeBackend(threads=0)
+    assert C is not None
+    with pytest.raises(ValueError, match="threads"):
+        C.hkdf_sha256(bytes(16), 16, b"", 16, bytearray(16), 0)
+    assert pickle.loads(pickle.dumps(native.NativeBackend(threads=2))).threads == 2

@@ -31,6 +31,7 @@ from proximity.estimation.calibration import (
     parse_aliases,
     resolve_model,
 )
+from proximity.estimation.constants import ESTIMATOR_NAMES
 from proximity.estimation.estimators import (
     DEFAULT_ESTIMATOR,
     EstimationSettings,
@@ -512,6 +513,8 @@ def _match(rssi: float, minutes: float, start: float = T0 + 3600, tx: float = ma
 def test_registry() -> None:
     assert estimator_names()[0] == DEFAULT_ESTIMATOR
     assert set(PRESETS) <= set(estimator_names())
+    # the command line's choices (read without loading the estimators) are the registry's, in order
+    assert tuple(estimator_names()) == ESTIMATOR_NAMES
     with pytest.raises(ValueError, match="unknown estimator 'nope'; choose from mean-attenuation"):
         get_estimator("nope")
 

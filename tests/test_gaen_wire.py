@@ -125,3 +125,42 @@ def test_runs_of_equal_length_keys_with_different_layouts_decode_as_the_object_p
     body += b"\x3a\x0a\x0a\x00" + b"\x18\x80\x80\x80\x01" + b"\x20\x90\x01"  # varints of other widths
     body += b"\x3a\x09\x58\x01\x0a\x00\x18\x81\x80\x80\x01"  # an unknown field first
     _same(body)
+
+
+# Keys of one serialized length but other layouts (varint widths), another length, an unknown field,
+# and a key with an unknown report type: long runs of these are read in place, in bulk.
+_TEMPLATES = [
+    pb.TemporaryExposureKey(
+        key_data=b"k" * 16, transmission_risk_level=1, rolling_start_interval_number=2_650_032
+    ),
+    pb.TemporaryExposureKey(
+        key_data=b"l" * 16, transmission_risk_level=200, rolling_start_interval_number=20_000
+    ),
+    pb.TemporaryExposureKey(
+        key_data=b"m" * 16, transmission_risk_level=3, rolling_start_interval_number=2_650_176
+    ),
+    pb.TemporaryExposureKey(
+        key_data=b"n" * 16, rolling_start_interval_number=-5, days_since_onset_of_symptoms=-3
+    ),
+    pb.TemporaryExposureKey(
+        key_data=b"o" * 15, report_type=pb.TemporaryExposureKey.RECURSIVE, rolling_period=7
+    ),
+]
+_ODD = [b"\x3a\x14\x0a\x10" + b"p" * 16 + b"\x28\x09", b"\x3a\x15\x0a\x10" + b"q" * 16 + b"\x58\x96\x01"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_TEMPLATES) + len(_ODD) - 1), st.integers(1, 60)), max_size=12))
+def test_long_runs_of_keys_match_the_object_path(runs: list[tuple[int, int]]) -> None:
+    body = b""
+    for which, count in runs:
+        if which < len(_TEMPLATES):
+            body += pb.TemporaryExposureKeyExport(keys=[_TEMPLATES[which]] * count).SerializeToString()
+        else:
+            body += _ODD[which - len(_TEMPLATES)] * count
+    _same(body)
+
+
+def test_a_run_of_mixed_layouts_is_read_whole() -> None:
+    keys = [_TEMPLATES[i % 3] for i in range(500)] + [_TEMPLATES[4]] * 40 + [_TEMPLATES[0]] * 100
+    _same(pb.TemporaryExposureKeyExport(keys=keys, revised_keys=[_TEMPLATES[3]]).SerializeToString())

@@ -27,10 +27,10 @@ from proximity import (
     save_keyring,
     wipe_keyring,
 )
-from proximity.errors import FileWriteError, InvalidMetadataError
+from proximity.errors import FileWriteError, InvalidKeyError, InvalidMetadataError
 from proximity.keyring import DEFAULT_TX_POWER
 from proximity.keyring.store import default_keyring_path, dumps_keyring, loads_keyring
-from proximity.schemes.gaen import Metadata, decrypt_aem, derive_aemk
+from proximity.schemes.gaen import Metadata, TemporaryExposureKey, decrypt_aem, derive_aemk
 
 DAY = 86_400
 MIDNIGHT = 1_796_428_800  # 2026-12-05T00:00:00Z
@@ -254,3 +254,20 @@ def test_a_version_2_file_is_the_same_ring_and_is_saved_as_version_3(tmp_path: P
     again = load_keyring(path)
     assert again.gaen_keys[0] == ring.gaen_keys[0] and again.bluezone_key == ring.bluezone_key
     assert again.key_state("dp3t") == ring.key_state("dp3t")
+
+
+def test_a_ring_built_by_hand_is_checked_as_a_loaded_one_is() -> None:
+    settings = KeyRingSettings()
+    day = TemporaryExposureKey(bytes(16), MIDNIGHT // 600, 144)
+    later = TemporaryExposureKey(bytes([1]) * 16, MIDNIGHT // 600 + 144, 144)
+    assert KeyRing(settings, {"gaen": [later, day]}).gaen_keys == (day, later)  # put in order
+    half_day_on = TemporaryExposureKey(bytes([2]) * 16, MIDNIGHT // 600 + 72, 144)
+    with pytest.raises(InvalidKeyError, match="must not overlap"):
+        KeyRing(settings, {"gaen": (day, half_day_on)})
+    with pytest.raises(InvalidKeyError, match="TemporaryExposureKey"):
+        KeyRing(settings, {"gaen": (bytes(16),)})
+    with pytest.raises(InvalidKeyError, match="BluezoneBaseKey"):
+        KeyRing(settings, {BLUEZONE.name: bytes(32)})
+    ring = KeyRing.create(MIDNIGHT + 60, random_bytes=lambda n: bytes(n))
+    for name, state in ring.keys.items():  # every scheme accepts what it rolled itself
+        assert KeyRing(settings, {name: state}).keys[name] == state

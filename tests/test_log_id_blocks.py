@@ -282,3 +282,29 @@ def test_export_files_on_a_log_are_read_once_with_their_revisions(
         got = match_gaen(stream.keys(), log.matchable("gaen"), revised_keys=stream.revision_list(), workers=1)
         assert _summary(got) == _summary(want)
         assert reads == paths  # each file once: the revisions came with the keys
+
+
+def test_reindex_rebuilds_a_side_store_emptied_by_a_foreign_write(tmp_path: Path) -> None:
+    from proximity.cli.main import main
+
+    db = tmp_path / "log.db"
+    with EncounterLog(db) as log:
+        log.add([Sighting("gaen", bytes([i]) * 16, T0 + 60 * i, -60) for i in range(5)])
+        log.add([Sighting("bluezone", bytes([9]) * 12, T0, -70)])
+    raw = sqlite3.connect(db)
+    raw.execute("UPDATE sightings SET observed_id = ? WHERE id = 2", (bytes([7]) * 16,))  # the trigger fires
+    raw.commit()
+    raw.close()
+    with EncounterLog(db) as log:
+        assert log.id_store_in_step() == {"bluezone": True, "gaen": False}
+        assert not isinstance(log.matchable("gaen"), LogSightings)
+    assert main(["log", "stats", "--db", str(db)]) == 0
+    assert main(["log", "reindex", "--db", str(db), "--json"]) == 0
+    _blocks_agree(db)
+    with EncounterLog(db) as log:
+        assert log.id_store_in_step() == {"bluezone": True, "gaen": True}
+        source = log.matchable("gaen")
+        assert isinstance(source, LogSightings)
+        assert sorted(map(bytes, source.ids)) == sorted(bytes([i if i != 1 else 7]) * 16 for i in range(5))
+        assert log.reindex() == 6  # again: nothing changes
+    _blocks_agree(db)

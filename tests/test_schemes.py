@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ from proximity import (
     TemporaryExposureKey,
 )
 from proximity.errors import InvalidMetadataError
-from proximity.schemes.gaen import decrypt_aem, derive_aemk, encrypt_aem
+from proximity.schemes.gaen import decrypt_aem, derive_aemk, encrypt_aem, padded_blocks, rpi_inputs
 
 teks = st.binary(min_size=16, max_size=16)
 intervals = st.integers(min_value=0, max_value=2**32 - 145)
@@ -142,3 +143,14 @@ def test_metadata_errors_are_typed(fields: dict[str, int], name: str) -> None:
     assert caught.value.field == name
     with pytest.raises(TypeError, match=name):
         Metadata(**{**{"tx_power": 0}, name: 1.5})  # type: ignore[arg-type]
+
+
+@given(st.lists(st.one_of(st.integers(2_650_000, 2_650_400), st.integers(0, 2**32 - 1)), max_size=40))
+def test_rpi_inputs_group_keys_by_start_as_np_unique_does(starts: list[int]) -> None:
+
+    array = np.array(starts, dtype=np.int64)
+    teks = np.zeros((array.size, 16), np.uint8)
+    _, blocks, rows = rpi_inputs(teks, array)
+    unique, which = np.unique(array, return_inverse=True)
+    assert np.array_equal(blocks, padded_blocks(unique)) and rows.tolist() == which.reshape(-1).tolist()
+    assert rows.dtype == np.intp

@@ -1,4 +1,4 @@
-"""``proximity log stats|prune|export|wipe --db FILE``: the SQLite encounter log."""
+"""``proximity log stats|prune|export|reindex|wipe --db FILE``: the SQLite encounter log."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ EXPORT_HEADER = ("id", "time", "rssi", "metadata", "scheme")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    log = subparsers.add_parser("log", help="inspect, prune, export or wipe the encounter log (SQLite)")
+    log = subparsers.add_parser(
+        "log", help="inspect, prune, export, reindex or wipe the encounter log (SQLite)"
+    )
     actions = log.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     stats = actions.add_parser("stats", help="how many sightings and distinct IDs the log holds")
@@ -42,11 +44,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
     export.set_defaults(handler=_export)
 
+    reindex = actions.add_parser(
+        "reindex",
+        help="rebuild the packed IDs `match --log` reads first (after another program changed sightings)",
+    )
+    reindex.add_argument("--json", action="store_true")
+    reindex.set_defaults(handler=_reindex)
+
     wipe = actions.add_parser("wipe", help="delete every sighting and exposure (asks first)")
     wipe.add_argument("--yes", action="store_true", help="do not ask")
     wipe.set_defaults(handler=_wipe)
 
-    for parser in (stats, prune, export, wipe):
+    for parser in (stats, prune, export, reindex, wipe):
         parser.add_argument(
             "--db",
             metavar="FILE",
@@ -64,6 +73,8 @@ def _open(args: argparse.Namespace, *, check: bool = False) -> EncounterLog:
 def _stats(args: argparse.Namespace) -> int:
     with _open(args, check=True) as log:
         stats = log.stats()
+        in_step = log.id_store_in_step()
+    behind = [scheme for scheme, ok in in_step.items() if not ok]
     if args.json:
         print_json(
             {
@@ -75,6 +86,7 @@ def _stats(args: argparse.Namespace) -> int:
                 "last_time": stats.last_time,
                 "exposures": stats.exposures,
                 "schema_version": stats.schema_version,
+                "id_store_in_step": in_step,
             }
         )
         return 0
@@ -93,9 +105,26 @@ def _stats(args: argparse.Namespace) -> int:
             ["time span", span],
             ["exposures", stats.exposures],
             ["schema version", stats.schema_version],
+            [
+                "packed IDs",
+                f"out of step: {', '.join(behind)} (run `proximity log reindex`)" if behind else "ok",
+            ],
         ],
     )
     return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    with _open(args) as log:
+        behind = sorted(scheme for scheme, ok in log.id_store_in_step().items() if not ok)
+        packed = log.reindex()
+        in_step = log.id_store_in_step()
+    if args.json:
+        print_json({"path": args.db, "sightings": packed, "was_out_of_step": behind, "in_step": in_step})
+    else:
+        was = f"; it was out of step for {', '.join(behind)}" if behind else "; it was already in step"
+        print(f"packed the IDs of {packed:,} sighting(s) in {args.db}{was}")
+    return 0 if all(in_step.values()) else 1
 
 
 def _days_arg(text: str) -> float:

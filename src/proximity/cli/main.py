@@ -6,7 +6,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 from proximity import __version__
@@ -47,6 +46,15 @@ COMMANDS = {
     "publish": "upload",
 }
 
+# Commands with no linear algebra worth a second thread: numpy's OpenBLAS starts them without its
+# thread pool (starting it costs ~30 ms of CPU, a third of `import numpy`), unless the user said.
+_ONE_BLAS_THREAD = frozenset({"match", "ids", "keys", "log"})
+_BLAS_THREADS = "OPENBLAS_NUM_THREADS"
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given the command line, only with the subcommand it runs (every one without)."""
@@ -59,7 +67,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--debug", action="store_true", help="on an error, show the full traceback (for a bug report)"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    command = next((arg for arg in argv or () if not arg.startswith("-")), None)
+    command = _command_of(argv or ())
     for name in (COMMANDS[command],) if command in COMMANDS else _MODULES:
         importlib.import_module(f"proximity.cli.{name}").register(subparsers)
     return parser
@@ -70,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors say what to fix; anything else is a bug, shown whole with ``--debug``. A closed pipe
     (``| head``) ends quietly; Ctrl-C exits 130 after the command kept what it had finished."""
     argv = sys.argv[1:] if argv is None else argv
+    if _command_of(argv) in _ONE_BLAS_THREAD and "numpy" not in sys.modules:  # read when numpy loads
+        os.environ.setdefault(_BLAS_THREADS, "1")
     args = build_parser(argv).parse_args(argv)
     debug = bool(getattr(args, "debug", False))
     try:
@@ -77,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
     except ProximityError as error:
         if debug:
+            import traceback  # only for --debug: a run never loads it
+
             traceback.print_exc()
         print(f"proximity: error: {error}", file=sys.stderr)
         return 1
@@ -88,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as error:  # a bug, or a failure nobody foresaw: one line, the rest on request
         if debug:
+            import traceback  # only for --debug: a run never loads it
+
             traceback.print_exc()
         detail = str(error).splitlines()[0][:300] if str(error) else ""
         print(

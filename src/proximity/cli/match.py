@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import math
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,16 +24,7 @@ import numpy as np
 
 from proximity.cli.common import CommandError, print_json, print_table
 from proximity.errors import InvalidTimeError, ObservationsFileError, ResourceLimitError
-from proximity.estimation import (
-    DEFAULT_ESTIMATOR,
-    FLEET_RSSI_CORRECTION_DB,
-    CalibrationLevel,
-    EstimationSettings,
-    default_calibration,
-    estimator_names,
-    resolve_model,
-    verdict,
-)
+from proximity.estimation.constants import DEFAULT_ESTIMATOR, ESTIMATOR_NAMES, FLEET_RSSI_CORRECTION_DB
 from proximity.keyfiles.gaen_export import TrustedKey
 from proximity.matching.results import KeyMatch, group_by_day
 from proximity.matching.source import SightingSource
@@ -45,7 +34,13 @@ from proximity.schemes.registry import SCHEME_NAMES, scheme_record, scheme_recor
 from proximity.sightings import ID_LENGTHS, Observations
 from proximity.times import LATEST_TIME, format_utc, parse_time
 
-__all__ = ["MAX_OBSERVED_ROWS", "MILLISECONDS_FLOOR", "read_observed_csv", "receiver_settings", "register"]
+__all__ = [
+    "MAX_OBSERVED_ROWS",
+    "MILLISECONDS_FLOOR",
+    "read_observed_csv",
+    "receiver_correction",
+    "register",
+]
 
 PROGRESS_BYTES = 1 << 20  # key files at least this big get a progress bar
 # Rows an observed CSV may hold (~200 bytes of memory each while read); bigger sets go in the log.
@@ -95,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--estimator",
         default=DEFAULT_ESTIMATOR,
-        choices=estimator_names(),
+        choices=ESTIMATOR_NAMES,
         help=f"judge each exposure with this estimator (default: {DEFAULT_ESTIMATOR})",
     )
     calibration = parser.add_mutually_exclusive_group()
@@ -152,6 +147,8 @@ def read_observed_csv(path: str) -> dict[str, Observations]:
     :data:`proximity.radio.RSSI_RANGE` or empty. Any defect is an :class:`ObservationsFileError`
     naming the row and column; more than :data:`MAX_OBSERVED_ROWS` rows are refused.
     """
+    import csv  # only for --observed: a match on the log never loads it
+
     by_length: dict[int, str] = {}
     for scheme_name, length in ID_LENGTHS.items():  # GAEN (registered first) owns 16 bytes unless told
         by_length.setdefault(length, scheme_name)
@@ -316,17 +313,19 @@ def _per_file(batches: Iterator[Any], progress: _Progress) -> Iterator[Any]:
         progress.file_done()
 
 
-def receiver_settings(device: str | None, rssi_correction: float | None) -> tuple[EstimationSettings, str]:
-    """The scanner's calibration for the estimators, and a line saying where it came from.
+def receiver_correction(device: str | None, rssi_correction: float | None) -> tuple[float, str]:
+    """The scanner's RSSI correction in dB, and a line saying where it came from.
 
     The channel model's attenuation at 1 m assumes corrected RSSI, so with nothing given the fleet
-    value of the calibration table (its median) is used (not 0).
+    value of the calibration table (its median) is used (not 0). Only ``device`` loads the table.
     """
     if rssi_correction is not None:
         if not math.isfinite(rssi_correction):
             raise CommandError(f"--rssi-correction must be a finite number of dB, got {rssi_correction}")
-        return EstimationSettings(rssi_correction=rssi_correction), f"{rssi_correction:+.1f} dB (given)"
+        return rssi_correction, f"{rssi_correction:+.1f} dB (given)"
     if device:  # the table (11,921 rows) is read only here: the fleet value is a constant held to it
+        from proximity.estimation.calibration import CalibrationLevel, default_calibration, resolve_model
+
         found = resolve_model(device, default_calibration())
         how = {
             CalibrationLevel.EXACT: f"model {device}",
@@ -334,10 +333,8 @@ def receiver_settings(device: str | None, rssi_correction: float | None) -> tupl
             CalibrationLevel.OEM: "its maker's average",
             CalibrationLevel.FLEET: "fleet value, model unknown",
         }
-        return EstimationSettings(rssi_correction=found.rssi_correction), (
-            f"{found.rssi_correction:+.1f} dB ({how[found.level]})"
-        )
-    return EstimationSettings(rssi_correction=FLEET_RSSI_CORRECTION_DB), (
+        return found.rssi_correction, f"{found.rssi_correction:+.1f} dB ({how[found.level]})"
+    return FLEET_RSSI_CORRECTION_DB, (
         f"{FLEET_RSSI_CORRECTION_DB:+.1f} dB (fleet value; give --device MODEL or --rssi-correction DB)"
     )
 
@@ -345,6 +342,8 @@ def receiver_settings(device: str | None, rssi_correction: float | None) -> tupl
 def _match(args: argparse.Namespace) -> int:
     if not any(spec.startswith(("http://", "https://")) for spec in args.keys):
         return _match_files(args)  # local files: the HTTP client (urllib, ssl, the key ring) stays unloaded
+    import tempfile
+
     from proximity.server.client import download_key_files
 
     with tempfile.TemporaryDirectory(prefix="proximity-keys-") as scratch:
@@ -370,23 +369,20 @@ def _match_files(args: argparse.Namespace) -> int:
             observed.update(_observations_from_log(args.log, wanted, opened))
         matches, keys_read, skipped = _match_all(args, schemes, observed)
     days = group_by_day(matches)
-    settings, correction = receiver_settings(args.device, args.rssi_correction)
+    correction_db, correction = receiver_correction(args.device, args.rssi_correction)
     summary = (
         f"{len(args.keys)} key file(s), {keys_read:,} keys"
         + (f" ({skipped} malformed skipped)" if skipped else "")
         + f", {len(matches)} matched"
     )
-    # the verdict's day is the ISO date, as at the top level (it was unix seconds; see CHANGELOG.md)
-    verdicts = [
-        {**verdict(day.match, args.estimator, settings), "day": format_utc(day.day)[:10]} for day in days
-    ]
+    verdicts = _verdicts(days, args.estimator, correction_db)
     if args.log and days:
         kept = _record_exposures(args.log, days, verdicts)
         print(f"{kept} exposure(s) kept in the log {args.log}", file=sys.stderr)
     if args.json:
         print_json(
             [
-                {**_day_json(day), "verdict": v, "rssi_correction_db": settings.rssi_correction}
+                {**_day_json(day), "verdict": v, "rssi_correction_db": correction_db}
                 for day, v in zip(days, verdicts, strict=True)
             ]
         )
@@ -465,6 +461,17 @@ def _match_all(
             keys_read += counted[0]
     progress.draw(final=True)
     return matches, keys_read, skipped
+
+
+def _verdicts(days: Sequence[Any], estimator: str, rssi_correction: float) -> list[dict[str, Any]]:
+    """Each matched day judged by ``estimator``; the estimators load only when something matched."""
+    if not days:
+        return []
+    from proximity.estimation.estimators import EstimationSettings, verdict
+
+    settings = EstimationSettings(rssi_correction=rssi_correction)
+    # the verdict's day is the ISO date, as at the top level (it was unix seconds; see CHANGELOG.md)
+    return [{**verdict(day.match, estimator, settings), "day": format_utc(day.day)[:10]} for day in days]
 
 
 def _record_exposures(path: str, days: Sequence[Any], verdicts: Sequence[dict[str, Any]]) -> int:

@@ -26,6 +26,120 @@
 #define PX_X86 0
 #endif
 
+#if defined(_WIN32) || defined(__STDC_NO_ATOMICS__)
+#define PX_PTHREADS 0 /* no pthreads: every batch runs on the calling thread */
+#else
+#define PX_PTHREADS 1
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#endif
+
+/* ---------------------------------------------------------------- batches over threads ----- */
+
+/* A batch of n independent items runs in chunks of ``chunk`` items (fn(ctx, lo, hi, c) for chunk c).
+ * With ``threads`` > 1 and enough chunks, helper threads and the calling thread take the next chunk
+ * from a shared counter until none is left: a helper that the OS does not schedule (a busy machine)
+ * delays nothing, the others take its share. The caller waits only for chunks taken and not finished,
+ * never for a helper to start. Every item's result depends on that item alone, and chunk c writes
+ * only its own items' outputs, so the bytes are the same whatever the number of threads. Called with
+ * the GIL released. */
+#define MAX_THREADS 64
+#define CHUNKS_PER_THREAD 4 /* a helper starts only when there are this many chunks per thread */
+
+typedef void (*part_fn)(void *ctx, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t chunk_number);
+
+static void run_chunk(part_fn fn, void *ctx, Py_ssize_t n, Py_ssize_t chunk, Py_ssize_t c) {
+    Py_ssize_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+    fn(ctx, lo, hi, c);
+}
+
+#if PX_PTHREADS
+typedef struct {
+    part_fn fn;
+    void *ctx; /* the caller's: touched only while running a chunk, which the caller waits for */
+    Py_ssize_t n, chunk, chunks;
+    atomic_llong next; /* the next chunk to take */
+    pthread_mutex_t lock;
+    pthread_cond_t finished_all;
+    Py_ssize_t finished; /* chunks done (under lock) */
+    int refs;            /* the caller and each helper started (under lock); the last one frees */
+} shared_batch;
+
+static void take_chunks(shared_batch *b) {
+    Py_ssize_t done = 0;
+    for (;;) {
+        long long c = atomic_fetch_add(&b->next, 1);
+        if (c >= b->chunks) break;
+        run_chunk(b->fn, b->ctx, b->n, b->chunk, (Py_ssize_t)c);
+        done++;
+    }
+    pthread_mutex_lock(&b->lock);
+    b->finished += done;
+    if (b->finished == b->chunks) pthread_cond_broadcast(&b->finished_all);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static int drop_ref(shared_batch *b) { /* 1 if this was the last reference */
+    pthread_mutex_lock(&b->lock);
+    int last = --b->refs == 0;
+    pthread_mutex_unlock(&b->lock);
+    return last;
+}
+
+static void free_batch(shared_batch *b) {
+    pthread_mutex_destroy(&b->lock);
+    pthread_cond_destroy(&b->finished_all);
+    free(b);
+}
+
+static void *helper_main(void *arg) {
+    shared_batch *b = arg;
+    take_chunks(b);
+    if (drop_ref(b)) free_batch(b);
+    return NULL;
+}
+#endif
+
+/* Run fn over [0, n) in chunks of ``chunk``, on up to ``threads`` threads; returns the number of chunks. */
+static Py_ssize_t run_batch(part_fn fn, void *ctx, Py_ssize_t n, Py_ssize_t chunk, int threads) {
+    if (chunk < 1) chunk = 1;
+    Py_ssize_t chunks = (n + chunk - 1) / chunk;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > chunks / CHUNKS_PER_THREAD) threads = (int)(chunks / CHUNKS_PER_THREAD);
+#if PX_PTHREADS
+    shared_batch *b = threads >= 2 ? malloc(sizeof *b) : NULL;
+    if (b != NULL) {
+        *b = (shared_batch){.fn = fn, .ctx = ctx, .n = n, .chunk = chunk, .chunks = chunks, .refs = 1};
+        atomic_init(&b->next, 0);
+        pthread_mutex_init(&b->lock, NULL);
+        pthread_cond_init(&b->finished_all, NULL);
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        for (int k = 1; k < threads; k++) {
+            pthread_t helper;
+            pthread_mutex_lock(&b->lock);
+            b->refs++;
+            pthread_mutex_unlock(&b->lock);
+            if (pthread_create(&helper, &attr, helper_main, b) != 0) { /* no helper: fewer hands */
+                drop_ref(b);
+                break;
+            }
+        }
+        pthread_attr_destroy(&attr);
+        take_chunks(b);
+        pthread_mutex_lock(&b->lock);
+        while (b->finished < b->chunks) pthread_cond_wait(&b->finished_all, &b->lock);
+        pthread_mutex_unlock(&b->lock);
+        if (drop_ref(b)) free_batch(b);
+        return chunks;
+    }
+#endif
+    for (Py_ssize_t c = 0; c < chunks; c++) run_chunk(fn, ctx, n, chunk, c);
+    return chunks;
+}
+
 /* ---------------------------------------------------------------- SHA-256 (portable) -------- */
 
 static const uint32_t K256[64] = {
@@ -454,12 +568,42 @@ static PyObject *py_sha256(PyObject *self, PyObject *args) {
     return PyBytes_FromStringAndSize((const char *)out, 32);
 }
 
-PyDoc_STRVAR(sha256_rows_doc, "sha256_rows(rows, width, out): SHA-256 of every row (n*width bytes) into out (n*32).");
+/* Every batch binding takes an optional last argument, ``threads`` (default 1): the most threads its
+ * batch runs on (run_batch: chunks of tens of microseconds of work, helpers only for a batch of at least
+ * CHUNKS_PER_THREAD chunks a thread, so a small batch, e.g. one key, stays on the calling thread). */
+#define CHUNK_KEYS 64      /* HMAC/HKDF keys or SHA-256 rows a chunk (~25 us) */
+#define CHUNK_BLOCKS 2048  /* AES blocks a chunk */
+#define CHUNK_PROBES 4096  /* probes a chunk */
+
+static int check_threads(int threads) {
+    if (threads < 1) {
+        PyErr_Format(PyExc_ValueError, "threads must be at least 1, got %d", threads);
+        return -1;
+    }
+    return 0;
+}
+
+static Py_ssize_t at_least_one(Py_ssize_t value) { return value < 1 ? 1 : value; }
+
+PyDoc_STRVAR(sha256_rows_doc,
+             "sha256_rows(rows, width, out[, threads]): SHA-256 of every row (n*width bytes) into out (n*32).");
+
+typedef struct {
+    const uint8_t *in;
+    uint8_t *out;
+    Py_ssize_t width;
+} rows_job;
+
+static void sha256_rows_part(void *ctx, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t c) {
+    const rows_job *j = ctx;
+    for (Py_ssize_t i = lo; i < hi; i++) sha256_full(j->in + i * j->width, (size_t)j->width, j->out + 32 * i);
+}
 
 static PyObject *py_sha256_rows(PyObject *self, PyObject *args) {
     Py_buffer v[2] = {{0}};
     Py_ssize_t width;
-    if (!PyArg_ParseTuple(args, "y*nw*", &v[0], &width, &v[1])) {
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "y*nw*|i", &v[0], &width, &v[1], &threads) || check_threads(threads) < 0) {
         release(v, 2);
         return NULL;
     }
@@ -467,25 +611,50 @@ static PyObject *py_sha256_rows(PyObject *self, PyObject *args) {
         return fail(v, 2, PyExc_ValueError, "rows must be n*width bytes");
     Py_ssize_t n = width ? v[0].len / width : v[1].len / 32;
     if (v[1].len != 32 * n) return fail(v, 2, PyExc_ValueError, "out must be n*32 bytes");
-    const uint8_t *in = v[0].buf;
-    uint8_t *out = v[1].buf;
+    rows_job job = {v[0].buf, v[1].buf, width};
+    Py_ssize_t chunk = CHUNK_KEYS;
     Py_BEGIN_ALLOW_THREADS;
-    for (Py_ssize_t i = 0; i < n; i++) sha256_full(in + i * width, (size_t)width, out + 32 * i);
+    run_batch(sha256_rows_part, &job, n, chunk, threads);
     Py_END_ALLOW_THREADS;
     release(v, 2);
     Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(sha256_chain_doc,
-             "sha256_chain(seeds, length, select, out): for every 32-byte seed s_0, the links s_0 .. "
+             "sha256_chain(seeds, length, select, out[, threads]): for every 32-byte seed s_0, the links s_0 .. "
              "s_{length-1} (s_{i+1} = SHA-256(s_i)), each cut to the bytes ``select`` names, into out "
              "(n*length*len(select) bytes).");
+
+typedef struct {
+    const uint8_t *seeds, *select;
+    uint8_t *out;
+    Py_ssize_t length, keep;
+} chain_job;
+
+static void sha256_chain_part(void *ctx, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t c) {
+    const chain_job *j = ctx;
+    Py_ssize_t length = j->length, keep = j->keep;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        uint8_t state[32];
+        uint32_t st[8];
+        memcpy(state, j->seeds + 32 * i, 32);
+        uint8_t *dst = j->out + i * length * keep;
+        for (Py_ssize_t s = 0; s < length; s++) {
+            for (Py_ssize_t b = 0; b < keep; b++) dst[keep * s + b] = state[j->select[b]];
+            if (s + 1 == length) break;
+            memcpy(st, IV256, sizeof st);
+            sha256_finish(st, state, 32, 0);
+            digest_of(st, state);
+        }
+    }
+}
 
 static PyObject *py_sha256_chain(PyObject *self, PyObject *args) {
     Py_buffer v[3] = {{0}};
     Py_ssize_t length;
-    if (!PyArg_ParseTuple(args, "y*ny*w*", &v[0], &length, &v[1], &v[2]))
-        {
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "y*ny*w*|i", &v[0], &length, &v[1], &v[2], &threads) ||
+        check_threads(threads) < 0) {
         release(v, 3);
         return NULL;
     }
@@ -498,61 +667,69 @@ static PyObject *py_sha256_chain(PyObject *self, PyObject *args) {
     if (length > 0 && n > PY_SSIZE_T_MAX / keep / length)
         return fail(v, 3, PyExc_OverflowError, "n*length*len(select) bytes of output overflow Py_ssize_t");
     if (v[2].len != n * length * keep) return fail(v, 3, PyExc_ValueError, "out must be n*length*len(select) bytes");
-    const uint8_t *seeds = v[0].buf;
-    uint8_t *out = v[2].buf;
+    chain_job job = {v[0].buf, select, v[2].buf, length, keep};
+    Py_ssize_t chunk = at_least_one(CHUNK_KEYS / at_least_one(length));
     Py_BEGIN_ALLOW_THREADS;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint8_t state[32];
-        uint32_t st[8];
-        memcpy(state, seeds + 32 * i, 32);
-        uint8_t *dst = out + i * length * keep;
-        for (Py_ssize_t s = 0; s < length; s++) {
-            for (Py_ssize_t b = 0; b < keep; b++) dst[keep * s + b] = state[select[b]];
-            if (s + 1 == length) break;
-            memcpy(st, IV256, sizeof st);
-            sha256_finish(st, state, 32, 0);
-            digest_of(st, state);
-        }
-    }
+    run_batch(sha256_chain_part, &job, n, chunk, threads);
     Py_END_ALLOW_THREADS;
     release(v, 3);
     Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(hmac_sha256_doc,
-             "hmac_sha256(keys, key_length, message, out): HMAC-SHA256(key, message) under every key "
+             "hmac_sha256(keys, key_length, message, out[, threads]): HMAC-SHA256(key, message) under every key "
              "(n*key_length bytes) into out (n*32).");
+
+typedef struct {
+    const uint8_t *in, *info;
+    uint8_t *out;
+    Py_ssize_t in_len, info_len, out_len;
+} keyed_job;
+
+static void hmac_part(void *ctx, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t c) {
+    const keyed_job *j = ctx;
+    for (Py_ssize_t i = lo; i < hi; i++)
+        hmac_sha256(j->in + i * j->in_len, (size_t)j->in_len, j->info, (size_t)j->info_len, j->out + 32 * i);
+}
 
 static PyObject *py_hmac_sha256(PyObject *self, PyObject *args) {
     Py_buffer v[3] = {{0}};
     Py_ssize_t klen;
-    if (!PyArg_ParseTuple(args, "y*ny*w*", &v[0], &klen, &v[1], &v[2]))
-        {
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "y*ny*w*|i", &v[0], &klen, &v[1], &v[2], &threads) ||
+        check_threads(threads) < 0) {
         release(v, 3);
         return NULL;
     }
     if (klen < 1 || v[0].len % klen) return fail(v, 3, PyExc_ValueError, "keys must be n*key_length bytes");
     Py_ssize_t n = v[0].len / klen;
     if (v[2].len != 32 * n) return fail(v, 3, PyExc_ValueError, "out must be n*32 bytes");
-    const uint8_t *keys = v[0].buf, *msg = v[1].buf;
-    size_t len = (size_t)v[1].len;
-    uint8_t *out = v[2].buf;
+    keyed_job job = {v[0].buf, v[1].buf, v[2].buf, klen, v[1].len, 32};
+    Py_ssize_t chunk = CHUNK_KEYS;
     Py_BEGIN_ALLOW_THREADS;
-    for (Py_ssize_t i = 0; i < n; i++) hmac_sha256(keys + i * klen, (size_t)klen, msg, len, out + 32 * i);
+    run_batch(hmac_part, &job, n, chunk, threads);
     Py_END_ALLOW_THREADS;
     release(v, 3);
     Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(hkdf_sha256_doc,
-             "hkdf_sha256(ikms, ikm_length, info, length, out): HKDF-SHA256 (salt none, L = length <= 32) "
-             "of every IKM (n*ikm_length bytes) into out (n*length).");
+             "hkdf_sha256(ikms, ikm_length, info, length, out[, threads]): HKDF-SHA256 (salt none, L = length "
+             "<= 32) of every IKM (n*ikm_length bytes) into out (n*length).");
+
+static void hkdf_part(void *ctx, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t c) {
+    const keyed_job *j = ctx;
+    for (Py_ssize_t i = lo; i < hi; i++)
+        hkdf_sha256(j->in + i * j->in_len, (size_t)j->in_len, j->info, (size_t)j->info_len,
+                    j->out + i * j->out_len, (size_t)j->out_len);
+}
 
 static PyObject *py_hkdf_sha256(PyObject *self, PyObject *args) {
     Py_buffer v[3] = {{0}};
     Py_ssize_t ilen, length;
-    if (!PyArg_ParseTuple(args, "y*ny*nw*", &v[0], &ilen, &v[1], &length, &v[2]))
-        {
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "y*ny*nw*|i", &v[0], &ilen, &v[1], &length, &v[2], &threads) ||
+        check_threads(threads) < 0) {
         release(v, 3);
         return NULL;
     }
@@ -560,12 +737,10 @@ static PyObject *py_hkdf_sha256(PyObject *self, PyObject *args) {
         return fail(v, 3, PyExc_ValueError, "ikms must be n*ikm_length bytes, info at most 256 bytes, length 1..32");
     Py_ssize_t n = v[0].len / ilen;
     if (v[2].len != n * length) return fail(v, 3, PyExc_ValueError, "out must be n*length bytes");
-    const uint8_t *in = v[0].buf, *info = v[1].buf;
-    size_t info_len = (size_t)v[1].len;
-    uint8_t *out = v[2].buf;
+    keyed_job job = {v[0].buf, v[1].buf, v[2].buf, ilen, v[1].len, length};
+    Py_ssize_t chunk = CHUNK_KEYS;
     Py_BEGIN_ALLOW_THREADS;
-    for (Py_ssize_t i = 0; i < n; i++)
-        hkdf_sha256(in + i * ilen, (size_t)ilen, info, info_len, out + i * length, (size_t)length);
+    run_batch(hkdf_part, &job, n, chunk, threads);
     Py_END_ALLOW_THREADS;
     release(v, 3);
     Py_RETURN_NONE;
@@ -597,17 +772,43 @@ static int check_rows(Py_buffer *keys, Py_ssize_t width, Py_buffer *blocks, Py_s
     return 0;
 }
 
+#if PX_X86
+/* One AES-ECB job over a batch of keys: key i encrypts row rows[i] of ``per`` blocks; with an index, the
+ * first counts[i] output blocks are probed instead of stored (positions i * per + j; each chunk writes
+ * its finds into its own region of the outputs, from its first key's position on, and counts them in
+ * found[c]). */
+typedef struct {
+    const uint8_t *keys, *in;
+    const int64_t *rows, *counts;
+    uint8_t *out;
+    Py_ssize_t width, per;
+    const index_t *ix;
+    int64_t *pos, *uniq;
+    Py_ssize_t *found;
+} ecb_job;
+
+static void aes_ecb_part(void *ctx, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t c) {
+    const ecb_job *j = ctx;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        __m128i rk[15];
+        int rounds = aes_expand(j->keys + j->width * i, j->width, rk);
+        ecb_blocks(rk, rounds, j->in + j->rows[i] * j->per * 16, j->out + i * j->per * 16, j->per);
+    }
+}
+#endif
+
 PyDoc_STRVAR(aes_ecb_doc,
-             "aes_ecb(keys, width, blocks, per, rows, out): key i (16 or 32 bytes: AES-128 or -256) encrypts "
-             "row rows[i] of blocks (u rows of per 16-byte blocks) into row i of out (n*per*16 bytes).");
+             "aes_ecb(keys, width, blocks, per, rows, out[, threads]): key i (16 or 32 bytes: AES-128 or -256) "
+             "encrypts row rows[i] of blocks (u rows of per 16-byte blocks) into row i of out (n*per*16 bytes).");
 
 static PyObject *py_aes_ecb(PyObject *self, PyObject *args) {
 #if PX_X86
     Py_buffer v[4] = {{0}};
     Py_ssize_t width, per, n;
+    int threads = 1;
     if (!have_aesni) return require_aesni();
-    if (!PyArg_ParseTuple(args, "y*ny*ny*w*", &v[0], &width, &v[1], &per, &v[2], &v[3]))
-        {
+    if (!PyArg_ParseTuple(args, "y*ny*ny*w*|i", &v[0], &width, &v[1], &per, &v[2], &v[3], &threads) ||
+        check_threads(threads) < 0) {
         release(v, 4);
         return NULL;
     }
@@ -617,15 +818,10 @@ static PyObject *py_aes_ecb(PyObject *self, PyObject *args) {
     }
     if (n > PY_SSIZE_T_MAX / 16 / per || v[3].len != n * per * 16)
         return fail(v, 4, PyExc_ValueError, "out must be n*per*16 bytes");
-    const uint8_t *keys = v[0].buf, *in = v[1].buf;
-    const int64_t *rows = v[2].buf;
-    uint8_t *out = v[3].buf;
+    ecb_job job = {.keys = v[0].buf, .in = v[1].buf, .rows = v[2].buf, .out = v[3].buf, .width = width, .per = per};
+    Py_ssize_t chunk = at_least_one(CHUNK_BLOCKS / per);
     Py_BEGIN_ALLOW_THREADS;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        __m128i rk[15];
-        int rounds = aes_expand(keys + width * i, width, rk);
-        ecb_blocks(rk, rounds, in + rows[i] * per * 16, out + i * per * 16, per);
-    }
+    run_batch(aes_ecb_part, &job, n, chunk, threads);
     Py_END_ALLOW_THREADS;
     release(v, 4);
     Py_RETURN_NONE;
@@ -635,19 +831,47 @@ static PyObject *py_aes_ecb(PyObject *self, PyObject *args) {
 }
 
 PyDoc_STRVAR(aes_ctr_doc,
-             "aes_ctr(keys, width, counters, length, out): ``length`` bytes of AES-CTR keystream under every "
-             "key (n*width bytes) from its initial 128-bit big-endian counter block (n*16 bytes), into out "
-             "(n*length bytes).");
+             "aes_ctr(keys, width, counters, length, out[, threads]): ``length`` bytes of AES-CTR keystream "
+             "under every key (n*width bytes) from its initial 128-bit big-endian counter block (n*16 bytes), "
+             "into out (n*length bytes).");
 
 #define CTR_BATCH 64
+
+#if PX_X86
+typedef struct {
+    const uint8_t *keys, *counters;
+    uint8_t *out;
+    Py_ssize_t width, length;
+} ctr_job;
+
+static void aes_ctr_part(void *ctx, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t c) {
+    const ctr_job *j = ctx;
+    Py_ssize_t length = j->length;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        __m128i rk[15];
+        uint8_t ctr[CTR_BATCH * 16], stream[CTR_BATCH * 16];
+        int rounds = aes_expand(j->keys + j->width * i, j->width, rk);
+        for (Py_ssize_t done = 0, block = 0; done < length; block += CTR_BATCH) {
+            Py_ssize_t want = (length - done + 15) / 16;
+            if (want > CTR_BATCH) want = CTR_BATCH;
+            for (Py_ssize_t k = 0; k < want; k++) counter_add(j->counters + 16 * i, (uint64_t)(block + k), ctr + 16 * k);
+            ecb_blocks(rk, rounds, ctr, stream, want);
+            Py_ssize_t take = length - done < 16 * want ? length - done : 16 * want;
+            memcpy(j->out + i * length + done, stream, (size_t)take);
+            done += take;
+        }
+    }
+}
+#endif
 
 static PyObject *py_aes_ctr(PyObject *self, PyObject *args) {
 #if PX_X86
     Py_buffer v[3] = {{0}};
     Py_ssize_t width, length;
+    int threads = 1;
     if (!have_aesni) return require_aesni();
-    if (!PyArg_ParseTuple(args, "y*ny*nw*", &v[0], &width, &v[1], &length, &v[2]))
-        {
+    if (!PyArg_ParseTuple(args, "y*ny*nw*|i", &v[0], &width, &v[1], &length, &v[2], &threads) ||
+        check_threads(threads) < 0) {
         release(v, 3);
         return NULL;
     }
@@ -656,23 +880,10 @@ static PyObject *py_aes_ctr(PyObject *self, PyObject *args) {
     Py_ssize_t n = v[0].len / width;
     if (v[1].len != 16 * n || (length && n > PY_SSIZE_T_MAX / length) || v[2].len != n * length)
         return fail(v, 3, PyExc_ValueError, "need counters n*16 bytes and out n*length bytes");
-    const uint8_t *keys = v[0].buf, *counters = v[1].buf;
-    uint8_t *out = v[2].buf;
+    ctr_job job = {v[0].buf, v[1].buf, v[2].buf, width, length};
+    Py_ssize_t chunk = at_least_one(CHUNK_BLOCKS / at_least_one(length / 16));
     Py_BEGIN_ALLOW_THREADS;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        __m128i rk[15];
-        uint8_t ctr[CTR_BATCH * 16], stream[CTR_BATCH * 16];
-        int rounds = aes_expand(keys + width * i, width, rk);
-        for (Py_ssize_t done = 0, block = 0; done < length; block += CTR_BATCH) {
-            Py_ssize_t want = (length - done + 15) / 16;
-            if (want > CTR_BATCH) want = CTR_BATCH;
-            for (Py_ssize_t j = 0; j < want; j++) counter_add(counters + 16 * i, (uint64_t)(block + j), ctr + 16 * j);
-            ecb_blocks(rk, rounds, ctr, stream, want);
-            Py_ssize_t take = length - done < 16 * want ? length - done : 16 * want;
-            memcpy(out + i * length + done, stream, (size_t)take);
-            done += take;
-        }
-    }
+    run_batch(aes_ctr_part, &job, n, chunk, threads);
     Py_END_ALLOW_THREADS;
     release(v, 3);
     Py_RETURN_NONE;
@@ -685,21 +896,66 @@ static int parse_index(Py_buffer *v, int bits, Py_ssize_t length, index_t *ix) {
     return index_from(&v[0], &v[1], &v[2], &v[3], &v[4], bits, length, ix);
 }
 
+/* Move each chunk's finds (written from its own start, c * stride) up behind the previous chunk's: the
+ * outputs then read as if one thread had probed the whole batch in order. Returns the total found. */
+static Py_ssize_t gather_chunks(int64_t *pos, int64_t *uniq, const Py_ssize_t *found, Py_ssize_t chunks,
+                                Py_ssize_t stride) {
+    Py_ssize_t total = 0;
+    for (Py_ssize_t c = 0; c < chunks; c++) {
+        Py_ssize_t from = c * stride;
+        if (from != total) {
+            memmove(pos + total, pos + from, (size_t)found[c] * sizeof *pos);
+            memmove(uniq + total, uniq + from, (size_t)found[c] * sizeof *uniq);
+        }
+        total += found[c];
+    }
+    return total;
+}
+
+/* found[] for a probing batch of n items in chunks of ``chunk``, or NULL with MemoryError set. */
+static Py_ssize_t *found_counts(Py_ssize_t n, Py_ssize_t chunk) {
+    Py_ssize_t *found = PyMem_Calloc((size_t)((n + chunk - 1) / chunk + 1), sizeof *found);
+    if (found == NULL) PyErr_NoMemory();
+    return found;
+}
+
+typedef struct {
+    const uint8_t *cand;
+    Py_ssize_t length;
+    const index_t *ix;
+    int64_t *pos, *uniq;
+    Py_ssize_t *found;
+} probe_job;
+
+static void probe_part(void *ctx, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t c) {
+    probe_job *j = ctx;
+    Py_ssize_t found = 0;
+    int64_t *pos = j->pos + lo, *uniq = j->uniq + lo;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        Py_ssize_t u = probe_one(j->ix, j->cand + i * j->length);
+        if (u >= 0) {
+            pos[found] = i;
+            uniq[found++] = u;
+        }
+    }
+    j->found[c] = found;
+}
+
 PyDoc_STRVAR(probe_doc,
-             "probe(candidates, length, keys, ids, bitmap1, bitmap2, slices, bits, out_pos, out_unique) -> "
-             "count: the positions of the candidates (n*length bytes) found in the index (sorted uint64 "
-             "keys, unique IDs, two bitmaps of 1 << bits flags packed 8 a byte, 65537 uint32 slice ends "
-             "over the keys' top 16 bits), with their unique index "
-             "(int64 outputs of n entries each); returns how many were found.");
+             "probe(candidates, length, keys, ids, bitmap1, bitmap2, slices, bits, out_pos, out_unique"
+             "[, threads]) -> count: the positions of the candidates (n*length bytes) found in the index "
+             "(sorted uint64 keys, unique IDs, two bitmaps of 1 << bits flags packed 8 a byte, 65537 uint32 "
+             "slice ends over the keys' top 16 bits), with their unique index (int64 outputs of n entries "
+             "each), in candidate order; returns how many were found.");
 
 static PyObject *py_probe(PyObject *self, PyObject *args) {
     Py_buffer v[8] = {{0}};
     Py_ssize_t length;
-    int bits;
+    int bits, threads = 1;
     index_t ix;
-    if (!PyArg_ParseTuple(args, "y*ny*y*y*y*y*iw*w*", &v[0], &length, &v[1], &v[2], &v[3], &v[4], &v[5], &bits,
-                          &v[6], &v[7]))
-        {
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*y*y*iw*w*|i", &v[0], &length, &v[1], &v[2], &v[3], &v[4], &v[5], &bits,
+                          &v[6], &v[7], &threads) ||
+        check_threads(threads) < 0) {
         release(v, 8);
         return NULL;
     }
@@ -710,41 +966,63 @@ static PyObject *py_probe(PyObject *self, PyObject *args) {
     Py_ssize_t n = v[0].len / length;
     if (v[0].len % length || v[6].len != 8 * n || v[7].len != 8 * n)
         return fail(v, 8, PyExc_ValueError, "candidates must be n*length bytes and outputs n int64 each");
-    const uint8_t *cand = v[0].buf;
-    int64_t *pos = v[6].buf, *uniq = v[7].buf;
-    Py_ssize_t found = 0;
+    Py_ssize_t found = 0, chunk = CHUNK_PROBES;
+    probe_job job = {.cand = v[0].buf, .length = length, .ix = &ix, .pos = v[6].buf, .uniq = v[7].buf,
+                     .found = found_counts(n, chunk)};
+    if (job.found == NULL) {
+        release(v, 8);
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS;
-    if (ix.count)
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_ssize_t u = probe_one(&ix, cand + i * length);
-            if (u >= 0) {
-                pos[found] = i;
-                uniq[found++] = u;
-            }
-        }
+    if (ix.count) found = gather_chunks(job.pos, job.uniq, job.found, run_batch(probe_part, &job, n, chunk, threads),
+                                        chunk);
     Py_END_ALLOW_THREADS;
+    PyMem_Free(job.found);
     release(v, 8);
     return PyLong_FromSsize_t(found);
 }
 
 #define MAX_PROBE_ROW 256
 
+#if PX_X86
+static void aes_ecb_probe_part(void *ctx, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t c) {
+    ecb_job *j = ctx;
+    Py_ssize_t found = 0, per = j->per;
+    int64_t *pos = j->pos + lo * per, *uniq = j->uniq + lo * per;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        __m128i rk[15];
+        uint8_t row[MAX_PROBE_ROW * 16];
+        Py_ssize_t count = j->counts[i] < 0 ? 0 : j->counts[i] > per ? per : j->counts[i];
+        int rounds = aes_expand(j->keys + j->width * i, j->width, rk);
+        ecb_blocks(rk, rounds, j->in + j->rows[i] * per * 16, row, count);
+        for (Py_ssize_t b = 0; b < count; b++) {
+            Py_ssize_t u = probe_one(j->ix, row + 16 * b);
+            if (u >= 0) {
+                pos[found] = i * per + b;
+                uniq[found++] = u;
+            }
+        }
+    }
+    j->found[c] = found;
+}
+#endif
+
 PyDoc_STRVAR(aes_ecb_probe_doc,
              "aes_ecb_probe(keys, width, blocks, per, rows, counts, keys64, ids, bitmap1, bitmap2, slices, bits, "
-             "out_pos, out_unique) -> count: aes_ecb, then probe the (16-byte) index with the first "
+             "out_pos, out_unique[, threads]) -> count: aes_ecb, then probe the (16-byte) index with the first "
              "counts[i] (int64) blocks of each key's row while they are in L1; positions are key * per + "
-             "block. per <= 256.");
+             "block, in that order. per <= 256.");
 
 static PyObject *py_aes_ecb_probe(PyObject *self, PyObject *args) {
 #if PX_X86
     Py_buffer v[11] = {{0}};
     Py_ssize_t width, per, n;
-    int bits;
+    int bits, threads = 1;
     index_t ix;
     if (!have_aesni) return require_aesni();
-    if (!PyArg_ParseTuple(args, "y*ny*ny*y*y*y*y*y*y*iw*w*", &v[0], &width, &v[1], &per, &v[2], &v[3], &v[4],
-                          &v[5], &v[6], &v[7], &v[8], &bits, &v[9], &v[10]))
-        {
+    if (!PyArg_ParseTuple(args, "y*ny*ny*y*y*y*y*y*y*iw*w*|i", &v[0], &width, &v[1], &per, &v[2], &v[3], &v[4],
+                          &v[5], &v[6], &v[7], &v[8], &bits, &v[9], &v[10], &threads) ||
+        check_threads(threads) < 0) {
         release(v, 11);
         return NULL;
     }
@@ -754,27 +1032,19 @@ static PyObject *py_aes_ecb_probe(PyObject *self, PyObject *args) {
     }
     if (per > MAX_PROBE_ROW || v[3].len != 8 * n || v[9].len != 8 * per * n || v[10].len != 8 * per * n)
         return fail(v, 11, PyExc_ValueError, "need per <= 256, counts n int64, outputs n*per int64 each");
-    const uint8_t *keys = v[0].buf, *in = v[1].buf;
-    const int64_t *rows = v[2].buf, *counts = v[3].buf;
-    int64_t *pos = v[9].buf, *uniq = v[10].buf;
-    Py_ssize_t found = 0;
+    Py_ssize_t found = 0, chunk = at_least_one(CHUNK_BLOCKS / per);
+    ecb_job job = {.keys = v[0].buf, .in = v[1].buf, .rows = v[2].buf, .counts = v[3].buf, .width = width,
+                   .per = per, .ix = &ix, .pos = v[9].buf, .uniq = v[10].buf, .found = found_counts(n, chunk)};
+    if (job.found == NULL) {
+        release(v, 11);
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS;
     if (ix.count)
-        for (Py_ssize_t i = 0; i < n; i++) {
-            __m128i rk[15];
-            uint8_t row[MAX_PROBE_ROW * 16];
-            Py_ssize_t count = counts[i] < 0 ? 0 : counts[i] > per ? per : counts[i];
-            int rounds = aes_expand(keys + width * i, width, rk);
-            ecb_blocks(rk, rounds, in + rows[i] * per * 16, row, count);
-            for (Py_ssize_t j = 0; j < count; j++) {
-                Py_ssize_t u = probe_one(&ix, row + 16 * j);
-                if (u >= 0) {
-                    pos[found] = i * per + j;
-                    uniq[found++] = u;
-                }
-            }
-        }
+        found = gather_chunks(job.pos, job.uniq, job.found, run_batch(aes_ecb_probe_part, &job, n, chunk, threads),
+                              chunk * per);
     Py_END_ALLOW_THREADS;
+    PyMem_Free(job.found);
     release(v, 11);
     return PyLong_FromSsize_t(found);
 #else

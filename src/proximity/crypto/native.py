@@ -4,10 +4,15 @@ the :class:`~proximity.crypto.backend.CryptoBackend` protocol.
 It is usable when the extension imports, the CPU has AES-NI, and it reproduces published vectors (GAEN
 set 0's RPIK and RPIs, FIPS-197's AES-256 example, RFC 4231's HMAC case 2); otherwise
 :func:`unavailable_reason` says why and ``auto`` runs the reference backend instead.
+
+A big batch (hundreds of keys) is split over :func:`crypto_threads` threads inside the one call, each
+part on its own keys, so results are byte-identical whatever the count; ``PROXIMITY_CRYPTO_THREADS``
+sets it (default: the CPUs this process may run on).
 """
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 
 import numpy as np
@@ -16,7 +21,9 @@ from numpy.typing import NDArray
 from proximity.crypto.backend import IdIndex, Probed, ecb_then_probe
 from proximity.errors import BackendUnavailableError
 
-__all__ = ["NativeBackend", "native_module", "unavailable_reason"]
+__all__ = ["THREADS_VAR", "NativeBackend", "crypto_threads", "native_module", "unavailable_reason"]
+
+THREADS_VAR = "PROXIMITY_CRYPTO_THREADS"
 
 _ALL_BYTES = bytes(range(32))
 _checked: tuple[ModuleType | None, str | None] | None = None
@@ -72,6 +79,18 @@ def unavailable_reason() -> str | None:
     return _status()[1]
 
 
+def crypto_threads() -> int:
+    """How many threads one big batch may use: ``PROXIMITY_CRYPTO_THREADS``, else the CPUs this process
+    may run on (its affinity mask, not the machine's count)."""
+    setting = os.environ.get(THREADS_VAR, "").strip()
+    if setting:
+        if not setting.isdigit() or int(setting) < 1:
+            raise ValueError(f"{THREADS_VAR} must be a positive whole number, got {setting!r}")
+        return int(setting)
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
 def _u8(array: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return np.ascontiguousarray(array, dtype=np.uint8)
 
@@ -105,23 +124,27 @@ def _index_args(index: IdIndex) -> tuple[object, ...]:
 
 
 class NativeBackend:
-    """The :class:`~proximity.crypto.backend.CryptoBackend` in C; every loop runs without the GIL."""
+    """The :class:`~proximity.crypto.backend.CryptoBackend` in C; every loop runs without the GIL, a big
+    batch over ``threads`` threads (default :func:`crypto_threads`)."""
 
     name = "c"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         module = native_module()
         if module is None:
             raise BackendUnavailableError("c", unavailable_reason() or "unknown")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
         self._c = module
+        self.threads = crypto_threads() if threads is None else threads
 
-    def __reduce__(self) -> tuple[type[NativeBackend], tuple[()]]:
-        return NativeBackend, ()  # a worker process loads the extension afresh
+    def __reduce__(self) -> tuple[type[NativeBackend], tuple[int]]:
+        return NativeBackend, (self.threads,)  # a worker process loads the extension afresh
 
     def sha256(self, rows: NDArray[np.uint8]) -> NDArray[np.uint8]:
         rows = _u8(rows)
         out = np.empty((rows.shape[0], 32), np.uint8)
-        self._c.sha256_rows(rows, int(rows.shape[1]), out)
+        self._c.sha256_rows(rows, int(rows.shape[1]), out, self.threads)
         return out
 
     def sha256_chain(
@@ -130,19 +153,19 @@ class NativeBackend:
         seeds = _u8(seeds)
         chosen = _ALL_BYTES if select is None else np.asarray(select, np.uint8).tobytes()
         out = np.empty((seeds.shape[0], length, len(chosen)), np.uint8)
-        self._c.sha256_chain(seeds, length, chosen, out)
+        self._c.sha256_chain(seeds, length, chosen, out, self.threads)
         return out
 
     def hmac_sha256(self, keys: NDArray[np.uint8], message: bytes) -> NDArray[np.uint8]:
         keys = _u8(keys)
         out = np.empty((keys.shape[0], 32), np.uint8)
-        self._c.hmac_sha256(keys, int(keys.shape[1]), message, out)
+        self._c.hmac_sha256(keys, int(keys.shape[1]), message, out, self.threads)
         return out
 
     def hkdf_sha256(self, ikm: NDArray[np.uint8], info: bytes, length: int) -> NDArray[np.uint8]:
         ikm = _u8(ikm)
         out = np.empty((ikm.shape[0], length), np.uint8)
-        self._c.hkdf_sha256(ikm, int(ikm.shape[1]), info, length, out)
+        self._c.hkdf_sha256(ikm, int(ikm.shape[1]), info, length, out, self.threads)
         return out
 
     def aes_ecb(
@@ -153,20 +176,20 @@ class NativeBackend:
         per = int(blocks.shape[1])
         out = np.empty((keys.shape[0], per, 16), np.uint8)
         if per and keys.shape[0]:
-            self._c.aes_ecb(keys, width, _u8(blocks), per, row_index, out)
+            self._c.aes_ecb(keys, width, _u8(blocks), per, row_index, out, self.threads)
         return out
 
     def aes_ctr(self, keys: NDArray[np.uint8], counters: NDArray[np.uint8], length: int) -> NDArray[np.uint8]:
         keys, width = _aes_keys(keys)
         out = np.empty((keys.shape[0], length), np.uint8)
-        self._c.aes_ctr(keys, width, _u8(counters), length, out)
+        self._c.aes_ctr(keys, width, _u8(counters), length, out, self.threads)
         return out
 
     def probe(self, index: IdIndex, candidates: NDArray[np.uint8]) -> Probed:
         cands = _u8(candidates)
         n = int(cands.shape[0])
         pos, uniq = np.empty(n, np.int64), np.empty(n, np.int64)
-        found = self._c.probe(cands, index.id_length, *_index_args(index), pos, uniq)
+        found = self._c.probe(cands, index.id_length, *_index_args(index), pos, uniq, self.threads)
         return pos[:found].copy(), uniq[:found].copy()
 
     def aes_ecb_probe(
@@ -192,5 +215,6 @@ class NativeBackend:
             *_index_args(index),
             pos,
             uniq,
+            self.threads,
         )
         return pos[:found].copy(), uniq[:found].copy()

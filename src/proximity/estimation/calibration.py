@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.errors import CalibrationError
+from proximity.estimation.constants import DEFAULT_TX_POWER_DBM, FLEET_RSSI_CORRECTION_DB, FLEET_TX_POWER_DBM
 from proximity.estimation.csvrows import BrokenCsv, cell_name, csv_rows
 
 __all__ = [
@@ -52,13 +53,6 @@ __all__ = [
 COLUMNS = ("oem", "device", "model", "rssi_correction", "tx", "calibration_confidence")
 # the project's earlier column names, still read
 _LEGACY_COLUMNS = {"tx_power_correction": "tx", "confidence": "calibration_confidence"}
-
-# The fleet value: the median calibrated TX power and RSSI correction of Google's 2020-08-12 list
-# (11,809 Android models); a test holds these to the shipped table. A key ring with no model
-# broadcasts FLEET_TX_POWER_DBM; a counterpart that did not say (no AEM, Bluezone) is assumed to.
-FLEET_TX_POWER_DBM = -24.0
-FLEET_RSSI_CORRECTION_DB = 3.0
-DEFAULT_TX_POWER_DBM = FLEET_TX_POWER_DBM
 
 
 class CalibrationLevel(IntEnum):

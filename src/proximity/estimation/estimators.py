@@ -20,7 +20,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from proximity.errors import EstimationParameterError
 from proximity.estimation.attenuation_mean import BatchVerdicts, batch_mean_attenuation, daily_means, decide
-from proximity.estimation.calibration import DEFAULT_TX_POWER_DBM, FLEET_RSSI_CORRECTION_DB, attenuation
+from proximity.estimation.calibration import attenuation
+from proximity.estimation.constants import (
+    DEFAULT_ESTIMATOR,
+    DEFAULT_TX_POWER_DBM,
+    FLEET_RSSI_CORRECTION_DB,
+    PROBABILISTIC,
+)
 from proximity.estimation.nhs import NOTIFY_WEIGHTED_MINUTES, nhs_distances, nhs_weighted_minutes
 from proximity.estimation.preset_batch import batch_preset
 from proximity.estimation.presets import PRESETS, Preset, cwa_trl_factor
@@ -40,9 +46,6 @@ __all__ = [
     "get_estimator",
     "verdict",
 ]
-
-DEFAULT_ESTIMATOR = "mean-attenuation"
-PROBABILISTIC = "probabilistic"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.estimation.estimators import DEFAULT_ESTIMATOR, PROBABILISTIC, estimator_names
+from proximity.estimation.constants import DEFAULT_ESTIMATOR, PROBABILISTIC
+from proximity.estimation.estimators import estimator_names
 from proximity.estimation.fitted import shipped_defaults
 from proximity.estimation.nhs import NOTIFY_WEIGHTED_MINUTES, nhs_weighted_minutes
 from proximity.estimation.presets import PRESETS, cwa_trl_factor

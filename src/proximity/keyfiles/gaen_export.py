@@ -63,7 +63,9 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 MAX_ENTRY_BYTES = 256 * 1024 * 1024  # refuse zip entries bigger than this (a zip bomb is not an export)
 # Keys whose interval ends after year 9998 are skipped as malformed: no day of theirs can be printed.
 LATEST_INTERVAL = LATEST_TIME // ENIN_SECONDS
-_REPORT_VALUES = np.array(sorted(ReportType._value2member_map_), dtype=np.int64)
+_REPORT_RANGE = (min(ReportType), max(ReportType))  # the format's report types are 0..5, no gaps
+if len(ReportType) != _REPORT_RANGE[1] - _REPORT_RANGE[0] + 1:
+    raise AssertionError("ReportType values must be contiguous")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -180,15 +182,17 @@ def _batch(columns: WireKeys, verified: bool) -> tuple[KeyBatch, int]:
         & (periods <= TEK_ROLLING_PERIOD)
         & (risks >= 0)
         & (risks <= 8)
-        & np.isin(c.report_type, _REPORT_VALUES)
+        & (c.report_type >= _REPORT_RANGE[0])
+        & (c.report_type <= _REPORT_RANGE[1])
     )
+    kept: NDArray[np.bool_] | slice = slice(None) if ok.all() else ok  # the usual file: no copies
     batch = KeyBatch(
-        np.ascontiguousarray(c.key_data[ok]),
-        starts[ok],
-        periods[ok],
-        risks[ok].astype(np.int32),
-        c.report_type[ok].astype(np.int32),
-        np.where(c.has_onset, c.days_since_onset_of_symptoms, NO_ONSET)[ok].astype(np.int32),
+        np.ascontiguousarray(c.key_data[kept]),
+        starts[kept],
+        periods[kept],
+        risks[kept].astype(np.int32),
+        c.report_type[kept].astype(np.int32),
+        np.where(c.has_onset, c.days_since_onset_of_symptoms, NO_ONSET)[kept].astype(np.int32),
         verified,
     )
     return batch, int(ok.size - ok.sum())

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.arrays import distinct
+
 __all__ = ["MAX_FIELDS", "WireKeys", "decode_keys"]
 
 MAX_FIELDS = 16
@@ -53,13 +55,21 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _entries(body: bytes) -> tuple[list[int], list[int]] | None:
-    """Start, end, start, end... of every ``keys`` and of every ``revised_keys`` entry, or None for
-    anything unexpected."""
-    keys: list[int] = []
+def _entries(body: bytes) -> tuple[list[tuple[int, int, int]], list[int]] | None:
+    """Where the ``keys`` entries are, as runs (first entry's start, entry length, count: a run's
+    entries lie back to back, each behind its 2-byte tag and length), and start, end, start, end... of
+    every ``revised_keys`` entry; None for anything unexpected."""
+    keys: list[tuple[int, int, int]] = []
     revised: list[int] = []
     pos, end = 0, len(body)
     array = np.frombuffer(body, np.uint8)
+
+    def add(start: int, length: int, count: int) -> None:
+        if keys and keys[-1][1] == length and keys[-1][0] + keys[-1][2] * (length + 2) == start:
+            keys[-1] = (keys[-1][0], length, keys[-1][2] + count)  # the run goes on
+        else:
+            keys.append((start, length, count))
+
     try:
         while pos < end:
             tag = body[pos]
@@ -70,13 +80,11 @@ def _entries(body: bytes) -> tuple[list[int], list[int]] | None:
                     heads = array[pos : pos + count * step].reshape(count, step)
                     same = (heads[:, 0] == 0x3A) & (heads[:, 1] == step - 2)
                     count = count if same.all() else int(np.argmin(same))
-                    starts = pos + 2 + step * np.arange(count)
-                    keys += np.stack([starts, starts + step - 2], axis=1).reshape(-1).tolist()
+                    add(pos + 2, step - 2, count)
                     pos += count * step
                     continue
-                stop = pos + step
-                keys += (pos + 2, stop)
-                pos = stop
+                add(pos + 2, step - 2, 1)
+                pos += step
                 continue
             tag, pos = _varint(body, pos)
             wire = tag & 7
@@ -89,7 +97,7 @@ def _entries(body: bytes) -> tuple[list[int], list[int]] | None:
             elif wire == 2:
                 length, pos = _varint(body, pos)
                 if tag >> 3 == _KEYS:
-                    keys += (pos, pos + length)
+                    keys.append((pos, length, 1))  # a long entry: its length prefix is wider
                 elif tag >> 3 == _REVISED:
                     revised += (pos, pos + length)
                 pos += length
@@ -226,70 +234,112 @@ def _layout(entry: bytes) -> list[tuple[int, int, int, int, int]] | None:
     return out if pos == len(entry) else None
 
 
-def _same_layout(
-    data: NDArray[np.uint8], bounds: NDArray[np.int64]
-) -> tuple[WireKeys, NDArray[np.bool_]] | None:
-    """Decode the entries laid out byte for byte like the first of each length (a file's keys mostly
-    are: same fields, same varint widths), one numpy step per field over a (keys, length) matrix.
-    Returns the columns and which entries were decoded; None if a known field has the wrong wire type
-    (the whole file then takes the object path, as :func:`_decode` would)."""
-    n = bounds.shape[0]
-    columns, present = _blank(n)
-    key_data = np.zeros((n, 16), np.uint8)
-    key_length = np.zeros(n, np.int64)
-    done = np.zeros(n, np.bool_)
-    lengths = bounds[:, 1] - bounds[:, 0]
-    for length in np.unique(lengths).tolist():
-        rows = np.flatnonzero(lengths == length)
-        first = int(bounds[rows[0], 0])
-        layout = _layout(data[first : first + length].tobytes())
-        if layout is None:
-            continue
-        matrix = data[bounds[rows, 0][:, None] + np.arange(length)]
-        same = np.ones(rows.size, np.bool_)
-        for at, field, wire, width, _ in layout:
-            if 1 <= field <= 6 and (wire == 2) != (field == 1):
-                return None  # a known field with another wire type: the object path decides
-            same &= matrix[:, at] == matrix[0, at]
+_Out = tuple[NDArray[np.uint8], NDArray[np.int64], dict[int, NDArray[np.int64]], dict[int, NDArray[np.bool_]]]
+
+
+def _fill_layout(matrix: NDArray[np.uint8], rows: NDArray[np.int64], out: _Out) -> NDArray[np.bool_] | None:
+    """Decode the entries (rows of ``matrix``, all of one length) laid out byte for byte like the first
+    (same fields, same varint widths) into rows ``rows`` of ``out``, one numpy step per field; which
+    were decoded. None if a known field has the wrong wire type (the whole file then takes the object
+    path, as :func:`_decode` would). ``matrix`` may be a strided view of the file."""
+    key_data, key_length, columns, present = out
+    layout = _layout(matrix[0].tobytes())
+    if layout is None:
+        return np.zeros(rows.size, np.bool_)
+    same = np.ones(rows.size, np.bool_)
+    for at, field, wire, width, _ in layout:
+        if 1 <= field <= 6 and (wire == 2) != (field == 1):
+            return None  # a known field with another wire type: the object path decides
+        same &= matrix[:, at] == matrix[0, at]
+        # byte columns one at a time: 1-D steps over a strided view are fast, (n, 2-3) reductions not
+        for k in range(at + 1, at + 1 + width):
             if wire == 2:  # the same length prefix, so the later fields sit where they do in the first
-                same &= (matrix[:, at + 1 : at + 1 + width] == matrix[0, at + 1 : at + 1 + width]).all(axis=1)
+                same &= matrix[:, k] == matrix[0, k]
             else:  # a varint of the same width
-                same &= (matrix[:, at + 1 : at + width] >= 0x80).all(axis=1) & (matrix[:, at + width] < 0x80)
-        rows, matrix = rows[same], matrix[same]
-        for at, field, wire, width, value in layout:
-            if field == 1:
-                key_length[rows] = value
-                key_data[rows] = matrix[:, at + 1 + width : at + 1 + width + 16] if value == 16 else 0
-                continue
-            if wire != 0 or not 2 <= field <= 6:
-                continue  # an unknown field: skipped, as protobuf keeps it aside
-            parts = (matrix[:, at + 1 : at + 1 + width] & 0x7F).astype(np.uint64) << _SHIFTS[:width]
-            varint = np.bitwise_or.reduce(parts, axis=1)
-            low = varint & np.uint64(0xFFFFFFFF)
-            if field == 5:  # a closed enum: an unknown value leaves the field unset
-                known = varint < _REPORT_TYPES
-                columns[5][rows[known]] = varint[known].astype(np.int64)
-            elif field == 6:  # sint32: zigzag
-                zig = low.astype(np.int64)
-                columns[6][rows] = (zig >> 1) ^ -(zig & 1)
-                present[6][rows] = True
-            else:
-                columns[field][rows] = low.astype(np.uint32).view(np.int32).astype(np.int64)
-                if field == 3:
-                    present[3][rows] = True
-        done[rows] = True
-    return _wire_keys(key_data, key_length, columns, present), done
+                same &= (matrix[:, k] >= 0x80) if k < at + width else (matrix[:, k] < 0x80)
+    chosen: NDArray[np.int64] | slice = rows
+    if same.all() and rows.size and rows[-1] - rows[0] == rows.size - 1:
+        chosen = slice(int(rows[0]), int(rows[-1]) + 1)  # one run: plain slices, no gather
+    else:
+        chosen, matrix = rows[same], matrix[same]
+    for at, field, wire, width, value in layout:
+        if field == 1:
+            key_length[chosen] = value
+            key_data[chosen] = matrix[:, at + 1 + width : at + 1 + width + 16] if value == 16 else 0
+            continue
+        if wire != 0 or not 2 <= field <= 6:
+            continue  # an unknown field: skipped, as protobuf keeps it aside
+        varint = (matrix[:, at + 1] & 0x7F).astype(np.uint64)
+        for k in range(1, width):
+            varint |= (matrix[:, at + 1 + k] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+        low = varint & np.uint64(0xFFFFFFFF)
+        if field == 5:  # a closed enum: an unknown value leaves the field unset
+            known = varint < _REPORT_TYPES
+            target = columns[5][chosen]  # a view for a slice, a copy for rows: written back below
+            target[known] = varint[known].astype(np.int64)
+            columns[5][chosen] = target
+        elif field == 6:  # sint32: zigzag
+            zig = low.astype(np.int64)
+            columns[6][chosen] = (zig >> 1) ^ -(zig & 1)
+            present[6][chosen] = True
+        else:
+            columns[field][chosen] = low.astype(np.uint32).view(np.int32).astype(np.int64)
+            if field == 3:
+                present[3][chosen] = True
+    return same
 
 
-def _decode_fast(data: NDArray[np.uint8], spans: list[int]) -> WireKeys | None:
-    """:func:`_decode`, taking the entries laid out like others of their length in bulk first."""
-    n = len(spans) // 2
-    bounds = np.array(spans, dtype=np.int64).reshape(n, 2)
-    bulk = _same_layout(data, bounds)
-    if bulk is None:
-        return None
-    decoded, done = bulk
+def _same_layout(
+    data: NDArray[np.uint8], bounds: NDArray[np.int64], rows: NDArray[np.int64], out: _Out
+) -> NDArray[np.bool_] | None:
+    """:func:`_fill_layout` for scattered entries (start, end in ``bounds``), gathered by length: which
+    were decoded, or None when the file must take the object path."""
+    done = np.zeros(rows.size, np.bool_)
+    lengths = bounds[:, 1] - bounds[:, 0]
+    for length in distinct(lengths).tolist():
+        mine = np.flatnonzero(lengths == length)
+        same = _fill_layout(data[bounds[mine, 0][:, None] + np.arange(length)], rows[mine], out)
+        if same is None:
+            return None
+        done[mine] = same
+    return done
+
+
+_MIN_RUN = 16  # a run at least this long is decoded in place (a strided view of the file), not gathered
+
+
+def _decode_fast(data: NDArray[np.uint8], runs: list[tuple[int, int, int]]) -> WireKeys | None:
+    """:func:`_decode`, taking the entries laid out like their neighbours in bulk first: each long run
+    as a view of the file (no copy), the other entries gathered by length."""
+    n = sum(count for _, _, count in runs)
+    columns, present = _blank(n)
+    out: _Out = (np.zeros((n, 16), np.uint8), np.zeros(n, np.int64), columns, present)
+    done = np.zeros(n, np.bool_)
+    offset = 0
+    for start, length, count in runs:
+        if count >= _MIN_RUN:
+            step = length + 2
+            matrix = data[start - 2 : start - 2 + count * step].reshape(count, step)[:, 2:]
+            same = _fill_layout(matrix, np.arange(offset, offset + count), out)
+            if same is None:
+                return None
+            done[offset : offset + count] = same
+        offset += count
     rest = np.flatnonzero(~done)
+    if rest.size == 0:
+        return _wire_keys(*out)
+    starts = np.concatenate([np.zeros(0, np.int64), *(s + (k + 2) * np.arange(c) for s, k, c in runs)])
+    lengths = np.concatenate([np.zeros(0, np.int64), *(np.full(c, k) for _, k, c in runs)])
+    bounds = np.stack([starts, starts + lengths], axis=1)
+    short = np.repeat([count < _MIN_RUN for _, _, count in runs], [count for _, _, count in runs])
+    scattered = np.flatnonzero(short)  # entries outside long runs: in bulk by length first
+    if scattered.size:
+        same = _same_layout(data, bounds[scattered], scattered, out)
+        if same is None:
+            return None
+        done[scattered] = same
+        rest = np.flatnonzero(~done)
+    decoded = _wire_keys(*out)
     if rest.size:
         others = _decode(data, bounds[rest].reshape(-1).tolist())
         if others is None:

@@ -78,7 +78,8 @@ class KeyRing:
     """A device's keys: per scheme name, that scheme's own key state (its record's ``keys`` knows it).
 
     A scheme missing from ``keys`` has no key yet (a ring saved before the scheme existed); it gains one
-    at the next :meth:`rolled`.
+    at the next :meth:`rolled`. Each state is checked by its scheme (``SchemeKeys.checked``: GAEN keys
+    must not overlap), so a ring built by hand holds only what a rolled or loaded one could.
     """
 
     settings: KeyRingSettings
@@ -87,8 +88,8 @@ class KeyRing:
     def __post_init__(self) -> None:
         ordered = {}
         for record in scheme_records():  # registration order, whatever order the mapping came in
-            if record.name in self.keys:
-                ordered[record.name] = self.keys[record.name]
+            if record.name in self.keys:  # each state checked by its scheme, as loading a file does
+                ordered[record.name] = record.load_keys().checked(self.keys[record.name])
         if unknown := sorted(set(self.keys) - set(ordered)):
             raise InvalidKeyError(f"unknown scheme(s) {unknown} in a key ring; expected {list(SCHEME_NAMES)}")
         object.__setattr__(self, "keys", ordered)

@@ -62,6 +62,14 @@ class GaenKeys:
             keys.append(TemporaryExposureKey.generate(at, random_bytes=random_bytes))
         return _ordered(keys)
 
+    def checked(self, state: Any) -> GaenState:
+        """TEKs in order, none overlapping another."""
+        if not isinstance(state, tuple | list) or not all(isinstance(k, TemporaryExposureKey) for k in state):
+            raise InvalidKeyError(
+                f"a key ring's GAEN keys must be a sequence of TemporaryExposureKey, got {state!r:.60}"
+            )
+        return _ordered(state)
+
     def to_json(self, state: GaenState) -> list[dict[str, Any]]:
         return [
             {
@@ -152,6 +160,11 @@ class BluezoneKeys:
         self, state: BluezoneBaseKey | None, at: float, settings: object, random_bytes: RandomBytes
     ) -> BluezoneBaseKey:
         return state or BluezoneBaseKey.generate(at, random_bytes=random_bytes)
+
+    def checked(self, state: Any) -> BluezoneBaseKey:
+        if not isinstance(state, BluezoneBaseKey):
+            raise InvalidKeyError(f"a key ring's Bluezone key must be a BluezoneBaseKey, got {state!r:.60}")
+        return state
 
     def to_json(self, state: BluezoneBaseKey) -> dict[str, Any]:
         return {"base_key": state.key.hex(), "base_day": state.base_day}

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.arrays import distinct
 from proximity.log.id_blocks import IdBlocks, hour_spans
 from proximity.sightings import Observations
 
@@ -45,7 +46,7 @@ class LogSightings:
         return int(self._blocks.ids.shape[0])
 
     def time_spans(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        return hour_spans(np.unique(self._blocks.buckets))
+        return hour_spans(distinct(self._blocks.buckets))
 
     def sightings_with(self, positions: NDArray[np.int64]) -> Observations:
         positions = np.asarray(positions, dtype=np.int64)
@@ -53,7 +54,7 @@ class LogSightings:
         length = wanted.shape[1]
         flat = wanted.tobytes()
         ids = {flat[i * length : (i + 1) * length] for i in range(wanted.shape[0])}
-        lo, hi = hour_spans(np.unique(self._blocks.buckets[positions]))
+        lo, hi = hour_spans(distinct(self._blocks.buckets[positions]))
         return self._log.observations_in(self._scheme, list(zip(lo.tolist(), hi.tolist(), strict=True)), ids)
 
     def everything(self) -> Observations:

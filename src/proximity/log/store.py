@@ -347,6 +347,15 @@ class EncounterLog:
         self._dedup.clear()
         self._db.execute("VACUUM")
 
+    @_guarded
+    def reindex(self) -> int:
+        """Rebuild the packed ID store from the sightings, in one transaction; returns the sightings
+        packed. Needed only after another program changed sightings around the library (its trigger
+        then emptied the store, and matching falls back to reading every sighting)."""
+        with self._transaction():
+            id_blocks.rebuild_all(self._db)
+            return int(self._db.execute("SELECT count(*) FROM sightings").fetchone()[0])
+
     # -- reading ------------------------------------------------------------------------------------
 
     @_guarded
@@ -382,6 +391,16 @@ class EncounterLog:
         (:mod:`proximity.log.id_blocks`); None if the store disagrees with the sightings."""
         with self.snapshot():  # the blocks and the count they are checked against: one state
             return id_blocks.read(self._db, SCHEME_CODES[scheme], record_of(scheme).id_length)
+
+    @_guarded
+    def id_store_in_step(self) -> dict[str, bool]:
+        """Per scheme the log holds sightings of: whether its packed IDs agree with them (else
+        :meth:`reindex` rebuilds them; matching reads every sighting until then)."""
+        with self.snapshot():
+            codes = [int(r[0]) for r in self._db.execute("SELECT DISTINCT scheme FROM sightings")]
+            return {
+                scheme: self.packed_ids(scheme) is not None for scheme in sorted(map(self._scheme, codes))
+            }
 
     @_guarded
     def observations_in(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.arrays import distinct
 from proximity.crypto import CryptoBackend, crypto_backend, resolve_backend
 from proximity.matching.index import ObservedIdIndex
 from proximity.matching.pool import resolve_workers, run_chunks
@@ -208,9 +209,11 @@ class _Narrowing:
         unique = np.zeros(0, np.int64)
         if probed.any() and len(self.index):
             rows = np.flatnonzero(probed)
-            positions, unique = _probe(batch.select(probed), self.index, crypto)
+            positions, unique = _probe(
+                batch if rows.size == len(batch) else batch.select(probed), self.index, crypto
+            )
             keep[rows[positions // TEK_ROLLING_PERIOD]] = True
-        return [(batch.select(keep), unique)]
+        return [(batch.select(np.flatnonzero(keep)), unique)]  # the few kept rows: no mask over them all
 
 
 def _narrow(
@@ -233,7 +236,7 @@ def _narrow(
     revised = list(batches_of(revised_keys, chunk_size, verified=verified))
     hits = [unique for _, unique in found]
     hits += [first.match_batch(batch)[0][1] for batch in revised]
-    unique = np.unique(np.concatenate([np.zeros(0, np.int64), *hits]))
+    unique = distinct(np.concatenate([np.zeros(0, np.int64), *hits]))
     index = first.index
     positions = np.concatenate([np.zeros(0, np.int64), *(index.rows_of(int(u)) for u in unique)])
     return [batch for batch, _ in found if len(batch)], revised, source.sightings_with(positions)

@@ -81,10 +81,11 @@ class ObservedIdIndex:
             tail_bytes[:, : length - 8] = ids[:, 8:]
             tail = tail_bytes.view(np.uint64).reshape(n)
             order = np.argsort(head, kind="stable")  # stable: each ID's rows stay in input order
-            same_head = head[order][1:] == head[order][:-1]
-            if np.any(same_head & (tail[order][1:] != tail[order][:-1])):  # prefixes shared: rare
-                order = np.lexsort((tail, head))
             ranked_head, ranked_tail = head[order], tail[order]
+            same_head = ranked_head[1:] == ranked_head[:-1]
+            if np.any(same_head & (ranked_tail[1:] != ranked_tail[:-1])):  # prefixes shared: rare
+                order = np.lexsort((tail, head))
+                ranked_head, ranked_tail = head[order], tail[order]
             new = np.ones(n, dtype=np.bool_)
             new[1:] = (ranked_head[1:] != ranked_head[:-1]) | (ranked_tail[1:] != ranked_tail[:-1])
             starts = np.flatnonzero(new)

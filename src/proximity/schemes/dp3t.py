@@ -190,6 +190,11 @@ class Dp3tKeys:
     ) -> Dp3tDayKey:
         return state or Dp3tDayKey.generate(at, random_bytes=random_bytes)
 
+    def checked(self, state: Any) -> Dp3tDayKey:
+        if not isinstance(state, Dp3tDayKey):
+            raise InvalidKeyError(f"a key ring's DP-3T key must be a Dp3tDayKey, got {state!r:.60}")
+        return state
+
     def to_json(self, state: Dp3tDayKey) -> dict[str, Any]:
         return {"key": state.key.hex(), "day": state.day}
 

@@ -48,6 +48,11 @@ class SchemeKeys(Protocol):
         """The state at ``at`` (a new one when ``state`` is None): keys made and expired as due."""
         ...
 
+    def checked(self, state: Any) -> Any:
+        """``state`` if it is a valid key state of this scheme (normalised, e.g. keys in order), else an
+        :class:`~proximity.errors.InvalidKeyError`: a ring built by hand holds what a rolled one would."""
+        ...
+
     def to_json(self, state: Any) -> Any:
         """The state as JSON values (the key-ring file's entry for this scheme)."""
         ...

@@ -128,7 +128,7 @@ class KeyBatch:
         for i in range(len(self)):
             yield self.key(i)
 
-    def select(self, rows: NDArray[np.intp] | NDArray[np.bool_]) -> KeyBatch:
+    def select(self, rows: NDArray[np.intp] | NDArray[np.bool_] | slice) -> KeyBatch:
         return KeyBatch(
             self.key_data[rows],
             self.rolling_start[rows],
@@ -185,8 +185,8 @@ def batches_of(
             if pending:
                 yield KeyBatch.from_keys(pending, verified=verified)
                 pending = []
-            for start in range(0, len(item), chunk):
-                yield item.select(np.arange(start, min(start + chunk, len(item))))
+            for start in range(0, len(item), chunk):  # slices: views of the batch, nothing copied
+                yield item.select(slice(start, min(start + chunk, len(item))))
         elif isinstance(item, DiagnosisKey):
             pending.append(item)
             if len(pending) == chunk:

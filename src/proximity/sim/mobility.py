@@ -1,8 +1,12 @@
-"""Where everyone is, one vectorised step at a time: stationary, random-waypoint and group movers.
+"""Where everyone is, a batch of steps at a time: stationary, random-waypoint and group movers.
 
 Positions live in one (n, 2) array. Stationary agents sit (on a seat grid or anywhere); waypoint
 agents walk to a random target at their own speed, pause, pick another; group members keep a fixed
-offset from their group's leader (a waypoint mover). Agents enter and leave at drawn times; a group's
+offset from their group's leader (a waypoint mover). A walk is piecewise linear: after m moving steps
+of a leg a walker is at ``start + (target - start) * (m * reach / length)`` (``reach`` = speed x step)
+until the step that would reach or pass the target, where it stands on it. So the positions of a
+whole batch of steps are array arithmetic; Python runs only at arrivals (a new target and pause are
+drawn, in step order, the same draws whatever the batch). Agents enter and leave at drawn times; a group's
 members enter and leave with its leader. With ``household_size`` h, agents 0..h-1, h..2h-1, ... are
 households: they arrive and leave together (with their first member) but move on their own inside;
 members of one household or one walking group are companions (manual tracing finds them anyway).
@@ -10,6 +14,9 @@ members of one household or one walking group are companions (manual tracing fin
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import math
 import numbers
 from dataclasses import dataclass
 
@@ -125,6 +132,7 @@ class Movers:
         self.enter[followers] = self.enter[self.leader[followers]]
         self.leave[followers] = self.leave[self.leader[followers]]
         self._follow()
+        self._legs: _Legs | None = None
 
     def _seats(self, count: int) -> NDArray[np.float64]:
         spacing = self.params.seat_spacing
@@ -140,23 +148,137 @@ class Movers:
         if f.any():
             self.pos[f] = np.clip(self.pos[self.leader[f]] + self.offset[f], 0.0, self.size)
 
-    def present(self, t: float) -> NDArray[np.bool_]:
-        return (self.enter <= t) & (t < self.leave)
+    def present(self, t: float | NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Who is in the venue at ``t`` (a column of times: one row per time)."""
+        return np.asarray((self.enter <= t) & (t < self.leave))
 
     def step(self, t: float, dt: float) -> None:
-        moving = self.walks & (t >= self.pause_until)
-        if moving.any():
-            idx = np.flatnonzero(moving)
-            vec = self.target[idx] - self.pos[idx]
-            dist = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2)
-            reach = self.speed[idx] * dt
-            arrived = dist <= reach
-            go = ~arrived
-            self.pos[idx[go]] += vec[go] * (reach[go] / dist[go])[:, None]
-            done = idx[arrived]
-            if done.size:
-                self.pos[done] = self.target[done]
-                self.target[done] = self.rng.random((done.size, 2)) * self.size
-                low, high = self.params.pause
-                self.pause_until[done] = t + self.rng.uniform(low, high, done.size)
-        self._follow()
+        """One step of ``dt`` seconds at time ``t`` (a batch of one: :meth:`advance`)."""
+        self.advance(np.array([t], np.float64), dt)
+
+    def advance(self, times: NDArray[np.float64], dt: float) -> NDArray[np.float64]:
+        """Everyone's positions at ``times`` (ascending, one step of ``dt`` s each), shape (steps, n, 2);
+        :attr:`pos` ends at the last. A walker moves at every step at or after its pause ends, by
+        ``speed * dt`` toward its target; on the step that would reach the target it stands on it and
+        draws the next target and pause (arrivals of one step in agent order, steps in order: the
+        draws do not depend on how steps are batched). ``dt`` must be the same at every call."""
+        times = np.asarray(times, np.float64).ravel()
+        steps = times.size
+        out = np.empty((steps, self.params.agents, 2))
+        out[:] = self.pos  # the still; walkers and followers are written below
+        if self._legs is None:  # the first walk starts where the walkers stand (pos may be set after init)
+            self._legs = _Legs(self.pos, self.target, self.speed * dt, np.flatnonzero(self.walks))
+        legs = self._legs
+        w = legs.walkers
+        first = np.searchsorted(times, self.pause_until[w], side="left").astype(np.int64)
+        moves = legs.moved + np.maximum(np.arange(steps, dtype=np.int64)[:, None] - first + 1, 0)
+        out[:, w] = _along(legs.start, legs.target, legs.length, legs.need, legs.reach, moves)
+        arrival = first + legs.need - legs.moved - 1
+        due = np.flatnonzero(arrival < steps)
+        if due.size:
+            self._arrivals(out, times, first, list(zip(arrival[due].tolist(), due.tolist(), strict=True)))
+        legs.moved += np.maximum(steps - first, 0)
+        f = np.flatnonzero(self.follows)
+        if f.size:
+            out[:, f] = np.clip(out[:, self.leader[f]] + self.offset[f], 0.0, self.size)
+        self.pos[:] = out[-1]
+        return out
+
+    def _arrivals(
+        self,
+        out: NDArray[np.float64],
+        times: NDArray[np.float64],
+        first: NDArray[np.int64],
+        due: list[tuple[int, int]],
+    ) -> None:
+        """Walkers reaching their targets within the batch (``due``: (batch step, walker)), in step
+        order: each draws its next target and pause and starts a new leg (which may end in the batch
+        too); then the new legs' positions are written, each up to its walker's next leg."""
+        assert self._legs is not None
+        legs, steps, clock = self._legs, times.size, times.tolist()
+        low, high = self.params.pause
+        heapq.heapify(due)
+        legs_from: list[tuple[int, int, float, float, float, float, float, int, int]] = []
+        while due:
+            k = due[0][0]
+            group = []
+            while due and due[0][0] == k:
+                group.append(heapq.heappop(due)[1])
+            agents = legs.walkers[group]
+            target = self.rng.random((len(group), 2)) * self.size
+            until = times[k] + self.rng.uniform(low, high, len(group))
+            self.target[agents], self.pause_until[agents] = target, until
+            for g, (x, y), u in zip(group, target.tolist(), until.tolist(), strict=True):
+                sx, sy = legs.target[g].tolist()
+                length = math.sqrt((x - sx) * (x - sx) + (y - sy) * (y - sy))
+                need = _moves_needed(length, float(legs.reach[g]))
+                start = max(k + 1, bisect.bisect_left(clock, u))
+                legs.start[g], legs.target[g] = (sx, sy), (x, y)
+                legs.length[g], legs.need[g], legs.moved[g], first[g] = length, need, 0, start
+                legs_from.append((g, k + 1, sx, sy, x, y, length, need, start))
+                if start + need - 1 < steps:
+                    heapq.heappush(due, (start + need - 1, g))
+        # each new leg's steps: from the step after its arrival to its walker's next new leg (or the end)
+        until_step: dict[int, int] = {}
+        ends = []
+        for leg in reversed(legs_from):
+            ends.append(until_step.get(leg[0], steps))
+            until_step[leg[0]] = leg[1]
+        table = np.array(legs_from, np.float64)
+        w, lo = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
+        count = np.array(ends[::-1], np.int64) - lo
+        row = np.repeat(np.arange(w.size), count)
+        step = lo[row] + np.arange(row.size) - np.repeat(np.cumsum(count) - count, count)
+        need, start = table[row, 7].astype(np.int64), table[row, 8].astype(np.int64)
+        moves = np.maximum(step - start + 1, 0)
+        at = _along(table[row, 2:4], table[row, 4:6], table[row, 6], need, legs.reach[w[row]], moves)
+        out[step, legs.walkers[w[row]]] = at
+
+
+_NEVER = 2**62  # moves to arrive for a walker of speed 0 short of its target
+
+
+def _moves_needed(length: float, reach: float) -> int:
+    """Moving steps of ``reach`` m to cover ``length`` m: the last one reaches or passes the target."""
+    if length <= reach:
+        return 1
+    return math.ceil(length / reach) if reach > 0 else _NEVER
+
+
+def _along(
+    start: NDArray[np.float64],
+    target: NDArray[np.float64],
+    length: NDArray[np.float64],
+    need: NDArray[np.int64],
+    reach: NDArray[np.float64],
+    moves: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """Where a walker stands after ``moves`` moving steps of its leg (arrays broadcast; positions
+    carry a trailing axis of 2): on the segment, or on the target from the ``need``-th move on."""
+    ok = length > 0
+    along = np.where(ok, moves * reach, 0.0) / np.where(ok, length, 1.0)
+    at = start + (target - start) * along[..., None]
+    out: NDArray[np.float64] = np.where((moves >= need)[..., None], target, at)
+    return out
+
+
+class _Legs:
+    """The walkers' current legs: from ``start`` to ``target`` (``length`` m apart) by ``reach`` m a
+    moving step, ``moved`` steps done, standing on the target from the ``need``-th."""
+
+    def __init__(
+        self,
+        pos: NDArray[np.float64],
+        target: NDArray[np.float64],
+        reach: NDArray[np.float64],
+        walkers: NDArray[np.int64],
+    ) -> None:
+        self.walkers = walkers
+        self.reach = reach[walkers]
+        self.start = pos[walkers].copy()
+        self.target = target[walkers].copy()
+        self.moved = np.zeros(walkers.size, np.int64)
+        vec = self.target - self.start
+        self.length = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2)
+        pairs = zip(self.length.tolist(), self.reach.tolist(), strict=True)
+        self.need = np.array([_moves_needed(a, b) for a, b in pairs], np.int64)

@@ -109,12 +109,15 @@ def cross_pairs(a: NDArray[np.float64], b: NDArray[np.float64], radius: float) -
     return _within(a, b, ia, ib, radius)
 
 
-def close_pairs(points: NDArray[np.float64], radius: float) -> Pairs:
-    """Every unordered pair i < j of ``points`` within ``radius``, with its distance.
+def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.int64] | None = None) -> Pairs:
+    """Every unordered pair i < j of ``points`` within ``radius``, with its distance; with ``layer``
+    (an int >= 0 per point: the steps of a batch) only pairs within one layer.
 
     Works on the points sorted by cell (contiguous memory); in its own cell a point is paired only
     with the points after it, in four of its eight neighbour cells with all (each pair once). Cell
-    row y = 0 is always empty (cells start at 1), so a slice running past a column's top is harmless.
+    row y = 0 is always empty (cells start at 1), so a slice running past a column's top is harmless;
+    layers are laid side by side along x with an empty column between them (distances come from the
+    points themselves, not from shifted copies).
     """
     n = len(points)
     if n < 2:
@@ -122,6 +125,9 @@ def close_pairs(points: NDArray[np.float64], radius: float) -> Pairs:
     origin = points.min(axis=0)
     cells = np.floor((points - origin) / radius).astype(np.int64) + 1
     span = cells.max(axis=0) + 2
+    if layer is not None:
+        cells[:, 0] += layer * span[0]
+        span[0] *= int(layer.max()) + 1
     flat = cells[:, 0] * span[1] + cells[:, 1]
     order = np.argsort(flat, kind="stable")
     fs = flat[order]

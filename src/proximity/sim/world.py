@@ -129,7 +129,7 @@ class World:
         self.advertise_phase = duty.random(n)
         self.duty = scenario.cycle
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
-        self._static: tuple[NDArray[np.int64], NDArray[np.int64], StaticGrid] | None = None
+        self._static: tuple[_I, _I, _F, StaticGrid] | None = None
         self._encounter_key = self.streams.key("encounter")
         # per-packet draws hashed from (scanner, advertiser, step): no generator state, so a packet's
         # draws do not depend on the order pairs are found in (search cells, blocks, the radius)
@@ -181,29 +181,45 @@ class World:
         rx = np.roll(self.device_rx - loss, -1)[:65_536]
         return tx + rx if tx.size else np.zeros(1)
 
-    def _close_one_step(self, present: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """This step's close pairs (i < j) among those present, without searching still pairs again:
-        pairs of agents who never move are found once; movers are searched against a fixed grid of
-        the still and among themselves (the same pairs as one search over everyone)."""
+    def _close_one_step(self, present: NDArray[np.bool_]) -> tuple[_I, _I, _F]:
+        """This step's close pairs (i < j) among those present and their distances, without searching
+        still pairs again: pairs of agents who never move are found once; movers are searched against a
+        fixed grid of the still and among themselves (the same pairs as one search over everyone)."""
         radius = self.scenario.contact_distance
         pos = self.movers.pos
         if self._static is None:  # built at the first step: positions may be set after __init__
             still = self._still
-            i, j, _ = close_pairs(pos[still], radius)
+            i, j, d = close_pairs(pos[still], radius)
             grid = StaticGrid(pos[still].copy(), radius, np.zeros(2), self.movers.size)
-            self._static = (still[i], still[j], grid)
-        si, sj, grid = self._static
+            self._static = (still[i], still[j], d, grid)
+        si, sj, sd, grid = self._static
         both = present[si] & present[sj]
         movers = np.flatnonzero(present & (self.movers.kind != STATIONARY))
         mine = pos[movers]
-        a, b, _ = grid.query(mine)
+        a, b, ad = grid.query(mine)
         other = self._still[b]
         here = present[other]
         ma, other = movers[a[here]], other[here]
-        mi, mj, _ = close_pairs(mine, radius)
+        mi, mj, md = close_pairs(mine, radius)
         gi = np.concatenate((si[both], np.minimum(ma, other), movers[mi]))
         gj = np.concatenate((sj[both], np.maximum(ma, other), movers[mj]))
-        return gi, gj
+        return gi, gj, np.concatenate((sd[both], ad[here], md))
+
+    def _truth(self, moved: _F, presence: NDArray[np.bool_]) -> tuple[_I, _I, _F]:
+        """The batch's close pairs as indices into its step-major positions (step * n + agent), i < j,
+        with their distances; a shard keeps those whose lower agent it owns."""
+        if not self.truth:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        if presence.shape[0] == 1 and self._still.size:
+            gi, gj, d = self._close_one_step(presence[0])
+        else:
+            here = np.flatnonzero(presence.ravel())
+            i, j, d = close_pairs(moved.reshape(-1, 2)[here], self.scenario.contact_distance, here // self.n)
+            gi, gj = here[i], here[j]
+        if not self.owned.all():  # a shard counts the close pairs whose lower agent it owns
+            mine = self.owned[gi % self.n]
+            gi, gj, d = gi[mine], gj[mine], d[mine]
+        return gi, gj, d
 
     def companions(self, i: int, j: int) -> bool:
         """Whether agents i and j walk in one group or live in one household (companions, whom manual
@@ -276,17 +292,16 @@ class World:
         corridor = sc.channel.body_corridor  # a whole number of body cells (sim/bodies.py)
         gap = np.ceil((sc.crowd.width + 3.0 * min(self.reach.max_radius, self._span)) / corridor) * corridor
         steps = last - first
-        positions = np.empty((steps * self.n, 2))
-        presence = np.empty((steps, self.n), np.bool_)
-        for k in range(first, last):
-            t = sc.start + k * dt
-            self.movers.step(t, dt)
-            presence[k - first] = present = self.movers.present(t)
-            at = positions[(k - first) * self.n : (k - first + 1) * self.n]
-            at[:] = self.movers.pos
-            at[:, 0] += (k - first) * gap
-        # duty cycles for all the batch's steps at once (one row per step), flattened like positions
         times = sc.start + np.arange(first, last, dtype=np.float64)[:, None] * dt
+        moved = self.movers.advance(times[:, 0], dt)  # (steps, n, 2)
+        presence = self.movers.present(times)
+        gi, gj, close_d = self._truth(moved, presence)
+        step = first + gi // n
+        day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
+        close = (day * n + gi % n) * n + gj % n
+        moved[:, :, 0] += np.arange(steps, dtype=np.float64)[:, None] * gap  # steps side by side along x
+        positions = moved.reshape(-1, 2)
+        # duty cycles for all the batch's steps at once (one row per step), flattened like positions
         phones = presence & self.app
         scanning = phones & self.owned & self.duty.scanning(times, self.scan_phase)
         advertising = phones & self.duty.advertising(times, self.advertise_phase)
@@ -294,20 +309,6 @@ class World:
             foreground = np.stack([self._in_foreground(float(t)) for t in times[:, 0]])
             advertising = advertising & (~self._foreground_only | foreground)
         here = np.flatnonzero(presence.ravel())
-        if self.truth and last - first == 1 and self._still.size:
-            gi, gj = self._close_one_step(present)
-        elif self.truth:
-            i, j, _ = close_pairs(positions[here], sc.contact_distance)
-            gi, gj = here[i], here[j]
-        else:
-            gi = gj = np.zeros(0, np.int64)
-        if not self.owned.all():  # a shard counts the close pairs whose lower agent it owns
-            mine = self.owned[gi % n]
-            gi, gj = gi[mine], gj[mine]
-        step = first + gi // n
-        day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
-        close = (day * n + gi % n) * n + gj % n
-        close_d = np.hypot(*(positions[gi] - positions[gj]).T) if gi.size else np.zeros(0)
         scan, adv = np.flatnonzero(scanning.ravel()), np.flatnonzero(advertising.ravel())
         # the numpy path: scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense
         # city); the C kernel holds no candidates, only heard packets: one call

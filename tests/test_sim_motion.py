@@ -143,3 +143,25 @@ def test_a_world_gives_the_same_truth_and_packets_with_any_batch(monkeypatch: py
     assert len(together[0]) > 20 and len(together[3]) > 1000
     empty = dataclasses.replace(scenario, crowd=dataclasses.replace(CROWDS["restless"], agents=1))
     assert all(len(c.close_keys) == 0 for c in World(empty, 1.0, 0).chunks())
+
+
+def test_close_pairs_merged_by_counting_or_by_sorting_give_the_same_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import proximity.sim.world as world_module
+
+    scenario = Scenario(name="restless", crowd=CROWDS["restless"], duration=900, chunk=300)
+
+    def truth() -> list[list[float]]:
+        out = []
+        for c in World(scenario, 0.5, 4).chunks():
+            out += [c.close_keys.tolist(), c.close_seconds.tolist()]
+            out += [c.close_distance_sum.tolist(), c.close_distance_min.tolist()]
+        return out
+
+    counted = truth()  # a venue's keys span less than DENSE_KEYS: counted into a dense array
+    monkeypatch.setattr(world_module, "DENSE_KEYS", 0)  # sorted (np.unique), as in a city
+    assert truth() == counted
+    monkeypatch.setattr(world_module, "COMPACT_KEYS", 50)  # merged many times within each chunk
+    assert truth() == counted
+    assert len(counted[0]) > 50

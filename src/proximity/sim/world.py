@@ -49,6 +49,7 @@ Heard = tuple[_I, _I, _F, _F, _F, _F, _F]  # (scanner, advertiser) as indices in
 
 COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
 CANDIDATES = 2_000_000  # (scanner, advertiser) candidates searched at once (a dense step's memory)
+DENSE_KEYS = 1 << 22  # close-pair keys spanning fewer than this are merged by counting, not sorting
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -109,6 +110,7 @@ class World:
         # so changing adoption changes who has the app (nested sets) and nothing else.
         self.movers = Movers(scenario.crowd, self.streams("mobility"), scenario.start, scenario.duration)
         self.app = self._adopters(adoption)
+        self._users = np.flatnonzero(self.app)
         # where each phone is carried, per hour of the run (a Markov chain; sim/channel.py)
         hours = int(np.ceil(scenario.duration / 3600.0))
         self.carriage_hours = carriage_schedule(channel, self.streams("carriage"), n, hours)
@@ -255,16 +257,12 @@ class World:
             dists.append(close_d)
             pending += close.size
             if pending > COMPACT_KEYS or lo + batch >= last:  # a pair close for many steps: one entry
-                merged, inverse = np.unique(np.concatenate([close_keys, *keys]), return_inverse=True)
-                inverse = inverse.ravel()
-                weights = np.concatenate([counts, *(np.ones(k.size, np.int64) for k in keys)])
-                d_all = np.concatenate([dist_sum, *dists])
-                d_low = np.concatenate([dist_min, *dists])
-                close_keys = merged.astype(np.int64)
-                counts = np.bincount(inverse, weights, merged.size).astype(np.int64)
-                dist_sum = np.bincount(inverse, d_all, merged.size).astype(np.float64)
-                dist_min = np.full(merged.size, np.inf)
-                np.minimum.at(dist_min, inverse, d_low)
+                close_keys, counts, dist_sum, dist_min = _merge_close(
+                    np.concatenate([close_keys, *keys]),
+                    np.concatenate([counts, *(np.ones(k.size, np.int64) for k in keys)]),
+                    np.concatenate([dist_sum, *dists]),
+                    np.concatenate([dist_min, *dists]),
+                )
                 keys, dists, pending = [], [], 0
         times, scanner, advertiser, rssi, distance = (np.concatenate([p[c] for p in parts]) for c in range(5))
         return SightingChunk(
@@ -301,10 +299,13 @@ class World:
         close = (day * n + gi % n) * n + gj % n
         moved[:, :, 0] += np.arange(steps, dtype=np.float64)[:, None] * gap  # steps side by side along x
         positions = moved.reshape(-1, 2)
-        # duty cycles for all the batch's steps at once (one row per step), flattened like positions
-        phones = presence & self.app
-        scanning = phones & self.owned & self.duty.scanning(times, self.scan_phase)
-        advertising = phones & self.duty.advertising(times, self.advertise_phase)
+        # duty cycles of the app users, all the batch's steps at once (one row per step), flattened like
+        # positions
+        users = self._users
+        scanning, advertising = np.zeros((2, steps, self.n), np.bool_)
+        phones = presence[:, users]
+        scanning[:, users] = phones & self.owned[users] & self.duty.scanning(times, self.scan_phase[users])
+        advertising[:, users] = phones & self.duty.advertising(times, self.advertise_phase[users])
         if self._foreground_only.any():
             foreground = np.stack([self._in_foreground(float(t)) for t in times[:, 0]])
             advertising = advertising & (~self._foreground_only | foreground)
@@ -472,6 +473,29 @@ class World:
             rssi[hit_at] -= lower
             rx_g, tx_g, at, rssi, d = rx_g[ok], tx_g[ok], at[ok], rssi[ok], d[ok]
         return at, rx_g % n, tx_g % n, rssi, d
+
+
+def _merge_close(keys: _I, counts: _I, dist_sum: _F, dist_min: _F) -> tuple[_I, _I, _F, _F]:
+    """One entry per close-pair key (ascending): steps summed, distances summed (in entry order) and
+    their minimum. Keys within a few million of each other (a venue's pairs) are counted into a dense
+    array, others (a city's) sorted; both sum in the same order, so give the same numbers."""
+    if keys.size and int(keys.max()) - int(keys.min()) < DENSE_KEYS:
+        low = keys.min()
+        index = keys - low
+        span = int(index.max()) + 1
+        steps = np.bincount(index, counts, span)
+        pick = np.flatnonzero(steps)
+        merged = pick + low
+    else:
+        merged, index = np.unique(keys, return_inverse=True)
+        index = index.ravel()
+        span = merged.size
+        steps = np.bincount(index, counts, span)
+        pick = np.arange(span)
+    smallest = np.full(span, np.inf)
+    np.minimum.at(smallest, index, dist_min)
+    total = np.bincount(index, dist_sum, span).astype(np.float64)
+    return merged.astype(np.int64), steps[pick].astype(np.int64), total[pick], smallest[pick]
 
 
 def native_kernel() -> bool:

@@ -171,8 +171,11 @@ class Movers:
         legs = self._legs
         w = legs.walkers
         first = np.searchsorted(times, self.pause_until[w], side="left").astype(np.int64)
-        moves = legs.moved + np.maximum(np.arange(steps, dtype=np.int64)[:, None] - first + 1, 0)
-        out[:, w] = _along(legs.start, legs.target, legs.length, legs.need, legs.reach, moves)
+        go = np.flatnonzero(first < steps)  # the others pause all batch long, where they stand (pos)
+        moves = legs.moved[go] + np.maximum(np.arange(steps, dtype=np.int64)[:, None] - first[go] + 1, 0)
+        out[:, w[go]] = _along(
+            legs.start[go], legs.target[go], legs.length[go], legs.need[go], legs.reach[go], moves
+        )
         arrival = first + legs.need - legs.moved - 1
         due = np.flatnonzero(arrival < steps)
         if due.size:

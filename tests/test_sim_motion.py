@@ -1,6 +1,6 @@
-"""Walkers moved a batch of steps at a time (sim/mobility.py) and the batch's ground truth
-(sim/neighbours.py): the same positions and draws whatever the batch, the per-step walk they replace,
-and close pairs searched per step of a batch."""
+"""Walkers moved a batch of steps at a time (sim/mobility.py), the batch's ground truth
+(sim/neighbours.py) and duty cycles: the same positions and draws whatever the batch, the per-step
+walk they replace, close pairs searched per step of a batch, duty cycles without a remainder per entry."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proximity.schemes.duty import DutyCycle
 from proximity.sim import CrowdParams, Scenario, World
 from proximity.sim.mobility import Movers
 from proximity.sim.neighbours import close_pairs
@@ -165,3 +166,22 @@ def test_close_pairs_merged_by_counting_or_by_sorting_give_the_same_numbers(
     monkeypatch.setattr(world_module, "COMPACT_KEYS", 50)  # merged many times within each chunk
     assert truth() == counted
     assert len(counted[0]) > 50
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.floats(-1e6, 4e9),
+    st.floats(1e-3, 1e4),
+    st.floats(0.01, 1.0),
+    st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=40),
+)
+def test_duty_cycles_of_many_steps_are_the_remainder_rule_exactly(
+    start: float, period: float, share: float, phases: list[float]
+) -> None:
+    phase = np.array([*phases, 0.0, 0.5, share], np.float64)  # phases whose windows switch on a step
+    cycle = DutyCycle("x", share * period, period, share * period, period)
+    for dt in (1.0, period / 7, share * period):
+        t = start + np.arange(50, dtype=np.float64)[:, None] * dt
+        expected = ((t + phase * period) % period) < share * period
+        assert np.array_equal(cycle.scanning(t, phase), expected)
+        assert np.array_equal(cycle.advertising(t, phase), expected)

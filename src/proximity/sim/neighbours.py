@@ -20,6 +20,15 @@ def _empty() -> Pairs:
     return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
 
 
+def _low(points: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The smallest x and y (column by column: numpy's min over axis 0 of an (n, 2) array is ~50x slower)."""
+    return np.array([points[:, 0].min(), points[:, 1].min()])
+
+
+def _high(points: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.array([points[:, 0].max(), points[:, 1].max()])
+
+
 def _grid(
     b: NDArray[np.float64], origin: NDArray[np.float64], radius: float, shape: tuple[int, int]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
@@ -36,8 +45,8 @@ def _pairs(
     a: NDArray[np.float64], b: NDArray[np.float64], radius: float
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     both = np.concatenate((a, b))
-    origin = both.min(axis=0)
-    span = np.floor((both.max(axis=0) - origin) / radius).astype(np.int64) + 3
+    origin = _low(both)
+    span = np.floor((_high(both) - origin) / radius).astype(np.int64) + 3
     shape = (int(span[0]), int(span[1]))
     order, starts, _ = _grid(b, origin, radius, shape)
     return _probe(a, origin, radius, shape, order, starts)
@@ -72,8 +81,8 @@ class StaticGrid:
     ) -> None:
         self.points = points
         self.radius = radius
-        self.origin = np.minimum(low, points.min(axis=0)) if len(points) else low
-        top = np.maximum(high, points.max(axis=0)) if len(points) else high
+        self.origin = np.minimum(low, _low(points)) if len(points) else low
+        top = np.maximum(high, _high(points)) if len(points) else high
         span = np.floor((top - self.origin) / radius).astype(np.int64) + 3
         self.shape = (int(span[0]), int(span[1]))
         self.order, self.starts, _ = _grid(points, self.origin, radius, self.shape)
@@ -122,23 +131,24 @@ def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.in
     n = len(points)
     if n < 2:
         return _empty()
-    origin = points.min(axis=0)
-    cells = np.floor((points - origin) / radius).astype(np.int64) + 1
-    span = cells.max(axis=0) + 2
+    x, y = points[:, 0], points[:, 1]
+    cx = np.floor((x - x.min()) / radius).astype(np.int64) + 1
+    cy = np.floor((y - y.min()) / radius).astype(np.int64) + 1
+    columns, rows = int(cx.max()) + 2, int(cy.max()) + 2
     if layer is not None:
-        cells[:, 0] += layer * span[0]
-        span[0] *= int(layer.max()) + 1
-    flat = cells[:, 0] * span[1] + cells[:, 1]
+        cx += layer * columns
+        columns *= int(layer.max()) + 1
+    flat = cx * rows + cy
     order = np.argsort(flat, kind="stable")
     fs = flat[order]
-    xs, ys = points[order, 0], points[order, 1]
-    starts = np.zeros(int(span[0] * span[1]) + 1, np.int64)
-    np.cumsum(np.bincount(fs, minlength=int(span[0] * span[1])), out=starts[1:])
+    xs, ys = x[order], y[order]
+    starts = np.zeros(columns * rows + 1, np.int64)
+    np.cumsum(np.bincount(fs, minlength=columns * rows), out=starts[1:])
     rank = np.arange(n, dtype=np.int64)
     # two contiguous slices per point: the rest of its own cell and the next cell up (same column),
     # and the three cells of the next column; the other four neighbours find this point themselves
-    lo = np.stack((rank + 1, starts[fs + span[1] - 1]), axis=1)
-    hi = np.stack((starts[fs + 2], starts[fs + span[1] + 2]), axis=1)
+    lo = np.stack((rank + 1, starts[fs + rows - 1]), axis=1)
+    hi = np.stack((starts[fs + 2], starts[fs + rows + 2]), axis=1)
     count = (hi - lo).ravel()
     first = lo.ravel()
     total = int(count.sum())

@@ -1,7 +1,10 @@
 """Pairs of points within a radius by spatial hashing (numpy only): O(points + pairs), no pair matrix.
 
 Points are binned into square cells of side ``radius`` on a dense grid (counting sort), so each
-point's neighbours are read from its own and the adjacent cells' slices, all at once.
+point's neighbours are read from its own and the adjacent cells' slices, all at once. Where points are
+sparse (a city's 40,000 walkers over 5 km² with a 2 m contact distance) :func:`close_pairs` grows its
+cells to about four per point (:func:`cell_size`): any side of at least ``radius`` finds the same
+pairs, and a grid of a million empty cells cost more than the pairs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ def _low(points: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def _high(points: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.array([points[:, 0].max(), points[:, 1].max()])
+
+
+def cell_size(radius: float, points: int, low: NDArray[np.float64], high: NDArray[np.float64]) -> float:
+    """A grid cell's side for ``points`` spread over the box low-high: ``radius``, or larger where
+    that would give more than about four cells per point."""
+    area = float(np.prod(np.maximum(high - low, 0.0)))
+    return max(radius, 0.5 * (area / points) ** 0.5) if points else radius
 
 
 def _grid(
@@ -132,14 +142,17 @@ def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.in
     if n < 2:
         return _empty()
     x, y = points[:, 0], points[:, 1]
-    cx = np.floor((x - x.min()) / radius).astype(np.int64) + 1
-    cy = np.floor((y - y.min()) / radius).astype(np.int64) + 1
+    low, high = np.array([x.min(), y.min()]), np.array([x.max(), y.max()])
+    layers = 1 if layer is None else int(layer.max()) + 1
+    cell = cell_size(radius, -(-n // layers), low, high)  # the points of one layer share its cells
+    cx = np.floor((x - low[0]) / cell).astype(np.int64) + 1
+    cy = np.floor((y - low[1]) / cell).astype(np.int64) + 1
     columns, rows = int(cx.max()) + 2, int(cy.max()) + 2
     if layer is not None:
         cx += layer * columns
-        columns *= int(layer.max()) + 1
+        columns *= layers
     flat = cx * rows + cy
-    order = np.argsort(flat, kind="stable")
+    order = np.argsort(flat)  # the order within a cell changes only the order pairs come out in
     fs = flat[order]
     xs, ys = x[order], y[order]
     starts = np.zeros(columns * rows + 1, np.int64)

@@ -294,8 +294,7 @@ class World:
         moved = self.movers.advance(times[:, 0], dt)  # (steps, n, 2)
         presence = self.movers.present(times)
         gi, gj, close_d = self._truth(moved, presence)
-        step = first + gi // n
-        day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
+        day = ((sc.start + np.arange(first, last) * dt) // SECONDS_PER_DAY).astype(np.int64)[gi // n]
         close = (day * n + gi % n) * n + gj % n
         moved[:, :, 0] += np.arange(steps, dtype=np.float64)[:, None] * gap  # steps side by side along x
         positions = moved.reshape(-1, 2)
@@ -326,8 +325,9 @@ class World:
             self._packets(scan[k : k + block], adv, positions, first, bodies)
             for k in range(0, max(scan.size, 1), block)
         ]
-        heard = tuple(np.concatenate([p[c] for p in parts]) for c in range(5))
-        return heard, close, close_d
+        if len(parts) == 1:  # the kernel's one call: no copy
+            return parts[0], close, close_d
+        return tuple(np.concatenate([p[c] for p in parts]) for c in range(5)), close, close_d
 
     def _packets(
         self,

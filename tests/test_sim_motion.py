@@ -179,9 +179,10 @@ def test_duty_cycles_of_many_steps_are_the_remainder_rule_exactly(
     start: float, period: float, share: float, phases: list[float]
 ) -> None:
     phase = np.array([*phases, 0.0, 0.5, share], np.float64)  # phases whose windows switch on a step
-    cycle = DutyCycle("x", share * period, period, share * period, period)
-    for dt in (1.0, period / 7, share * period):
-        t = start + np.arange(50, dtype=np.float64)[:, None] * dt
-        expected = ((t + phase * period) % period) < share * period
-        assert np.array_equal(cycle.scanning(t, phase), expected)
-        assert np.array_equal(cycle.advertising(t, phase), expected)
+    for on in (share * period, period):  # and always on: one row per time too
+        cycle = DutyCycle("x", on, period, on, period)
+        for dt in (1.0, period / 7, share * period):
+            t = start + np.arange(50, dtype=np.float64)[:, None] * dt
+            expected = ((t + phase * period) % period) < on
+            assert np.array_equal(cycle.scanning(t, phase), expected)
+            assert np.array_equal(cycle.advertising(t, phase), expected)

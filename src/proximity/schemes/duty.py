@@ -40,12 +40,12 @@ class DutyCycle:
     def scanning(self, t: float | NDArray[np.float64], phase: NDArray[np.float64]) -> NDArray[np.bool_]:
         """Whether each phase's phone scans at ``t`` (times as a column: one row per time)."""
         if self.scan_on >= self.scan_period:
-            return np.ones(phase.shape, np.bool_)
+            return np.ones(np.broadcast_shapes(np.shape(t), phase.shape), np.bool_)
         return _on(t, phase, self.scan_on, self.scan_period)
 
     def advertising(self, t: float | NDArray[np.float64], phase: NDArray[np.float64]) -> NDArray[np.bool_]:
         if self.advertise_on >= self.advertise_period:
-            return np.ones(phase.shape, np.bool_)
+            return np.ones(np.broadcast_shapes(np.shape(t), phase.shape), np.bool_)
         return _on(t, phase, self.advertise_on, self.advertise_period)
 
 

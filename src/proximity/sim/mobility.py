@@ -14,11 +14,9 @@ members of one household or one walking group are companions (manual tracing fin
 
 from __future__ import annotations
 
-import bisect
-import heapq
-import math
 import numbers
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -133,6 +131,7 @@ class Movers:
         self.leave[followers] = self.leave[self.leader[followers]]
         self._follow()
         self._legs: _Legs | None = None
+        self._buffer, self._used = np.zeros(0), 0  # uniforms of rng read ahead (see _uniforms)
 
     def _seats(self, count: int) -> NDArray[np.float64]:
         spacing = self.params.seat_spacing
@@ -179,7 +178,7 @@ class Movers:
         arrival = first + legs.need - legs.moved - 1
         due = np.flatnonzero(arrival < steps)
         if due.size:
-            self._arrivals(out, times, first, list(zip(arrival[due].tolist(), due.tolist(), strict=True)))
+            self._arrivals(out, times, first, arrival[due], due)
         legs.moved += np.maximum(steps - first, 0)
         f = np.flatnonzero(self.follows)
         if f.size:
@@ -187,65 +186,78 @@ class Movers:
         self.pos[:] = out[-1]
         return out
 
+    def _uniforms(self, count: int) -> NDArray[np.float64]:
+        """The next ``count`` uniforms of :attr:`rng` (looked at; :attr:`_used` moves past those taken).
+        The generator is read ahead in blocks: ``rng.random((c, 2))`` then ``rng.uniform(low, high, c)``
+        are the next 3c of its doubles, the second scaled as numpy does (``low + (high - low) * u``)."""
+        if self._buffer.size - self._used < count:
+            self._buffer = np.concatenate((self._buffer[self._used :], self.rng.random(max(count, 4096))))
+            self._used = 0
+        return self._buffer[self._used : self._used + count]
+
     def _arrivals(
         self,
         out: NDArray[np.float64],
         times: NDArray[np.float64],
         first: NDArray[np.int64],
-        due: list[tuple[int, int]],
+        k: NDArray[np.int64],
+        g: NDArray[np.int64],
     ) -> None:
-        """Walkers reaching their targets within the batch (``due``: (batch step, walker)), in step
-        order: each draws its next target and pause and starts a new leg (which may end in the batch
-        too); then the new legs' positions are written, each up to its walker's next leg."""
+        """Walkers ``g`` (indices into the legs) reaching their targets at batch steps ``k``. In step
+        order, each step's arrivals in agent order, each draws its next target and pause (per step: the
+        targets, then the pauses) and starts a new leg, which may end within the batch too. Taken in
+        rounds: all at once, up to the first step where a new leg ends (usually none), then from there."""
         assert self._legs is not None
-        legs, steps, clock = self._legs, times.size, times.tolist()
+        legs, steps = self._legs, times.size
         low, high = self.params.pause
-        heapq.heapify(due)
-        legs_from: list[tuple[int, int, float, float, float, float, float, int, int]] = []
-        while due:
-            k = due[0][0]
-            group = []
-            while due and due[0][0] == k:
-                group.append(heapq.heappop(due)[1])
-            agents = legs.walkers[group]
-            target = self.rng.random((len(group), 2)) * self.size
-            until = times[k] + self.rng.uniform(low, high, len(group))
-            self.target[agents], self.pause_until[agents] = target, until
-            for g, (x, y), u in zip(group, target.tolist(), until.tolist(), strict=True):
-                sx, sy = legs.target[g].tolist()
-                length = math.sqrt((x - sx) * (x - sx) + (y - sy) * (y - sy))
-                need = _moves_needed(length, float(legs.reach[g]))
-                start = max(k + 1, bisect.bisect_left(clock, u))
-                legs.start[g], legs.target[g] = (sx, sy), (x, y)
-                legs.length[g], legs.need[g], legs.moved[g], first[g] = length, need, 0, start
-                legs_from.append((g, k + 1, sx, sy, x, y, length, need, start))
-                if start + need - 1 < steps:
-                    heapq.heappush(due, (start + need - 1, g))
+        taken: list[tuple[NDArray[Any], ...]] = []
+        while k.size:
+            order = np.lexsort((g, k))
+            k, g = k[order], g[order]
+            _, opens, per_step = np.unique(k, return_index=True, return_counts=True)
+            base = np.repeat(3 * opens, per_step)  # 3 draws for each arrival of the steps before
+            rank = np.arange(k.size) - np.repeat(opens, per_step)
+            u = self._uniforms(3 * k.size)
+            target = np.stack((u[base + 2 * rank], u[base + 2 * rank + 1]), axis=1) * self.size
+            until = times[k] + (low + (high - low) * u[base + 2 * np.repeat(per_step, per_step) + rank])
+            start = legs.target[g]
+            vec = target - start
+            length = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2)
+            need = _moves_needed(length, legs.reach[g])
+            begin = np.maximum(np.searchsorted(times, until, side="left"), k + 1)
+            again = begin + need - 1
+            ends = again < steps
+            take = k < again[ends].min() if ends.any() else np.ones(k.size, np.bool_)  # a prefix
+            self._used += 3 * int(take.sum())
+            t = g[take]
+            self.target[legs.walkers[t]], self.pause_until[legs.walkers[t]] = target[take], until[take]
+            legs.start[t], legs.target[t] = start[take], target[take]
+            legs.length[t], legs.need[t], legs.moved[t], first[t] = length[take], need[take], 0, begin[take]
+            taken.append((t, k[take] + 1, start[take], target[take], length[take], need[take], begin[take]))
+            more = take & ends
+            k, g = np.concatenate((k[~take], again[more])), np.concatenate((g[~take], g[more]))
         # each new leg's steps: from the step after its arrival to its walker's next new leg (or the end)
-        until_step: dict[int, int] = {}
-        ends = []
-        for leg in reversed(legs_from):
-            ends.append(until_step.get(leg[0], steps))
-            until_step[leg[0]] = leg[1]
-        table = np.array(legs_from, np.float64)
-        w, lo = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
-        count = np.array(ends[::-1], np.int64) - lo
+        w, lo, a, b, span, moves_to, moving = (np.concatenate([c[i] for c in taken]) for i in range(7))
+        order = np.lexsort((lo, w))
+        nxt = np.full(w.size, steps, np.int64)
+        same = w[order][1:] == w[order][:-1]
+        nxt[order[:-1][same]] = lo[order][1:][same]
+        count = nxt - lo
         row = np.repeat(np.arange(w.size), count)
         step = lo[row] + np.arange(row.size) - np.repeat(np.cumsum(count) - count, count)
-        need, start = table[row, 7].astype(np.int64), table[row, 8].astype(np.int64)
-        moves = np.maximum(step - start + 1, 0)
-        at = _along(table[row, 2:4], table[row, 4:6], table[row, 6], need, legs.reach[w[row]], moves)
+        moves = np.maximum(step - moving[row] + 1, 0)
+        at = _along(a[row], b[row], span[row], moves_to[row], legs.reach[w[row]], moves)
         out[step, legs.walkers[w[row]]] = at
 
 
 _NEVER = 2**62  # moves to arrive for a walker of speed 0 short of its target
 
 
-def _moves_needed(length: float, reach: float) -> int:
+def _moves_needed(length: NDArray[np.float64], reach: NDArray[np.float64]) -> NDArray[np.int64]:
     """Moving steps of ``reach`` m to cover ``length`` m: the last one reaches or passes the target."""
-    if length <= reach:
-        return 1
-    return math.ceil(length / reach) if reach > 0 else _NEVER
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moves = np.where(reach > 0, np.ceil(length / reach), _NEVER)
+    return np.where(length <= reach, 1, moves).astype(np.int64)
 
 
 def _along(
@@ -283,5 +295,4 @@ class _Legs:
         self.moved = np.zeros(walkers.size, np.int64)
         vec = self.target - self.start
         self.length = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2)
-        pairs = zip(self.length.tolist(), self.reach.tolist(), strict=True)
-        self.need = np.array([_moves_needed(a, b) for a, b in pairs], np.int64)
+        self.need = _moves_needed(self.length, self.reach)

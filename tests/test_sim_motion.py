@@ -183,6 +183,6 @@ def test_duty_cycles_of_many_steps_are_the_remainder_rule_exactly(
         cycle = DutyCycle("x", on, period, on, period)
         for dt in (1.0, period / 7, share * period):
             t = start + np.arange(50, dtype=np.float64)[:, None] * dt
-            expected = ((t + phase * period) % period) < on
+            expected = (((t + phase * period) % period) < on) | (on >= period)
             assert np.array_equal(cycle.scanning(t, phase), expected)
             assert np.array_equal(cycle.advertising(t, phase), expected)

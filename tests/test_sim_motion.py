@@ -186,3 +186,28 @@ def test_duty_cycles_of_many_steps_are_the_remainder_rule_exactly(
             expected = (((t + phase * period) % period) < on) | (on >= period)
             assert np.array_equal(cycle.scanning(t, phase), expected)
             assert np.array_equal(cycle.advertising(t, phase), expected)
+
+
+@pytest.mark.parametrize("window", [1, 7, 60])
+def test_a_step_at_a_time_finds_the_truth_of_one_search_over_everyone(
+    monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    """A city's path: one step per search, the still found once, those standing a window found once per
+    window; the batch path searches everyone present at each step."""
+    import proximity.sim.world as world_module
+
+    crowd = dataclasses.replace(CROWDS["restless"], pause=(5, 400), arrival_spread=300, dwell=600)
+    scenario = Scenario(name="restless", crowd=crowd, duration=900, chunk=300)
+
+    def truth() -> list[list[float]]:
+        out = []
+        for c in World(scenario, 0.5, 4).chunks():
+            out += [c.close_keys.tolist(), c.close_seconds.tolist()]
+            out += [c.close_distance_sum.tolist(), c.close_distance_min.tolist()]
+        return out
+
+    together = truth()  # 32 steps per search, everyone at once
+    monkeypatch.setattr(world_module, "BATCH_POINTS", 1)  # one step per search
+    monkeypatch.setattr(world_module, "WINDOW", window)
+    assert truth() == together  # the same distances, summed in step order
+    assert len(together[0]) > 50

@@ -50,6 +50,7 @@ Heard = tuple[_I, _I, _F, _F, _F, _F, _F]  # (scanner, advertiser) as indices in
 COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
 CANDIDATES = 2_000_000  # (scanner, advertiser) candidates searched at once (a dense step's memory)
 DENSE_KEYS = 1 << 22  # close-pair keys spanning fewer than this are merged by counting, not sorting
+WINDOW = 60  # steps of one step at a time (a city) whose standing agents' pairs are found once
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -132,6 +133,7 @@ class World:
         self.duty = scenario.cycle
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[_I, _I, _F, StaticGrid] | None = None
+        self._window: tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid] | None = None
         self._encounter_key = self.streams.key("encounter")
         # per-packet draws hashed from (scanner, advertiser, step): no generator state, so a packet's
         # draws do not depend on the order pairs are found in (search cells, blocks, the radius)
@@ -183,37 +185,66 @@ class World:
         rx = np.roll(self.device_rx - loss, -1)[:65_536]
         return tx + rx if tx.size else np.zeros(1)
 
-    def _close_one_step(self, present: NDArray[np.bool_]) -> tuple[_I, _I, _F]:
+    def _close_one_step(self, present: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
         """This step's close pairs (i < j) among those present and their distances, without searching
-        still pairs again: pairs of agents who never move are found once; movers are searched against a
-        fixed grid of the still and among themselves (the same pairs as one search over everyone)."""
+        pairs that stand again: pairs of agents who never move are found once, pairs among walkers who
+        stand (pause) all of a window of WINDOW steps, and with the still, once per window; those who
+        may move are searched against a grid of everyone standing and among themselves (the same
+        pairs, and distances, as one search over everyone)."""
         radius = self.scenario.contact_distance
         pos = self.movers.pos
         if self._static is None:  # built at the first step: positions may be set after __init__
             still = self._still
             i, j, d = close_pairs(pos[still], radius)
-            grid = StaticGrid(pos[still].copy(), radius, np.zeros(2), self.movers.size)
-            self._static = (still[i], still[j], d, grid)
-        si, sj, sd, grid = self._static
-        both = present[si] & present[sj]
-        movers = np.flatnonzero(present & (self.movers.kind != STATIONARY))
+            self._static = (
+                still[i],
+                still[j],
+                d,
+                StaticGrid(pos[still].copy(), radius, np.zeros(2), self.movers.size),
+            )
+        if self._window is None or step >= self._window[0]:
+            self._window = self._stand(step)
+        _, standing, wi, wj, wd, grid = self._window
+        si, sj, sd, _ = self._static
+        both, pair = present[si] & present[sj], present[wi] & present[wj]
+        movers = np.flatnonzero(present & ~standing)
         mine = pos[movers]
         a, b, ad = grid.query(mine)
-        other = self._still[b]
+        other = np.flatnonzero(standing)[b]
         here = present[other]
         ma, other = movers[a[here]], other[here]
         mi, mj, md = close_pairs(mine, radius)
-        gi = np.concatenate((si[both], np.minimum(ma, other), movers[mi]))
-        gj = np.concatenate((sj[both], np.maximum(ma, other), movers[mj]))
-        return gi, gj, np.concatenate((sd[both], ad[here], md))
+        gi = np.concatenate((si[both], wi[pair], np.minimum(ma, other), movers[mi]))
+        gj = np.concatenate((sj[both], wj[pair], np.maximum(ma, other), movers[mj]))
+        return gi, gj, np.concatenate((sd[both], wd[pair], ad[here], md))
 
-    def _truth(self, moved: _F, presence: NDArray[np.bool_]) -> tuple[_I, _I, _F]:
+    def _stand(self, step: int) -> tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid]:
+        """Who stands from ``step`` through the window's last step (the still, walkers whose pause
+        outlasts it, and their followers), their close pairs other than still-still ones (at any step of
+        the window, present or not), and a grid of them all."""
+        sc, m = self.scenario, self.movers
+        end = step + WINDOW
+        last = sc.start + (end - 1) * sc.step  # a walker moves at a step at or after its pause ends
+        walker = m.walks & (m.pause_until > last)
+        standing = (m.kind == STATIONARY) | walker | (m.follows & walker[m.leader])
+        idle = np.flatnonzero(standing & (m.kind != STATIONARY))
+        radius, pos = sc.contact_distance, m.pos
+        assert self._static is not None
+        a, b, ad = self._static[3].query(pos[idle])
+        i, j, d = close_pairs(pos[idle], radius)
+        pa, pb = idle[a], self._still[b]
+        wi = np.concatenate((np.minimum(pa, pb), idle[i]))
+        wj = np.concatenate((np.maximum(pa, pb), idle[j]))
+        grid = StaticGrid(pos[standing].copy(), radius, np.zeros(2), m.size)
+        return end, standing, wi, wj, np.concatenate((ad, d)), grid
+
+    def _truth(self, moved: _F, presence: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
         """The batch's close pairs as indices into its step-major positions (step * n + agent), i < j,
         with their distances; a shard keeps those whose lower agent it owns."""
         if not self.truth:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         if presence.shape[0] == 1 and self._still.size:
-            gi, gj, d = self._close_one_step(presence[0])
+            gi, gj, d = self._close_one_step(presence[0], step)
         else:
             here = np.flatnonzero(presence.ravel())
             i, j, d = close_pairs(moved.reshape(-1, 2)[here], self.scenario.contact_distance, here // self.n)
@@ -293,7 +324,7 @@ class World:
         times = sc.start + np.arange(first, last, dtype=np.float64)[:, None] * dt
         moved = self.movers.advance(times[:, 0], dt)  # (steps, n, 2)
         presence = self.movers.present(times)
-        gi, gj, close_d = self._truth(moved, presence)
+        gi, gj, close_d = self._truth(moved, presence, first)
         day = ((sc.start + np.arange(first, last) * dt) // SECONDS_PER_DAY).astype(np.int64)[gi // n]
         close = (day * n + gi % n) * n + gj % n
         moved[:, :, 0] += np.arange(steps, dtype=np.float64)[:, None] * gap  # steps side by side along x

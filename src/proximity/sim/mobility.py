@@ -5,9 +5,9 @@ agents walk to a random target at their own speed, pause, pick another; group me
 offset from their group's leader (a waypoint mover). A walk is piecewise linear: after m moving steps
 of a leg a walker is at ``start + (target - start) * (m * reach / length)`` (``reach`` = speed x step)
 until the step that would reach or pass the target, where it stands on it. So the positions of a
-whole batch of steps are array arithmetic; Python runs only at arrivals (a new target and pause are
-drawn, in step order, the same draws whatever the batch). Agents enter and leave at drawn times; a group's
-members enter and leave with its leader. With ``household_size`` h, agents 0..h-1, h..2h-1, ... are
+whole batch of steps are array arithmetic, and a batch's arrivals draw their next targets and pauses
+at once (in step order: the same draws whatever the batch). Agents enter and leave at drawn times; a
+group's members enter and leave with its leader. With ``household_size`` h, agents 0..h-1, h..2h-1, ... are
 households: they arrive and leave together (with their first member) but move on their own inside;
 members of one household or one walking group are companions (manual tracing finds them anyway).
 """

@@ -152,7 +152,8 @@ def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.in
         cx += layer * columns
         columns *= layers
     flat = cx * rows + cy
-    order = np.argsort(flat)  # the order within a cell changes only the order pairs come out in
+    # the order within a cell changes only the order pairs come out in; under 65,536 cells a radix sort
+    order = np.argsort(flat.astype(np.uint16), kind="stable") if columns * rows < 65_536 else np.argsort(flat)
     fs = flat[order]
     xs, ys = x[order], y[order]
     starts = np.zeros(columns * rows + 1, np.int64)

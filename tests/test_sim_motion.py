@@ -97,6 +97,9 @@ def test_positions_set_before_the_first_step_are_where_walks_start() -> None:
     movers.pos[:] = 1.0
     at = movers.advance(np.array([START - 1e6]), 1.0)  # before anyone's pause ends: nobody moves
     assert np.array_equal(at[0][movers.walks], np.ones((int(movers.walks.sum()), 2)))
+    assert movers.advance(np.zeros(0), 1.0).shape == (0, crowd.agents, 2)
+    with pytest.raises(ValueError, match="one length"):
+        movers.advance(np.array([START]), 0.5)
 
 
 layered = st.integers(0, 60).flatmap(

@@ -166,8 +166,12 @@ class Movers:
         out = np.empty((steps, self.params.agents, 2))
         out[:] = self.pos  # the still; walkers and followers are written below
         if self._legs is None:  # the first walk starts where the walkers stand (pos may be set after init)
-            self._legs = _Legs(self.pos, self.target, self.speed * dt, np.flatnonzero(self.walks))
+            self._legs = _Legs(self.pos, self.target, self.speed * dt, np.flatnonzero(self.walks), dt)
         legs = self._legs
+        if dt != legs.dt:
+            raise ValueError(f"steps of {dt} s after steps of {legs.dt} s: a walk counts steps of one length")
+        if steps == 0:
+            return out
         w = legs.walkers
         first = np.searchsorted(times, self.pause_until[w], side="left").astype(np.int64)
         go = np.flatnonzero(first < steps)  # the others pause all batch long, where they stand (pos)
@@ -287,8 +291,9 @@ class _Legs:
         target: NDArray[np.float64],
         reach: NDArray[np.float64],
         walkers: NDArray[np.int64],
+        dt: float,
     ) -> None:
-        self.walkers = walkers
+        self.walkers, self.dt = walkers, dt
         self.reach = reach[walkers]
         self.start = pos[walkers].copy()
         self.target = target[walkers].copy()

@@ -187,10 +187,10 @@ class World:
 
     def _close_one_step(self, present: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
         """This step's close pairs (i < j) among those present and their distances, without searching
-        pairs that stand again: pairs of agents who never move are found once, pairs among walkers who
-        stand (pause) all of a window of WINDOW steps, and with the still, once per window; those who
-        may move are searched against a grid of everyone standing and among themselves (the same
-        pairs, and distances, as one search over everyone)."""
+        again agents who stand: pairs of agents who never move are found once; pairs of walkers who
+        pause through a whole window of WINDOW steps (with each other and with the still) once per
+        window; those who may move are searched against a grid of everyone standing and among
+        themselves (the same pairs, and distances, as one search over everyone)."""
         radius = self.scenario.contact_distance
         pos = self.movers.pos
         if self._static is None:  # built at the first step: positions may be set after __init__

@@ -1,9 +1,13 @@
-"""Where everyone is, one vectorised step at a time: stationary, random-waypoint and group movers.
+"""Where everyone is, a batch of steps at a time: stationary, random-waypoint and group movers.
 
 Positions live in one (n, 2) array. Stationary agents sit (on a seat grid or anywhere); waypoint
 agents walk to a random target at their own speed, pause, pick another; group members keep a fixed
-offset from their group's leader (a waypoint mover). Agents enter and leave at drawn times; a group's
-members enter and leave with its leader. With ``household_size`` h, agents 0..h-1, h..2h-1, ... are
+offset from their group's leader (a waypoint mover). A walk is piecewise linear: after m moving steps
+of a leg a walker is at ``start + (target - start) * (m * reach / length)`` (``reach`` = speed x step)
+until the step that would reach or pass the target, where it stands on it. So the positions of a
+whole batch of steps are array arithmetic, and a batch's arrivals draw their next targets and pauses
+at once (in step order: the same draws whatever the batch). Agents enter and leave at drawn times; a
+group's members enter and leave with its leader. With ``household_size`` h, agents 0..h-1, h..2h-1, ... are
 households: they arrive and leave together (with their first member) but move on their own inside;
 members of one household or one walking group are companions (manual tracing finds them anyway).
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -125,6 +130,8 @@ class Movers:
         self.enter[followers] = self.enter[self.leader[followers]]
         self.leave[followers] = self.leave[self.leader[followers]]
         self._follow()
+        self._legs: _Legs | None = None
+        self._buffer, self._used = np.zeros(0), 0  # uniforms of rng read ahead (see _uniforms)
 
     def _seats(self, count: int) -> NDArray[np.float64]:
         spacing = self.params.seat_spacing
@@ -140,23 +147,157 @@ class Movers:
         if f.any():
             self.pos[f] = np.clip(self.pos[self.leader[f]] + self.offset[f], 0.0, self.size)
 
-    def present(self, t: float) -> NDArray[np.bool_]:
-        return (self.enter <= t) & (t < self.leave)
+    def present(self, t: float | NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Who is in the venue at ``t`` (a column of times: one row per time)."""
+        return np.asarray((self.enter <= t) & (t < self.leave))
 
     def step(self, t: float, dt: float) -> None:
-        moving = self.walks & (t >= self.pause_until)
-        if moving.any():
-            idx = np.flatnonzero(moving)
-            vec = self.target[idx] - self.pos[idx]
-            dist = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2)
-            reach = self.speed[idx] * dt
-            arrived = dist <= reach
-            go = ~arrived
-            self.pos[idx[go]] += vec[go] * (reach[go] / dist[go])[:, None]
-            done = idx[arrived]
-            if done.size:
-                self.pos[done] = self.target[done]
-                self.target[done] = self.rng.random((done.size, 2)) * self.size
-                low, high = self.params.pause
-                self.pause_until[done] = t + self.rng.uniform(low, high, done.size)
-        self._follow()
+        """One step of ``dt`` seconds at time ``t`` (a batch of one: :meth:`advance`)."""
+        self.advance(np.array([t], np.float64), dt)
+
+    def advance(self, times: NDArray[np.float64], dt: float) -> NDArray[np.float64]:
+        """Everyone's positions at ``times`` (ascending, one step of ``dt`` s each), shape (steps, n, 2);
+        :attr:`pos` ends at the last. A walker moves at every step at or after its pause ends, by
+        ``speed * dt`` toward its target; on the step that would reach the target it stands on it and
+        draws the next target and pause (arrivals of one step in agent order, steps in order: the
+        draws do not depend on how steps are batched). ``dt`` must be the same at every call."""
+        times = np.asarray(times, np.float64).ravel()
+        steps = times.size
+        out = np.empty((steps, self.params.agents, 2))
+        out[:] = self.pos  # the still; walkers and followers are written below
+        if self._legs is None:  # the first walk starts where the walkers stand (pos may be set after init)
+            self._legs = _Legs(self.pos, self.target, self.speed * dt, np.flatnonzero(self.walks), dt)
+        legs = self._legs
+        if dt != legs.dt:
+            raise ValueError(f"steps of {dt} s after steps of {legs.dt} s: a walk counts steps of one length")
+        if steps == 0:
+            return out
+        w = legs.walkers
+        first = np.searchsorted(times, self.pause_until[w], side="left").astype(np.int64)
+        go = np.flatnonzero(first < steps)  # the others pause all batch long, where they stand (pos)
+        moves = legs.moved[go] + np.maximum(np.arange(steps, dtype=np.int64)[:, None] - first[go] + 1, 0)
+        out[:, w[go]] = _along(
+            legs.start[go], legs.target[go], legs.length[go], legs.need[go], legs.reach[go], moves
+        )
+        arrival = first + legs.need - legs.moved - 1
+        due = np.flatnonzero(arrival < steps)
+        if due.size:
+            self._arrivals(out, times, first, arrival[due], due)
+        legs.moved += np.maximum(steps - first, 0)
+        f = np.flatnonzero(self.follows)
+        if f.size:
+            out[:, f] = np.clip(out[:, self.leader[f]] + self.offset[f], 0.0, self.size)
+        self.pos[:] = out[-1]
+        return out
+
+    def _uniforms(self, count: int) -> NDArray[np.float64]:
+        """The next ``count`` uniforms of :attr:`rng` (looked at; :attr:`_used` moves past those taken).
+        The generator is read ahead in blocks: ``rng.random((c, 2))`` then ``rng.uniform(low, high, c)``
+        are the next 3c of its doubles, the second scaled as numpy does (``low + (high - low) * u``)."""
+        if self._buffer.size - self._used < count:
+            self._buffer = np.concatenate((self._buffer[self._used :], self.rng.random(max(count, 4096))))
+            self._used = 0
+        return self._buffer[self._used : self._used + count]
+
+    def _arrivals(
+        self,
+        out: NDArray[np.float64],
+        times: NDArray[np.float64],
+        first: NDArray[np.int64],
+        k: NDArray[np.int64],
+        g: NDArray[np.int64],
+    ) -> None:
+        """Walkers ``g`` (indices into the legs) reaching their targets at batch steps ``k``. In step
+        order, each step's arrivals in agent order, each draws its next target and pause (per step: the
+        targets, then the pauses) and starts a new leg, which may end within the batch too. Taken in
+        rounds: all at once, up to the first step where a new leg ends (usually none), then from there."""
+        assert self._legs is not None
+        legs, steps = self._legs, times.size
+        low, high = self.params.pause
+        taken: list[tuple[NDArray[Any], ...]] = []
+        while k.size:
+            order = np.lexsort((g, k))
+            k, g = k[order], g[order]
+            _, opens, per_step = np.unique(k, return_index=True, return_counts=True)
+            base = np.repeat(3 * opens, per_step)  # 3 draws for each arrival of the steps before
+            rank = np.arange(k.size) - np.repeat(opens, per_step)
+            u = self._uniforms(3 * k.size)
+            target = np.stack((u[base + 2 * rank], u[base + 2 * rank + 1]), axis=1) * self.size
+            until = times[k] + (low + (high - low) * u[base + 2 * np.repeat(per_step, per_step) + rank])
+            start = legs.target[g]
+            vec = target - start
+            length = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2)
+            need = _moves_needed(length, legs.reach[g])
+            begin = np.maximum(np.searchsorted(times, until, side="left"), k + 1)
+            again = begin + need - 1
+            ends = again < steps
+            take = k < again[ends].min() if ends.any() else np.ones(k.size, np.bool_)  # a prefix
+            self._used += 3 * int(take.sum())
+            t = g[take]
+            self.target[legs.walkers[t]], self.pause_until[legs.walkers[t]] = target[take], until[take]
+            legs.start[t], legs.target[t] = start[take], target[take]
+            legs.length[t], legs.need[t], legs.moved[t], first[t] = length[take], need[take], 0, begin[take]
+            taken.append((t, k[take] + 1, start[take], target[take], length[take], need[take], begin[take]))
+            more = take & ends
+            k, g = np.concatenate((k[~take], again[more])), np.concatenate((g[~take], g[more]))
+        # each new leg's steps: from the step after its arrival to its walker's next new leg (or the end)
+        w, lo, a, b, span, moves_to, moving = (np.concatenate([c[i] for c in taken]) for i in range(7))
+        order = np.lexsort((lo, w))
+        nxt = np.full(w.size, steps, np.int64)
+        same = w[order][1:] == w[order][:-1]
+        nxt[order[:-1][same]] = lo[order][1:][same]
+        count = nxt - lo
+        row = np.repeat(np.arange(w.size), count)
+        step = lo[row] + np.arange(row.size) - np.repeat(np.cumsum(count) - count, count)
+        moves = np.maximum(step - moving[row] + 1, 0)
+        at = _along(a[row], b[row], span[row], moves_to[row], legs.reach[w[row]], moves)
+        out[step, legs.walkers[w[row]]] = at
+
+
+_NEVER = 2**62  # moves to arrive for a walker of speed 0 short of its target
+
+
+def _moves_needed(length: NDArray[np.float64], reach: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Moving steps of ``reach`` m to cover ``length`` m: the last one reaches or passes the target."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moves = np.where(reach > 0, np.ceil(length / reach), _NEVER)
+    return np.where(length <= reach, 1, moves).astype(np.int64)
+
+
+def _along(
+    start: NDArray[np.float64],
+    target: NDArray[np.float64],
+    length: NDArray[np.float64],
+    need: NDArray[np.int64],
+    reach: NDArray[np.float64],
+    moves: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """Where a walker stands after ``moves`` moving steps of its leg (arrays broadcast; positions
+    carry a trailing axis of 2): on the segment, or on the target from the ``need``-th move on."""
+    ok = length > 0
+    along = np.where(ok, moves * reach, 0.0) / np.where(ok, length, 1.0)
+    at = start + (target - start) * along[..., None]
+    out: NDArray[np.float64] = np.where((moves >= need)[..., None], target, at)
+    return out
+
+
+class _Legs:
+    """The walkers' current legs: from ``start`` to ``target`` (``length`` m apart) by ``reach`` m a
+    moving step, ``moved`` steps done, standing on the target from the ``need``-th."""
+
+    def __init__(
+        self,
+        pos: NDArray[np.float64],
+        target: NDArray[np.float64],
+        reach: NDArray[np.float64],
+        walkers: NDArray[np.int64],
+        dt: float,
+    ) -> None:
+        self.walkers, self.dt = walkers, dt
+        self.reach = reach[walkers]
+        self.start = pos[walkers].copy()
+        self.target = target[walkers].copy()
+        self.moved = np.zeros(walkers.size, np.int64)
+        vec = self.target - self.start
+        self.length = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2)
+        self.need = _moves_needed(self.length, self.reach)

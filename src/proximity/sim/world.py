@@ -49,6 +49,8 @@ Heard = tuple[_I, _I, _F, _F, _F, _F, _F]  # (scanner, advertiser) as indices in
 
 COMPACT_KEYS = 500_000  # close-pair entries gathered before they are merged (bounds a chunk's memory)
 CANDIDATES = 2_000_000  # (scanner, advertiser) candidates searched at once (a dense step's memory)
+DENSE_KEYS = 1 << 22  # close-pair keys spanning fewer than this are merged by counting, not sorting
+WINDOW = 60  # steps of one step at a time (a city) whose standing agents' pairs are found once
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -109,6 +111,7 @@ class World:
         # so changing adoption changes who has the app (nested sets) and nothing else.
         self.movers = Movers(scenario.crowd, self.streams("mobility"), scenario.start, scenario.duration)
         self.app = self._adopters(adoption)
+        self._users = np.flatnonzero(self.app)
         # where each phone is carried, per hour of the run (a Markov chain; sim/channel.py)
         hours = int(np.ceil(scenario.duration / 3600.0))
         self.carriage_hours = carriage_schedule(channel, self.streams("carriage"), n, hours)
@@ -132,7 +135,8 @@ class World:
         self.advertise_phase = duty.random(n)
         self.duty = scenario.cycle
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
-        self._static: tuple[NDArray[np.int64], NDArray[np.int64], StaticGrid] | None = None
+        self._static: tuple[_I, _I, _F, StaticGrid] | None = None
+        self._window: tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid] | None = None
         self._encounter_key = self.streams.key("encounter")
         # per-packet draws hashed from (scanner, advertiser, step): no generator state, so a packet's
         # draws do not depend on the order pairs are found in (search cells, blocks, the radius)
@@ -184,29 +188,74 @@ class World:
         rx = np.roll(self.device_rx - loss, -1)[:65_536]
         return tx + rx if tx.size else np.zeros(1)
 
-    def _close_one_step(self, present: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """This step's close pairs (i < j) among those present, without searching still pairs again:
-        pairs of agents who never move are found once; movers are searched against a fixed grid of
-        the still and among themselves (the same pairs as one search over everyone)."""
+    def _close_one_step(self, present: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
+        """This step's close pairs (i < j) among those present and their distances, without searching
+        again agents who stand: pairs of agents who never move are found once; pairs of walkers who
+        pause through a whole window of WINDOW steps (with each other and with the still) once per
+        window; those who may move are searched against a grid of everyone standing and among
+        themselves (the same pairs, and distances, as one search over everyone)."""
         radius = self.scenario.contact_distance
         pos = self.movers.pos
         if self._static is None:  # built at the first step: positions may be set after __init__
             still = self._still
-            i, j, _ = close_pairs(pos[still], radius)
-            grid = StaticGrid(pos[still].copy(), radius, np.zeros(2), self.movers.size)
-            self._static = (still[i], still[j], grid)
-        si, sj, grid = self._static
-        both = present[si] & present[sj]
-        movers = np.flatnonzero(present & (self.movers.kind != STATIONARY))
+            i, j, d = close_pairs(pos[still], radius)
+            self._static = (
+                still[i],
+                still[j],
+                d,
+                StaticGrid(pos[still].copy(), radius, np.zeros(2), self.movers.size),
+            )
+        if self._window is None or step >= self._window[0]:
+            self._window = self._stand(step)
+        _, standing, wi, wj, wd, grid = self._window
+        si, sj, sd, _ = self._static
+        both, pair = present[si] & present[sj], present[wi] & present[wj]
+        movers = np.flatnonzero(present & ~standing)
         mine = pos[movers]
-        a, b, _ = grid.query(mine)
-        other = self._still[b]
+        a, b, ad = grid.query(mine)
+        other = np.flatnonzero(standing)[b]
         here = present[other]
         ma, other = movers[a[here]], other[here]
-        mi, mj, _ = close_pairs(mine, radius)
-        gi = np.concatenate((si[both], np.minimum(ma, other), movers[mi]))
-        gj = np.concatenate((sj[both], np.maximum(ma, other), movers[mj]))
-        return gi, gj
+        mi, mj, md = close_pairs(mine, radius)
+        gi = np.concatenate((si[both], wi[pair], np.minimum(ma, other), movers[mi]))
+        gj = np.concatenate((sj[both], wj[pair], np.maximum(ma, other), movers[mj]))
+        return gi, gj, np.concatenate((sd[both], wd[pair], ad[here], md))
+
+    def _stand(self, step: int) -> tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid]:
+        """Who stands from ``step`` through the window's last step (the still, walkers whose pause
+        outlasts it, and their followers), their close pairs other than still-still ones (at any step of
+        the window, present or not), and a grid of them all."""
+        sc, m = self.scenario, self.movers
+        end = step + WINDOW
+        last = sc.start + (end - 1) * sc.step  # a walker moves at a step at or after its pause ends
+        walker = m.walks & (m.pause_until > last)
+        standing = (m.kind == STATIONARY) | walker | (m.follows & walker[m.leader])
+        idle = np.flatnonzero(standing & (m.kind != STATIONARY))
+        radius, pos = sc.contact_distance, m.pos
+        assert self._static is not None
+        a, b, ad = self._static[3].query(pos[idle])
+        i, j, d = close_pairs(pos[idle], radius)
+        pa, pb = idle[a], self._still[b]
+        wi = np.concatenate((np.minimum(pa, pb), idle[i]))
+        wj = np.concatenate((np.maximum(pa, pb), idle[j]))
+        grid = StaticGrid(pos[standing].copy(), radius, np.zeros(2), m.size)
+        return end, standing, wi, wj, np.concatenate((ad, d)), grid
+
+    def _truth(self, moved: _F, presence: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
+        """The batch's close pairs as indices into its step-major positions (step * n + agent), i < j,
+        with their distances; a shard keeps those whose lower agent it owns."""
+        if not self.truth:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        if presence.shape[0] == 1 and self._still.size:
+            gi, gj, d = self._close_one_step(presence[0], step)
+        else:
+            here = np.flatnonzero(presence.ravel())
+            i, j, d = close_pairs(moved.reshape(-1, 2)[here], self.scenario.contact_distance, here // self.n)
+            gi, gj = here[i], here[j]
+        if not self.owned.all():  # a shard counts the close pairs whose lower agent it owns
+            mine = self.owned[gi % self.n]
+            gi, gj, d = gi[mine], gj[mine], d[mine]
+        return gi, gj, d
 
     def companions(self, i: int, j: int) -> bool:
         """Whether agents i and j walk in one group or live in one household (companions, whom manual
@@ -242,16 +291,12 @@ class World:
             dists.append(close_d)
             pending += close.size
             if pending > COMPACT_KEYS or lo + batch >= last:  # a pair close for many steps: one entry
-                merged, inverse = np.unique(np.concatenate([close_keys, *keys]), return_inverse=True)
-                inverse = inverse.ravel()
-                weights = np.concatenate([counts, *(np.ones(k.size, np.int64) for k in keys)])
-                d_all = np.concatenate([dist_sum, *dists])
-                d_low = np.concatenate([dist_min, *dists])
-                close_keys = merged.astype(np.int64)
-                counts = np.bincount(inverse, weights, merged.size).astype(np.int64)
-                dist_sum = np.bincount(inverse, d_all, merged.size).astype(np.float64)
-                dist_min = np.full(merged.size, np.inf)
-                np.minimum.at(dist_min, inverse, d_low)
+                close_keys, counts, dist_sum, dist_min = _merge_close(
+                    np.concatenate([close_keys, *keys]),
+                    np.concatenate([counts, *(np.ones(k.size, np.int64) for k in keys)]),
+                    np.concatenate([dist_sum, *dists]),
+                    np.concatenate([dist_min, *dists]),
+                )
                 keys, dists, pending = [], [], 0
         times, scanner, advertiser, rssi, distance = (np.concatenate([p[c] for p in parts]) for c in range(5))
         return SightingChunk(
@@ -279,38 +324,25 @@ class World:
         corridor = sc.channel.body_corridor  # a whole number of body cells (sim/bodies.py)
         gap = np.ceil((sc.crowd.width + 3.0 * min(self.reach.max_radius, self._span)) / corridor) * corridor
         steps = last - first
-        positions = np.empty((steps * self.n, 2))
-        presence = np.empty((steps, self.n), np.bool_)
-        for k in range(first, last):
-            t = sc.start + k * dt
-            self.movers.step(t, dt)
-            presence[k - first] = present = self.movers.present(t)
-            at = positions[(k - first) * self.n : (k - first + 1) * self.n]
-            at[:] = self.movers.pos
-            at[:, 0] += (k - first) * gap
-        # duty cycles for all the batch's steps at once (one row per step), flattened like positions
         times = sc.start + np.arange(first, last, dtype=np.float64)[:, None] * dt
-        phones = presence & self.app
-        scanning = phones & self.owned & self.duty.scanning(times, self.scan_phase)
-        advertising = phones & self.duty.advertising(times, self.advertise_phase)
+        moved = self.movers.advance(times[:, 0], dt)  # (steps, n, 2)
+        presence = self.movers.present(times)
+        gi, gj, close_d = self._truth(moved, presence, first)
+        day = ((sc.start + np.arange(first, last) * dt) // SECONDS_PER_DAY).astype(np.int64)[gi // n]
+        close = (day * n + gi % n) * n + gj % n
+        moved[:, :, 0] += np.arange(steps, dtype=np.float64)[:, None] * gap  # steps side by side along x
+        positions = moved.reshape(-1, 2)
+        # duty cycles of the app users, all the batch's steps at once (one row per step), flattened like
+        # positions
+        users = self._users
+        scanning, advertising = np.zeros((2, steps, self.n), np.bool_)
+        phones = presence[:, users]
+        scanning[:, users] = phones & self.owned[users] & self.duty.scanning(times, self.scan_phase[users])
+        advertising[:, users] = phones & self.duty.advertising(times, self.advertise_phase[users])
         if self._foreground_only.any():
             foreground = np.stack([self._in_foreground(float(t)) for t in times[:, 0]])
             advertising = advertising & (~self._foreground_only | foreground)
         here = np.flatnonzero(presence.ravel())
-        if self.truth and last - first == 1 and self._still.size:
-            gi, gj = self._close_one_step(present)
-        elif self.truth:
-            i, j, _ = close_pairs(positions[here], sc.contact_distance)
-            gi, gj = here[i], here[j]
-        else:
-            gi = gj = np.zeros(0, np.int64)
-        if not self.owned.all():  # a shard counts the close pairs whose lower agent it owns
-            mine = self.owned[gi % n]
-            gi, gj = gi[mine], gj[mine]
-        step = first + gi // n
-        day = ((sc.start + step * dt) // SECONDS_PER_DAY).astype(np.int64)
-        close = (day * n + gi % n) * n + gj % n
-        close_d = np.hypot(*(positions[gi] - positions[gj]).T) if gi.size else np.zeros(0)
         scan, adv = np.flatnonzero(scanning.ravel()), np.flatnonzero(advertising.ravel())
         # the numpy path: scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense
         # city); the C kernel holds no candidates, only heard packets: one call
@@ -328,8 +360,9 @@ class World:
             self._packets(scan[k : k + block], adv, positions, first, here, reach, bodies)
             for k in range(0, max(scan.size, 1), block)
         ]
-        heard = tuple(np.concatenate([p[c] for p in parts]) for c in range(5))
-        return heard, close, close_d
+        if len(parts) == 1:  # the kernel's one call: no copy
+            return parts[0], close, close_d
+        return tuple(np.concatenate([p[c] for p in parts]) for c in range(5)), close, close_d
 
     def _packets(
         self,
@@ -487,6 +520,29 @@ class World:
             rssi[hit_at] -= lower
             rx_g, tx_g, at, rssi, d = rx_g[ok], tx_g[ok], at[ok], rssi[ok], d[ok]
         return at, rx_g % n, tx_g % n, rssi, d
+
+
+def _merge_close(keys: _I, counts: _I, dist_sum: _F, dist_min: _F) -> tuple[_I, _I, _F, _F]:
+    """One entry per close-pair key (ascending): steps summed, distances summed (in entry order) and
+    their minimum. Keys within a few million of each other (a venue's pairs) are counted into a dense
+    array, others (a city's) sorted; both sum in the same order, so give the same numbers."""
+    if keys.size and int(keys.max()) - int(keys.min()) < DENSE_KEYS:
+        low = keys.min()
+        index = keys - low
+        span = int(index.max()) + 1
+        steps = np.bincount(index, counts, span)
+        pick = np.flatnonzero(steps)
+        merged = pick + low
+    else:
+        merged, index = np.unique(keys, return_inverse=True)
+        index = index.ravel()
+        span = merged.size
+        steps = np.bincount(index, counts, span)
+        pick = np.arange(span)
+    smallest = np.full(span, np.inf)
+    np.minimum.at(smallest, index, dist_min)
+    total = np.bincount(index, dist_sum, span).astype(np.float64)
+    return merged.astype(np.int64), steps[pick].astype(np.int64), total[pick], smallest[pick]
 
 
 def native_kernel() -> bool:

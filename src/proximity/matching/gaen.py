@@ -105,71 +105,78 @@ class GaenMatcher:
         if len(batch) == 0:
             return []
         positions, unique = _probe(batch, self.index, crypto)
-        key_rows = positions // TEK_ROLLING_PERIOD
-        hit_rpis = self.index.unique_ids[unique]
-        out: list[KeyMatch] = []
-        for row in np.unique(key_rows):
-            mine = key_rows == row
-            found = self._evaluate(batch, int(row), hit_rpis[mine], unique[mine], crypto)
-            if found is not None:
-                out.append(found)
-        return out
+        return self._evaluate(batch, positions // TEK_ROLLING_PERIOD, unique, crypto)
 
     def _evaluate(
         self,
         batch: KeyBatch,
-        row: int,
-        rpis: NDArray[np.uint8],
+        key_rows: NDArray[np.int64],
         unique: NDArray[np.int64],
         crypto: CryptoBackend,
-    ) -> KeyMatch | None:
-        obs = self.observations
-        start = int(batch.rolling_start[row]) * ENIN_SECONDS
-        end = start + int(batch.rolling_period[row]) * ENIN_SECONDS
-        low, high = start - WINDOW_SLACK_SECONDS, end + WINDOW_SLACK_SECONDS
-        kept_rows: list[NDArray[np.int64]] = []
-        kept_rpi: list[NDArray[np.int64]] = []
-        for k, u in enumerate(unique):
-            rows = self.index.rows_of(int(u))
-            times = obs.times[rows]
-            rows = rows[(times >= low) & (times < high)]
-            if rows.size == 0:
-                continue
-            times = obs.times[rows]
-            rows = rows[times <= times.min() + REPLAY_GUARD_SECONDS]
-            kept_rows.append(rows)
-            kept_rpi.append(np.full(rows.size, k, dtype=np.int64))
-        if not kept_rows:
-            return None
-        rows = np.concatenate(kept_rows)
-        which = np.concatenate(kept_rpi)
+    ) -> list[KeyMatch]:
+        """The exact rules for every probed hit (key row, unique ID) of ``batch`` at once, as columns:
+        one pass over all hits' sightings, not a Python loop per key; a match per key that keeps any."""
+        obs, index = self.observations, self.index
+        hits = np.argsort(key_rows, kind="stable")  # by key, each key's hits in probe order
+        key_of_hit, unique = key_rows[hits], unique[hits]
+        # every sighting of every hit's ID (the index lists each ID's rows in position order)
+        begin = index.offsets[unique]
+        count = index.offsets[unique + 1] - begin
+        hit = np.repeat(np.arange(hits.size), count)
+        firsts = np.cumsum(count) - count  # each hit's first entry
+        rows = index.rows[np.arange(hit.size) - np.repeat(firsts - begin, count)]
+        times = obs.times[rows]
+        low, high = _windows(batch)
+        key = key_of_hit[hit]
+        inside = (times >= low[key]) & (times < high[key])
+        # replay guard: only sightings within 20 min of the RPI's first in-window sighting count
+        first_seen = np.minimum.reduceat(np.where(inside, times, np.inf), firsts) if hit.size else times
+        kept = np.flatnonzero(inside & (times <= first_seen[hit] + REPLAY_GUARD_SECONDS))
+        rows, hit, key = rows[kept], hit[kept], key[kept]
         tx_power = np.full(rows.size, np.nan)
         confidence = np.full(rows.size, -1, dtype=np.int8)
         with_aem = obs.has_aem[rows]
         if with_aem.any():
-            aemk = derive_aemks(batch.key_data[row : row + 1], crypto)
-            stream = aem_keystreams(aemk, rpis[None, :, :], crypto)[0]
-            metadata = stream[which[with_aem]] ^ obs.aem[rows[with_aem]]
+            # the metadata of each hit's RPI is AES-CTR under its key's AEMK: keystream AES(AEMK, RPI)
+            aem_hits, at = np.unique(hit[with_aem], return_inverse=True)
+            aem_keys, key_at = np.unique(key_of_hit[aem_hits], return_inverse=True)
+            aemks = derive_aemks(batch.key_data[aem_keys], crypto)
+            rpis = index.unique_ids[unique[aem_hits]]
+            stream = aem_keystreams(aemks[key_at.ravel()], rpis[:, None, :], crypto)[:, 0]
+            metadata = stream[at.ravel()] ^ obs.aem[rows[with_aem]]
             tx_power[with_aem] = metadata[:, 1].view(np.int8)
             confidence[with_aem] = (metadata[:, 0] >> 2) & 0b11
             accepted = ~with_aem | ((tx_power >= MIN_TX_POWER) & (tx_power <= MAX_TX_POWER))
-            rows, which = rows[accepted], which[accepted]
+            rows, hit, key = rows[accepted], hit[accepted], key[accepted]
             tx_power, confidence = tx_power[accepted], confidence[accepted]
-            if rows.size == 0:
-                return None
-        order = np.lexsort((obs.row_ids[rows], obs.times[rows]))
-        rows, which, tx_power, confidence = rows[order], which[order], tx_power[order], confidence[order]
-        return KeyMatch(
-            scheme=GAEN.name,
-            key=batch.key(row),
-            verified=batch.verified,
-            row_ids=obs.row_ids[rows].astype(np.int64),
-            ids=np.ascontiguousarray(rpis[which]),
-            times=obs.times[rows].astype(np.float64),
-            rssi=obs.rssi[rows].astype(np.float64),
-            tx_power=tx_power,
-            calibration_confidence=confidence,
+        order = np.lexsort((obs.row_ids[rows], obs.times[rows], key))  # per key: by time, then row
+        rows, hit, key, tx_power, confidence = (
+            rows[order],
+            hit[order],
+            key[order],
+            tx_power[order],
+            confidence[order],
         )
+        row_ids = obs.row_ids[rows].astype(np.int64)
+        ids = index.unique_ids[unique[hit]]
+        times, rssi = obs.times[rows].astype(np.float64), obs.rssi[rows].astype(np.float64)
+        cuts = np.flatnonzero(np.diff(key)) + 1
+        starts = np.concatenate(([0], cuts)).tolist() if key.size else []
+        ends = np.concatenate((cuts, [key.size])).tolist() if key.size else []
+        return [
+            KeyMatch(
+                scheme=GAEN.name,
+                key=batch.key(k),
+                verified=batch.verified,
+                row_ids=row_ids[a:b],
+                ids=ids[a:b],
+                times=times[a:b],
+                rssi=rssi[a:b],
+                tx_power=tx_power[a:b],
+                calibration_confidence=confidence[a:b],
+            )
+            for k, a, b in zip(key[starts].tolist(), starts, ends, strict=True)
+        ]
 
 
 def _windows(batch: KeyBatch) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

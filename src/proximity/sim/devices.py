@@ -66,7 +66,7 @@ class SharedLog:
     def write(
         self,
         scanner: NDArray[np.int64],
-        own_ids: NDArray[np.uint8],
+        own_ids: NDArray[np.uint8] | None,
         ids: NDArray[np.uint8],
         times: NDArray[np.float64],
         rssi: NDArray[np.float64],
@@ -78,7 +78,10 @@ class SharedLog:
         return the log's observations of that time range and the phone that logged each."""
         n = _in_range(times, since, until)
         if n:
-            own = np.ascontiguousarray(own_ids).view(np.dtype((np.void, own_ids.shape[1]))).ravel()
+            own = None
+            if own_ids is not None:  # the ID each phone was sending (None: not stored)
+                view = np.ascontiguousarray(own_ids).view(np.dtype((np.void, own_ids.shape[1]))).ravel()
+                own = [bytes(v) for v in view.tolist()]
             report = self.log.add_columns(
                 self.scheme,
                 ids,
@@ -86,7 +89,7 @@ class SharedLog:
                 _as_stored(rssi),
                 aem=aem,
                 has_aem=None if aem is None else np.ones(n, np.bool_),
-                own_id=[bytes(v) for v in own.tolist()],
+                own_id=own,
             )
             if report.written != n:
                 raise RuntimeError(f"the encounter log kept {report.written} of {n} simulated sightings")
@@ -142,7 +145,7 @@ class MemoryLog:
     def write(
         self,
         scanner: NDArray[np.int64],
-        own_ids: NDArray[np.uint8],
+        own_ids: NDArray[np.uint8] | None,
         ids: NDArray[np.uint8],
         times: NDArray[np.float64],
         rssi: NDArray[np.float64],
@@ -150,7 +153,8 @@ class MemoryLog:
         since: float,
         until: float,
     ) -> tuple[Observations, NDArray[np.int64]]:
-        """As :meth:`SharedLog.write`: the chunk as the log stores and orders it, and who logged each."""
+        """As :meth:`SharedLog.write`: the chunk as the log stores and orders it, and who logged each
+        (``own_ids`` is not kept: nothing reads it back)."""
         n = _in_range(times, since, until)
         order = np.argsort(times, kind="stable")  # the log reads ORDER BY time, id
         first = self.written + 1

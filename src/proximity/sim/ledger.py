@@ -104,9 +104,11 @@ class Heard:
 class HeardPairs:
     """Logged sightings per (scanner, counterpart), held column-wise until the pair is settled.
 
-    Rows are kept in flat arrays (pair code, time, RSSI as float32: radios report whole dBm), about
-    20 bytes a row and no Python object per pair, so a pair that stays together all day costs only
-    its sightings. A counterpart of -1 (an ID nobody in the run broadcast) is kept as its own pair
+    Rows are kept in flat arrays (the row's pair as an index into the sorted pair codes, time, RSSI as
+    float32: radios report whole dBm), about 20 bytes a row and no Python object per pair, so a pair
+    that stays together all day costs only its sightings. Adding and settling touch each held row
+    with a gather or two (no sort, hash or set lookup of the rows held); only the rows settled are
+    sorted. A counterpart of -1 (an ID nobody in the run broadcast) is kept as its own pair
     ``(scanner, -1)``: the code is ``scanner * (n + 1) + counterpart + 1``, never negative, and
     decodes back to exactly that (a code of ``scanner * n + counterpart`` would turn -1 into the
     previous scanner's agent n - 1).
@@ -117,7 +119,7 @@ class HeardPairs:
         self._stride = np.int64(n + 1)  # counterpart + 1 in [0, n]
         self.forget = forget
         self.hold = hold
-        self._code = np.zeros(0, np.int64)
+        self._slot = np.zeros(0, np.int64)  # each row's pair: an index into _pairs
         self._time = np.zeros(0, np.float64)
         self._rssi = np.zeros(0, np.float32)
         self._pairs = np.zeros(0, np.int64)  # codes of the pairs held, sorted
@@ -128,7 +130,7 @@ class HeardPairs:
 
     @property
     def rows(self) -> int:
-        return int(self._code.size)
+        return int(self._slot.size)
 
     def add(
         self,
@@ -143,18 +145,37 @@ class HeardPairs:
         if counterpart.min() < -1 or counterpart.max() >= self.n:
             raise ValueError(f"counterparts must be agents 0..{self.n - 1} or -1 (unknown)")
         code = scanner.astype(np.int64) * self._stride + (counterpart + 1)
-        self._code = np.concatenate((self._code, code))
+        # the rows' distinct pairs and each one's first and last time, from one sort of the new rows
+        order = np.argsort(code, kind="stable")
+        ranked = code[order]
+        new = np.ones(ranked.size, np.bool_)
+        new[1:] = ranked[1:] != ranked[:-1]
+        starts = np.flatnonzero(new)
+        codes = ranked[starts]
+        ranked_times = times[order]
+        latest = np.maximum.reduceat(ranked_times, starts)
+        earliest = np.minimum.reduceat(ranked_times, starts)
+        # merged into the held pairs (both sorted): the pairs not held yet are inserted in order
+        at = np.searchsorted(self._pairs, codes)
+        held = at < self._pairs.size
+        held[held] = self._pairs[at[held]] == codes[held]
+        fresh = codes[~held]
+        if fresh.size:
+            moved = np.arange(self._pairs.size) + np.searchsorted(fresh, self._pairs)  # old -> new index
+            self._slot = moved[self._slot]
+            self._pairs = np.insert(self._pairs, at[~held], fresh)
+            self._last = np.insert(self._last, at[~held], -np.inf)
+            self._first = np.insert(self._first, at[~held], np.inf)
+        slot = np.searchsorted(self._pairs, codes)
+        self._last[slot] = np.maximum(self._last[slot], latest)
+        self._first[slot] = np.minimum(self._first[slot], earliest)
+        row_slot = np.empty(code.size, np.int64)
+        row_slot[order] = np.repeat(slot, np.diff(np.append(starts, code.size)))
+        self._slot = np.concatenate((self._slot, row_slot))
         self._time = np.concatenate((self._time, times))
         self._rssi = np.concatenate((self._rssi, rssi.astype(np.float32)))
-        pairs, inverse = np.unique(np.concatenate((self._pairs, code)), return_inverse=True)
-        inverse = inverse.ravel()
-        last = np.full(pairs.size, -np.inf)
-        np.maximum.at(last, inverse, np.concatenate((self._last, times)))
-        first = np.full(pairs.size, np.inf)
-        np.minimum.at(first, inverse, np.concatenate((self._first, times)))
-        self._pairs, self._last, self._first = pairs.astype(np.int64), last, first
         self.peak_rows = max(self.peak_rows, self.rows)
-        self.peak_pairs = max(self.peak_pairs, int(pairs.size))
+        self.peak_pairs = max(self.peak_pairs, int(self._pairs.size))
 
     def settle(
         self, now: float, final: bool = False
@@ -184,13 +205,20 @@ class HeardPairs:
         if not done.any():
             empty = np.zeros(0, np.int64)
             return empty, empty, np.zeros(0), np.zeros(0)
-        settled = self._pairs[done]
+        settled_rows = done[self._slot]
+        slot, times = self._slot[settled_rows], self._time[settled_rows]
+        rssi = self._rssi[settled_rows].astype(np.float64)
+        kept_rows = ~settled_rows
+        renumber = np.cumsum(~done) - 1  # a kept pair's index once the settled ones are gone
+        self._slot = renumber[self._slot[kept_rows]]
+        self._time, self._rssi = self._time[kept_rows], self._rssi[kept_rows]
+        code = self._pairs[slot]
         self._pairs, self._last, self._first = self._pairs[~done], self._last[~done], self._first[~done]
-        mine = np.isin(self._code, settled)
-        code, times, rssi = self._code[mine], self._time[mine], self._rssi[mine].astype(np.float64)
-        keep = ~mine
-        self._code, self._time, self._rssi = self._code[keep], self._time[keep], self._rssi[keep]
-        order = np.lexsort((times, code))
+        # by (pair, time): a stable sort by pair alone where each pair's rows were added in time order
+        order = np.argsort(slot, kind="stable")
+        ranked, ranked_times = slot[order], times[order]
+        if bool(np.any((ranked[1:] == ranked[:-1]) & (ranked_times[1:] < ranked_times[:-1]))):
+            order = np.lexsort((times, slot))
         code, times, rssi = code[order], times[order], rssi[order]
         scanner, counterpart = np.divmod(code, self._stride)
         return scanner, counterpart - 1, times, rssi

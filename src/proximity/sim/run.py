@@ -262,16 +262,19 @@ def run_shard(
                 slot = phones.slot(chunk.times)
                 code = (chunk.scanner * np.int64(n) + chunk.advertiser) * slots + slot
                 rows = rows[dedup.keep_keys(code, chunk.times, time_ordered=True)]  # step order
-            scanner, times = chunk.scanner[rows], chunk.times[rows]
-            ids, aem = phones.broadcast(chunk.advertiser[rows], times)
-            own, _ = phones.broadcast(scanner, times)
+            scanner, advertiser, times = chunk.scanner[rows], chunk.advertiser[rows], chunk.times[rows]
+            ids, aem = phones.broadcast(advertiser, times)
+            own = phones.broadcast(scanner, times)[0] if isinstance(log, SharedLog) else None  # stored there
             obs, by = log.write(
                 scanner, own, ids, times, chunk.rssi[rows], aem if gaen else None, chunk.start, chunk.end
             )
-            heard.add(by, phones.owners(obs.ids), obs.times, obs.rssi)
+            # row ids of this chunk are first..written, in the order written: the truth of each row
+            # read back (who logged it, whose ID it carries) is one gather, no search
+            first = np.int64(log.written - len(obs) + 1)
+            heard.add(by, advertiser[obs.row_ids - first], obs.times, obs.rssi)
             if len(obs) and published:
                 calls += 1
-                matched.add(*_matched_columns(_match(published, obs), obs, by, owner_of))
+                matched.add(*_matched_columns(_match(published, obs), scanner, first, owner_of))
             true_pairs |= truth.settle(chunk.end)
             judge.detect(heard.settle_columns(chunk.end))
             judge.notify(matched.settle_columns(chunk.end), chunk.end)
@@ -438,19 +441,18 @@ def _match(published: list[Any], obs: Observations) -> list[KeyMatch]:
 
 
 def _matched_columns(
-    matches: list[KeyMatch], obs: Observations, by: NDArray[np.int64], owner_of: dict[bytes, int]
+    matches: list[KeyMatch], scanner: NDArray[np.int64], first: np.int64, owner_of: dict[bytes, int]
 ) -> Columns:
-    """Every matched sighting as (phone that logged it, key owner, time, RSSI as the matcher read it)."""
+    """Every matched sighting as (phone that logged it, key owner, time, RSSI as the matcher read it);
+    ``scanner[k]`` logged the chunk's row id ``first + k``."""
     if not matches:
         empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros(0), np.zeros(0)
-    order = np.argsort(obs.row_ids, kind="stable")
     row_ids = np.concatenate([m.row_ids for m in matches])
     source = np.repeat([owner_of[m.key_data] for m in matches], [len(m) for m in matches]).astype(np.int64)
-    phone = by[order[np.searchsorted(obs.row_ids[order], row_ids)]]
     times = np.concatenate([m.times for m in matches])
     rssi = np.concatenate([m.rssi for m in matches]).astype(np.float64)
-    return phone, source, times, rssi
+    return scanner[row_ids - first], source, times, rssi
 
 
 def split_by_phone(
@@ -495,8 +497,9 @@ class _Judge:
         valid = (other >= 0) & (other != phone)
         phone, other, times, rssi = phone[valid], other[valid], times[valid], rssi[valid]
         stride = np.int64(self.devices.model.size + 1)
-        code = phone * stride + other
-        pairs = np.unique(code)
+        code = phone * stride + other  # ascending: settled rows come sorted by (phone, other, time)
+        step = np.diff(code, prepend=np.int64(-1))
+        pairs = code[np.flatnonzero(step)] if bool((step >= 0).all()) else np.unique(code)
         self.estimated += int(pairs.size)
         gaen = scheme_record(self.scenario.scheme).metadata_length is not None  # sends its TX (AEM)
         corrected = rssi + self.devices.rssi_correction[phone]

@@ -265,16 +265,20 @@ def run_shard(
             scanner, advertiser, times = chunk.scanner[rows], chunk.advertiser[rows], chunk.times[rows]
             ids, aem = phones.broadcast(advertiser, times)
             own = phones.broadcast(scanner, times)[0] if isinstance(log, SharedLog) else None  # stored there
-            obs, by = log.write(
+            obs, _ = log.write(
                 scanner, own, ids, times, chunk.rssi[rows], aem if gaen else None, chunk.start, chunk.end
             )
-            # row ids of this chunk are first..written, in the order written: the truth of each row
-            # read back (who logged it, whose ID it carries) is one gather, no search
+            # The chunk's row ids are first..written in the order written (step, scanner, advertiser),
+            # so each row read back is put back in that order by one scatter (no search), with the
+            # RSSI as stored; the ledgers then get each pair's rows in time order and nearly sorted.
             first = np.int64(log.written - len(obs) + 1)
-            heard.add(by, advertiser[obs.row_ids - first], obs.times, obs.rssi)
+            stored = np.empty(len(obs))
+            stored[obs.row_ids - first] = obs.rssi
+            written = (scanner, advertiser, times, stored)
+            heard.add(*written)
             if len(obs) and published:
                 calls += 1
-                matched.add(*_matched_columns(_match(published, obs), scanner, first, owner_of))
+                matched.add(*_matched_columns(_match(published, obs), written, first, owner_of))
             true_pairs |= truth.settle(chunk.end)
             judge.detect(heard.settle_columns(chunk.end))
             judge.notify(matched.settle_columns(chunk.end), chunk.end)
@@ -441,18 +445,26 @@ def _match(published: list[Any], obs: Observations) -> list[KeyMatch]:
 
 
 def _matched_columns(
-    matches: list[KeyMatch], scanner: NDArray[np.int64], first: np.int64, owner_of: dict[bytes, int]
+    matches: list[KeyMatch], written: Columns, first: np.int64, owner_of: dict[bytes, int]
 ) -> Columns:
-    """Every matched sighting as (phone that logged it, key owner, time, RSSI as the matcher read it);
-    ``scanner[k]`` logged the chunk's row id ``first + k``."""
+    """Every matched sighting as (phone that logged it, key owner, time, RSSI as the matcher read it).
+
+    ``written`` is the chunk as written (scanner, advertiser, time, RSSI as stored), row id ``first + k``
+    at k; a match's times and RSSIs are those rows' values. Each row matches at most one key (an ID is
+    one key's), so the matched rows come out in the order written; should two keys derive one ID,
+    the match order is kept instead."""
+    scanner, _, times, rssi = written
     if not matches:
         empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros(0), np.zeros(0)
-    row_ids = np.concatenate([m.row_ids for m in matches])
+    at = np.concatenate([m.row_ids for m in matches]) - first
     source = np.repeat([owner_of[m.key_data] for m in matches], [len(m) for m in matches]).astype(np.int64)
-    times = np.concatenate([m.times for m in matches])
-    rssi = np.concatenate([m.rssi for m in matches]).astype(np.float64)
-    return scanner[row_ids - first], source, times, rssi
+    owner = np.full(times.size, -1, np.int64)
+    owner[at] = source
+    rows = np.flatnonzero(owner >= 0)
+    if rows.size != at.size:  # a row matched twice
+        return scanner[at], source, times[at], rssi[at]
+    return scanner[rows], owner[rows], times[rows], rssi[rows]
 
 
 def split_by_phone(

@@ -70,10 +70,14 @@ class GaenMatcher:
     index: ObservedIdIndex
     sorted_times: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     backend: str | None = None  # a proximity.crypto.CHOICES name; None: PROXIMITY_MATCH_BACKEND
+    # whether the observations are in (time, row id) order, as a log reads them (see _by_key_time_row)
+    log_order: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if self.sorted_times.shape != self.observations.times.shape:
             object.__setattr__(self, "sorted_times", np.sort(self.observations.times))
+        step, later = np.diff(self.observations.times), np.diff(self.observations.row_ids)
+        object.__setattr__(self, "log_order", bool(np.all((step > 0) | ((step == 0) & (later > 0)))))
 
     @classmethod
     def build(cls, observations: Observations, backend: str | None = None) -> GaenMatcher:
@@ -149,7 +153,10 @@ class GaenMatcher:
             accepted = ~with_aem | ((tx_power >= MIN_TX_POWER) & (tx_power <= MAX_TX_POWER))
             rows, hit, key = rows[accepted], hit[accepted], key[accepted]
             tx_power, confidence = tx_power[accepted], confidence[accepted]
-        order = np.lexsort((obs.row_ids[rows], obs.times[rows], key))  # per key: by time, then row
+        if self.log_order:  # each key's rows by position is by (time, row id): nearly sorted already
+            order = np.argsort(key * np.int64(len(obs)) + rows, kind="stable")
+        else:
+            order = np.lexsort((obs.row_ids[rows], obs.times[rows], key))  # per key: by time, then row
         rows, hit, key, tx_power, confidence = (
             rows[order],
             hit[order],

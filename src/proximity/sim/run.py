@@ -495,6 +495,7 @@ class _Judge:
         self.codes: dict[str, list[NDArray[np.int64]]] = {name: [] for name in estimators}
         self.score_parts: dict[str, list[NDArray[np.float64]]] = {name: [] for name in estimators}
         self.estimated = 0
+        self._tx_power = devices.tx_power.astype(np.float64)
 
     def _judge(
         self, columns: Columns
@@ -515,12 +516,13 @@ class _Judge:
         self.estimated += int(pairs.size)
         gaen = scheme_record(self.scenario.scheme).metadata_length is not None  # sends its TX (AEM)
         corrected = rssi + self.devices.rssi_correction[phone]
-        tx = self.devices.tx_power[other].astype(np.float64) if gaen else np.full(times.size, math.nan)
+        tx = self._tx_power[other] if gaen else np.full(times.size, math.nan)
         confidence = self.devices.confidence[other] if gaen else np.zeros(times.size, np.int64)
+        levels = np.flatnonzero(np.bincount(confidence)).tolist()  # the levels present, ascending
         out: dict[str, BatchVerdicts] = {}
         for name in self.estimators:
             parts = []
-            for level in np.unique(confidence).tolist():
+            for level in levels:
                 mine = confidence == level
                 settings = EstimationSettings(
                     rssi_correction=0.0,

@@ -74,10 +74,11 @@ class GaenMatcher:
     log_order: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        if self.sorted_times.shape != self.observations.times.shape:
-            object.__setattr__(self, "sorted_times", np.sort(self.observations.times))
-        step, later = np.diff(self.observations.times), np.diff(self.observations.row_ids)
+        times = self.observations.times
+        step, later = np.diff(times), np.diff(self.observations.row_ids)
         object.__setattr__(self, "log_order", bool(np.all((step > 0) | ((step == 0) & (later > 0)))))
+        if self.sorted_times.shape != times.shape:
+            object.__setattr__(self, "sorted_times", times if self.log_order else np.sort(times))
 
     @classmethod
     def build(cls, observations: Observations, backend: str | None = None) -> GaenMatcher:
@@ -147,7 +148,7 @@ class GaenMatcher:
             aemks = derive_aemks(batch.key_data[aem_keys], crypto)
             rpis = index.unique_ids[unique[aem_hits]]
             stream = aem_keystreams(aemks[key_at.ravel()], rpis[:, None, :], crypto)[:, 0]
-            metadata = stream[at.ravel()] ^ obs.aem[rows[with_aem]]
+            metadata = _take_rows(stream, at.ravel()) ^ _take_rows(obs.aem, rows[with_aem])
             tx_power[with_aem] = metadata[:, 1].view(np.int8)
             confidence[with_aem] = (metadata[:, 0] >> 2) & 0b11
             accepted = ~with_aem | ((tx_power >= MIN_TX_POWER) & (tx_power <= MAX_TX_POWER))
@@ -165,7 +166,7 @@ class GaenMatcher:
             confidence[order],
         )
         row_ids = obs.row_ids[rows].astype(np.int64)
-        ids = index.unique_ids[unique[hit]]
+        ids = _take_rows(index.unique_ids, unique[hit])
         times, rssi = obs.times[rows].astype(np.float64), obs.rssi[rows].astype(np.float64)
         cuts = np.flatnonzero(np.diff(key)) + 1
         starts = np.concatenate(([0], cuts)).tolist() if key.size else []
@@ -184,6 +185,14 @@ class GaenMatcher:
             )
             for k, a, b in zip(key[starts].tolist(), starts, ends, strict=True)
         ]
+
+
+def _take_rows(table: NDArray[np.uint8], rows: NDArray[np.int64]) -> NDArray[np.uint8]:
+    """``table[rows]`` of a 2-D byte table, each row gathered as one item (several times faster)."""
+    table = np.ascontiguousarray(table)
+    items = table.view(np.dtype((np.void, table.shape[1]))).reshape(-1)
+    out: NDArray[np.uint8] = items[rows].view(np.uint8).reshape(-1, table.shape[1])
+    return out
 
 
 def _windows(batch: KeyBatch) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -360,7 +369,8 @@ def _merge(
     for match in sorted(revised_found, key=_order):  # only last revisions were matched
         assert isinstance(match.key, DiagnosisKey)
         chosen.setdefault(match.key.identity, match)
-    return sorted(chosen.values(), key=_order)
+    merged = list(chosen.values())  # a subsequence of the sorted matches, unless revisions joined
+    return sorted(merged, key=_order) if revised_found else merged
 
 
 def _order(match: KeyMatch) -> tuple[object, ...]:

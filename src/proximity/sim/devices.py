@@ -53,6 +53,13 @@ def _as_stored(rssi: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
+def _take_rows(table: NDArray[np.uint8], rows: NDArray[np.int64]) -> NDArray[np.uint8]:
+    """``table[rows]`` of a 2-D byte table, each row gathered as one item (several times faster)."""
+    table = np.ascontiguousarray(table)
+    out: NDArray[np.uint8] = table.view(np.dtype((np.void, table.shape[1])))[rows, 0]
+    return out.view(np.uint8).reshape(-1, table.shape[1])
+
+
 class SharedLog:
     """All phones' sightings in one encounter log; :meth:`write` returns the chunk as stored."""
 
@@ -163,10 +170,10 @@ class MemoryLog:
         has_aem = np.full(n, aem is not None, np.bool_)
         obs = Observations(
             self.scheme,
-            np.ascontiguousarray(ids[order]),
+            _take_rows(ids, order),
             times[order],
             stored[order],
-            np.zeros((n, 4), np.uint8) if aem is None else np.ascontiguousarray(aem[order]),
+            np.zeros((n, 4), np.uint8) if aem is None else _take_rows(aem, order),
             has_aem,
             order.astype(np.int64) + first,
         )

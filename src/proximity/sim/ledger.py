@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -106,12 +107,12 @@ class HeardPairs:
 
     Rows are kept in flat arrays (the row's pair as an index into the sorted pair codes, time, RSSI as
     float32: radios report whole dBm), about 20 bytes a row and no Python object per pair, so a pair
-    that stays together all day costs only its sightings. Adding and settling touch each held row
-    with a gather or two (no sort, hash or set lookup of the rows held); only the rows settled are
-    sorted. A counterpart of -1 (an ID nobody in the run broadcast) is kept as its own pair
-    ``(scanner, -1)``: the code is ``scanner * (n + 1) + counterpart + 1``, never negative, and
-    decodes back to exactly that (a code of ``scanner * n + counterpart`` would turn -1 into the
-    previous scanner's agent n - 1).
+    that stays together all day costs only its sightings. The rows are kept in (pair, time) order:
+    each batch added is sorted alone and merged in (its times follow what is held), so settling is a
+    gather and a split, with no sort, hash or set lookup of the rows held. A counterpart of -1 (an ID
+    nobody in the run broadcast) is kept as its own pair ``(scanner, -1)``: the code is
+    ``scanner * (n + 1) + counterpart + 1``, never negative, and decodes back to exactly that (a code
+    of ``scanner * n + counterpart`` would turn -1 into the previous scanner's agent n - 1).
     """
 
     def __init__(self, n: int, forget: float, hold: float = 0.0) -> None:
@@ -119,8 +120,8 @@ class HeardPairs:
         self._stride = np.int64(n + 1)  # counterpart + 1 in [0, n]
         self.forget = forget
         self.hold = hold
-        self._slot = np.zeros(0, np.int64)  # each row's pair: an index into _pairs
-        self._time = np.zeros(0, np.float64)
+        self._slot = np.zeros(0, np.int64)  # each row's pair (an index into _pairs), ascending
+        self._time = np.zeros(0, np.float64)  # ... and within a pair, ascending
         self._rssi = np.zeros(0, np.float32)
         self._pairs = np.zeros(0, np.int64)  # codes of the pairs held, sorted
         self._last = np.zeros(0, np.float64)  # when each was last heard
@@ -145,35 +146,48 @@ class HeardPairs:
         if counterpart.min() < -1 or counterpart.max() >= self.n:
             raise ValueError(f"counterparts must be agents 0..{self.n - 1} or -1 (unknown)")
         code = scanner.astype(np.int64) * self._stride + (counterpart + 1)
-        # the rows' distinct pairs and each one's first and last time, from one sort of the new rows
+        # the batch by (pair, time): a stable sort by pair where each pair's rows come in time order
         order = np.argsort(code, kind="stable")
-        ranked = code[order]
-        new = np.ones(ranked.size, np.bool_)
-        new[1:] = ranked[1:] != ranked[:-1]
-        starts = np.flatnonzero(new)
+        ranked, ranked_times = code[order], times[order]
+        same = ranked[1:] == ranked[:-1]
+        if bool(np.any(same & (ranked_times[1:] < ranked_times[:-1]))):
+            order = np.lexsort((times, code))
+            ranked, ranked_times = code[order], times[order]
+            same = ranked[1:] == ranked[:-1]
+        starts = np.concatenate(([0], np.flatnonzero(~same) + 1))
         codes = ranked[starts]
-        ranked_times = times[order]
         latest = np.maximum.reduceat(ranked_times, starts)
         earliest = np.minimum.reduceat(ranked_times, starts)
-        # merged into the held pairs (both sorted): the pairs not held yet are inserted in order
+        # the pairs not held yet are merged into the sorted codes; held rows keep their order
         at = np.searchsorted(self._pairs, codes)
         held = at < self._pairs.size
         held[held] = self._pairs[at[held]] == codes[held]
         fresh = codes[~held]
+        slot = at
         if fresh.size:
-            moved = np.arange(self._pairs.size) + np.searchsorted(fresh, self._pairs)  # old -> new index
+            slot = at + np.searchsorted(fresh, codes)  # each code's index once the fresh ones are in
+            added = np.zeros(self._pairs.size + fresh.size, np.bool_)
+            added[slot[~held]] = True
+            moved = np.flatnonzero(~added)  # old index -> new (ascending: held rows stay sorted)
             self._slot = moved[self._slot]
-            self._pairs = np.insert(self._pairs, at[~held], fresh)
-            self._last = np.insert(self._last, at[~held], -np.inf)
-            self._first = np.insert(self._first, at[~held], np.inf)
-        slot = np.searchsorted(self._pairs, codes)
+            self._pairs = _merged(self._pairs, moved, slot[~held], fresh)
+            self._last = _merged(self._last, moved, slot[~held], np.full(fresh.size, -np.inf))
+            self._first = _merged(self._first, moved, slot[~held], np.full(fresh.size, np.inf))
+        late = bool(np.any(earliest[held] < self._last[slot[held]]))  # before rows already held
         self._last[slot] = np.maximum(self._last[slot], latest)
         self._first[slot] = np.minimum(self._first[slot], earliest)
-        row_slot = np.empty(code.size, np.int64)
-        row_slot[order] = np.repeat(slot, np.diff(np.append(starts, code.size)))
-        self._slot = np.concatenate((self._slot, row_slot))
-        self._time = np.concatenate((self._time, times))
-        self._rssi = np.concatenate((self._rssi, rssi.astype(np.float32)))
+        # each new row goes after the held rows of its pair (later times), in (pair, time) order
+        row_slot = np.repeat(slot, np.diff(np.append(starts, code.size)))
+        place = np.searchsorted(self._slot, row_slot, side="right") + np.arange(row_slot.size)
+        kept = np.ones(self._slot.size + row_slot.size, np.bool_)
+        kept[place] = False
+        old = np.flatnonzero(kept)
+        self._slot = _merged(self._slot, old, place, row_slot)
+        self._time = _merged(self._time, old, place, ranked_times)
+        self._rssi = _merged(self._rssi, old, place, rssi[order].astype(np.float32))
+        if late:  # a batch not in time order after what is held: put the rows back in order
+            again = np.lexsort((self._time, self._slot))
+            self._slot, self._time, self._rssi = self._slot[again], self._time[again], self._rssi[again]
         self.peak_rows = max(self.peak_rows, self.rows)
         self.peak_pairs = max(self.peak_pairs, int(self._pairs.size))
 
@@ -205,20 +219,23 @@ class HeardPairs:
         if not done.any():
             empty = np.zeros(0, np.int64)
             return empty, empty, np.zeros(0), np.zeros(0)
-        settled_rows = done[self._slot]
-        slot, times = self._slot[settled_rows], self._time[settled_rows]
-        rssi = self._rssi[settled_rows].astype(np.float64)
-        kept_rows = ~settled_rows
+        settled = done[self._slot]
+        code, times = self._pairs[self._slot[settled]], self._time[settled]
+        rssi = self._rssi[settled].astype(np.float64)
+        kept = ~settled
         renumber = np.cumsum(~done) - 1  # a kept pair's index once the settled ones are gone
-        self._slot = renumber[self._slot[kept_rows]]
-        self._time, self._rssi = self._time[kept_rows], self._rssi[kept_rows]
-        code = self._pairs[slot]
+        self._slot = renumber[self._slot[kept]]
+        self._time, self._rssi = self._time[kept], self._rssi[kept]
         self._pairs, self._last, self._first = self._pairs[~done], self._last[~done], self._first[~done]
-        # by (pair, time): a stable sort by pair alone where each pair's rows were added in time order
-        order = np.argsort(slot, kind="stable")
-        ranked, ranked_times = slot[order], times[order]
-        if bool(np.any((ranked[1:] == ranked[:-1]) & (ranked_times[1:] < ranked_times[:-1]))):
-            order = np.lexsort((times, slot))
-        code, times, rssi = code[order], times[order], rssi[order]
         scanner, counterpart = np.divmod(code, self._stride)
         return scanner, counterpart - 1, times, rssi
+
+
+def _merged(
+    values: NDArray[Any], old: NDArray[np.int64], place: NDArray[np.int64], new: NDArray[Any]
+) -> NDArray[Any]:
+    """``values`` at positions ``old`` and ``new`` at ``place`` of one array (the two cover it)."""
+    out = np.empty(old.size + place.size, values.dtype)
+    out[old] = values
+    out[place] = new
+    return out

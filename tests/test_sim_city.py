@@ -178,7 +178,6 @@ def test_heard_pairs_keep_unknown_counterparts_apart() -> None:
         heard.add(np.array([0]), np.array([-2]), np.array([day]), np.zeros(1))
 
 
-
 def _reference_ledger(
     batches: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], settles: list[float],
     forget: float, hold: float,

@@ -450,9 +450,9 @@ def _matched_columns(
     """Every matched sighting as (phone that logged it, key owner, time, RSSI as the matcher read it).
 
     ``written`` is the chunk as written (scanner, advertiser, time, RSSI as stored), row id ``first + k``
-    at k; a match's times and RSSIs are those rows' values. Each row matches at most one key (an ID is
-    one key's), so the matched rows come out in the order written; should two keys derive one ID,
-    the match order is kept instead."""
+    at k; a match's times and RSSIs are those rows' values. A row is one owner's ID, so the matched
+    rows come out in the order written, a row matched by several of its owner's keys (Bluezone's
+    records overlap) once per match; should two owners' keys derive one ID, in the matches' order."""
     scanner, _, times, rssi = written
     if not matches:
         empty = np.zeros(0, np.int64)
@@ -461,9 +461,9 @@ def _matched_columns(
     source = np.repeat([owner_of[m.key_data] for m in matches], [len(m) for m in matches]).astype(np.int64)
     owner = np.full(times.size, -1, np.int64)
     owner[at] = source
-    rows = np.flatnonzero(owner >= 0)
-    if rows.size != at.size:  # a row matched twice
+    if not np.array_equal(owner[at], source):  # one row, two owners
         return scanner[at], source, times[at], rssi[at]
+    rows = np.repeat(np.arange(times.size), np.bincount(at, minlength=times.size))
     return scanner[rows], owner[rows], times[rows], rssi[rows]
 
 

@@ -105,14 +105,14 @@ class Heard:
 class HeardPairs:
     """Logged sightings per (scanner, counterpart), held column-wise until the pair is settled.
 
-    Rows are kept in flat arrays (the row's pair as an index into the sorted pair codes, time, RSSI as
-    float32: radios report whole dBm), about 20 bytes a row and no Python object per pair, so a pair
-    that stays together all day costs only its sightings. The rows are kept in (pair, time) order:
-    each batch added is sorted alone and merged in (its times follow what is held), so settling is a
-    gather and a split, with no sort, hash or set lookup of the rows held. A counterpart of -1 (an ID
-    nobody in the run broadcast) is kept as its own pair ``(scanner, -1)``: the code is
-    ``scanner * (n + 1) + counterpart + 1``, never negative, and decodes back to exactly that (a code
-    of ``scanner * n + counterpart`` would turn -1 into the previous scanner's agent n - 1).
+    Rows are kept in flat arrays (time, RSSI as float32: radios report whole dBm) in (pair, time)
+    order, with each held pair's code and row count: about 12 bytes a row and no Python object per
+    pair, so a pair that stays together all day costs only its sightings. Each batch added is sorted
+    alone and merged in (its times follow what is held), so settling is a mask and a split, with no
+    sort, hash or set lookup of the rows held. A counterpart of -1 (an ID nobody in the run broadcast)
+    is kept as its own pair ``(scanner, -1)``: the code is ``scanner * (n + 1) + counterpart + 1``,
+    never negative, and decodes back to exactly that (a code of ``scanner * n + counterpart`` would
+    turn -1 into the previous scanner's agent n - 1).
     """
 
     def __init__(self, n: int, forget: float, hold: float = 0.0) -> None:
@@ -120,18 +120,18 @@ class HeardPairs:
         self._stride = np.int64(n + 1)  # counterpart + 1 in [0, n]
         self.forget = forget
         self.hold = hold
-        self._slot = np.zeros(0, np.int64)  # each row's pair (an index into _pairs), ascending
-        self._time = np.zeros(0, np.float64)  # ... and within a pair, ascending
+        self._time = np.zeros(0, np.float64)  # the rows, by pair (in code order), then time
         self._rssi = np.zeros(0, np.float32)
         self._pairs = np.zeros(0, np.int64)  # codes of the pairs held, sorted
-        self._last = np.zeros(0, np.float64)  # when each was last heard
+        self._count = np.zeros(0, np.int64)  # ... how many rows each holds
+        self._last = np.zeros(0, np.float64)  # ... when each was last heard
         self._first = np.zeros(0, np.float64)  # ... and first (since it was last settled)
         self.peak_rows = 0
         self.peak_pairs = 0
 
     @property
     def rows(self) -> int:
-        return int(self._slot.size)
+        return int(self._time.size)
 
     def add(
         self,
@@ -156,9 +156,10 @@ class HeardPairs:
             same = ranked[1:] == ranked[:-1]
         starts = np.concatenate(([0], np.flatnonzero(~same) + 1))
         codes = ranked[starts]
+        count = np.diff(np.append(starts, code.size))
         latest = np.maximum.reduceat(ranked_times, starts)
         earliest = np.minimum.reduceat(ranked_times, starts)
-        # the pairs not held yet are merged into the sorted codes; held rows keep their order
+        # the pairs not held yet are merged into the sorted codes
         at = np.searchsorted(self._pairs, codes)
         held = at < self._pairs.size
         held[held] = self._pairs[at[held]] == codes[held]
@@ -168,26 +169,26 @@ class HeardPairs:
             slot = at + np.searchsorted(fresh, codes)  # each code's index once the fresh ones are in
             added = np.zeros(self._pairs.size + fresh.size, np.bool_)
             added[slot[~held]] = True
-            moved = np.flatnonzero(~added)  # old index -> new (ascending: held rows stay sorted)
-            self._slot = moved[self._slot]
-            self._pairs = _merged(self._pairs, moved, slot[~held], fresh)
-            self._last = _merged(self._last, moved, slot[~held], np.full(fresh.size, -np.inf))
-            self._first = _merged(self._first, moved, slot[~held], np.full(fresh.size, np.inf))
+            moved = np.flatnonzero(~added)  # a held pair's new index
+            new = slot[~held]
+            self._pairs = _merged(self._pairs, moved, new, fresh)
+            self._count = _merged(self._count, moved, new, np.zeros(fresh.size, np.int64))
+            self._last = _merged(self._last, moved, new, np.full(fresh.size, -np.inf))
+            self._first = _merged(self._first, moved, new, np.full(fresh.size, np.inf))
         late = bool(np.any(earliest[held] < self._last[slot[held]]))  # before rows already held
         self._last[slot] = np.maximum(self._last[slot], latest)
         self._first[slot] = np.minimum(self._first[slot], earliest)
-        # each new row goes after the held rows of its pair (later times), in (pair, time) order
-        row_slot = np.repeat(slot, np.diff(np.append(starts, code.size)))
-        place = np.searchsorted(self._slot, row_slot, side="right") + np.arange(row_slot.size)
-        kept = np.ones(self._slot.size + row_slot.size, np.bool_)
+        # each new row goes after the held rows of its pair and those of all pairs before it
+        place = np.arange(code.size) + np.repeat(np.cumsum(self._count)[slot], count)
+        kept = np.ones(self._time.size + code.size, np.bool_)
         kept[place] = False
         old = np.flatnonzero(kept)
-        self._slot = _merged(self._slot, old, place, row_slot)
         self._time = _merged(self._time, old, place, ranked_times)
         self._rssi = _merged(self._rssi, old, place, rssi[order].astype(np.float32))
+        self._count[slot] += count
         if late:  # a batch not in time order after what is held: put the rows back in order
-            again = np.lexsort((self._time, self._slot))
-            self._slot, self._time, self._rssi = self._slot[again], self._time[again], self._rssi[again]
+            again = np.lexsort((self._time, np.repeat(np.arange(self._pairs.size), self._count)))
+            self._time, self._rssi = self._time[again], self._rssi[again]
         self.peak_rows = max(self.peak_rows, self.rows)
         self.peak_pairs = max(self.peak_pairs, int(self._pairs.size))
 
@@ -219,14 +220,13 @@ class HeardPairs:
         if not done.any():
             empty = np.zeros(0, np.int64)
             return empty, empty, np.zeros(0), np.zeros(0)
-        settled = done[self._slot]
-        code, times = self._pairs[self._slot[settled]], self._time[settled]
-        rssi = self._rssi[settled].astype(np.float64)
+        settled = np.repeat(done, self._count)
+        code = np.repeat(self._pairs[done], self._count[done])
+        times, rssi = self._time[settled], self._rssi[settled].astype(np.float64)
         kept = ~settled
-        renumber = np.cumsum(~done) - 1  # a kept pair's index once the settled ones are gone
-        self._slot = renumber[self._slot[kept]]
         self._time, self._rssi = self._time[kept], self._rssi[kept]
-        self._pairs, self._last, self._first = self._pairs[~done], self._last[~done], self._first[~done]
+        self._pairs, self._count = self._pairs[~done], self._count[~done]
+        self._last, self._first = self._last[~done], self._first[~done]
         scanner, counterpart = np.divmod(code, self._stride)
         return scanner, counterpart - 1, times, rssi
 

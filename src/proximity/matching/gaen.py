@@ -70,7 +70,7 @@ class GaenMatcher:
     index: ObservedIdIndex
     sorted_times: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     backend: str | None = None  # a proximity.crypto.CHOICES name; None: PROXIMITY_MATCH_BACKEND
-    # whether the observations are in (time, row id) order, as a log reads them (see _by_key_time_row)
+    # whether the observations are in (time, row id) order, as a log reads them (see _evaluate)
     log_order: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:

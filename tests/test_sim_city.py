@@ -178,6 +178,56 @@ def test_heard_pairs_keep_unknown_counterparts_apart() -> None:
         heard.add(np.array([0]), np.array([-2]), np.array([day]), np.zeros(1))
 
 
+def _reference_ledger(
+    batches: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], settles: list[float],
+    forget: float, hold: float,
+) -> list[list[tuple[int, int, list[float], list[float]]]]:  # fmt: skip
+    """HeardPairs' rules one pair at a time, in plain Python: what each settle returns."""
+    rows: dict[tuple[int, int], list[tuple[float, int, float]]] = {}
+    count, out = 0, []
+    for (scanner, other, times, rssi), now in zip(batches, settles, strict=True):
+        for a, b, t, r in zip(scanner.tolist(), other.tolist(), times.tolist(), rssi.tolist(), strict=True):
+            rows.setdefault((a, b), []).append((t, count, float(np.float32(r))))
+            count += 1
+        midnight = math.floor(now / 86400.0) * 86400.0
+        done = []
+        for pair, held in rows.items():
+            last, first = max(t for t, _, _ in held), min(t for t, _, _ in held)
+            if last < midnight or (forget > 0 and last < now - forget) or (hold > 0 and first < now - hold):
+                done.append(pair)
+        out.append([(a, b, [t for t, _, _ in sorted(rows[a, b])], [r for _, _, r in sorted(rows[a, b])])
+                    for a, b in sorted(done)])  # fmt: skip
+        for pair in done:
+            del rows[pair]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_heard_pairs_settle_what_a_pair_by_pair_ledger_settles(seed: int) -> None:
+    """Batches in any order (a pair's rows out of time order, within a batch and across batches),
+    unknown counterparts, midnight, forget and hold: the columnar ledger returns the rows a plain
+    per-pair ledger returns, each pair's in (time, arrival) order."""
+    rng = np.random.default_rng(seed)
+    day = 86400.0 * 18479
+    forget, hold = [(0.0, 0.0), (300.0, 0.0), (0.0, 900.0), (600.0, 1200.0)][seed % 4]
+    ledger = HeardPairs(6, forget, hold)
+    batches, settles, got = [], [], []
+    now = day + 86400.0 - 3000.0  # crosses midnight
+    for _ in range(12):
+        k = int(rng.integers(0, 40))
+        times = now + rng.uniform(-400.0 if seed % 2 else 0.0, 300.0, k)
+        if seed % 3 == 0:
+            times = np.round(times / 50.0) * 50.0  # ties in time
+        batch = (rng.integers(0, 6, k), rng.integers(-1, 6, k), times, rng.integers(-100, -40, k) + 0.5)
+        ledger.add(*batch)
+        now += 300.0
+        settled = [(a, b, t.tolist(), r.tolist()) for a, b, t, r in ledger.settle(now)]
+        batches.append(batch)
+        settles.append(now)
+        got.append(settled)
+    assert got == _reference_ledger(batches, settles, forget, hold)
+
+
 # -- named device models ---------------------------------------------------------------------------
 
 

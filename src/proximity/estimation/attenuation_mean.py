@@ -155,11 +155,13 @@ def batch_mean_attenuation(
     close, score = decide(means, settings)
     n = enc_all.size
     slot = np.searchsorted(enc_all, means.encounter)
-    # the most worrying day per encounter: sort by (encounter, close, score), take each one's last
-    order = np.lexsort((score, close, slot))
-    last = np.ones(order.size, np.bool_)
-    last[:-1] = slot[order][1:] != slot[order][:-1]
-    pick = order[last]
+    if bool(np.all(np.diff(slot) > 0)):  # one day per encounter (the usual): that day is its verdict
+        pick = np.arange(slot.size)
+    else:  # the most worrying day per encounter: sort by (encounter, close, score), take each one's last
+        order = np.lexsort((score, close, slot))
+        last = np.ones(order.size, np.bool_)
+        last[:-1] = slot[order][1:] != slot[order][:-1]
+        pick = order[last]
     out_close = np.zeros(n, np.bool_)
     out_score = np.full(n, np.nan)
     out_mean = np.full(n, np.nan)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cache
@@ -125,9 +126,10 @@ class CalibrationTable:
             missing = [c for c in COLUMNS if c not in names]
             if missing:
                 raise _row_error(source, 1, ", ".join(missing), "missing from the header")
+            read = _row_reader(source, names)
             for number, cells in enumerate(reader, start=2):
                 if cells:
-                    rows.append(_row(source, number, names, cells))
+                    rows.append(read(number, cells))
         except BrokenCsv as error:
             raise _row_error(source, error.row, cell_name(names, error.cell),
                              f"not a readable CSV ({error})") from None  # fmt: skip
@@ -197,32 +199,38 @@ def _row_error(source: str, row: int, column: str, problem: str) -> CalibrationE
     return CalibrationError(f"{source}: row {row}, column {column}: {problem}")
 
 
-def _row(source: str, number: int, names: list[str], cells: list[str]) -> CalibrationRow:
-    """One data row of a calibration CSV, each value checked where it is read."""
-    if len(cells) != len(names):
-        raise _row_error(source, number, cell_name(names, min(len(cells), len(names))),
-                         f"{len(cells)} cells where the header has {len(names)}")  # fmt: skip
-    record = dict(zip(names, cells, strict=True))
-    values: dict[str, float] = {}
-    for name in ("rssi_correction", "tx", "calibration_confidence"):
-        cell = record[name].strip()
-        try:
-            values[name] = float(cell)
-        except ValueError:
-            raise _row_error(source, number, name, f"not a number: {cell[:40]!r}") from None
-        if not math.isfinite(values[name]):
-            raise _row_error(source, number, name, f"must be finite, got {cell[:40]!r}")
-    confidence = values["calibration_confidence"]
-    if confidence not in (0, 1, 2, 3):
-        raise _row_error(
-            source,
-            number,
-            "calibration_confidence",
-            f"must be 0-3, got {record['calibration_confidence'][:40]!r}",
-        )
-    return CalibrationRow(record["oem"].strip(), record["device"].strip(), record["model"].strip(),
-                          values["rssi_correction"], values["tx"], int(confidence),
-                          record.get("list", "").strip())  # fmt: skip
+_NUMBERS = ("rssi_correction", "tx", "calibration_confidence")
+
+
+def _row_reader(source: str, names: list[str]) -> Callable[[int, list[str]], CalibrationRow]:
+    """How to read one data row of a calibration CSV with header ``names`` (where each column is
+    found once, not per row), each value checked where it is read."""
+    at = {name: i for i, name in enumerate(names)}  # a repeated name: its last column, as before
+    oem, device, model, listing = at["oem"], at["device"], at["model"], at.get("list")
+    numbers = [(name, at[name]) for name in _NUMBERS]
+
+    def read(number: int, cells: list[str]) -> CalibrationRow:
+        if len(cells) != len(names):
+            raise _row_error(source, number, cell_name(names, min(len(cells), len(names))),
+                             f"{len(cells)} cells where the header has {len(names)}")  # fmt: skip
+        values = []
+        for name, i in numbers:
+            cell = cells[i].strip()
+            try:
+                value = float(cell)
+            except ValueError:
+                raise _row_error(source, number, name, f"not a number: {cell[:40]!r}") from None
+            if not math.isfinite(value):
+                raise _row_error(source, number, name, f"must be finite, got {cell[:40]!r}")
+            values.append(value)
+        correction, tx, confidence = values
+        if confidence not in (0, 1, 2, 3):
+            raise _row_error(source, number, "calibration_confidence",
+                             f"must be 0-3, got {cells[numbers[2][1]][:40]!r}")  # fmt: skip
+        return CalibrationRow(cells[oem].strip(), cells[device].strip(), cells[model].strip(), correction, tx,
+                              int(confidence), "" if listing is None else cells[listing].strip())  # fmt: skip
+
+    return read
 
 
 def _norm(text: str) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.crypto import crypto_backend, resolve_backend
-from proximity.matching.index import ObservedIdIndex
+from proximity.matching.index import ObservedIdIndex, in_log_order, take_rows
 from proximity.matching.pool import Progress, resolve_workers, run_chunks, typed_chunks
 from proximity.matching.results import KeyMatch
 from proximity.matching.source import SightingSource
@@ -62,10 +62,14 @@ class BluezoneMatcher:
     index: ObservedIdIndex
     sorted_times: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     backend: str | None = None  # a proximity.crypto.CHOICES name; None: PROXIMITY_MATCH_BACKEND
+    # whether the observations are in (time, row id) order, as a log reads them
+    log_order: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        if self.sorted_times.shape != self.observations.times.shape:
-            object.__setattr__(self, "sorted_times", np.sort(self.observations.times))
+        times = self.observations.times
+        object.__setattr__(self, "log_order", in_log_order(times, self.observations.row_ids))
+        if self.sorted_times.shape != times.shape:
+            object.__setattr__(self, "sorted_times", times if self.log_order else np.sort(times))
 
     @classmethod
     def build(cls, observations: Observations, backend: str | None = None) -> BluezoneMatcher:
@@ -101,49 +105,57 @@ class BluezoneMatcher:
             ids = _chains(daily_keys, count, ids_per_day, backend).reshape(-1, 12)
             positions, unique = self.index.find(ids, backend=backend)
             owner, slot = np.divmod(positions, count)
-            for r in np.unique(owner):
-                mine = owner == r
-                found = self._evaluate(records[members[r]], slot[mine], ids[positions[mine]], unique[mine])
-                if found is not None:
-                    out.append(found)
+            out += self._evaluate([records[i] for i in members], owner, slot, unique)
         return out
 
     def _evaluate(
         self,
-        record: BluezoneDailyKey,
+        records: list[BluezoneDailyKey],
+        owner: NDArray[np.int64],
         slots: NDArray[np.int64],
-        ids: NDArray[np.uint8],
         unique: NDArray[np.int64],
-    ) -> KeyMatch | None:
-        obs = self.observations
-        slot_seconds = record.slot_seconds
-        kept_rows: list[NDArray[np.int64]] = []
-        kept_id: list[NDArray[np.int64]] = []
-        for k, (slot, u) in enumerate(zip(slots.tolist(), unique.tolist(), strict=True)):
-            rows = self.index.rows_of(u)
-            times = obs.times[rows]
-            start = record.time_start + slot * slot_seconds
-            rows = rows[(times >= start) & (times <= start + slot_seconds)]  # inclusive, as the app
-            if rows.size:
-                kept_rows.append(rows)
-                kept_id.append(np.full(rows.size, k, dtype=np.int64))
-        if not kept_rows:
-            return None
-        rows = np.concatenate(kept_rows)
-        which = np.concatenate(kept_id)
-        order = np.lexsort((obs.row_ids[rows], obs.times[rows]))
-        rows, which = rows[order], which[order]
-        return KeyMatch(
-            scheme=BLUEZONE.name,
-            key=record,
-            verified=False,
-            row_ids=obs.row_ids[rows].astype(np.int64),
-            ids=np.ascontiguousarray(ids[which]),
-            times=obs.times[rows].astype(np.float64),
-            rssi=obs.rssi[rows].astype(np.float64),
-            tx_power=np.full(rows.size, np.nan),
-            calibration_confidence=np.full(rows.size, -1, dtype=np.int8),
-        )
+    ) -> list[KeyMatch]:
+        """Every hit (record ``owner``, its ID ``slots``, the unique ID it hit) at once, as columns:
+        a sighting counts inside its ID's own slot (inclusive bounds, as the app's query has them);
+        a match per record that keeps any, in record order."""
+        obs, index = self.observations, self.index
+        hits = np.argsort(owner, kind="stable")  # by record, each record's hits in probe order
+        owner, slots, unique = owner[hits], slots[hits], unique[hits]
+        begin = index.offsets[unique]
+        count = index.offsets[unique + 1] - begin
+        hit = np.repeat(np.arange(hits.size), count)
+        firsts = np.cumsum(count) - count
+        rows = index.rows[np.arange(hit.size) - np.repeat(firsts - begin, count)]
+        slot_seconds = np.array([r.slot_seconds for r in records], np.int64)[owner]
+        start = np.array([r.time_start for r in records], np.int64)[owner] + slots * slot_seconds
+        times = obs.times[rows]
+        inside = (times >= start[hit]) & (times <= (start + slot_seconds)[hit])
+        rows, hit = rows[inside], hit[inside]
+        record = owner[hit]
+        if self.log_order:  # each record's rows by position is by (time, row id): nearly sorted
+            order = np.argsort(record * np.int64(len(obs)) + rows, kind="stable")
+        else:
+            order = np.lexsort((obs.row_ids[rows], obs.times[rows], record))
+        rows, hit, record = rows[order], hit[order], record[order]
+        row_ids, ids = obs.row_ids[rows].astype(np.int64), take_rows(index.unique_ids, unique[hit])
+        times, rssi = obs.times[rows].astype(np.float64), obs.rssi[rows].astype(np.float64)
+        cuts = np.flatnonzero(np.diff(record)) + 1
+        starts = np.concatenate(([0], cuts)).tolist() if record.size else []
+        ends = np.concatenate((cuts, [record.size])).tolist() if record.size else []
+        return [
+            KeyMatch(
+                scheme=BLUEZONE.name,
+                key=records[r],
+                verified=False,
+                row_ids=row_ids[a:b],
+                ids=ids[a:b],
+                times=times[a:b],
+                rssi=rssi[a:b],
+                tx_power=np.full(b - a, np.nan),
+                calibration_confidence=np.full(b - a, -1, dtype=np.int8),
+            )
+            for r, a, b in zip(record[starts].tolist(), starts, ends, strict=True)
+        ]
 
 
 def match_bluezone(

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from proximity.arrays import distinct
 from proximity.crypto import CryptoBackend, crypto_backend, resolve_backend
-from proximity.matching.index import ObservedIdIndex
+from proximity.matching.index import ObservedIdIndex, in_log_order, take_rows
 from proximity.matching.pool import resolve_workers, run_chunks
 from proximity.matching.results import KeyMatch
 from proximity.matching.source import SightingSource, overlaps
@@ -71,10 +71,14 @@ class GaenMatcher:
     index: ObservedIdIndex
     sorted_times: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     backend: str | None = None  # a proximity.crypto.CHOICES name; None: PROXIMITY_MATCH_BACKEND
+    # whether the observations are in (time, row id) order, as a log reads them (see _evaluate)
+    log_order: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        if self.sorted_times.shape != self.observations.times.shape:
-            object.__setattr__(self, "sorted_times", np.sort(self.observations.times))
+        times = self.observations.times
+        object.__setattr__(self, "log_order", in_log_order(times, self.observations.row_ids))
+        if self.sorted_times.shape != times.shape:
+            object.__setattr__(self, "sorted_times", times if self.log_order else np.sort(times))
 
     @classmethod
     def build(cls, observations: Observations, backend: str | None = None) -> GaenMatcher:
@@ -106,71 +110,81 @@ class GaenMatcher:
         if len(batch) == 0:
             return []
         positions, unique = _probe(batch, self.index, crypto)
-        key_rows = positions // TEK_ROLLING_PERIOD
-        hit_rpis = self.index.unique_ids[unique]
-        out: list[KeyMatch] = []
-        for row in np.unique(key_rows):
-            mine = key_rows == row
-            found = self._evaluate(batch, int(row), hit_rpis[mine], unique[mine], crypto)
-            if found is not None:
-                out.append(found)
-        return out
+        return self._evaluate(batch, positions // TEK_ROLLING_PERIOD, unique, crypto)
 
     def _evaluate(
         self,
         batch: KeyBatch,
-        row: int,
-        rpis: NDArray[np.uint8],
+        key_rows: NDArray[np.int64],
         unique: NDArray[np.int64],
         crypto: CryptoBackend,
-    ) -> KeyMatch | None:
-        obs = self.observations
-        start = int(batch.rolling_start[row]) * ENIN_SECONDS
-        end = start + int(batch.rolling_period[row]) * ENIN_SECONDS
-        low, high = start - WINDOW_SLACK_SECONDS, end + WINDOW_SLACK_SECONDS
-        kept_rows: list[NDArray[np.int64]] = []
-        kept_rpi: list[NDArray[np.int64]] = []
-        for k, u in enumerate(unique):
-            rows = self.index.rows_of(int(u))
-            times = obs.times[rows]
-            rows = rows[(times >= low) & (times < high)]
-            if rows.size == 0:
-                continue
-            times = obs.times[rows]
-            rows = rows[times <= times.min() + REPLAY_GUARD_SECONDS]
-            kept_rows.append(rows)
-            kept_rpi.append(np.full(rows.size, k, dtype=np.int64))
-        if not kept_rows:
-            return None
-        rows = np.concatenate(kept_rows)
-        which = np.concatenate(kept_rpi)
+    ) -> list[KeyMatch]:
+        """The exact rules for every probed hit (key row, unique ID) of ``batch`` at once, as columns:
+        one pass over all hits' sightings, not a Python loop per key; a match per key that keeps any."""
+        obs, index = self.observations, self.index
+        hits = np.argsort(key_rows, kind="stable")  # by key, each key's hits in probe order
+        key_of_hit, unique = key_rows[hits], unique[hits]
+        # every sighting of every hit's ID (the index lists each ID's rows in position order)
+        begin = index.offsets[unique]
+        count = index.offsets[unique + 1] - begin
+        hit = np.repeat(np.arange(hits.size), count)
+        firsts = np.cumsum(count) - count  # each hit's first entry
+        rows = index.rows[np.arange(hit.size) - np.repeat(firsts - begin, count)]
+        times = obs.times[rows]
+        low, high = _windows(batch)
+        key = key_of_hit[hit]
+        inside = (times >= low[key]) & (times < high[key])
+        # replay guard: only sightings within 20 min of the RPI's first in-window sighting count
+        first_seen = np.minimum.reduceat(np.where(inside, times, np.inf), firsts) if hit.size else times
+        kept = np.flatnonzero(inside & (times <= first_seen[hit] + REPLAY_GUARD_SECONDS))
+        rows, hit, key = rows[kept], hit[kept], key[kept]
         tx_power = np.full(rows.size, np.nan)
         confidence = np.full(rows.size, -1, dtype=np.int8)
         with_aem = obs.has_aem[rows]
         if with_aem.any():
-            aemk = derive_aemks(batch.key_data[row : row + 1], crypto)
-            stream = aem_keystreams(aemk, rpis[None, :, :], crypto)[0]
-            metadata = stream[which[with_aem]] ^ obs.aem[rows[with_aem]]
+            # the metadata of each hit's RPI is AES-CTR under its key's AEMK: keystream AES(AEMK, RPI)
+            aem_hits, at = np.unique(hit[with_aem], return_inverse=True)
+            aem_keys, key_at = np.unique(key_of_hit[aem_hits], return_inverse=True)
+            aemks = derive_aemks(batch.key_data[aem_keys], crypto)
+            rpis = index.unique_ids[unique[aem_hits]]
+            stream = aem_keystreams(aemks[key_at.ravel()], rpis[:, None, :], crypto)[:, 0]
+            metadata = take_rows(stream, at.ravel()) ^ take_rows(obs.aem, rows[with_aem])
             tx_power[with_aem] = metadata[:, 1].view(np.int8)
             confidence[with_aem] = (metadata[:, 0] >> 2) & 0b11
             accepted = ~with_aem | ((tx_power >= MIN_TX_POWER) & (tx_power <= MAX_TX_POWER))
-            rows, which = rows[accepted], which[accepted]
+            rows, hit, key = rows[accepted], hit[accepted], key[accepted]
             tx_power, confidence = tx_power[accepted], confidence[accepted]
-            if rows.size == 0:
-                return None
-        order = np.lexsort((obs.row_ids[rows], obs.times[rows]))
-        rows, which, tx_power, confidence = rows[order], which[order], tx_power[order], confidence[order]
-        return KeyMatch(
-            scheme=GAEN.name,
-            key=batch.key(row),
-            verified=batch.verified,
-            row_ids=obs.row_ids[rows].astype(np.int64),
-            ids=np.ascontiguousarray(rpis[which]),
-            times=obs.times[rows].astype(np.float64),
-            rssi=obs.rssi[rows].astype(np.float64),
-            tx_power=tx_power,
-            calibration_confidence=confidence,
+        if self.log_order:  # each key's rows by position is by (time, row id): nearly sorted already
+            order = np.argsort(key * np.int64(len(obs)) + rows, kind="stable")
+        else:
+            order = np.lexsort((obs.row_ids[rows], obs.times[rows], key))  # per key: by time, then row
+        rows, hit, key, tx_power, confidence = (
+            rows[order],
+            hit[order],
+            key[order],
+            tx_power[order],
+            confidence[order],
         )
+        row_ids = obs.row_ids[rows].astype(np.int64)
+        ids = take_rows(index.unique_ids, unique[hit])
+        times, rssi = obs.times[rows].astype(np.float64), obs.rssi[rows].astype(np.float64)
+        cuts = np.flatnonzero(np.diff(key)) + 1
+        starts = np.concatenate(([0], cuts)).tolist() if key.size else []
+        ends = np.concatenate((cuts, [key.size])).tolist() if key.size else []
+        return [
+            KeyMatch(
+                scheme=GAEN.name,
+                key=batch.key(k),
+                verified=batch.verified,
+                row_ids=row_ids[a:b],
+                ids=ids[a:b],
+                times=times[a:b],
+                rssi=rssi[a:b],
+                tx_power=tx_power[a:b],
+                calibration_confidence=confidence[a:b],
+            )
+            for k, a, b in zip(key[starts].tolist(), starts, ends, strict=True)
+        ]
 
 
 def _windows(batch: KeyBatch) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -349,7 +363,8 @@ def _merge(
     for match in sorted(revised_found, key=_order):  # only last revisions were matched
         assert isinstance(match.key, DiagnosisKey)
         chosen.setdefault(match.key.identity, match)
-    return sorted(chosen.values(), key=_order)
+    merged = list(chosen.values())  # a subsequence of the sorted matches, unless revisions joined
+    return sorted(merged, key=_order) if revised_found else merged
 
 
 def _order(match: KeyMatch) -> tuple[object, ...]:

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.log import EncounterLog
+from proximity.matching.index import take_rows
 from proximity.sightings import Observations
 
 __all__ = ["AppDedup", "MemoryLog", "SharedLog"]
@@ -66,7 +67,7 @@ class SharedLog:
     def write(
         self,
         scanner: NDArray[np.int64],
-        own_ids: NDArray[np.uint8],
+        own_ids: NDArray[np.uint8] | None,
         ids: NDArray[np.uint8],
         times: NDArray[np.float64],
         rssi: NDArray[np.float64],
@@ -78,7 +79,10 @@ class SharedLog:
         return the log's observations of that time range and the phone that logged each."""
         n = _in_range(times, since, until)
         if n:
-            own = np.ascontiguousarray(own_ids).view(np.dtype((np.void, own_ids.shape[1]))).ravel()
+            own = None
+            if own_ids is not None:  # the ID each phone was sending (None: not stored)
+                view = np.ascontiguousarray(own_ids).view(np.dtype((np.void, own_ids.shape[1]))).ravel()
+                own = [bytes(v) for v in view.tolist()]
             report = self.log.add_columns(
                 self.scheme,
                 ids,
@@ -86,7 +90,7 @@ class SharedLog:
                 _as_stored(rssi),
                 aem=aem,
                 has_aem=None if aem is None else np.ones(n, np.bool_),
-                own_id=[bytes(v) for v in own.tolist()],
+                own_id=own,
             )
             if report.written != n:
                 raise RuntimeError(f"the encounter log kept {report.written} of {n} simulated sightings")
@@ -142,7 +146,7 @@ class MemoryLog:
     def write(
         self,
         scanner: NDArray[np.int64],
-        own_ids: NDArray[np.uint8],
+        own_ids: NDArray[np.uint8] | None,
         ids: NDArray[np.uint8],
         times: NDArray[np.float64],
         rssi: NDArray[np.float64],
@@ -150,7 +154,8 @@ class MemoryLog:
         since: float,
         until: float,
     ) -> tuple[Observations, NDArray[np.int64]]:
-        """As :meth:`SharedLog.write`: the chunk as the log stores and orders it, and who logged each."""
+        """As :meth:`SharedLog.write`: the chunk as the log stores and orders it, and who logged each
+        (``own_ids`` is not kept: nothing reads it back)."""
         n = _in_range(times, since, until)
         order = np.argsort(times, kind="stable")  # the log reads ORDER BY time, id
         first = self.written + 1
@@ -159,10 +164,10 @@ class MemoryLog:
         has_aem = np.full(n, aem is not None, np.bool_)
         obs = Observations(
             self.scheme,
-            np.ascontiguousarray(ids[order]),
+            take_rows(ids, order),
             times[order],
             stored[order],
-            np.zeros((n, 4), np.uint8) if aem is None else np.ascontiguousarray(aem[order]),
+            np.zeros((n, 4), np.uint8) if aem is None else take_rows(aem, order),
             has_aem,
             order.astype(np.int64) + first,
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -104,12 +105,14 @@ class Heard:
 class HeardPairs:
     """Logged sightings per (scanner, counterpart), held column-wise until the pair is settled.
 
-    Rows are kept in flat arrays (pair code, time, RSSI as float32: radios report whole dBm), about
-    20 bytes a row and no Python object per pair, so a pair that stays together all day costs only
-    its sightings. A counterpart of -1 (an ID nobody in the run broadcast) is kept as its own pair
-    ``(scanner, -1)``: the code is ``scanner * (n + 1) + counterpart + 1``, never negative, and
-    decodes back to exactly that (a code of ``scanner * n + counterpart`` would turn -1 into the
-    previous scanner's agent n - 1).
+    Rows are kept in flat arrays (time, RSSI as float32: radios report whole dBm) in (pair, time)
+    order, with each held pair's code and row count: about 12 bytes a row and no Python object per
+    pair, so a pair that stays together all day costs only its sightings. Each batch added is sorted
+    alone and merged in (its times follow what is held), so settling is a mask and a split, with no
+    sort, hash or set lookup of the rows held. A counterpart of -1 (an ID nobody in the run broadcast)
+    is kept as its own pair ``(scanner, -1)``: the code is ``scanner * (n + 1) + counterpart + 1``,
+    never negative, and decodes back to exactly that (a code of ``scanner * n + counterpart`` would
+    turn -1 into the previous scanner's agent n - 1).
     """
 
     def __init__(self, n: int, forget: float, hold: float = 0.0) -> None:
@@ -117,18 +120,18 @@ class HeardPairs:
         self._stride = np.int64(n + 1)  # counterpart + 1 in [0, n]
         self.forget = forget
         self.hold = hold
-        self._code = np.zeros(0, np.int64)
-        self._time = np.zeros(0, np.float64)
+        self._time = np.zeros(0, np.float64)  # the rows, by pair (in code order), then time
         self._rssi = np.zeros(0, np.float32)
         self._pairs = np.zeros(0, np.int64)  # codes of the pairs held, sorted
-        self._last = np.zeros(0, np.float64)  # when each was last heard
+        self._count = np.zeros(0, np.int64)  # ... how many rows each holds
+        self._last = np.zeros(0, np.float64)  # ... when each was last heard
         self._first = np.zeros(0, np.float64)  # ... and first (since it was last settled)
         self.peak_rows = 0
         self.peak_pairs = 0
 
     @property
     def rows(self) -> int:
-        return int(self._code.size)
+        return int(self._time.size)
 
     def add(
         self,
@@ -143,18 +146,51 @@ class HeardPairs:
         if counterpart.min() < -1 or counterpart.max() >= self.n:
             raise ValueError(f"counterparts must be agents 0..{self.n - 1} or -1 (unknown)")
         code = scanner.astype(np.int64) * self._stride + (counterpart + 1)
-        self._code = np.concatenate((self._code, code))
-        self._time = np.concatenate((self._time, times))
-        self._rssi = np.concatenate((self._rssi, rssi.astype(np.float32)))
-        pairs, inverse = np.unique(np.concatenate((self._pairs, code)), return_inverse=True)
-        inverse = inverse.ravel()
-        last = np.full(pairs.size, -np.inf)
-        np.maximum.at(last, inverse, np.concatenate((self._last, times)))
-        first = np.full(pairs.size, np.inf)
-        np.minimum.at(first, inverse, np.concatenate((self._first, times)))
-        self._pairs, self._last, self._first = pairs.astype(np.int64), last, first
+        # the batch by (pair, time): a stable sort by pair where each pair's rows come in time order
+        order = np.argsort(code, kind="stable")
+        ranked, ranked_times = code[order], times[order]
+        same = ranked[1:] == ranked[:-1]
+        if bool(np.any(same & (ranked_times[1:] < ranked_times[:-1]))):
+            order = np.lexsort((times, code))
+            ranked, ranked_times = code[order], times[order]
+            same = ranked[1:] == ranked[:-1]
+        starts = np.concatenate(([0], np.flatnonzero(~same) + 1))
+        codes = ranked[starts]
+        count = np.diff(np.append(starts, code.size))
+        latest = np.maximum.reduceat(ranked_times, starts)
+        earliest = np.minimum.reduceat(ranked_times, starts)
+        # the pairs not held yet are merged into the sorted codes
+        at = np.searchsorted(self._pairs, codes)
+        held = at < self._pairs.size
+        held[held] = self._pairs[at[held]] == codes[held]
+        fresh = codes[~held]
+        slot = at
+        if fresh.size:
+            slot = at + np.searchsorted(fresh, codes)  # each code's index once the fresh ones are in
+            added = np.zeros(self._pairs.size + fresh.size, np.bool_)
+            added[slot[~held]] = True
+            moved = np.flatnonzero(~added)  # a held pair's new index
+            new = slot[~held]
+            self._pairs = _merged(self._pairs, moved, new, fresh)
+            self._count = _merged(self._count, moved, new, np.zeros(fresh.size, np.int64))
+            self._last = _merged(self._last, moved, new, np.full(fresh.size, -np.inf))
+            self._first = _merged(self._first, moved, new, np.full(fresh.size, np.inf))
+        late = bool(np.any(earliest[held] < self._last[slot[held]]))  # before rows already held
+        self._last[slot] = np.maximum(self._last[slot], latest)
+        self._first[slot] = np.minimum(self._first[slot], earliest)
+        # each new row goes after the held rows of its pair and those of all pairs before it
+        place = np.arange(code.size) + np.repeat(np.cumsum(self._count)[slot], count)
+        kept = np.ones(self._time.size + code.size, np.bool_)
+        kept[place] = False
+        old = np.flatnonzero(kept)
+        self._time = _merged(self._time, old, place, ranked_times)
+        self._rssi = _merged(self._rssi, old, place, rssi[order].astype(np.float32))
+        self._count[slot] += count
+        if late:  # a batch not in time order after what is held: put the rows back in order
+            again = np.lexsort((self._time, np.repeat(np.arange(self._pairs.size), self._count)))
+            self._time, self._rssi = self._time[again], self._rssi[again]
         self.peak_rows = max(self.peak_rows, self.rows)
-        self.peak_pairs = max(self.peak_pairs, int(pairs.size))
+        self.peak_pairs = max(self.peak_pairs, int(self._pairs.size))
 
     def settle(
         self, now: float, final: bool = False
@@ -184,13 +220,22 @@ class HeardPairs:
         if not done.any():
             empty = np.zeros(0, np.int64)
             return empty, empty, np.zeros(0), np.zeros(0)
-        settled = self._pairs[done]
-        self._pairs, self._last, self._first = self._pairs[~done], self._last[~done], self._first[~done]
-        mine = np.isin(self._code, settled)
-        code, times, rssi = self._code[mine], self._time[mine], self._rssi[mine].astype(np.float64)
-        keep = ~mine
-        self._code, self._time, self._rssi = self._code[keep], self._time[keep], self._rssi[keep]
-        order = np.lexsort((times, code))
-        code, times, rssi = code[order], times[order], rssi[order]
+        settled = np.repeat(done, self._count)
+        code = np.repeat(self._pairs[done], self._count[done])
+        times, rssi = self._time[settled], self._rssi[settled].astype(np.float64)
+        kept = ~settled
+        self._time, self._rssi = self._time[kept], self._rssi[kept]
+        self._pairs, self._count = self._pairs[~done], self._count[~done]
+        self._last, self._first = self._last[~done], self._first[~done]
         scanner, counterpart = np.divmod(code, self._stride)
         return scanner, counterpart - 1, times, rssi
+
+
+def _merged(
+    values: NDArray[Any], old: NDArray[np.int64], place: NDArray[np.int64], new: NDArray[Any]
+) -> NDArray[Any]:
+    """``values`` at positions ``old`` and ``new`` at ``place`` of one array (the two cover it)."""
+    out = np.empty(old.size + place.size, values.dtype)
+    out[old] = values
+    out[place] = new
+    return out

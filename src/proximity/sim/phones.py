@@ -91,7 +91,7 @@ class Phones:
         """The ID (and AEM) each of ``agents`` (app users) broadcast at ``times``."""
         slot = self.slot(times)
         rows = self.row[agents]
-        return self.ids[rows, slot], self.aem[rows, slot]
+        return _take(self.ids, rows, slot), _take(self.aem, rows, slot)
 
     def slot(self, times: NDArray[np.float64]) -> NDArray[np.int64]:
         """The ID slot (column of the tables) of each of ``times``."""
@@ -112,6 +112,16 @@ class Phones:
         ring = self.rings[int(self.row[agent])]
         published: list[Any] = self._keys.published(ring, self.first_day, self.days)
         return published
+
+
+def _take(table: NDArray[np.uint8], rows: NDArray[np.int64], slot: NDArray[np.int64]) -> NDArray[np.uint8]:
+    """``table[rows, slot]`` of a (phones, slots, bytes) table, each entry gathered as one item."""
+    width = table.shape[2]
+    if width == 0:
+        return np.zeros((rows.size, 0), np.uint8)
+    items = table.view(np.dtype((np.void, width)))[:, :, 0]
+    out: NDArray[np.uint8] = items[rows, slot].view(np.uint8).reshape(-1, width)
+    return out
 
 
 def _as_void(rows: NDArray[np.uint8]) -> NDArray[np.void]:

@@ -262,16 +262,23 @@ def run_shard(
                 slot = phones.slot(chunk.times)
                 code = (chunk.scanner * np.int64(n) + chunk.advertiser) * slots + slot
                 rows = rows[dedup.keep_keys(code, chunk.times, time_ordered=True)]  # step order
-            scanner, times = chunk.scanner[rows], chunk.times[rows]
-            ids, aem = phones.broadcast(chunk.advertiser[rows], times)
-            own, _ = phones.broadcast(scanner, times)
-            obs, by = log.write(
+            scanner, advertiser, times = chunk.scanner[rows], chunk.advertiser[rows], chunk.times[rows]
+            ids, aem = phones.broadcast(advertiser, times)
+            own = phones.broadcast(scanner, times)[0] if isinstance(log, SharedLog) else None  # stored there
+            obs, _ = log.write(
                 scanner, own, ids, times, chunk.rssi[rows], aem if gaen else None, chunk.start, chunk.end
             )
-            heard.add(by, phones.owners(obs.ids), obs.times, obs.rssi)
+            # The chunk's row ids are first..written in the order written (step, scanner, advertiser),
+            # so each row read back is put back in that order by one scatter (no search), with the
+            # RSSI as stored; the ledgers then get each pair's rows in time order and nearly sorted.
+            first = np.int64(log.written - len(obs) + 1)
+            stored = np.empty(len(obs))
+            stored[obs.row_ids - first] = obs.rssi
+            written = (scanner, advertiser, times, stored)
+            heard.add(*written)
             if len(obs) and published:
                 calls += 1
-                matched.add(*_matched_columns(_match(published, obs), obs, by, owner_of))
+                matched.add(*_matched_columns(_match(published, obs), written, first, owner_of))
             true_pairs |= truth.settle(chunk.end)
             judge.detect(heard.settle_columns(chunk.end))
             judge.notify(matched.settle_columns(chunk.end), chunk.end)
@@ -438,19 +445,26 @@ def _match(published: list[Any], obs: Observations) -> list[KeyMatch]:
 
 
 def _matched_columns(
-    matches: list[KeyMatch], obs: Observations, by: NDArray[np.int64], owner_of: dict[bytes, int]
+    matches: list[KeyMatch], written: Columns, first: np.int64, owner_of: dict[bytes, int]
 ) -> Columns:
-    """Every matched sighting as (phone that logged it, key owner, time, RSSI as the matcher read it)."""
+    """Every matched sighting as (phone that logged it, key owner, time, RSSI as the matcher read it).
+
+    ``written`` is the chunk as written (scanner, advertiser, time, RSSI as stored), row id ``first + k``
+    at k; a match's times and RSSIs are those rows' values. A row is one owner's ID, so the matched
+    rows come out in the order written, a row matched by several of its owner's keys (Bluezone's
+    records overlap) once per match; should two owners' keys derive one ID, in the matches' order."""
+    scanner, _, times, rssi = written
     if not matches:
         empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros(0), np.zeros(0)
-    order = np.argsort(obs.row_ids, kind="stable")
-    row_ids = np.concatenate([m.row_ids for m in matches])
+    at = np.concatenate([m.row_ids for m in matches]) - first
     source = np.repeat([owner_of[m.key_data] for m in matches], [len(m) for m in matches]).astype(np.int64)
-    phone = by[order[np.searchsorted(obs.row_ids[order], row_ids)]]
-    times = np.concatenate([m.times for m in matches])
-    rssi = np.concatenate([m.rssi for m in matches]).astype(np.float64)
-    return phone, source, times, rssi
+    owner = np.full(times.size, -1, np.int64)
+    owner[at] = source
+    if not np.array_equal(owner[at], source):  # one row, two owners
+        return scanner[at], source, times[at], rssi[at]
+    rows = np.repeat(np.arange(times.size), np.bincount(at, minlength=times.size))
+    return scanner[rows], owner[rows], times[rows], rssi[rows]
 
 
 def split_by_phone(
@@ -481,6 +495,7 @@ class _Judge:
         self.codes: dict[str, list[NDArray[np.int64]]] = {name: [] for name in estimators}
         self.score_parts: dict[str, list[NDArray[np.float64]]] = {name: [] for name in estimators}
         self.estimated = 0
+        self._tx_power = devices.tx_power.astype(np.float64)
 
     def _judge(
         self, columns: Columns
@@ -495,17 +510,19 @@ class _Judge:
         valid = (other >= 0) & (other != phone)
         phone, other, times, rssi = phone[valid], other[valid], times[valid], rssi[valid]
         stride = np.int64(self.devices.model.size + 1)
-        code = phone * stride + other
-        pairs = np.unique(code)
+        code = phone * stride + other  # ascending: settled rows come sorted by (phone, other, time)
+        step = np.diff(code, prepend=np.int64(-1))
+        pairs = code[np.flatnonzero(step)] if bool((step >= 0).all()) else np.unique(code)
         self.estimated += int(pairs.size)
         gaen = scheme_record(self.scenario.scheme).metadata_length is not None  # sends its TX (AEM)
         corrected = rssi + self.devices.rssi_correction[phone]
-        tx = self.devices.tx_power[other].astype(np.float64) if gaen else np.full(times.size, math.nan)
+        tx = self._tx_power[other] if gaen else np.full(times.size, math.nan)
         confidence = self.devices.confidence[other] if gaen else np.zeros(times.size, np.int64)
+        levels = np.flatnonzero(np.bincount(confidence)).tolist()  # the levels present, ascending
         out: dict[str, BatchVerdicts] = {}
         for name in self.estimators:
             parts = []
-            for level in np.unique(confidence).tolist():
+            for level in levels:
                 mine = confidence == level
                 settings = EstimationSettings(
                     rssi_correction=0.0,

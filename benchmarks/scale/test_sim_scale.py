@@ -49,6 +49,7 @@ city = load_scenario(sys.argv[1])
 minutes, offset, workers, scheduler = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 scenario = dataclasses.replace(city, duration=60 * minutes, start=city.start + offset)
 started, cpu = time.perf_counter(), time.process_time()
+before = resource.getrusage(resource.RUSAGE_CHILDREN)
 if workers == 0:
     from proximity.sim import run_simulation
     result = run_simulation(scenario, city.adoption[0], 0)
@@ -56,8 +57,12 @@ else:
     result = run_split(scenario, city.adoption[0], 0, shards=scenario.shards, workers=workers,
                        scheduler=scheduler or None, memory_limit="4GB")
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+# a LocalCluster's workers are this process's children, joined when the cluster closes: their CPU
+after = resource.getrusage(resource.RUSAGE_CHILDREN)
+workers_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 row = result.rows[0]
-print(json.dumps({"elapsed": elapsed, "cpu": cpu, "stats": result.stats, "sightings": row.sightings,
+print(json.dumps({"elapsed": elapsed, "cpu": cpu, "workers_cpu": workers_cpu,
+                  "stats": result.stats, "sightings": row.sightings,
                   "app_users": row.app_users, "true_contacts": row.true_contacts,
                   "hearing_radius_m": row.hearing_radius_m,
                   "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -144,6 +149,9 @@ def test_million_agent_window_on_dask(benchmark: Any, workers: int) -> None:
     benchmark.extra_info["simulated_minutes"] = minutes
     benchmark.extra_info["wall_seconds"] = round(info["elapsed"], 1)
     benchmark.extra_info["hour_minutes_extrapolated"] = round(info["elapsed"] * 60 / minutes / 60, 1)
+    # the workers' CPU (a LocalCluster's; 0 on a remote scheduler) and the client's own
+    benchmark.extra_info["workers_cpu_seconds"] = round(info["workers_cpu"], 1)
+    benchmark.extra_info["client_cpu_seconds"] = round(info["cpu"], 1)
     benchmark.extra_info["worker_peak_rss_mb"] = [
         v for k, v in sorted(stats.items()) if k.startswith("peak_rss")
     ]

@@ -157,4 +157,7 @@ def test_million_agent_window_on_dask(benchmark: Any, workers: int) -> None:
     ]
     benchmark.extra_info["client_peak_rss_mb"] = round(info["client_peak_rss_mb"], 1)
     benchmark.extra_info.update({k: info[k] for k in ("sightings", "app_users", "hearing_radius_m")})
+    # what the shards held at their peak (summed over shards): how memory would grow over a longer window
+    held = ("peak_close", "peak_heard", "chunks")
+    benchmark.extra_info["held"] = {k: v for k, v in stats.items() if k.startswith(held)}
     assert info["sightings"] > 0

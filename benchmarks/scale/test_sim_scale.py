@@ -5,9 +5,10 @@
   the same run, each in a fresh process; the ratio is in extra_info.
 - the 100,000-agent city (simulations/city.toml) for ``PROXIMITY_CITY_MINUTES`` simulated minutes
   (default 60, from noon: a busy hour) in a fresh process: wall time, peak RSS, the day extrapolated.
-- the 1,000,000-agent hour (simulations/city-1m.toml) for ``PROXIMITY_1M_MINUTES`` (default 60) on a
-  Dask LocalCluster of 1 and of 2 workers (``memory_limit`` 4 GB each): wall time and each worker
-  process's peak RSS; ``PROXIMITY_SCHEDULER=tcp://host:8786`` runs it on a real cluster instead.
+- the 1,000,000-agent hour (simulations/city-1m.toml) for ``PROXIMITY_1M_MINUTES`` (default 60; two
+  lengths, e.g. ``1,2``, tell set-up from the per-minute cost) on a Dask LocalCluster of 1 and of 2
+  workers (``memory_limit`` 4 GB each): wall time, the workers' CPU and each worker process's peak
+  RSS; ``PROXIMITY_SCHEDULER=tcp://host:8786`` runs it on a real cluster instead.
 
 Every figure is one round on whatever the machine is doing: compare runs made side by side.
 """
@@ -49,6 +50,7 @@ city = load_scenario(sys.argv[1])
 minutes, offset, workers, scheduler = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 scenario = dataclasses.replace(city, duration=60 * minutes, start=city.start + offset)
 started, cpu = time.perf_counter(), time.process_time()
+before = resource.getrusage(resource.RUSAGE_CHILDREN)
 if workers == 0:
     from proximity.sim import run_simulation
     result = run_simulation(scenario, city.adoption[0], 0)
@@ -56,8 +58,12 @@ else:
     result = run_split(scenario, city.adoption[0], 0, shards=scenario.shards, workers=workers,
                        scheduler=scheduler or None, memory_limit="4GB")
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+# a LocalCluster's workers are this process's children, joined when the cluster closes: their CPU
+after = resource.getrusage(resource.RUSAGE_CHILDREN)
+workers_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 row = result.rows[0]
-print(json.dumps({"elapsed": elapsed, "cpu": cpu, "stats": result.stats, "sightings": row.sightings,
+print(json.dumps({"elapsed": elapsed, "cpu": cpu, "workers_cpu": workers_cpu,
+                  "stats": result.stats, "sightings": row.sightings,
                   "app_users": row.app_users, "true_contacts": row.true_contacts,
                   "hearing_radius_m": row.hearing_radius_m,
                   "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -126,27 +132,58 @@ def test_city_window(benchmark: Any) -> None:
     assert info["sightings"] > 0
 
 
+def _window_lengths(name: str) -> list[float]:
+    """One window length in minutes, or two ("1,2"): then the per-minute cost is their difference and
+    the set-up (keys, crowd, Dask) what is left of the shorter window."""
+    raw = os.environ.get(name, "60")
+    problem = f"{name} must be one or two different positive numbers of minutes (60, 1,2), got {raw!r}"
+    try:
+        values = sorted(float(v) for v in raw.split(","))
+    except ValueError:
+        raise ValueError(problem) from None
+    if not 1 <= len(values) <= 2 or len(set(values)) != len(values) or not all(v > 0 for v in values):
+        raise ValueError(problem)
+    return values
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_million_agent_window_on_dask(benchmark: Any, workers: int) -> None:
     """The 1,000,000-agent city (default: an hour) split into its scenario's shards on a LocalCluster
-    of ``workers`` (or on PROXIMITY_SCHEDULER); each worker's peak RSS is in extra_info."""
-    minutes = _minutes("PROXIMITY_1M_MINUTES")
+    of ``workers`` (or on PROXIMITY_SCHEDULER); each worker's peak RSS is in extra_info. With two
+    window lengths (PROXIMITY_1M_MINUTES=1,2) the set-up and the per-minute cost are told apart and
+    the hour is extrapolated from them (one length alone scales its set-up with the window)."""
+    lengths = _window_lengths("PROXIMITY_1M_MINUTES")
     scheduler = os.environ.get("PROXIMITY_SCHEDULER", "")
     city = ROOT / "simulations" / "city-1m.toml"
-    info = benchmark.pedantic(
-        _child,
-        args=(WINDOW_CHILD, str(city), str(minutes), "0", str(workers), scheduler),
-        rounds=1,
-        iterations=1,
-    )
-    stats = info["stats"]
-    benchmark.extra_info["workers"] = workers
-    benchmark.extra_info["simulated_minutes"] = minutes
-    benchmark.extra_info["wall_seconds"] = round(info["elapsed"], 1)
-    benchmark.extra_info["hour_minutes_extrapolated"] = round(info["elapsed"] * 60 / minutes / 60, 1)
-    benchmark.extra_info["worker_peak_rss_mb"] = [
-        v for k, v in sorted(stats.items()) if k.startswith("peak_rss")
+
+    def windows() -> list[dict[str, Any]]:
+        return [_child(WINDOW_CHILD, str(city), str(m), "0", str(workers), scheduler) for m in lengths]
+
+    infos = benchmark.pedantic(windows, rounds=1, iterations=1)
+    extra = benchmark.extra_info
+    extra["workers"] = workers
+    extra["simulated_minutes"] = lengths
+    extra["wall_seconds"] = [round(i["elapsed"], 1) for i in infos]
+    # the workers' CPU (a LocalCluster's; 0 on a remote scheduler) and the client's own
+    extra["workers_cpu_seconds"] = [round(i["workers_cpu"], 1) for i in infos]
+    extra["client_cpu_seconds"] = [round(i["cpu"], 1) for i in infos]
+    extra["worker_peak_rss_mb"] = [
+        [v for k, v in sorted(i["stats"].items()) if k.startswith("peak_rss")] for i in infos
     ]
-    benchmark.extra_info["client_peak_rss_mb"] = round(info["client_peak_rss_mb"], 1)
-    benchmark.extra_info.update({k: info[k] for k in ("sightings", "app_users", "hearing_radius_m")})
-    assert info["sightings"] > 0
+    extra["client_peak_rss_mb"] = [round(i["client_peak_rss_mb"], 1) for i in infos]
+    extra["sightings"] = [i["sightings"] for i in infos]
+    extra.update({k: infos[0][k] for k in ("app_users", "hearing_radius_m")})
+    # what the shards held at their peak (summed over shards): how memory would grow over a longer window
+    held = ("peak_close", "peak_heard", "chunks")
+    extra["held"] = [{k: v for k, v in i["stats"].items() if k.startswith(held)} for i in infos]
+    if len(lengths) == 2:
+        span = lengths[1] - lengths[0]
+        for name, key in (("wall", "elapsed"), ("workers_cpu", "workers_cpu")):
+            per_minute = (infos[1][key] - infos[0][key]) / span
+            setup = infos[0][key] - lengths[0] * per_minute
+            extra[f"{name}_seconds_per_minute"] = round(per_minute, 1)
+            extra[f"{name}_setup_seconds"] = round(setup, 1)
+            extra[f"{name}_hour_minutes_extrapolated"] = round((setup + 60 * per_minute) / 60, 1)
+    else:  # the set-up is counted once per minute of the window: an overestimate for short windows
+        extra["hour_minutes_extrapolated"] = round(infos[0]["elapsed"] * 60 / lengths[0] / 60, 1)
+    assert all(i["sightings"] > 0 for i in infos)

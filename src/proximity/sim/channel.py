@@ -106,6 +106,8 @@ BREAKPOINT_M = 5.0
 FAR_SHADOW_SIGMA = 4.0  # sqrt(5^2 - 3^2): TGn's extra shadow-fading spread past the breakpoint
 RAYLEIGH_DB_SIGMA = 5.57  # standard deviation of 10 log10 of an exponential (Rayleigh power) variable
 # Other people's bodies on the line of sight (sim/bodies.py): loss per body and the corridor's width.
+# BODY_LOSS_DB is a PLACEHOLDER, not a published figure: no readable source gives a measured loss per
+# person between two phones at 2.4 GHz (docs/simulation.md, "The per-body figure", with 0-20 dB runs).
 BODY_LOSS_DB = 5.0
 BODY_CORRIDOR_M = 0.5
 

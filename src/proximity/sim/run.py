@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation import BatchVerdicts, EstimationSettings, estimate_batch, roc_auc
+from proximity.estimation.estimators import READS_CALIBRATION_CONFIDENCE
 from proximity.matching import KeyMatch
 from proximity.schemes.published import KeyBatch, batches_of
 from proximity.schemes.registry import scheme_record
@@ -538,7 +539,8 @@ class _Judge:
         the estimators that read the calibration confidence are called once per confidence."""
         phone, other, times, rssi = columns
         valid = (other >= 0) & (other != phone)
-        phone, other, times, rssi = phone[valid], other[valid], times[valid], rssi[valid]
+        if not valid.all():
+            phone, other, times, rssi = phone[valid], other[valid], times[valid], rssi[valid]
         stride = np.int64(self.devices.model.size + 1)
         code = phone * stride + other  # ascending: settled rows come sorted by (phone, other, time)
         step = np.diff(code, prepend=np.int64(-1))
@@ -548,23 +550,30 @@ class _Judge:
         corrected = rssi + self.devices.rssi_correction[phone]
         tx = self._tx_power[other] if gaen else np.full(times.size, math.nan)
         confidence = self.devices.confidence[other] if gaen else np.zeros(times.size, np.int64)
-        levels = np.flatnonzero(np.bincount(confidence)).tolist()  # the levels present, ascending
+        levels: list[int] | None = None
         out: dict[str, BatchVerdicts] = {}
         for name in self.estimators:
+            if name not in READS_CALIBRATION_CONFIDENCE:  # the same verdicts whatever the confidence
+                out[name] = estimate_batch(times, corrected, tx, code, name, self._settings(0))
+                continue
+            if levels is None:
+                levels = np.flatnonzero(np.bincount(confidence)).tolist()  # the levels present, ascending
             parts = []
             for level in levels:
                 mine = confidence == level
-                settings = EstimationSettings(
-                    rssi_correction=0.0,
-                    calibration_confidence=int(level),
-                    distance=self.scenario.contact_distance,
-                    minutes=self.scenario.contact_minutes,
-                )
-                parts.append(
-                    estimate_batch(times[mine], corrected[mine], tx[mine], code[mine], name, settings)
-                )
+                settings = self._settings(level)
+                chosen = (times[mine], corrected[mine], tx[mine], code[mine])
+                parts.append(estimate_batch(*chosen, name, settings))
             out[name] = _combine(parts)
         return pairs // stride, pairs % stride, out
+
+    def _settings(self, confidence: int) -> EstimationSettings:
+        return EstimationSettings(
+            rssi_correction=0.0,
+            calibration_confidence=int(confidence),
+            distance=self.scenario.contact_distance,
+            minutes=self.scenario.contact_minutes,
+        )
 
     def detect(self, columns: Columns) -> None:
         phone, other, verdicts = self._judge(columns)

@@ -453,8 +453,8 @@ class _Matching:
             from proximity.matching.gaen import DEFAULT_CHUNK
 
             for batch in batches_of(published, DEFAULT_CHUNK):
-                data = batch.key_data.tobytes()
-                owners = [owner_of[data[16 * i : 16 * i + 16]] for i in range(len(batch))]
+                data, width = batch.key_data.tobytes(), batch.key_data.shape[1]
+                owners = [owner_of[data[width * i : width * (i + 1)]] for i in range(len(batch))]
                 self.batches.append((batch, np.array(owners, np.int64)))
 
     def rows(self, obs: Observations) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

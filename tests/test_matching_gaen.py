@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from conftest import load_vectors
 from proximity.crypto import crypto_backend, native
-from proximity.matching import DiagnosisKey, KeyBatch, ReportType, match_gaen
+from proximity.matching import DiagnosisKey, GaenMatcher, KeyBatch, ReportType, match_gaen
 from proximity.matching.results import KeyMatch, group_by_day
 from proximity.schemes.gaen import (
     Metadata,
@@ -419,3 +419,37 @@ def test_a_revocation_in_a_later_export_file_wins(tmp_path: Any) -> None:
     assert match_gaen(stream.keys(), obs, revised_keys=stream.revisions(), workers=1) == []
     with pytest.raises(TypeError, match="a value"):
         match_gaen(stream.keys(), obs, revised_keys=iter(stream.revisions()), workers=1)  # type: ignore[arg-type]
+
+
+def test_match_columns_name_each_sighting_s_key_by_its_row_in_the_batch_given() -> None:
+    """The columns the simulator reads are what the per-key API is built from: each sighting's key is
+    its row in the batch passed in, also where a REVOKED key and a key with no sighting in its
+    window are dropped before the crypto."""
+    keys = [
+        _key(1, report_type=ReportType.REVOKED),  # never a match
+        _key(2),
+        _key(3, start=START - 10 * 144),  # its window ends days before any sighting: skipped
+        _key(4),
+        _key(5),  # published, never seen
+        _key(6),
+    ]
+    sightings = [
+        _seen(keys[0], 1, T0 + 700),
+        _seen(keys[5], 3, T0 + 3 * 600 + 5, tx=-20),
+        _seen(keys[1], 0, T0 + 10),
+        _seen(keys[3], 2, T0 + 1300, tx=-30),
+        _seen(keys[1], 0, T0 + 20),
+        _seen(keys[5], 3, T0 + 3 * 600 + 1),
+    ]
+    batch = KeyBatch.from_keys(keys)
+    matcher = GaenMatcher.build(Observations.from_sightings("gaen", sightings))
+    columns = matcher.match_columns(batch)
+    assert columns.key.tolist() == [1, 1, 3, 5, 5]
+    assert columns.times.tolist() == [T0 + 10, T0 + 20, T0 + 1300, T0 + 3 * 600 + 1, T0 + 3 * 600 + 5]
+    assert np.isnan(columns.tx_power[3]) and columns.tx_power[[2, 4]].tolist() == [-30, -20]
+    found = matcher.match_batch(batch)
+    assert [m.key for m in found] == [keys[1], keys[3], keys[5]]
+    for match, rows in zip(found, ([0, 1], [2], [3, 4]), strict=True):
+        for name in ("row_ids", "ids", "times", "rssi", "tx_power", "calibration_confidence"):
+            np.testing.assert_array_equal(getattr(match, name), getattr(columns, name)[rows])
+    assert len(matcher.match_columns(batch.select(np.array([0, 2, 4])))) == 0

@@ -17,7 +17,7 @@ from proximity.sim import CrowdParams, Scenario, World, load_scenario, run_simul
 from proximity.sim.devices import AppDedup, SharedLog
 from proximity.sim.ledger import CloseTime, HeardPairs
 from proximity.sim.phones import Phones
-from proximity.sim.run import _publish, split_by_phone
+from proximity.sim.run import _Matching, _publish, split_by_phone
 
 CITY = REPO / "simulations" / "city.toml"
 
@@ -41,7 +41,8 @@ def test_one_matcher_call_finds_what_each_phones_own_call_finds(scheme: str, tmp
     users = np.flatnonzero(world.app).astype(np.int64)
     end = scenario.start + scenario.duration
     phones = Phones(scheme, users, world.n, scenario.start, end, world.streams("keys"))
-    published, _ = _publish(phones, set(users[::3].tolist()))  # a third of the phones are index cases
+    published, owner_of = _publish(phones, set(users[::3].tolist()))  # a third of the phones are index cases
+    matching = _Matching(scheme, published, owner_of)  # what the run reads (GAEN: the matcher's columns)
     one: list[tuple[int, bytes, tuple[int, ...], tuple[float, ...]]] = []
     each: list[tuple[int, bytes, tuple[int, ...], tuple[float, ...]]] = []
 
@@ -60,6 +61,9 @@ def test_one_matcher_call_finds_what_each_phones_own_call_finds(scheme: str, tmp
             )  # fmt: skip
             found = match(published, obs, workers=1)
             one += [summary(j, m) for j, m in split_by_phone(found, obs, by)]
+            rows, owners = matching.rows(obs)
+            expected = [(r, owner_of[m.key_data]) for m in found for r in m.row_ids.tolist()]
+            assert sorted(zip(rows.tolist(), owners.tolist(), strict=True)) == sorted(expected)
             for phone in np.unique(by).tolist():
                 mine = match(published, _phone_rows(obs, by == phone), workers=1)
                 each += [summary(phone, m) for m in mine]

@@ -37,6 +37,7 @@ from proximity.times import SECONDS_PER_DAY
 __all__ = [
     "DEFAULT_ESTIMATOR",
     "ESTIMATORS",
+    "READS_CALIBRATION_CONFIDENCE",
     "EstimationSettings",
     "Estimator",
     "Verdict",
@@ -257,6 +258,11 @@ ESTIMATORS: dict[str, Estimator] = {
     **{name: _preset_estimator(preset) for name, preset in PRESETS.items()},
     "nhs": _nhs,
 }
+
+
+# the estimators whose verdicts depend on EstimationSettings.calibration_confidence (the others give
+# the same verdicts whatever it is, so a batch of mixed confidences may go to them in one call)
+READS_CALIBRATION_CONFIDENCE = frozenset({PROBABILISTIC})
 
 
 def estimator_names() -> list[str]:

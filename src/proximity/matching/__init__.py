@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from proximity.matching.dp3t import Dp3tMatcher, match_dp3t
     from proximity.matching.gaen import GaenMatcher, match_gaen
     from proximity.matching.index import ObservedIdIndex
-    from proximity.matching.results import DayMatch, KeyMatch, group_by_day
+    from proximity.matching.results import DayMatch, KeyMatch, MatchColumns, group_by_day
     from proximity.schemes.published import DiagnosisKey, KeyBatch, ReportType
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "GaenMatcher",
     "KeyBatch",
     "KeyMatch",
+    "MatchColumns",
     "ObservedIdIndex",
     "ReportType",
     "group_by_day",
@@ -43,6 +44,7 @@ _HOMES = {
     "ObservedIdIndex": "proximity.matching.index",
     "DayMatch": "proximity.matching.results",
     "KeyMatch": "proximity.matching.results",
+    "MatchColumns": "proximity.matching.results",
     "group_by_day": "proximity.matching.results",
     "DiagnosisKey": "proximity.schemes.published",
     "KeyBatch": "proximity.schemes.published",

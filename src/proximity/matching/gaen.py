@@ -31,7 +31,7 @@ from proximity.arrays import distinct
 from proximity.crypto import CryptoBackend, crypto_backend, resolve_backend
 from proximity.matching.index import ObservedIdIndex, in_log_order, take_rows
 from proximity.matching.pool import resolve_workers, run_chunks
-from proximity.matching.results import KeyMatch
+from proximity.matching.results import KeyMatch, MatchColumns
 from proximity.matching.source import SightingSource, overlaps
 from proximity.radio import TX_POWER_RANGE
 from proximity.schemes.gaen import (
@@ -95,22 +95,30 @@ class GaenMatcher:
 
     def match_batch(self, batch: KeyBatch) -> list[KeyMatch]:
         """Every key of ``batch`` that has at least one counted sighting, in batch order."""
+        return self.match_columns(batch).matches()
+
+    def match_columns(self, batch: KeyBatch) -> MatchColumns:
+        """Every counted sighting of ``batch``'s keys as columns (``key``: its row in ``batch``)."""
         crypto = crypto_backend(self.backend)
-        if len(batch) == 0 or len(self.index) == 0:
-            return []
-        withdrawn = batch.report_type == ReportType.REVOKED
-        if withdrawn.any():  # a REVOKED key is never a match
-            batch = batch.select(~withdrawn)
-        # A key with no sighting at all inside its window (±2 h) cannot match: skip its crypto. This
-        # reads the observation times, never the clock; it pays when the log is shorter than 14 days.
-        low, high = _windows(batch)
-        inside = np.searchsorted(self.sorted_times, high) > np.searchsorted(self.sorted_times, low)
-        if not inside.all():
-            batch = batch.select(inside)
-        if len(batch) == 0:
-            return []
-        positions, unique = _probe(batch, self.index, crypto)
-        return self._evaluate(batch, positions // TEK_ROLLING_PERIOD, unique, crypto)
+        rows = np.arange(len(batch))
+        if len(batch) and len(self.index):
+            withdrawn = batch.report_type == ReportType.REVOKED
+            if withdrawn.any():  # a REVOKED key is never a match
+                rows = rows[~withdrawn]
+            # A key with no sighting at all inside its window (±2 h) cannot match: skip its crypto.
+            # This reads the observation times, never the clock; it pays when the log is shorter than
+            # 14 days.
+            low, high = _windows(batch)
+            inside = np.searchsorted(self.sorted_times, high) > np.searchsorted(self.sorted_times, low)
+            if not inside[rows].all():
+                rows = rows[inside[rows]]
+        else:
+            rows = rows[:0]
+        chosen = batch if rows.size == len(batch) else batch.select(rows)
+        if rows.size == 0:
+            return self._evaluate(chosen, np.zeros(0, np.int64), np.zeros(0, np.int64), crypto, batch, rows)
+        positions, unique = _probe(chosen, self.index, crypto)
+        return self._evaluate(chosen, positions // TEK_ROLLING_PERIOD, unique, crypto, batch, rows)
 
     def _evaluate(
         self,
@@ -118,9 +126,12 @@ class GaenMatcher:
         key_rows: NDArray[np.int64],
         unique: NDArray[np.int64],
         crypto: CryptoBackend,
-    ) -> list[KeyMatch]:
+        whole: KeyBatch,
+        rows_in_whole: NDArray[np.int64],
+    ) -> MatchColumns:
         """The exact rules for every probed hit (key row, unique ID) of ``batch`` at once, as columns:
-        one pass over all hits' sightings, not a Python loop per key; a match per key that keeps any."""
+        one pass over all hits' sightings, not a Python loop per key. ``batch`` is the rows
+        ``rows_in_whole`` of ``whole``; the columns name keys by their row in ``whole``."""
         obs, index = self.observations, self.index
         hits = np.argsort(key_rows, kind="stable")  # by key, each key's hits in probe order
         key_of_hit, unique = key_rows[hits], unique[hits]
@@ -165,26 +176,18 @@ class GaenMatcher:
             tx_power[order],
             confidence[order],
         )
-        row_ids = obs.row_ids[rows].astype(np.int64)
-        ids = take_rows(index.unique_ids, unique[hit])
-        times, rssi = obs.times[rows].astype(np.float64), obs.rssi[rows].astype(np.float64)
-        cuts = np.flatnonzero(np.diff(key)) + 1
-        starts = np.concatenate(([0], cuts)).tolist() if key.size else []
-        ends = np.concatenate((cuts, [key.size])).tolist() if key.size else []
-        return [
-            KeyMatch(
-                scheme=GAEN.name,
-                key=batch.key(k),
-                verified=batch.verified,
-                row_ids=row_ids[a:b],
-                ids=ids[a:b],
-                times=times[a:b],
-                rssi=rssi[a:b],
-                tx_power=tx_power[a:b],
-                calibration_confidence=confidence[a:b],
-            )
-            for k, a, b in zip(key[starts].tolist(), starts, ends, strict=True)
-        ]
+        return MatchColumns(
+            scheme=GAEN.name,
+            key_of=whole.key,
+            verified=whole.verified,
+            key=rows_in_whole[key],
+            row_ids=obs.row_ids[rows].astype(np.int64),
+            ids=take_rows(index.unique_ids, unique[hit]),
+            times=obs.times[rows].astype(np.float64),
+            rssi=obs.rssi[rows].astype(np.float64),
+            tx_power=tx_power,
+            calibration_confidence=confidence,
+        )
 
 
 def _windows(batch: KeyBatch) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

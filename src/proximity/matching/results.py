@@ -8,7 +8,7 @@ only for GAEN sightings that carried metadata. :func:`group_by_day` splits match
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from proximity.schemes.published import DiagnosisKey, PublishedKey, ReportType
 from proximity.times import SECONDS_PER_DAY
 
-__all__ = ["DayMatch", "KeyMatch", "group_by_day"]
+__all__ = ["DayMatch", "KeyMatch", "MatchColumns", "group_by_day"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -93,6 +93,54 @@ class KeyMatch:
             self.tx_power[mask],
             self.calibration_confidence[mask],
         )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MatchColumns:
+    """Every counted sighting of a key batch's matched keys, as columns grouped by key.
+
+    What one matcher pass produces: ``key`` is each sighting's row in the batch matched (ascending:
+    keys in batch order, each key's sightings sorted by time then row), ``key_of`` gives the published
+    key of a row. A consumer of many sightings (the simulator) reads the columns as they are; the
+    per-key API, :meth:`matches`, is built from them on demand.
+    """
+
+    scheme: str
+    key_of: Callable[[int], DiagnosisKey | PublishedKey]
+    verified: bool
+    key: NDArray[np.int64]
+    row_ids: NDArray[np.int64]
+    ids: NDArray[np.uint8]
+    times: NDArray[np.float64]
+    rssi: NDArray[np.float64]
+    tx_power: NDArray[np.float64]
+    calibration_confidence: NDArray[np.int8]
+
+    def __len__(self) -> int:
+        return int(self.key.shape[0])
+
+    def matches(self) -> list[KeyMatch]:
+        """One :class:`KeyMatch` per matched key, in batch order (its arrays are views of the columns)."""
+        key = self.key
+        if key.size == 0:
+            return []
+        cuts = np.flatnonzero(np.diff(key)) + 1
+        starts = np.concatenate(([0], cuts)).tolist()
+        ends = np.concatenate((cuts, [key.size])).tolist()
+        return [
+            KeyMatch(
+                scheme=self.scheme,
+                key=self.key_of(k),
+                verified=self.verified,
+                row_ids=self.row_ids[a:b],
+                ids=self.ids[a:b],
+                times=self.times[a:b],
+                rssi=self.rssi[a:b],
+                tx_power=self.tx_power[a:b],
+                calibration_confidence=self.calibration_confidence[a:b],
+            )
+            for k, a, b in zip(key[starts].tolist(), starts, ends, strict=True)
+        ]
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -37,7 +37,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation import BatchVerdicts, EstimationSettings, estimate_batch, roc_auc
+from proximity.estimation.estimators import READS_CALIBRATION_CONFIDENCE
 from proximity.matching import KeyMatch
+from proximity.schemes.published import KeyBatch, batches_of
 from proximity.schemes.registry import scheme_record
 from proximity.sightings import Observations
 from proximity.sim.contacts import contact_table
@@ -238,6 +240,7 @@ def run_shard(
     )
     # every app user is a potential index case: everyone's keys are matched against every log
     published, owner_of = _publish(phones, {int(u) for u in users})
+    matching = _Matching(scenario.scheme, published, owner_of)
     forget = scenario.forget
     truth = CloseTime(n, scenario.contact_minutes * 60.0, forget, record=scenario.contact_table)
     heard = HeardPairs(n, forget, scenario.hold)
@@ -278,7 +281,7 @@ def run_shard(
             heard.add(*written)
             if len(obs) and published:
                 calls += 1
-                matched.add(*_matched_columns(_match(published, obs), written, first, owner_of))
+                matched.add(*_matched_columns(*matching.rows(obs), written, first))
             true_pairs |= truth.settle(chunk.end)
             judge.detect(heard.settle_columns(chunk.end))
             judge.notify(matched.settle_columns(chunk.end), chunk.end)
@@ -438,27 +441,55 @@ def _publish(phones: Phones, index_cases: set[int]) -> tuple[list[Any], dict[byt
     return published, owner_of
 
 
-def _match(published: list[Any], obs: Observations) -> list[KeyMatch]:
-    """One real matcher call over every phone's observations (the run is the unit of parallelism)."""
-    match: list[KeyMatch] = scheme_record(obs.scheme).load_matcher()(published, obs, workers=1)
-    return match
+class _Matching:
+    """The real matcher over a chunk's observations, every published key each time; per matched
+    sighting its row id and the key's owner. GAEN's matcher hands its columns over as they are (one
+    call per key chunk, no per-key objects); other schemes go through their match function."""
+
+    def __init__(self, scheme: str, published: list[Any], owner_of: dict[bytes, int]) -> None:
+        self.scheme, self.published, self.owner_of = scheme, published, owner_of
+        self.batches: list[tuple[KeyBatch, NDArray[np.int64]]] = []
+        if scheme_record(scheme).matcher == "proximity.matching.gaen:match_gaen" and published:
+            from proximity.matching.gaen import DEFAULT_CHUNK
+
+            for batch in batches_of(published, DEFAULT_CHUNK):
+                data, width = batch.key_data.tobytes(), batch.key_data.shape[1]
+                owners = [owner_of[data[width * i : width * (i + 1)]] for i in range(len(batch))]
+                self.batches.append((batch, np.array(owners, np.int64)))
+
+    def rows(self, obs: Observations) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(row id, key owner) of every matched sighting, a sighting once per key it matched."""
+        if self.batches:
+            from proximity.crypto import resolve_backend
+            from proximity.matching.gaen import GaenMatcher
+
+            matcher = GaenMatcher.build(obs, resolve_backend(None))
+            found = [matcher.match_columns(batch) for batch, _ in self.batches]
+            row_ids = [c.row_ids for c in found]
+            owners = [owners[c.key] for c, (_, owners) in zip(found, self.batches, strict=True)]
+        else:
+            matches: list[KeyMatch] = scheme_record(obs.scheme).load_matcher()(self.published, obs, workers=1)
+            row_ids = [m.row_ids for m in matches]
+            owners = [np.full(len(m), self.owner_of[m.key_data], np.int64) for m in matches]
+        empty = np.zeros(0, np.int64)
+        return np.concatenate([empty, *row_ids]), np.concatenate([empty, *owners])
 
 
 def _matched_columns(
-    matches: list[KeyMatch], written: Columns, first: np.int64, owner_of: dict[bytes, int]
+    row_ids: NDArray[np.int64], source: NDArray[np.int64], written: Columns, first: np.int64
 ) -> Columns:
     """Every matched sighting as (phone that logged it, key owner, time, RSSI as the matcher read it).
 
-    ``written`` is the chunk as written (scanner, advertiser, time, RSSI as stored), row id ``first + k``
-    at k; a match's times and RSSIs are those rows' values. A row is one owner's ID, so the matched
-    rows come out in the order written, a row matched by several of its owner's keys (Bluezone's
-    records overlap) once per match; should two owners' keys derive one ID, in the matches' order."""
+    ``row_ids`` and ``source`` are each match's row and key owner; ``written`` is the chunk as
+    written (scanner, advertiser, time, RSSI as stored), row id ``first + k`` at k; a match's times
+    and RSSIs are those rows' values. A row is one owner's ID, so the matched rows come out in the
+    order written, a row matched by several of its owner's keys (Bluezone's records overlap) once per
+    match; should two owners' keys derive one ID, in the matches' order."""
     scanner, _, times, rssi = written
-    if not matches:
+    if not row_ids.size:
         empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros(0), np.zeros(0)
-    at = np.concatenate([m.row_ids for m in matches]) - first
-    source = np.repeat([owner_of[m.key_data] for m in matches], [len(m) for m in matches]).astype(np.int64)
+    at = row_ids - first
     owner = np.full(times.size, -1, np.int64)
     owner[at] = source
     if not np.array_equal(owner[at], source):  # one row, two owners
@@ -508,7 +539,8 @@ class _Judge:
         the estimators that read the calibration confidence are called once per confidence."""
         phone, other, times, rssi = columns
         valid = (other >= 0) & (other != phone)
-        phone, other, times, rssi = phone[valid], other[valid], times[valid], rssi[valid]
+        if not valid.all():
+            phone, other, times, rssi = phone[valid], other[valid], times[valid], rssi[valid]
         stride = np.int64(self.devices.model.size + 1)
         code = phone * stride + other  # ascending: settled rows come sorted by (phone, other, time)
         step = np.diff(code, prepend=np.int64(-1))
@@ -518,23 +550,30 @@ class _Judge:
         corrected = rssi + self.devices.rssi_correction[phone]
         tx = self._tx_power[other] if gaen else np.full(times.size, math.nan)
         confidence = self.devices.confidence[other] if gaen else np.zeros(times.size, np.int64)
-        levels = np.flatnonzero(np.bincount(confidence)).tolist()  # the levels present, ascending
+        levels: list[int] | None = None
         out: dict[str, BatchVerdicts] = {}
         for name in self.estimators:
+            if name not in READS_CALIBRATION_CONFIDENCE:  # the same verdicts whatever the confidence
+                out[name] = estimate_batch(times, corrected, tx, code, name, self._settings(0))
+                continue
+            if levels is None:
+                levels = np.flatnonzero(np.bincount(confidence)).tolist()  # the levels present, ascending
             parts = []
             for level in levels:
                 mine = confidence == level
-                settings = EstimationSettings(
-                    rssi_correction=0.0,
-                    calibration_confidence=int(level),
-                    distance=self.scenario.contact_distance,
-                    minutes=self.scenario.contact_minutes,
-                )
-                parts.append(
-                    estimate_batch(times[mine], corrected[mine], tx[mine], code[mine], name, settings)
-                )
+                settings = self._settings(level)
+                chosen = (times[mine], corrected[mine], tx[mine], code[mine])
+                parts.append(estimate_batch(*chosen, name, settings))
             out[name] = _combine(parts)
         return pairs // stride, pairs % stride, out
+
+    def _settings(self, confidence: int) -> EstimationSettings:
+        return EstimationSettings(
+            rssi_correction=0.0,
+            calibration_confidence=int(confidence),
+            distance=self.scenario.contact_distance,
+            minutes=self.scenario.contact_minutes,
+        )
 
     def detect(self, columns: Columns) -> None:
         phone, other, verdicts = self._judge(columns)

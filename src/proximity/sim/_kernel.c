@@ -388,6 +388,20 @@ static int louder_first(const void *x, const void *y) {
     return l->b < r->b ? -1 : (l->b > r->b);
 }
 
+/* one cell's advertisers loudest first (ties in adv's order): insertion sort for the usual few */
+static void loudest_first(Loud *rows, int64_t n) {
+    if (n > 32) {
+        qsort(rows, (size_t)n, sizeof(Loud), louder_first);
+        return;
+    }
+    for (int64_t k = 1; k < n; k++) {
+        Loud row = rows[k];
+        int64_t m = k;
+        for (; m > 0 && louder_first(rows + m - 1, &row) > 0; m--) rows[m] = rows[m - 1];
+        rows[m] = row;
+    }
+}
+
 /* Other people's bodies on the line of sight (sim/bodies.py, BodyGrid.count, the same cells and walk):
  * on heard links longer than two corridor cells and up to the breakpoint, each distinct corridor cell
  * the link crosses (samples every cell width from one past the transmitter to one short of the
@@ -550,12 +564,8 @@ static int run(const Inputs *in, Out *out) {
         free(start), free(packed), free(where), free(by_tx), free(slope);
         return -1;
     }
-    /* advertisers loudest first, then a stable counting sort by cell: each cell's slice is loudest first */
-    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
-        by_tx[b].tx = in->reach_tx[in->adv[b] % in->n];
-        by_tx[b].b = b;
-    }
-    qsort(by_tx, (size_t)in->n_adv, sizeof(Loud), louder_first);
+    /* a counting sort by cell (stable in adv's order), then each cell's slice loudest first: the order
+     * of sorting all advertisers loudest first, then by cell, without sorting them all */
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
         const double *q = in->pos + 2 * in->adv[b];
         int64_t cx = (int64_t)floor((q[0] - x0) / cell), cy = (int64_t)floor((q[1] - y0) / cell);
@@ -565,16 +575,22 @@ static int run(const Inputs *in, Out *out) {
         start[where[b] + 1]++;
     }
     for (int64_t c = 0; c < cells; c++) start[c + 1] += start[c];
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        int64_t k = start[where[b]]++;
+        by_tx[k].tx = in->reach_tx[in->adv[b] % in->n];
+        by_tx[k].b = b;
+    }
+    for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
+    start[0] = 0;
+    for (int64_t c = 0; c < cells; c++) loudest_first(by_tx + start[c], start[c + 1] - start[c]);
     for (Py_ssize_t k = 0; k < in->n_adv; k++) {
         int64_t b = by_tx[k].b, agent = in->adv[b] % in->n;
         const double *q = in->pos + 2 * in->adv[b];
         Adv row = {q[0], q[1], by_tx[k].tx, in->dev_tx[agent], in->enter[agent],
                    in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, b, in->adv[b],
                    first(in->keys[K_ENCOUNTER], agent)};
-        packed[start[where[b]]++] = row;
+        packed[k] = row;
     }
-    for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
-    start[0] = 0;
     double span2 = span * span;
     int rc = 0;
     for (Py_ssize_t a = 0; a < in->n_scan && rc == 0; a++) {

@@ -500,6 +500,36 @@ static int bodies(const Inputs *in, Out *out) {
     return 0;
 }
 
+/* The pair radius test without interpolating per pair: x = rx_reach + tx_reach + step is in reach of d
+ * iff d <= interp(x), and interp is non-decreasing in x. Per d^2 bucket (the Bounds' buckets), every
+ * x >= sure[k] has interp(x) above the bucket's far distance and every x < never[k] below its near
+ * one; only x in between (a bucket's sliver of a dB) takes the exact test. */
+static double crossing(const double *grid, const double *table, const double *slope, Py_ssize_t m, double dist,
+                       Py_ssize_t *j) {
+    if (dist <= table[0]) return -INFINITY;
+    if (dist > table[m - 1]) return INFINITY;
+    while (*j < m - 2 && table[*j + 1] < dist) ++*j; /* dist only grows from call to call */
+    return grid[*j] + (dist - table[*j]) / slope[*j];
+}
+
+static void reach_edges(const double *grid, const double *table, const double *slope, Py_ssize_t m, double step,
+                        const Bounds *bd, double *sure, double *never) {
+    int monotone = 1;
+    for (Py_ssize_t j = 0; j + 1 < m; j++) monotone &= table[j + 1] >= table[j] && isfinite(slope[j]);
+    Py_ssize_t j_near = 0, j_far = 0;
+    for (int64_t k = 0; k < bd->d_buckets; k++) {
+        sure[k] = INFINITY, never[k] = -INFINITY;
+        if (!monotone) continue;
+        double near = k == 0 ? 0.0 : sqrt(bucket_edge(k, bd->d_base)), far = sqrt(bucket_edge(k + 1, bd->d_base));
+        double x = crossing(grid, table, slope, m, far * (1.0 + 1e-9), &j_far);
+        x += 1e-7 * (1.0 + fabs(x));
+        if (x == -INFINITY || (isfinite(x) && interp(x, grid, table, slope, m, step) >= far * (1.0 + 1e-10))) sure[k] = x;
+        x = crossing(grid, table, slope, m, near * (1.0 - 1e-9), &j_near);
+        x -= 1e-7 * (1.0 + fabs(x));
+        if (x == INFINITY || (isfinite(x) && interp(x, grid, table, slope, m, step) < near * (1.0 - 1e-10))) never[k] = x;
+    }
+}
+
 /* an agent's least carriage loss over hours [h_lo, h_hi] */
 static double least_loss(const Inputs *in, int64_t agent, int64_t h_lo, int64_t h_hi) {
     double least = INFINITY;
@@ -560,10 +590,12 @@ static int run(const Inputs *in, Out *out) {
     int64_t *where = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
     Loud *by_tx = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Loud));
     const Bounds *bd = in->bounds;
-    if (!start || !packed || !where || !by_tx) {
-        free(start), free(packed), free(where), free(by_tx), free(slope);
+    double *sure = malloc((size_t)bd->d_buckets * sizeof(double)), *never = malloc((size_t)bd->d_buckets * sizeof(double));
+    if (!start || !packed || !where || !by_tx || !sure || !never) {
+        free(start), free(packed), free(where), free(by_tx), free(sure), free(never), free(slope);
         return -1;
     }
+    reach_edges(in->grid, in->table, slope, in->m, step, bd, sure, never);
     /* a counting sort by cell (stable in adv's order), then each cell's slice loudest first: the order
      * of sorting all advertisers loudest first, then by cell, without sorting them all */
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
@@ -620,16 +652,23 @@ static int run(const Inputs *in, Out *out) {
                 double ey = gy < bottom ? bottom - gy : (gy > top ? gy - top : 0.0);
                 double gap = sqrt(ex * ex + ey * ey) * (1.0 - 1e-12) - 1e-9; /* a margin for rounding */
                 if (gap > r) continue;
-                int64_t c = cx * ny + cy;
+                int64_t c = cx * ny + cy, kg = gap > 0.0 ? bucket(gap * gap, bd->d_base) : 0;
+                double quiet = never[kg < 0 ? 0 : kg]; /* x below it: out of reach of the whole cell */
                 for (int64_t k = start[c]; k < start[c + 1]; k++) {
                     const Adv *ad = packed + k;
-                    double own = interp(rx_off + ad->loud + step, in->grid, in->table, slope, in->m, step);
-                    if (own < gap) break; /* the rest of the cell is quieter still */
+                    double x = rx_off + ad->loud + step;
+                    if (x < quiet) break; /* the rest of the cell is quieter still */
                     double dx = s[0] - ad->x, dy = s[1] - ad->y;
                     double d2 = dx * dx + dy * dy;
                     if (d2 > span2 || in->scan[a] == ad->g) continue;
-                    /* d <= own, with the square root only near the edge (the full path takes its own) */
-                    if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) continue;
+                    int64_t kd = bucket(d2, bd->d_base);
+                    kd = kd < 0 ? 0 : kd;
+                    if (!(x >= sure[kd])) {
+                        if (x < never[kd]) continue;
+                        /* d <= own, with the square root only near the edge (the full path takes its own) */
+                        double own = interp(x, in->grid, in->table, slope, in->m, step);
+                        if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) continue;
+                    }
                     if (packet(in, bd, &sc, ad, d2, out) < 0) {
                         rc = -1;
                         break;
@@ -639,7 +678,7 @@ static int run(const Inputs *in, Out *out) {
         }
         if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }
-    free(start), free(packed), free(where), free(by_tx), free(slope);
+    free(start), free(packed), free(where), free(by_tx), free(sure), free(never), free(slope);
     return rc == 0 ? bodies(in, out) : rc;
 }
 

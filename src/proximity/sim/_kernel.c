@@ -323,7 +323,8 @@ static int packet(const Inputs *in, const Bounds *bd, const Scan *sc, const Adv 
     int64_t e = f >= 0.0 && f < 1e15 ? (int64_t)f : -1;
     uint64_t mask = -(uint64_t)(rx < tx); /* which end is lo, without a branch on random data */
     uint64_t lo_first = (sc->encounter & mask) | (ad->encounter & ~mask), h = 0;
-    if (e >= 0 && f - (double)e > 1e-9 && f - (double)e + bd->step_share < 1.0 - 1e-9) {
+    /* f == 0: the step starts exactly as the encounter does (a run's first step), its packets are in it */
+    if (e >= 0 && (f - (double)e > 1e-9 || f == 0.0) && f - (double)e + bd->step_share < 1.0 - 1e-9) {
         h = rest(lo_first, hi, e);
         double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
         double q = Q_MAX[bucket(w, U_BASE)];

@@ -6,15 +6,16 @@
  * arithmetic, were the cost. This kernel does the same work pair by pair without intermediate arrays:
  * advertisers are binned once per call into square cells, loudest transmitter first within each cell;
  * each scanner walks the cells within its largest radius and stops in a cell at the first advertiser
- * whose pair radius (the same table and linear interpolation as PairReach.radius) cannot reach the
- * cell; each candidate within its own radius gets the numpy path's draws (the same splitmix64 hashes,
- * channel formulas and order of floating-point operations): the link's level (channel.link_level) and
- * whether the packet is heard with the fading integrated out (channel.heard_chance), then a heard
- * packet's fading given that it was heard (channel.heard_rssi). A cheap conservative bound (Bounds)
- * drops most candidates before those exact draws without changing which are heard. Other people's
- * bodies are counted on the heard links (bodies(), as sim/bodies.py), and the packets come back final,
- * with their level and uniform, in the order of ``scan`` then ``adv``. The numpy path and the kernel
- * agree up to the last bits of libm (tests/test_sim_kernel.py).
+ * whose pair radius (the same table and linear interpolation as PairReach.radius) surely cannot reach
+ * the cell; the pair radius test reads per-distance-bucket edges and interpolates only in a bucket's
+ * sliver between them (reach_edges); each candidate within its own radius gets the numpy path's
+ * draws (the same splitmix64 hashes, channel formulas and order of floating-point operations): the
+ * link's level (channel.link_level) and whether the packet is heard with the fading integrated out
+ * (channel.heard_chance), then a heard packet's fading given that it was heard (channel.heard_rssi).
+ * A cheap conservative bound (Bounds) drops most candidates before those exact draws without changing
+ * which are heard. Other people's bodies are counted on the heard links (bodies(), as sim/bodies.py),
+ * and the packets come back final, with their level and uniform, in the order of ``scan`` then ``adv``.
+ * The numpy path and the kernel agree up to the last bits of libm (tests/test_sim_kernel.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -389,16 +390,17 @@ static int louder_first(const void *x, const void *y) {
     return l->b < r->b ? -1 : (l->b > r->b);
 }
 
-/* one cell's advertisers loudest first (ties in adv's order): insertion sort for the usual few */
+/* one cell's advertisers loudest first (ties in adv's order; the order of ties changes no packet): insertion
+ * sort for the usual few dozen */
 static void loudest_first(Loud *rows, int64_t n) {
-    if (n > 32) {
+    if (n > 96) {
         qsort(rows, (size_t)n, sizeof(Loud), louder_first);
         return;
     }
     for (int64_t k = 1; k < n; k++) {
         Loud row = rows[k];
         int64_t m = k;
-        for (; m > 0 && louder_first(rows + m - 1, &row) > 0; m--) rows[m] = rows[m - 1];
+        for (; m > 0 && rows[m - 1].tx < row.tx; m--) rows[m] = rows[m - 1];
         rows[m] = row;
     }
 }
@@ -524,10 +526,12 @@ static void reach_edges(const double *grid, const double *table, const double *s
         double near = k == 0 ? 0.0 : sqrt(bucket_edge(k, bd->d_base)), far = sqrt(bucket_edge(k + 1, bd->d_base));
         double x = crossing(grid, table, slope, m, far * (1.0 + 1e-9), &j_far);
         x += 1e-7 * (1.0 + fabs(x));
-        if (x == -INFINITY || (isfinite(x) && interp(x, grid, table, slope, m, step) >= far * (1.0 + 1e-10))) sure[k] = x;
+        if (x == -INFINITY || (isfinite(x) && interp(x, grid, table, slope, m, step) >= far * (1.0 + 1e-10)))
+            sure[k] = x;
         x = crossing(grid, table, slope, m, near * (1.0 - 1e-9), &j_near);
         x -= 1e-7 * (1.0 + fabs(x));
-        if (x == INFINITY || (isfinite(x) && interp(x, grid, table, slope, m, step) < near * (1.0 - 1e-10))) never[k] = x;
+        if (x == INFINITY || (isfinite(x) && interp(x, grid, table, slope, m, step) < near * (1.0 - 1e-10)))
+            never[k] = x;
     }
 }
 
@@ -591,7 +595,8 @@ static int run(const Inputs *in, Out *out) {
     int64_t *where = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
     Loud *by_tx = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Loud));
     const Bounds *bd = in->bounds;
-    double *sure = malloc((size_t)bd->d_buckets * sizeof(double)), *never = malloc((size_t)bd->d_buckets * sizeof(double));
+    double *sure = malloc((size_t)bd->d_buckets * sizeof(double));
+    double *never = malloc((size_t)bd->d_buckets * sizeof(double));
     if (!start || !packed || !where || !by_tx || !sure || !never) {
         free(start), free(packed), free(where), free(by_tx), free(sure), free(never), free(slope);
         return -1;
@@ -616,13 +621,14 @@ static int run(const Inputs *in, Out *out) {
     for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
     start[0] = 0;
     for (int64_t c = 0; c < cells; c++) loudest_first(by_tx + start[c], start[c + 1] - start[c]);
-    for (Py_ssize_t k = 0; k < in->n_adv; k++) {
-        int64_t b = by_tx[k].b, agent = in->adv[b] % in->n;
+    for (Py_ssize_t k = 0; k < in->n_adv; k++) where[by_tx[k].b] = k; /* now: where each goes in packed */
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) { /* read in adv's order, written in packed's */
+        int64_t agent = in->adv[b] % in->n;
         const double *q = in->pos + 2 * in->adv[b];
-        Adv row = {q[0], q[1], by_tx[k].tx, in->dev_tx[agent], in->enter[agent],
+        Adv row = {q[0], q[1], in->reach_tx[agent], in->dev_tx[agent], in->enter[agent],
                    in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, b, in->adv[b],
                    first(in->keys[K_ENCOUNTER], agent)};
-        packed[k] = row;
+        packed[where[b]] = row;
     }
     double span2 = span * span;
     int rc = 0;

@@ -6,15 +6,16 @@
  * arithmetic, were the cost. This kernel does the same work pair by pair without intermediate arrays:
  * advertisers are binned once per call into square cells, loudest transmitter first within each cell;
  * each scanner walks the cells within its largest radius and stops in a cell at the first advertiser
- * whose pair radius (the same table and linear interpolation as PairReach.radius) cannot reach the
- * cell; each candidate within its own radius gets the numpy path's draws (the same splitmix64 hashes,
- * channel formulas and order of floating-point operations): the link's level (channel.link_level) and
- * whether the packet is heard with the fading integrated out (channel.heard_chance), then a heard
- * packet's fading given that it was heard (channel.heard_rssi). A cheap conservative bound (Bounds)
- * drops most candidates before those exact draws without changing which are heard. Other people's
- * bodies are counted on the heard links (bodies(), as sim/bodies.py), and the packets come back final,
- * with their level and uniform, in the order of ``scan`` then ``adv``. The numpy path and the kernel
- * agree up to the last bits of libm (tests/test_sim_kernel.py).
+ * whose pair radius (the same table and linear interpolation as PairReach.radius) surely cannot reach
+ * the cell; the pair radius test reads per-distance-bucket edges and interpolates only in a bucket's
+ * sliver between them (reach_edges); each candidate within its own radius gets the numpy path's
+ * draws (the same splitmix64 hashes, channel formulas and order of floating-point operations): the
+ * link's level (channel.link_level) and whether the packet is heard with the fading integrated out
+ * (channel.heard_chance), then a heard packet's fading given that it was heard (channel.heard_rssi).
+ * A cheap conservative bound (Bounds) drops most candidates before those exact draws without changing
+ * which are heard. Other people's bodies are counted on the heard links (bodies(), as sim/bodies.py),
+ * and the packets come back final, with their level and uniform, in the order of ``scan`` then ``adv``.
+ * The numpy path and the kernel agree up to the last bits of libm (tests/test_sim_kernel.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -323,7 +324,8 @@ static int packet(const Inputs *in, const Bounds *bd, const Scan *sc, const Adv 
     int64_t e = f >= 0.0 && f < 1e15 ? (int64_t)f : -1;
     uint64_t mask = -(uint64_t)(rx < tx); /* which end is lo, without a branch on random data */
     uint64_t lo_first = (sc->encounter & mask) | (ad->encounter & ~mask), h = 0;
-    if (e >= 0 && f - (double)e > 1e-9 && f - (double)e + bd->step_share < 1.0 - 1e-9) {
+    /* f == 0: the step starts exactly as the encounter does (a run's first step), its packets are in it */
+    if (e >= 0 && (f - (double)e > 1e-9 || f == 0.0) && f - (double)e + bd->step_share < 1.0 - 1e-9) {
         h = rest(lo_first, hi, e);
         double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
         double q = Q_MAX[bucket(w, U_BASE)];
@@ -386,6 +388,21 @@ static int louder_first(const void *x, const void *y) {
     const Loud *l = x, *r = y;
     if (l->tx != r->tx) return l->tx > r->tx ? -1 : 1;
     return l->b < r->b ? -1 : (l->b > r->b);
+}
+
+/* one cell's advertisers loudest first (ties in adv's order; the order of ties changes no packet): insertion
+ * sort for the usual few dozen */
+static void loudest_first(Loud *rows, int64_t n) {
+    if (n > 96) {
+        qsort(rows, (size_t)n, sizeof(Loud), louder_first);
+        return;
+    }
+    for (int64_t k = 1; k < n; k++) {
+        Loud row = rows[k];
+        int64_t m = k;
+        for (; m > 0 && rows[m - 1].tx < row.tx; m--) rows[m] = rows[m - 1];
+        rows[m] = row;
+    }
 }
 
 /* Other people's bodies on the line of sight (sim/bodies.py, BodyGrid.count, the same cells and walk):
@@ -486,6 +503,38 @@ static int bodies(const Inputs *in, Out *out) {
     return 0;
 }
 
+/* The pair radius test without interpolating per pair: x = rx_reach + tx_reach + step is in reach of d
+ * iff d <= interp(x), and interp is non-decreasing in x. Per d^2 bucket (the Bounds' buckets), every
+ * x >= sure[k] has interp(x) above the bucket's far distance and every x < never[k] below its near
+ * one; only x in between (a bucket's sliver of a dB) takes the exact test. */
+static double crossing(const double *grid, const double *table, const double *slope, Py_ssize_t m, double dist,
+                       Py_ssize_t *j) {
+    if (dist <= table[0]) return -INFINITY;
+    if (dist > table[m - 1]) return INFINITY;
+    while (*j < m - 2 && table[*j + 1] < dist) ++*j; /* dist only grows from call to call */
+    return grid[*j] + (dist - table[*j]) / slope[*j];
+}
+
+static void reach_edges(const double *grid, const double *table, const double *slope, Py_ssize_t m, double step,
+                        const Bounds *bd, double *sure, double *never) {
+    int monotone = 1;
+    for (Py_ssize_t j = 0; j + 1 < m; j++) monotone &= table[j + 1] >= table[j] && isfinite(slope[j]);
+    Py_ssize_t j_near = 0, j_far = 0;
+    for (int64_t k = 0; k < bd->d_buckets; k++) {
+        sure[k] = INFINITY, never[k] = -INFINITY;
+        if (!monotone) continue;
+        double near = k == 0 ? 0.0 : sqrt(bucket_edge(k, bd->d_base)), far = sqrt(bucket_edge(k + 1, bd->d_base));
+        double x = crossing(grid, table, slope, m, far * (1.0 + 1e-9), &j_far);
+        x += 1e-7 * (1.0 + fabs(x));
+        if (x == -INFINITY || (isfinite(x) && interp(x, grid, table, slope, m, step) >= far * (1.0 + 1e-10)))
+            sure[k] = x;
+        x = crossing(grid, table, slope, m, near * (1.0 - 1e-9), &j_near);
+        x -= 1e-7 * (1.0 + fabs(x));
+        if (x == INFINITY || (isfinite(x) && interp(x, grid, table, slope, m, step) < near * (1.0 - 1e-10)))
+            never[k] = x;
+    }
+}
+
 /* an agent's least carriage loss over hours [h_lo, h_hi] */
 static double least_loss(const Inputs *in, int64_t agent, int64_t h_lo, int64_t h_hi) {
     double least = INFINITY;
@@ -546,16 +595,15 @@ static int run(const Inputs *in, Out *out) {
     int64_t *where = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
     Loud *by_tx = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Loud));
     const Bounds *bd = in->bounds;
-    if (!start || !packed || !where || !by_tx) {
-        free(start), free(packed), free(where), free(by_tx), free(slope);
+    double *sure = malloc((size_t)bd->d_buckets * sizeof(double));
+    double *never = malloc((size_t)bd->d_buckets * sizeof(double));
+    if (!start || !packed || !where || !by_tx || !sure || !never) {
+        free(start), free(packed), free(where), free(by_tx), free(sure), free(never), free(slope);
         return -1;
     }
-    /* advertisers loudest first, then a stable counting sort by cell: each cell's slice is loudest first */
-    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
-        by_tx[b].tx = in->reach_tx[in->adv[b] % in->n];
-        by_tx[b].b = b;
-    }
-    qsort(by_tx, (size_t)in->n_adv, sizeof(Loud), louder_first);
+    reach_edges(in->grid, in->table, slope, in->m, step, bd, sure, never);
+    /* a counting sort by cell (stable in adv's order), then each cell's slice loudest first: the order
+     * of sorting all advertisers loudest first, then by cell, without sorting them all */
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
         const double *q = in->pos + 2 * in->adv[b];
         int64_t cx = (int64_t)floor((q[0] - x0) / cell), cy = (int64_t)floor((q[1] - y0) / cell);
@@ -565,16 +613,23 @@ static int run(const Inputs *in, Out *out) {
         start[where[b] + 1]++;
     }
     for (int64_t c = 0; c < cells; c++) start[c + 1] += start[c];
-    for (Py_ssize_t k = 0; k < in->n_adv; k++) {
-        int64_t b = by_tx[k].b, agent = in->adv[b] % in->n;
-        const double *q = in->pos + 2 * in->adv[b];
-        Adv row = {q[0], q[1], by_tx[k].tx, in->dev_tx[agent], in->enter[agent],
-                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, b, in->adv[b],
-                   first(in->keys[K_ENCOUNTER], agent)};
-        packed[start[where[b]]++] = row;
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        int64_t k = start[where[b]]++;
+        by_tx[k].tx = in->reach_tx[in->adv[b] % in->n];
+        by_tx[k].b = b;
     }
     for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
     start[0] = 0;
+    for (int64_t c = 0; c < cells; c++) loudest_first(by_tx + start[c], start[c + 1] - start[c]);
+    for (Py_ssize_t k = 0; k < in->n_adv; k++) where[by_tx[k].b] = k; /* now: where each goes in packed */
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) { /* read in adv's order, written in packed's */
+        int64_t agent = in->adv[b] % in->n;
+        const double *q = in->pos + 2 * in->adv[b];
+        Adv row = {q[0], q[1], in->reach_tx[agent], in->dev_tx[agent], in->enter[agent],
+                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, b, in->adv[b],
+                   first(in->keys[K_ENCOUNTER], agent)};
+        packed[where[b]] = row;
+    }
     double span2 = span * span;
     int rc = 0;
     for (Py_ssize_t a = 0; a < in->n_scan && rc == 0; a++) {
@@ -604,16 +659,23 @@ static int run(const Inputs *in, Out *out) {
                 double ey = gy < bottom ? bottom - gy : (gy > top ? gy - top : 0.0);
                 double gap = sqrt(ex * ex + ey * ey) * (1.0 - 1e-12) - 1e-9; /* a margin for rounding */
                 if (gap > r) continue;
-                int64_t c = cx * ny + cy;
+                int64_t c = cx * ny + cy, kg = gap > 0.0 ? bucket(gap * gap, bd->d_base) : 0;
+                double quiet = never[kg < 0 ? 0 : kg]; /* x below it: out of reach of the whole cell */
                 for (int64_t k = start[c]; k < start[c + 1]; k++) {
                     const Adv *ad = packed + k;
-                    double own = interp(rx_off + ad->loud + step, in->grid, in->table, slope, in->m, step);
-                    if (own < gap) break; /* the rest of the cell is quieter still */
+                    double x = rx_off + ad->loud + step;
+                    if (x < quiet) break; /* the rest of the cell is quieter still */
                     double dx = s[0] - ad->x, dy = s[1] - ad->y;
                     double d2 = dx * dx + dy * dy;
                     if (d2 > span2 || in->scan[a] == ad->g) continue;
-                    /* d <= own, with the square root only near the edge (the full path takes its own) */
-                    if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) continue;
+                    int64_t kd = bucket(d2, bd->d_base);
+                    kd = kd < 0 ? 0 : kd;
+                    if (!(x >= sure[kd])) {
+                        if (x < never[kd]) continue;
+                        /* d <= own, with the square root only near the edge (the full path takes its own) */
+                        double own = interp(x, in->grid, in->table, slope, in->m, step);
+                        if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) continue;
+                    }
                     if (packet(in, bd, &sc, ad, d2, out) < 0) {
                         rc = -1;
                         break;
@@ -623,7 +685,7 @@ static int run(const Inputs *in, Out *out) {
         }
         if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }
-    free(start), free(packed), free(where), free(by_tx), free(slope);
+    free(start), free(packed), free(where), free(by_tx), free(sure), free(never), free(slope);
     return rc == 0 ? bodies(in, out) : rc;
 }
 

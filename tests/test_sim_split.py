@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from proximity.sim import CrowdParams, Scenario, World, run_simulation
+from proximity.sim import run as run_module
 from proximity.sim.report import write_results
-from proximity.sim.run import RunResult, combine, run_shard, shard_owner
+from proximity.sim.run import RunResult, _pieces, combine, run_shard, shard_owner
 from proximity.sim.split import INLINE, run_split
 from proximity.sim.sweep import sweep
 
@@ -98,6 +99,31 @@ def test_a_shard_hears_exactly_the_unsplit_sightings_of_its_own_scanners() -> No
 def test_the_memory_log_gives_the_sqlite_logs_results(unsplit: tuple[Scenario, RunResult]) -> None:
     scenario, whole = unsplit
     _same(run_simulation(dataclasses.replace(scenario, log="sqlite"), 0.8, 4), whole)
+
+
+def test_judging_settled_pairs_in_small_pieces_changes_nothing(
+    unsplit: tuple[Scenario, RunResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario, whole = unsplit
+    monkeypatch.setattr(run_module, "JUDGED_ROWS", 7)
+    _same(run_simulation(scenario, 0.8, 4), whole)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 10, 1000])
+def test_settled_columns_are_cut_only_between_pairs(limit: int) -> None:
+    rng = np.random.default_rng(limit)
+    phone, other = np.sort(rng.integers(0, 5, 200)), rng.integers(0, 4, 200)
+    order = np.lexsort((other, phone))
+    columns = (phone[order], other[order], rng.uniform(0, 1, 200), rng.uniform(-90, -40, 200))
+    pieces = list(_pieces(columns, limit))
+    for got, want in zip(map(np.concatenate, zip(*pieces, strict=True)), columns, strict=True):
+        assert np.array_equal(got, want)  # all rows, in order
+    pairs = [set(zip(p[0].tolist(), p[1].tolist(), strict=True)) for p in pieces]
+    assert sum(map(len, pairs)) == len(set().union(*pairs))  # no pair in two pieces
+    for piece in pieces:  # a piece runs past its limit only to finish the pair it is in
+        last = (piece[0] == piece[0][-1]) & (piece[1] == piece[1][-1])
+        assert int((~last).sum()) < limit
+    assert len(pieces) == 1 if limit >= 200 else len(pieces) > 1
 
 
 def _files(directory: Path) -> dict[str, bytes]:

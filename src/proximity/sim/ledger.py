@@ -192,6 +192,14 @@ class HeardPairs:
         self.peak_rows = max(self.peak_rows, self.rows)
         self.peak_pairs = max(self.peak_pairs, int(self._pairs.size))
 
+    def mirror(self, other: HeardPairs) -> None:
+        """Hold a copy of what ``other`` holds: the state :meth:`add` would reach from the same adds
+        (the simulator's matched rows when every row logged so far was matched, by its sender's key)."""
+        self._time, self._rssi = other._time.copy(), other._rssi.copy()
+        self._pairs, self._count = other._pairs.copy(), other._count.copy()
+        self._last, self._first = other._last.copy(), other._first.copy()
+        self.peak_rows, self.peak_pairs = other.peak_rows, other.peak_pairs
+
     def settle(
         self, now: float, final: bool = False
     ) -> Iterator[tuple[int, int, NDArray[np.float64], NDArray[np.float64]]]:

@@ -245,6 +245,7 @@ def run_shard(
     truth = CloseTime(n, scenario.contact_minutes * 60.0, forget, record=scenario.contact_table)
     heard = HeardPairs(n, forget, scenario.hold)
     matched = HeardPairs(n, forget, scenario.hold)
+    same = True  # matched holds what heard holds
     judge = _Judge(scenario, estimators, devices)
     dedup = AppDedup(record.dedup_seconds) if record.dedup_seconds is not None else None
     slots = np.int64(phones.ids.shape[1])
@@ -281,7 +282,15 @@ def run_shard(
             heard.add(*written)
             if len(obs) and published:
                 calls += 1
-                matched.add(*_matched_columns(*matching.rows(obs), written, first))
+                found = _matched_columns(*matching.rows(obs), written, first)
+                # every row matched once, by its sender's key, so far: the same adds, no second merge
+                same = same and all(np.array_equal(a, b) for a, b in zip(found, written, strict=True))
+                if same:
+                    matched.mirror(heard)
+                else:
+                    matched.add(*found)
+            elif len(obs):
+                same = False
             true_pairs |= truth.settle(chunk.end)
             judge.detect(heard.settle_columns(chunk.end))
             judge.notify(matched.settle_columns(chunk.end), chunk.end)

@@ -223,7 +223,8 @@ def test_heard_pairs_settle_what_a_pair_by_pair_ledger_settles(seed: int) -> Non
         times = now + rng.uniform(-400.0 if seed % 2 else 0.0, 300.0, k)
         if seed % 3 == 0:
             times = np.round(times / 50.0) * 50.0  # ties in time
-        batch = (rng.integers(0, 6, k), rng.integers(-1, 6, k), times, rng.integers(-100, -40, k) + 0.5)
+        rssi = (rng.integers(-100, -40, k) + 0.5).astype(np.float64)
+        batch = (rng.integers(0, 6, k), rng.integers(-1, 6, k), times, rssi)
         ledger.add(*batch)
         if step % 3 == 1:
             twin.add(*batch)

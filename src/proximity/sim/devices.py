@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.arrays import stable_order
 from proximity.log import EncounterLog
 from proximity.matching.index import take_rows
 from proximity.sightings import Observations
@@ -218,7 +219,10 @@ class AppDedup:
         if n == 0:
             return keep
         # one sort by (key, time); each row's group is the rank of its key among the distinct keys
-        order = np.argsort(keys, kind="stable") if time_ordered else np.lexsort((times, keys))
+        if not time_ordered:
+            order = np.lexsort((times, keys))
+        else:
+            order = stable_order(keys) if keys.dtype == np.int64 else np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         first = np.ones(n, np.bool_)
         first[1:] = sorted_keys[1:] != sorted_keys[:-1]

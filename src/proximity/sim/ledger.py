@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.arrays import stable_order
 from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["CloseTime", "HeardPairs"]
@@ -147,7 +148,7 @@ class HeardPairs:
             raise ValueError(f"counterparts must be agents 0..{self.n - 1} or -1 (unknown)")
         code = scanner.astype(np.int64) * self._stride + (counterpart + 1)
         # the batch by (pair, time): a stable sort by pair where each pair's rows come in time order
-        order = np.argsort(code, kind="stable")
+        order = stable_order(code)
         ranked, ranked_times = code[order], times[order]
         same = ranked[1:] == ranked[:-1]
         if bool(np.any(same & (ranked_times[1:] < ranked_times[:-1]))):

@@ -143,10 +143,12 @@ class HeardPairs:
     ) -> None:
         if times.size == 0:
             return
-        counterpart = counterpart.astype(np.int64)
+        counterpart = np.asarray(counterpart, np.int64)  # no copy of the simulator's int64 columns
         if counterpart.min() < -1 or counterpart.max() >= self.n:
             raise ValueError(f"counterparts must be agents 0..{self.n - 1} or -1 (unknown)")
-        code = scanner.astype(np.int64) * self._stride + (counterpart + 1)
+        code = np.asarray(scanner, np.int64) * self._stride
+        code += counterpart
+        code += 1
         # the batch by (pair, time): a stable sort by pair where each pair's rows come in time order
         order = stable_order(code)
         ranked, ranked_times = code[order], times[order]

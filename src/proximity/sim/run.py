@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.arrays import distinct
 from proximity.estimation import BatchVerdicts, EstimationSettings, estimate_batch, roc_auc
 from proximity.estimation.estimators import READS_CALIBRATION_CONFIDENCE
 from proximity.matching import KeyMatch
@@ -111,6 +112,8 @@ class RunResult:
 
 Pair = tuple[int, int]
 Columns = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]
+# (phone, counterpart) of each settled pair and each estimator's verdicts on it
+Judged = tuple[NDArray[np.int64], NDArray[np.int64], dict[str, BatchVerdicts]]
 
 
 def run_simulation(
@@ -289,16 +292,17 @@ def run_shard(
                     matched.mirror(heard)
                 else:
                     matched.add(*found)
-            elif len(obs):
-                same = False
+            else:
+                same = same and not times.size
             true_pairs |= truth.settle(chunk.end)
-            judge.detect(heard.settle_columns(chunk.end))
-            judge.notify(matched.settle_columns(chunk.end), chunk.end)
+            judged = judge.detect(heard.settle_columns(chunk.end))
+            # the same rows settle from both while they hold the same: judged once
+            judge.notify(matched.settle_columns(chunk.end), chunk.end, judged if same else None)
             if progress is not None:
                 progress((chunk.end - scenario.start) / scenario.duration)
         true_pairs |= truth.settle(end, final=True)
-        judge.detect(heard.settle_columns(end, final=True))
-        judge.notify(matched.settle_columns(end, final=True), end)
+        judged = judge.detect(heard.settle_columns(end, final=True))
+        judge.notify(matched.settle_columns(end, final=True), end, judged if same else None)
         logged = log.written
     stats = {
         "chunks": chunks,
@@ -515,7 +519,7 @@ def split_by_phone(
     sorted_ids = obs.row_ids[order]
     for match in matches:
         phone = by[order[np.searchsorted(sorted_ids, match.row_ids)]]
-        for j in np.unique(phone).tolist():
+        for j in distinct(phone).tolist():
             yield j, match.select(phone == j)
 
 
@@ -537,9 +541,7 @@ class _Judge:
         self.estimated = 0
         self._tx_power = devices.tx_power.astype(np.float64)
 
-    def _judge(
-        self, columns: Columns
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[str, BatchVerdicts]]:
+    def _judge(self, columns: Columns) -> Judged:
         """(phone, counterpart) of each settled pair and each estimator's verdicts, in that order.
 
         Each phone's calibration is its model's RSSI correction, added to its own RSSIs (attenuation
@@ -553,7 +555,7 @@ class _Judge:
         stride = np.int64(self.devices.model.size + 1)
         code = phone * stride + other  # ascending: settled rows come sorted by (phone, other, time)
         step = np.diff(code, prepend=np.int64(-1))
-        pairs = code[np.flatnonzero(step)] if bool((step >= 0).all()) else np.unique(code)
+        pairs = code[np.flatnonzero(step)] if bool((step >= 0).all()) else distinct(code)
         self.estimated += int(pairs.size)
         gaen = scheme_record(self.scenario.scheme).metadata_length is not None  # sends its TX (AEM)
         corrected = rssi + self.devices.rssi_correction[phone]
@@ -584,8 +586,8 @@ class _Judge:
             minutes=self.scenario.contact_minutes,
         )
 
-    def detect(self, columns: Columns) -> None:
-        phone, other, verdicts = self._judge(columns)
+    def detect(self, columns: Columns) -> Judged:
+        judged = phone, other, verdicts = self._judge(columns)
         lo, hi = np.minimum(phone, other), np.maximum(phone, other)
         n = np.int64(self.devices.model.size)
         for name, v in verdicts.items():
@@ -603,11 +605,17 @@ class _Judge:
                         (a, b)
                     )  # a pair settled more than once (forget, hold): any close, best score
                     mine[(a, b)] = (c, s) if was is None else (was[0] or c, max(was[1], s))
+        return judged
 
-    def notify(self, columns: Columns, now: float) -> None:
+    def notify(self, columns: Columns, now: float, judged: Judged | None = None) -> None:
         """Matched sightings settled at ``now``: the phones that report an exposure to an index case
-        (notified when the pair settles, at the end of the chunk)."""
-        phone, source, verdicts = self._judge(columns)
+        (notified when the pair settles, at the end of the chunk). ``judged``: what :meth:`detect`
+        returned for the same ``columns``, not judged again."""
+        if judged is None:
+            judged = self._judge(columns)
+        else:
+            self.estimated += int(judged[0].size)  # counted as if judged again
+        phone, source, verdicts = judged
         for name, v in verdicts.items():
             close = v.close_contact
             pairs = list(zip(source[close].tolist(), phone[close].tolist(), strict=True))

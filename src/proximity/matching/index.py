@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.arrays import stable_order
 from proximity.crypto import crypto_backend
 from proximity.errors import InvalidLengthError
 
@@ -81,7 +80,7 @@ class ObservedIdIndex:
             tail_bytes = np.zeros((n, 8), dtype=np.uint8)
             tail_bytes[:, : length - 8] = ids[:, 8:]
             tail = tail_bytes.view(np.uint64).reshape(n)
-            order = stable_order(head)  # stable: each ID's rows stay in input order
+            order = np.argsort(head, kind="stable")  # stable: each ID's rows stay in input order
             ranked_head, ranked_tail = head[order], tail[order]
             same_head = ranked_head[1:] == ranked_head[:-1]
             if np.any(same_head & (ranked_tail[1:] != ranked_tail[:-1])):  # prefixes shared: rare

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.arrays import stable_order
 from proximity.log import EncounterLog
 from proximity.matching.index import take_rows
 from proximity.sightings import Observations
@@ -219,10 +218,7 @@ class AppDedup:
         if n == 0:
             return keep
         # one sort by (key, time); each row's group is the rank of its key among the distinct keys
-        if not time_ordered:
-            order = np.lexsort((times, keys))
-        else:
-            order = stable_order(keys) if keys.dtype == np.int64 else np.argsort(keys, kind="stable")
+        order = np.argsort(keys, kind="stable") if time_ordered else np.lexsort((times, keys))
         sorted_keys = keys[order]
         first = np.ones(n, np.bool_)
         first[1:] = sorted_keys[1:] != sorted_keys[:-1]

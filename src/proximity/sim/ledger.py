@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.arrays import stable_order
 from proximity.times import SECONDS_PER_DAY
 
 __all__ = ["CloseTime", "HeardPairs"]
@@ -150,7 +149,7 @@ class HeardPairs:
         code += counterpart
         code += 1
         # the batch by (pair, time): a stable sort by pair where each pair's rows come in time order
-        order = stable_order(code)
+        order = np.argsort(code, kind="stable")
         ranked, ranked_times = code[order], times[order]
         same = ranked[1:] == ranked[:-1]
         if bool(np.any(same & (ranked_times[1:] < ranked_times[:-1]))):

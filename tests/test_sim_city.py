@@ -210,27 +210,29 @@ def _reference_ledger(
 def test_heard_pairs_settle_what_a_pair_by_pair_ledger_settles(seed: int) -> None:
     """Batches in any order (a pair's rows out of time order, within a batch and across batches),
     unknown counterparts, midnight, forget and hold: the columnar ledger returns the rows a plain
-    per-pair ledger returns, each pair's in (time, arrival) order."""
+    per-pair ledger returns, each pair's in (time, arrival) order. A twin that copies the ledger
+    (:meth:`HeardPairs.mirror`) on some batches and adds the others itself settles the same."""
     rng = np.random.default_rng(seed)
     day = 86400.0 * 18479
     forget, hold = [(0.0, 0.0), (300.0, 0.0), (0.0, 900.0), (600.0, 1200.0)][seed % 4]
-    ledger = HeardPairs(6, forget, hold)
+    ledger, twin = HeardPairs(6, forget, hold), HeardPairs(6, forget, hold)
     batches, settles, got = [], [], []
     now = day + 86400.0 - 3000.0  # crosses midnight
-    for _ in range(12):
+    for step in range(12):
         k = int(rng.integers(0, 40))
         times = now + rng.uniform(-400.0 if seed % 2 else 0.0, 300.0, k)
         if seed % 3 == 0:
             times = np.round(times / 50.0) * 50.0  # ties in time
-        batch = (
-            rng.integers(0, 6, k),
-            rng.integers(-1, 6, k),
-            times,
-            (rng.integers(-100, -40, k) + 0.5).astype(np.float64),
-        )
+        rssi = (rng.integers(-100, -40, k) + 0.5).astype(np.float64)
+        batch = (rng.integers(0, 6, k), rng.integers(-1, 6, k), times, rssi)
         ledger.add(*batch)
+        if step % 3 == 1:
+            twin.add(*batch)
+        else:
+            twin.mirror(ledger)
         now += 300.0
         settled = [(a, b, t.tolist(), r.tolist()) for a, b, t, r in ledger.settle(now)]
+        assert [(a, b, t.tolist(), r.tolist()) for a, b, t, r in twin.settle(now)] == settled
         batches.append(batch)
         settles.append(now)
         got.append(settled)

@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from proximity.arrays import distinct
 from proximity.errors import EstimationParameterError
 from proximity.estimation.fitted import shipped_defaults
 from proximity.times import SECONDS_PER_DAY
@@ -178,4 +179,4 @@ def _distinct(values: NDArray[np.int64]) -> NDArray[np.int64]:
     step = np.diff(values)
     if values.size and bool((step >= 0).all()):
         return np.asarray(values[np.concatenate(([0], np.flatnonzero(step) + 1))])
-    return np.unique(values)
+    return distinct(values)

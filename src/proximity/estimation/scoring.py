@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from proximity.arrays import distinct
+
 __all__ = [
     "BOOTSTRAP_ROUNDS",
     "TC4TL_DISTANCES",
@@ -91,7 +93,7 @@ def fit_threshold(scores: ArrayLike, labels: ArrayLike) -> float:
     """
     s = np.asarray(scores, np.float64)
     y = _labels(labels)
-    values = np.unique(s[np.isfinite(s)])
+    values = distinct(s[np.isfinite(s)])
     if values.size == 0:
         return float("inf")
     candidates = np.concatenate([[values[0] - 1.0], (values[1:] + values[:-1]) / 2.0, [values[-1] + 1.0]])

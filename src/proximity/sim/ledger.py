@@ -142,10 +142,12 @@ class HeardPairs:
     ) -> None:
         if times.size == 0:
             return
-        counterpart = counterpart.astype(np.int64)
+        counterpart = np.asarray(counterpart, np.int64)  # no copy of the simulator's int64 columns
         if counterpart.min() < -1 or counterpart.max() >= self.n:
             raise ValueError(f"counterparts must be agents 0..{self.n - 1} or -1 (unknown)")
-        code = scanner.astype(np.int64) * self._stride + (counterpart + 1)
+        code = np.asarray(scanner, np.int64) * self._stride
+        code += counterpart
+        code += 1
         # the batch by (pair, time): a stable sort by pair where each pair's rows come in time order
         order = np.argsort(code, kind="stable")
         ranked, ranked_times = code[order], times[order]
@@ -191,6 +193,14 @@ class HeardPairs:
             self._time, self._rssi = self._time[again], self._rssi[again]
         self.peak_rows = max(self.peak_rows, self.rows)
         self.peak_pairs = max(self.peak_pairs, int(self._pairs.size))
+
+    def mirror(self, other: HeardPairs) -> None:
+        """Hold a copy of what ``other`` holds: the state :meth:`add` would reach from the same adds
+        (the simulator's matched rows when every row logged so far was matched, by its sender's key)."""
+        self._time, self._rssi = other._time.copy(), other._rssi.copy()
+        self._pairs, self._count = other._pairs.copy(), other._count.copy()
+        self._last, self._first = other._last.copy(), other._first.copy()
+        self.peak_rows, self.peak_pairs = other.peak_rows, other.peak_pairs
 
     def settle(
         self, now: float, final: bool = False

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.arrays import distinct
 from proximity.estimation import BatchVerdicts, EstimationSettings, estimate_batch, roc_auc
 from proximity.estimation.estimators import READS_CALIBRATION_CONFIDENCE
 from proximity.matching import KeyMatch
@@ -111,6 +112,8 @@ class RunResult:
 
 Pair = tuple[int, int]
 Columns = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]
+# (phone, counterpart) of each settled pair and each estimator's verdicts on it
+Judged = tuple[NDArray[np.int64], NDArray[np.int64], dict[str, BatchVerdicts]]
 
 
 def run_simulation(
@@ -245,6 +248,7 @@ def run_shard(
     truth = CloseTime(n, scenario.contact_minutes * 60.0, forget, record=scenario.contact_table)
     heard = HeardPairs(n, forget, scenario.hold)
     matched = HeardPairs(n, forget, scenario.hold)
+    same = True  # matched holds what heard holds
     judge = _Judge(scenario, estimators, devices)
     dedup = AppDedup(record.dedup_seconds) if record.dedup_seconds is not None else None
     slots = np.int64(phones.ids.shape[1])
@@ -281,19 +285,21 @@ def run_shard(
             heard.add(*written)
             if len(obs) and published:
                 calls += 1
-                matched.add(*_matched_columns(*matching.rows(obs), written, first))
+                found = _matched_columns(*matching.rows(obs), written, first)
+                # every row matched once, by its sender's key, so far: the same adds, no second merge
+                same = same and all(np.array_equal(a, b) for a, b in zip(found, written, strict=True))
+                if same:
+                    matched.mirror(heard)
+                else:
+                    matched.add(*found)
+            else:
+                same = same and not times.size
             true_pairs |= truth.settle(chunk.end)
-            for piece in _pieces(heard.settle_columns(chunk.end)):
-                judge.detect(piece)
-            for piece in _pieces(matched.settle_columns(chunk.end)):
-                judge.notify(piece, chunk.end)
+            _settle(judge, heard, matched, chunk.end, same)
             if progress is not None:
                 progress((chunk.end - scenario.start) / scenario.duration)
         true_pairs |= truth.settle(end, final=True)
-        for piece in _pieces(heard.settle_columns(end, final=True)):
-            judge.detect(piece)
-        for piece in _pieces(matched.settle_columns(end, final=True)):
-            judge.notify(piece, end)
+        _settle(judge, heard, matched, end, same, final=True)
         logged = log.written
     stats = {
         "chunks": chunks,
@@ -434,6 +440,23 @@ def _fraction(successes: int, trials: int) -> tuple[float, float, float]:
     return successes / trials, low, high
 
 
+def _settle(
+    judge: _Judge, heard: HeardPairs, matched: HeardPairs, now: float, same: bool, final: bool = False
+) -> None:
+    """Judge the pairs both ledgers settle at ``now``, in pieces. While ``same`` (the matched ledger
+    holds exactly what the heard one holds) each piece is judged once, for detection and notification."""
+    detected = heard.settle_columns(now, final)
+    notified = matched.settle_columns(now, final)
+    if same:
+        for piece in _pieces(detected):
+            judge.notify(piece, now, judge.detect(piece))
+        return
+    for piece in _pieces(detected):
+        judge.detect(piece)
+    for piece in _pieces(notified):
+        judge.notify(piece, now)
+
+
 JUDGED_ROWS = 1_000_000
 """At most about this many settled rows (whole pairs) go to the estimators at once. The end of a run
 settles every pair held, and judging a city's ~20 million held rows in one batch was most of the run's
@@ -532,7 +555,7 @@ def split_by_phone(
     sorted_ids = obs.row_ids[order]
     for match in matches:
         phone = by[order[np.searchsorted(sorted_ids, match.row_ids)]]
-        for j in np.unique(phone).tolist():
+        for j in distinct(phone).tolist():
             yield j, match.select(phone == j)
 
 
@@ -554,9 +577,7 @@ class _Judge:
         self.estimated = 0
         self._tx_power = devices.tx_power.astype(np.float64)
 
-    def _judge(
-        self, columns: Columns
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[str, BatchVerdicts]]:
+    def _judge(self, columns: Columns) -> Judged:
         """(phone, counterpart) of each settled pair and each estimator's verdicts, in that order.
 
         Each phone's calibration is its model's RSSI correction, added to its own RSSIs (attenuation
@@ -570,7 +591,7 @@ class _Judge:
         stride = np.int64(self.devices.model.size + 1)
         code = phone * stride + other  # ascending: settled rows come sorted by (phone, other, time)
         step = np.diff(code, prepend=np.int64(-1))
-        pairs = code[np.flatnonzero(step)] if bool((step >= 0).all()) else np.unique(code)
+        pairs = code[np.flatnonzero(step)] if bool((step >= 0).all()) else distinct(code)
         self.estimated += int(pairs.size)
         gaen = scheme_record(self.scenario.scheme).metadata_length is not None  # sends its TX (AEM)
         corrected = rssi + self.devices.rssi_correction[phone]
@@ -601,8 +622,8 @@ class _Judge:
             minutes=self.scenario.contact_minutes,
         )
 
-    def detect(self, columns: Columns) -> None:
-        phone, other, verdicts = self._judge(columns)
+    def detect(self, columns: Columns) -> Judged:
+        judged = phone, other, verdicts = self._judge(columns)
         lo, hi = np.minimum(phone, other), np.maximum(phone, other)
         n = np.int64(self.devices.model.size)
         for name, v in verdicts.items():
@@ -620,11 +641,17 @@ class _Judge:
                         (a, b)
                     )  # a pair settled more than once (forget, hold): any close, best score
                     mine[(a, b)] = (c, s) if was is None else (was[0] or c, max(was[1], s))
+        return judged
 
-    def notify(self, columns: Columns, now: float) -> None:
+    def notify(self, columns: Columns, now: float, judged: Judged | None = None) -> None:
         """Matched sightings settled at ``now``: the phones that report an exposure to an index case
-        (notified when the pair settles, at the end of the chunk)."""
-        phone, source, verdicts = self._judge(columns)
+        (notified when the pair settles, at the end of the chunk). ``judged``: what :meth:`detect`
+        returned for the same ``columns``, not judged again."""
+        if judged is None:
+            judged = self._judge(columns)
+        else:
+            self.estimated += int(judged[0].size)  # counted as if judged again
+        phone, source, verdicts = judged
         for name, v in verdicts.items():
             close = v.close_contact
             pairs = list(zip(source[close].tolist(), phone[close].tolist(), strict=True))

@@ -186,3 +186,27 @@ def test_the_five_second_rule_on_int_codes_keeps_what_the_id_keyed_rule_keeps() 
         kept += int(want.sum())
         total += len(chunk)
     assert 0 < kept < total  # the rule drops rows, and keeps some
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_five_second_rule_in_c_keeps_what_the_numpy_reference_keeps(seed: int) -> None:
+    """Keys seen across chunks, rows exactly 5 s apart, ties in time, keys that fall silent."""
+    from proximity.sim.devices import AppDedup, _kernel
+
+    if _kernel is None:
+        pytest.skip("the C kernel was not built (no compiler)")
+    rng = np.random.default_rng(seed)
+    native, ordered, reference = AppDedup(5.0), AppDedup(5.0), AppDedup(5.0, native=False)
+    start, kept = 1.6e9 + rng.uniform(0, 1e4), 0
+    for _ in range(6):
+        n = int(rng.integers(0, 400))
+        steps = np.sort(rng.integers(0, 60, n))  # one chunk of a minute, in step order
+        times = start + steps + (rng.uniform(0, 1, n) if seed % 2 else 0.0)
+        keys = rng.integers(0, 12, n).astype(np.int64)
+        want = reference.keep_keys(keys, times)
+        assert np.array_equal(native.keep_keys(keys, times), want)
+        if seed % 2 == 0:  # times in step order per key: also the one-key sort the run uses
+            assert np.array_equal(ordered.keep_keys(keys, times, time_ordered=True), want)
+        kept += int(want.sum())
+        start += 60.0
+    assert kept > 0

@@ -201,7 +201,7 @@ def test_the_five_second_rule_in_c_keeps_what_the_numpy_reference_keeps(seed: in
     for _ in range(6):
         n = int(rng.integers(0, 400))
         steps = np.sort(rng.integers(0, 60, n))  # one chunk of a minute, in step order
-        times = start + steps + (rng.uniform(0, 1, n) if seed % 2 else 0.0)
+        times = (start + steps + (rng.uniform(0, 1, n) if seed % 2 else 0.0)).astype(np.float64)
         keys = rng.integers(0, 12, n).astype(np.int64)
         want = reference.keep_keys(keys, times)
         assert np.array_equal(native.keep_keys(keys, times), want)

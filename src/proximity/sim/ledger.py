@@ -196,8 +196,10 @@ class HeardPairs:
 
     def mirror(self, other: HeardPairs) -> None:
         """Hold a copy of what ``other`` holds: the state :meth:`add` would reach from the same adds
-        (the simulator's matched rows when every row logged so far was matched, by its sender's key)."""
-        self._time, self._rssi = other._time.copy(), other._rssi.copy()
+        (the simulator's matched rows when every row logged so far was matched, by its sender's key).
+        The row columns are shared, not copied: :meth:`add` and settling only ever replace them, never
+        write into them (the per-pair columns are written in place, so those are copied)."""
+        self._time, self._rssi = other._time, other._rssi
         self._pairs, self._count = other._pairs.copy(), other._count.copy()
         self._last, self._first = other._last.copy(), other._first.copy()
         self.peak_rows, self.peak_pairs = other.peak_rows, other.peak_pairs

@@ -11,7 +11,7 @@ import pytest
 from proximity.sim import CrowdParams, Scenario, World, run_simulation
 from proximity.sim import run as run_module
 from proximity.sim.report import write_results
-from proximity.sim.run import RunResult, _pieces, combine, run_shard, shard_owner
+from proximity.sim.run import RunResult, combine, run_shard, shard_owner
 from proximity.sim.split import INLINE, run_split
 from proximity.sim.sweep import sweep
 
@@ -110,20 +110,38 @@ def test_judging_settled_pairs_in_small_pieces_changes_nothing(
 
 
 @pytest.mark.parametrize("limit", [1, 3, 10, 1000])
-def test_settled_columns_are_cut_only_between_pairs(limit: int) -> None:
+def test_a_ledger_settles_in_pieces_what_it_settles_at_once(limit: int) -> None:
+    from proximity.sim.ledger import HeardPairs
+
     rng = np.random.default_rng(limit)
-    phone, other = np.sort(rng.integers(0, 5, 200)), rng.integers(0, 4, 200)
-    order = np.lexsort((other, phone))
-    columns = (phone[order], other[order], rng.uniform(0, 1, 200), rng.uniform(-90, -40, 200))
-    pieces = list(_pieces(columns, limit))
-    for got, want in zip(map(np.concatenate, zip(*pieces, strict=True)), columns, strict=True):
-        assert np.array_equal(got, want)  # all rows, in order
-    pairs = [set(zip(p[0].tolist(), p[1].tolist(), strict=True)) for p in pieces]
-    assert sum(map(len, pairs)) == len(set().union(*pairs))  # no pair in two pieces
-    for piece in pieces:  # a piece runs past its limit only to finish the pair it is in
-        last = (piece[0] == piece[0][-1]) & (piece[1] == piece[1][-1])
-        assert int((~last).sum()) < limit
-    assert len(pieces) == 1 if limit >= 200 else len(pieces) > 1
+    whole, pieces = HeardPairs(6, 300.0, 900.0), HeardPairs(6, 300.0, 900.0)
+    now = 1.6e9
+    for _ in range(8):
+        k = int(rng.integers(0, 60))
+        batch = (
+            rng.integers(0, 6, k),
+            rng.integers(-1, 6, k),
+            (now + np.sort(rng.uniform(0, 300, k))).astype(np.float64),
+            rng.integers(-100, -40, k).astype(np.float64),
+        )
+        whole.add(*batch)
+        pieces.add(*batch)
+        now += 300.0
+        for final in (False, True) if now > 1.6e9 + 2000 else (False,):
+            want = whole.settle_columns(now, final)
+            got = list(pieces.settle_pieces(now, final, limit))
+            assert whole.rows == pieces.rows
+            if not want[0].size:
+                assert not got
+                continue
+            for column, part in zip(want, zip(*got, strict=True), strict=True):
+                assert np.array_equal(np.concatenate(part), column)  # all rows, in order
+            held = [set(zip(p[0].tolist(), p[1].tolist(), strict=True)) for p in got]
+            assert sum(map(len, held)) == len(set().union(*held))  # no pair in two pieces
+            for piece in got:  # a piece runs past its limit only to finish the pair it is in
+                last = (piece[0] == piece[0][-1]) & (piece[1] == piece[1][-1])
+                assert int((~last).sum()) < limit
+            assert len(got) == 1 if limit >= want[0].size else len(got) > 1
 
 
 def _files(directory: Path) -> dict[str, bytes]:
@@ -186,3 +204,27 @@ def test_the_five_second_rule_on_int_codes_keeps_what_the_id_keyed_rule_keeps() 
         kept += int(want.sum())
         total += len(chunk)
     assert 0 < kept < total  # the rule drops rows, and keeps some
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_five_second_rule_in_c_keeps_what_the_numpy_reference_keeps(seed: int) -> None:
+    """Keys seen across chunks, rows exactly 5 s apart, ties in time, keys that fall silent."""
+    from proximity.sim.devices import AppDedup, _kernel
+
+    if _kernel is None:
+        pytest.skip("the C kernel was not built (no compiler)")
+    rng = np.random.default_rng(seed)
+    native, ordered, reference = AppDedup(5.0), AppDedup(5.0), AppDedup(5.0, native=False)
+    start, kept = 1.6e9 + rng.uniform(0, 1e4), 0
+    for _ in range(6):
+        n = int(rng.integers(0, 400))
+        steps = np.sort(rng.integers(0, 60, n))  # one chunk of a minute, in step order
+        times = (start + steps + (rng.uniform(0, 1, n) if seed % 2 else 0.0)).astype(np.float64)
+        keys = rng.integers(0, 12, n).astype(np.int64)
+        want = reference.keep_keys(keys, times)
+        assert np.array_equal(native.keep_keys(keys, times), want)
+        if seed % 2 == 0:  # times in step order per key: also the one-key sort the run uses
+            assert np.array_equal(ordered.keep_keys(keys, times, time_ordered=True), want)
+        kept += int(want.sum())
+        start += 60.0
+    assert kept > 0

@@ -780,7 +780,63 @@ done:
     return result;
 }
 
+/* The app's de-duplication rule over rows sorted by (group, time): a row is kept when its time is at
+   least its group's threshold (the last kept time + every, -inf for none), which then moves to its time
+   + every. One pass; sim/devices.py AppDedup.keep_keys holds the numpy reference. */
+static PyObject *keep_spaced(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer g = {0}, t = {0}, thr = {0};
+    double every;
+    if (!PyArg_ParseTuple(args, "y*y*y*d", &g, &t, &thr, &every)) return NULL;
+    PyObject *result = NULL, *keep = NULL, *last = NULL;
+    Py_ssize_t n = t.len / 8, groups = thr.len / 8;
+    if (g.len != n * 8 || t.len % 8 || thr.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "keep_spaced: group and time columns differ in length");
+        goto done;
+    }
+    const long long *gi = g.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (gi[i] < 0 || gi[i] >= groups || (i && gi[i] < gi[i - 1])) {
+            PyErr_SetString(PyExc_ValueError, "keep_spaced: groups must be sorted ranks below the thresholds' count");
+            goto done;
+        }
+    keep = PyBytes_FromStringAndSize(NULL, n);
+    last = PyBytes_FromStringAndSize(NULL, groups * 8);
+    if (!keep || !last) goto done;
+    {
+        const double *ti = t.buf;
+        unsigned char *k = (unsigned char *)PyBytes_AS_STRING(keep);
+        double *l = (double *)PyBytes_AS_STRING(last);
+        double *th = malloc((size_t)(groups ? groups : 1) * sizeof(double));
+        if (!th) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        memcpy(th, thr.buf, (size_t)groups * sizeof(double));
+        for (Py_ssize_t j = 0; j < groups; j++) l[j] = -INFINITY;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            long long j = gi[i];
+            k[i] = ti[i] >= th[j];
+            if (k[i]) {
+                l[j] = ti[i];
+                th[j] = ti[i] + every;
+            }
+        }
+        free(th);
+    }
+    result = Py_BuildValue("(OO)", keep, last);
+done:
+    Py_XDECREF(keep);
+    Py_XDECREF(last);
+    PyBuffer_Release(&g);
+    PyBuffer_Release(&t);
+    PyBuffer_Release(&thr);
+    return result;
+}
+
 static PyMethodDef METHODS[] = {
+    {"keep_spaced", keep_spaced, METH_VARARGS,
+     "keep_spaced(group, times, thresholds, every) -> (keep as uint8 bytes, last kept time per group)"},
     {"packets", packets, METH_VARARGS,
      "packets(positions, scan, adv, n, first, reach_tx, reach_rx, grid, table, device_tx, device_rx, enter, "
      "carriage, hours, carriage_loss, params, keys, present) -> (i, j, at, level, rssi, distance, u) as bytes"},

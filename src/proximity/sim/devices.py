@@ -24,7 +24,7 @@ from __future__ import annotations
 import tempfile
 from itertools import pairwise
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,12 @@ from numpy.typing import NDArray
 from proximity.log import EncounterLog
 from proximity.matching.index import take_rows
 from proximity.sightings import Observations
+
+_kernel: ModuleType | None
+try:  # the 5 s rule's one pass in C (sim/_kernel.c, built with the packet kernel)
+    from proximity.sim import _kernel
+except ImportError:  # pragma: no cover - no compiler at install time: the numpy reference runs
+    _kernel = None
 
 __all__ = ["AppDedup", "MemoryLog", "SharedLog"]
 
@@ -189,10 +195,11 @@ class AppDedup:
     """Each phone keeps a row for an observed ID only if ``every`` s have passed since the last one it
     kept (the rule :meth:`EncounterLog.add_columns` applies with ``dedup_seconds``), across chunks."""
 
-    def __init__(self, every: float) -> None:
+    def __init__(self, every: float, *, native: bool = True) -> None:
         if not every > 0:
             raise ValueError(f"every must be positive, got {every!r}")
         self.every = every
+        self.native = native  # the C pass when built, else (or False) the numpy reference below
         self._keys = np.zeros(0, np.dtype((np.void, 1)))  # (scanner, id) of rows kept near the end
         self._last = np.zeros(0)
 
@@ -232,6 +239,13 @@ class AppDedup:
             threshold[at[known]] = self._last[known]
         threshold += self.every
         t = times[order]
+        if self.native and _kernel is not None:
+            kept, kept_last = _kernel.keep_spaced(np.ascontiguousarray(g, np.int64), t, threshold, self.every)
+            keep[order[np.frombuffer(kept, np.bool_)]] = True
+            last = np.frombuffer(kept_last, np.float64)
+            recent = last > float(t.max()) - self.every
+            self._keys, self._last = groups[recent], last[recent]
+            return keep
         starts = np.flatnonzero(first)
         ends = np.append(starts[1:], n)
         # sorted by (group, time): key = group rank * width + time lets one searchsorted serve all

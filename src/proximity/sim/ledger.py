@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -196,8 +197,10 @@ class HeardPairs:
 
     def mirror(self, other: HeardPairs) -> None:
         """Hold a copy of what ``other`` holds: the state :meth:`add` would reach from the same adds
-        (the simulator's matched rows when every row logged so far was matched, by its sender's key)."""
-        self._time, self._rssi = other._time.copy(), other._rssi.copy()
+        (the simulator's matched rows when every row logged so far was matched, by its sender's key).
+        The row columns are shared, not copied: :meth:`add` and settling only ever replace them, never
+        write into them (the per-pair columns are written in place, so those are copied)."""
+        self._time, self._rssi = other._time, other._rssi
         self._pairs, self._count = other._pairs.copy(), other._count.copy()
         self._last, self._first = other._last.copy(), other._first.copy()
         self.peak_rows, self.peak_pairs = other.peak_rows, other.peak_pairs
@@ -218,6 +221,19 @@ class HeardPairs:
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
         """The rows of every pair settled at ``now`` as columns (scanner, counterpart, time, RSSI),
         sorted by (scanner, counterpart, time): one batch for the estimators."""
+        pieces = list(self.settle_pieces(now, final, rows=max(self.rows, 1)))
+        if not pieces:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(0), np.zeros(0)
+        (piece,) = pieces
+        return piece
+
+    def settle_pieces(
+        self, now: float, final: bool = False, rows: int = 1_000_000
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]]:
+        """:meth:`settle_columns` cut into pieces of whole pairs of about ``rows`` rows (a pair may
+        exceed it), in order, so a settlement of millions of rows (a run's end) is never held at
+        once. The settled pairs leave the ledger when the iterator is exhausted."""
         midnight = np.floor(now / SECONDS_PER_DAY) * SECONDS_PER_DAY
         done = self._last < midnight
         if final:
@@ -228,17 +244,22 @@ class HeardPairs:
             if self.hold > 0:
                 done |= self._first < now - self.hold
         if not done.any():
-            empty = np.zeros(0, np.int64)
-            return empty, empty, np.zeros(0), np.zeros(0)
-        settled = np.repeat(done, self._count)
-        code = np.repeat(self._pairs[done], self._count[done])
-        times, rssi = self._time[settled], self._rssi[settled].astype(np.float64)
-        kept = ~settled
+            return
+        pairs = np.flatnonzero(done)
+        counts = self._count[pairs]
+        first_row = (np.cumsum(self._count) - self._count)[pairs]
+        upto = np.cumsum(counts)
+        ends = np.searchsorted(upto, np.arange(rows, int(upto[-1]), rows), side="left") + 1
+        bounds = np.unique(np.concatenate(([0], ends, [pairs.size]))).tolist()
+        for lo, hi in pairwise(bounds):
+            count = counts[lo:hi]
+            at = np.repeat(first_row[lo:hi] - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
+            scanner, counterpart = np.divmod(np.repeat(self._pairs[pairs[lo:hi]], count), self._stride)
+            yield scanner, counterpart - 1, self._time[at], self._rssi[at].astype(np.float64)
+        kept = ~np.repeat(done, self._count)
         self._time, self._rssi = self._time[kept], self._rssi[kept]
         self._pairs, self._count = self._pairs[~done], self._count[~done]
         self._last, self._first = self._last[~done], self._first[~done]
-        scanner, counterpart = np.divmod(code, self._stride)
-        return scanner, counterpart - 1, times, rssi
 
 
 def _merged(

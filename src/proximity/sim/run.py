@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import resource
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -443,40 +443,25 @@ def _fraction(successes: int, trials: int) -> tuple[float, float, float]:
 def _settle(
     judge: _Judge, heard: HeardPairs, matched: HeardPairs, now: float, same: bool, final: bool = False
 ) -> None:
-    """Judge the pairs both ledgers settle at ``now``, in pieces. While ``same`` (the matched ledger
-    holds exactly what the heard one holds) each piece is judged once, for detection and notification."""
-    detected = heard.settle_columns(now, final)
-    notified = matched.settle_columns(now, final)
+    """Judge the pairs both ledgers settle at ``now``, in pieces of about :data:`JUDGED_ROWS` rows.
+    While ``same`` (the matched ledger holds exactly what the heard one holds) each piece is judged
+    once, for detection and notification, and the matched ledger then mirrors the heard one again."""
     if same:
-        for piece in _pieces(detected):
+        for piece in heard.settle_pieces(now, final, JUDGED_ROWS):
             judge.notify(piece, now, judge.detect(piece))
+        matched.mirror(heard)
         return
-    for piece in _pieces(detected):
+    for piece in heard.settle_pieces(now, final, JUDGED_ROWS):
         judge.detect(piece)
-    for piece in _pieces(notified):
+    for piece in matched.settle_pieces(now, final, JUDGED_ROWS):
         judge.notify(piece, now)
 
 
 JUDGED_ROWS = 1_000_000
-"""At most about this many settled rows (whole pairs) go to the estimators at once. The end of a run
-settles every pair held, and judging a city's ~20 million held rows in one batch was most of the run's
-peak memory (3.5 GB for half an hour from noon). Pieces change no verdict (each is a function of one
-pair's rows) nor the order results are kept in."""
-
-
-def _pieces(columns: Columns, rows: int | None = None) -> Iterator[Columns]:
-    """Settled columns, sorted by (phone, counterpart, time), cut at pair boundaries into pieces of
-    about ``rows`` rows (default :data:`JUDGED_ROWS`), in order."""
-    limit = JUDGED_ROWS if rows is None else rows
-    phone, other = columns[0], columns[1]
-    if phone.size <= limit:
-        yield columns
-        return
-    starts = np.flatnonzero((phone[1:] != phone[:-1]) | (other[1:] != other[:-1])) + 1  # pairs' first rows
-    at = np.searchsorted(starts, np.arange(limit, phone.size, limit))
-    cuts = np.unique(starts[at[at < starts.size]]).tolist()
-    for lo, hi in zip([0, *cuts], [*cuts, phone.size], strict=True):
-        yield columns[0][lo:hi], columns[1][lo:hi], columns[2][lo:hi], columns[3][lo:hi]
+"""At most about this many settled rows (whole pairs) are taken out of a ledger and judged at once.
+The end of a run settles every pair held, and judging a city's ~20 million held rows in one batch was
+most of the run's peak memory (3.5 GB for half an hour from noon). Pieces change no verdict (each is a
+function of one pair's rows) nor the order results are kept in."""
 
 
 def _publish(phones: Phones, index_cases: set[int]) -> tuple[list[Any], dict[bytes, int]]:

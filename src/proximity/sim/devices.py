@@ -24,7 +24,7 @@ from __future__ import annotations
 import tempfile
 from itertools import pairwise
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -33,12 +33,7 @@ from numpy.typing import NDArray
 from proximity.log import EncounterLog
 from proximity.matching.index import take_rows
 from proximity.sightings import Observations
-
-_kernel: ModuleType | None
-try:  # the 5 s rule's one pass in C (sim/_kernel.c, built with the packet kernel)
-    from proximity.sim import _kernel
-except ImportError:  # pragma: no cover - no compiler at install time: the numpy reference runs
-    _kernel = None
+from proximity.sim.native import kernel as _kernel
 
 __all__ = ["AppDedup", "MemoryLog", "SharedLog"]
 
@@ -243,17 +238,32 @@ class AppDedup:
             kept, kept_last = _kernel.keep_spaced(np.ascontiguousarray(g, np.int64), t, threshold, self.every)
             keep[order[np.frombuffer(kept, np.bool_)]] = True
             last = np.frombuffer(kept_last, np.float64)
-            recent = last > float(t.max()) - self.every
-            self._keys, self._last = groups[recent], last[recent]
-            return keep
+        else:
+            last = self._reference(keep, order, first, g, t, threshold)
+        recent = last > float(t.max()) - self.every
+        self._keys, self._last = groups[recent], last[recent]
+        return keep
+
+    def _reference(
+        self,
+        keep: NDArray[np.bool_],
+        order: NDArray[np.intp],
+        first: NDArray[np.bool_],
+        g: NDArray[np.intp],
+        t: NDArray[np.float64],
+        threshold: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """The rule in numpy (the C pass's reference): marks ``keep``, returns each group's last kept
+        time (-inf for none)."""
+        n = keep.size
         starts = np.flatnonzero(first)
         ends = np.append(starts[1:], n)
         # sorted by (group, time): key = group rank * width + time lets one searchsorted serve all
         t0 = float(t.min())
         width = float(t.max() - t0) + 2.0 * self.every + 1.0
         flat = g * width + (t - t0)
-        last = np.full(groups.size, -np.inf)
-        active = np.arange(groups.size)
+        last = np.full(threshold.size, -np.inf)
+        active = np.arange(threshold.size)
         while active.size:
             target = active * width + (np.maximum(threshold[active], t0 - self.every) - t0)
             pos = np.maximum(np.searchsorted(flat, target, side="left"), starts[active])
@@ -262,6 +272,4 @@ class AppDedup:
             keep[order[pos]] = True
             last[active] = t[pos]
             threshold[active] = t[pos] + self.every
-        recent = last > float(t.max()) - self.every
-        self._keys, self._last = groups[recent], last[recent]
-        return keep
+        return last

@@ -15,7 +15,6 @@ import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -28,17 +27,13 @@ from proximity.sim.channel import carriage_schedule, heard_chance, heard_fading,
 from proximity.sim.devicemodels import DeviceModels
 from proximity.sim.duty import ADVERTISES_ONLY_IN_FOREGROUND
 from proximity.sim.mobility import GROUP, STATIONARY, Movers
+from proximity.sim.native import kernel as _kernel
+from proximity.sim.native import native_kernel
 from proximity.sim.neighbours import StaticGrid, close_pairs
 from proximity.sim.reach import PairReach
 from proximity.sim.scenario import Scenario
 from proximity.sim.streams import Streams, hash_uniform
 from proximity.times import SECONDS_PER_DAY
-
-_kernel: ModuleType | None
-try:  # the C packet kernel (setup.py builds it where a compiler is available)
-    from proximity.sim import _kernel
-except ImportError:  # pragma: no cover - no compiler at install time: the numpy reference runs
-    _kernel = None
 
 __all__ = ["BATCH_STEPS", "SightingChunk", "World", "native_kernel"]
 
@@ -543,11 +538,6 @@ def _merge_close(keys: _I, counts: _I, dist_sum: _F, dist_min: _F) -> tuple[_I, 
     np.minimum.at(smallest, index, dist_min)
     total = np.bincount(index, dist_sum, span).astype(np.float64)
     return merged.astype(np.int64), steps[pick].astype(np.int64), total[pick], smallest[pick]
-
-
-def native_kernel() -> bool:
-    """Whether the C packet kernel was built (else every world runs the numpy reference)."""
-    return _kernel is not None
 
 
 def _cat(parts: list[Any], dtype: type[Any]) -> Any:

@@ -5,10 +5,13 @@
   the same run, each in a fresh process; the ratio is in extra_info.
 - the 100,000-agent city (simulations/city.toml) for ``PROXIMITY_CITY_MINUTES`` simulated minutes
   (default 60, from noon: a busy hour) in a fresh process: wall time, peak RSS, the day extrapolated.
+- the city's whole day (``PROXIMITY_CITY_DAY_SHARDS`` shards, default 2) on a LocalCluster of 2
+  workers, the must-show run: wall time, the workers' CPU, each worker's and the client's peak RSS.
 - the 1,000,000-agent hour (simulations/city-1m.toml) for ``PROXIMITY_1M_MINUTES`` (default 60; two
   lengths, e.g. ``1,2``, tell set-up from the per-minute cost) on a Dask LocalCluster of 1 and of 2
   workers (``memory_limit`` 4 GB each): wall time, the workers' CPU and each worker process's peak
-  RSS; ``PROXIMITY_SCHEDULER=tcp://host:8786`` runs it on a real cluster instead.
+  RSS (``PROXIMITY_1M_WORKERS=2`` for the 2-worker cluster alone); ``PROXIMITY_SCHEDULER=tcp://host:8786``
+  runs it on a real cluster instead.
 
 Every figure is one round on whatever the machine is doing: compare runs made side by side.
 """
@@ -48,7 +51,8 @@ from proximity.sim import load_scenario
 from proximity.sim.split import run_split
 city = load_scenario(sys.argv[1])
 minutes, offset, workers, scheduler = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-scenario = dataclasses.replace(city, duration=60 * minutes, start=city.start + offset)
+shards = int(sys.argv[6]) if len(sys.argv) > 6 else city.shards
+scenario = dataclasses.replace(city, duration=60 * minutes, start=city.start + offset, shards=shards)
 started, cpu = time.perf_counter(), time.process_time()
 before = resource.getrusage(resource.RUSAGE_CHILDREN)
 if workers == 0:
@@ -132,6 +136,28 @@ def test_city_window(benchmark: Any) -> None:
     assert info["sightings"] > 0
 
 
+def test_city_day_on_dask(benchmark: Any) -> None:
+    """The 100,000-agent city's whole day (simulations/city.toml as it is) split into shards on a
+    LocalCluster of 2 workers, one per core: the ≤ 30 minute, ≤ 2 GB run of issue 17."""
+    shards = int(os.environ.get("PROXIMITY_CITY_DAY_SHARDS", "2"))
+    city = ROOT / "simulations" / "city.toml"
+    info = benchmark.pedantic(
+        _child, args=(WINDOW_CHILD, str(city), "1440", "0", "2", "", str(shards)), rounds=1, iterations=1
+    )
+    extra = benchmark.extra_info
+    extra["shards"] = shards
+    extra["wall_minutes"] = round(info["elapsed"] / 60, 1)
+    extra["workers_cpu_minutes"] = round(info["workers_cpu"] / 60, 1)
+    peaks = [v for k, v in sorted(info["stats"].items()) if k.startswith("peak_rss")]
+    extra["worker_peak_rss_mb"] = peaks
+    extra["client_peak_rss_mb"] = round(info["client_peak_rss_mb"], 1)
+    if shards <= 2:  # one shard per worker: the sum is every process's peak at once, at most
+        extra["peak_rss_mb_all_processes"] = round(sum(peaks) + info["client_peak_rss_mb"], 1)
+    extra.update({k: info[k] for k in ("sightings", "app_users", "true_contacts", "hearing_radius_m")})
+    extra["held"] = {k: v for k, v in info["stats"].items() if k.startswith(("peak_close", "peak_heard"))}
+    assert info["sightings"] > 0 and info["true_contacts"] > 0
+
+
 def _window_lengths(name: str) -> list[float]:
     """One window length in minutes, or two ("1,2"): then the per-minute cost is their difference and
     the set-up (keys, crowd, Dask) what is left of the shorter window."""
@@ -146,7 +172,19 @@ def _window_lengths(name: str) -> list[float]:
     return values
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+def _worker_counts() -> list[int]:
+    """``PROXIMITY_1M_WORKERS`` (default "1,2"): the LocalCluster sizes to run the 1M window on."""
+    raw = os.environ.get("PROXIMITY_1M_WORKERS", "1,2")
+    try:
+        counts = [int(v) for v in raw.split(",")]
+    except ValueError:
+        raise ValueError(f"PROXIMITY_1M_WORKERS must be worker counts like 1,2, got {raw!r}") from None
+    if not counts or any(c < 1 for c in counts):
+        raise ValueError(f"PROXIMITY_1M_WORKERS must be worker counts like 1,2, got {raw!r}")
+    return counts
+
+
+@pytest.mark.parametrize("workers", _worker_counts())
 def test_million_agent_window_on_dask(benchmark: Any, workers: int) -> None:
     """The 1,000,000-agent city (default: an hour) split into its scenario's shards on a LocalCluster
     of ``workers`` (or on PROXIMITY_SCHEDULER); each worker's peak RSS is in extra_info. With two

@@ -66,14 +66,14 @@ class KeyRings:
         ``rng``, the bytes come from ``os.urandom``.
         """
         which = np.asarray(which, np.intp).reshape(-1)
-        settings = tuple(settings)
+        settings = tuple(settings) or (KeyRingSettings(),)  # no settings: no rings either
         if which.size and (which.min() < 0 or which.max() >= len(settings)):
             raise ValueError(f"which must index settings (0..{len(settings) - 1})")
-        if settings and len({_key_settings(s) for s in settings}) > 1:
+        if len({_key_settings(s) for s in settings}) > 1:
             raise ValueError("key rings of one batch may differ only in TX power and calibration confidence")
         rolls = tuple(float(t) for t in rolls)
         templates, sizes = [], []
-        for one in settings or (KeyRingSettings(),):
+        for one in settings:
             draw = _Placeholders()
             templates.append(_made(at, one, rolls, draw))
             sizes.append(tuple(draw.sizes))

@@ -95,7 +95,7 @@ class KeyRings:
 
     def ring(self, i: int) -> KeyRing:
         """Ring ``i`` itself: made and rolled from its own bytes, as it would be on its own."""
-        row = self.draws[i].tobytes()
+        row: bytes = self.draws[i].tobytes()
         position = 0
 
         def replay(size: int) -> bytes:

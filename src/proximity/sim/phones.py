@@ -61,7 +61,6 @@ class Phones:
         self.rings = KeyRings.create(start, settings, which.reshape(-1), rolls=rolls, rng=rng)
         table = self.rings.id_tables(scheme, self.origin, self.origin + slots * self.slot_seconds)
         slot = (table.starts - self.origin) // self.slot_seconds
-        width = record.metadata_length or 0
         if np.array_equal(slot, np.arange(slots)):  # every slot has its ID (as always, today)
             self.ids = np.ascontiguousarray(table.ids)
             metadata = table.metadata

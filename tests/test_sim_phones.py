@@ -117,3 +117,17 @@ def test_no_phones() -> None:
     assert phones.ids.shape == (0, 1, 16)
     published, owners = phones.published_keys(np.zeros(0, np.int64))
     assert len(published) == 0 and owners.size == 0
+
+
+@pytest.mark.parametrize("scheme", ["gaen", "bluezone", "dp3t"])
+def test_rings_in_blocks_give_the_same_tables(scheme: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import proximity.keyring.batch as batch
+
+    n, start = 300, NOON + 500.0
+    users = np.arange(n, dtype=np.int64)
+    tx = np.random.default_rng(1).integers(-30, -10, n)
+    whole = Phones(scheme, users, n, start, start + 5400, np.random.default_rng(4), tx)
+    monkeypatch.setattr(batch, "RINGS_AT_ONCE", 7)
+    blocks = Phones(scheme, users, n, start, start + 5400, np.random.default_rng(4), tx)
+    assert np.array_equal(whole.ids, blocks.ids) and np.array_equal(whole.aem, blocks.aem)
+    assert whole.ids.any(axis=2).all()  # every phone has an ID in every slot

@@ -24,7 +24,11 @@ from proximity.schemes.keys import IdTables
 from proximity.schemes.published import KeyBatch
 from proximity.schemes.registry import scheme_record
 
-__all__ = ["KeyRings"]
+__all__ = ["RINGS_AT_ONCE", "KeyRings"]
+
+RINGS_AT_ONCE = 1 << 15
+"""Rings whose IDs a scheme derives in one call: bounds the temporaries (a DP-3T day's 96 EphIDs of
+32,768 rings are 50 MB) whatever the number of rings."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -130,23 +134,26 @@ class KeyRings:
         if state is None:
             n = len(self)
             width = record.metadata_length
-            metadata = None if width is None else np.zeros((n, 0, width), np.uint8)
-            return IdTables(np.zeros((n, 0, record.id_length), np.uint8), np.zeros(0, np.int64), metadata)
+            none = None if width is None else np.zeros((n, 0, width), np.uint8)
+            return IdTables(np.zeros((n, 0, record.id_length), np.uint8), np.zeros(0, np.int64), none)
         keys, handler = self.keys(scheme), record.load_keys()
-        parts = [
-            (rows, handler.id_tables(state, keys[rows], self.settings[g], start, end))
-            for g, rows in _groups(self.which, len(self.settings))
-        ]
-        if len(parts) == 1:
-            return parts[0][1]
-        first = parts[0][1]
-        ids = np.empty((len(self), *first.ids.shape[1:]), np.uint8)
-        meta = None if first.metadata is None else np.empty((len(self), *first.metadata.shape[1:]), np.uint8)
-        for rows, part in parts:
-            ids[rows] = part.ids
-            if meta is not None and part.metadata is not None:
-                meta[rows] = part.metadata
-        return IdTables(ids, first.starts, meta)
+        ids: NDArray[np.uint8] | None = None
+        metadata: NDArray[np.uint8] | None = None
+        starts = np.zeros(0, np.int64)
+        for g, rows in _groups(self.which, len(self.settings)):
+            for low in range(0, max(rows.size, 1), RINGS_AT_ONCE):
+                block = rows[low : low + RINGS_AT_ONCE]
+                part = handler.id_tables(state, keys[block], self.settings[g], start, end)
+                if ids is None:  # every part has the same slots
+                    starts = part.starts
+                    ids = np.empty((len(self), *part.ids.shape[1:]), np.uint8)
+                    if part.metadata is not None:
+                        metadata = np.empty((len(self), *part.metadata.shape[1:]), np.uint8)
+                ids[block] = part.ids
+                if metadata is not None and part.metadata is not None:
+                    metadata[block] = part.metadata
+        assert ids is not None  # at least one part, even of no rings
+        return IdTables(ids, starts, metadata)
 
     def published(
         self, scheme: str, first_day: int, days: int, rings: NDArray[np.integer[Any]] | None = None

@@ -48,6 +48,7 @@ from proximity.schemes.keys import (
     IdTables,
     KeyDescription,
     RandomBytes,
+    byte_rows,
     empty_table,
     joined,
     upcoming_of,
@@ -319,7 +320,7 @@ class BluezoneKeys:
             daily = self._daily_keys(state, keys, record)
             out += [
                 BluezoneDailyKey(key, record.time_start, record.time_end, record.ids_per_day)
-                for key in _byte_rows(daily)
+                for key in byte_rows(daily)
             ]
         return out
 
@@ -359,9 +360,3 @@ class RingKeys:
 def _joined(parts: list[NDArray[np.uint8]]) -> NDArray[np.uint8]:
     """(n, s_i, w) parts side by side, (n, sum s_i, w); one part as it is."""
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-
-
-def _byte_rows(rows: NDArray[np.uint8]) -> list[bytes]:
-    """Each row of an (n, w) array as bytes."""
-    data, width = rows.tobytes(), int(rows.shape[1])
-    return [data[i : i + width] for i in range(0, len(data), width)]

@@ -35,6 +35,7 @@ from proximity.schemes.keys import (
     IdTables,
     KeyDescription,
     RandomBytes,
+    byte_rows,
     empty_table,
     joined,
     upcoming_of,
@@ -309,8 +310,7 @@ class Dp3tKeys:
             chained = day_keys_after(
                 np.ascontiguousarray(keys[:, 0]), (one.day - state.day) // SECONDS_PER_DAY
             )
-            data, width = chained.tobytes(), KEY_LENGTH
-            out += [Dp3tDayKey(data[i : i + width], one.day) for i in range(0, len(data), width)]
+            out += [Dp3tDayKey(key, one.day) for key in byte_rows(chained)]
         return out
 
     def describe(self, state: Dp3tDayKey) -> KeyDescription:

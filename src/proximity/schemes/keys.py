@@ -24,6 +24,7 @@ __all__ = [
     "KeyDescription",
     "RandomBytes",
     "SchemeKeys",
+    "byte_rows",
     "empty_table",
     "joined",
     "upcoming_of",
@@ -132,6 +133,12 @@ class SchemeKeys(Protocol):
     def show_json(self, state: Any | None) -> dict[str, Any]:
         """The keys for ``proximity keys show --json``: fields merged into its document."""
         ...
+
+
+def byte_rows(rows: NDArray[np.uint8]) -> list[bytes]:
+    """Each row of an (n, w) array as bytes (the batch methods' keys, as values take them)."""
+    data, width = rows.tobytes(), int(rows.shape[1])
+    return [data[i : i + width] for i in range(0, len(data), width)]
 
 
 def empty_table(scheme: str, length: int) -> IdTable:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.keyring.model import KeyRing, KeyRingSettings
+from proximity.keyring.model import DEFAULT_TX_POWER, KeyRing, KeyRingSettings
 from proximity.schemes.keys import IdTables
 from proximity.schemes.published import KeyBatch
 from proximity.schemes.registry import scheme_record
@@ -189,9 +189,9 @@ def _groups(which: NDArray[np.intp], count: int) -> list[tuple[int, NDArray[np.i
     return [(g, np.flatnonzero(which == g)) for g in np.unique(which).tolist()]
 
 
-def _key_settings(settings: KeyRingSettings) -> tuple[int, int]:
-    """The settings that decide the keys (not the adverts' metadata)."""
-    return settings.bluezone_ids_per_day, settings.retention_days
+def _key_settings(settings: KeyRingSettings) -> KeyRingSettings:
+    """The settings but what the adverts carry: what decides the keys."""
+    return replace(settings, tx_power=DEFAULT_TX_POWER, calibration_confidence=0)
 
 
 def _made(

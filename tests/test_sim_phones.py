@@ -10,7 +10,6 @@ import pytest
 
 from proximity.keyring import KeyRing, KeyRings, KeyRingSettings
 from proximity.schemes.published import KeyBatch
-from proximity.schemes.registry import scheme_record
 from proximity.sim.phones import Phones
 from proximity.times import SECONDS_PER_DAY
 
@@ -49,10 +48,9 @@ def test_batched_phones_are_each_phones_own_ring(scheme: str, window: tuple[floa
     start, duration = window
     phones = Phones(scheme, users, n, start, start + duration, np.random.default_rng(7), tx, conf)
     rings = _one_by_one(phones, users, tx, conf, 7)
-    view = scheme_record(scheme).load_ring_keys()
     for row, (agent, ring) in enumerate(zip(users.tolist(), rings, strict=True)):
         assert phones.ring(agent) == ring
-        ids, aem = view.id_table(ring, phones.first_day, phones.days)
+        ids, aem = ring.id_table(scheme, phones.first_day, phones.days)
         slot = (ids.starts - phones.origin) // phones.slot_seconds
         inside = (slot >= 0) & (slot < phones.ids.shape[1])
         assert inside.sum() == phones.ids.shape[1]  # every slot of the run has its ID

@@ -1,5 +1,5 @@
 """GAEN's and Bluezone's key state in a key ring (each a :class:`~proximity.schemes.keys.SchemeKeys`),
-and the ring's view the simulator tabulates from.
+one device's or, through the batch methods, many devices' made alike (:class:`~proximity.keyring.KeyRings`).
 
 Each scheme's record names its key state (``SchemeRecord.keys``); the ring, ``proximity ids``, the CLI
 and the simulator go through that, never through a table keyed by scheme name. GAEN's and Bluezone's
@@ -57,9 +57,9 @@ from proximity.schemes.published import DiagnosisKey, KeyBatch, ReportType
 from proximity.times import SECONDS_PER_DAY, format_utc, utc_midnight
 
 if TYPE_CHECKING:
-    from proximity.keyring.model import KeyRing, KeyRingSettings
+    from proximity.keyring.model import KeyRingSettings
 
-__all__ = ["BLUEZONE_KEYS", "GAEN_KEYS", "IdTable", "RingKeys"]
+__all__ = ["BLUEZONE_KEYS", "GAEN_KEYS", "IdTable"]
 
 GaenState = tuple[TemporaryExposureKey, ...]
 
@@ -341,20 +341,6 @@ class BluezoneKeys:
 
 GAEN_KEYS = GaenKeys()
 BLUEZONE_KEYS = BluezoneKeys()
-
-
-class RingKeys:
-    """One scheme's view of a :class:`~proximity.keyring.model.KeyRing` (what the simulator
-    tabulates): its ID table and what a confirmed user publishes, over some days."""
-
-    def __init__(self, scheme: str) -> None:
-        self.scheme = scheme
-
-    def id_table(self, ring: KeyRing, first_day: int, days: int) -> IdTable:
-        return ring.id_table(self.scheme, first_day, days)
-
-    def published(self, ring: KeyRing, first_day: int, days: int) -> list[Any]:
-        return ring.published(self.scheme, first_day, days)
 
 
 def _joined(parts: list[NDArray[np.uint8]]) -> NDArray[np.uint8]:

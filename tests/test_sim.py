@@ -202,7 +202,7 @@ def test_phones_broadcast_their_rings_ids(scheme: str) -> None:
     phones = Phones(scheme, users, 6, start, start + 7200, np.random.default_rng(0))
     times = np.array([start + 5, start + 4000])
     ids, _ = phones.broadcast(np.array([4, 4]), times)
-    ring = phones.rings[1]
+    ring = phones.ring(4)
     for row, t in zip(ids, times, strict=True):
         if scheme == "gaen":
             expected = GAEN.id_at(ring.gaen_key_at(t), t)  # type: ignore[arg-type]

@@ -41,8 +41,9 @@ def test_one_matcher_call_finds_what_each_phones_own_call_finds(scheme: str, tmp
     users = np.flatnonzero(world.app).astype(np.int64)
     end = scenario.start + scenario.duration
     phones = Phones(scheme, users, world.n, scenario.start, end, world.streams("keys"))
-    published, owner_of = _publish(phones, set(users[::3].tolist()))  # a third of the phones are index cases
-    matching = _Matching(scheme, published, owner_of)  # what the run reads (GAEN: the matcher's columns)
+    published, owners = _publish(phones, users[::3])  # a third of the phones are index cases
+    matching = _Matching(scheme, published, owners)  # what the run reads (GAEN: the matcher's columns)
+    owner_of = dict(zip((key.key_data for key in published), owners.tolist(), strict=True))
     one: list[tuple[int, bytes, tuple[int, ...], tuple[float, ...]]] = []
     each: list[tuple[int, bytes, tuple[int, ...], tuple[float, ...]]] = []
 
@@ -277,7 +278,7 @@ def test_gaen_phones_advertise_their_models_tx_power_and_confidence() -> None:
     phones = Phones("gaen", users, world.n, scenario.start, scenario.start + 1800, world.streams("keys"),
                     d.tx_power, d.confidence)  # fmt: skip
     for agent in users[:5].tolist():
-        metadata = phones.rings[int(phones.row[agent])].settings.gaen_metadata
+        metadata = phones.ring(agent).settings.gaen_metadata
         assert (
             metadata.tx_power == d.tx_power[agent] and metadata.calibration_confidence == d.confidence[agent]
         )

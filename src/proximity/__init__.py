@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     )
     from proximity.keyring import (
         KeyRing,
+        KeyRings,
         KeyRingSettings,
         default_keyring_path,
         load_keyring,
@@ -208,6 +209,7 @@ __all__ = [
     "KeyRingError",
     "KeyRingNotFoundError",
     "KeyRingSettings",
+    "KeyRings",
     "KeyServerConfigError",
     "KeyServerError",
     "MalformedAdvertisingDataError",

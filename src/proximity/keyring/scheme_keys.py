@@ -1,5 +1,5 @@
 """GAEN's and Bluezone's key state in a key ring (each a :class:`~proximity.schemes.keys.SchemeKeys`),
-and the ring's view the simulator tabulates from.
+one device's or, through the batch methods, many devices' made alike (:class:`~proximity.keyring.KeyRings`).
 
 Each scheme's record names its key state (``SchemeRecord.keys``); the ring, ``proximity ids``, the CLI
 and the simulator go through that, never through a table keyed by scheme name. GAEN's and Bluezone's
@@ -16,19 +16,50 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.crypto import crypto_backend
 from proximity.errors import InvalidKeyError
 from proximity.schemes.base import IdBatch
+from proximity.schemes.bluezone import (
+    ID_LENGTH as BLUEZONE_ID_LENGTH,
+)
 from proximity.schemes.bluezone import KEY_LENGTH as BLUEZONE_KEY_LENGTH
-from proximity.schemes.bluezone import BluezoneBaseKey, BluezoneDailyKey, BluezoneScheme
-from proximity.schemes.gaen import GAEN, TEK_LENGTH, TemporaryExposureKey, en_interval_number
-from proximity.schemes.keys import IdTable, KeyDescription, RandomBytes, empty_table, joined, upcoming_of
-from proximity.schemes.published import DiagnosisKey, ReportType
+from proximity.schemes.bluezone import (
+    BluezoneBaseKey,
+    BluezoneDailyKey,
+    BluezoneScheme,
+    chained_keys,
+    ids_of_records,
+)
+from proximity.schemes.gaen import (
+    AEM_LENGTH,
+    ENIN_SECONDS,
+    GAEN,
+    RPI_LENGTH,
+    TEK_LENGTH,
+    TemporaryExposureKey,
+    aem_keystreams,
+    derive_aemks,
+    derive_rpiks,
+    en_interval_number,
+    padded_blocks,
+)
+from proximity.schemes.keys import (
+    IdTable,
+    IdTables,
+    KeyDescription,
+    RandomBytes,
+    byte_rows,
+    empty_table,
+    joined,
+    upcoming_of,
+)
+from proximity.schemes.published import DiagnosisKey, KeyBatch, ReportType
 from proximity.times import SECONDS_PER_DAY, format_utc, utc_midnight
 
 if TYPE_CHECKING:
-    from proximity.keyring.model import KeyRing, KeyRingSettings
+    from proximity.keyring.model import KeyRingSettings
 
-__all__ = ["BLUEZONE_KEYS", "GAEN_KEYS", "IdTable", "RingKeys"]
+__all__ = ["BLUEZONE_KEYS", "GAEN_KEYS", "IdTable"]
 
 GaenState = tuple[TemporaryExposureKey, ...]
 
@@ -129,6 +160,50 @@ class GaenKeys:
     def published(self, state: GaenState, settings: KeyRingSettings, first_day: int, days: int) -> list[Any]:
         return [DiagnosisKey(key, report_type=ReportType.CONFIRMED_TEST) for key in state]
 
+    def key_data(self, state: GaenState) -> list[bytes]:
+        return [key.key_data for key in state]
+
+    def id_tables(
+        self, state: GaenState, keys: NDArray[np.uint8], settings: KeyRingSettings, start: int, end: int
+    ) -> IdTables:
+        """Per TEK (the same for every device), one HKDF pass for the RPIKs and AEMKs and one AES pass
+        for the RPIs of the intervals in the window, one for their AEMs."""
+        n, crypto = int(keys.shape[0]), crypto_backend()
+        metadata = np.frombuffer(settings.gaen_metadata.to_bytes(), np.uint8)
+        first, stop = -(-start // ENIN_SECONDS), -(-end // ENIN_SECONDS)  # intervals starting in the window
+        ids, aems, starts = [], [], []
+        for column, key in enumerate(state):
+            low = max(first, key.rolling_start_interval_number)
+            high = min(stop, key.rolling_start_interval_number + key.rolling_period)
+            if high <= low:
+                continue
+            teks = np.ascontiguousarray(keys[:, column])
+            blocks = padded_blocks(np.array([low], np.int64), high - low)
+            rpis = crypto.aes_ecb(derive_rpiks(teks, crypto), blocks, np.zeros(n, np.intp))
+            ids.append(rpis)
+            aems.append(aem_keystreams(derive_aemks(teks, crypto), rpis, crypto) ^ metadata)
+            starts.append(np.arange(low, high, dtype=np.int64) * ENIN_SECONDS)
+        if not ids:
+            empty = np.zeros((n, 0, RPI_LENGTH), np.uint8)
+            return IdTables(empty, np.zeros(0, np.int64), np.zeros((n, 0, AEM_LENGTH), np.uint8))
+        return IdTables(_joined(ids), np.concatenate(starts), _joined(aems))
+
+    def published_many(
+        self, state: GaenState, keys: NDArray[np.uint8], settings: KeyRingSettings, first_day: int, days: int
+    ) -> KeyBatch:
+        """One row per device per TEK, device by device: :meth:`published`'s keys with each device's bytes."""
+        one = KeyBatch.from_keys(self.published(state, settings, first_day, days))
+        n = int(keys.shape[0])
+        return KeyBatch(
+            np.ascontiguousarray(keys.reshape(n * len(one), TEK_LENGTH)),
+            np.tile(one.rolling_start, n),
+            np.tile(one.rolling_period, n),
+            np.tile(one.transmission_risk_level, n),
+            np.tile(one.report_type, n),
+            np.tile(one.days_since_onset, n),
+            one.verified,
+        )
+
     def describe(self, state: GaenState) -> KeyDescription:
         rows: list[list[object]] = [
             [k.key_data.hex(), format_utc(k.start), format_utc(k.end), k.rolling_period] for k in state
@@ -207,6 +282,56 @@ class BluezoneKeys:
             return []
         return [state.record(first, (end - first) // SECONDS_PER_DAY, settings.bluezone_ids_per_day)]
 
+    def key_data(self, state: BluezoneBaseKey) -> list[bytes]:
+        return [state.key]
+
+    def id_tables(
+        self, state: BluezoneBaseKey, keys: NDArray[np.uint8], settings: KeyRingSettings, start: int, end: int
+    ) -> IdTables:
+        """The record :meth:`id_table` would take over the window's days, for every base key at once."""
+        n = int(keys.shape[0])
+        first_day = utc_midnight(start)
+        days = (utc_midnight(max(start, end - 1)) - first_day) // SECONDS_PER_DAY + 1
+        records: list[BluezoneDailyKey] = self.published(state, settings, first_day, days)
+        if not records or end <= start:
+            return IdTables(np.zeros((n, 0, BLUEZONE_ID_LENGTH), np.uint8), np.zeros(0, np.int64), None)
+        (record,) = records
+        slot = record.slot_seconds
+        starts = record.time_start + np.arange(record.days * record.ids_per_day, dtype=np.int64) * slot
+        keep = np.flatnonzero((starts >= start) & (starts < end) & (starts < record.time_end))
+        if not keep.size:
+            return IdTables(np.zeros((n, 0, BLUEZONE_ID_LENGTH), np.uint8), np.zeros(0, np.int64), None)
+        daily = self._daily_keys(state, keys, record)
+        ids = ids_of_records(daily, int(keep[-1]) + 1, record.ids_per_day)[:, keep[0] :]
+        return IdTables(np.ascontiguousarray(ids), starts[keep[0] : keep[-1] + 1], None)
+
+    def published_many(
+        self,
+        state: BluezoneBaseKey,
+        keys: NDArray[np.uint8],
+        settings: KeyRingSettings,
+        first_day: int,
+        days: int,
+    ) -> list[Any]:
+        """Each base key's record over those days (the same days for all)."""
+        records: list[BluezoneDailyKey] = self.published(state, settings, first_day, days)
+        out: list[Any] = []
+        for record in records:
+            daily = self._daily_keys(state, keys, record)
+            out += [
+                BluezoneDailyKey(key, record.time_start, record.time_end, record.ids_per_day)
+                for key in byte_rows(daily)
+            ]
+        return out
+
+    @staticmethod
+    def _daily_keys(
+        state: BluezoneBaseKey, keys: NDArray[np.uint8], record: BluezoneDailyKey
+    ) -> NDArray[np.uint8]:
+        """The daily key of the record's first day of each base key (a column of ``keys``)."""
+        steps = (record.time_start - state.base_day) // SECONDS_PER_DAY
+        return chained_keys(np.ascontiguousarray(keys[:, 0]), steps)
+
     def describe(self, state: BluezoneBaseKey) -> KeyDescription:
         return f"Bluezone base key {state.key.hex()} installed {format_utc(state.base_day)}"
 
@@ -218,15 +343,6 @@ GAEN_KEYS = GaenKeys()
 BLUEZONE_KEYS = BluezoneKeys()
 
 
-class RingKeys:
-    """One scheme's view of a :class:`~proximity.keyring.model.KeyRing` (what the simulator
-    tabulates): its ID table and what a confirmed user publishes, over some days."""
-
-    def __init__(self, scheme: str) -> None:
-        self.scheme = scheme
-
-    def id_table(self, ring: KeyRing, first_day: int, days: int) -> IdTable:
-        return ring.id_table(self.scheme, first_day, days)
-
-    def published(self, ring: KeyRing, first_day: int, days: int) -> list[Any]:
-        return ring.published(self.scheme, first_day, days)
+def _joined(parts: list[NDArray[np.uint8]]) -> NDArray[np.uint8]:
+    """(n, s_i, w) parts side by side, (n, sum s_i, w); one part as it is."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)

@@ -33,6 +33,7 @@ __all__ = [
     "BluezoneBaseKey",
     "BluezoneDailyKey",
     "BluezoneScheme",
+    "chained_keys",
     "ids_for_day",
     "ids_of_records",
     "next_daily_key",
@@ -71,7 +72,15 @@ def _key_row(daily_key: bytes) -> NDArray[np.uint8]:
 
 def chained_key(daily_key: bytes, days: int) -> bytes:
     """The daily key ``days`` steps down the chain (one SHA-256 a step)."""
-    return crypto_backend().sha256_chain(_key_row(daily_key), days + 1)[:, -1].tobytes()
+    return chained_keys(_key_row(daily_key), days).tobytes()
+
+
+def chained_keys(
+    daily_keys: NDArray[np.uint8], days: int, crypto: CryptoBackend | None = None
+) -> NDArray[np.uint8]:
+    """Each of the (n, 32) daily keys ``days`` steps down its chain, as (n, 32)."""
+    chain = (crypto or crypto_backend()).sha256_chain(daily_keys, days + 1)
+    return np.ascontiguousarray(chain[:, -1])
 
 
 def next_daily_key(daily_key: bytes) -> bytes:

@@ -30,7 +30,16 @@ from numpy.typing import NDArray
 from proximity.crypto import CryptoBackend, crypto_backend
 from proximity.errors import InvalidKeyError, NoKeyForTimeError
 from proximity.schemes.base import EphemeralId, IdBatch, require_bytes
-from proximity.schemes.keys import IdTable, KeyDescription, RandomBytes, empty_table, joined, upcoming_of
+from proximity.schemes.keys import (
+    IdTable,
+    IdTables,
+    KeyDescription,
+    RandomBytes,
+    byte_rows,
+    empty_table,
+    joined,
+    upcoming_of,
+)
 from proximity.times import SECONDS_PER_DAY, format_utc, utc_midnight
 
 __all__ = [
@@ -44,7 +53,10 @@ __all__ = [
     "Dp3tDayKey",
     "Dp3tKeys",
     "Dp3tScheme",
+    "broadcast_ephids",
     "broadcast_order",
+    "broadcast_orders",
+    "day_keys_after",
     "ephid_inputs",
     "ephids_for_day",
     "ephids_of",
@@ -97,10 +109,34 @@ def ephids_for_day(day_key: bytes) -> NDArray[np.uint8]:
 
 def broadcast_order(day_key: bytes) -> NDArray[np.intp]:
     """``order[i]`` is the PRG index of the EphID broadcast in epoch ``i`` (see the module docstring)."""
-    crypto = crypto_backend()
-    order_key = crypto.hmac_sha256(_key_row(day_key), _ORDER_KEY)
-    stream = crypto.aes_ctr(order_key, np.zeros((1, 16), np.uint8), EPHIDS_PER_DAY * 8)[0]
-    return np.argsort(stream.view(">u8"), kind="stable")
+    order: NDArray[np.intp] = broadcast_orders(_key_row(day_key))[0]
+    return order
+
+
+def broadcast_orders(day_keys: NDArray[np.uint8], crypto: CryptoBackend | None = None) -> NDArray[np.intp]:
+    """:func:`broadcast_order` of each (m, 32) day key, as (m, 96)."""
+    crypto = crypto or crypto_backend()
+    order_keys = crypto.hmac_sha256(day_keys, _ORDER_KEY)
+    stream = crypto.aes_ctr(order_keys, np.zeros((order_keys.shape[0], 16), np.uint8), EPHIDS_PER_DAY * 8)
+    return np.argsort(stream.view(">u8"), axis=1, kind="stable")
+
+
+def broadcast_ephids(day_keys: NDArray[np.uint8], crypto: CryptoBackend | None = None) -> NDArray[np.uint8]:
+    """The EphIDs of each (m, 32) day key in broadcast order (epoch i's at [:, i]), as (m, 96, 16)."""
+    crypto = crypto or crypto_backend()
+    ephids = ephids_of(day_keys, crypto)
+    out: NDArray[np.uint8] = np.take_along_axis(
+        ephids, broadcast_orders(day_keys, crypto)[:, :, None], axis=1
+    )
+    return out
+
+
+def day_keys_after(
+    day_keys: NDArray[np.uint8], steps: int, crypto: CryptoBackend | None = None
+) -> NDArray[np.uint8]:
+    """Each (m, 32) SK_t chained ``steps`` days forward (SK_{t+steps}), as (m, 32)."""
+    chain = (crypto or crypto_backend()).sha256_chain(day_keys, steps + 1)
+    return np.ascontiguousarray(chain[:, -1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +179,7 @@ class Dp3tDayKey:
         if midnight < self.day:
             raise NoKeyForTimeError("dp3t", at, f"the key starts on day {self.day}")
         steps = (midnight - self.day) // SECONDS_PER_DAY
-        key = crypto_backend().sha256_chain(_key_row(self.key), steps + 1)[0, -1].tobytes()
-        return Dp3tDayKey(key, midnight)
+        return Dp3tDayKey(day_keys_after(_key_row(self.key), steps).tobytes(), midnight)
 
     def __repr__(self) -> str:
         return f"Dp3tDayKey(key=<{KEY_LENGTH} bytes>, day={self.day})"
@@ -160,7 +195,7 @@ class Dp3tScheme:
 
     def ids_of_key(self, key: Dp3tDayKey) -> IdBatch:
         """The day's EphIDs in broadcast order, each with its 15-minute epoch."""
-        ids = ephids_for_day(key.key)[broadcast_order(key.key)]
+        ids = broadcast_ephids(_key_row(key.key))[0]
         starts = key.day + np.arange(EPHIDS_PER_DAY, dtype=np.int64) * EPOCH_SECONDS
         return IdBatch(self.name, ids, starts, starts + EPOCH_SECONDS)
 
@@ -240,6 +275,43 @@ class Dp3tKeys:
         if first_day + days * SECONDS_PER_DAY <= state.day:
             return []
         return [state.on_day(max(first_day, state.day))]
+
+    def key_data(self, state: Dp3tDayKey) -> list[bytes]:
+        return [state.key]
+
+    def id_tables(
+        self, state: Dp3tDayKey, keys: NDArray[np.uint8], settings: object, start: int, end: int
+    ) -> IdTables:
+        """Day by day from the key's first, each day's EphIDs in broadcast order for every key at once."""
+        n, crypto = int(keys.shape[0]), crypto_backend()
+        ids, starts = [], []
+        day = max(utc_midnight(start), state.day)
+        day_keys = day_keys_after(
+            np.ascontiguousarray(keys[:, 0]), (day - state.day) // SECONDS_PER_DAY, crypto
+        )
+        while day < end:
+            epochs = day + np.arange(EPHIDS_PER_DAY, dtype=np.int64) * EPOCH_SECONDS
+            keep = np.flatnonzero((epochs >= start) & (epochs < end))
+            if keep.size:
+                ids.append(broadcast_ephids(day_keys, crypto)[:, keep[0] : keep[-1] + 1])
+                starts.append(epochs[keep[0] : keep[-1] + 1])
+            day += SECONDS_PER_DAY
+            day_keys = day_keys_after(day_keys, 1, crypto)
+        if not ids:
+            return IdTables(np.zeros((n, 0, EPHID_LENGTH), np.uint8), np.zeros(0, np.int64), None)
+        return IdTables(np.concatenate(ids, axis=1), np.concatenate(starts), None)
+
+    def published_many(
+        self, state: Dp3tDayKey, keys: NDArray[np.uint8], settings: object, first_day: int, days: int
+    ) -> list[Any]:
+        """Each key's SK of the first of those days (the same day for all)."""
+        out: list[Any] = []
+        for one in self.published(state, settings, first_day, days):
+            chained = day_keys_after(
+                np.ascontiguousarray(keys[:, 0]), (one.day - state.day) // SECONDS_PER_DAY
+            )
+            out += [Dp3tDayKey(key, one.day) for key in byte_rows(chained)]
+        return out
 
     def describe(self, state: Dp3tDayKey) -> KeyDescription:
         return f"DP-3T day key SK {state.key.hex()} of {format_utc(state.day)}"

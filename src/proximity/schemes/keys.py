@@ -10,6 +10,7 @@ broadcasts, and what a confirmed user publishes from it. Nothing outside the sch
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,7 +18,17 @@ from numpy.typing import NDArray
 
 from proximity.schemes.base import IdBatch
 
-__all__ = ["IdTable", "KeyDescription", "RandomBytes", "SchemeKeys", "empty_table", "joined", "upcoming_of"]
+__all__ = [
+    "IdTable",
+    "IdTables",
+    "KeyDescription",
+    "RandomBytes",
+    "SchemeKeys",
+    "byte_rows",
+    "empty_table",
+    "joined",
+    "upcoming_of",
+]
 
 RandomBytes = Callable[[int], bytes]
 
@@ -26,6 +37,17 @@ IdTable = tuple[IdBatch, NDArray[np.uint8] | None]
 
 KeyDescription = str | tuple[list[str], list[list[object]]]
 """How ``keys show`` prints a scheme's keys: one line, or a table (headers, rows)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class IdTables:
+    """The IDs of many devices whose keys share their times, over the same slots: ``ids`` (n, s, id
+    length) uint8, the slot starts ``starts`` (s,) int64 in order, and the encrypted metadata beside
+    each ID (n, s, metadata length), None for a scheme that sends none."""
+
+    ids: NDArray[np.uint8]
+    starts: NDArray[np.int64]
+    metadata: NDArray[np.uint8] | None
 
 
 class SchemeKeys(Protocol):
@@ -85,6 +107,25 @@ class SchemeKeys(Protocol):
         """What the app uploads when its user is confirmed, covering those days (each has ``key_data``)."""
         ...
 
+    def key_data(self, state: Any) -> list[bytes]:
+        """The random bytes of each key the state holds, in a fixed order: the columns of the batch
+        methods' ``keys``. A state's key times never depend on these bytes, so one state stands for
+        many devices made and rolled at the same times (:class:`proximity.keyring.KeyRings`)."""
+        ...
+
+    def id_tables(self, state: Any, keys: NDArray[np.uint8], settings: Any, start: int, end: int) -> IdTables:
+        """The IDs whose slots start in ``[start, end)`` of n states like ``state`` whose key bytes are
+        the rows of ``keys`` ((n, k, key length), k as :meth:`key_data` lists them): what
+        :meth:`id_table` gives each, as one batch."""
+        ...
+
+    def published_many(
+        self, state: Any, keys: NDArray[np.uint8], settings: Any, first_day: int, days: int
+    ) -> Any:
+        """What :meth:`published` gives each of those n states, concatenated in their order (each gives
+        as many as ``state`` does): a list, or GAEN's :class:`~proximity.schemes.published.KeyBatch`."""
+        ...
+
     def describe(self, state: Any) -> KeyDescription:
         """The keys for ``proximity keys show``."""
         ...
@@ -92,6 +133,12 @@ class SchemeKeys(Protocol):
     def show_json(self, state: Any | None) -> dict[str, Any]:
         """The keys for ``proximity keys show --json``: fields merged into its document."""
         ...
+
+
+def byte_rows(rows: NDArray[np.uint8]) -> list[bytes]:
+    """Each row of an (n, w) array as bytes (the batch methods' keys, as values take them)."""
+    data, width = rows.tobytes(), int(rows.shape[1])
+    return [data[i : i + width] for i in range(0, len(data), width)]
 
 
 def empty_table(scheme: str, length: int) -> IdTable:

@@ -189,10 +189,6 @@ class SchemeRecord:
         keys: SchemeKeys = _resolve(self.keys)
         return keys
 
-    def load_ring_keys(self) -> Any:
-        """A key ring's view of this scheme's keys (a ``proximity.keyring.scheme_keys.RingKeys``)."""
-        return _resolve("proximity.keyring.scheme_keys:RingKeys")(self.name)
-
 
 @functools.cache
 def _resolve(entry_point: str) -> Any:

@@ -1,9 +1,10 @@
 """App users' phones: a real KeyRing each, and the IDs (and GAEN AEMs) it broadcasts, as lookup tables.
 
 The rings come from :class:`proximity.keyring.KeyRing` (random bytes from the run's "keys" stream,
-so a seed fixes every key); the IDs from the real schemes, through the ring's view of the scheme's keys
-that its record names (``SchemeRecord.ring_keys``), tabulated per phone per slot so that sightings get
-their ID by indexing. What a diagnosed phone publishes is what the app would, as the same view says.
+so a seed fixes every key), made all at once as :class:`proximity.keyring.KeyRings` (the same bytes,
+drawn in one go); the IDs from the real schemes' batch code (``SchemeKeys.id_tables``), for the run's
+slots only, so that sightings get their ID by indexing. What a diagnosed phone publishes is what the
+app would (``SchemeKeys.published_many``, the batch of ``SchemeKeys.published``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from proximity.keyring import DEFAULT_TX_POWER, KeyRing, KeyRingSettings
+from proximity.keyring import DEFAULT_TX_POWER, KeyRing, KeyRings, KeyRingSettings
 from proximity.schemes.registry import scheme_record
 from proximity.sightings import ID_LENGTHS
 from proximity.times import SECONDS_PER_DAY, utc_midnight
@@ -35,7 +36,10 @@ class Phones:
         tx_power: int | NDArray[np.int64] = DEFAULT_TX_POWER,
         confidence: int | NDArray[np.int64] = 0,
     ) -> None:
-        """``tx_power`` and ``confidence`` (per agent, or one for all) go into each phone's metadata."""
+        """``tx_power`` and ``confidence`` (per agent, or one for all) go into each phone's metadata.
+
+        Each phone's ring is made at ``start`` and rolled at each later UTC midnight of the run, one
+        phone after another from ``rng`` (as ``KeyRing.create`` and ``rolled`` one by one would)."""
         self.scheme = scheme
         self.users = users
         self.row = np.full(n, -1, np.int64)
@@ -44,46 +48,34 @@ class Phones:
         self.first_day = utc_midnight(start)
         self.days = int((utc_midnight(max(start, end - 1e-6)) - self.first_day) // SECONDS_PER_DAY) + 1
         record = scheme_record(scheme)
-        self._keys = record.load_ring_keys()
         self.slot_seconds = record.slot_seconds
         self.origin = int(start // self.slot_seconds) * self.slot_seconds  # slots divide the day
         slots = int(-(-(end - self.origin) // self.slot_seconds))
-        length = ID_LENGTHS[scheme]
-        self.ids = np.zeros((users.size, slots, length), np.uint8)
-        self.aem = np.zeros((users.size, slots, record.metadata_length or 0), np.uint8)
-        tx = np.broadcast_to(np.asarray(tx_power, np.int64), (n,))
-        conf = np.broadcast_to(np.asarray(confidence, np.int64), (n,))
-        settings: dict[tuple[int, int], KeyRingSettings] = {}
-        self.rings: list[KeyRing] = []
-        for row, agent in enumerate(users.tolist()):
-            mine = (int(tx[agent]), int(conf[agent]))
-            if mine not in settings:
-                settings[mine] = KeyRingSettings(tx_power=mine[0], calibration_confidence=mine[1])
-            ring = KeyRing.create(start, settings[mine], random_bytes=rng.bytes)
-            for day in range(1, self.days):
-                ring = ring.rolled(self.first_day + day * SECONDS_PER_DAY, random_bytes=rng.bytes)
-            self.rings.append(ring)
-            self._tabulate(row, ring)
-        flat = self.ids.reshape(-1, length)
-        self._sorted_ids, self._owner = _id_index(flat, users, slots)
+        tx = np.broadcast_to(np.asarray(tx_power, np.int64), (n,))[users]
+        conf = np.broadcast_to(np.asarray(confidence, np.int64), (n,))[users]
+        distinct, which = np.unique(np.stack([tx, conf], axis=1), axis=0, return_inverse=True)
+        settings = [
+            KeyRingSettings(tx_power=int(t), calibration_confidence=int(c)) for t, c in distinct.tolist()
+        ]
+        rolls = [self.first_day + day * SECONDS_PER_DAY for day in range(1, self.days)]
+        self.rings = KeyRings.create(start, settings, which.reshape(-1), rolls=rolls, rng=rng)
+        table = self.rings.id_tables(scheme, self.origin, self.origin + slots * self.slot_seconds)
+        slot = (table.starts - self.origin) // self.slot_seconds
+        if np.array_equal(slot, np.arange(slots)):  # every slot has its ID (as always, today)
+            self.ids = np.ascontiguousarray(table.ids)
+            metadata = table.metadata
+            self.aem = np.zeros((users.size, slots, 0), np.uint8) if metadata is None else metadata
+        else:  # a slot no key covers broadcasts zeros
+            self.ids = np.zeros((users.size, slots, ID_LENGTHS[scheme]), np.uint8)
+            self.aem = np.zeros((users.size, slots, record.metadata_length or 0), np.uint8)
+            self.ids[:, slot] = table.ids
+            if table.metadata is not None:
+                self.aem[:, slot] = table.metadata
+        self._index: tuple[NDArray[np.void], NDArray[np.int64]] | None = None
 
-    def _tabulate(self, row: int, ring: KeyRing) -> None:
-        batch, aem = self._keys.id_table(ring, self.first_day, self.days)
-        self._place(row, batch.starts, batch.ids, aem, self.ids.shape[1])
-
-    def _place(
-        self,
-        row: int,
-        starts: NDArray[np.int64],
-        ids: NDArray[np.uint8],
-        aem: NDArray[np.uint8] | None,
-        slots: int,
-    ) -> None:
-        slot = (starts - self.origin) // self.slot_seconds
-        ok = (slot >= 0) & (slot < slots)
-        self.ids[row, slot[ok]] = ids[ok]
-        if aem is not None:
-            self.aem[row, slot[ok]] = aem[ok]
+    def ring(self, agent: int) -> KeyRing:
+        """``agent``'s key ring (an app user's), as it would be made on its own."""
+        return self.rings.ring(int(self.row[agent]))
 
     def broadcast(
         self, agents: NDArray[np.int64], times: NDArray[np.float64]
@@ -104,20 +96,26 @@ class Phones:
         return slot.astype(np.int64)
 
     def owners(self, ids: NDArray[np.uint8]) -> NDArray[np.int64]:
-        """The agent that broadcast each ID (-1 if none did): the simulator's ground truth."""
+        """The agent that broadcast each ID (-1 if none did): the simulator's ground truth (its index
+        is built on first use; the run itself never asks)."""
         if ids.shape[0] == 0:
             return np.zeros(0, np.int64)
+        if self._index is None:
+            self._index = _id_index(self.ids.reshape(-1, self.ids.shape[2]), self.users, self.ids.shape[1])
+        sorted_ids, owner = self._index
         wanted = _as_void(np.ascontiguousarray(ids))
-        at = np.searchsorted(self._sorted_ids, wanted)
-        at = np.minimum(at, self._sorted_ids.size - 1)
-        found = self._sorted_ids[at] == wanted
-        return np.where(found, self._owner[at], -1)
+        at = np.minimum(np.searchsorted(sorted_ids, wanted), sorted_ids.size - 1)
+        return np.where(sorted_ids[at] == wanted, owner[at], -1)
 
     def published(self, agent: int) -> list[Any]:
         """What ``agent`` uploads when confirmed, covering the run's days (each value has ``key_data``)."""
-        ring = self.rings[int(self.row[agent])]
-        published: list[Any] = self._keys.published(ring, self.first_day, self.days)
-        return published
+        return self.ring(agent).published(self.scheme, self.first_day, self.days)
+
+    def published_keys(self, agents: NDArray[np.int64]) -> tuple[Any, NDArray[np.int64]]:
+        """What each of ``agents`` (app users) uploads when confirmed, agent after agent as given, and
+        the agent of each published row: (a list of values, or GAEN's KeyBatch; agents)."""
+        published, ring = self.rings.published(self.scheme, self.first_day, self.days, self.row[agents])
+        return published, self.users[ring]
 
 
 def _take(table: NDArray[np.uint8], rows: NDArray[np.int64], slot: NDArray[np.int64]) -> NDArray[np.uint8]:

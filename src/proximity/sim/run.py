@@ -242,8 +242,8 @@ def run_shard(
         devices.confidence,
     )
     # every app user is a potential index case: everyone's keys are matched against every log
-    published, owner_of = _publish(phones, {int(u) for u in users})
-    matching = _Matching(scenario.scheme, published, owner_of)
+    published, owners = _publish(phones, users)
+    matching = _Matching(scenario.scheme, published, owners)
     forget = scenario.forget
     truth = CloseTime(n, scenario.contact_minutes * 60.0, forget, record=scenario.contact_table)
     heard = HeardPairs(n, forget, scenario.hold)
@@ -283,7 +283,7 @@ def run_shard(
             stored[obs.row_ids - first] = obs.rssi
             written = (scanner, advertiser, times, stored)
             heard.add(*written)
-            if len(obs) and published:
+            if len(obs) and len(published):
                 calls += 1
                 found = _matched_columns(*matching.rows(obs), written, first)
                 # every row matched once, by its sender's key, so far: the same adds, no second merge
@@ -464,15 +464,10 @@ most of the run's peak memory (3.5 GB for half an hour from noon). Pieces change
 function of one pair's rows) nor the order results are kept in."""
 
 
-def _publish(phones: Phones, index_cases: set[int]) -> tuple[list[Any], dict[bytes, int]]:
-    """What the index cases upload when confirmed (the server's export), and who uploaded each key."""
-    owner_of: dict[bytes, int] = {}
-    published: list[Any] = []
-    for agent in sorted(index_cases):
-        for key in phones.published(agent):
-            published.append(key)
-            owner_of[key.key_data] = agent
-    return published, owner_of
+def _publish(phones: Phones, index_cases: NDArray[np.int64]) -> tuple[Any, NDArray[np.int64]]:
+    """What the index cases upload when confirmed (the server's export: a list, or GAEN's KeyBatch),
+    agent by agent in order, and who uploaded each key."""
+    return phones.published_keys(np.unique(np.asarray(index_cases, np.int64)))
 
 
 class _Matching:
@@ -480,16 +475,21 @@ class _Matching:
     sighting its row id and the key's owner. GAEN's matcher hands its columns over as they are (one
     call per key chunk, no per-key objects); other schemes go through their match function."""
 
-    def __init__(self, scheme: str, published: list[Any], owner_of: dict[bytes, int]) -> None:
-        self.scheme, self.published, self.owner_of = scheme, published, owner_of
+    def __init__(self, scheme: str, published: Any, owners: NDArray[np.int64]) -> None:
+        self.scheme, self.published = scheme, published
         self.batches: list[tuple[KeyBatch, NDArray[np.int64]]] = []
-        if scheme_record(scheme).matcher == "proximity.matching.gaen:match_gaen" and published:
+        self._owner_of: dict[bytes, int] = {}
+        if scheme_record(scheme).matcher == "proximity.matching.gaen:match_gaen":
             from proximity.matching.gaen import DEFAULT_CHUNK
 
-            for batch in batches_of(published, DEFAULT_CHUNK):
-                data, width = batch.key_data.tobytes(), batch.key_data.shape[1]
-                owners = [owner_of[data[width * i : width * (i + 1)]] for i in range(len(batch))]
-                self.batches.append((batch, np.array(owners, np.int64)))
+            done = 0
+            for batch in batches_of(
+                [published] if isinstance(published, KeyBatch) else published, DEFAULT_CHUNK
+            ):
+                self.batches.append((batch, owners[done : done + len(batch)]))
+                done += len(batch)
+        else:  # a match names its key by its bytes (Bluezone, DP-3T: one key an agent)
+            self._owner_of = dict(zip((key.key_data for key in published), owners.tolist(), strict=True))
 
     def rows(self, obs: Observations) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(row id, key owner) of every matched sighting, a sighting once per key it matched."""
@@ -504,7 +504,7 @@ class _Matching:
         else:
             matches: list[KeyMatch] = scheme_record(obs.scheme).load_matcher()(self.published, obs, workers=1)
             row_ids = [m.row_ids for m in matches]
-            owners = [np.full(len(m), self.owner_of[m.key_data], np.int64) for m in matches]
+            owners = [np.full(len(m), self._owner_of[m.key_data], np.int64) for m in matches]
         empty = np.zeros(0, np.int64)
         return np.concatenate([empty, *row_ids]), np.concatenate([empty, *owners])
 

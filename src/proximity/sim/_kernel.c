@@ -13,8 +13,11 @@
  * link's level (channel.link_level) and whether the packet is heard with the fading integrated out
  * (channel.heard_chance), then a heard packet's fading given that it was heard (channel.heard_rssi).
  * A cheap conservative bound (Bounds) drops most candidates before those exact draws without changing
- * which are heard. Other people's bodies are counted on the heard links (bodies(), as sim/bodies.py),
- * and the packets come back final, with their level and uniform, in the order of ``scan`` then ``adv``.
+ * which are heard. The walk's per-row tests and the bound run together over a scanner's rows in reach
+ * (screen): one branch-free loop, vectorised with AVX-512 where the CPU has it (98 % of the rows are
+ * dropped, at random: branches on them cost more than doing every row), the portable loop elsewhere.
+ * Other people's bodies are counted on the heard links (bodies(), as sim/bodies.py), and the packets
+ * come back final, with their level and uniform, in the order of ``scan`` then ``adv``.
  * The numpy path and the kernel agree up to the last bits of libm (tests/test_sim_kernel.py).
  */
 #define PY_SSIZE_T_CLEAN
@@ -382,8 +385,8 @@ static inline int64_t near_enough(const Screen *s, int64_t k, int64_t *kd, doubl
     return x >= s->never[*kd] ? ok : 0;
 }
 
-/* The walk and the cheap test over one cell's rows [lo, end) for one scanner: pass[k - lo] = 0 when row
- * k is surely not heard. Most rows (98 % in a city) are rejected, at random. Where the CPU has AVX-512
+/* The walk's per-row tests and the cheap test over one scanner's rows in reach (the rows of its cells'
+ * ranges, screen below): a flag per row, 0 when it is surely not heard. Most rows (98 % in a city) are rejected, at random. Where the CPU has AVX-512
  * (x86-64-v4), one loop with no branch on them runs 8 rows a step (64-bit multiplies for the hashes,
  * gathers for the tables): the walk's per-row branches and the test's would cost more than doing every
  * row. Elsewhere rows out of reach are skipped first, as one by one that is cheaper. Either way the
@@ -413,7 +416,6 @@ __attribute__((target("arch=x86-64-v4"))) static void screen_wide(const Screen *
 }
 #endif
 
-/* screen the rows of n ranges [lo, end) (ranges: lo, end pairs), their flags one after another in pass */
 /* whether the CPU has x86-64-v4 (AVX-512 F, BW, CD, DQ, VL) */
 static int can_go_wide(void) {
 #ifdef WIDE
@@ -428,6 +430,7 @@ static int can_go_wide(void) {
 
 static int go_wide = -1; /* -1: ask the CPU on first use; set by wide() (tests run both loops) */
 
+/* screen the rows of n ranges [lo, end) (ranges: lo, end pairs), their flags one after another in pass */
 static void screen(const Screen *s, const int64_t *ranges, int64_t n, int64_t *pass) {
     if (go_wide < 0) go_wide = can_go_wide(); /* a race writes the same */
 #ifdef WIDE

@@ -403,13 +403,12 @@ __attribute__((target("arch=x86-64-v4"))) static void screen_wide(const Screen *
     own.pk = &cols, own.sc = &me, own.bd = &tables;
     for (int64_t r = 0; r < n; r++) {
         int64_t lo = ranges[2 * r], end = ranges[2 * r + 1];
-        int64_t *restrict out = pass - lo;
 #pragma GCC ivdep /* pass is apart from everything the loop reads */
         for (int64_t k = lo; k < end; k++) {
             int64_t kd;
             double d2;
             int64_t ok = near_enough(&own, k, &kd, &d2);
-            out[k] = ok & bound_passes(&own, k, kd);
+            pass[k - lo] = ok & bound_passes(&own, k, kd);
         }
         pass += end - lo;
     }

@@ -25,8 +25,10 @@ setup(
             "proximity.sim._kernel",
             sources=["src/proximity/sim/_kernel.c"],
             # no errno from sqrt: one instruction, no check branch (the same correctly rounded result);
+            # no FP traps assumed, so branch-free selects vectorise (values unchanged); no contraction
+            # into FMA where a clone targets AVX-512 (every product and sum rounded as numpy's);
             # portable flags only (no -march, no -ffast-math: packets must not change)
-            extra_compile_args=["-O3", "-fno-math-errno"],
+            extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
             optional=True,
         ),
     ]

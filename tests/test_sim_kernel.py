@@ -9,6 +9,7 @@ import pytest
 
 from proximity.sim import CrowdParams, Scenario, World
 from proximity.sim.channel import ChannelParams, heard_chance, heard_fading
+from proximity.sim.native import kernel as kernel_module
 from proximity.sim.streams import normal_quantile
 from proximity.sim.world import native_kernel
 
@@ -44,13 +45,21 @@ def _odd_channel() -> Scenario:
     ("make", "adoption"),
     [(_busy, 0.9), (_spread, 0.6), (lambda: _no_bodies(_busy()), 0.9), (_odd_channel, 0.6)],
 )
-def test_the_c_kernel_gives_the_numpy_references_packets(make: object, adoption: float) -> None:
+@pytest.mark.parametrize("wide", [True, False], ids=["wide", "narrow"])
+def test_the_c_kernel_gives_the_numpy_references_packets(make: object, adoption: float, wide: bool) -> None:
+    """Both of the kernel's screen loops (AVX-512 where the CPU has it, and the portable one): the wide
+    case runs the portable loop too on a CPU without AVX-512."""
     scenario = make()  # type: ignore[operator]
     chunks = {}
-    for kernel in ("native", "numpy"):
-        world = World(scenario, adoption, 3)
-        world.kernel = kernel
-        chunks[kernel] = list(world.chunks())
+    assert kernel_module is not None
+    try:
+        kernel_module.wide(wide)
+        for kernel in ("native", "numpy"):
+            world = World(scenario, adoption, 3)
+            world.kernel = kernel
+            chunks[kernel] = list(world.chunks())
+    finally:
+        kernel_module.wide(True)
     total = 0
     for a, b in zip(chunks["native"], chunks["numpy"], strict=True):
         total += len(a)

@@ -13,8 +13,11 @@
  * link's level (channel.link_level) and whether the packet is heard with the fading integrated out
  * (channel.heard_chance), then a heard packet's fading given that it was heard (channel.heard_rssi).
  * A cheap conservative bound (Bounds) drops most candidates before those exact draws without changing
- * which are heard. Other people's bodies are counted on the heard links (bodies(), as sim/bodies.py),
- * and the packets come back final, with their level and uniform, in the order of ``scan`` then ``adv``.
+ * which are heard. The walk's per-row tests and the bound run together over a scanner's rows in reach
+ * (screen): one branch-free loop, vectorised with AVX-512 where the CPU has it (98 % of the rows are
+ * dropped, at random: branches on them cost more than doing every row), the portable loop elsewhere.
+ * Other people's bodies are counted on the heard links (bodies(), as sim/bodies.py), and the packets
+ * come back final, with their level and uniform, in the order of ``scan`` then ``adv``.
  * The numpy path and the kernel agree up to the last bits of libm (tests/test_sim_kernel.py).
  */
 #define PY_SSIZE_T_CLEAN
@@ -25,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GOLDEN 0x9E3779B97F4A7C15ULL
+#define GOLDEN UINT64_C(0x9E3779B97F4A7C15)
 #define NORMAL_SALT 0x5DEECE66DULL
 
 enum {
@@ -36,8 +39,8 @@ enum {
 enum { K_OFFSET, K_ENCOUNTER, K_RADIO, K_FADING, K_COUNT };
 
 static inline uint64_t mix(uint64_t x) {
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
     return x ^ (x >> 31);
 }
 
@@ -144,17 +147,18 @@ typedef struct {
     const struct Bounds *bounds;
 } Inputs;
 
-/* one advertiser, packed in cell order so a scanner reads its neighbours' data sequentially */
+/* the advertisers in cell order (each cell's loudest first), one array per field: a scanner reads a cell's
+ * rows as vectors (screen) */
 typedef struct {
-    double x, y, loud, dev_tx, enter, now; /* now: dev_tx less its least carriage loss in this call's hours */
-    int64_t agent, b, g;
-    uint64_t encounter; /* first(encounter key, agent) */
-} Adv;
+    double *x, *y, *loud, *enter, *now; /* now: dev_tx less its least carriage loss in this call's hours */
+    int64_t *agent, *g, *b;             /* g: the index into positions, b: into adv */
+    uint64_t *encounter;                /* first(encounter key, agent) */
+} Packed;
 
 /* one scanner's own numbers */
 typedef struct {
     double x, y, reach_rx, dev_rx, enter, now, t0; /* t0: the step's start */
-    int64_t agent, step, a;
+    int64_t agent, step, a, g; /* g: its index into positions */
     uint64_t radio, encounter, offset, fading; /* first(key, agent) of those streams */
 } Scan;
 
@@ -312,33 +316,150 @@ static const Bounds *bounds_for(const double *p, Bounds *own) {
     return b;
 }
 
-/* the numpy path's draws for one candidate (World._heard_numpy: channel.link_level, heard_chance) */
-static int packet(const Inputs *in, const Bounds *bd, const Scan *sc, const Adv *ad, double d2, Out *out) {
-    const double *p = in->p;
-    int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
-    double u = to_uniform(rest(sc->radio, tx, step));
+/* One candidate the cheap test kept, for its exact draws. */
+typedef struct {
+    double d2, u;
+    uint64_t h; /* the encounter hash for encounter e (e: -1 when the step starts before the encounter) */
+    int64_t k, e; /* k: the advertiser's row in Packed */
+} Cand;
+
+/* the encounter the step's start falls in (-1 before it began or out of range), f: the start in
+ * encounters; selects rather than && so that it vectorises (conditions as 64-bit lanes) */
+static inline int64_t step_encounter(const Bounds *bd, double t0, double began, double *f) {
+    *f = (t0 - began) * bd->per_encounter;
+    double fe = *f >= 0.0 ? *f : -1.0;
+    return (int64_t)(*f < 1e15 ? fe : -1.0);
+}
+
+/* One scanner's numbers for the screen of a cell's rows (below). */
+typedef struct {
+    const Bounds *bd;
+    const Scan *sc;
+    const Packed *pk;
+    const double *never;
+    double span2, keep, rx_off, grid_step;
+} Screen;
+
+/* The cheap test (see Bounds) on row k at distance bucket kd: 0 when it is surely not heard. No branch,
+ * the same work for every row, so that a loop of it vectorises. */
+static inline int64_t bound_passes(const Screen *s, int64_t k, int64_t kd) {
+    const Bounds *bd = s->bd;
+    const Scan *sc = s->sc;
+    const Packed *pk = s->pk;
+    int64_t rx = sc->agent, tx = pk->agent[k];
+    double u = to_uniform(rest(sc->radio, tx, sc->step));
     int64_t hi = tx < rx ? rx : tx;
-    double began = ad->enter > sc->enter ? ad->enter : sc->enter;
-    /* the cheap test, when the step's packet times surely fall in one encounter (see Bounds) */
-    double f = (sc->t0 - began) * bd->per_encounter;
-    int64_t e = f >= 0.0 && f < 1e15 ? (int64_t)f : -1;
-    uint64_t mask = -(uint64_t)(rx < tx); /* which end is lo, without a branch on random data */
-    uint64_t lo_first = (sc->encounter & mask) | (ad->encounter & ~mask), h = 0;
-    /* f == 0: the step starts exactly as the encounter does (a run's first step), its packets are in it */
-    if (e >= 0 && (f - (double)e > 1e-9 || f == 0.0) && f - (double)e + bd->step_share < 1.0 - 1e-9) {
-        h = rest(lo_first, hi, e);
-        double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
-        double q = Q_MAX[bucket(w, U_BASE)];
-        int64_t k = bucket(d2, bd->d_base);
-        k = k < 0 ? 0 : (k >= bd->d_buckets ? bd->d_buckets - 1 : k);
-        /* the larger of the two products is the bound whatever the sign (no branch on random data) */
-        double up = q * bd->spread_hi[k], down = q * bd->spread_lo[k];
-        double margin = bd->head[k] + sc->now + ad->now + (up > down ? up : down);
-        double z_lo = margin * bd->inv_lo[k], z_hi = margin * bd->inv_hi[k];
-        double z = z_lo > z_hi ? z_lo : z_hi;
-        if (z <= bd->z_min[bucket(u, U_BASE)]) return 0; /* also every u >= 1 - packet_loss */
+    double their = pk->enter[k], began = their > sc->enter ? their : sc->enter, f;
+    int64_t e = step_encounter(bd, sc->t0, began, &f);
+    uint64_t theirs = pk->encounter[k], lo_first = rx < tx ? sc->encounter : theirs; /* both loaded: no masked load */
+    uint64_t h = rest(lo_first, hi, e);
+    double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
+    double q = Q_MAX[bucket(w, U_BASE)];
+    /* the larger of the two products is the bound whatever the sign */
+    double up = q * bd->spread_hi[kd], down = q * bd->spread_lo[kd];
+    double margin = bd->head[kd] + sc->now + pk->now[k] + (up > down ? up : down);
+    double z_lo = margin * bd->inv_lo[kd], z_hi = margin * bd->inv_hi[kd];
+    double z = z_lo > z_hi ? z_lo : z_hi;
+    /* the bound holds when the step's packet times surely fall in one encounter; f == 0: the step starts
+     * exactly as the encounter does (a run's first step), its packets are in it */
+    double frac = f - (double)e;
+    int64_t applies = e >= 0 ? 1 : 0;
+    applies = frac > 1e-9 || f == 0.0 ? applies : 0;
+    applies = frac + bd->step_share < 1.0 - 1e-9 ? applies : 0;
+    /* P(heard) never exceeds the flat loss's complement; z <= z_min: also every u >= 1 - packet_loss */
+    int64_t low = z > bd->z_min[bucket(u, U_BASE)] ? 1 : 0, kept = u < s->keep ? 1 : 0;
+    return kept & (low | (applies ^ 1));
+}
+
+/* row k's distance bucket, squared distance and whether it is within span, not the scanner itself and
+ * not surely out of the pair's reach (x below never[] of its bucket; rows between never[] and sure[], a
+ * bucket's sliver, take the exact radius test after) */
+static inline int64_t near_enough(const Screen *s, int64_t k, int64_t *kd, double *d2) {
+    const Packed *pk = s->pk;
+    double dx = s->sc->x - pk->x[k], dy = s->sc->y - pk->y[k];
+    *d2 = dx * dx + dy * dy;
+    int64_t b = bucket(*d2, s->bd->d_base), last = s->bd->d_buckets - 1;
+    *kd = b < 0 ? 0 : (b > last ? last : b);
+    double x = s->rx_off + pk->loud[k] + s->grid_step; /* as the walk's */
+    int64_t ok = *d2 <= s->span2 && s->sc->g != pk->g[k] ? 1 : 0;
+    return x >= s->never[*kd] ? ok : 0;
+}
+
+/* The walk's per-row tests and the cheap test over one scanner's rows in reach (the rows of its cells'
+ * ranges, screen below): a flag per row, 0 when it is surely not heard. Most rows (98 % in a city) are rejected, at random. Where the CPU has AVX-512
+ * (x86-64-v4), one loop with no branch on them runs 8 rows a step (64-bit multiplies for the hashes,
+ * gathers for the tables): the walk's per-row branches and the test's would cost more than doing every
+ * row. Elsewhere rows out of reach are skipped first, as one by one that is cheaper. Either way the
+ * same arithmetic decides (no contraction: setup.py's -ffp-contract=off), only which rows take the
+ * exact draws; so the same packets come out. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define WIDE 1
+__attribute__((target("arch=x86-64-v4"))) static void screen_wide(const Screen *s, const int64_t *ranges, int64_t n,
+                                                                  int64_t *restrict pass) {
+    Screen own = *s; /* in locals: the loop's stores cannot change them */
+    Packed cols = *s->pk;
+    Scan me = *s->sc;
+    Bounds tables = *s->bd;
+    own.pk = &cols, own.sc = &me, own.bd = &tables;
+    for (int64_t r = 0; r < n; r++) {
+        int64_t lo = ranges[2 * r], end = ranges[2 * r + 1];
+#pragma GCC ivdep /* pass is apart from everything the loop reads */
+        for (int64_t k = lo; k < end; k++) {
+            int64_t kd;
+            double d2;
+            int64_t ok = near_enough(&own, k, &kd, &d2);
+            pass[k - lo] = ok & bound_passes(&own, k, kd);
+        }
+        pass += end - lo;
     }
-    if (!(u < 1.0 - p[P_PACKET_LOSS])) return 0; /* P(heard) never exceeds the flat loss's complement */
+}
+#endif
+
+/* whether the CPU has x86-64-v4 (AVX-512 F, BW, CD, DQ, VL) */
+static int can_go_wide(void) {
+#ifdef WIDE
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+static int go_wide = -1; /* -1: ask the CPU on first use; set by wide() (tests run both loops) */
+
+/* screen the rows of n ranges [lo, end) (ranges: lo, end pairs), their flags one after another in pass */
+static void screen(const Screen *s, const int64_t *ranges, int64_t n, int64_t *pass) {
+    if (go_wide < 0) go_wide = can_go_wide(); /* a race writes the same */
+#ifdef WIDE
+    if (go_wide) {
+        screen_wide(s, ranges, n, pass);
+        return;
+    }
+#endif
+    Screen own = *s; /* in locals, as screen_wide's */
+    Packed cols = *s->pk;
+    Scan me = *s->sc;
+    Bounds tables = *s->bd;
+    own.pk = &cols, own.sc = &me, own.bd = &tables;
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t k = ranges[2 * r]; k < ranges[2 * r + 1]; k++) {
+            int64_t kd;
+            double d2;
+            *pass++ = near_enough(&own, k, &kd, &d2) ? bound_passes(&own, k, kd) : 0;
+        }
+}
+
+/* the numpy path's draws for one candidate the cheap test kept (World._heard_numpy: channel.link_level,
+ * heard_chance) */
+static int packet(const Inputs *in, const Scan *sc, const Packed *pk, const Cand *c, Out *out) {
+    const double *p = in->p;
+    int64_t rx = sc->agent, tx = pk->agent[c->k], step = sc->step;
+    double u = c->u, d2 = c->d2;
+    int64_t hi = tx < rx ? rx : tx;
+    double began = pk->enter[c->k] > sc->enter ? pk->enter[c->k] : sc->enter;
+    uint64_t lo_first = rx < tx ? sc->encounter : pk->encounter[c->k];
     double at = sc->t0 + to_uniform(rest(sc->offset, tx, step)) * p[P_DT];
     int64_t encounter = floor_int((at - began) / p[P_ENC_SECONDS]);
     int64_t hour = floor_int((at - p[P_START]) / 3600.0);
@@ -346,9 +467,9 @@ static int packet(const Inputs *in, const Bounds *bd, const Scan *sc, const Adv 
     int cx = in->carriage[tx * in->hours + hour], cr = in->carriage[rx * in->hours + hour];
     double d = sqrt(d2), path, spread, depth;
     link_terms(p, d, &path, &spread, &depth);
-    /* the cheap test's hash when it was for this encounter (it surely was, when it ran) */
-    double offset = quantile(to_uniform(e >= 0 && encounter == e && h ? h : rest(lo_first, hi, encounter))) * spread;
-    double level = p[P_RSSI1M] - path - in->loss[cx] - in->loss[cr] + ad->dev_tx + sc->dev_rx + offset;
+    /* the cheap test's hash when it was for this encounter */
+    double offset = quantile(to_uniform(c->e >= 0 && encounter == c->e ? c->h : rest(lo_first, hi, encounter))) * spread;
+    double level = p[P_RSSI1M] - path - in->loss[cx] - in->loss[cr] + in->dev_tx[tx] + sc->dev_rx + offset;
     double total = sqrt(depth * depth + p[P_WIDTH] * p[P_WIDTH]);
     double z = (level - p[P_SENS]) / total;
     /* below -9 the chance is < 1e-19, under the smallest hashed uniform (2**-54): never heard */
@@ -356,7 +477,7 @@ static int packet(const Inputs *in, const Bounds *bd, const Scan *sc, const Adv 
     /* channel.heard_rssi: the fading given that the packet was heard */
     double s = -total * quantile(u / (1.0 - p[P_PACKET_LOSS]));
     double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(to_uniform(rest(sc->fading, tx, step)));
-    Packet row = {sc->a, ad->b, at, level, level + depth * fading, d, u};
+    Packet row = {sc->a, pk->b[c->k], at, level, level + depth * fading, d, u};
     return push(out, row);
 }
 
@@ -591,14 +712,21 @@ static int run(const Inputs *in, Out *out) {
     }
     int64_t cells = nx * ny;
     int64_t *start = calloc((size_t)cells + 1, sizeof(int64_t));
-    Adv *packed = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Adv));
-    int64_t *where = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(int64_t));
-    Loud *by_tx = malloc((size_t)(in->n_adv ? in->n_adv : 1) * sizeof(Loud));
+    size_t rows = (size_t)(in->n_adv ? in->n_adv : 1);
+    /* Packed's nine columns and the screen's flags in one block */
+    char *block = malloc(rows * 10 * 8);
+    double *col = (double *)block;
+    Packed pk = {col, col + rows, col + 2 * rows, col + 3 * rows, col + 4 * rows, (int64_t *)(col + 5 * rows),
+                 (int64_t *)(col + 6 * rows), (int64_t *)(col + 7 * rows), (uint64_t *)(col + 8 * rows)};
+    int64_t *pass = (int64_t *)(col + 9 * rows); /* the screen's flags for one scanner */
+    int64_t *where = malloc(rows * sizeof(int64_t));
+    int64_t *ranges = malloc(2 * (size_t)cells * sizeof(int64_t)); /* one scanner's cells' rows in reach */
+    Loud *by_tx = malloc(rows * sizeof(Loud));
     const Bounds *bd = in->bounds;
     double *sure = malloc((size_t)bd->d_buckets * sizeof(double));
     double *never = malloc((size_t)bd->d_buckets * sizeof(double));
-    if (!start || !packed || !where || !by_tx || !sure || !never) {
-        free(start), free(packed), free(where), free(by_tx), free(sure), free(never), free(slope);
+    if (!start || !block || !where || !ranges || !by_tx || !sure || !never) {
+        free(start), free(block), free(where), free(ranges), free(by_tx), free(sure), free(never), free(slope);
         return -1;
     }
     reach_edges(in->grid, in->table, slope, in->m, step, bd, sure, never);
@@ -623,14 +751,14 @@ static int run(const Inputs *in, Out *out) {
     for (int64_t c = 0; c < cells; c++) loudest_first(by_tx + start[c], start[c + 1] - start[c]);
     for (Py_ssize_t k = 0; k < in->n_adv; k++) where[by_tx[k].b] = k; /* now: where each goes in packed */
     for (Py_ssize_t b = 0; b < in->n_adv; b++) { /* read in adv's order, written in packed's */
-        int64_t agent = in->adv[b] % in->n;
+        int64_t agent = in->adv[b] % in->n, k = where[b];
         const double *q = in->pos + 2 * in->adv[b];
-        Adv row = {q[0], q[1], in->reach_tx[agent], in->dev_tx[agent], in->enter[agent],
-                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, b, in->adv[b],
-                   first(in->keys[K_ENCOUNTER], agent)};
-        packed[where[b]] = row;
+        pk.x[k] = q[0], pk.y[k] = q[1], pk.loud[k] = in->reach_tx[agent], pk.enter[k] = in->enter[agent];
+        pk.now[k] = in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi);
+        pk.agent[k] = agent, pk.g[k] = in->adv[b], pk.b[k] = b;
+        pk.encounter[k] = first(in->keys[K_ENCOUNTER], agent);
     }
-    double span2 = span * span;
+    double span2 = span * span, keep = 1.0 - p[P_PACKET_LOSS];
     int rc = 0;
     for (Py_ssize_t a = 0; a < in->n_scan && rc == 0; a++) {
         Py_ssize_t mine = out->size; /* this scanner's packets start here: sorted by advertiser below */
@@ -639,7 +767,7 @@ static int run(const Inputs *in, Out *out) {
         int64_t at_step = in->first + in->scan[a] / in->n;
         Scan sc = {s[0], s[1], in->reach_rx[agent], in->dev_rx[agent], in->enter[agent],
                    in->dev_rx[agent] - least_loss(in, agent, h_lo, h_hi), p[P_START] + (double)at_step * p[P_DT],
-                   agent, at_step, a, first(in->keys[K_RADIO], agent), first(in->keys[K_ENCOUNTER], agent),
+                   agent, at_step, a, in->scan[a], first(in->keys[K_RADIO], agent), first(in->keys[K_ENCOUNTER], agent),
                    first(in->keys[K_OFFSET], agent), first(in->keys[K_FADING], agent)};
         double rx_off = sc.reach_rx;
         double r = interp(rx_off + tx_max + step, in->grid, in->table, slope, in->m, step);
@@ -651,41 +779,51 @@ static int run(const Inputs *in, Out *out) {
         cx1 = cx1 >= nx ? nx - 1 : cx1;
         cy1 = cy1 >= ny ? ny - 1 : cy1;
         double gx = s[0] - x0, gy = s[1] - y0;
-        for (int64_t cx = cx0; cx <= cx1 && rc == 0; cx++) {
+        Screen scr = {bd, &sc, &pk, never, span2, keep, rx_off, step};
+        int64_t nr = 0; /* ranges of rows in reach, in ranges */
+        for (int64_t cx = cx0; cx <= cx1; cx++) {
             double left = cx * cell, right = left + cell;
             double ex = gx < left ? left - gx : (gx > right ? gx - right : 0.0);
-            for (int64_t cy = cy0; cy <= cy1 && rc == 0; cy++) {
+            for (int64_t cy = cy0; cy <= cy1; cy++) {
                 double bottom = cy * cell, top = bottom + cell;
                 double ey = gy < bottom ? bottom - gy : (gy > top ? gy - top : 0.0);
                 double gap = sqrt(ex * ex + ey * ey) * (1.0 - 1e-12) - 1e-9; /* a margin for rounding */
                 if (gap > r) continue;
                 int64_t c = cx * ny + cy, kg = gap > 0.0 ? bucket(gap * gap, bd->d_base) : 0;
                 double quiet = never[kg < 0 ? 0 : kg]; /* x below it: out of reach of the whole cell */
-                for (int64_t k = start[c]; k < start[c + 1]; k++) {
-                    const Adv *ad = packed + k;
-                    double x = rx_off + ad->loud + step;
-                    if (x < quiet) break; /* the rest of the cell is quieter still */
-                    double dx = s[0] - ad->x, dy = s[1] - ad->y;
-                    double d2 = dx * dx + dy * dy;
-                    if (d2 > span2 || in->scan[a] == ad->g) continue;
-                    int64_t kd = bucket(d2, bd->d_base);
-                    kd = kd < 0 ? 0 : kd;
-                    if (!(x >= sure[kd])) {
-                        if (x < never[kd]) continue;
-                        /* d <= own, with the square root only near the edge (the full path takes its own) */
-                        double own = interp(x, in->grid, in->table, slope, in->m, step);
-                        if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) continue;
-                    }
-                    if (packet(in, bd, &sc, ad, d2, out) < 0) {
-                        rc = -1;
-                        break;
-                    }
-                }
+                /* the cell's rows loud enough to reach it: loudest first, up to the first that is not (the
+                 * rest of the cell is quieter still; a few rows in a far cell, all of them in a near one) */
+                int64_t lo = start[c], end = lo, past = start[c + 1];
+                while (end < past && !(rx_off + pk.loud[end] + step < quiet)) end++;
+                if (end > lo) ranges[2 * nr] = lo, ranges[2 * nr + 1] = end, nr++;
             }
         }
+        /* the cheap test on all the rows in reach at once, then the exact draws for the few kept */
+        screen(&scr, ranges, nr, pass);
+        for (int64_t r = 0, o = 0; r < nr; r++)
+            for (int64_t k = ranges[2 * r]; k < ranges[2 * r + 1]; k++) {
+                if (!pass[o++]) continue; /* ~2 % pass */
+                double dx = s[0] - pk.x[k], dy = s[1] - pk.y[k];
+                double d2 = dx * dx + dy * dy, x = rx_off + pk.loud[k] + step;
+                int64_t kd = bucket(d2, bd->d_base);
+                kd = kd < 0 ? 0 : (kd >= bd->d_buckets ? bd->d_buckets - 1 : kd);
+                if (!(x >= sure[kd])) {
+                    /* d <= own, with the square root only near the edge (the full path takes its own) */
+                    double own = interp(x, in->grid, in->table, slope, in->m, step);
+                    if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) continue;
+                }
+                /* the screen's draws again, for the exact ones */
+                int64_t tx = pk.agent[k], hi = tx < agent ? agent : tx;
+                double began = pk.enter[k] > sc.enter ? pk.enter[k] : sc.enter, f;
+                int64_t e = step_encounter(bd, sc.t0, began, &f);
+                Cand one = {d2, to_uniform(rest(sc.radio, tx, sc.step)),
+                            rest(agent < tx ? sc.encounter : pk.encounter[k], hi, e), k, e};
+                if ((rc = packet(in, &sc, &pk, &one, out)) < 0) goto failed;
+            }
         if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }
-    free(start), free(packed), free(where), free(by_tx), free(sure), free(never), free(slope);
+failed:
+    free(start), free(block), free(where), free(ranges), free(by_tx), free(sure), free(never), free(slope);
     return rc == 0 ? bodies(in, out) : rc;
 }
 
@@ -834,12 +972,22 @@ done:
     return result;
 }
 
+static PyObject *wide(PyObject *self, PyObject *args) {
+    (void)self;
+    int on;
+    if (!PyArg_ParseTuple(args, "p", &on)) return NULL;
+    go_wide = on && can_go_wide();
+    return PyBool_FromLong(go_wide);
+}
+
 static PyMethodDef METHODS[] = {
     {"keep_spaced", keep_spaced, METH_VARARGS,
      "keep_spaced(group, times, thresholds, every) -> (keep as uint8 bytes, last kept time per group)"},
     {"packets", packets, METH_VARARGS,
      "packets(positions, scan, adv, n, first, reach_tx, reach_rx, grid, table, device_tx, device_rx, enter, "
      "carriage, hours, carriage_loss, params, keys, present) -> (i, j, at, level, rssi, distance, u) as bytes"},
+    {"wide", wide, METH_VARARGS,
+     "wide(on) -> whether packets' screen now runs its AVX-512 loop (on and the CPU has it; for tests)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, NULL};

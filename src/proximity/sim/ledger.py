@@ -351,8 +351,9 @@ class _Segment:
         self.cuts: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
 
     def copy(self) -> _Segment:
-        twin = _Segment(self.serial, self.code, self.time, self.rssi)
-        twin.dead, twin.cuts = self.dead, list(self.cuts)
+        twin = _Segment.__new__(_Segment)
+        twin.serial, twin.code, twin.time, twin.rssi = self.serial, self.code, self.time, self.rssi
+        twin.low, twin.high, twin.dead, twin.cuts = self.low, self.high, self.dead, list(self.cuts)
         return twin
 
     @staticmethod

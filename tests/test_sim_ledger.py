@@ -241,8 +241,8 @@ def test_close_time_settles_what_a_plain_tally_settles(
         if done:
             keys_out, secs, dist, low_out = truth.settled[-1]
             assert keys_out.tolist() == done
-            assert np.allclose(secs, [tally[key][0] for key in done])
-            assert np.allclose(dist, [tally[key][1] for key in done])
+            assert secs.tolist() == [tally[key][0] for key in done]  # summed in the same order
+            assert dist.tolist() == [tally[key][1] for key in done]
             assert low_out.tolist() == [tally[key][2] for key in done]
         for key in done:
             del tally[key]

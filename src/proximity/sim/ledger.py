@@ -55,24 +55,27 @@ class CloseTime:
         distance_seconds: NDArray[np.float64] | None = None,
         distance_min: NDArray[np.float64] | None = None,
     ) -> None:
-        merged, inverse = np.unique(np.concatenate((self._keys, keys)), return_inverse=True)
-        inverse = inverse.ravel()
-        self._secs = np.bincount(inverse, np.concatenate((self._secs, seconds)), merged.size).astype(
-            np.float64
-        )
+        # the batch's keys are merged into the sorted keys held (the pairs, not a sort of them all);
+        # the sums run in the order bincount over (held, batch) ran them: held, then the batch's
+        codes, inverse = np.unique(np.asarray(keys, np.int64), return_inverse=True)
+        slot, held, places = _insert(self._keys, codes)
+        if places is not None:
+            fresh = int(np.count_nonzero(~held))
+            self._keys = _merged(self._keys, *places, codes[~held])
+            self._secs = _merged(self._secs, *places, np.zeros(fresh))
+            self._last = _merged(self._last, *places, np.full(fresh, -np.inf))
+            if self.record:
+                self._dist = _merged(self._dist, *places, np.zeros(fresh))
+                self._min = _merged(self._min, *places, np.full(fresh, np.inf))
+        rows = slot[inverse.ravel()]
+        np.add.at(self._secs, rows, seconds)
         if self.record:
-            d_sum = np.zeros(keys.size) if distance_seconds is None else distance_seconds
-            d_min = np.full(keys.size, np.nan) if distance_min is None else distance_min
-            self._dist = np.bincount(inverse, np.concatenate((self._dist, d_sum)), merged.size).astype(
-                np.float64
-            )
-            low = np.full(merged.size, np.inf)
-            np.fmin.at(low, inverse, np.concatenate((self._min, d_min)))
-            self._min = low
-        last = np.full(merged.size, -np.inf)
-        np.maximum.at(last, inverse, np.concatenate((self._last, np.full(keys.size, now))))
-        self._keys, self._last = merged.astype(np.int64), last
-        self.peak = max(self.peak, int(merged.size))
+            if distance_seconds is not None:
+                np.add.at(self._dist, rows, distance_seconds)
+            if distance_min is not None:
+                np.fmin.at(self._min, rows, distance_min)
+        self._last[slot] = np.maximum(self._last[slot], now)
+        self.peak = max(self.peak, int(self._keys.size))
 
     def settle(self, now: float, final: bool = False) -> set[tuple[int, int]]:
         """Drop the pairs that are settled at ``now``; return those of them that met the rule."""
@@ -172,23 +175,15 @@ class HeardPairs:
         earliest = np.minimum.reduceat(ranked_times, starts)
         serial = self._serial
         # the pairs not held yet are merged into the sorted codes (the pairs, not the rows)
-        at = np.searchsorted(self._pairs, codes)
-        held = at < self._pairs.size
-        held[held] = self._pairs[at[held]] == codes[held]
-        fresh = codes[~held]
-        slot = at
-        if fresh.size:
-            slot = at + np.searchsorted(fresh, codes)  # each code's index once the fresh ones are in
-            added = np.zeros(self._pairs.size + fresh.size, np.bool_)
-            added[slot[~held]] = True
-            moved = np.flatnonzero(~added)  # a held pair's new index
-            new = slot[~held]
-            self._pairs = _merged(self._pairs, moved, new, fresh)
-            self._count = _merged(self._count, moved, new, np.zeros(fresh.size, np.int64))
-            self._last = _merged(self._last, moved, new, np.full(fresh.size, -np.inf))
-            self._first = _merged(self._first, moved, new, np.full(fresh.size, np.inf))
-            self._since = _merged(self._since, moved, new, np.full(fresh.size, serial, np.int64))
-            self._late = _merged(self._late, moved, new, np.zeros(fresh.size, np.bool_))
+        slot, held, places = _insert(self._pairs, codes)
+        if places is not None:
+            fresh = int(np.count_nonzero(~held))
+            self._pairs = _merged(self._pairs, *places, codes[~held])
+            self._count = _merged(self._count, *places, np.zeros(fresh, np.int64))
+            self._last = _merged(self._last, *places, np.full(fresh, -np.inf))
+            self._first = _merged(self._first, *places, np.full(fresh, np.inf))
+            self._since = _merged(self._since, *places, np.full(fresh, serial, np.int64))
+            self._late = _merged(self._late, *places, np.zeros(fresh, np.bool_))
         self._late[slot] |= earliest < self._last[slot]  # rows before some already held
         self._last[slot] = np.maximum(self._last[slot], latest)
         self._first[slot] = np.minimum(self._first[slot], earliest)
@@ -379,6 +374,24 @@ def _ranges(start: NDArray[np.int64], count: NDArray[np.int64]) -> NDArray[np.in
     steps = np.arange(total, dtype=np.int64)
     steps += np.repeat(start - (np.cumsum(count) - count), count)
     return steps
+
+
+def _insert(
+    held: NDArray[np.int64], codes: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_], tuple[NDArray[np.int64], NDArray[np.int64]] | None]:
+    """Each of ``codes`` (sorted, unique)'s index in ``held`` (sorted, unique) once those not held
+    are merged in, which of them were held, and (unless all were) where :func:`_merged` puts the
+    held entries and the fresh ones."""
+    at = np.searchsorted(held, codes)
+    found = at < held.size
+    found[found] = held[at[found]] == codes[found]
+    if found.all():
+        return at, found, None
+    fresh = codes[~found]
+    slot = at + np.searchsorted(fresh, codes)
+    added = np.zeros(held.size + fresh.size, np.bool_)
+    added[slot[~found]] = True
+    return slot, found, (np.flatnonzero(~added), slot[~found])
 
 
 def _merged(

@@ -289,11 +289,12 @@ class HeardPairs:
             if not near.size:
                 continue
             start = np.searchsorted(segment.code, codes[near], side="left")
-            taken = np.searchsorted(segment.code, codes[near], side="right") - start
-            found = taken > 0
-            near, start, taken = near[found], start[found], taken[found]
+            found = start < segment.code.size
+            found[found] = segment.code[start[found]] == codes[near[found]]
+            near, start = near[found], start[found]
             if not near.size:
                 continue
+            taken = np.searchsorted(segment.code, codes[near], side="right") - start
             rows = _ranges(start, taken)
             into = _ranges(filled[near], taken)
             time[into] = segment.time[rows]

@@ -263,3 +263,44 @@ def test_a_mirror_settles_on_its_own_after_it_parts() -> None:
         ([1, 1, 1], [2, 2, 2], [DAY, DAY + 1.0, DAY + 2.0], [0.0] * 3)
     ]
     assert _pieces(twin, DAY + 1000.0, False, 10) == [([0, 0], [1, 1], [DAY, DAY + 350.0], [0.0, 1.0])]
+
+
+def test_heard_pairs_refuse_times_that_are_not_finite() -> None:
+    ledger = HeardPairs(N, forget=0.0)
+    with pytest.raises(ValueError, match="finite"):
+        ledger.add(np.array([0, 1]), np.array([1, 0]), np.array([DAY, np.nan]), np.zeros(2))
+    assert ledger.rows == 0
+
+
+def test_settled_rows_leave_memory() -> None:
+    """Rows settled are dropped with their segment once all of it is settled, and a segment more
+    than half settled is rewritten to the rest (the ledger's memory follows the rows held)."""
+    ledger = HeardPairs(N, forget=100.0)
+    ledger.add(
+        np.array([0, 0, 0, 1]), np.array([1, 1, 1, 2]), DAY + np.array([0.0, 1.0, 2.0, 150.0]), np.zeros(4)
+    )
+    ledger.add(np.array([2]), np.array([3]), DAY + np.array([160.0]), np.zeros(1))
+    assert len(_pieces(ledger, DAY + 200.0, False, 10)) == 1  # (0, 1): 3 of the first segment's 4 rows
+    assert [segment.code.size for segment in ledger._segments] == [1, 1]
+    assert len(_pieces(ledger, DAY + 300.0, False, 10)) == 1 and ledger._segments == []
+
+
+def test_a_segment_settled_in_turns_keeps_only_the_rest() -> None:
+    """Settled twice, then rewritten: the rewrite keeps just the rows neither settlement took, in the
+    ledger and in a twin that mirrored it between the two and then heard one of those pairs again."""
+    ledger, twin = HeardPairs(N, forget=100.0), HeardPairs(N, forget=100.0)
+    ledger.add(
+        np.array([0, 1, 2, 3, 4]),
+        np.array([1, 2, 3, 4, 0]),
+        DAY + np.array([0.0, 50, 50, 50, 300]),
+        np.zeros(5),
+    )
+    assert [s[0] for s, _, _, _ in ledger.settle_pieces(DAY + 120.0)] == [0]
+    twin.mirror(ledger)
+    twin.add(np.array([2]), np.array([3]), DAY + np.array([200.0]), np.ones(1))
+    assert [s.tolist() for s, _, _, _ in ledger.settle_pieces(DAY + 160.0)] == [[1, 2, 3]]
+    assert [segment.code.size for segment in ledger._segments] == [1]  # (4, 0) only
+    assert [s.tolist() for s, _, _, _ in twin.settle_pieces(DAY + 160.0)] == [[1, 3]]
+    assert _pieces(twin, DAY + 1000.0, True, 10) == [
+        ([2, 2, 4], [3, 3, 0], [DAY + 50, DAY + 200, DAY + 300], [0.0, 1.0, 0.0])
+    ]

@@ -157,6 +157,8 @@ class HeardPairs:
         counterpart = np.asarray(counterpart, np.int64)  # no copy of the simulator's int64 columns
         if counterpart.min() < -1 or counterpart.max() >= self.n:
             raise ValueError(f"counterparts must be agents 0..{self.n - 1} or -1 (unknown)")
+        if not np.isfinite(times).all():  # settling finds a pair's rows by its first..last time
+            raise ValueError("sighting times must be finite")
         code = np.asarray(scanner, np.int64) * self._stride
         code += counterpart
         code += 1
@@ -251,14 +253,14 @@ class HeardPairs:
         upto = np.cumsum(counts)
         ends = np.searchsorted(upto, np.arange(rows, int(upto[-1]), rows), side="left") + 1
         bounds = np.unique(np.concatenate(([0], ends, [pairs.size]))).tolist()
-        cuts: list[list[tuple[NDArray[np.int64], NDArray[np.int64]]]] = [[] for _ in self._segments]
+        taken: list[NDArray[np.bool_] | None] = [None] * len(self._segments)  # each segment's rows settled
         for lo, hi in pairwise(bounds):
-            piece = pairs[lo:hi]
-            yield self._gathered(piece, counts[lo:hi], cuts)
-        for segment, cut in zip(self._segments, cuts, strict=True):
-            for start, count in cut:
-                segment.cuts.append((start, count))
-                segment.dead += int(count.sum())
+            yield self._gathered(pairs[lo:hi], counts[lo:hi], taken)
+        for segment, rows_taken in zip(self._segments, taken, strict=True):
+            if rows_taken is not None:
+                segment.dead += int(np.count_nonzero(rows_taken))
+                # a new mask, not written into: a mirror may share the old one
+                segment.gone = rows_taken if segment.gone is None else segment.gone | rows_taken
         self._rows -= int(upto[-1])
         keep = ~done
         self._pairs, self._count = self._pairs[keep], self._count[keep]
@@ -270,10 +272,11 @@ class HeardPairs:
         self,
         piece: NDArray[np.int64],
         count: NDArray[np.int64],
-        cuts: list[list[tuple[NDArray[np.int64], NDArray[np.int64]]]],
+        taken: list[NDArray[np.bool_] | None],
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
         """The rows of the held pairs at indices ``piece`` (``count`` rows each), oldest segment
-        first, so each pair's rows come in the order they came (sorted by time for a late pair)."""
+        first, so each pair's rows come in the order they came (sorted by time for a late pair);
+        the rows taken are marked in ``taken`` (one mask per segment)."""
         codes, first, last, since = (
             self._pairs[piece],
             self._first[piece],
@@ -283,7 +286,7 @@ class HeardPairs:
         filled = np.cumsum(count) - count  # where each pair's next rows go
         time = np.empty(int(count.sum()))
         rssi = np.empty(time.size, np.float32)
-        for segment, cut in zip(self._segments, cuts, strict=True):
+        for i, segment in enumerate(self._segments):
             # only segments whose times overlap the pair's first..last can hold its rows
             near = np.flatnonzero((first <= segment.high) & (last >= segment.low) & (since <= segment.serial))
             if not near.size:
@@ -294,13 +297,16 @@ class HeardPairs:
             near, start = near[found], start[found]
             if not near.size:
                 continue
-            taken = np.searchsorted(segment.code, codes[near], side="right") - start
-            rows = _ranges(start, taken)
-            into = _ranges(filled[near], taken)
+            size = np.searchsorted(segment.code, codes[near], side="right") - start
+            rows = _ranges(start, size)
+            into = _ranges(filled[near], size)
             time[into] = segment.time[rows]
             rssi[into] = segment.rssi[rows]
-            filled[near] += taken
-            cut.append((start, taken))
+            filled[near] += size
+            mark = taken[i]
+            if mark is None:
+                mark = taken[i] = np.zeros(segment.code.size, np.bool_)
+            mark[rows] = True
         code = np.repeat(codes, count)
         if bool(self._late[piece].any()):  # some rows came after later ones: by (pair, time)
             again = np.lexsort((time, code))
@@ -332,9 +338,9 @@ chunk, and every settlement looks at each."""
 class _Segment:
     """The rows one :meth:`HeardPairs.add` brought (or a merge of neighbouring segments): codes, times
     and RSSIs sorted by code, each pair's rows in the order they came. The arrays are never written in
-    place (a mirror shares them); ``cuts`` lists the (first row, rows) ranges settled since."""
+    place (a mirror shares them, and ``gone``, the mask of the rows settled since, is replaced)."""
 
-    __slots__ = ("code", "cuts", "dead", "high", "low", "rssi", "serial", "time")
+    __slots__ = ("code", "dead", "gone", "high", "low", "rssi", "serial", "time")
 
     def __init__(
         self, serial: int, code: NDArray[np.int64], time: NDArray[np.float64], rssi: NDArray[np.float32]
@@ -344,24 +350,19 @@ class _Segment:
         self.low = float(time.min()) if time.size else np.inf
         self.high = float(time.max()) if time.size else -np.inf
         self.dead = 0
-        self.cuts: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
+        self.gone: NDArray[np.bool_] | None = None
 
     def copy(self) -> _Segment:
         twin = _Segment.__new__(_Segment)
         twin.serial, twin.code, twin.time, twin.rssi = self.serial, self.code, self.time, self.rssi
-        twin.low, twin.high, twin.dead, twin.cuts = self.low, self.high, self.dead, list(self.cuts)
+        twin.low, twin.high, twin.dead, twin.gone = self.low, self.high, self.dead, self.gone
         return twin
 
     @staticmethod
     def merged(parts: list[_Segment]) -> _Segment:
         """One segment of the live rows of ``parts`` (neighbours, oldest first): a stable sort by
         code keeps each pair's rows in the order they came."""
-        keeps = []
-        for part in parts:
-            keep = np.ones(part.code.size, np.bool_)
-            for start, count in part.cuts:
-                keep[_ranges(start, count)] = False
-            keeps.append(keep)
+        keeps = [np.ones(part.code.size, np.bool_) if part.gone is None else ~part.gone for part in parts]
         code = np.concatenate([part.code[keep] for part, keep in zip(parts, keeps, strict=True)])
         order = np.argsort(code, kind="stable")
         time = np.concatenate([part.time[keep] for part, keep in zip(parts, keeps, strict=True)])

@@ -253,10 +253,13 @@ class HeardPairs:
         upto = np.cumsum(counts)
         ends = np.searchsorted(upto, np.arange(rows, int(upto[-1]), rows), side="left") + 1
         bounds = np.unique(np.concatenate(([0], ends, [pairs.size]))).tolist()
-        taken: list[NDArray[np.bool_] | None] = [None] * len(self._segments)  # each segment's rows settled
+        # each segment's rows settled (none needed at the end: every segment goes)
+        taken: list[NDArray[np.bool_] | None] | None = None if final else [None] * len(self._segments)
         for lo, hi in pairwise(bounds):
             yield self._gathered(pairs[lo:hi], counts[lo:hi], taken)
-        for segment, rows_taken in zip(self._segments, taken, strict=True):
+        if taken is None:
+            self._segments = []
+        for segment, rows_taken in zip(self._segments, taken or [], strict=True):
             if rows_taken is not None:
                 segment.dead += int(np.count_nonzero(rows_taken))
                 # a new mask, not written into: a mirror may share the old one
@@ -272,7 +275,7 @@ class HeardPairs:
         self,
         piece: NDArray[np.int64],
         count: NDArray[np.int64],
-        taken: list[NDArray[np.bool_] | None],
+        taken: list[NDArray[np.bool_] | None] | None,
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
         """The rows of the held pairs at indices ``piece`` (``count`` rows each), oldest segment
         first, so each pair's rows come in the order they came (sorted by time for a late pair);
@@ -303,10 +306,11 @@ class HeardPairs:
             time[into] = segment.time[rows]
             rssi[into] = segment.rssi[rows]
             filled[near] += size
-            mark = taken[i]
-            if mark is None:
-                mark = taken[i] = np.zeros(segment.code.size, np.bool_)
-            mark[rows] = True
+            if taken is not None:
+                mark = taken[i]
+                if mark is None:
+                    mark = taken[i] = np.zeros(segment.code.size, np.bool_)
+                mark[rows] = True
         code = np.repeat(codes, count)
         if bool(self._late[piece].any()):  # some rows came after later ones: by (pair, time)
             again = np.lexsort((time, code))

@@ -55,24 +55,27 @@ class CloseTime:
         distance_seconds: NDArray[np.float64] | None = None,
         distance_min: NDArray[np.float64] | None = None,
     ) -> None:
-        merged, inverse = np.unique(np.concatenate((self._keys, keys)), return_inverse=True)
-        inverse = inverse.ravel()
-        self._secs = np.bincount(inverse, np.concatenate((self._secs, seconds)), merged.size).astype(
-            np.float64
-        )
+        # the batch's keys are merged into the sorted keys held (the pairs, not a sort of them all);
+        # the sums run in the order bincount over (held, batch) ran them: held, then the batch's
+        codes, inverse = np.unique(np.asarray(keys, np.int64), return_inverse=True)
+        slot, held, places = _insert(self._keys, codes)
+        if places is not None:
+            fresh = int(np.count_nonzero(~held))
+            self._keys = _merged(self._keys, *places, codes[~held])
+            self._secs = _merged(self._secs, *places, np.zeros(fresh))
+            self._last = _merged(self._last, *places, np.full(fresh, -np.inf))
+            if self.record:
+                self._dist = _merged(self._dist, *places, np.zeros(fresh))
+                self._min = _merged(self._min, *places, np.full(fresh, np.inf))
+        rows = slot[inverse.ravel()]
+        np.add.at(self._secs, rows, seconds)
         if self.record:
-            d_sum = np.zeros(keys.size) if distance_seconds is None else distance_seconds
-            d_min = np.full(keys.size, np.nan) if distance_min is None else distance_min
-            self._dist = np.bincount(inverse, np.concatenate((self._dist, d_sum)), merged.size).astype(
-                np.float64
-            )
-            low = np.full(merged.size, np.inf)
-            np.fmin.at(low, inverse, np.concatenate((self._min, d_min)))
-            self._min = low
-        last = np.full(merged.size, -np.inf)
-        np.maximum.at(last, inverse, np.concatenate((self._last, np.full(keys.size, now))))
-        self._keys, self._last = merged.astype(np.int64), last
-        self.peak = max(self.peak, int(merged.size))
+            if distance_seconds is not None:
+                np.add.at(self._dist, rows, distance_seconds)
+            if distance_min is not None:
+                np.fmin.at(self._min, rows, distance_min)
+        self._last[slot] = np.maximum(self._last[slot], now)
+        self.peak = max(self.peak, int(self._keys.size))
 
     def settle(self, now: float, final: bool = False) -> set[tuple[int, int]]:
         """Drop the pairs that are settled at ``now``; return those of them that met the rule."""
@@ -106,14 +109,19 @@ class Heard:
 class HeardPairs:
     """Logged sightings per (scanner, counterpart), held column-wise until the pair is settled.
 
-    Rows are kept in flat arrays (time, RSSI as float32: radios report whole dBm) in (pair, time)
-    order, with each held pair's code and row count: about 12 bytes a row and no Python object per
-    pair, so a pair that stays together all day costs only its sightings. Each batch added is sorted
-    alone and merged in (its times follow what is held), so settling is a mask and a split, with no
-    sort, hash or set lookup of the rows held. A counterpart of -1 (an ID nobody in the run broadcast)
-    is kept as its own pair ``(scanner, -1)``: the code is ``scanner * (n + 1) + counterpart + 1``,
-    never negative, and decodes back to exactly that (a code of ``scanner * n + counterpart`` would
-    turn -1 into the previous scanner's agent n - 1).
+    Each :meth:`add` appends its rows as one segment (pair code, time, RSSI as float32: radios report
+    whole dBm; sorted by (pair, time), each pair's rows in the order they came) and updates a sorted
+    table of the pairs held (count, first and last time): no row already held is moved, so an add
+    costs its batch and the pairs, not the rows held. Settling gathers a pair's rows from the
+    segments that can hold them (its first..last time overlaps theirs), oldest first, and only marks
+    them dead; a segment is rewritten once more than half of it is dead, dropped once all of it is,
+    and neighbours are merged only beyond :data:`SEGMENTS` of them (runs without ``hold``), so the
+    rows cost about 20 bytes each and no transient the size of everything held. A pair settled and
+    heard again starts afresh: its rows in segments from before then are dead (``since``). A batch
+    with rows older than a pair's rows held marks the pair ``late``: its rows are sorted when settled.
+    A counterpart of -1 (an ID nobody in the run broadcast) is kept as its own pair ``(scanner, -1)``:
+    the code is ``scanner * (n + 1) + counterpart + 1``, never negative, and decodes back to exactly
+    that (a code of ``scanner * n + counterpart`` would turn -1 into the previous scanner's agent n - 1).
     """
 
     def __init__(self, n: int, forget: float, hold: float = 0.0) -> None:
@@ -121,18 +129,21 @@ class HeardPairs:
         self._stride = np.int64(n + 1)  # counterpart + 1 in [0, n]
         self.forget = forget
         self.hold = hold
-        self._time = np.zeros(0, np.float64)  # the rows, by pair (in code order), then time
-        self._rssi = np.zeros(0, np.float32)
+        self._segments: list[_Segment] = []  # oldest first
+        self._serial = 0  # of the next segment
+        self._rows = 0  # live rows
         self._pairs = np.zeros(0, np.int64)  # codes of the pairs held, sorted
         self._count = np.zeros(0, np.int64)  # ... how many rows each holds
         self._last = np.zeros(0, np.float64)  # ... when each was last heard
         self._first = np.zeros(0, np.float64)  # ... and first (since it was last settled)
+        self._since = np.zeros(0, np.int64)  # ... the first segment of its rows
+        self._late = np.zeros(0, np.bool_)  # ... whether a batch came with rows older than its last
         self.peak_rows = 0
         self.peak_pairs = 0
 
     @property
     def rows(self) -> int:
-        return int(self._time.size)
+        return self._rows
 
     def add(
         self,
@@ -146,6 +157,8 @@ class HeardPairs:
         counterpart = np.asarray(counterpart, np.int64)  # no copy of the simulator's int64 columns
         if counterpart.min() < -1 or counterpart.max() >= self.n:
             raise ValueError(f"counterparts must be agents 0..{self.n - 1} or -1 (unknown)")
+        if not np.isfinite(times).all():  # settling finds a pair's rows by its first..last time
+            raise ValueError("sighting times must be finite")
         code = np.asarray(scanner, np.int64) * self._stride
         code += counterpart
         code += 1
@@ -162,47 +175,37 @@ class HeardPairs:
         count = np.diff(np.append(starts, code.size))
         latest = np.maximum.reduceat(ranked_times, starts)
         earliest = np.minimum.reduceat(ranked_times, starts)
-        # the pairs not held yet are merged into the sorted codes
-        at = np.searchsorted(self._pairs, codes)
-        held = at < self._pairs.size
-        held[held] = self._pairs[at[held]] == codes[held]
-        fresh = codes[~held]
-        slot = at
-        if fresh.size:
-            slot = at + np.searchsorted(fresh, codes)  # each code's index once the fresh ones are in
-            added = np.zeros(self._pairs.size + fresh.size, np.bool_)
-            added[slot[~held]] = True
-            moved = np.flatnonzero(~added)  # a held pair's new index
-            new = slot[~held]
-            self._pairs = _merged(self._pairs, moved, new, fresh)
-            self._count = _merged(self._count, moved, new, np.zeros(fresh.size, np.int64))
-            self._last = _merged(self._last, moved, new, np.full(fresh.size, -np.inf))
-            self._first = _merged(self._first, moved, new, np.full(fresh.size, np.inf))
-        late = bool(np.any(earliest[held] < self._last[slot[held]]))  # before rows already held
+        serial = self._serial
+        # the pairs not held yet are merged into the sorted codes (the pairs, not the rows)
+        slot, held, places = _insert(self._pairs, codes)
+        if places is not None:
+            fresh = int(np.count_nonzero(~held))
+            self._pairs = _merged(self._pairs, *places, codes[~held])
+            self._count = _merged(self._count, *places, np.zeros(fresh, np.int64))
+            self._last = _merged(self._last, *places, np.full(fresh, -np.inf))
+            self._first = _merged(self._first, *places, np.full(fresh, np.inf))
+            self._since = _merged(self._since, *places, np.full(fresh, serial, np.int64))
+            self._late = _merged(self._late, *places, np.zeros(fresh, np.bool_))
+        self._late[slot] |= earliest < self._last[slot]  # rows before some already held
         self._last[slot] = np.maximum(self._last[slot], latest)
         self._first[slot] = np.minimum(self._first[slot], earliest)
-        # each new row goes after the held rows of its pair and those of all pairs before it
-        place = np.arange(code.size) + np.repeat(np.cumsum(self._count)[slot], count)
-        kept = np.ones(self._time.size + code.size, np.bool_)
-        kept[place] = False
-        old = np.flatnonzero(kept)
-        self._time = _merged(self._time, old, place, ranked_times)
-        self._rssi = _merged(self._rssi, old, place, rssi[order].astype(np.float32))
         self._count[slot] += count
-        if late:  # a batch not in time order after what is held: put the rows back in order
-            again = np.lexsort((self._time, np.repeat(np.arange(self._pairs.size), self._count)))
-            self._time, self._rssi = self._time[again], self._rssi[again]
-        self.peak_rows = max(self.peak_rows, self.rows)
+        self._segments.append(_Segment(serial, ranked, ranked_times, rssi[order].astype(np.float32)))
+        self._serial += 1
+        self._rows += int(code.size)
+        self.peak_rows = max(self.peak_rows, self._rows)
         self.peak_pairs = max(self.peak_pairs, int(self._pairs.size))
 
     def mirror(self, other: HeardPairs) -> None:
         """Hold a copy of what ``other`` holds: the state :meth:`add` would reach from the same adds
         (the simulator's matched rows when every row logged so far was matched, by its sender's key).
-        The row columns are shared, not copied: :meth:`add` and settling only ever replace them, never
-        write into them (the per-pair columns are written in place, so those are copied)."""
-        self._time, self._rssi = other._time, other._rssi
+        The segments' rows are shared, not copied: they are never written in place (rewriting or
+        merging a segment makes new ones); the per-pair columns are, so those are copied."""
+        self._segments = [segment.copy() for segment in other._segments]
+        self._serial, self._rows = other._serial, other._rows
         self._pairs, self._count = other._pairs.copy(), other._count.copy()
         self._last, self._first = other._last.copy(), other._first.copy()
+        self._since, self._late = other._since.copy(), other._late.copy()
         self.peak_rows, self.peak_pairs = other.peak_rows, other.peak_pairs
 
     def settle(
@@ -247,19 +250,154 @@ class HeardPairs:
             return
         pairs = np.flatnonzero(done)
         counts = self._count[pairs]
-        first_row = (np.cumsum(self._count) - self._count)[pairs]
         upto = np.cumsum(counts)
         ends = np.searchsorted(upto, np.arange(rows, int(upto[-1]), rows), side="left") + 1
         bounds = np.unique(np.concatenate(([0], ends, [pairs.size]))).tolist()
+        # each segment's rows settled (none needed at the end: every segment goes)
+        taken: list[NDArray[np.bool_] | None] | None = None if final else [None] * len(self._segments)
         for lo, hi in pairwise(bounds):
-            count = counts[lo:hi]
-            at = np.repeat(first_row[lo:hi] - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
-            scanner, counterpart = np.divmod(np.repeat(self._pairs[pairs[lo:hi]], count), self._stride)
-            yield scanner, counterpart - 1, self._time[at], self._rssi[at].astype(np.float64)
-        kept = ~np.repeat(done, self._count)
-        self._time, self._rssi = self._time[kept], self._rssi[kept]
-        self._pairs, self._count = self._pairs[~done], self._count[~done]
-        self._last, self._first = self._last[~done], self._first[~done]
+            yield self._gathered(pairs[lo:hi], counts[lo:hi], taken)
+        if taken is None:
+            self._segments = []
+        for segment, rows_taken in zip(self._segments, taken or [], strict=True):
+            if rows_taken is not None:
+                segment.dead += int(np.count_nonzero(rows_taken))
+                # a new mask, not written into: a mirror may share the old one
+                segment.gone = rows_taken if segment.gone is None else segment.gone | rows_taken
+        self._rows -= int(upto[-1])
+        keep = ~done
+        self._pairs, self._count = self._pairs[keep], self._count[keep]
+        self._last, self._first = self._last[keep], self._first[keep]
+        self._since, self._late = self._since[keep], self._late[keep]
+        self._tidy()
+
+    def _gathered(
+        self,
+        piece: NDArray[np.int64],
+        count: NDArray[np.int64],
+        taken: list[NDArray[np.bool_] | None] | None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        """The rows of the held pairs at indices ``piece`` (``count`` rows each), oldest segment
+        first, so each pair's rows come in the order they came (sorted by time for a late pair);
+        the rows taken are marked in ``taken`` (one mask per segment)."""
+        codes, first, last, since = (
+            self._pairs[piece],
+            self._first[piece],
+            self._last[piece],
+            self._since[piece],
+        )
+        filled = np.cumsum(count) - count  # where each pair's next rows go
+        time = np.empty(int(count.sum()))
+        rssi = np.empty(time.size, np.float32)
+        for i, segment in enumerate(self._segments):
+            # only segments whose times overlap the pair's first..last can hold its rows
+            near = np.flatnonzero((first <= segment.high) & (last >= segment.low) & (since <= segment.serial))
+            if not near.size:
+                continue
+            start = np.searchsorted(segment.code, codes[near], side="left")
+            found = start < segment.code.size
+            found[found] = segment.code[start[found]] == codes[near[found]]
+            near, start = near[found], start[found]
+            if not near.size:
+                continue
+            size = np.searchsorted(segment.code, codes[near], side="right") - start
+            rows = _ranges(start, size)
+            into = _ranges(filled[near], size)
+            time[into] = segment.time[rows]
+            rssi[into] = segment.rssi[rows]
+            filled[near] += size
+            if taken is not None:
+                mark = taken[i]
+                if mark is None:
+                    mark = taken[i] = np.zeros(segment.code.size, np.bool_)
+                mark[rows] = True
+        code = np.repeat(codes, count)
+        if bool(self._late[piece].any()):  # some rows came after later ones: by (pair, time)
+            again = np.lexsort((time, code))
+            time, rssi = time[again], rssi[again]
+        scanner, counterpart = np.divmod(code, self._stride)
+        return scanner, counterpart - 1, time, rssi.astype(np.float64)
+
+    def _tidy(self) -> None:
+        """Drop dead segments, rewrite those more than half dead, and merge the smallest neighbours
+        while there are more than :data:`SEGMENTS`."""
+        kept: list[_Segment] = []
+        for segment in self._segments:
+            if segment.dead == segment.code.size:
+                continue
+            kept.append(_Segment.merged([segment]) if 2 * segment.dead > segment.code.size else segment)
+        while len(kept) > SEGMENTS:
+            size = [segment.code.size - segment.dead for segment in kept]
+            i = min(range(len(kept) - 1), key=lambda i: size[i] + size[i + 1])
+            kept[i : i + 2] = [_Segment.merged(kept[i : i + 2])]
+        self._segments = kept
+
+
+SEGMENTS = 64
+"""Segments a :class:`HeardPairs` keeps before merging neighbours. A city run with ``hold`` keeps
+about hold / chunk + 1 (older rows are all settled); a run without it would otherwise keep one per
+chunk, and every settlement looks at each."""
+
+
+class _Segment:
+    """The rows one :meth:`HeardPairs.add` brought (or a merge of neighbouring segments): codes, times
+    and RSSIs sorted by code, each pair's rows in the order they came. The arrays are never written in
+    place (a mirror shares them, and ``gone``, the mask of the rows settled since, is replaced)."""
+
+    __slots__ = ("code", "dead", "gone", "high", "low", "rssi", "serial", "time")
+
+    def __init__(
+        self, serial: int, code: NDArray[np.int64], time: NDArray[np.float64], rssi: NDArray[np.float32]
+    ) -> None:
+        self.serial = serial  # a pair (re)started after this segment has no live rows in it
+        self.code, self.time, self.rssi = code, time, rssi
+        self.low = float(time.min()) if time.size else np.inf
+        self.high = float(time.max()) if time.size else -np.inf
+        self.dead = 0
+        self.gone: NDArray[np.bool_] | None = None
+
+    def copy(self) -> _Segment:
+        twin = _Segment.__new__(_Segment)
+        twin.serial, twin.code, twin.time, twin.rssi = self.serial, self.code, self.time, self.rssi
+        twin.low, twin.high, twin.dead, twin.gone = self.low, self.high, self.dead, self.gone
+        return twin
+
+    @staticmethod
+    def merged(parts: list[_Segment]) -> _Segment:
+        """One segment of the live rows of ``parts`` (neighbours, oldest first): a stable sort by
+        code keeps each pair's rows in the order they came."""
+        keeps = [np.ones(part.code.size, np.bool_) if part.gone is None else ~part.gone for part in parts]
+        code = np.concatenate([part.code[keep] for part, keep in zip(parts, keeps, strict=True)])
+        order = np.argsort(code, kind="stable")
+        time = np.concatenate([part.time[keep] for part, keep in zip(parts, keeps, strict=True)])
+        rssi = np.concatenate([part.rssi[keep] for part, keep in zip(parts, keeps, strict=True)])
+        return _Segment(max(part.serial for part in parts), code[order], time[order], rssi[order])
+
+
+def _ranges(start: NDArray[np.int64], count: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The indices start[0]..start[0]+count[0]-1, start[1].., one range after another."""
+    total = int(count.sum())
+    steps = np.arange(total, dtype=np.int64)
+    steps += np.repeat(start - (np.cumsum(count) - count), count)
+    return steps
+
+
+def _insert(
+    held: NDArray[np.int64], codes: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_], tuple[NDArray[np.int64], NDArray[np.int64]] | None]:
+    """Each of ``codes`` (sorted, unique)'s index in ``held`` (sorted, unique) once those not held
+    are merged in, which of them were held, and (unless all were) where :func:`_merged` puts the
+    held entries and the fresh ones."""
+    at = np.searchsorted(held, codes)
+    found = at < held.size
+    found[found] = held[at[found]] == codes[found]
+    if found.all():
+        return at, found, None
+    fresh = codes[~found]
+    slot = at + np.searchsorted(fresh, codes)
+    added = np.zeros(held.size + fresh.size, np.bool_)
+    added[slot[~found]] = True
+    return slot, found, (np.flatnonzero(~added), slot[~found])
 
 
 def _merged(

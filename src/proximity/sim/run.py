@@ -282,18 +282,22 @@ def run_shard(
             stored = np.empty(len(obs))
             stored[obs.row_ids - first] = obs.rssi
             written = (scanner, advertiser, times, stored)
-            heard.add(*written)
+            found: Columns | None = None
             if len(obs) and len(published):
                 calls += 1
                 found = _matched_columns(*matching.rows(obs), written, first)
-                # every row matched once, by its sender's key, so far: the same adds, no second merge
-                same = same and all(np.array_equal(a, b) for a, b in zip(found, written, strict=True))
-                if same:
-                    matched.mirror(heard)
-                else:
-                    matched.add(*found)
-            else:
-                same = same and not times.size
+            # While every row so far matched once, by its sender's key, the heard ledger stands for
+            # both; the matched one copies it (before this chunk) only once they part.
+            if same and not (
+                all(np.array_equal(a, b) for a, b in zip(found, written, strict=True))
+                if found is not None
+                else not times.size
+            ):
+                matched.mirror(heard)
+                same = False
+            heard.add(*written)
+            if found is not None and not same:
+                matched.add(*found)
             true_pairs |= truth.settle(chunk.end)
             _settle(judge, heard, matched, chunk.end, same)
             if progress is not None:
@@ -444,12 +448,11 @@ def _settle(
     judge: _Judge, heard: HeardPairs, matched: HeardPairs, now: float, same: bool, final: bool = False
 ) -> None:
     """Judge the pairs both ledgers settle at ``now``, in pieces of about :data:`JUDGED_ROWS` rows.
-    While ``same`` (the matched ledger holds exactly what the heard one holds) each piece is judged
-    once, for detection and notification, and the matched ledger then mirrors the heard one again."""
+    While ``same`` (the heard ledger stands for the matched one too) each piece is judged once, for
+    detection and notification."""
     if same:
         for piece in heard.settle_pieces(now, final, JUDGED_ROWS):
             judge.notify(piece, now, judge.detect(piece))
-        matched.mirror(heard)
         return
     for piece in heard.settle_pieces(now, final, JUDGED_ROWS):
         judge.detect(piece)

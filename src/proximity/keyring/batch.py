@@ -27,8 +27,8 @@ from proximity.schemes.registry import scheme_record
 __all__ = ["RINGS_AT_ONCE", "KeyRings"]
 
 RINGS_AT_ONCE = 1 << 15
-"""Rings whose IDs a scheme derives in one call: bounds the temporaries (a DP-3T day's 96 EphIDs of
-32,768 rings are 50 MB) whatever the number of rings."""
+"""Rings whose IDs a scheme derives in one call: bounds the temporaries (a day's 96 16-byte IDs of
+32,768 rings, as a scheme with 15-minute slots derives them, are 50 MB) whatever the number of rings."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -491,7 +491,7 @@ class _Matching:
             ):
                 self.batches.append((batch, owners[done : done + len(batch)]))
                 done += len(batch)
-        else:  # a match names its key by its bytes (Bluezone, DP-3T: one key an agent)
+        else:  # a match names its key by its bytes (the other schemes: one key an agent)
             self._owner_of = dict(zip((key.key_data for key in published), owners.tolist(), strict=True))
 
     def rows(self, obs: Observations) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

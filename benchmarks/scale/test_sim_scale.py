@@ -78,9 +78,10 @@ def _child(code: str, *args: str, cwd: Path = ROOT, pythonpath: str | None = Non
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=cwd, env=env
-    )
+    command = [sys.executable, "-c", code, *args]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env)
+    if out.returncode != 0:  # a long run's failure must say why (its workers' logs are in stderr)
+        raise AssertionError(f"the run exited with {out.returncode}:\n{out.stderr[-20000:]}")
     found: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return found
 

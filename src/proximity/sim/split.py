@@ -28,6 +28,14 @@ __all__ = ["INLINE", "dask_client", "run_split", "shard_key"]
 
 INLINE = "inline"
 
+# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which also switches off glibc's
+# dynamic mmap threshold: every array over 128 kB is then mapped fresh and faulted in page by page.
+# A simulator shard allocates such arrays every simulated second; on the city that cost 14x the page
+# faults and ~30 % more CPU than the same shard in a plain process (docs/simulation.md, "Dask
+# workers and glibc"). LocalCluster workers here run with glibc's defaults (unless the variable is
+# set in this process's environment, which Dask passes on); a cluster started elsewhere should be too.
+TRIM_CONFIG = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
 
 @contextlib.contextmanager
 def dask_client(
@@ -37,13 +45,15 @@ def dask_client(
     (default: one per core, at most ``tasks``; ``memory_limit`` per worker, 0 for none, default Dask's)
     closed on exit. Dask ships no type hints: Any."""
     distributed: Any = importlib.import_module("dask.distributed")
+    dask: Any = importlib.import_module("dask")
     cluster = None
     if scheduler is None:
         n = workers or max(1, min(tasks, os.cpu_count() or 1))
         options: dict[str, Any] = {} if memory_limit is None else {"memory_limit": memory_limit}
-        cluster = distributed.LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, **options
-        )
+        with dask.config.set({TRIM_CONFIG: None}):  # None: Dask leaves the variable unset
+            cluster = distributed.LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, **options
+            )
     client = distributed.Client(scheduler or cluster)
     try:
         yield client

@@ -10,6 +10,7 @@ import pytest
 from proximity.sim import CrowdParams, Scenario, World
 from proximity.sim.channel import ChannelParams, heard_chance, heard_fading
 from proximity.sim.native import kernel as kernel_module
+from proximity.sim.scenario import LATEST_TIME
 from proximity.sim.streams import normal_quantile
 from proximity.sim.world import native_kernel
 
@@ -138,3 +139,25 @@ def test_pair_radii_follow_the_hours_carriage_and_both_paths_agree_across_an_hou
             assert np.array_equal(a[column], b[column])
         assert np.allclose(a[3], b[3], rtol=0, atol=1e-9)
     assert sum(len(a[0]) for a in heard["native"]) > 100
+
+
+@pytest.mark.parametrize("kernel", ["native", "numpy"])
+def test_every_packet_stays_inside_its_step_where_times_round_coarsely(kernel: str) -> None:
+    """Near year 9998 a float's spacing is 3e-5 s, so t0 + u dt rounds up to the next step's start for
+    u within 1.5e-5 of 1 (at 2020's 1.6e9 s, 1.2e-7: a city day has ~400 M packets). Such a packet is
+    kept just inside its step; at a chunk's last step it was outside the chunk, and writing it to the
+    log failed ("sightings must lie in [since, until)"). One-step chunks: every step is a chunk's last."""
+    if kernel == "native" and not native_kernel():
+        pytest.skip("the C kernel was not built (no compiler)")
+    scenario = _spread()
+    start = float(LATEST_TIME - scenario.duration - 1)
+    scenario = dataclasses.replace(scenario, start=start, chunk=scenario.step)
+    world = World(scenario, 0.6, 1)
+    world.kernel = kernel
+    kept = total = 0
+    for chunk in world.chunks():
+        assert chunk.end == chunk.start + scenario.step
+        assert chunk.times.min() >= chunk.start and chunk.times.max() < chunk.end
+        kept += int((chunk.times == np.nextafter(chunk.end, -np.inf)).sum())
+        total += chunk.times.size
+    assert total > 10_000 and kept >= 1  # the case occurred (with this seed: 4 packets)

@@ -461,6 +461,10 @@ static int packet(const Inputs *in, const Scan *sc, const Packed *pk, const Cand
     double began = pk->enter[c->k] > sc->enter ? pk->enter[c->k] : sc->enter;
     uint64_t lo_first = rx < tx ? sc->encounter : pk->encounter[c->k];
     double at = sc->t0 + to_uniform(rest(sc->offset, tx, step)) * p[P_DT];
+    /* a time within a float's spacing of the next step's start rounds up to it (at 1.6e9 s the spacing
+     * is 2.4e-7 s): keep every packet inside its step, [t0, next) (World._heard_numpy does the same) */
+    double next = p[P_START] + (double)(step + 1) * p[P_DT];
+    at = at < next ? at : nextafter(next, -INFINITY);
     int64_t encounter = floor_int((at - began) / p[P_ENC_SECONDS]);
     int64_t hour = floor_int((at - p[P_START]) / 3600.0);
     if (hour > in->hours - 1) hour = in->hours - 1;

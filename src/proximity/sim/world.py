@@ -456,6 +456,9 @@ class World:
         rx, tx = rx_g % n, tx_g % n
         step = first + rx_g // n
         at = sc.start + step * sc.step + hash_uniform(self._offset_key, rx, tx, step) * sc.step
+        # at an epoch's 1.6e9 s a uniform within 1.2e-7 of 1 rounds the time up to the next step's
+        # start: every packet stays inside its step, [start of step, start of the next)
+        at = np.minimum(at, np.nextafter(sc.start + (step + 1) * sc.step, -np.inf))
         # an encounter starts when the later of the two arrives; its offset lasts encounter_seconds
         began = np.maximum(self.movers.enter[tx], self.movers.enter[rx])
         encounter = np.floor((at - began) / channel.encounter_seconds).astype(np.int64)

@@ -71,6 +71,25 @@ def test_the_c_kernel_gives_the_numpy_references_packets(make: object, adoption:
     assert total > 100
 
 
+@pytest.mark.skipif(not native_kernel(), reason="the C kernel was not built (no compiler)")
+def test_both_screen_loops_give_the_same_packets_byte_for_byte() -> None:
+    """A city-like square (sparse, most pairs out of reach, a few minutes): the portable walk and the
+    AVX-512 screen (where the CPU has it) give every column identical, the RSSI's last bits too."""
+    scenario = dataclasses.replace(_spread(), duration=60, chunk=30)
+    assert kernel_module is not None
+    chunks = {}
+    try:
+        for wide in (False, True):
+            kernel_module.wide(wide)
+            chunks[wide] = list(World(scenario, 0.6, 5).chunks())
+    finally:
+        kernel_module.wide(True)
+    assert sum(len(c) for c in chunks[False]) > 1000
+    for a, b in zip(chunks[False], chunks[True], strict=True):
+        for column in ("times", "scanner", "advertiser", "distance", "rssi"):
+            assert np.array_equal(getattr(a, column), getattr(b, column)), column
+
+
 def _no_bodies(scenario: Scenario) -> Scenario:
     return dataclasses.replace(scenario, channel=dataclasses.replace(scenario.channel, body_loss=0.0))
 

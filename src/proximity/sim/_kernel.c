@@ -13,9 +13,10 @@
  * link's level (channel.link_level) and whether the packet is heard with the fading integrated out
  * (channel.heard_chance), then a heard packet's fading given that it was heard (channel.heard_rssi).
  * A cheap conservative bound (Bounds) drops most candidates before those exact draws without changing
- * which are heard. The walk's per-row tests and the bound run together over a scanner's rows in reach
- * (screen): one branch-free loop, vectorised with AVX-512 where the CPU has it (98 % of the rows are
- * dropped, at random: branches on them cost more than doing every row), the portable loop elsewhere.
+ * which are heard. Each row in reach takes the walk's tests, the pair radius test and the bound one by one,
+ * cheapest first (consider); where the CPU has AVX-512, a branch-free loop first screens all of a
+ * scanner's rows in reach with the walk's tests and the bound, 8 at a time (screen_wide: 98 % of the rows
+ * are dropped, at random, and branches on them cost more than doing every row), and only the kept go on.
  * Other people's bodies are counted on the heard links (bodies(), as sim/bodies.py), and the packets
  * come back final, with their level and uniform, in the order of ``scan`` then ``adv``.
  * The numpy path and the kernel agree up to the last bits of libm (tests/test_sim_kernel.py).
@@ -154,6 +155,20 @@ typedef struct {
     int64_t *agent, *g, *b;             /* g: the index into positions, b: into adv */
     uint64_t *encounter;                /* first(encounter key, agent) */
 } Packed;
+
+/* one advertiser's numbers together, as Packed's (the portable path's rows: a row's fields in one or two
+ * cache lines, where Packed's columns would take one each) */
+typedef struct {
+    double x, y, loud, enter, now;
+    int64_t agent, g, b;
+    uint64_t encounter;
+} Adv;
+
+static inline Adv packed_row(const Packed *pk, int64_t k) {
+    Adv row = {pk->x[k], pk->y[k], pk->loud[k], pk->enter[k], pk->now[k], pk->agent[k], pk->g[k], pk->b[k],
+               pk->encounter[k]};
+    return row;
+}
 
 /* one scanner's own numbers */
 typedef struct {
@@ -319,8 +334,8 @@ static const Bounds *bounds_for(const double *p, Bounds *own) {
 /* One candidate the cheap test kept, for its exact draws. */
 typedef struct {
     double d2, u;
-    uint64_t h; /* the encounter hash for encounter e (e: -1 when the step starts before the encounter) */
-    int64_t k, e; /* k: the advertiser's row in Packed */
+    uint64_t h; /* the encounter hash for encounter e (e: -1 when the cheap test did not draw it) */
+    int64_t e;
 } Cand;
 
 /* the encounter the step's start falls in (-1 before it began or out of range), f: the start in
@@ -340,6 +355,28 @@ typedef struct {
     double span2, keep, rx_off, grid_step;
 } Screen;
 
+/* the cheap test's upper bound of z (see Bounds) for encounter hash h at distance bucket kd, rx_now and
+ * tx_now: the two ends' Scan.now and Packed.now */
+static inline double z_bound(const Bounds *bd, uint64_t h, int64_t kd, double rx_now, double tx_now) {
+    double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
+    double q = Q_MAX[bucket(w, U_BASE)];
+    /* the larger of the two products is the bound whatever the sign */
+    double up = q * bd->spread_hi[kd], down = q * bd->spread_lo[kd];
+    double margin = bd->head[kd] + rx_now + tx_now + (up > down ? up : down);
+    double z_lo = margin * bd->inv_lo[kd], z_hi = margin * bd->inv_hi[kd];
+    return z_lo > z_hi ? z_lo : z_hi;
+}
+
+/* whether the bound holds: the step's packet times surely fall in encounter e (f: the step's start in
+ * encounters); f == 0: the step starts exactly as the encounter does (a run's first step), its packets
+ * are in it. Selects, no branch (vectorises). */
+static inline int64_t bound_applies(const Bounds *bd, double f, int64_t e) {
+    double frac = f - (double)e;
+    int64_t applies = e >= 0 ? 1 : 0;
+    applies = frac > 1e-9 || f == 0.0 ? applies : 0;
+    return frac + bd->step_share < 1.0 - 1e-9 ? applies : 0;
+}
+
 /* The cheap test (see Bounds) on row k at distance bucket kd: 0 when it is surely not heard. No branch,
  * the same work for every row, so that a loop of it vectorises. */
 static inline int64_t bound_passes(const Screen *s, int64_t k, int64_t kd) {
@@ -352,23 +389,10 @@ static inline int64_t bound_passes(const Screen *s, int64_t k, int64_t kd) {
     double their = pk->enter[k], began = their > sc->enter ? their : sc->enter, f;
     int64_t e = step_encounter(bd, sc->t0, began, &f);
     uint64_t theirs = pk->encounter[k], lo_first = rx < tx ? sc->encounter : theirs; /* both loaded: no masked load */
-    uint64_t h = rest(lo_first, hi, e);
-    double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
-    double q = Q_MAX[bucket(w, U_BASE)];
-    /* the larger of the two products is the bound whatever the sign */
-    double up = q * bd->spread_hi[kd], down = q * bd->spread_lo[kd];
-    double margin = bd->head[kd] + sc->now + pk->now[k] + (up > down ? up : down);
-    double z_lo = margin * bd->inv_lo[kd], z_hi = margin * bd->inv_hi[kd];
-    double z = z_lo > z_hi ? z_lo : z_hi;
-    /* the bound holds when the step's packet times surely fall in one encounter; f == 0: the step starts
-     * exactly as the encounter does (a run's first step), its packets are in it */
-    double frac = f - (double)e;
-    int64_t applies = e >= 0 ? 1 : 0;
-    applies = frac > 1e-9 || f == 0.0 ? applies : 0;
-    applies = frac + bd->step_share < 1.0 - 1e-9 ? applies : 0;
+    double z = z_bound(bd, rest(lo_first, hi, e), kd, sc->now, pk->now[k]);
     /* P(heard) never exceeds the flat loss's complement; z <= z_min: also every u >= 1 - packet_loss */
     int64_t low = z > bd->z_min[bucket(u, U_BASE)] ? 1 : 0, kept = u < s->keep ? 1 : 0;
-    return kept & (low | (applies ^ 1));
+    return kept & (low | (bound_applies(bd, f, e) ^ 1));
 }
 
 /* row k's distance bucket, squared distance and whether it is within span, not the scanner itself and
@@ -386,12 +410,12 @@ static inline int64_t near_enough(const Screen *s, int64_t k, int64_t *kd, doubl
 }
 
 /* The walk's per-row tests and the cheap test over one scanner's rows in reach (the rows of its cells'
- * ranges, screen below): a flag per row, 0 when it is surely not heard. Most rows (98 % in a city) are rejected, at random. Where the CPU has AVX-512
- * (x86-64-v4), one loop with no branch on them runs 8 rows a step (64-bit multiplies for the hashes,
- * gathers for the tables): the walk's per-row branches and the test's would cost more than doing every
- * row. Elsewhere rows out of reach are skipped first, as one by one that is cheaper. Either way the
- * same arithmetic decides (no contraction: setup.py's -ffp-contract=off), only which rows take the
- * exact draws; so the same packets come out. */
+ * ranges), where the CPU has AVX-512 (x86-64-v4): a flag per row, 0 when it is surely not heard. Most
+ * rows (98 % in a city) are rejected, at random: one loop with no branch on them runs 8 rows a step
+ * (64-bit multiplies for the hashes, gathers for the tables), cheaper than the per-row branches would
+ * be. The rows it keeps go through consider (below) as every row does on the portable path, so it only
+ * changes which rows consider sees: the same packets come out (the same arithmetic, no contraction:
+ * setup.py's -ffp-contract=off). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define WIDE 1
 __attribute__((target("arch=x86-64-v4"))) static void screen_wide(const Screen *s, const int64_t *ranges, int64_t n,
@@ -429,37 +453,21 @@ static int can_go_wide(void) {
 
 static int go_wide = -1; /* -1: ask the CPU on first use; set by wide() (tests run both loops) */
 
-/* screen the rows of n ranges [lo, end) (ranges: lo, end pairs), their flags one after another in pass */
-static void screen(const Screen *s, const int64_t *ranges, int64_t n, int64_t *pass) {
+/* whether packets' screen runs its AVX-512 loop: the CPU's answer on first use, or as wide() set it */
+static int wide_now(void) {
     if (go_wide < 0) go_wide = can_go_wide(); /* a race writes the same */
-#ifdef WIDE
-    if (go_wide) {
-        screen_wide(s, ranges, n, pass);
-        return;
-    }
-#endif
-    Screen own = *s; /* in locals, as screen_wide's */
-    Packed cols = *s->pk;
-    Scan me = *s->sc;
-    Bounds tables = *s->bd;
-    own.pk = &cols, own.sc = &me, own.bd = &tables;
-    for (int64_t r = 0; r < n; r++)
-        for (int64_t k = ranges[2 * r]; k < ranges[2 * r + 1]; k++) {
-            int64_t kd;
-            double d2;
-            *pass++ = near_enough(&own, k, &kd, &d2) ? bound_passes(&own, k, kd) : 0;
-        }
+    return go_wide;
 }
 
 /* the numpy path's draws for one candidate the cheap test kept (World._heard_numpy: channel.link_level,
  * heard_chance) */
-static int packet(const Inputs *in, const Scan *sc, const Packed *pk, const Cand *c, Out *out) {
+static int packet(const Inputs *in, const Scan *sc, const Adv *ad, const Cand *c, Out *out) {
     const double *p = in->p;
-    int64_t rx = sc->agent, tx = pk->agent[c->k], step = sc->step;
+    int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
     double u = c->u, d2 = c->d2;
     int64_t hi = tx < rx ? rx : tx;
-    double began = pk->enter[c->k] > sc->enter ? pk->enter[c->k] : sc->enter;
-    uint64_t lo_first = rx < tx ? sc->encounter : pk->encounter[c->k];
+    double began = ad->enter > sc->enter ? ad->enter : sc->enter;
+    uint64_t lo_first = rx < tx ? sc->encounter : ad->encounter;
     double at = sc->t0 + to_uniform(rest(sc->offset, tx, step)) * p[P_DT];
     /* a time within a float's spacing of the next step's start rounds up to it (at 1.6e9 s the spacing
      * is 2.4e-7 s): keep every packet inside its step, [t0, next) (World._heard_numpy does the same) */
@@ -481,8 +489,49 @@ static int packet(const Inputs *in, const Scan *sc, const Packed *pk, const Cand
     /* channel.heard_rssi: the fading given that the packet was heard */
     double s = -total * quantile(u / (1.0 - p[P_PACKET_LOSS]));
     double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(to_uniform(rest(sc->fading, tx, step)));
-    Packet row = {sc->a, pk->b[c->k], at, level, level + depth * fading, d, u};
+    Packet row = {sc->a, ad->b, at, level, level + depth * fading, d, u};
     return push(out, row);
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define INLINE inline __attribute__((always_inline)) /* in both loops of run: a call per row costs */
+#else
+#define INLINE inline
+#endif
+
+/* One advertiser's row for one scanner, the cheapest rejections first, as the walk always did: within span and not the
+ * scanner itself, within the pair's radius (per-bucket edges, the exact interpolation only in a bucket's
+ * sliver between them: reach_edges), the cheap test (see Bounds), the flat loss, then the exact draws
+ * (packet). One by one (the portable path: every row in reach) branches that skip work are cheaper than
+ * doing it all; on the AVX-512 path only the rows screen_wide kept come here. 0, or -1 out of memory. */
+static INLINE int consider(const Inputs *in, const Screen *s, const double *sure, const double *slope,
+                           const Adv *ad, Out *out) {
+    const Bounds *bd = s->bd;
+    const Scan *sc = s->sc;
+    double dx = sc->x - ad->x, dy = sc->y - ad->y;
+    double d2 = dx * dx + dy * dy, x = s->rx_off + ad->loud + s->grid_step;
+    if (d2 > s->span2 || sc->g == ad->g) return 0;
+    int64_t kd = bucket(d2, bd->d_base);
+    kd = kd < 0 ? 0 : (kd >= bd->d_buckets ? bd->d_buckets - 1 : kd);
+    if (!(x >= sure[kd])) {
+        if (x < s->never[kd]) return 0;
+        /* d <= own, with the square root only near the edge (the full path takes its own) */
+        double own = interp(x, in->grid, in->table, slope, in->m, s->grid_step);
+        if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) return 0;
+    }
+    int64_t rx = sc->agent, tx = ad->agent;
+    double u = to_uniform(rest(sc->radio, tx, sc->step));
+    double began = ad->enter > sc->enter ? ad->enter : sc->enter, f;
+    int64_t e = step_encounter(bd, sc->t0, began, &f);
+    Cand c = {d2, u, 0, -1};
+    if (bound_applies(bd, f, e)) {
+        uint64_t mask = -(uint64_t)(rx < tx); /* which end is lo, without a branch on random data */
+        c.h = rest((sc->encounter & mask) | (ad->encounter & ~mask), tx < rx ? rx : tx, e), c.e = e;
+        if (z_bound(bd, c.h, kd, sc->now, ad->now) <= bd->z_min[bucket(u, U_BASE)]) return 0;
+    }
+    /* P(heard) never exceeds the flat loss's complement (after the cheap test: it drops most of them) */
+    if (!(u < s->keep)) return 0;
+    return packet(in, sc, ad, &c, out);
 }
 
 typedef struct {
@@ -717,12 +766,15 @@ static int run(const Inputs *in, Out *out) {
     int64_t cells = nx * ny;
     int64_t *start = calloc((size_t)cells + 1, sizeof(int64_t));
     size_t rows = (size_t)(in->n_adv ? in->n_adv : 1);
-    /* Packed's nine columns and the screen's flags in one block */
-    char *block = malloc(rows * 10 * 8);
+    /* in one block, the portable path's rows, or AVX-512's Packed columns (nine) and the screen's flags for
+     * one scanner */
+    int wide = wide_now();
+    char *block = malloc(rows * (wide ? 10 * 8 : sizeof(Adv)));
     double *col = (double *)block;
     Packed pk = {col, col + rows, col + 2 * rows, col + 3 * rows, col + 4 * rows, (int64_t *)(col + 5 * rows),
                  (int64_t *)(col + 6 * rows), (int64_t *)(col + 7 * rows), (uint64_t *)(col + 8 * rows)};
-    int64_t *pass = (int64_t *)(col + 9 * rows); /* the screen's flags for one scanner */
+    int64_t *pass = (int64_t *)(col + 9 * rows);
+    Adv *table = (Adv *)block;
     int64_t *where = malloc(rows * sizeof(int64_t));
     int64_t *ranges = malloc(2 * (size_t)cells * sizeof(int64_t)); /* one scanner's cells' rows in reach */
     Loud *by_tx = malloc(rows * sizeof(Loud));
@@ -757,10 +809,15 @@ static int run(const Inputs *in, Out *out) {
     for (Py_ssize_t b = 0; b < in->n_adv; b++) { /* read in adv's order, written in packed's */
         int64_t agent = in->adv[b] % in->n, k = where[b];
         const double *q = in->pos + 2 * in->adv[b];
-        pk.x[k] = q[0], pk.y[k] = q[1], pk.loud[k] = in->reach_tx[agent], pk.enter[k] = in->enter[agent];
-        pk.now[k] = in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi);
-        pk.agent[k] = agent, pk.g[k] = in->adv[b], pk.b[k] = b;
-        pk.encounter[k] = first(in->keys[K_ENCOUNTER], agent);
+        Adv row = {q[0], q[1], in->reach_tx[agent], in->enter[agent],
+                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b], b,
+                   first(in->keys[K_ENCOUNTER], agent)};
+        if (!wide) {
+            table[k] = row;
+            continue;
+        }
+        pk.x[k] = row.x, pk.y[k] = row.y, pk.loud[k] = row.loud, pk.enter[k] = row.enter, pk.now[k] = row.now;
+        pk.agent[k] = agent, pk.g[k] = row.g, pk.b[k] = b, pk.encounter[k] = row.encounter;
     }
     double span2 = span * span, keep = 1.0 - p[P_PACKET_LOSS];
     int rc = 0;
@@ -798,31 +855,25 @@ static int run(const Inputs *in, Out *out) {
                 /* the cell's rows loud enough to reach it: loudest first, up to the first that is not (the
                  * rest of the cell is quieter still; a few rows in a far cell, all of them in a near one) */
                 int64_t lo = start[c], end = lo, past = start[c + 1];
+                if (!wide) {
+                    for (; end < past && !(rx_off + table[end].loud + step < quiet); end++)
+                        if ((rc = consider(in, &scr, sure, slope, table + end, out)) < 0) goto failed;
+                    continue;
+                }
                 while (end < past && !(rx_off + pk.loud[end] + step < quiet)) end++;
                 if (end > lo) ranges[2 * nr] = lo, ranges[2 * nr + 1] = end, nr++;
             }
         }
-        /* the cheap test on all the rows in reach at once, then the exact draws for the few kept */
-        screen(&scr, ranges, nr, pass);
+        /* AVX-512 (nr > 0 only then): the cheap test on all the rows in reach at once, then the few kept one
+         * by one */
+#ifdef WIDE
+        if (nr) screen_wide(&scr, ranges, nr, pass);
+#endif
         for (int64_t r = 0, o = 0; r < nr; r++)
             for (int64_t k = ranges[2 * r]; k < ranges[2 * r + 1]; k++) {
                 if (!pass[o++]) continue; /* ~2 % pass */
-                double dx = s[0] - pk.x[k], dy = s[1] - pk.y[k];
-                double d2 = dx * dx + dy * dy, x = rx_off + pk.loud[k] + step;
-                int64_t kd = bucket(d2, bd->d_base);
-                kd = kd < 0 ? 0 : (kd >= bd->d_buckets ? bd->d_buckets - 1 : kd);
-                if (!(x >= sure[kd])) {
-                    /* d <= own, with the square root only near the edge (the full path takes its own) */
-                    double own = interp(x, in->grid, in->table, slope, in->m, step);
-                    if (!(d2 < own * own * (1.0 - 1e-12)) && sqrt(d2) > own) continue;
-                }
-                /* the screen's draws again, for the exact ones */
-                int64_t tx = pk.agent[k], hi = tx < agent ? agent : tx;
-                double began = pk.enter[k] > sc.enter ? pk.enter[k] : sc.enter, f;
-                int64_t e = step_encounter(bd, sc.t0, began, &f);
-                Cand one = {d2, to_uniform(rest(sc.radio, tx, sc.step)),
-                            rest(agent < tx ? sc.encounter : pk.encounter[k], hi, e), k, e};
-                if ((rc = packet(in, &sc, &pk, &one, out)) < 0) goto failed;
+                Adv kept = packed_row(&pk, k);
+                if ((rc = consider(in, &scr, sure, slope, &kept, out)) < 0) goto failed;
             }
         if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }

@@ -39,13 +39,25 @@ def cell_size(radius: float, points: int, low: NDArray[np.float64], high: NDArra
     return max(radius, 0.5 * (area / points) ** 0.5) if points else radius
 
 
+def cell_order(flat: NDArray[np.int64], cells: int) -> NDArray[np.int64]:
+    """The stable order sorting ``flat`` (cell numbers in [0, cells)): numpy's stable sort of 16-bit
+    keys is a radix sort, so one pass under 65,536 cells and two (low, then high 16 bits) under 2**32,
+    ~4x faster than sorting int64 (a city step's 40,000 walkers over 160,000 cells)."""
+    if cells > 1 << 32:
+        return np.argsort(flat, kind="stable")
+    order = np.argsort(flat.astype(np.uint16), kind="stable")  # the low 16 bits (astype wraps)
+    if cells > 1 << 16:
+        order = order[np.argsort((flat[order] >> 16).astype(np.uint16), kind="stable")]
+    return order
+
+
 def _grid(
     b: NDArray[np.float64], origin: NDArray[np.float64], radius: float, shape: tuple[int, int]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Cells of b (padded by one), b's indices sorted by cell, and each cell's start in that order."""
     cells = np.floor((b - origin) / radius).astype(np.int64) + 1
     flat = cells[:, 0] * shape[1] + cells[:, 1]
-    order = np.argsort(flat, kind="stable")
+    order = cell_order(flat, shape[0] * shape[1])
     counts = np.bincount(flat, minlength=shape[0] * shape[1])
     starts = np.concatenate(([0], np.cumsum(counts)))
     return order, starts, cells
@@ -152,8 +164,7 @@ def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.in
         cx += layer * columns
         columns *= layers
     flat = cx * rows + cy
-    # the order within a cell changes only the order pairs come out in; under 65,536 cells a radix sort
-    order = np.argsort(flat.astype(np.uint16), kind="stable") if columns * rows < 65_536 else np.argsort(flat)
+    order = cell_order(flat, columns * rows)
     fs = flat[order]
     xs, ys = x[order], y[order]
     starts = np.zeros(columns * rows + 1, np.int64)

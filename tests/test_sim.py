@@ -27,6 +27,7 @@ from proximity.sim import (
     run_simulation,
     scenario_from_dict,
 )
+from proximity.sim.neighbours import cell_order
 from proximity.sim.phones import Phones
 from proximity.sim.streams import hash_normal
 
@@ -77,6 +78,13 @@ def test_spatial_hash_finds_exactly_the_pairs_brute_force_finds(
     ci, cj, _ = close_pairs(a, radius)
     expected = sorted(zip(*np.nonzero(np.triu(self_dist <= radius, 1)), strict=True))
     assert sorted(zip(ci.tolist(), cj.tolist(), strict=True)) == expected
+
+
+@pytest.mark.parametrize("cells", [1, 300, 1 << 16, (1 << 16) + 1, 160_000, 1 << 32, (1 << 32) + 5])
+def test_cell_order_is_numpys_stable_sort_at_every_size(cells: int) -> None:
+    flat = np.random.default_rng(cells).integers(0, cells, 5_000, dtype=np.int64)
+    flat[:3] = cells - 1, 0, cells - 1  # the top cell (a key of all ones below 2**16, 2**32)
+    assert np.array_equal(cell_order(flat, cells), np.argsort(flat, kind="stable"))
 
 
 # -- mobility, duty cycles, world -----------------------------------------------------------------

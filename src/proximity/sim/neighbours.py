@@ -39,47 +39,57 @@ def cell_size(radius: float, points: int, low: NDArray[np.float64], high: NDArra
     return max(radius, 0.5 * (area / points) ** 0.5) if points else radius
 
 
+def cell_order(flat: NDArray[np.int64], cells: int) -> NDArray[np.int64]:
+    """The stable order sorting ``flat`` (cell numbers in [0, cells)): numpy's stable sort of 16-bit
+    keys is a radix sort, so one pass under 65,536 cells and two (low, then high 16 bits) under 2**32,
+    ~4x faster than sorting int64 (a city step's 40,000 walkers over 160,000 cells)."""
+    if cells > 1 << 32:
+        return np.argsort(flat, kind="stable")
+    order = np.argsort(flat.astype(np.uint16), kind="stable")  # the low 16 bits (astype wraps)
+    if cells > 1 << 16:
+        order = order[np.argsort((flat[order] >> 16).astype(np.uint16), kind="stable")]
+    return order
+
+
 def _grid(
     b: NDArray[np.float64], origin: NDArray[np.float64], radius: float, shape: tuple[int, int]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Cells of b (padded by one), b's indices sorted by cell, and each cell's start in that order."""
     cells = np.floor((b - origin) / radius).astype(np.int64) + 1
     flat = cells[:, 0] * shape[1] + cells[:, 1]
-    order = np.argsort(flat, kind="stable")
+    order = cell_order(flat, shape[0] * shape[1])
     counts = np.bincount(flat, minlength=shape[0] * shape[1])
     starts = np.concatenate(([0], np.cumsum(counts)))
     return order, starts, cells
 
 
-def _pairs(
-    a: NDArray[np.float64], b: NDArray[np.float64], radius: float
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    both = np.concatenate((a, b))
-    origin = _low(both)
-    span = np.floor((_high(both) - origin) / radius).astype(np.int64) + 3
-    shape = (int(span[0]), int(span[1]))
-    order, starts, _ = _grid(b, origin, radius, shape)
-    return _probe(a, origin, radius, shape, order, starts)
+class _Binned:
+    """Points binned into square cells of side ``radius`` (:func:`_grid`), with their coordinates in
+    cell order, so a probe reads each candidate's coordinates from contiguous slices."""
 
+    def __init__(
+        self, points: NDArray[np.float64], origin: NDArray[np.float64], radius: float, shape: tuple[int, int]
+    ) -> None:
+        self.origin, self.radius, self.shape = origin, radius, shape
+        self.order, self.starts, _ = _grid(points, origin, radius, shape)
+        self.x, self.y = points[:, 0][self.order], points[:, 1][self.order]
 
-def _probe(
-    a: NDArray[np.float64],
-    origin: NDArray[np.float64],
-    radius: float,
-    shape: tuple[int, int],
-    order: NDArray[np.int64],
-    starts: NDArray[np.int64],
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Candidate pairs of points ``a`` with the binned points in the 3 x 3 cells around each: cells
-    are numbered x * shape[1] + y, so each column of three is one contiguous slice of ``order``."""
-    cell_a = np.floor((a - origin) / radius).astype(np.int64) + 1
-    column = (cell_a[:, 0, None] + _COLUMNS[None, :]) * shape[1] + cell_a[:, 1, None]
-    lo = starts[column - 1].ravel()
-    count = starts[column + 2].ravel() - lo
-    total = int(count.sum())
-    ia = np.repeat(np.repeat(np.arange(len(a), dtype=np.int64), _COLUMNS.size), count)
-    positions = np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(count) - count), count)
-    return ia, order[positions]
+    def near(self, a: NDArray[np.float64]) -> Pairs:
+        """Every (i, j) with |a[i] - points[j]| <= radius, and that distance: the candidates are the
+        binned points in the 3 x 3 cells around each point of ``a``; cells are numbered
+        x * shape[1] + y, so each column of three is one contiguous slice of ``order``."""
+        cell_a = np.floor((a - self.origin) / self.radius).astype(np.int64) + 1
+        column = (cell_a[:, 0, None] + _COLUMNS[None, :]) * self.shape[1] + cell_a[:, 1, None]
+        lo = self.starts[column - 1].ravel()
+        count = self.starts[column + 2].ravel() - lo
+        total = int(count.sum())
+        ia = np.repeat(np.repeat(np.arange(len(a), dtype=np.int64), _COLUMNS.size), count)
+        positions = np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(count) - count), count)
+        dx = a[:, 0][ia] - self.x[positions]
+        dy = a[:, 1][ia] - self.y[positions]
+        d2 = dx * dx + dy * dy
+        keep = d2 <= self.radius * self.radius
+        return ia[keep], self.order[positions[keep]], np.sqrt(d2[keep])
 
 
 class StaticGrid:
@@ -95,37 +105,23 @@ class StaticGrid:
         top = np.maximum(high, _high(points)) if len(points) else high
         span = np.floor((top - self.origin) / radius).astype(np.int64) + 3
         self.shape = (int(span[0]), int(span[1]))
-        self.order, self.starts, _ = _grid(points, self.origin, radius, self.shape)
+        self._binned = _Binned(points, self.origin, radius, self.shape)
 
     def query(self, a: NDArray[np.float64]) -> Pairs:
         """Every (i, j) with |a[i] - points[j]| <= radius, and that distance."""
         if len(a) == 0 or len(self.points) == 0:
             return _empty()
-        ia, ib = _probe(a, self.origin, self.radius, self.shape, self.order, self.starts)
-        return _within(a, self.points, ia, ib, self.radius)
-
-
-def _within(
-    a: NDArray[np.float64],
-    b: NDArray[np.float64],
-    ia: NDArray[np.int64],
-    ib: NDArray[np.int64],
-    radius: float,
-    keep: NDArray[np.bool_] | None = None,
-) -> Pairs:
-    dx = a[:, 0][ia] - b[:, 0][ib]
-    dy = a[:, 1][ia] - b[:, 1][ib]
-    d2 = dx * dx + dy * dy
-    mask = d2 <= radius * radius if keep is None else (d2 <= radius * radius) & keep
-    return ia[mask], ib[mask], np.sqrt(d2[mask])
+        return self._binned.near(a)
 
 
 def cross_pairs(a: NDArray[np.float64], b: NDArray[np.float64], radius: float) -> Pairs:
     """Every (i, j) with |a[i] - b[j]| <= radius, and that distance; a and b are (n, 2) positions."""
     if len(a) == 0 or len(b) == 0:
         return _empty()
-    ia, ib = _pairs(a, b, radius)
-    return _within(a, b, ia, ib, radius)
+    both = np.concatenate((a, b))
+    origin = _low(both)
+    span = np.floor((_high(both) - origin) / radius).astype(np.int64) + 3
+    return _Binned(b, origin, radius, (int(span[0]), int(span[1]))).near(a)
 
 
 def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.int64] | None = None) -> Pairs:
@@ -152,8 +148,7 @@ def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.in
         cx += layer * columns
         columns *= layers
     flat = cx * rows + cy
-    # the order within a cell changes only the order pairs come out in; under 65,536 cells a radix sort
-    order = np.argsort(flat.astype(np.uint16), kind="stable") if columns * rows < 65_536 else np.argsort(flat)
+    order = cell_order(flat, columns * rows)
     fs = flat[order]
     xs, ys = x[order], y[order]
     starts = np.zeros(columns * rows + 1, np.int64)

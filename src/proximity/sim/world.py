@@ -184,7 +184,7 @@ class World:
         return tx + rx if tx.size else np.zeros(1)
 
     def _close_one_step(self, present: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
-        """This step's close pairs (i < j) among those present and their distances, without searching
+        """This step's close pairs (i < j, i owned) among those present and their distances, without searching
         again agents who stand: pairs of agents who never move are found once; pairs of walkers who
         pause through a whole window of WINDOW steps (with each other and with the still) once per
         window; those who may move are searched against a grid of everyone standing and among
@@ -194,10 +194,11 @@ class World:
         if self._static is None:  # built at the first step: positions may be set after __init__
             still = self._still
             i, j, d = close_pairs(pos[still], radius)
+            ours = self.owned[still[i]]  # still is ascending, so still[i] < still[j]
             self._static = (
-                still[i],
-                still[j],
-                d,
+                still[i[ours]],
+                still[j[ours]],
+                d[ours],
                 StaticGrid(pos[still].copy(), radius, np.zeros(2), self.movers.size),
             )
         if self._window is None or step >= self._window[0]:
@@ -208,18 +209,19 @@ class World:
         movers = np.flatnonzero(present & ~standing)
         mine = pos[movers]
         a, b, ad = grid.query(mine)
-        other = np.flatnonzero(standing)[b]
-        here = present[other]
-        ma, other = movers[a[here]], other[here]
+        ma, other = movers[a], np.flatnonzero(standing)[b]
+        low, high = np.minimum(ma, other), np.maximum(ma, other)
+        here = present[other] & self.owned[low]
         mi, mj, md = close_pairs(mine, radius)
-        gi = np.concatenate((si[both], wi[pair], np.minimum(ma, other), movers[mi]))
-        gj = np.concatenate((sj[both], wj[pair], np.maximum(ma, other), movers[mj]))
-        return gi, gj, np.concatenate((sd[both], wd[pair], ad[here], md))
+        owned = self.owned[movers[mi]]  # movers is ascending, so movers[mi] < movers[mj]
+        gi = np.concatenate((si[both], wi[pair], low[here], movers[mi[owned]]))
+        gj = np.concatenate((sj[both], wj[pair], high[here], movers[mj[owned]]))
+        return gi, gj, np.concatenate((sd[both], wd[pair], ad[here], md[owned]))
 
     def _stand(self, step: int) -> tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid]:
         """Who stands from ``step`` through the window's last step (the still, walkers whose pause
-        outlasts it, and their followers), their close pairs other than still-still ones (at any step of
-        the window, present or not), and a grid of them all."""
+        outlasts it, and their followers), their close pairs other than still-still ones whose lower agent
+        is owned (at any step of the window, present or not), and a grid of them all."""
         sc, m = self.scenario, self.movers
         end = step + WINDOW
         last = sc.start + (end - 1) * sc.step  # a walker moves at a step at or after its pause ends
@@ -231,10 +233,11 @@ class World:
         a, b, ad = self._static[3].query(pos[idle])
         i, j, d = close_pairs(pos[idle], radius)
         pa, pb = idle[a], self._still[b]
-        wi = np.concatenate((np.minimum(pa, pb), idle[i]))
+        wi = np.concatenate((np.minimum(pa, pb), idle[i]))  # idle is ascending: idle[i] < idle[j]
         wj = np.concatenate((np.maximum(pa, pb), idle[j]))
+        mine = self.owned[wi]
         grid = StaticGrid(pos[standing].copy(), radius, np.zeros(2), m.size)
-        return end, standing, wi, wj, np.concatenate((ad, d)), grid
+        return end, standing, wi[mine], wj[mine], np.concatenate((ad, d))[mine], grid
 
     def _truth(self, moved: _F, presence: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
         """The batch's close pairs as indices into its step-major positions (step * n + agent), i < j,
@@ -242,11 +245,10 @@ class World:
         if not self.truth:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         if presence.shape[0] == 1 and self._still.size:
-            gi, gj, d = self._close_one_step(presence[0], step)
-        else:
-            here = np.flatnonzero(presence.ravel())
-            i, j, d = close_pairs(moved.reshape(-1, 2)[here], self.scenario.contact_distance, here // self.n)
-            gi, gj = here[i], here[j]
+            return self._close_one_step(presence[0], step)  # its lower agents are owned already
+        here = np.flatnonzero(presence.ravel())
+        i, j, d = close_pairs(moved.reshape(-1, 2)[here], self.scenario.contact_distance, here // self.n)
+        gi, gj = here[i], here[j]
         if not self.owned.all():  # a shard counts the close pairs whose lower agent it owns
             mine = self.owned[gi % self.n]
             gi, gj, d = gi[mine], gj[mine], d[mine]

@@ -10,9 +10,9 @@ import pytest
 from proximity.sim import CrowdParams, Scenario, World
 from proximity.sim.channel import ChannelParams, heard_chance, heard_fading
 from proximity.sim.native import kernel as kernel_module
-from proximity.sim.scenario import LATEST_TIME
 from proximity.sim.streams import normal_quantile
 from proximity.sim.world import native_kernel
+from proximity.times import LATEST_TIME
 
 
 def _busy() -> Scenario:

@@ -163,7 +163,7 @@ def test_pair_radii_follow_the_hours_carriage_and_both_paths_agree_across_an_hou
 @pytest.mark.parametrize("kernel", ["native", "numpy"])
 def test_every_packet_stays_inside_its_step_where_times_round_coarsely(kernel: str) -> None:
     """Near year 9998 a float's spacing is 3e-5 s, so t0 + u dt rounds up to the next step's start for
-    u within 1.5e-5 of 1 (at 2020's 1.6e9 s, 1.2e-7: a city day has ~400 M packets). Such a packet is
+    u within 1.5e-5 of 1 (at 2020's 1.6e9 s, 1.2e-7: a city day has ~1 billion packets). Such a packet is
     kept just inside its step; at a chunk's last step it was outside the chunk, and writing it to the
     log failed ("sightings must lie in [since, until)"). One-step chunks: every step is a chunk's last."""
     if kernel == "native" and not native_kernel():

@@ -31,9 +31,9 @@ INLINE = "inline"
 # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which also switches off glibc's
 # dynamic mmap threshold: every array over 128 kB is then mapped fresh and faulted in page by page.
 # A simulator shard allocates such arrays every simulated second; on the city that cost 14x the page
-# faults and ~30 % more CPU than the same shard in a plain process (docs/simulation.md, "Dask
-# workers and glibc"). LocalCluster workers here run with glibc's defaults (unless the variable is
-# set in this process's environment, which Dask passes on); a cluster started elsewhere should be too.
+# faults and ~30 % more CPU than the same shard in a plain process (docs/simulation.md, "Running").
+# LocalCluster workers here run with glibc's defaults (unless the variable is set in this process's
+# environment, which Dask passes on); a cluster started elsewhere should be too.
 TRIM_CONFIG = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 

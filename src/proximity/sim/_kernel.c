@@ -377,65 +377,153 @@ static inline int64_t bound_applies(const Bounds *bd, double f, int64_t e) {
     return frac + bd->step_share < 1.0 - 1e-9 ? applies : 0;
 }
 
-/* The cheap test (see Bounds) on row k at distance bucket kd: 0 when it is surely not heard. No branch,
- * the same work for every row, so that a loop of it vectorises. */
-static inline int64_t bound_passes(const Screen *s, int64_t k, int64_t kd) {
+/* The walk's cell by cell geometry (both loops of run): the gap from the scanner (g: its coordinate from
+ * the grid's origin) to cell c's slab along one axis, 0 inside it */
+static inline double side_gap(double g, int64_t c, double cell) {
+    double lo = c * cell, hi = lo + cell;
+    return g < lo ? lo - g : (g > hi ? g - hi : 0.0);
+}
+
+/* whether a cell with side gaps ex, ey is within r, and then in *quiet its rows' threshold: x below it is
+ * out of reach of the whole cell */
+static inline int cell_in_reach(const Bounds *bd, const double *never, double ex, double ey, double r,
+                                double *quiet) {
+    double gap = sqrt(ex * ex + ey * ey) * (1.0 - 1e-12) - 1e-9; /* a margin for rounding */
+    if (gap > r) return 0;
+    int64_t kg = gap > 0.0 ? bucket(gap * gap, bd->d_base) : 0;
+    *quiet = never[kg < 0 ? 0 : kg];
+    return 1;
+}
+
+/* The walk and the cheap test where the CPU has AVX-512 (x86-64-v4). Most rows (98 % in a city) are
+ * rejected, at random, so no branch is taken per row: walk_wide lists one scanner's rows in reach (each
+ * cell's loud enough prefix, 8 rows a compare), then screen_wide runs the walk's per-row tests and the
+ * cheap test on 8 listed rows at a time (64-bit multiplies for the hashes, gathers for the columns and
+ * tables, the same expressions as consider's, no contraction: setup.py's -ffp-contract=off) and keeps
+ * the rows it cannot reject, in the list's order. A cell holds a few rows, so a loop per cell would
+ * leave most rows to a scalar remainder; the list keeps all 8 lanes busy. The kept go through consider
+ * (below) as every row does on the portable path, so the screen only changes which rows consider sees:
+ * the same packets come out. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define WIDE 1
+#include <immintrin.h>
+#define V4 __attribute__((target("arch=x86-64-v4")))
+
+/* the rows in reach of cells [cx0, cx1] x [cy0, cy1] (cell c's rows: start[c] to start[c + 1], loudest
+ * first) into rows; returns how many */
+V4 static int64_t walk_wide(const Screen *s, const int64_t *start, int64_t ny, double cell, double r, double gx,
+                            double gy, int64_t cx0, int64_t cx1, int64_t cy0, int64_t cy1, int64_t *restrict rows) {
+    const double *loud = s->pk->loud;
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512d rx_off = _mm512_set1_pd(s->rx_off), step = _mm512_set1_pd(s->grid_step);
+    int64_t n = 0;
+    for (int64_t cx = cx0; cx <= cx1; cx++) {
+        double ex = side_gap(gx, cx, cell), quiet;
+        for (int64_t cy = cy0; cy <= cy1; cy++) {
+            if (!cell_in_reach(s->bd, s->never, ex, side_gap(gy, cy, cell), r, &quiet)) continue;
+            int64_t c = cx * ny + cy, past = start[c + 1];
+            /* the first row x < quiet ends the cell (the rest are quieter still), as consider's walk */
+            for (int64_t k = start[c]; k < past; k += 8) {
+                __mmask8 valid = past - k >= 8 ? 0xFF : (__mmask8)((1u << (past - k)) - 1);
+                __m512d x = _mm512_add_pd(_mm512_add_pd(rx_off, _mm512_maskz_loadu_pd(valid, loud + k)), step);
+                unsigned stop = (unsigned)(_mm512_cmp_pd_mask(x, _mm512_set1_pd(quiet), _CMP_LT_OQ) | ~valid) & 0xFFu;
+                int64_t count = stop ? __builtin_ctz(stop) : 8;
+                _mm512_mask_storeu_epi64(rows + n, (__mmask8)((1u << count) - 1),
+                                         _mm512_add_epi64(_mm512_set1_epi64(k), lanes));
+                n += count;
+                if (count < 8) break;
+            }
+        }
+    }
+    return n;
+}
+
+V4 static inline __m512i mix8(__m512i x) {
+    x = _mm512_mullo_epi64(_mm512_xor_si512(x, _mm512_srli_epi64(x, 30)), _mm512_set1_epi64((int64_t)UINT64_C(0xBF58476D1CE4E5B9)));
+    x = _mm512_mullo_epi64(_mm512_xor_si512(x, _mm512_srli_epi64(x, 27)), _mm512_set1_epi64((int64_t)UINT64_C(0x94D049BB133111EB)));
+    return _mm512_xor_si512(x, _mm512_srli_epi64(x, 31));
+}
+
+/* rest(x, b, c) */
+V4 static inline __m512i rest8(__m512i x, __m512i b, __m512i c) {
+    const __m512i golden = _mm512_set1_epi64((int64_t)GOLDEN);
+    x = mix8(_mm512_xor_si512(x, _mm512_add_epi64(b, golden)));
+    return mix8(_mm512_xor_si512(x, _mm512_add_epi64(c, golden)));
+}
+
+/* to_uniform(x) (the division by 2**53 as a product: exact) */
+V4 static inline __m512d uniform8(__m512i x) {
+    __m512d v = _mm512_add_pd(_mm512_cvtepu64_pd(_mm512_srli_epi64(x, 11)), _mm512_set1_pd(0.5));
+    return _mm512_mul_pd(v, _mm512_set1_pd(1.0 / 9007199254740992.0));
+}
+
+/* bucket(x, base) */
+V4 static inline __m512i bucket8(__m512d x, int64_t base) {
+    return _mm512_sub_epi64(_mm512_srli_epi64(_mm512_castpd_si512(x), BITS_SHIFT), _mm512_set1_epi64(base));
+}
+
+#define GATHER(table, at) _mm512_i64gather_pd((at), (table), 8)
+#define GATHER_I(table, at) _mm512_i64gather_epi64((at), (const long long *)(table), 8)
+
+/* the first n of rows (walk_wide's list) that might be heard, kept in rows' order at its front (row by row
+ * the tests of near_enough and bound_passes in consider's terms); returns how many */
+V4 static int64_t screen_wide(const Screen *s, int64_t *rows, int64_t n) {
     const Bounds *bd = s->bd;
     const Scan *sc = s->sc;
     const Packed *pk = s->pk;
-    int64_t rx = sc->agent, tx = pk->agent[k];
-    double u = to_uniform(rest(sc->radio, tx, sc->step));
-    int64_t hi = tx < rx ? rx : tx;
-    double their = pk->enter[k], began = their > sc->enter ? their : sc->enter, f;
-    int64_t e = step_encounter(bd, sc->t0, began, &f);
-    uint64_t theirs = pk->encounter[k], lo_first = rx < tx ? sc->encounter : theirs; /* both loaded: no masked load */
-    double z = z_bound(bd, rest(lo_first, hi, e), kd, sc->now, pk->now[k]);
-    /* P(heard) never exceeds the flat loss's complement; z <= z_min: also every u >= 1 - packet_loss */
-    int64_t low = z > bd->z_min[bucket(u, U_BASE)] ? 1 : 0, kept = u < s->keep ? 1 : 0;
-    return kept & (low | (bound_applies(bd, f, e) ^ 1));
-}
-
-/* row k's distance bucket, squared distance and whether it is within span, not the scanner itself and
- * not surely out of the pair's reach (x below never[] of its bucket; rows between never[] and sure[], a
- * bucket's sliver, take the exact radius test after) */
-static inline int64_t near_enough(const Screen *s, int64_t k, int64_t *kd, double *d2) {
-    const Packed *pk = s->pk;
-    double dx = s->sc->x - pk->x[k], dy = s->sc->y - pk->y[k];
-    *d2 = dx * dx + dy * dy;
-    int64_t b = bucket(*d2, s->bd->d_base), last = s->bd->d_buckets - 1;
-    *kd = b < 0 ? 0 : (b > last ? last : b);
-    double x = s->rx_off + pk->loud[k] + s->grid_step; /* as the walk's */
-    int64_t ok = *d2 <= s->span2 && s->sc->g != pk->g[k] ? 1 : 0;
-    return x >= s->never[*kd] ? ok : 0;
-}
-
-/* The walk's per-row tests and the cheap test over one scanner's rows in reach (the rows of its cells'
- * ranges), where the CPU has AVX-512 (x86-64-v4): a flag per row, 0 when it is surely not heard. Most
- * rows (98 % in a city) are rejected, at random: one loop with no branch on them runs 8 rows a step
- * (64-bit multiplies for the hashes, gathers for the tables), cheaper than the per-row branches would
- * be. The rows it keeps go through consider (below) as every row does on the portable path, so it only
- * changes which rows consider sees: the same packets come out (the same arithmetic, no contraction:
- * setup.py's -ffp-contract=off). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define WIDE 1
-__attribute__((target("arch=x86-64-v4"))) static void screen_wide(const Screen *s, const int64_t *ranges, int64_t n,
-                                                                  int64_t *restrict pass) {
-    Screen own = *s; /* in locals: the loop's stores cannot change them */
-    Packed cols = *s->pk;
-    Scan me = *s->sc;
-    Bounds tables = *s->bd;
-    own.pk = &cols, own.sc = &me, own.bd = &tables;
-    for (int64_t r = 0; r < n; r++) {
-        int64_t lo = ranges[2 * r], end = ranges[2 * r + 1];
-#pragma GCC ivdep /* pass is apart from everything the loop reads */
-        for (int64_t k = lo; k < end; k++) {
-            int64_t kd;
-            double d2;
-            int64_t ok = near_enough(&own, k, &kd, &d2);
-            pass[k - lo] = ok & bound_passes(&own, k, kd);
-        }
-        pass += end - lo;
+    const __m512i rx = _mm512_set1_epi64(sc->agent), at_step = _mm512_set1_epi64(sc->step);
+    const __m512i radio = _mm512_set1_epi64((int64_t)sc->radio), mine = _mm512_set1_epi64((int64_t)sc->encounter);
+    const __m512i me = _mm512_set1_epi64(sc->g), last = _mm512_set1_epi64(bd->d_buckets - 1);
+    const __m512d sx = _mm512_set1_pd(sc->x), sy = _mm512_set1_pd(sc->y), span2 = _mm512_set1_pd(s->span2);
+    const __m512d rx_off = _mm512_set1_pd(s->rx_off), step = _mm512_set1_pd(s->grid_step);
+    const __m512d enter = _mm512_set1_pd(sc->enter), t0 = _mm512_set1_pd(sc->t0), rx_now = _mm512_set1_pd(sc->now);
+    const __m512d per_encounter = _mm512_set1_pd(bd->per_encounter), keep = _mm512_set1_pd(s->keep);
+    const __m512d zero = _mm512_setzero_pd(), minus_one = _mm512_set1_pd(-1.0);
+    int64_t kept = 0;
+    for (int64_t o = 0; o < n; o += 8) {
+        __mmask8 valid = n - o >= 8 ? 0xFF : (__mmask8)((1u << (n - o)) - 1);
+        __m512i k = _mm512_maskz_loadu_epi64(valid, rows + o); /* 0 (a real row) in the lanes past n */
+        /* near_enough: within span, not the scanner itself, x not below never[] of its distance bucket */
+        __m512d dx = _mm512_sub_pd(sx, GATHER(pk->x, k)), dy = _mm512_sub_pd(sy, GATHER(pk->y, k));
+        __m512d d2 = _mm512_add_pd(_mm512_mul_pd(dx, dx), _mm512_mul_pd(dy, dy));
+        __m512i kd = _mm512_min_epi64(_mm512_max_epi64(bucket8(d2, bd->d_base), _mm512_setzero_si512()), last);
+        __m512d x = _mm512_add_pd(_mm512_add_pd(rx_off, GATHER(pk->loud, k)), step);
+        __mmask8 ok = valid & _mm512_cmp_pd_mask(d2, span2, _CMP_LE_OQ) &
+                      _mm512_cmpneq_epi64_mask(me, GATHER_I(pk->g, k)) &
+                      _mm512_cmp_pd_mask(x, GATHER(s->never, kd), _CMP_GE_OQ);
+        /* bound_passes */
+        __m512i tx = GATHER_I(pk->agent, k);
+        __m512d u = uniform8(rest8(radio, tx, at_step));
+        __m512i hi = _mm512_max_epi64(tx, rx);
+        __m512d their = GATHER(pk->enter, k);
+        __m512d began = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(their, enter, _CMP_GT_OQ), enter, their);
+        __m512d f = _mm512_mul_pd(_mm512_sub_pd(t0, began), per_encounter); /* step_encounter */
+        __m512d fe = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(f, zero, _CMP_GE_OQ), minus_one, f);
+        fe = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(f, _mm512_set1_pd(1e15), _CMP_LT_OQ), minus_one, fe);
+        __m512i e = _mm512_cvttpd_epi64(fe);
+        __m512i lo_first = _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(rx, tx), GATHER_I(pk->encounter, k), mine);
+        __m512i h = rest8(lo_first, hi, e);
+        /* z_bound */
+        __m512d w = uniform8(_mm512_xor_si512(h, _mm512_set1_epi64(-1)));
+        __m512d q = GATHER(Q_MAX, bucket8(w, U_BASE));
+        __m512d up = _mm512_mul_pd(q, GATHER(bd->spread_hi, kd)), down = _mm512_mul_pd(q, GATHER(bd->spread_lo, kd));
+        __m512d margin = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(GATHER(bd->head, kd), rx_now), GATHER(pk->now, k)),
+                                       _mm512_max_pd(up, down));
+        __m512d z = _mm512_max_pd(_mm512_mul_pd(margin, GATHER(bd->inv_lo, kd)), _mm512_mul_pd(margin, GATHER(bd->inv_hi, kd)));
+        __mmask8 low = _mm512_cmp_pd_mask(z, GATHER(bd->z_min, bucket8(u, U_BASE)), _CMP_GT_OQ);
+        /* bound_applies */
+        __m512d frac = _mm512_sub_pd(f, _mm512_cvtepi64_pd(e));
+        __mmask8 applies = _mm512_cmpge_epi64_mask(e, _mm512_setzero_si512()) &
+                           (_mm512_cmp_pd_mask(frac, _mm512_set1_pd(1e-9), _CMP_GT_OQ) |
+                            _mm512_cmp_pd_mask(f, zero, _CMP_EQ_OQ)) &
+                           _mm512_cmp_pd_mask(_mm512_add_pd(frac, _mm512_set1_pd(bd->step_share)),
+                                              _mm512_set1_pd(1.0 - 1e-9), _CMP_LT_OQ);
+        __mmask8 pass = ok & _mm512_cmp_pd_mask(u, keep, _CMP_LT_OQ) & (low | (__mmask8)~applies);
+        /* kept <= o: the compressed store lands on rows already read */
+        _mm512_mask_compressstoreu_epi64(rows + kept, pass, k);
+        kept += __builtin_popcount(pass);
     }
+    return kept;
 }
 #endif
 
@@ -841,40 +929,28 @@ static int run(const Inputs *in, Out *out) {
         cy1 = cy1 >= ny ? ny - 1 : cy1;
         double gx = s[0] - x0, gy = s[1] - y0;
         Screen scr = {bd, &sc, &pk, never, span2, keep, rx_off, step};
-        int64_t nr = 0; /* ranges of rows in reach, in ranges */
-        for (int64_t cx = cx0; cx <= cx1; cx++) {
-            double left = cx * cell, right = left + cell;
-            double ex = gx < left ? left - gx : (gx > right ? gx - right : 0.0);
-            for (int64_t cy = cy0; cy <= cy1; cy++) {
-                double bottom = cy * cell, top = bottom + cell;
-                double ey = gy < bottom ? bottom - gy : (gy > top ? gy - top : 0.0);
-                double gap = sqrt(ex * ex + ey * ey) * (1.0 - 1e-12) - 1e-9; /* a margin for rounding */
-                if (gap > r) continue;
-                int64_t c = cx * ny + cy, kg = gap > 0.0 ? bucket(gap * gap, bd->d_base) : 0;
-                double quiet = never[kg < 0 ? 0 : kg]; /* x below it: out of reach of the whole cell */
-                /* the cell's rows loud enough to reach it: loudest first, up to the first that is not (the
-                 * rest of the cell is quieter still; a few rows in a far cell, all of them in a near one) */
-                int64_t lo = start[c], end = lo, past = start[c + 1];
-                if (!wide) {
-                    for (; end < past && !(rx_off + table[end].loud + step < quiet); end++)
-                        if ((rc = consider(in, &scr, sure, slope, table + end, out)) < 0) goto failed;
-                    continue;
-                }
-                while (end < past && !(rx_off + pk.loud[end] + step < quiet)) end++;
-                if (end > lo) ranges[2 * nr] = lo, ranges[2 * nr + 1] = end, nr++;
+#ifdef WIDE
+        if (wide) { /* AVX-512: the rows in reach listed, the cheap test on all of them, the few kept one by one */
+            int64_t listed = walk_wide(&scr, start, ny, cell, r, gx, gy, cx0, cx1, cy0, cy1, pass);
+            int64_t kept = screen_wide(&scr, pass, listed); /* ~2 % */
+            for (int64_t o = 0; o < kept && rc == 0; o++) {
+                Adv row = packed_row(&pk, pass[o]);
+                rc = consider(in, &scr, sure, slope, &row, out);
             }
         }
-        /* AVX-512 (nr > 0 only then): the cheap test on all the rows in reach at once, then the few kept one
-         * by one */
-#ifdef WIDE
-        if (nr) screen_wide(&scr, ranges, nr, pass);
 #endif
-        for (int64_t r = 0, o = 0; r < nr; r++)
-            for (int64_t k = ranges[2 * r]; k < ranges[2 * r + 1]; k++) {
-                if (!pass[o++]) continue; /* ~2 % pass */
-                Adv kept = packed_row(&pk, k);
-                if ((rc = consider(in, &scr, sure, slope, &kept, out)) < 0) goto failed;
+        for (int64_t cx = cx0; cx <= cx1 && !wide; cx++) {
+            double ex = side_gap(gx, cx, cell), quiet;
+            for (int64_t cy = cy0; cy <= cy1 && rc == 0; cy++) {
+                if (!cell_in_reach(bd, never, ex, side_gap(gy, cy, cell), r, &quiet)) continue;
+                /* the cell's rows loud enough to reach it: loudest first, up to the first that is not (the
+                 * rest of the cell is quieter still; a few rows in a far cell, all of them in a near one) */
+                int64_t c = cx * ny + cy;
+                for (int64_t k = start[c]; k < start[c + 1] && !(rx_off + table[k].loud + step < quiet) && rc == 0; k++)
+                    rc = consider(in, &scr, sure, slope, table + k, out);
             }
+        }
+        if (rc < 0) goto failed;
         if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }
 failed:

@@ -148,27 +148,19 @@ typedef struct {
     const struct Bounds *bounds;
 } Inputs;
 
-/* the advertisers in cell order (each cell's loudest first), one array per field: a scanner reads a cell's
- * rows as vectors (screen) */
+/* one advertiser's numbers that a scanner's tests read, in one 64-byte line (the advertisers are kept in
+ * cell order, each cell's loudest first; the AVX-512 screen loads 8 rows and transposes them) */
 typedef struct {
-    double *x, *y, *loud, *enter, *now; /* now: dev_tx less its least carriage loss in this call's hours */
-    int64_t *agent, *g, *b;             /* g: the index into positions, b: into adv */
-    uint64_t *encounter;                /* first(encounter key, agent) */
-} Packed;
-
-/* one advertiser's numbers together, as Packed's (the portable path's rows: a row's fields in one or two
- * cache lines, where Packed's columns would take one each) */
-typedef struct {
-    double x, y, loud, enter, now;
-    int64_t agent, g, b;
-    uint64_t encounter;
+    double x, y, loud, enter, now; /* now: dev_tx less its least carriage loss in this call's hours */
+    int64_t agent, g;              /* g: the index into positions */
+    uint64_t encounter;            /* first(encounter key, agent) */
 } Adv;
 
-static inline Adv packed_row(const Packed *pk, int64_t k) {
-    Adv row = {pk->x[k], pk->y[k], pk->loud[k], pk->enter[k], pk->now[k], pk->agent[k], pk->g[k], pk->b[k],
-               pk->encounter[k]};
-    return row;
-}
+/* one advertiser's loudness and index into adv, in the order of the rows */
+typedef struct {
+    double tx;
+    int64_t b;
+} Loud;
 
 /* one scanner's own numbers */
 typedef struct {
@@ -346,17 +338,22 @@ static inline int64_t step_encounter(const Bounds *bd, double t0, double began, 
     return (int64_t)(*f < 1e15 ? fe : -1.0);
 }
 
+/* one distance bucket's tables in one 64-byte line, for the AVX-512 screen: Bounds' and never[] */
+typedef struct {
+    double head, spread_lo, spread_hi, inv_lo, inv_hi, never, unused[2];
+} Near;
+
 /* One scanner's numbers for the screen of a cell's rows (below). */
 typedef struct {
     const Bounds *bd;
     const Scan *sc;
-    const Packed *pk;
+    const Adv *rows;
     const double *never;
     double span2, keep, rx_off, grid_step;
 } Screen;
 
 /* the cheap test's upper bound of z (see Bounds) for encounter hash h at distance bucket kd, rx_now and
- * tx_now: the two ends' Scan.now and Packed.now */
+ * tx_now: the two ends' Scan.now and Adv.now */
 static inline double z_bound(const Bounds *bd, uint64_t h, int64_t kd, double rx_now, double tx_now) {
     double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
     double q = Q_MAX[bucket(w, U_BASE)];
@@ -410,11 +407,11 @@ static inline int cell_in_reach(const Bounds *bd, const double *never, double ex
 #define V4 __attribute__((target("arch=x86-64-v4")))
 
 /* the rows in reach of cells [cx0, cx1] x [cy0, cy1] (cell c's rows: start[c] to start[c + 1], loudest
- * first) into rows; returns how many */
-V4 static int64_t walk_wide(const Screen *s, const int64_t *start, int64_t ny, double cell, double r, double gx,
-                            double gy, int64_t cx0, int64_t cx1, int64_t cy0, int64_t cy1, int64_t *restrict rows) {
-    const double *loud = s->pk->loud;
-    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+ * first; by_tx: their loudness) into rows, then 8 zeros; returns how many */
+V4 static int64_t walk_wide(const Screen *s, const Loud *by_tx, const int64_t *start, int64_t ny, double cell,
+                            double r, double gx, double gy, int64_t cx0, int64_t cx1, int64_t cy0, int64_t cy1,
+                            int64_t *restrict rows) {
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), evens = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
     const __m512d rx_off = _mm512_set1_pd(s->rx_off), step = _mm512_set1_pd(s->grid_step);
     int64_t n = 0;
     for (int64_t cx = cx0; cx <= cx1; cx++) {
@@ -422,12 +419,16 @@ V4 static int64_t walk_wide(const Screen *s, const int64_t *start, int64_t ny, d
         for (int64_t cy = cy0; cy <= cy1; cy++) {
             if (!cell_in_reach(s->bd, s->never, ex, side_gap(gy, cy, cell), r, &quiet)) continue;
             int64_t c = cx * ny + cy, past = start[c + 1];
-            /* the first row x < quiet ends the cell (the rest are quieter still), as consider's walk */
+            /* the first row x < quiet ends the cell (the rest are quieter still), as the portable walk */
             for (int64_t k = start[c]; k < past; k += 8) {
-                __mmask8 valid = past - k >= 8 ? 0xFF : (__mmask8)((1u << (past - k)) - 1);
-                __m512d x = _mm512_add_pd(_mm512_add_pd(rx_off, _mm512_maskz_loadu_pd(valid, loud + k)), step);
-                unsigned stop = (unsigned)(_mm512_cmp_pd_mask(x, _mm512_set1_pd(quiet), _CMP_LT_OQ) | ~valid) & 0xFFu;
-                int64_t count = stop ? __builtin_ctz(stop) : 8;
+                int64_t left = past - k < 8 ? past - k : 8;
+                __mmask16 two = (__mmask16)((1u << (2 * left)) - 1); /* Loud: (tx, b) pairs */
+                const double *at = (const double *)(by_tx + k);
+                __m512d loud = _mm512_permutex2var_pd(_mm512_maskz_loadu_pd((__mmask8)two, at), evens,
+                                                      _mm512_maskz_loadu_pd((__mmask8)(two >> 8), at + 8));
+                __m512d x = _mm512_add_pd(_mm512_add_pd(rx_off, loud), step);
+                unsigned stop = _mm512_cmp_pd_mask(x, _mm512_set1_pd(quiet), _CMP_LT_OQ) | (0xFFu << left);
+                int64_t count = __builtin_ctz(stop | 0x100u);
                 _mm512_mask_storeu_epi64(rows + n, (__mmask8)((1u << count) - 1),
                                          _mm512_add_epi64(_mm512_set1_epi64(k), lanes));
                 n += count;
@@ -435,6 +436,7 @@ V4 static int64_t walk_wide(const Screen *s, const int64_t *start, int64_t ny, d
             }
         }
     }
+    _mm512_storeu_si512(rows + n, _mm512_setzero_si512());
     return n;
 }
 
@@ -462,15 +464,33 @@ V4 static inline __m512i bucket8(__m512d x, int64_t base) {
     return _mm512_sub_epi64(_mm512_srli_epi64(_mm512_castpd_si512(x), BITS_SHIFT), _mm512_set1_epi64(base));
 }
 
-#define GATHER(table, at) _mm512_i64gather_pd((at), (table), 8)
-#define GATHER_I(table, at) _mm512_i64gather_epi64((at), (const long long *)(table), 8)
+/* the 64-byte lines at[k[0]], ..., at[k[7]] as 8 vectors, field by field (v[f][j]: line k[j]'s field f):
+ * 8 loads and a transpose, where 8 gathers would cost several times more */
+V4 static inline void lines8(const double *at, const int64_t *k, __m512d v[8]) {
+    __m512d r[8], t[8];
+    for (int j = 0; j < 8; j++) r[j] = _mm512_load_pd(at + 8 * k[j]);
+    for (int j = 0; j < 8; j += 2) t[j] = _mm512_unpacklo_pd(r[j], r[j + 1]), t[j + 1] = _mm512_unpackhi_pd(r[j], r[j + 1]);
+    const __m512i even = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), odd = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    for (int j = 0; j < 8; j += 4) {
+        r[j] = _mm512_permutex2var_pd(t[j], even, t[j + 2]);     /* fields 0, 4 of rows j..j+3 */
+        r[j + 1] = _mm512_permutex2var_pd(t[j], odd, t[j + 2]);  /* 2, 6 */
+        r[j + 2] = _mm512_permutex2var_pd(t[j + 1], even, t[j + 3]); /* 1, 5 */
+        r[j + 3] = _mm512_permutex2var_pd(t[j + 1], odd, t[j + 3]);  /* 3, 7 */
+    }
+    static const int field[4][2] = {{0, 4}, {2, 6}, {1, 5}, {3, 7}};
+    for (int j = 0; j < 4; j++) {
+        v[field[j][0]] = _mm512_shuffle_f64x2(r[j], r[j + 4], 0x44);
+        v[field[j][1]] = _mm512_shuffle_f64x2(r[j], r[j + 4], 0xEE);
+    }
+}
 
-/* the first n of rows (walk_wide's list) that might be heard, kept in rows' order at its front (row by row
- * the tests of near_enough and bound_passes in consider's terms); returns how many */
-V4 static int64_t screen_wide(const Screen *s, int64_t *rows, int64_t n) {
+#define AS_INT _mm512_castpd_si512
+
+/* the first n of rows (walk_wide's list, then 8 zeros) that might be heard, kept in rows' order at its
+ * front: consider's tests up to the cheap test, 8 rows at a time; returns how many */
+V4 static int64_t screen_wide(const Screen *s, const Near *near, int64_t *rows, int64_t n) {
     const Bounds *bd = s->bd;
     const Scan *sc = s->sc;
-    const Packed *pk = s->pk;
     const __m512i rx = _mm512_set1_epi64(sc->agent), at_step = _mm512_set1_epi64(sc->step);
     const __m512i radio = _mm512_set1_epi64((int64_t)sc->radio), mine = _mm512_set1_epi64((int64_t)sc->encounter);
     const __m512i me = _mm512_set1_epi64(sc->g), last = _mm512_set1_epi64(bd->d_buckets - 1);
@@ -482,35 +502,36 @@ V4 static int64_t screen_wide(const Screen *s, int64_t *rows, int64_t n) {
     int64_t kept = 0;
     for (int64_t o = 0; o < n; o += 8) {
         __mmask8 valid = n - o >= 8 ? 0xFF : (__mmask8)((1u << (n - o)) - 1);
-        __m512i k = _mm512_maskz_loadu_epi64(valid, rows + o); /* 0 (a real row) in the lanes past n */
-        /* near_enough: within span, not the scanner itself, x not below never[] of its distance bucket */
-        __m512d dx = _mm512_sub_pd(sx, GATHER(pk->x, k)), dy = _mm512_sub_pd(sy, GATHER(pk->y, k));
+        __m512i k = _mm512_loadu_si512(rows + o);
+        __m512d a[8], b[8]; /* the rows' fields (Adv), their distance buckets' (Near) */
+        lines8((const double *)s->rows, rows + o, a);
+        /* within span, not the scanner itself, x not below never[] of its distance bucket (as consider) */
+        __m512d dx = _mm512_sub_pd(sx, a[0]), dy = _mm512_sub_pd(sy, a[1]);
         __m512d d2 = _mm512_add_pd(_mm512_mul_pd(dx, dx), _mm512_mul_pd(dy, dy));
-        __m512i kd = _mm512_min_epi64(_mm512_max_epi64(bucket8(d2, bd->d_base), _mm512_setzero_si512()), last);
-        __m512d x = _mm512_add_pd(_mm512_add_pd(rx_off, GATHER(pk->loud, k)), step);
-        __mmask8 ok = valid & _mm512_cmp_pd_mask(d2, span2, _CMP_LE_OQ) &
-                      _mm512_cmpneq_epi64_mask(me, GATHER_I(pk->g, k)) &
-                      _mm512_cmp_pd_mask(x, GATHER(s->never, kd), _CMP_GE_OQ);
-        /* bound_passes */
-        __m512i tx = GATHER_I(pk->agent, k);
+        int64_t kd[8] __attribute__((aligned(64)));
+        _mm512_store_si512(kd, _mm512_min_epi64(_mm512_max_epi64(bucket8(d2, bd->d_base), _mm512_setzero_si512()), last));
+        lines8((const double *)near, kd, b);
+        __m512d x = _mm512_add_pd(_mm512_add_pd(rx_off, a[2]), step);
+        __mmask8 ok = valid & _mm512_cmp_pd_mask(d2, span2, _CMP_LE_OQ) & _mm512_cmpneq_epi64_mask(me, AS_INT(a[6])) &
+                      _mm512_cmp_pd_mask(x, b[5], _CMP_GE_OQ);
+        /* the cheap test (see Bounds), as consider's */
+        __m512i tx = AS_INT(a[5]);
         __m512d u = uniform8(rest8(radio, tx, at_step));
         __m512i hi = _mm512_max_epi64(tx, rx);
-        __m512d their = GATHER(pk->enter, k);
-        __m512d began = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(their, enter, _CMP_GT_OQ), enter, their);
+        __m512d began = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(a[3], enter, _CMP_GT_OQ), enter, a[3]);
         __m512d f = _mm512_mul_pd(_mm512_sub_pd(t0, began), per_encounter); /* step_encounter */
         __m512d fe = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(f, zero, _CMP_GE_OQ), minus_one, f);
         fe = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(f, _mm512_set1_pd(1e15), _CMP_LT_OQ), minus_one, fe);
         __m512i e = _mm512_cvttpd_epi64(fe);
-        __m512i lo_first = _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(rx, tx), GATHER_I(pk->encounter, k), mine);
+        __m512i lo_first = _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(rx, tx), AS_INT(a[7]), mine);
         __m512i h = rest8(lo_first, hi, e);
         /* z_bound */
         __m512d w = uniform8(_mm512_xor_si512(h, _mm512_set1_epi64(-1)));
-        __m512d q = GATHER(Q_MAX, bucket8(w, U_BASE));
-        __m512d up = _mm512_mul_pd(q, GATHER(bd->spread_hi, kd)), down = _mm512_mul_pd(q, GATHER(bd->spread_lo, kd));
-        __m512d margin = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(GATHER(bd->head, kd), rx_now), GATHER(pk->now, k)),
-                                       _mm512_max_pd(up, down));
-        __m512d z = _mm512_max_pd(_mm512_mul_pd(margin, GATHER(bd->inv_lo, kd)), _mm512_mul_pd(margin, GATHER(bd->inv_hi, kd)));
-        __mmask8 low = _mm512_cmp_pd_mask(z, GATHER(bd->z_min, bucket8(u, U_BASE)), _CMP_GT_OQ);
+        __m512d q = _mm512_i64gather_pd(bucket8(w, U_BASE), Q_MAX, 8);
+        __m512d up = _mm512_mul_pd(q, b[2]), down = _mm512_mul_pd(q, b[1]);
+        __m512d margin = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(b[0], rx_now), a[4]), _mm512_max_pd(up, down));
+        __m512d z = _mm512_max_pd(_mm512_mul_pd(margin, b[3]), _mm512_mul_pd(margin, b[4]));
+        __mmask8 low = _mm512_cmp_pd_mask(z, _mm512_i64gather_pd(bucket8(u, U_BASE), bd->z_min, 8), _CMP_GT_OQ);
         /* bound_applies */
         __m512d frac = _mm512_sub_pd(f, _mm512_cvtepi64_pd(e));
         __mmask8 applies = _mm512_cmpge_epi64_mask(e, _mm512_setzero_si512()) &
@@ -519,8 +540,9 @@ V4 static int64_t screen_wide(const Screen *s, int64_t *rows, int64_t n) {
                            _mm512_cmp_pd_mask(_mm512_add_pd(frac, _mm512_set1_pd(bd->step_share)),
                                               _mm512_set1_pd(1.0 - 1e-9), _CMP_LT_OQ);
         __mmask8 pass = ok & _mm512_cmp_pd_mask(u, keep, _CMP_LT_OQ) & (low | (__mmask8)~applies);
-        /* kept <= o: the compressed store lands on rows already read */
-        _mm512_mask_compressstoreu_epi64(rows + kept, pass, k);
+        /* kept <= o: the store lands on rows already read (compressed in a register: to memory it is slow on
+         * some CPUs) */
+        _mm512_storeu_si512(rows + kept, _mm512_maskz_compress_epi64(pass, k));
         kept += __builtin_popcount(pass);
     }
     return kept;
@@ -549,7 +571,7 @@ static int wide_now(void) {
 
 /* the numpy path's draws for one candidate the cheap test kept (World._heard_numpy: channel.link_level,
  * heard_chance) */
-static int packet(const Inputs *in, const Scan *sc, const Adv *ad, const Cand *c, Out *out) {
+static int packet(const Inputs *in, const Scan *sc, const Adv *ad, int64_t b, const Cand *c, Out *out) {
     const double *p = in->p;
     int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
     double u = c->u, d2 = c->d2;
@@ -577,7 +599,7 @@ static int packet(const Inputs *in, const Scan *sc, const Adv *ad, const Cand *c
     /* channel.heard_rssi: the fading given that the packet was heard */
     double s = -total * quantile(u / (1.0 - p[P_PACKET_LOSS]));
     double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(to_uniform(rest(sc->fading, tx, step)));
-    Packet row = {sc->a, ad->b, at, level, level + depth * fading, d, u};
+    Packet row = {sc->a, b, at, level, level + depth * fading, d, u};
     return push(out, row);
 }
 
@@ -593,7 +615,7 @@ static int packet(const Inputs *in, const Scan *sc, const Adv *ad, const Cand *c
  * (packet). One by one (the portable path: every row in reach) branches that skip work are cheaper than
  * doing it all; on the AVX-512 path only the rows screen_wide kept come here. 0, or -1 out of memory. */
 static INLINE int consider(const Inputs *in, const Screen *s, const double *sure, const double *slope,
-                           const Adv *ad, Out *out) {
+                           const Adv *ad, int64_t b, Out *out) {
     const Bounds *bd = s->bd;
     const Scan *sc = s->sc;
     double dx = sc->x - ad->x, dy = sc->y - ad->y;
@@ -619,13 +641,8 @@ static INLINE int consider(const Inputs *in, const Screen *s, const double *sure
     }
     /* P(heard) never exceeds the flat loss's complement (after the cheap test: it drops most of them) */
     if (!(u < s->keep)) return 0;
-    return packet(in, sc, ad, &c, out);
+    return packet(in, sc, ad, b, &c, out);
 }
-
-typedef struct {
-    double tx;
-    int64_t b;
-} Loud;
 
 static int by_advertiser(const void *x, const void *y) {
     const Packet *l = x, *r = y;
@@ -854,26 +871,28 @@ static int run(const Inputs *in, Out *out) {
     int64_t cells = nx * ny;
     int64_t *start = calloc((size_t)cells + 1, sizeof(int64_t));
     size_t rows = (size_t)(in->n_adv ? in->n_adv : 1);
-    /* in one block, the portable path's rows, or AVX-512's Packed columns (nine) and the screen's flags for
-     * one scanner */
+    /* in one block (64-byte lines): the rows, AVX-512's distance buckets' tables and one scanner's rows in
+     * reach (and 8 more) */
     int wide = wide_now();
-    char *block = malloc(rows * (wide ? 10 * 8 : sizeof(Adv)));
-    double *col = (double *)block;
-    Packed pk = {col, col + rows, col + 2 * rows, col + 3 * rows, col + 4 * rows, (int64_t *)(col + 5 * rows),
-                 (int64_t *)(col + 6 * rows), (int64_t *)(col + 7 * rows), (uint64_t *)(col + 8 * rows)};
-    int64_t *pass = (int64_t *)(col + 9 * rows);
-    Adv *table = (Adv *)block;
-    int64_t *where = malloc(rows * sizeof(int64_t));
-    int64_t *ranges = malloc(2 * (size_t)cells * sizeof(int64_t)); /* one scanner's cells' rows in reach */
-    Loud *by_tx = malloc(rows * sizeof(Loud));
     const Bounds *bd = in->bounds;
+    size_t lines = rows + (size_t)bd->d_buckets + (rows + 8 + 7) / 8;
+    char *block = aligned_alloc(64, lines * 64);
+    Adv *table = (Adv *)block;
+    Near *near = (Near *)(table + rows);
+    int64_t *listed = (int64_t *)(near + bd->d_buckets);
+    int64_t *where = malloc(rows * sizeof(int64_t));
+    Loud *by_tx = malloc(rows * sizeof(Loud));
     double *sure = malloc((size_t)bd->d_buckets * sizeof(double));
     double *never = malloc((size_t)bd->d_buckets * sizeof(double));
-    if (!start || !block || !where || !ranges || !by_tx || !sure || !never) {
-        free(start), free(block), free(where), free(ranges), free(by_tx), free(sure), free(never), free(slope);
+    if (!start || !block || !where || !by_tx || !sure || !never) {
+        free(start), free(block), free(where), free(by_tx), free(sure), free(never), free(slope);
         return -1;
     }
     reach_edges(in->grid, in->table, slope, in->m, step, bd, sure, never);
+    for (int64_t k = 0; k < bd->d_buckets; k++) {
+        Near line = {bd->head[k], bd->spread_lo[k], bd->spread_hi[k], bd->inv_lo[k], bd->inv_hi[k], never[k], {0, 0}};
+        near[k] = line;
+    }
     /* a counting sort by cell (stable in adv's order), then each cell's slice loudest first: the order
      * of sorting all advertisers loudest first, then by cell, without sorting them all */
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
@@ -898,14 +917,9 @@ static int run(const Inputs *in, Out *out) {
         int64_t agent = in->adv[b] % in->n, k = where[b];
         const double *q = in->pos + 2 * in->adv[b];
         Adv row = {q[0], q[1], in->reach_tx[agent], in->enter[agent],
-                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b], b,
+                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b],
                    first(in->keys[K_ENCOUNTER], agent)};
-        if (!wide) {
-            table[k] = row;
-            continue;
-        }
-        pk.x[k] = row.x, pk.y[k] = row.y, pk.loud[k] = row.loud, pk.enter[k] = row.enter, pk.now[k] = row.now;
-        pk.agent[k] = agent, pk.g[k] = row.g, pk.b[k] = b, pk.encounter[k] = row.encounter;
+        table[k] = row;
     }
     double span2 = span * span, keep = 1.0 - p[P_PACKET_LOSS];
     int rc = 0;
@@ -928,15 +942,13 @@ static int run(const Inputs *in, Out *out) {
         cx1 = cx1 >= nx ? nx - 1 : cx1;
         cy1 = cy1 >= ny ? ny - 1 : cy1;
         double gx = s[0] - x0, gy = s[1] - y0;
-        Screen scr = {bd, &sc, &pk, never, span2, keep, rx_off, step};
+        Screen scr = {bd, &sc, table, never, span2, keep, rx_off, step};
 #ifdef WIDE
         if (wide) { /* AVX-512: the rows in reach listed, the cheap test on all of them, the few kept one by one */
-            int64_t listed = walk_wide(&scr, start, ny, cell, r, gx, gy, cx0, cx1, cy0, cy1, pass);
-            int64_t kept = screen_wide(&scr, pass, listed); /* ~2 % */
-            for (int64_t o = 0; o < kept && rc == 0; o++) {
-                Adv row = packed_row(&pk, pass[o]);
-                rc = consider(in, &scr, sure, slope, &row, out);
-            }
+            int64_t n = walk_wide(&scr, by_tx, start, ny, cell, r, gx, gy, cx0, cx1, cy0, cy1, listed);
+            int64_t kept = screen_wide(&scr, near, listed, n); /* ~2 % */
+            for (int64_t o = 0; o < kept && rc == 0; o++)
+                rc = consider(in, &scr, sure, slope, table + listed[o], by_tx[listed[o]].b, out);
         }
 #endif
         for (int64_t cx = cx0; cx <= cx1 && !wide; cx++) {
@@ -947,14 +959,14 @@ static int run(const Inputs *in, Out *out) {
                  * rest of the cell is quieter still; a few rows in a far cell, all of them in a near one) */
                 int64_t c = cx * ny + cy;
                 for (int64_t k = start[c]; k < start[c + 1] && !(rx_off + table[k].loud + step < quiet) && rc == 0; k++)
-                    rc = consider(in, &scr, sure, slope, table + k, out);
+                    rc = consider(in, &scr, sure, slope, table + k, by_tx[k].b, out);
             }
         }
         if (rc < 0) goto failed;
         if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }
 failed:
-    free(start), free(block), free(where), free(ranges), free(by_tx), free(sure), free(never), free(slope);
+    free(start), free(block), free(where), free(by_tx), free(sure), free(never), free(slope);
     return rc == 0 ? bodies(in, out) : rc;
 }
 

@@ -429,8 +429,7 @@ V4 static int64_t walk_wide(const Screen *s, const Loud *by_tx, const int64_t *s
                 __m512d x = _mm512_add_pd(_mm512_add_pd(rx_off, loud), step);
                 unsigned stop = _mm512_cmp_pd_mask(x, _mm512_set1_pd(quiet), _CMP_LT_OQ) | (0xFFu << left);
                 int64_t count = __builtin_ctz(stop | 0x100u);
-                _mm512_mask_storeu_epi64(rows + n, (__mmask8)((1u << count) - 1),
-                                         _mm512_add_epi64(_mm512_set1_epi64(k), lanes));
+                _mm512_storeu_si512(rows + n, _mm512_add_epi64(_mm512_set1_epi64(k), lanes)); /* rows has room */
                 n += count;
                 if (count < 8) break;
             }

@@ -14,9 +14,11 @@
  * (channel.heard_chance), then a heard packet's fading given that it was heard (channel.heard_rssi).
  * A cheap conservative bound (Bounds) drops most candidates before those exact draws without changing
  * which are heard. Each row in reach takes the walk's tests, the pair radius test and the bound one by one,
- * cheapest first (consider); where the CPU has AVX-512, a branch-free loop first screens all of a
- * scanner's rows in reach with the walk's tests and the bound, 8 at a time (screen_wide: 98 % of the rows
- * are dropped, at random, and branches on them cost more than doing every row), and only the kept go on.
+ * cheapest first (consider); where the CPU has AVX-512, the walk lists a scanner's rows in reach (8 rows of
+ * a cell per compare) and a branch-free loop screens the whole list with the walk's tests and the bound,
+ * 8 rows at a time (screen_wide: 98 % of the rows are dropped, at random, and branches on them cost more
+ * than doing every row; an advertiser's numbers are one 64-byte line, loaded and transposed), and only
+ * the kept go on.
  * Other people's bodies are counted on the heard links (bodies(), as sim/bodies.py), and the packets
  * come back final, with their level and uniform, in the order of ``scan`` then ``adv``.
  * The numpy path and the kernel agree up to the last bits of libm (tests/test_sim_kernel.py).
@@ -395,10 +397,12 @@ static inline int cell_in_reach(const Bounds *bd, const double *never, double ex
 /* The walk and the cheap test where the CPU has AVX-512 (x86-64-v4). Most rows (98 % in a city) are
  * rejected, at random, so no branch is taken per row: walk_wide lists one scanner's rows in reach (each
  * cell's loud enough prefix, 8 rows a compare), then screen_wide runs the walk's per-row tests and the
- * cheap test on 8 listed rows at a time (64-bit multiplies for the hashes, gathers for the columns and
- * tables, the same expressions as consider's, no contraction: setup.py's -ffp-contract=off) and keeps
- * the rows it cannot reject, in the list's order. A cell holds a few rows, so a loop per cell would
- * leave most rows to a scalar remainder; the list keeps all 8 lanes busy. The kept go through consider
+ * cheap test on 8 listed rows at a time (64-bit multiplies for the hashes; 8 rows' Adv lines and their
+ * distance buckets' Near lines loaded and transposed, two small tables read by scalar loads: gather
+ * instructions cost several times more here; the same expressions as consider's, no contraction:
+ * setup.py's -ffp-contract=off) and keeps the rows it cannot reject, in the list's order. A cell keeps
+ * a few rows (5 of ~60 in a city), so a loop per cell would leave most rows to a scalar remainder; the
+ * list keeps all 8 lanes busy. The kept go through consider
  * (below) as every row does on the portable path, so the screen only changes which rows consider sees:
  * the same packets come out. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)

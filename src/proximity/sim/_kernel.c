@@ -887,8 +887,8 @@ static int run(const Inputs *in, Out *out) {
     int wide = wide_now();
     const Bounds *bd = in->bounds;
     size_t lines = rows + (size_t)bd->d_buckets + (rows + 8 + 7) / 8;
-    char *block = aligned_alloc(64, lines * 64);
-    Adv *table = (Adv *)block;
+    char *block = malloc(lines * 64 + 63); /* aligned by hand: no aligned_alloc on some platforms */
+    Adv *table = (Adv *)(((uintptr_t)block + 63) & ~(uintptr_t)63);
     Near *near = (Near *)(table + rows);
     int64_t *listed = (int64_t *)(near + bd->d_buckets);
     int64_t *where = malloc(rows * sizeof(int64_t));

@@ -582,7 +582,7 @@ static int wide_now(void) {
 
 /* the numpy path's draws for one candidate the cheap test kept (World._heard_numpy: channel.link_level,
  * heard_chance) */
-static int packet(const Inputs *in, const Scan *sc, const Adv *ad, int64_t b, const Cand *c, Out *out) {
+static int packet(const Inputs *in, const Scan *sc, const Adv *ad, const int64_t *b, const Cand *c, Out *out) {
     const double *p = in->p;
     int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
     double u = c->u, d2 = c->d2;
@@ -610,7 +610,7 @@ static int packet(const Inputs *in, const Scan *sc, const Adv *ad, int64_t b, co
     /* channel.heard_rssi: the fading given that the packet was heard */
     double s = -total * quantile(u / (1.0 - p[P_PACKET_LOSS]));
     double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(to_uniform(rest(sc->fading, tx, step)));
-    Packet row = {sc->a, b, at, level, level + depth * fading, d, u};
+    Packet row = {sc->a, *b, at, level, level + depth * fading, d, u};
     return push(out, row);
 }
 
@@ -624,9 +624,10 @@ static int packet(const Inputs *in, const Scan *sc, const Adv *ad, int64_t b, co
  * scanner itself, within the pair's radius (per-bucket edges, the exact interpolation only in a bucket's
  * sliver between them: reach_edges), the cheap test (see Bounds), the flat loss, then the exact draws
  * (packet). One by one (the portable path: every row in reach) branches that skip work are cheaper than
- * doing it all; on the AVX-512 path only the rows screen_wide kept come here. 0, or -1 out of memory. */
+ * doing it all; on the AVX-512 path only the rows screen_wide kept come here. b: its index into adv (read
+ * only for a packet). 0, or -1 out of memory. */
 static INLINE int consider(const Inputs *in, const Screen *s, const double *sure, const double *slope,
-                           const Adv *ad, int64_t b, Out *out) {
+                           const Adv *ad, const int64_t *b, Out *out) {
     const Bounds *bd = s->bd;
     const Scan *sc = s->sc;
     double dx = sc->x - ad->x, dy = sc->y - ad->y;
@@ -959,7 +960,7 @@ static int run(const Inputs *in, Out *out) {
             int64_t n = walk_wide(&scr, by_tx, start, ny, cell, r, gx, gy, cx0, cx1, cy0, cy1, listed);
             int64_t kept = screen_wide(&scr, near, listed, n); /* ~2 % */
             for (int64_t o = 0; o < kept && rc == 0; o++)
-                rc = consider(in, &scr, sure, slope, table + listed[o], by_tx[listed[o]].b, out);
+                rc = consider(in, &scr, sure, slope, table + listed[o], &by_tx[listed[o]].b, out);
         }
 #endif
         for (int64_t cx = cx0; cx <= cx1 && !wide; cx++) {
@@ -970,7 +971,7 @@ static int run(const Inputs *in, Out *out) {
                  * rest of the cell is quieter still; a few rows in a far cell, all of them in a near one) */
                 int64_t c = cx * ny + cy;
                 for (int64_t k = start[c]; k < start[c + 1] && !(rx_off + table[k].loud + step < quiet) && rc == 0; k++)
-                    rc = consider(in, &scr, sure, slope, table + k, by_tx[k].b, out);
+                    rc = consider(in, &scr, sure, slope, table + k, &by_tx[k].b, out);
             }
         }
         if (rc < 0) goto failed;

@@ -411,10 +411,10 @@ static inline int cell_in_reach(const Bounds *bd, const double *never, double ex
 #define V4 __attribute__((target("arch=x86-64-v4")))
 
 /* the rows in reach of cells [cx0, cx1] x [cy0, cy1] (cell c's rows: start[c] to start[c + 1], loudest
- * first; by_tx: their loudness) into rows, then 8 zeros; returns how many */
+ * first; by_tx: their loudness) into list, then 8 zeros; returns how many */
 V4 static int64_t walk_wide(const Screen *s, const Loud *by_tx, const int64_t *start, int64_t ny, double cell,
                             double r, double gx, double gy, int64_t cx0, int64_t cx1, int64_t cy0, int64_t cy1,
-                            int64_t *restrict rows) {
+                            int64_t *restrict list) {
     const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), evens = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
     const __m512d rx_off = _mm512_set1_pd(s->rx_off), step = _mm512_set1_pd(s->grid_step);
     int64_t n = 0;
@@ -433,13 +433,13 @@ V4 static int64_t walk_wide(const Screen *s, const Loud *by_tx, const int64_t *s
                 __m512d x = _mm512_add_pd(_mm512_add_pd(rx_off, loud), step);
                 unsigned stop = _mm512_cmp_pd_mask(x, _mm512_set1_pd(quiet), _CMP_LT_OQ) | (0xFFu << left);
                 int64_t count = __builtin_ctz(stop | 0x100u);
-                _mm512_storeu_si512(rows + n, _mm512_add_epi64(_mm512_set1_epi64(k), lanes)); /* rows has room */
+                _mm512_storeu_si512(list + n, _mm512_add_epi64(_mm512_set1_epi64(k), lanes)); /* list has room */
                 n += count;
                 if (count < 8) break;
             }
         }
     }
-    _mm512_storeu_si512(rows + n, _mm512_setzero_si512());
+    _mm512_storeu_si512(list + n, _mm512_setzero_si512());
     return n;
 }
 
@@ -497,9 +497,9 @@ V4 static inline __m512d look8(const double *table, __m512i at) {
                          table[i[0]]);
 }
 
-/* the first n of rows (walk_wide's list, then 8 zeros) that might be heard, kept in rows' order at its
+/* the first n of list (walk_wide's, then 8 zeros) that might be heard, kept in the list's order at its
  * front: consider's tests up to the cheap test, 8 rows at a time; returns how many */
-V4 static int64_t screen_wide(const Screen *s, const Near *near, int64_t *rows, int64_t n) {
+V4 static int64_t screen_wide(const Screen *s, const Near *near, int64_t *list, int64_t n) {
     const Bounds *bd = s->bd;
     const Scan *sc = s->sc;
     const __m512i rx = _mm512_set1_epi64(sc->agent), at_step = _mm512_set1_epi64(sc->step);
@@ -513,9 +513,9 @@ V4 static int64_t screen_wide(const Screen *s, const Near *near, int64_t *rows, 
     int64_t kept = 0;
     for (int64_t o = 0; o < n; o += 8) {
         __mmask8 valid = n - o >= 8 ? 0xFF : (__mmask8)((1u << (n - o)) - 1);
-        __m512i k = _mm512_loadu_si512(rows + o);
+        __m512i k = _mm512_loadu_si512(list + o);
         __m512d a[8], b[8]; /* the rows' fields (Adv), their distance buckets' (Near) */
-        lines8((const double *)s->rows, rows + o, a);
+        lines8((const double *)s->rows, list + o, a);
         /* within span, not the scanner itself, x not below never[] of its distance bucket (as consider) */
         __m512d dx = _mm512_sub_pd(sx, a[0]), dy = _mm512_sub_pd(sy, a[1]);
         __m512d d2 = _mm512_add_pd(_mm512_mul_pd(dx, dx), _mm512_mul_pd(dy, dy));
@@ -551,9 +551,9 @@ V4 static int64_t screen_wide(const Screen *s, const Near *near, int64_t *rows, 
                            _mm512_cmp_pd_mask(_mm512_add_pd(frac, _mm512_set1_pd(bd->step_share)),
                                               _mm512_set1_pd(1.0 - 1e-9), _CMP_LT_OQ);
         __mmask8 pass = ok & _mm512_cmp_pd_mask(u, keep, _CMP_LT_OQ) & (low | (__mmask8)~applies);
-        /* kept <= o: the store lands on rows already read (compressed in a register: to memory it is slow on
+        /* kept <= o: the store lands on entries already read (compressed in a register: to memory it is slow on
          * some CPUs) */
-        _mm512_storeu_si512(rows + kept, _mm512_maskz_compress_epi64(pass, k));
+        _mm512_storeu_si512(list + kept, _mm512_maskz_compress_epi64(pass, k));
         kept += __builtin_popcount(pass);
     }
     return kept;

@@ -891,7 +891,6 @@ static int run(const Inputs *in, Out *out) {
     char *block = malloc(lines * 64 + 63); /* aligned by hand: no aligned_alloc on some platforms */
     Adv *table = (Adv *)(((uintptr_t)block + 63) & ~(uintptr_t)63);
     Near *near = (Near *)(table + rows);
-    int64_t *listed = (int64_t *)(near + bd->d_buckets);
     int64_t *where = malloc(rows * sizeof(int64_t));
     Loud *by_tx = malloc(rows * sizeof(Loud));
     double *sure = malloc((size_t)bd->d_buckets * sizeof(double));
@@ -957,6 +956,7 @@ static int run(const Inputs *in, Out *out) {
         Screen scr = {bd, &sc, table, never, span2, keep, rx_off, step};
 #ifdef WIDE
         if (wide) { /* AVX-512: the rows in reach listed, the cheap test on all of them, the few kept one by one */
+            int64_t *listed = (int64_t *)(near + bd->d_buckets);
             int64_t n = walk_wide(&scr, by_tx, start, ny, cell, r, gx, gy, cx0, cx1, cy0, cy1, listed);
             int64_t kept = screen_wide(&scr, near, listed, n); /* ~2 % */
             for (int64_t o = 0; o < kept && rc == 0; o++)

@@ -14,9 +14,11 @@
  * (channel.heard_chance), then a heard packet's fading given that it was heard (channel.heard_rssi).
  * A cheap conservative bound (Bounds) drops most candidates before those exact draws without changing
  * which are heard. Each row in reach takes the walk's tests, the pair radius test and the bound one by one,
- * cheapest first (consider); where the CPU has AVX-512, a branch-free loop first screens all of a
- * scanner's rows in reach with the walk's tests and the bound, 8 at a time (screen_wide: 98 % of the rows
- * are dropped, at random, and branches on them cost more than doing every row), and only the kept go on.
+ * cheapest first (consider); where the CPU has AVX-512, the walk lists a scanner's rows in reach (8 rows of
+ * a cell per compare) and a branch-free loop screens the whole list with the walk's tests and the bound,
+ * 8 rows at a time (screen_wide: 98 % of the rows are dropped, at random, and branches on them cost more
+ * than doing every row; an advertiser's numbers are one 64-byte line, loaded and transposed), and only
+ * the kept go on.
  * Other people's bodies are counted on the heard links (bodies(), as sim/bodies.py), and the packets
  * come back final, with their level and uniform, in the order of ``scan`` then ``adv``.
  * The numpy path and the kernel agree up to the last bits of libm (tests/test_sim_kernel.py).
@@ -148,27 +150,19 @@ typedef struct {
     const struct Bounds *bounds;
 } Inputs;
 
-/* the advertisers in cell order (each cell's loudest first), one array per field: a scanner reads a cell's
- * rows as vectors (screen) */
+/* one advertiser's numbers that a scanner's tests read, in one 64-byte line (the advertisers are kept in
+ * cell order, each cell's loudest first; the AVX-512 screen loads 8 rows and transposes them) */
 typedef struct {
-    double *x, *y, *loud, *enter, *now; /* now: dev_tx less its least carriage loss in this call's hours */
-    int64_t *agent, *g, *b;             /* g: the index into positions, b: into adv */
-    uint64_t *encounter;                /* first(encounter key, agent) */
-} Packed;
-
-/* one advertiser's numbers together, as Packed's (the portable path's rows: a row's fields in one or two
- * cache lines, where Packed's columns would take one each) */
-typedef struct {
-    double x, y, loud, enter, now;
-    int64_t agent, g, b;
-    uint64_t encounter;
+    double x, y, loud, enter, now; /* now: dev_tx less its least carriage loss in this call's hours */
+    int64_t agent, g;              /* g: the index into positions */
+    uint64_t encounter;            /* first(encounter key, agent) */
 } Adv;
 
-static inline Adv packed_row(const Packed *pk, int64_t k) {
-    Adv row = {pk->x[k], pk->y[k], pk->loud[k], pk->enter[k], pk->now[k], pk->agent[k], pk->g[k], pk->b[k],
-               pk->encounter[k]};
-    return row;
-}
+/* one advertiser's loudness and index into adv, in the order of the rows */
+typedef struct {
+    double tx;
+    int64_t b;
+} Loud;
 
 /* one scanner's own numbers */
 typedef struct {
@@ -346,17 +340,22 @@ static inline int64_t step_encounter(const Bounds *bd, double t0, double began, 
     return (int64_t)(*f < 1e15 ? fe : -1.0);
 }
 
+/* one distance bucket's tables in one 64-byte line, for the AVX-512 screen: Bounds' and never[] */
+typedef struct {
+    double head, spread_lo, spread_hi, inv_lo, inv_hi, never, unused[2];
+} Near;
+
 /* One scanner's numbers for the screen of a cell's rows (below). */
 typedef struct {
     const Bounds *bd;
     const Scan *sc;
-    const Packed *pk;
+    const Adv *rows;
     const double *never;
     double span2, keep, rx_off, grid_step;
 } Screen;
 
 /* the cheap test's upper bound of z (see Bounds) for encounter hash h at distance bucket kd, rx_now and
- * tx_now: the two ends' Scan.now and Packed.now */
+ * tx_now: the two ends' Scan.now and Adv.now */
 static inline double z_bound(const Bounds *bd, uint64_t h, int64_t kd, double rx_now, double tx_now) {
     double w = ((double)(~h >> 11) + 0.5) / 9007199254740992.0; /* 1 - V */
     double q = Q_MAX[bucket(w, U_BASE)];
@@ -377,65 +376,187 @@ static inline int64_t bound_applies(const Bounds *bd, double f, int64_t e) {
     return frac + bd->step_share < 1.0 - 1e-9 ? applies : 0;
 }
 
-/* The cheap test (see Bounds) on row k at distance bucket kd: 0 when it is surely not heard. No branch,
- * the same work for every row, so that a loop of it vectorises. */
-static inline int64_t bound_passes(const Screen *s, int64_t k, int64_t kd) {
-    const Bounds *bd = s->bd;
-    const Scan *sc = s->sc;
-    const Packed *pk = s->pk;
-    int64_t rx = sc->agent, tx = pk->agent[k];
-    double u = to_uniform(rest(sc->radio, tx, sc->step));
-    int64_t hi = tx < rx ? rx : tx;
-    double their = pk->enter[k], began = their > sc->enter ? their : sc->enter, f;
-    int64_t e = step_encounter(bd, sc->t0, began, &f);
-    uint64_t theirs = pk->encounter[k], lo_first = rx < tx ? sc->encounter : theirs; /* both loaded: no masked load */
-    double z = z_bound(bd, rest(lo_first, hi, e), kd, sc->now, pk->now[k]);
-    /* P(heard) never exceeds the flat loss's complement; z <= z_min: also every u >= 1 - packet_loss */
-    int64_t low = z > bd->z_min[bucket(u, U_BASE)] ? 1 : 0, kept = u < s->keep ? 1 : 0;
-    return kept & (low | (bound_applies(bd, f, e) ^ 1));
+/* The walk's cell by cell geometry (both loops of run): the gap from the scanner (g: its coordinate from
+ * the grid's origin) to cell c's slab along one axis, 0 inside it */
+static inline double side_gap(double g, int64_t c, double cell) {
+    double lo = c * cell, hi = lo + cell;
+    return g < lo ? lo - g : (g > hi ? g - hi : 0.0);
 }
 
-/* row k's distance bucket, squared distance and whether it is within span, not the scanner itself and
- * not surely out of the pair's reach (x below never[] of its bucket; rows between never[] and sure[], a
- * bucket's sliver, take the exact radius test after) */
-static inline int64_t near_enough(const Screen *s, int64_t k, int64_t *kd, double *d2) {
-    const Packed *pk = s->pk;
-    double dx = s->sc->x - pk->x[k], dy = s->sc->y - pk->y[k];
-    *d2 = dx * dx + dy * dy;
-    int64_t b = bucket(*d2, s->bd->d_base), last = s->bd->d_buckets - 1;
-    *kd = b < 0 ? 0 : (b > last ? last : b);
-    double x = s->rx_off + pk->loud[k] + s->grid_step; /* as the walk's */
-    int64_t ok = *d2 <= s->span2 && s->sc->g != pk->g[k] ? 1 : 0;
-    return x >= s->never[*kd] ? ok : 0;
+/* whether a cell with side gaps ex, ey is within r, and then in *quiet its rows' threshold: x below it is
+ * out of reach of the whole cell */
+static inline int cell_in_reach(const Bounds *bd, const double *never, double ex, double ey, double r,
+                                double *quiet) {
+    double gap = sqrt(ex * ex + ey * ey) * (1.0 - 1e-12) - 1e-9; /* a margin for rounding */
+    if (gap > r) return 0;
+    int64_t kg = gap > 0.0 ? bucket(gap * gap, bd->d_base) : 0;
+    *quiet = never[kg < 0 ? 0 : kg];
+    return 1;
 }
 
-/* The walk's per-row tests and the cheap test over one scanner's rows in reach (the rows of its cells'
- * ranges), where the CPU has AVX-512 (x86-64-v4): a flag per row, 0 when it is surely not heard. Most
- * rows (98 % in a city) are rejected, at random: one loop with no branch on them runs 8 rows a step
- * (64-bit multiplies for the hashes, gathers for the tables), cheaper than the per-row branches would
- * be. The rows it keeps go through consider (below) as every row does on the portable path, so it only
- * changes which rows consider sees: the same packets come out (the same arithmetic, no contraction:
- * setup.py's -ffp-contract=off). */
+/* The walk and the cheap test where the CPU has AVX-512 (x86-64-v4). Most rows (98 % in a city) are
+ * rejected, at random, so no branch is taken per row: walk_wide lists one scanner's rows in reach (each
+ * cell's loud enough prefix, 8 rows a compare), then screen_wide runs the walk's per-row tests and the
+ * cheap test on 8 listed rows at a time (64-bit multiplies for the hashes; 8 rows' Adv lines and their
+ * distance buckets' Near lines loaded and transposed, two small tables read by scalar loads: gather
+ * instructions cost several times more here; the same expressions as consider's, no contraction:
+ * setup.py's -ffp-contract=off) and keeps the rows it cannot reject, in the list's order. A cell keeps
+ * a few rows (5 of ~60 in a city), so a loop per cell would leave most rows to a scalar remainder; the
+ * list keeps all 8 lanes busy. The kept go through consider
+ * (below) as every row does on the portable path, so the screen only changes which rows consider sees:
+ * the same packets come out. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define WIDE 1
-__attribute__((target("arch=x86-64-v4"))) static void screen_wide(const Screen *s, const int64_t *ranges, int64_t n,
-                                                                  int64_t *restrict pass) {
-    Screen own = *s; /* in locals: the loop's stores cannot change them */
-    Packed cols = *s->pk;
-    Scan me = *s->sc;
-    Bounds tables = *s->bd;
-    own.pk = &cols, own.sc = &me, own.bd = &tables;
-    for (int64_t r = 0; r < n; r++) {
-        int64_t lo = ranges[2 * r], end = ranges[2 * r + 1];
-#pragma GCC ivdep /* pass is apart from everything the loop reads */
-        for (int64_t k = lo; k < end; k++) {
-            int64_t kd;
-            double d2;
-            int64_t ok = near_enough(&own, k, &kd, &d2);
-            pass[k - lo] = ok & bound_passes(&own, k, kd);
+#include <immintrin.h>
+#define V4 __attribute__((target("arch=x86-64-v4")))
+
+/* the rows in reach of cells [cx0, cx1] x [cy0, cy1] (cell c's rows: start[c] to start[c + 1], loudest
+ * first; by_tx: their loudness) into list, then 8 zeros; returns how many */
+V4 static int64_t walk_wide(const Screen *s, const Loud *by_tx, const int64_t *start, int64_t ny, double cell,
+                            double r, double gx, double gy, int64_t cx0, int64_t cx1, int64_t cy0, int64_t cy1,
+                            int64_t *restrict list) {
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), evens = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512d rx_off = _mm512_set1_pd(s->rx_off), step = _mm512_set1_pd(s->grid_step);
+    int64_t n = 0;
+    for (int64_t cx = cx0; cx <= cx1; cx++) {
+        double ex = side_gap(gx, cx, cell), quiet;
+        for (int64_t cy = cy0; cy <= cy1; cy++) {
+            if (!cell_in_reach(s->bd, s->never, ex, side_gap(gy, cy, cell), r, &quiet)) continue;
+            int64_t c = cx * ny + cy, past = start[c + 1];
+            /* the first row x < quiet ends the cell (the rest are quieter still), as the portable walk */
+            for (int64_t k = start[c]; k < past; k += 8) {
+                int64_t left = past - k < 8 ? past - k : 8;
+                __mmask16 two = (__mmask16)((1u << (2 * left)) - 1); /* Loud: (tx, b) pairs */
+                const double *at = (const double *)(by_tx + k);
+                __m512d loud = _mm512_permutex2var_pd(_mm512_maskz_loadu_pd((__mmask8)two, at), evens,
+                                                      _mm512_maskz_loadu_pd((__mmask8)(two >> 8), at + 8));
+                __m512d x = _mm512_add_pd(_mm512_add_pd(rx_off, loud), step);
+                unsigned stop = _mm512_cmp_pd_mask(x, _mm512_set1_pd(quiet), _CMP_LT_OQ) | (0xFFu << left);
+                int64_t count = __builtin_ctz(stop | 0x100u);
+                _mm512_storeu_si512(list + n, _mm512_add_epi64(_mm512_set1_epi64(k), lanes)); /* list has room */
+                n += count;
+                if (count < 8) break;
+            }
         }
-        pass += end - lo;
     }
+    _mm512_storeu_si512(list + n, _mm512_setzero_si512());
+    return n;
+}
+
+V4 static inline __m512i mix8(__m512i x) {
+    x = _mm512_mullo_epi64(_mm512_xor_si512(x, _mm512_srli_epi64(x, 30)), _mm512_set1_epi64((int64_t)UINT64_C(0xBF58476D1CE4E5B9)));
+    x = _mm512_mullo_epi64(_mm512_xor_si512(x, _mm512_srli_epi64(x, 27)), _mm512_set1_epi64((int64_t)UINT64_C(0x94D049BB133111EB)));
+    return _mm512_xor_si512(x, _mm512_srli_epi64(x, 31));
+}
+
+/* rest(x, b, c) */
+V4 static inline __m512i rest8(__m512i x, __m512i b, __m512i c) {
+    const __m512i golden = _mm512_set1_epi64((int64_t)GOLDEN);
+    x = mix8(_mm512_xor_si512(x, _mm512_add_epi64(b, golden)));
+    return mix8(_mm512_xor_si512(x, _mm512_add_epi64(c, golden)));
+}
+
+/* to_uniform(x) (the division by 2**53 as a product: exact) */
+V4 static inline __m512d uniform8(__m512i x) {
+    __m512d v = _mm512_add_pd(_mm512_cvtepu64_pd(_mm512_srli_epi64(x, 11)), _mm512_set1_pd(0.5));
+    return _mm512_mul_pd(v, _mm512_set1_pd(1.0 / 9007199254740992.0));
+}
+
+/* bucket(x, base) */
+V4 static inline __m512i bucket8(__m512d x, int64_t base) {
+    return _mm512_sub_epi64(_mm512_srli_epi64(_mm512_castpd_si512(x), BITS_SHIFT), _mm512_set1_epi64(base));
+}
+
+/* the 64-byte lines at[k[0]], ..., at[k[7]] as 8 vectors, field by field (v[f][j]: line k[j]'s field f):
+ * 8 loads and a transpose, where 8 gathers would cost several times more */
+V4 static inline void lines8(const double *at, const int64_t *k, __m512d v[8]) {
+    __m512d r[8], t[8];
+    for (int j = 0; j < 8; j++) r[j] = _mm512_load_pd(at + 8 * k[j]);
+    for (int j = 0; j < 8; j += 2) t[j] = _mm512_unpacklo_pd(r[j], r[j + 1]), t[j + 1] = _mm512_unpackhi_pd(r[j], r[j + 1]);
+    const __m512i even = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), odd = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    for (int j = 0; j < 8; j += 4) {
+        r[j] = _mm512_permutex2var_pd(t[j], even, t[j + 2]);     /* fields 0, 4 of rows j..j+3 */
+        r[j + 1] = _mm512_permutex2var_pd(t[j], odd, t[j + 2]);  /* 2, 6 */
+        r[j + 2] = _mm512_permutex2var_pd(t[j + 1], even, t[j + 3]); /* 1, 5 */
+        r[j + 3] = _mm512_permutex2var_pd(t[j + 1], odd, t[j + 3]);  /* 3, 7 */
+    }
+    static const int field[4][2] = {{0, 4}, {2, 6}, {1, 5}, {3, 7}};
+    for (int j = 0; j < 4; j++) {
+        v[field[j][0]] = _mm512_shuffle_f64x2(r[j], r[j + 4], 0x44);
+        v[field[j][1]] = _mm512_shuffle_f64x2(r[j], r[j + 4], 0xEE);
+    }
+}
+
+#define AS_INT _mm512_castpd_si512
+
+/* table[at[0]], ..., table[at[7]] by 8 scalar loads (cheaper than a gather instruction on some CPUs) */
+V4 static inline __m512d look8(const double *table, __m512i at) {
+    int64_t i[8] __attribute__((aligned(64)));
+    _mm512_store_si512(i, at);
+    return _mm512_set_pd(table[i[7]], table[i[6]], table[i[5]], table[i[4]], table[i[3]], table[i[2]], table[i[1]],
+                         table[i[0]]);
+}
+
+/* the first n of list (walk_wide's, then 8 zeros) that might be heard, kept in the list's order at its
+ * front: consider's tests up to the cheap test, 8 rows at a time; returns how many */
+V4 static int64_t screen_wide(const Screen *s, const Near *near, int64_t *list, int64_t n) {
+    const Bounds *bd = s->bd;
+    const Scan *sc = s->sc;
+    const __m512i rx = _mm512_set1_epi64(sc->agent), at_step = _mm512_set1_epi64(sc->step);
+    const __m512i radio = _mm512_set1_epi64((int64_t)sc->radio), mine = _mm512_set1_epi64((int64_t)sc->encounter);
+    const __m512i me = _mm512_set1_epi64(sc->g), last = _mm512_set1_epi64(bd->d_buckets - 1);
+    const __m512d sx = _mm512_set1_pd(sc->x), sy = _mm512_set1_pd(sc->y), span2 = _mm512_set1_pd(s->span2);
+    const __m512d rx_off = _mm512_set1_pd(s->rx_off), step = _mm512_set1_pd(s->grid_step);
+    const __m512d enter = _mm512_set1_pd(sc->enter), t0 = _mm512_set1_pd(sc->t0), rx_now = _mm512_set1_pd(sc->now);
+    const __m512d per_encounter = _mm512_set1_pd(bd->per_encounter), keep = _mm512_set1_pd(s->keep);
+    const __m512d zero = _mm512_setzero_pd(), minus_one = _mm512_set1_pd(-1.0);
+    int64_t kept = 0;
+    for (int64_t o = 0; o < n; o += 8) {
+        __mmask8 valid = n - o >= 8 ? 0xFF : (__mmask8)((1u << (n - o)) - 1);
+        __m512i k = _mm512_loadu_si512(list + o);
+        __m512d a[8], b[8]; /* the rows' fields (Adv), their distance buckets' (Near) */
+        lines8((const double *)s->rows, list + o, a);
+        /* within span, not the scanner itself, x not below never[] of its distance bucket (as consider) */
+        __m512d dx = _mm512_sub_pd(sx, a[0]), dy = _mm512_sub_pd(sy, a[1]);
+        __m512d d2 = _mm512_add_pd(_mm512_mul_pd(dx, dx), _mm512_mul_pd(dy, dy));
+        int64_t kd[8] __attribute__((aligned(64)));
+        _mm512_store_si512(kd, _mm512_min_epi64(_mm512_max_epi64(bucket8(d2, bd->d_base), _mm512_setzero_si512()), last));
+        lines8((const double *)near, kd, b);
+        __m512d x = _mm512_add_pd(_mm512_add_pd(rx_off, a[2]), step);
+        __mmask8 ok = valid & _mm512_cmp_pd_mask(d2, span2, _CMP_LE_OQ) & _mm512_cmpneq_epi64_mask(me, AS_INT(a[6])) &
+                      _mm512_cmp_pd_mask(x, b[5], _CMP_GE_OQ);
+        /* the cheap test (see Bounds), as consider's */
+        __m512i tx = AS_INT(a[5]);
+        __m512d u = uniform8(rest8(radio, tx, at_step));
+        __m512i hi = _mm512_max_epi64(tx, rx);
+        __m512d began = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(a[3], enter, _CMP_GT_OQ), enter, a[3]);
+        __m512d f = _mm512_mul_pd(_mm512_sub_pd(t0, began), per_encounter); /* step_encounter */
+        __m512d fe = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(f, zero, _CMP_GE_OQ), minus_one, f);
+        fe = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(f, _mm512_set1_pd(1e15), _CMP_LT_OQ), minus_one, fe);
+        __m512i e = _mm512_cvttpd_epi64(fe);
+        __m512i lo_first = _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(rx, tx), AS_INT(a[7]), mine);
+        __m512i h = rest8(lo_first, hi, e);
+        /* z_bound */
+        __m512d w = uniform8(_mm512_xor_si512(h, _mm512_set1_epi64(-1)));
+        __m512d q = look8(Q_MAX, bucket8(w, U_BASE));
+        __m512d up = _mm512_mul_pd(q, b[2]), down = _mm512_mul_pd(q, b[1]);
+        __m512d margin = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(b[0], rx_now), a[4]), _mm512_max_pd(up, down));
+        __m512d z = _mm512_max_pd(_mm512_mul_pd(margin, b[3]), _mm512_mul_pd(margin, b[4]));
+        __mmask8 low = _mm512_cmp_pd_mask(z, look8(bd->z_min, bucket8(u, U_BASE)), _CMP_GT_OQ);
+        /* bound_applies */
+        __m512d frac = _mm512_sub_pd(f, _mm512_cvtepi64_pd(e));
+        __mmask8 applies = _mm512_cmpge_epi64_mask(e, _mm512_setzero_si512()) &
+                           (_mm512_cmp_pd_mask(frac, _mm512_set1_pd(1e-9), _CMP_GT_OQ) |
+                            _mm512_cmp_pd_mask(f, zero, _CMP_EQ_OQ)) &
+                           _mm512_cmp_pd_mask(_mm512_add_pd(frac, _mm512_set1_pd(bd->step_share)),
+                                              _mm512_set1_pd(1.0 - 1e-9), _CMP_LT_OQ);
+        __mmask8 pass = ok & _mm512_cmp_pd_mask(u, keep, _CMP_LT_OQ) & (low | (__mmask8)~applies);
+        /* kept <= o: the store lands on entries already read (compressed in a register: to memory it is slow on
+         * some CPUs) */
+        _mm512_storeu_si512(list + kept, _mm512_maskz_compress_epi64(pass, k));
+        kept += __builtin_popcount(pass);
+    }
+    return kept;
 }
 #endif
 
@@ -461,7 +582,7 @@ static int wide_now(void) {
 
 /* the numpy path's draws for one candidate the cheap test kept (World._heard_numpy: channel.link_level,
  * heard_chance) */
-static int packet(const Inputs *in, const Scan *sc, const Adv *ad, const Cand *c, Out *out) {
+static int packet(const Inputs *in, const Scan *sc, const Adv *ad, const int64_t *b, const Cand *c, Out *out) {
     const double *p = in->p;
     int64_t rx = sc->agent, tx = ad->agent, step = sc->step;
     double u = c->u, d2 = c->d2;
@@ -489,7 +610,7 @@ static int packet(const Inputs *in, const Scan *sc, const Adv *ad, const Cand *c
     /* channel.heard_rssi: the fading given that the packet was heard */
     double s = -total * quantile(u / (1.0 - p[P_PACKET_LOSS]));
     double fading = depth * s / (total * total) + p[P_WIDTH] / total * quantile(to_uniform(rest(sc->fading, tx, step)));
-    Packet row = {sc->a, ad->b, at, level, level + depth * fading, d, u};
+    Packet row = {sc->a, *b, at, level, level + depth * fading, d, u};
     return push(out, row);
 }
 
@@ -503,9 +624,10 @@ static int packet(const Inputs *in, const Scan *sc, const Adv *ad, const Cand *c
  * scanner itself, within the pair's radius (per-bucket edges, the exact interpolation only in a bucket's
  * sliver between them: reach_edges), the cheap test (see Bounds), the flat loss, then the exact draws
  * (packet). One by one (the portable path: every row in reach) branches that skip work are cheaper than
- * doing it all; on the AVX-512 path only the rows screen_wide kept come here. 0, or -1 out of memory. */
+ * doing it all; on the AVX-512 path only the rows screen_wide kept come here. b: its index into adv (read
+ * only for a packet). 0, or -1 out of memory. */
 static INLINE int consider(const Inputs *in, const Screen *s, const double *sure, const double *slope,
-                           const Adv *ad, Out *out) {
+                           const Adv *ad, const int64_t *b, Out *out) {
     const Bounds *bd = s->bd;
     const Scan *sc = s->sc;
     double dx = sc->x - ad->x, dy = sc->y - ad->y;
@@ -531,13 +653,8 @@ static INLINE int consider(const Inputs *in, const Screen *s, const double *sure
     }
     /* P(heard) never exceeds the flat loss's complement (after the cheap test: it drops most of them) */
     if (!(u < s->keep)) return 0;
-    return packet(in, sc, ad, &c, out);
+    return packet(in, sc, ad, b, &c, out);
 }
-
-typedef struct {
-    double tx;
-    int64_t b;
-} Loud;
 
 static int by_advertiser(const void *x, const void *y) {
     const Packet *l = x, *r = y;
@@ -766,26 +883,27 @@ static int run(const Inputs *in, Out *out) {
     int64_t cells = nx * ny;
     int64_t *start = calloc((size_t)cells + 1, sizeof(int64_t));
     size_t rows = (size_t)(in->n_adv ? in->n_adv : 1);
-    /* in one block, the portable path's rows, or AVX-512's Packed columns (nine) and the screen's flags for
-     * one scanner */
+    /* in one block (64-byte lines): the rows, AVX-512's distance buckets' tables and one scanner's rows in
+     * reach (and 8 more) */
     int wide = wide_now();
-    char *block = malloc(rows * (wide ? 10 * 8 : sizeof(Adv)));
-    double *col = (double *)block;
-    Packed pk = {col, col + rows, col + 2 * rows, col + 3 * rows, col + 4 * rows, (int64_t *)(col + 5 * rows),
-                 (int64_t *)(col + 6 * rows), (int64_t *)(col + 7 * rows), (uint64_t *)(col + 8 * rows)};
-    int64_t *pass = (int64_t *)(col + 9 * rows);
-    Adv *table = (Adv *)block;
-    int64_t *where = malloc(rows * sizeof(int64_t));
-    int64_t *ranges = malloc(2 * (size_t)cells * sizeof(int64_t)); /* one scanner's cells' rows in reach */
-    Loud *by_tx = malloc(rows * sizeof(Loud));
     const Bounds *bd = in->bounds;
+    size_t lines = rows + (size_t)bd->d_buckets + (rows + 8 + 7) / 8;
+    char *block = malloc(lines * 64 + 63); /* aligned by hand: no aligned_alloc on some platforms */
+    Adv *table = (Adv *)(((uintptr_t)block + 63) & ~(uintptr_t)63);
+    Near *near = (Near *)(table + rows);
+    int64_t *where = malloc(rows * sizeof(int64_t));
+    Loud *by_tx = malloc(rows * sizeof(Loud));
     double *sure = malloc((size_t)bd->d_buckets * sizeof(double));
     double *never = malloc((size_t)bd->d_buckets * sizeof(double));
-    if (!start || !block || !where || !ranges || !by_tx || !sure || !never) {
-        free(start), free(block), free(where), free(ranges), free(by_tx), free(sure), free(never), free(slope);
+    if (!start || !block || !where || !by_tx || !sure || !never) {
+        free(start), free(block), free(where), free(by_tx), free(sure), free(never), free(slope);
         return -1;
     }
     reach_edges(in->grid, in->table, slope, in->m, step, bd, sure, never);
+    for (int64_t k = 0; k < bd->d_buckets; k++) {
+        Near line = {bd->head[k], bd->spread_lo[k], bd->spread_hi[k], bd->inv_lo[k], bd->inv_hi[k], never[k], {0, 0}};
+        near[k] = line;
+    }
     /* a counting sort by cell (stable in adv's order), then each cell's slice loudest first: the order
      * of sorting all advertisers loudest first, then by cell, without sorting them all */
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
@@ -810,14 +928,9 @@ static int run(const Inputs *in, Out *out) {
         int64_t agent = in->adv[b] % in->n, k = where[b];
         const double *q = in->pos + 2 * in->adv[b];
         Adv row = {q[0], q[1], in->reach_tx[agent], in->enter[agent],
-                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b], b,
+                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b],
                    first(in->keys[K_ENCOUNTER], agent)};
-        if (!wide) {
-            table[k] = row;
-            continue;
-        }
-        pk.x[k] = row.x, pk.y[k] = row.y, pk.loud[k] = row.loud, pk.enter[k] = row.enter, pk.now[k] = row.now;
-        pk.agent[k] = agent, pk.g[k] = row.g, pk.b[k] = b, pk.encounter[k] = row.encounter;
+        table[k] = row;
     }
     double span2 = span * span, keep = 1.0 - p[P_PACKET_LOSS];
     int rc = 0;
@@ -840,45 +953,32 @@ static int run(const Inputs *in, Out *out) {
         cx1 = cx1 >= nx ? nx - 1 : cx1;
         cy1 = cy1 >= ny ? ny - 1 : cy1;
         double gx = s[0] - x0, gy = s[1] - y0;
-        Screen scr = {bd, &sc, &pk, never, span2, keep, rx_off, step};
-        int64_t nr = 0; /* ranges of rows in reach, in ranges */
-        for (int64_t cx = cx0; cx <= cx1; cx++) {
-            double left = cx * cell, right = left + cell;
-            double ex = gx < left ? left - gx : (gx > right ? gx - right : 0.0);
-            for (int64_t cy = cy0; cy <= cy1; cy++) {
-                double bottom = cy * cell, top = bottom + cell;
-                double ey = gy < bottom ? bottom - gy : (gy > top ? gy - top : 0.0);
-                double gap = sqrt(ex * ex + ey * ey) * (1.0 - 1e-12) - 1e-9; /* a margin for rounding */
-                if (gap > r) continue;
-                int64_t c = cx * ny + cy, kg = gap > 0.0 ? bucket(gap * gap, bd->d_base) : 0;
-                double quiet = never[kg < 0 ? 0 : kg]; /* x below it: out of reach of the whole cell */
+        Screen scr = {bd, &sc, table, never, span2, keep, rx_off, step};
+#ifdef WIDE
+        if (wide) { /* AVX-512: the rows in reach listed, the cheap test on all of them, the few kept one by one */
+            int64_t *listed = (int64_t *)(near + bd->d_buckets);
+            int64_t n = walk_wide(&scr, by_tx, start, ny, cell, r, gx, gy, cx0, cx1, cy0, cy1, listed);
+            int64_t kept = screen_wide(&scr, near, listed, n); /* ~2 % */
+            for (int64_t o = 0; o < kept && rc == 0; o++)
+                rc = consider(in, &scr, sure, slope, table + listed[o], &by_tx[listed[o]].b, out);
+        }
+#endif
+        for (int64_t cx = cx0; cx <= cx1 && !wide; cx++) {
+            double ex = side_gap(gx, cx, cell), quiet;
+            for (int64_t cy = cy0; cy <= cy1 && rc == 0; cy++) {
+                if (!cell_in_reach(bd, never, ex, side_gap(gy, cy, cell), r, &quiet)) continue;
                 /* the cell's rows loud enough to reach it: loudest first, up to the first that is not (the
                  * rest of the cell is quieter still; a few rows in a far cell, all of them in a near one) */
-                int64_t lo = start[c], end = lo, past = start[c + 1];
-                if (!wide) {
-                    for (; end < past && !(rx_off + table[end].loud + step < quiet); end++)
-                        if ((rc = consider(in, &scr, sure, slope, table + end, out)) < 0) goto failed;
-                    continue;
-                }
-                while (end < past && !(rx_off + pk.loud[end] + step < quiet)) end++;
-                if (end > lo) ranges[2 * nr] = lo, ranges[2 * nr + 1] = end, nr++;
+                int64_t c = cx * ny + cy;
+                for (int64_t k = start[c]; k < start[c + 1] && !(rx_off + table[k].loud + step < quiet) && rc == 0; k++)
+                    rc = consider(in, &scr, sure, slope, table + k, &by_tx[k].b, out);
             }
         }
-        /* AVX-512 (nr > 0 only then): the cheap test on all the rows in reach at once, then the few kept one
-         * by one */
-#ifdef WIDE
-        if (nr) screen_wide(&scr, ranges, nr, pass);
-#endif
-        for (int64_t r = 0, o = 0; r < nr; r++)
-            for (int64_t k = ranges[2 * r]; k < ranges[2 * r + 1]; k++) {
-                if (!pass[o++]) continue; /* ~2 % pass */
-                Adv kept = packed_row(&pk, k);
-                if ((rc = consider(in, &scr, sure, slope, &kept, out)) < 0) goto failed;
-            }
+        if (rc < 0) goto failed;
         if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }
 failed:
-    free(start), free(block), free(where), free(ranges), free(by_tx), free(sure), free(never), free(slope);
+    free(start), free(block), free(where), free(by_tx), free(sure), free(never), free(slope);
     return rc == 0 ? bodies(in, out) : rc;
 }
 

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation import CalibrationTable
+from proximity.schemes.duty import Phases
 from proximity.sim.batching import BATCH_POINTS, BATCH_STEPS
 from proximity.sim.bodies import BodyGrid
 from proximity.sim.channel import carriage_schedule, heard_chance, heard_fading, hearing_radius, link_level
@@ -129,6 +130,15 @@ class World:
         self.scan_phase = duty.random(n)
         self.advertise_phase = duty.random(n)
         self.duty = scenario.cycle
+        # the owned app users scan, all app users advertise: their phases sorted (schemes/duty.py)
+        self._scanners = self._users[self.owned[self._users]]
+        self._scan_clock = Phases(self.scan_phase[self._scanners], self.duty.scan_on, self.duty.scan_period)
+        self._advertise_clock = Phases(
+            self.advertise_phase[self._users], self.duty.advertise_on, self.duty.advertise_period
+        )
+        self._switches: _F | None = None  # every enter and leave time, sorted (:meth:`_presence`)
+        self._present_row: tuple[int, NDArray[np.bool_]] | None = None
+        self._present_at: tuple[NDArray[np.bool_], _I, _I] | None = None
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[_I, _I, _F, StaticGrid] | None = None
         self._window: tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid] | None = None
@@ -166,14 +176,25 @@ class World:
         out: NDArray[np.bool_] = owns & (draw < adoption / sc.ownership)
         return out
 
-    def _in_foreground(self, t: float) -> NDArray[np.bool_]:
-        """Whether each agent's app is in the foreground at ``t``: per agent and 5-minute block, with
-        probability ``foreground_share`` (hashed draws: no state, same for every chunking)."""
-        block = np.full(self.n, int(t // 300.0), np.int64)
-        return (
-            hash_uniform(self._foreground_key, np.arange(self.n, dtype=np.int64), block)
-            < self.scenario.foreground_share
-        )
+    def _in_foreground(self, t: float, agents: NDArray[np.int64] | None = None) -> NDArray[np.bool_]:
+        """Whether each agent's app (or each of ``agents``') is in the foreground at ``t``: per agent and
+        5-minute block, with probability ``foreground_share`` (hashed draws: no state, same for every
+        chunking)."""
+        who = np.arange(self.n, dtype=np.int64) if agents is None else agents
+        block = np.full(who.size, int(t // 300.0), np.int64)
+        return hash_uniform(self._foreground_key, who, block) < self.scenario.foreground_share
+
+    def _presence(self, times: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """:meth:`Movers.present` at ``times`` (a column); one time's row is the same array until someone
+        enters or leaves (it changes only as a time passes an ``enter`` or ``leave``)."""
+        if times.shape[0] != 1:
+            return self.movers.present(times)
+        if self._switches is None:
+            self._switches = np.unique(np.concatenate((self.movers.enter, self.movers.leave)))
+        k = int(np.searchsorted(self._switches, times[0, 0], side="right"))
+        if self._present_row is None or self._present_row[0] != k:
+            self._present_row = (k, self.movers.present(times))
+        return self._present_row[1]
 
     def _pair_offsets(self) -> NDArray[np.float64]:
         """Fixed dB offsets of sample (transmitter, receiver) pairs of this run's phones: devices and
@@ -323,24 +344,16 @@ class World:
         steps = last - first
         times = sc.start + np.arange(first, last, dtype=np.float64)[:, None] * dt
         moved = self.movers.advance(times[:, 0], dt)  # (steps, n, 2)
-        presence = self.movers.present(times)
+        presence = self._presence(times)
         gi, gj, close_d = self._truth(moved, presence, first)
         day = ((sc.start + np.arange(first, last) * dt) // SECONDS_PER_DAY).astype(np.int64)[gi // n]
         close = (day * n + gi % n) * n + gj % n
         moved[:, :, 0] += np.arange(steps, dtype=np.float64)[:, None] * gap  # steps side by side along x
         positions = moved.reshape(-1, 2)
-        # duty cycles of the app users, all the batch's steps at once (one row per step), flattened like
-        # positions
-        users = self._users
-        scanning, advertising = np.zeros((2, steps, self.n), np.bool_)
-        phones = presence[:, users]
-        scanning[:, users] = phones & self.owned[users] & self.duty.scanning(times, self.scan_phase[users])
-        advertising[:, users] = phones & self.duty.advertising(times, self.advertise_phase[users])
-        if self._foreground_only.any():
-            foreground = np.stack([self._in_foreground(float(t)) for t in times[:, 0]])
-            advertising = advertising & (~self._foreground_only | foreground)
-        here = np.flatnonzero(presence.ravel())
-        scan, adv = np.flatnonzero(scanning.ravel()), np.flatnonzero(advertising.ravel())
+        if steps == 1:  # a city: one step a batch, its phones on found from their phases
+            scan, adv, here = self._phones(float(times[0, 0]), presence)
+        else:
+            scan, adv, here = self._phones_of_batch(times, presence)
         # the numpy path: scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense
         # city); the C kernel holds no candidates, only heard packets: one call
         area = max(sc.crowd.width * sc.crowd.height, 1e-9)
@@ -360,6 +373,44 @@ class World:
         if len(parts) == 1:  # the kernel's one call: no copy
             return parts[0], close, close_d
         return tuple(np.concatenate([p[c] for p in parts]) for c in range(5)), close, close_d
+
+    def _phones_of_batch(self, times: NDArray[np.float64], presence: NDArray[np.bool_]) -> tuple[_I, _I, _I]:
+        """Scanning and advertising phones, and everyone present, of all the batch's steps at once (one
+        row per step), flattened like positions (step * n + agent)."""
+        steps = times.shape[0]
+        users = self._users
+        scanning, advertising = np.zeros((2, steps, self.n), np.bool_)
+        phones = presence[:, users]
+        scanning[:, users] = phones & self.owned[users] & self.duty.scanning(times, self.scan_phase[users])
+        advertising[:, users] = phones & self.duty.advertising(times, self.advertise_phase[users])
+        if self._foreground_only.any():
+            foreground = np.stack([self._in_foreground(float(t)) for t in times[:, 0]])
+            advertising = advertising & (~self._foreground_only | foreground)
+        return (
+            np.flatnonzero(scanning.ravel()),
+            np.flatnonzero(advertising.ravel()),
+            np.flatnonzero(presence.ravel()),
+        )
+
+    def _phones(self, t: float, presence: NDArray[np.bool_]) -> tuple[_I, _I, _I]:
+        """:meth:`_phones_of_batch` of one step (``presence``: one row): the phones on at ``t`` from their
+        sorted phases (only they are tested); who is present and the app users among them are kept
+        while the presence is (:meth:`_presence`)."""
+        present = presence[0]
+        if self._present_at is None or self._present_at[0] is not presence:
+            here = np.flatnonzero(present)
+            self._present_at = (presence, here, self._users[present[self._users]])
+        _, here, users = self._present_at
+        scan = self._scanners[self._scan_clock.at(t)]
+        scan = scan[present[scan]]
+        if self._advertise_clock.on >= self._advertise_clock.period:
+            adv = users
+        else:
+            adv = self._users[self._advertise_clock.at(t)]
+            adv = adv[present[adv]]
+        if self._foreground_only.any():
+            adv = adv[~self._foreground_only[adv] | self._in_foreground(t, adv)]
+        return scan, adv, here
 
     def _packets(
         self,

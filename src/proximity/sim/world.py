@@ -343,12 +343,16 @@ class World:
         gap = np.ceil((sc.crowd.width + 3.0 * min(self.reach.max_radius, self._span)) / corridor) * corridor
         steps = last - first
         times = sc.start + np.arange(first, last, dtype=np.float64)[:, None] * dt
-        moved = self.movers.advance(times[:, 0], dt)  # (steps, n, 2)
+        if steps == 1:  # a city: the walkers on the move are moved in place
+            moved = self.movers.step(float(times[0, 0]), dt)[None]
+        else:
+            moved = self.movers.advance(times[:, 0], dt)  # (steps, n, 2)
         presence = self._presence(times)
         gi, gj, close_d = self._truth(moved, presence, first)
         day = ((sc.start + np.arange(first, last) * dt) // SECONDS_PER_DAY).astype(np.int64)[gi // n]
         close = (day * n + gi % n) * n + gj % n
-        moved[:, :, 0] += np.arange(steps, dtype=np.float64)[:, None] * gap  # steps side by side along x
+        if steps > 1:
+            moved[:, :, 0] += np.arange(steps, dtype=np.float64)[:, None] * gap  # steps side by side along x
         positions = moved.reshape(-1, 2)
         if steps == 1:  # a city: one step a batch, its phones on found from their phases
             scan, adv, here = self._phones(float(times[0, 0]), presence)

@@ -142,6 +142,7 @@ class World:
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[_I, _I, _F, StaticGrid] | None = None
         self._window: tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid] | None = None
+        self._standing_pairs: tuple[NDArray[np.bool_], _I, _I, _F, _I, _I] | None = None
         self._encounter_key = self.streams.key("encounter")
         # per-packet draws hashed from (scanner, advertiser, step): no generator state, so a packet's
         # draws do not depend on the order pairs are found in (search cells, blocks, the radius)
@@ -204,12 +205,12 @@ class World:
         rx = np.roll(self.device_rx - loss, -1)[:65_536]
         return tx + rx if tx.size else np.zeros(1)
 
-    def _close_one_step(self, present: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
-        """This step's close pairs (i < j, i owned) among those present and their distances, without searching
-        again agents who stand: pairs of agents who never move are found once; pairs of walkers who
-        pause through a whole window of WINDOW steps (with each other and with the still) once per
-        window; those who may move are searched against a grid of everyone standing and among
-        themselves (the same pairs, and distances, as one search over everyone)."""
+    def _close_one_step(self, presence: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
+        """This step's close pairs (i < j, i owned) among those present (``presence``: one row) and their
+        distances, without searching again agents who stand: pairs of agents who never move are found
+        once; pairs of walkers who pause through a whole window of WINDOW steps (with each other and
+        with the still) once per window; those who may move are searched against a grid of everyone
+        standing and among themselves (the same pairs, and distances, as one search over everyone)."""
         radius = self.scenario.contact_distance
         pos = self.movers.pos
         if self._static is None:  # built at the first step: positions may be set after __init__
@@ -223,21 +224,33 @@ class World:
                 StaticGrid(pos[still].copy(), radius, np.zeros(2), self.movers.size),
             )
         if self._window is None or step >= self._window[0]:
-            self._window = self._stand(step)
+            self._window, self._standing_pairs = self._stand(step), None
         _, standing, wi, wj, wd, grid = self._window
-        si, sj, sd, _ = self._static
-        both, pair = present[si] & present[sj], present[wi] & present[wj]
-        movers = np.flatnonzero(present & ~standing)
+        present = presence[0]  # one row, the same array while nobody enters or leaves (:meth:`_presence`)
+        if self._standing_pairs is None or self._standing_pairs[0] is not presence:
+            # the pairs of the still and the standing present, and who may move: the same all window
+            # long while the presence is
+            si, sj, sd, _ = self._static
+            both, pair = present[si] & present[sj], present[wi] & present[wj]
+            self._standing_pairs = (
+                presence,
+                np.concatenate((si[both], wi[pair])),
+                np.concatenate((sj[both], wj[pair])),
+                np.concatenate((sd[both], wd[pair])),
+                np.flatnonzero(present & ~standing),
+                np.flatnonzero(standing),
+            )
+        _, pi, pj, pd, movers, stand = self._standing_pairs
         mine = pos[movers]
         a, b, ad = grid.query(mine)
-        ma, other = movers[a], np.flatnonzero(standing)[b]
+        ma, other = movers[a], stand[b]
         low, high = np.minimum(ma, other), np.maximum(ma, other)
         here = present[other] & self.owned[low]
         mi, mj, md = close_pairs(mine, radius)
         owned = self.owned[movers[mi]]  # movers is ascending, so movers[mi] < movers[mj]
-        gi = np.concatenate((si[both], wi[pair], low[here], movers[mi[owned]]))
-        gj = np.concatenate((sj[both], wj[pair], high[here], movers[mj[owned]]))
-        return gi, gj, np.concatenate((sd[both], wd[pair], ad[here], md[owned]))
+        gi = np.concatenate((pi, low[here], movers[mi[owned]]))
+        gj = np.concatenate((pj, high[here], movers[mj[owned]]))
+        return gi, gj, np.concatenate((pd, ad[here], md[owned]))
 
     def _stand(self, step: int) -> tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid]:
         """Who stands from ``step`` through the window's last step (the still, walkers whose pause
@@ -266,7 +279,7 @@ class World:
         if not self.truth:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         if presence.shape[0] == 1 and self._still.size:
-            return self._close_one_step(presence[0], step)  # its lower agents are owned already
+            return self._close_one_step(presence, step)  # its lower agents are owned already
         here = np.flatnonzero(presence.ravel())
         i, j, d = close_pairs(moved.reshape(-1, 2)[here], self.scenario.contact_distance, here // self.n)
         gi, gj = here[i], here[j]

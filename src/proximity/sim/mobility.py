@@ -167,11 +167,12 @@ class Movers:
         moves = legs.moved[go] + 1
         at = _along(legs.start[go], legs.target[go], legs.length[go], legs.need[go], legs.reach[go], moves)
         out[0, w[go]] = at
-        arrival = first + legs.need - legs.moved - 1
-        due = np.flatnonzero(arrival < 1)
-        if due.size:
-            self._arrivals(out, np.array([t], np.float64), first, arrival[due], due)
-        legs.moved += 1 - first
+        legs.moved[go] = moves  # those who arrive start a new leg (moved 0) below
+        # a walker who stands has moved 0 steps of its next leg (need >= 1): only those who move arrive
+        arrival = legs.need[go] - moves
+        ends = arrival < 1
+        if ends.any():
+            self._arrivals(out, np.array([t], np.float64), first, arrival[ends], go[ends])
         if self._followers.size:  # followers of leaders who stood are where they were
             moving = np.zeros(w.size, np.bool_)
             moving[go] = True

@@ -190,9 +190,9 @@ def test_duty_cycles_of_many_steps_are_the_remainder_rule_exactly(
             assert np.array_equal(cycle.scanning(t, phase), expected)
             assert np.array_equal(cycle.advertising(t, phase), expected)
             # a step's phones on, found from the sorted phases: the same ones, in order
-            phases = Phases(phase, on, period)
+            clock = Phases(phase, on, period)
             assert all(
-                np.array_equal(phases.at(float(t[k, 0])), np.flatnonzero(expected[k])) for k in range(50)
+                np.array_equal(clock.at(float(t[k, 0])), np.flatnonzero(expected[k])) for k in range(50)
             )
 
 

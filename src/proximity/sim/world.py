@@ -313,7 +313,12 @@ class World:
     def _chunk(self, first: int, last: int) -> SightingChunk:
         sc = self.scenario
         parts: list[tuple[NDArray[Any], ...]] = []
-        merged: _Piece = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+        merged: tuple[_I, _I, _F, _F] = (
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0),
+            np.zeros(0),
+        )
         pieces: list[_Piece] = []
         pending = 0
         batch = max(1, min(BATCH_STEPS, BATCH_POINTS // self.n))

@@ -124,22 +124,26 @@ def test_close_pairs_by_layer_are_the_pairs_within_each_layer(
     assert np.array_equal(d, dist[i, j])  # distances of the points themselves
 
 
+def _truth_and_packets(
+    scenario: Scenario, adoption: float, seed: int
+) -> tuple[list[list[float]], np.ndarray]:
+    """Each chunk's close pairs (keys, seconds, smallest distance) and packets (times, scanners,
+    advertisers), and all packets' distances."""
+    out, distance = [], []
+    for c in World(scenario, adoption, seed).chunks():
+        out += [c.close_keys.tolist(), c.close_seconds.tolist(), c.close_distance_min.tolist()]
+        out += [c.times.tolist(), c.scanner.tolist(), c.advertiser.tolist()]
+        distance.append(c.distance)
+    return out, np.concatenate(distance)
+
+
 def test_a_world_gives_the_same_truth_and_packets_with_any_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     import proximity.sim.world as world_module
 
     scenario = Scenario(name="restless", crowd=CROWDS["restless"], duration=600, chunk=300, duty="continuous")
-
-    def run() -> tuple[list[list[float]], np.ndarray]:
-        out, distance = [], []
-        for c in World(scenario, 0.6, 3).chunks():
-            out += [c.close_keys.tolist(), c.close_seconds.tolist(), c.close_distance_min.tolist()]
-            out += [c.times.tolist(), c.scanner.tolist(), c.advertiser.tolist()]
-            distance.append(c.distance)
-        return out, np.concatenate(distance)
-
-    together, distance = run()
+    together, distance = _truth_and_packets(scenario, 0.6, 3)
     monkeypatch.setattr(world_module, "BATCH_STEPS", 5)
-    again, distance_again = run()
+    again, distance_again = _truth_and_packets(scenario, 0.6, 3)
     assert again == together
     # the packet search lays a batch's steps side by side along x: distances from those shifted
     # coordinates round differently in the last bits
@@ -252,16 +256,9 @@ def test_a_step_at_a_time_hears_the_packets_of_a_batch(
     scenario = Scenario(name="duty", crowd=crowd, scheme=scheme, duration=900, chunk=300,
                         os_mix=((os, 1.0),), foreground_share=0.5)  # fmt: skip
 
-    def packets() -> tuple[list[list[float]], np.ndarray]:
-        out, distance = [], []
-        for c in World(scenario, 0.7, 5).chunks():
-            out += [c.times.tolist(), c.scanner.tolist(), c.advertiser.tolist(), c.close_keys.tolist()]
-            distance.append(c.distance)
-        return out, np.concatenate(distance)
-
-    together, distance = packets()
+    together, distance = _truth_and_packets(scenario, 0.7, 5)
     monkeypatch.setattr(world_module, "BATCH_POINTS", 1)
-    again, distance_again = packets()
+    again, distance_again = _truth_and_packets(scenario, 0.7, 5)
     assert again == together
     assert np.allclose(distance_again, distance, rtol=0, atol=1e-9)  # batches lay steps side by side
-    assert len(together[0]) > 1000
+    assert len(together[3]) > 1000

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proximity.schemes.duty import DutyCycle
+from proximity.schemes.duty import DutyCycle, Phases
 from proximity.sim import CrowdParams, Scenario, World
 from proximity.sim.mobility import Movers
 from proximity.sim.neighbours import close_pairs
@@ -124,22 +124,26 @@ def test_close_pairs_by_layer_are_the_pairs_within_each_layer(
     assert np.array_equal(d, dist[i, j])  # distances of the points themselves
 
 
+def _truth_and_packets(
+    scenario: Scenario, adoption: float, seed: int
+) -> tuple[list[list[float]], np.ndarray]:
+    """Each chunk's close pairs (keys, seconds, smallest distance) and packets (times, scanners,
+    advertisers), and all packets' distances."""
+    out, distance = [], []
+    for c in World(scenario, adoption, seed).chunks():
+        out += [c.close_keys.tolist(), c.close_seconds.tolist(), c.close_distance_min.tolist()]
+        out += [c.times.tolist(), c.scanner.tolist(), c.advertiser.tolist()]
+        distance.append(c.distance)
+    return out, np.concatenate(distance)
+
+
 def test_a_world_gives_the_same_truth_and_packets_with_any_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     import proximity.sim.world as world_module
 
     scenario = Scenario(name="restless", crowd=CROWDS["restless"], duration=600, chunk=300, duty="continuous")
-
-    def run() -> tuple[list[list[float]], np.ndarray]:
-        out, distance = [], []
-        for c in World(scenario, 0.6, 3).chunks():
-            out += [c.close_keys.tolist(), c.close_seconds.tolist(), c.close_distance_min.tolist()]
-            out += [c.times.tolist(), c.scanner.tolist(), c.advertiser.tolist()]
-            distance.append(c.distance)
-        return out, np.concatenate(distance)
-
-    together, distance = run()
+    together, distance = _truth_and_packets(scenario, 0.6, 3)
     monkeypatch.setattr(world_module, "BATCH_STEPS", 5)
-    again, distance_again = run()
+    again, distance_again = _truth_and_packets(scenario, 0.6, 3)
     assert again == together
     # the packet search lays a batch's steps side by side along x: distances from those shifted
     # coordinates round differently in the last bits
@@ -189,14 +193,20 @@ def test_duty_cycles_of_many_steps_are_the_remainder_rule_exactly(
             expected = (((t + phase * period) % period) < on) | (on >= period)
             assert np.array_equal(cycle.scanning(t, phase), expected)
             assert np.array_equal(cycle.advertising(t, phase), expected)
+            # a step's phones on, found from the sorted phases: the same ones, in order
+            clock = Phases(phase, on, period)
+            assert all(
+                np.array_equal(clock.at(float(t[k, 0])), np.flatnonzero(expected[k])) for k in range(50)
+            )
 
 
-@pytest.mark.parametrize("window", [1, 7, 60])
+@pytest.mark.parametrize(("window", "dense"), [(1, 1 << 22), (7, 1 << 22), (60, 1 << 22), (60, 0)])
 def test_a_step_at_a_time_finds_the_truth_of_one_search_over_everyone(
-    monkeypatch: pytest.MonkeyPatch, window: int
+    monkeypatch: pytest.MonkeyPatch, window: int, dense: int
 ) -> None:
     """A city's path: one step per search, the still found once, those standing a window found once per
-    window; the batch path searches everyone present at each step."""
+    window (their keys looked up once per merge, where keys are sorted: ``dense`` 0); the batch path
+    searches everyone present at each step."""
     import proximity.sim.world as world_module
 
     crowd = dataclasses.replace(CROWDS["restless"], pause=(5, 400), arrival_spread=300, dwell=600)
@@ -212,5 +222,43 @@ def test_a_step_at_a_time_finds_the_truth_of_one_search_over_everyone(
     together = truth()  # 32 steps per search, everyone at once
     monkeypatch.setattr(world_module, "BATCH_POINTS", 1)  # one step per search
     monkeypatch.setattr(world_module, "WINDOW", window)
+    monkeypatch.setattr(world_module, "DENSE_KEYS", dense)
     assert truth() == together  # the same distances, summed in step order
     assert len(together[0]) > 50
+
+
+@pytest.mark.parametrize("crowd", ["market", "tiny"])
+def test_a_step_in_place_moves_everyone_where_a_batch_of_one_does(crowd: str) -> None:
+    """Movers.step (a city's path: only the walkers on the move and their followers written) gives
+    exactly the positions, targets and pauses of advance, a step at a time or in batches."""
+    params, dt = CROWDS[crowd], 0.5
+    stepped, batched = _movers(params, 600.0), _movers(params, 600.0)
+    times = START + np.arange(1200, dtype=np.float64) * dt
+    for k in range(0, 1200, 8):
+        at = batched.advance(times[k : k + 8], dt)
+        for row, t in zip(at, times[k : k + 8], strict=True):
+            assert np.array_equal(stepped.step(float(t), dt), row)
+    assert np.array_equal(stepped.target, batched.target)
+    assert np.array_equal(stepped.pause_until, batched.pause_until)
+    assert not stepped.step(float(times[-1] + dt), dt).flags.writeable
+
+
+@pytest.mark.parametrize(("scheme", "os"), [("gaen", "android"), ("bluezone", "ios")])
+def test_a_step_at_a_time_hears_the_packets_of_a_batch(
+    monkeypatch: pytest.MonkeyPatch, scheme: str, os: str
+) -> None:
+    """One step per batch (a city's path: phones on found from their sorted phases, presence kept while
+    nobody comes or goes, walkers moved in place) hears the packets the batch path hears, with duty
+    cycles, arrivals and departures, and apps advertising only in the foreground (iOS Bluezone)."""
+    import proximity.sim.world as world_module
+
+    crowd = dataclasses.replace(CROWDS["market"], arrival_spread=300, dwell=400)
+    scenario = Scenario(name="duty", crowd=crowd, scheme=scheme, duration=900, chunk=300,
+                        os_mix=((os, 1.0),), foreground_share=0.5)  # fmt: skip
+
+    together, distance = _truth_and_packets(scenario, 0.7, 5)
+    monkeypatch.setattr(world_module, "BATCH_POINTS", 1)
+    again, distance_again = _truth_and_packets(scenario, 0.7, 5)
+    assert again == together
+    assert np.allclose(distance_again, distance, rtol=0, atol=1e-9)  # batches lay steps side by side
+    assert len(together[3]) > 1000

@@ -131,6 +131,7 @@ class Movers:
         self.leave[followers] = self.leave[self.leader[followers]]
         self._follow()
         self._legs: _Legs | None = None
+        self._followers, self._followed = np.zeros(0, np.int64), np.zeros(0, np.int64)  # set with the legs
         self._buffer, self._used = np.zeros(0), 0  # uniforms of rng read ahead (see _uniforms)
 
     def _seats(self, count: int) -> NDArray[np.float64]:
@@ -151,9 +152,38 @@ class Movers:
         """Who is in the venue at ``t`` (a column of times: one row per time)."""
         return np.asarray((self.enter <= t) & (t < self.leave))
 
-    def step(self, t: float, dt: float) -> None:
-        """One step of ``dt`` seconds at time ``t`` (a batch of one: :meth:`advance`)."""
-        self.advance(np.array([t], np.float64), dt)
+    def step(self, t: float, dt: float) -> NDArray[np.float64]:
+        """One step of ``dt`` seconds at time ``t``: :meth:`advance` of one time, in place (the same
+        positions): only the walkers on the move and their followers are written. Returns :attr:`pos`
+        (a read-only view: the next step moves it)."""
+        legs = self._legs
+        if legs is None or dt != legs.dt:  # the first step (it places the followers) or an error
+            self.advance(np.array([t], np.float64), dt)
+            return self._view()
+        w = legs.walkers
+        first = (self.pause_until[w] > t).astype(np.int64)  # searchsorted([t], pause_until) of advance
+        go = np.flatnonzero(first == 0)
+        out = self.pos[None]
+        moves = legs.moved[go] + 1
+        at = _along(legs.start[go], legs.target[go], legs.length[go], legs.need[go], legs.reach[go], moves)
+        out[0, w[go]] = at
+        legs.moved[go] = moves  # those who arrive start a new leg (moved 0) below
+        # a walker who stands has moved 0 steps of its next leg (need >= 1): only those who move arrive
+        arrival = legs.need[go] - moves
+        ends = arrival < 1
+        if ends.any():
+            self._arrivals(out, np.array([t], np.float64), first, arrival[ends], go[ends])
+        if self._followers.size:  # followers of leaders who stood are where they were
+            moving = np.zeros(w.size, np.bool_)
+            moving[go] = True
+            f = self._followers[moving[self._followed]]
+            self.pos[f] = np.clip(self.pos[self.leader[f]] + self.offset[f], 0.0, self.size)
+        return self._view()
+
+    def _view(self) -> NDArray[np.float64]:
+        view = self.pos.view()
+        view.flags.writeable = False
+        return view
 
     def advance(self, times: NDArray[np.float64], dt: float) -> NDArray[np.float64]:
         """Everyone's positions at ``times`` (ascending, one step of ``dt`` s each), shape (steps, n, 2);
@@ -167,6 +197,10 @@ class Movers:
         out[:] = self.pos  # the still; walkers and followers are written below
         if self._legs is None:  # the first walk starts where the walkers stand (pos may be set after init)
             self._legs = _Legs(self.pos, self.target, self.speed * dt, np.flatnonzero(self.walks), dt)
+            leg = np.full(self.params.agents, -1, np.int64)
+            leg[self._legs.walkers] = np.arange(self._legs.walkers.size)
+            self._followers = np.flatnonzero(self.follows)
+            self._followed = leg[self.leader[self._followers]]  # the leg of each follower's leader
         legs = self._legs
         if dt != legs.dt:
             raise ValueError(f"steps of {dt} s after steps of {legs.dt} s: a walk counts steps of one length")

@@ -51,6 +51,20 @@ def cell_order(flat: NDArray[np.int64], cells: int) -> NDArray[np.int64]:
     return order
 
 
+def _slices(
+    first: NDArray[np.int64], count: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Every element of the slices ``[first, first + count)`` in order, as (its slice, its position),
+    the empty slices skipped first (a sparse grid's 3 x 3 neighbourhoods are mostly empty)."""
+    full = np.flatnonzero(count)
+    count = count[full]
+    ends = np.cumsum(count)
+    which = np.repeat(full, count)
+    return which, np.arange(int(ends[-1]) if ends.size else 0, dtype=np.int64) + np.repeat(
+        first[full] - (ends - count), count
+    )
+
+
 def _grid(
     b: NDArray[np.float64], origin: NDArray[np.float64], radius: float, shape: tuple[int, int]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
@@ -81,10 +95,8 @@ class _Binned:
         cell_a = np.floor((a - self.origin) / self.radius).astype(np.int64) + 1
         column = (cell_a[:, 0, None] + _COLUMNS[None, :]) * self.shape[1] + cell_a[:, 1, None]
         lo = self.starts[column - 1].ravel()
-        count = self.starts[column + 2].ravel() - lo
-        total = int(count.sum())
-        ia = np.repeat(np.repeat(np.arange(len(a), dtype=np.int64), _COLUMNS.size), count)
-        positions = np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(count) - count), count)
+        which, positions = _slices(lo, self.starts[column + 2].ravel() - lo)
+        ia = which // _COLUMNS.size
         dx = a[:, 0][ia] - self.x[positions]
         dy = a[:, 1][ia] - self.y[positions]
         d2 = dx * dx + dy * dy
@@ -158,11 +170,8 @@ def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.in
     # and the three cells of the next column; the other four neighbours find this point themselves
     lo = np.stack((rank + 1, starts[fs + rows - 1]), axis=1)
     hi = np.stack((starts[fs + 2], starts[fs + rows + 2]), axis=1)
-    count = (hi - lo).ravel()
-    first = lo.ravel()
-    total = int(count.sum())
-    ia = np.repeat(np.repeat(rank, 2), count)
-    ib = np.arange(total, dtype=np.int64) + np.repeat(first - (np.cumsum(count) - count), count)
+    which, ib = _slices(lo.ravel(), (hi - lo).ravel())
+    ia = which // 2
     dx = xs[ia] - xs[ib]
     dy = ys[ia] - ys[ib]
     d2 = dx * dx + dy * dy

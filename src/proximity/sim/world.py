@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proximity.estimation import CalibrationTable
+from proximity.schemes.duty import Phases
 from proximity.sim.batching import BATCH_POINTS, BATCH_STEPS
 from proximity.sim.bodies import BodyGrid
 from proximity.sim.channel import carriage_schedule, heard_chance, heard_fading, hearing_radius, link_level
@@ -39,6 +40,7 @@ __all__ = ["BATCH_STEPS", "SightingChunk", "World", "native_kernel"]
 
 _F = NDArray[np.float64]
 _I = NDArray[np.int64]
+_Piece = tuple[_I, _I | None, _F, _F]  # close-pair entries: keys, steps (None: one each), distance sum, min
 Heard = tuple[_I, _I, _F, _F, _F, _F, _F]  # (scanner, advertiser) as indices into positions, time, level,
 # RSSI, distance and the uniform that decided reception, of the packets heard before bodies are counted
 
@@ -129,9 +131,20 @@ class World:
         self.scan_phase = duty.random(n)
         self.advertise_phase = duty.random(n)
         self.duty = scenario.cycle
+        # the owned app users scan, all app users advertise: their phases sorted (schemes/duty.py)
+        self._scanners = self._users[self.owned[self._users]]
+        self._scan_clock = Phases(self.scan_phase[self._scanners], self.duty.scan_on, self.duty.scan_period)
+        self._advertise_clock = Phases(
+            self.advertise_phase[self._users], self.duty.advertise_on, self.duty.advertise_period
+        )
+        self._switches: _F | None = None  # every enter and leave time, sorted (:meth:`_presence`)
+        self._present_row: tuple[int, NDArray[np.bool_]] | None = None
+        self._present_at: tuple[NDArray[np.bool_], _I, _I] | None = None
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[_I, _I, _F, StaticGrid] | None = None
         self._window: tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid] | None = None
+        self._standing_pairs: tuple[NDArray[np.bool_], _I, _I, _F, _I, _I] | None = None
+        self._standing_keys: tuple[_I | None, int, _I] = (None, 0, np.zeros(0, np.int64))  # gi, day, keys
         self._encounter_key = self.streams.key("encounter")
         # per-packet draws hashed from (scanner, advertiser, step): no generator state, so a packet's
         # draws do not depend on the order pairs are found in (search cells, blocks, the radius)
@@ -166,14 +179,25 @@ class World:
         out: NDArray[np.bool_] = owns & (draw < adoption / sc.ownership)
         return out
 
-    def _in_foreground(self, t: float) -> NDArray[np.bool_]:
-        """Whether each agent's app is in the foreground at ``t``: per agent and 5-minute block, with
-        probability ``foreground_share`` (hashed draws: no state, same for every chunking)."""
-        block = np.full(self.n, int(t // 300.0), np.int64)
-        return (
-            hash_uniform(self._foreground_key, np.arange(self.n, dtype=np.int64), block)
-            < self.scenario.foreground_share
-        )
+    def _in_foreground(self, t: float, agents: NDArray[np.int64] | None = None) -> NDArray[np.bool_]:
+        """Whether each agent's app (or each of ``agents``') is in the foreground at ``t``: per agent and
+        5-minute block, with probability ``foreground_share`` (hashed draws: no state, same for every
+        chunking)."""
+        who = np.arange(self.n, dtype=np.int64) if agents is None else agents
+        block = np.full(who.size, int(t // 300.0), np.int64)
+        return hash_uniform(self._foreground_key, who, block) < self.scenario.foreground_share
+
+    def _presence(self, times: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """:meth:`Movers.present` at ``times`` (a column); one time's row is the same array until someone
+        enters or leaves (it changes only as a time passes an ``enter`` or ``leave``)."""
+        if times.shape[0] != 1:
+            return self.movers.present(times)
+        if self._switches is None:
+            self._switches = np.unique(np.concatenate((self.movers.enter, self.movers.leave)))
+        k = int(np.searchsorted(self._switches, times[0, 0], side="right"))
+        if self._present_row is None or self._present_row[0] != k:
+            self._present_row = (k, self.movers.present(times))
+        return self._present_row[1]
 
     def _pair_offsets(self) -> NDArray[np.float64]:
         """Fixed dB offsets of sample (transmitter, receiver) pairs of this run's phones: devices and
@@ -183,12 +207,14 @@ class World:
         rx = np.roll(self.device_rx - loss, -1)[:65_536]
         return tx + rx if tx.size else np.zeros(1)
 
-    def _close_one_step(self, present: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
-        """This step's close pairs (i < j, i owned) among those present and their distances, without searching
-        again agents who stand: pairs of agents who never move are found once; pairs of walkers who
-        pause through a whole window of WINDOW steps (with each other and with the still) once per
-        window; those who may move are searched against a grid of everyone standing and among
-        themselves (the same pairs, and distances, as one search over everyone)."""
+    def _close_one_step(self, presence: NDArray[np.bool_], step: int) -> list[tuple[_I, _I, _F]]:
+        """This step's close pairs (i < j, i owned) among those present (``presence``: one row) and their
+        distances, without searching again agents who stand: pairs of agents who never move are found
+        once; pairs of walkers who pause through a whole window of WINDOW steps (with each other and
+        with the still) once per window; those who may move are searched against a grid of everyone
+        standing and among themselves (the same pairs, and distances, as one search over everyone). In
+        two parts: the standing's pairs (the same arrays while the window and the presence last), and
+        the movers'."""
         radius = self.scenario.contact_distance
         pos = self.movers.pos
         if self._static is None:  # built at the first step: positions may be set after __init__
@@ -202,21 +228,33 @@ class World:
                 StaticGrid(pos[still].copy(), radius, np.zeros(2), self.movers.size),
             )
         if self._window is None or step >= self._window[0]:
-            self._window = self._stand(step)
+            self._window, self._standing_pairs = self._stand(step), None
         _, standing, wi, wj, wd, grid = self._window
-        si, sj, sd, _ = self._static
-        both, pair = present[si] & present[sj], present[wi] & present[wj]
-        movers = np.flatnonzero(present & ~standing)
+        present = presence[0]  # one row, the same array while nobody enters or leaves (:meth:`_presence`)
+        if self._standing_pairs is None or self._standing_pairs[0] is not presence:
+            # the pairs of the still and the standing present, and who may move: the same all window
+            # long while the presence is
+            si, sj, sd, _ = self._static
+            both, pair = present[si] & present[sj], present[wi] & present[wj]
+            self._standing_pairs = (
+                presence,
+                np.concatenate((si[both], wi[pair])),
+                np.concatenate((sj[both], wj[pair])),
+                np.concatenate((sd[both], wd[pair])),
+                np.flatnonzero(present & ~standing),
+                np.flatnonzero(standing),
+            )
+        _, pi, pj, pd, movers, stand = self._standing_pairs
         mine = pos[movers]
         a, b, ad = grid.query(mine)
-        ma, other = movers[a], np.flatnonzero(standing)[b]
+        ma, other = movers[a], stand[b]
         low, high = np.minimum(ma, other), np.maximum(ma, other)
         here = present[other] & self.owned[low]
         mi, mj, md = close_pairs(mine, radius)
         owned = self.owned[movers[mi]]  # movers is ascending, so movers[mi] < movers[mj]
-        gi = np.concatenate((si[both], wi[pair], low[here], movers[mi[owned]]))
-        gj = np.concatenate((sj[both], wj[pair], high[here], movers[mj[owned]]))
-        return gi, gj, np.concatenate((sd[both], wd[pair], ad[here], md[owned]))
+        gi = np.concatenate((low[here], movers[mi[owned]]))
+        gj = np.concatenate((high[here], movers[mj[owned]]))
+        return [(pi, pj, pd), (gi, gj, np.concatenate((ad[here], md[owned])))]
 
     def _stand(self, step: int) -> tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid]:
         """Who stands from ``step`` through the window's last step (the still, walkers whose pause
@@ -239,20 +277,20 @@ class World:
         grid = StaticGrid(pos[standing].copy(), radius, np.zeros(2), m.size)
         return end, standing, wi[mine], wj[mine], np.concatenate((ad, d))[mine], grid
 
-    def _truth(self, moved: _F, presence: NDArray[np.bool_], step: int) -> tuple[_I, _I, _F]:
+    def _truth(self, moved: _F, presence: NDArray[np.bool_], step: int) -> list[tuple[_I, _I, _F]]:
         """The batch's close pairs as indices into its step-major positions (step * n + agent), i < j,
-        with their distances; a shard keeps those whose lower agent it owns."""
+        with their distances, in parts; a shard keeps those whose lower agent it owns."""
         if not self.truth:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+            return []
         if presence.shape[0] == 1 and self._still.size:
-            return self._close_one_step(presence[0], step)  # its lower agents are owned already
+            return self._close_one_step(presence, step)  # its lower agents are owned already
         here = np.flatnonzero(presence.ravel())
         i, j, d = close_pairs(moved.reshape(-1, 2)[here], self.scenario.contact_distance, here // self.n)
         gi, gj = here[i], here[j]
         if not self.owned.all():  # a shard counts the close pairs whose lower agent it owns
             mine = self.owned[gi % self.n]
             gi, gj, d = gi[mine], gj[mine], d[mine]
-        return gi, gj, d
+        return [(gi, gj, d)]
 
     def companions(self, i: int, j: int) -> bool:
         """Whether agents i and j walk in one group or live in one household (companions, whom manual
@@ -275,26 +313,24 @@ class World:
     def _chunk(self, first: int, last: int) -> SightingChunk:
         sc = self.scenario
         parts: list[tuple[NDArray[Any], ...]] = []
-        keys: list[NDArray[np.int64]] = []
-        close_keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        dist_sum, dist_min = np.zeros(0), np.zeros(0)
-        dists: list[NDArray[np.float64]] = []
+        merged: tuple[_I, _I, _F, _F] = (
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0),
+            np.zeros(0),
+        )
+        pieces: list[_Piece] = []
         pending = 0
         batch = max(1, min(BATCH_STEPS, BATCH_POINTS // self.n))
         for lo in range(first, last, batch):
-            heard, close, close_d = self._batch(lo, min(lo + batch, last))
+            heard, close = self._batch(lo, min(lo + batch, last))
             parts.append(heard)
-            keys.append(close)
-            dists.append(close_d)
-            pending += close.size
+            pieces += [(keys, None, d, d) for keys, d in close]
+            pending += sum(keys.size for keys, _ in close)
             if pending > COMPACT_KEYS or lo + batch >= last:  # a pair close for many steps: one entry
-                close_keys, counts, dist_sum, dist_min = _merge_close(
-                    np.concatenate([close_keys, *keys]),
-                    np.concatenate([counts, *(np.ones(k.size, np.int64) for k in keys)]),
-                    np.concatenate([dist_sum, *dists]),
-                    np.concatenate([dist_min, *dists]),
-                )
-                keys, dists, pending = [], [], 0
+                merged = _merge_close([merged, *pieces])
+                pieces, pending = [], 0
+        close_keys, counts, dist_sum, dist_min = merged
         times, scanner, advertiser, rssi, distance = (np.concatenate([p[c] for p in parts]) for c in range(5))
         return SightingChunk(
             start=sc.start + first * sc.step,
@@ -310,11 +346,11 @@ class World:
             close_distance_min=dist_min,
         )
 
-    def _batch(
-        self, first: int, last: int
-    ) -> tuple[tuple[NDArray[Any], ...], NDArray[np.int64], NDArray[np.float64]]:
+    def _batch(self, first: int, last: int) -> tuple[tuple[NDArray[Any], ...], list[tuple[_I, _F]]]:
         """Steps [first, last) at once: each step's positions are laid side by side along x, far enough
-        apart that no pair spans two steps, so one neighbour search serves them all."""
+        apart that no pair spans two steps, so one neighbour search serves them all. Returns the packets
+        and the close pairs' keys and distances in parts (a part the same arrays as a step before: the
+        same pairs)."""
         sc = self.scenario
         dt = sc.step
         n = np.int64(self.n)
@@ -322,25 +358,28 @@ class World:
         gap = np.ceil((sc.crowd.width + 3.0 * min(self.reach.max_radius, self._span)) / corridor) * corridor
         steps = last - first
         times = sc.start + np.arange(first, last, dtype=np.float64)[:, None] * dt
-        moved = self.movers.advance(times[:, 0], dt)  # (steps, n, 2)
-        presence = self.movers.present(times)
-        gi, gj, close_d = self._truth(moved, presence, first)
-        day = ((sc.start + np.arange(first, last) * dt) // SECONDS_PER_DAY).astype(np.int64)[gi // n]
-        close = (day * n + gi % n) * n + gj % n
-        moved[:, :, 0] += np.arange(steps, dtype=np.float64)[:, None] * gap  # steps side by side along x
+        if steps == 1:  # a city: the walkers on the move are moved in place
+            moved = self.movers.step(float(times[0, 0]), dt)[None]
+        else:
+            moved = self.movers.advance(times[:, 0], dt)  # (steps, n, 2)
+        presence = self._presence(times)
+        days = ((sc.start + np.arange(first, last) * dt) // SECONDS_PER_DAY).astype(np.int64)
+        close = []
+        for gi, gj, close_d in self._truth(moved, presence, first):
+            if self._standing_keys[0] is gi and self._standing_keys[1] == days[0]:
+                keys = self._standing_keys[2]  # a step's standing pairs again: their keys again
+            else:
+                keys = (days[gi // n] * n + gi % n) * n + gj % n
+                if self._standing_pairs is not None and gi is self._standing_pairs[1]:
+                    self._standing_keys = (gi, int(days[0]), keys)
+            close.append((keys, close_d))
+        if steps > 1:
+            moved[:, :, 0] += np.arange(steps, dtype=np.float64)[:, None] * gap  # steps side by side along x
         positions = moved.reshape(-1, 2)
-        # duty cycles of the app users, all the batch's steps at once (one row per step), flattened like
-        # positions
-        users = self._users
-        scanning, advertising = np.zeros((2, steps, self.n), np.bool_)
-        phones = presence[:, users]
-        scanning[:, users] = phones & self.owned[users] & self.duty.scanning(times, self.scan_phase[users])
-        advertising[:, users] = phones & self.duty.advertising(times, self.advertise_phase[users])
-        if self._foreground_only.any():
-            foreground = np.stack([self._in_foreground(float(t)) for t in times[:, 0]])
-            advertising = advertising & (~self._foreground_only | foreground)
-        here = np.flatnonzero(presence.ravel())
-        scan, adv = np.flatnonzero(scanning.ravel()), np.flatnonzero(advertising.ravel())
+        if steps == 1:  # a city: one step a batch, its phones on found from their phases
+            scan, adv, here = self._phones(float(times[0, 0]), presence)
+        else:
+            scan, adv, here = self._phones_of_batch(times, presence)
         # the numpy path: scanners in blocks, so one block's candidate pairs stay near CANDIDATES (a dense
         # city); the C kernel holds no candidates, only heard packets: one call
         area = max(sc.crowd.width * sc.crowd.height, 1e-9)
@@ -358,8 +397,46 @@ class World:
             for k in range(0, max(scan.size, 1), block)
         ]
         if len(parts) == 1:  # the kernel's one call: no copy
-            return parts[0], close, close_d
-        return tuple(np.concatenate([p[c] for p in parts]) for c in range(5)), close, close_d
+            return parts[0], close
+        return tuple(np.concatenate([p[c] for p in parts]) for c in range(5)), close
+
+    def _phones_of_batch(self, times: NDArray[np.float64], presence: NDArray[np.bool_]) -> tuple[_I, _I, _I]:
+        """Scanning and advertising phones, and everyone present, of all the batch's steps at once (one
+        row per step), flattened like positions (step * n + agent)."""
+        steps = times.shape[0]
+        users = self._users
+        scanning, advertising = np.zeros((2, steps, self.n), np.bool_)
+        phones = presence[:, users]
+        scanning[:, users] = phones & self.owned[users] & self.duty.scanning(times, self.scan_phase[users])
+        advertising[:, users] = phones & self.duty.advertising(times, self.advertise_phase[users])
+        if self._foreground_only.any():
+            foreground = np.stack([self._in_foreground(float(t)) for t in times[:, 0]])
+            advertising = advertising & (~self._foreground_only | foreground)
+        return (
+            np.flatnonzero(scanning.ravel()),
+            np.flatnonzero(advertising.ravel()),
+            np.flatnonzero(presence.ravel()),
+        )
+
+    def _phones(self, t: float, presence: NDArray[np.bool_]) -> tuple[_I, _I, _I]:
+        """:meth:`_phones_of_batch` of one step (``presence``: one row): the phones on at ``t`` from their
+        sorted phases (only they are tested); who is present and the app users among them are kept
+        while the presence is (:meth:`_presence`)."""
+        present = presence[0]
+        if self._present_at is None or self._present_at[0] is not presence:
+            here = np.flatnonzero(present)
+            self._present_at = (presence, here, self._users[present[self._users]])
+        _, here, users = self._present_at
+        scan = self._scanners[self._scan_clock.at(t)]
+        scan = scan[present[scan]]
+        if self._advertise_clock.on >= self._advertise_clock.period:
+            adv = users
+        else:
+            adv = self._users[self._advertise_clock.at(t)]
+            adv = adv[present[adv]]
+        if self._foreground_only.any():
+            adv = adv[~self._foreground_only[adv] | self._in_foreground(t, adv)]
+        return scan, adv, here
 
     def _packets(
         self,
@@ -522,10 +599,16 @@ class World:
         return at, rx_g % n, tx_g % n, rssi, d
 
 
-def _merge_close(keys: _I, counts: _I, dist_sum: _F, dist_min: _F) -> tuple[_I, _I, _F, _F]:
-    """One entry per close-pair key (ascending): steps summed, distances summed (in entry order) and
-    their minimum. Keys within a few million of each other (a venue's pairs) are counted into a dense
-    array, others (a city's) sorted; both sum in the same order, so give the same numbers."""
+def _merge_close(pieces: list[_Piece]) -> tuple[_I, _I, _F, _F]:
+    """One entry per close-pair key (ascending) of the pieces' entries (keys, steps or None for one
+    each, distances summed, smallest): steps summed, distances summed (in entry order) and their
+    minimum. Keys within a few million of each other (a venue's pairs) are counted into a dense array,
+    others (a city's) sorted, the keys of pieces that are the same array (a window's standing pairs,
+    step after step) sorted and looked up once; all sum in the same order, so give the same numbers."""
+    keys = np.concatenate([p[0] for p in pieces])
+    counts = np.concatenate([np.ones(p[0].size, np.int64) if p[1] is None else p[1] for p in pieces])
+    dist_sum = np.concatenate([p[2] for p in pieces])
+    dist_min = np.concatenate([p[3] for p in pieces])
     if keys.size and int(keys.max()) - int(keys.min()) < DENSE_KEYS:
         low = keys.min()
         index = keys - low
@@ -534,8 +617,10 @@ def _merge_close(keys: _I, counts: _I, dist_sum: _F, dist_min: _F) -> tuple[_I, 
         pick = np.flatnonzero(steps)
         merged = pick + low
     else:
-        merged, index = np.unique(keys, return_inverse=True)
-        index = index.ravel()
+        distinct = {id(p[0]): p[0] for p in pieces}
+        merged = np.unique(np.concatenate(list(distinct.values())))
+        found = {at: np.searchsorted(merged, k) for at, k in distinct.items()}
+        index = np.concatenate([found[id(p[0])] for p in pieces])
         span = merged.size
         steps = np.bincount(index, counts, span)
         pick = np.arange(span)

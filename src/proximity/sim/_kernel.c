@@ -564,18 +564,27 @@ static int louder_first(const void *x, const void *y) {
     return l->b < r->b ? -1 : (l->b > r->b);
 }
 
-/* one cell's advertisers loudest first (ties in adv's order; the order of ties changes no packet): insertion
- * sort for the usual few dozen */
+/* the presort's bucket of loudness tx (run()): 0 for the loudest, buckets - 1 for the quietest */
+static inline int64_t loudness_bucket(double tx, double tx_max, double per_unit, int64_t buckets) {
+    double v = (tx_max - tx) * per_unit;
+    if (!(v > 0.0)) return 0;
+    return v < (double)(buckets - 1) ? (int64_t)v : buckets - 1;
+}
+
+/* one cell's advertisers loudest first (ties in adv's order; the order of ties changes no packet). They
+ * come nearly in that order (run() presorts them by loudness buckets), so an insertion sort moves a few
+ * rows; qsort where it would move many (a presort that could not help: the loudness all in one bucket) */
 static void loudest_first(Loud *rows, int64_t n) {
-    if (n > 96) {
-        qsort(rows, (size_t)n, sizeof(Loud), louder_first);
-        return;
-    }
+    int64_t budget = 8 * n + 64;
     for (int64_t k = 1; k < n; k++) {
         Loud row = rows[k];
         int64_t m = k;
         for (; m > 0 && rows[m - 1].tx < row.tx; m--) rows[m] = rows[m - 1];
         rows[m] = row;
+        if ((budget -= k - m) < 0) {
+            qsort(rows, (size_t)n, sizeof(Loud), louder_first);
+            return;
+        }
     }
 }
 
@@ -585,7 +594,8 @@ static void loudest_first(Loud *rows, int64_t n) {
  * receiver, the ends' own cells excluded) adds its occupants, each taking body_loss dB off the level and
  * the RSSI; such a packet is heard if its uniform is still under heard_chance at the lowered level. Only
  * the cells the walked links cross are counted: a small hash set of them, then one pass over everyone
- * present. */
+ * present, which looks up in the set only those in a coarse square near a walked link (a bitmap of
+ * hashed squares of 8 cells a side, each sampled point's square and its neighbours marked). */
 #define ROW ((int64_t)1 << 31) /* bodies._ROW */
 
 static inline int64_t body_cell(double x, double y, double c) { return floor_int(x / c) * ROW + floor_int(y / c); }
@@ -594,7 +604,31 @@ typedef struct {
     int64_t *keys;
     double *counts;
     size_t mask;
+    uint64_t *near; /* the coarse squares' bitmap, 2**near_bits bits */
+    int near_bits;
+    double per_square; /* 1 / the squares' side */
 } CellSet;
+
+static inline uint64_t square_bit(const CellSet *set, int64_t sx, int64_t sy) {
+    return ((uint64_t)sx * UINT64_C(0x9E3779B97F4A7C15) + (uint64_t)sy * UINT64_C(0xBF58476D1CE4E5B9)) >>
+           (64 - set->near_bits);
+}
+
+/* whether (x, y) may lie in a cell of the set: every point of a sampled point's cell lies in the
+ * sampled point's square or a neighbour (a cell is an eighth of a square), all of them marked */
+static inline int near_walked(const CellSet *set, double x, double y) {
+    uint64_t bit = square_bit(set, floor_int(x * set->per_square), floor_int(y * set->per_square));
+    return (int)(set->near[bit >> 6] >> (bit & 63)) & 1;
+}
+
+static void mark_near(CellSet *set, double x, double y) {
+    int64_t sx = floor_int(x * set->per_square), sy = floor_int(y * set->per_square);
+    for (int64_t i = -1; i <= 1; i++)
+        for (int64_t j = -1; j <= 1; j++) {
+            uint64_t bit = square_bit(set, sx + i, sy + j);
+            set->near[bit >> 6] |= UINT64_C(1) << (bit & 63);
+        }
+}
 
 static inline size_t cell_slot(const CellSet *set, int64_t key) {
     size_t h = (size_t)mix((uint64_t)key) & set->mask;
@@ -602,14 +636,18 @@ static inline size_t cell_slot(const CellSet *set, int64_t key) {
     return h;
 }
 
-/* the cells sampled on one link (BodyGrid.count), those to count marked in keep; returns how many */
-static int64_t link_cells(const double *a, const double *b, double d, double c, int64_t *cells, char *keep) {
+/* the cells sampled on one link (BodyGrid.count), those to count marked in keep; returns how many. With
+ * set: each sampled point marked in its bitmap. */
+static int64_t link_cells(const double *a, const double *b, double d, double c, int64_t *cells, char *keep,
+                          CellSet *set) {
     int64_t steps = (int64_t)floor((d - 2.0 * c) / c) + 1;
     int64_t ka = body_cell(a[0], a[1], c), kb = body_cell(b[0], b[1], c);
     for (int64_t k = 0; k < steps; k++) {
         double along = (double)(k + 1) * c, t = along / d;
-        cells[k] = body_cell(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, c);
+        double x = a[0] + (b[0] - a[0]) * t, y = a[1] + (b[1] - a[1]) * t;
+        cells[k] = body_cell(x, y, c);
         keep[k] = (k == 0 || cells[k] != cells[k - 1]) && cells[k] != ka && cells[k] != kb;
+        if (set) mark_near(set, x, y);
     }
     return steps;
 }
@@ -632,11 +670,14 @@ static int bodies(const Inputs *in, Out *out) {
     if (walked == 0) return 0;
     size_t size = 64;
     while (size < 2 * (size_t)cells_total) size *= 2;
-    CellSet set = {malloc(size * sizeof(int64_t)), calloc(size, sizeof(double)), size - 1};
+    int near_bits = 12; /* the bitmap's bits: 16 or more per marked square, up to 2**22 */
+    while (near_bits < 22 && ((uint64_t)1 << near_bits) < 144 * (uint64_t)cells_total) near_bits++;
+    CellSet set = {malloc(size * sizeof(int64_t)), calloc(size, sizeof(double)), size - 1,
+                   calloc((size_t)1 << (near_bits - 6), sizeof(uint64_t)), near_bits, 1.0 / (8.0 * c)};
     int64_t *cells = malloc((size_t)most * sizeof(int64_t));
     char *keep = malloc((size_t)most);
-    if (!set.keys || !set.counts || !cells || !keep) {
-        free(set.keys), free(set.counts), free(cells), free(keep);
+    if (!set.keys || !set.counts || !set.near || !cells || !keep) {
+        free(set.keys), free(set.counts), free(set.near), free(cells), free(keep);
         return -1;
     }
     for (size_t k = 0; k < size; k++) set.keys[k] = INT64_MIN;
@@ -644,6 +685,7 @@ static int bodies(const Inputs *in, Out *out) {
         if (pass == 1) /* count everyone present in the cells the links cross */
             for (Py_ssize_t k = 0; k < in->n_present; k++) {
                 const double *q = in->pos + 2 * in->present[k];
+                if (!near_walked(&set, q[0], q[1])) continue;
                 size_t h = cell_slot(&set, body_cell(q[0], q[1], c));
                 if (set.keys[h] != INT64_MIN) set.counts[h] += 1.0;
             }
@@ -652,7 +694,7 @@ static int bodies(const Inputs *in, Out *out) {
             Packet *row = out->rows + r;
             if (row->d > 2.0 * c && row->d <= bp) {
                 const double *a = in->pos + 2 * in->adv[row->j], *b = in->pos + 2 * in->scan[row->i];
-                int64_t steps = link_cells(a, b, row->d, c, cells, keep);
+                int64_t steps = link_cells(a, b, row->d, c, cells, keep, pass == 0 ? &set : NULL);
                 double blocked = 0.0;
                 for (int64_t k = 0; k < steps; k++) {
                     if (!keep[k]) continue;
@@ -673,7 +715,7 @@ static int bodies(const Inputs *in, Out *out) {
         }
         if (pass == 1) out->size = kept;
     }
-    free(set.keys), free(set.counts), free(cells), free(keep);
+    free(set.keys), free(set.counts), free(set.near), free(cells), free(keep);
     return 0;
 }
 
@@ -726,6 +768,7 @@ static int run(const Inputs *in, Out *out) {
     if (!slope) return -1;
     for (Py_ssize_t j = 0; j + 1 < in->m; j++) slope[j] = (in->table[j + 1] - in->table[j]) / (in->grid[j + 1] - in->grid[j]);
     double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY, tx_max = -INFINITY, rx_max = -INFINITY;
+    double tx_min = INFINITY;
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
         const double *q = in->pos + 2 * in->adv[b];
         x0 = q[0] < x0 ? q[0] : x0;
@@ -734,6 +777,7 @@ static int run(const Inputs *in, Out *out) {
         y1 = q[1] > y1 ? q[1] : y1;
         double t = in->reach_tx[in->adv[b] % in->n];
         tx_max = t > tx_max ? t : tx_max;
+        tx_min = t < tx_min ? t : tx_min;
     }
     int64_t s_min = INT64_MAX, s_max = 0;
     for (Py_ssize_t a = 0; a < in->n_scan; a++) {
@@ -786,8 +830,20 @@ static int run(const Inputs *in, Out *out) {
         return -1;
     }
     reach_edges(in->grid, in->table, slope, in->m, step, bd, sure, never);
-    /* a counting sort by cell (stable in adv's order), then each cell's slice loudest first: the order
-     * of sorting all advertisers loudest first, then by cell, without sorting them all */
+    /* all advertisers loudest first, then by cell (stable), without sorting them all: a counting sort by
+     * loudness bucket (equal widths over this call's range, a few advertisers in each), then one by cell,
+     * each stable in adv's order; each cell's slice is then loudest first but within a bucket, which
+     * loudest_first puts right. The first sort's rows go in block (packed is written after). */
+    Loud *by_loud = (Loud *)block;
+    int64_t buckets = 256;
+    while (buckets < 8192 && 8 * buckets < (int64_t)in->n_adv) buckets *= 2;
+    double per_unit = (double)buckets / (tx_max - tx_min);
+    per_unit = per_unit < INFINITY ? per_unit : 0.0; /* one loudness (or NaN): one bucket */
+    int64_t *loud = calloc((size_t)buckets + 1, sizeof(int64_t));
+    if (!loud) {
+        free(start), free(block), free(where), free(ranges), free(by_tx), free(sure), free(never), free(slope);
+        return -1;
+    }
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
         const double *q = in->pos + 2 * in->adv[b];
         int64_t cx = (int64_t)floor((q[0] - x0) / cell), cy = (int64_t)floor((q[1] - y0) / cell);
@@ -795,13 +851,17 @@ static int run(const Inputs *in, Out *out) {
         cy = cy < 0 ? 0 : (cy >= ny ? ny - 1 : cy);
         where[b] = cx * ny + cy;
         start[where[b] + 1]++;
+        loud[loudness_bucket(in->reach_tx[in->adv[b] % in->n], tx_max, per_unit, buckets) + 1]++;
     }
-    for (int64_t c = 0; c < cells; c++) start[c + 1] += start[c];
+    for (int64_t c = 0; c < buckets; c++) loud[c + 1] += loud[c];
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
-        int64_t k = start[where[b]]++;
-        by_tx[k].tx = in->reach_tx[in->adv[b] % in->n];
-        by_tx[k].b = b;
+        double tx = in->reach_tx[in->adv[b] % in->n];
+        Loud row = {tx, b};
+        by_loud[loud[loudness_bucket(tx, tx_max, per_unit, buckets)]++] = row;
     }
+    free(loud);
+    for (int64_t c = 0; c < cells; c++) start[c + 1] += start[c];
+    for (Py_ssize_t o = 0; o < in->n_adv; o++) by_tx[start[where[by_loud[o].b]]++] = by_loud[o];
     for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
     start[0] = 0;
     for (int64_t c = 0; c < cells; c++) loudest_first(by_tx + start[c], start[c + 1] - start[c]);

@@ -50,6 +50,9 @@ static inline int64_t floor_int(double v) { /* (int64_t)floor(v) for |v| < 2**62
     return i - (v < (double)i);
 }
 
+/* the agent of point g (step * n + agent): without a 64-bit division in the usual one-step call */
+static inline int64_t agent_of(int64_t g, int64_t n) { return g < n ? g : g % n; }
+
 /* streams.hash_uniform(key, a, b, c), split so that its first step can be done once per scanner or
  * advertiser: first(key, a), then rest(first, b, c) */
 static inline uint64_t first(uint64_t key, int64_t a) { return mix(key ^ ((uint64_t)a + GOLDEN)); }
@@ -761,10 +764,39 @@ static double least_loss(const Inputs *in, int64_t agent, int64_t h_lo, int64_t 
     return least;
 }
 
-static int run(const Inputs *in, Out *out) {
+/* Work buffers, kept from call to call: a city call needs ~5 MB of them, and memory fresh from the OS
+ * is faulted in and zeroed page by page (where glibc maps big blocks afresh each time: under Dask's
+ * nannies' MALLOC_TRIM_THRESHOLD_, docs/simulation.md). One set is the module's, taken and given back
+ * under the GIL; a call while another holds it (threads) uses its own, freed after. */
+enum { W_SLOPE, W_START, W_BLOCK, W_WHERE, W_RANGES, W_BY_TX, W_ROWS, W_SURE, W_NEVER, W_LOUD, W_OUT, W_COUNT };
+
+typedef struct {
+    void *buf[W_COUNT];
+    size_t size[W_COUNT];
+} Work;
+
+static Work WORK;
+static int work_taken;
+
+/* buffer which of at least size bytes (its contents undefined), or NULL out of memory */
+static void *room(Work *w, int which, size_t size) {
+    if (w->size[which] < size) {
+        size += size / 4; /* a little over: a run's sizes creep up and down */
+        free(w->buf[which]);
+        w->buf[which] = malloc(size);
+        w->size[which] = w->buf[which] ? size : 0;
+    }
+    return w->buf[which];
+}
+
+static void release(Work *w) {
+    for (int k = 0; k < W_COUNT; k++) free(w->buf[k]), w->buf[k] = NULL, w->size[k] = 0;
+}
+
+static int run(const Inputs *in, Out *out, Work *work) {
     const double *p = in->p;
     double span = p[P_SPAN], step = in->grid[1] - in->grid[0];
-    double *slope = malloc((size_t)in->m * sizeof(double));
+    double *slope = room(work, W_SLOPE, (size_t)in->m * sizeof(double));
     if (!slope) return -1;
     for (Py_ssize_t j = 0; j + 1 < in->m; j++) slope[j] = (in->table[j + 1] - in->table[j]) / (in->grid[j + 1] - in->grid[j]);
     double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY, tx_max = -INFINITY, rx_max = -INFINITY;
@@ -775,7 +807,7 @@ static int run(const Inputs *in, Out *out) {
         x1 = q[0] > x1 ? q[0] : x1;
         y0 = q[1] < y0 ? q[1] : y0;
         y1 = q[1] > y1 ? q[1] : y1;
-        double t = in->reach_tx[in->adv[b] % in->n];
+        double t = in->reach_tx[agent_of(in->adv[b], in->n)];
         tx_max = t > tx_max ? t : tx_max;
         tx_min = t < tx_min ? t : tx_min;
     }
@@ -808,76 +840,71 @@ static int run(const Inputs *in, Out *out) {
         cell *= 1.5;
     }
     int64_t cells = nx * ny;
-    int64_t *start = calloc((size_t)cells + 1, sizeof(int64_t));
     size_t rows = (size_t)(in->n_adv ? in->n_adv : 1);
+    int wide = wide_now();
+    const Bounds *bd = in->bounds;
+    int64_t buckets = 256; /* the presort's (below) */
+    while (buckets < 8192 && 8 * buckets < (int64_t)in->n_adv) buckets *= 2;
+    int64_t *start = room(work, W_START, ((size_t)cells + 1) * sizeof(int64_t));
     /* in one block, the portable path's rows, or AVX-512's Packed columns (nine) and the screen's flags for
      * one scanner */
-    int wide = wide_now();
-    char *block = malloc(rows * (wide ? 10 * 8 : sizeof(Adv)));
+    char *block = room(work, W_BLOCK, rows * (wide ? 10 * 8 : sizeof(Adv)));
+    int64_t *where = room(work, W_WHERE, rows * sizeof(int64_t));
+    int64_t *ranges = room(work, W_RANGES, 2 * (size_t)cells * sizeof(int64_t)); /* one scanner's cells' rows in reach */
+    Loud *by_tx = room(work, W_BY_TX, rows * sizeof(Loud));
+    Adv *by_adv = room(work, W_ROWS, rows * sizeof(Adv)); /* the rows in adv's order */
+    double *sure = room(work, W_SURE, (size_t)bd->d_buckets * sizeof(double));
+    double *never = room(work, W_NEVER, (size_t)bd->d_buckets * sizeof(double));
+    int64_t *loud = room(work, W_LOUD, ((size_t)buckets + 1) * sizeof(int64_t));
+    if (!start || !block || !where || !ranges || !by_tx || !by_adv || !sure || !never || !loud) return -1;
     double *col = (double *)block;
     Packed pk = {col, col + rows, col + 2 * rows, col + 3 * rows, col + 4 * rows, (int64_t *)(col + 5 * rows),
                  (int64_t *)(col + 6 * rows), (int64_t *)(col + 7 * rows), (uint64_t *)(col + 8 * rows)};
     int64_t *pass = (int64_t *)(col + 9 * rows);
     Adv *table = (Adv *)block;
-    int64_t *where = malloc(rows * sizeof(int64_t));
-    int64_t *ranges = malloc(2 * (size_t)cells * sizeof(int64_t)); /* one scanner's cells' rows in reach */
-    Loud *by_tx = malloc(rows * sizeof(Loud));
-    const Bounds *bd = in->bounds;
-    double *sure = malloc((size_t)bd->d_buckets * sizeof(double));
-    double *never = malloc((size_t)bd->d_buckets * sizeof(double));
-    if (!start || !block || !where || !ranges || !by_tx || !sure || !never) {
-        free(start), free(block), free(where), free(ranges), free(by_tx), free(sure), free(never), free(slope);
-        return -1;
-    }
     reach_edges(in->grid, in->table, slope, in->m, step, bd, sure, never);
     /* all advertisers loudest first, then by cell (stable), without sorting them all: a counting sort by
      * loudness bucket (equal widths over this call's range, a few advertisers in each), then one by cell,
      * each stable in adv's order; each cell's slice is then loudest first but within a bucket, which
-     * loudest_first puts right. The first sort's rows go in block (packed is written after). */
+     * loudest_first puts right. The first sort's rows go in block (packed is written after). Each row is
+     * read once, in adv's order, into by_adv. */
     Loud *by_loud = (Loud *)block;
-    int64_t buckets = 256;
-    while (buckets < 8192 && 8 * buckets < (int64_t)in->n_adv) buckets *= 2;
     double per_unit = (double)buckets / (tx_max - tx_min);
     per_unit = per_unit < INFINITY ? per_unit : 0.0; /* one loudness (or NaN): one bucket */
-    int64_t *loud = calloc((size_t)buckets + 1, sizeof(int64_t));
-    if (!loud) {
-        free(start), free(block), free(where), free(ranges), free(by_tx), free(sure), free(never), free(slope);
-        return -1;
-    }
+    memset(start, 0, ((size_t)cells + 1) * sizeof(int64_t));
+    memset(loud, 0, ((size_t)buckets + 1) * sizeof(int64_t));
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        int64_t agent = agent_of(in->adv[b], in->n);
         const double *q = in->pos + 2 * in->adv[b];
         int64_t cx = (int64_t)floor((q[0] - x0) / cell), cy = (int64_t)floor((q[1] - y0) / cell);
         cx = cx < 0 ? 0 : (cx >= nx ? nx - 1 : cx);
         cy = cy < 0 ? 0 : (cy >= ny ? ny - 1 : cy);
         where[b] = cx * ny + cy;
         start[where[b] + 1]++;
-        loud[loudness_bucket(in->reach_tx[in->adv[b] % in->n], tx_max, per_unit, buckets) + 1]++;
+        Adv row = {q[0], q[1], in->reach_tx[agent], in->enter[agent],
+                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b], b,
+                   first(in->keys[K_ENCOUNTER], agent)};
+        by_adv[b] = row;
+        loud[loudness_bucket(row.loud, tx_max, per_unit, buckets) + 1]++;
     }
     for (int64_t c = 0; c < buckets; c++) loud[c + 1] += loud[c];
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
-        double tx = in->reach_tx[in->adv[b] % in->n];
-        Loud row = {tx, b};
-        by_loud[loud[loudness_bucket(tx, tx_max, per_unit, buckets)]++] = row;
+        Loud row = {by_adv[b].loud, b};
+        by_loud[loud[loudness_bucket(row.tx, tx_max, per_unit, buckets)]++] = row;
     }
-    free(loud);
     for (int64_t c = 0; c < cells; c++) start[c + 1] += start[c];
     for (Py_ssize_t o = 0; o < in->n_adv; o++) by_tx[start[where[by_loud[o].b]]++] = by_loud[o];
     for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
     start[0] = 0;
     for (int64_t c = 0; c < cells; c++) loudest_first(by_tx + start[c], start[c + 1] - start[c]);
-    for (Py_ssize_t k = 0; k < in->n_adv; k++) where[by_tx[k].b] = k; /* now: where each goes in packed */
-    for (Py_ssize_t b = 0; b < in->n_adv; b++) { /* read in adv's order, written in packed's */
-        int64_t agent = in->adv[b] % in->n, k = where[b];
-        const double *q = in->pos + 2 * in->adv[b];
-        Adv row = {q[0], q[1], in->reach_tx[agent], in->enter[agent],
-                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b], b,
-                   first(in->keys[K_ENCOUNTER], agent)};
+    for (Py_ssize_t k = 0; k < in->n_adv; k++) { /* written in packed's order */
+        Adv row = by_adv[by_tx[k].b];
         if (!wide) {
             table[k] = row;
             continue;
         }
         pk.x[k] = row.x, pk.y[k] = row.y, pk.loud[k] = row.loud, pk.enter[k] = row.enter, pk.now[k] = row.now;
-        pk.agent[k] = agent, pk.g[k] = row.g, pk.b[k] = b, pk.encounter[k] = row.encounter;
+        pk.agent[k] = row.agent, pk.g[k] = row.g, pk.b[k] = row.b, pk.encounter[k] = row.encounter;
     }
     double span2 = span * span, keep = 1.0 - p[P_PACKET_LOSS];
     int rc = 0;
@@ -938,7 +965,6 @@ static int run(const Inputs *in, Out *out) {
         if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }
 failed:
-    free(start), free(block), free(where), free(ranges), free(by_tx), free(sure), free(never), free(slope);
     return rc == 0 ? bodies(in, out) : rc;
 }
 
@@ -958,6 +984,13 @@ static int need(Py_buffer *v, Py_ssize_t items, Py_ssize_t size, const char *nam
         return -1;
     }
     return 0;
+}
+
+/* whether every index is in [0, points): one pass with no branch (vectorises), unsigned compares */
+static int indices(const int64_t *g, Py_ssize_t count, Py_ssize_t points) {
+    uint64_t out = 0;
+    for (Py_ssize_t k = 0; k < count; k++) out |= (uint64_t)g[k] >= (uint64_t)points;
+    return out == 0;
 }
 
 static PyObject *packets(PyObject *self, PyObject *args) {
@@ -998,14 +1031,12 @@ static PyObject *packets(PyObject *self, PyObject *args) {
               need(&v[6], in.m, 8, "table") || need(&v[7], n, 8, "device_tx") || need(&v[8], n, 8, "device_rx") ||
               need(&v[9], n, 8, "enter") || need(&v[10], n * hours, 1, "carriage") ||
               need(&v[12], P_COUNT, 8, "params") || need(&v[13], K_COUNT, 8, "keys");
-    for (Py_ssize_t k = 0; !bad && k < in.n_scan; k++) bad = in.scan[k] < 0 || in.scan[k] >= points;
-    for (Py_ssize_t k = 0; !bad && k < in.n_adv; k++) bad = in.adv[k] < 0 || in.adv[k] >= points;
-    for (Py_ssize_t k = 0; !bad && k < in.n_present; k++) bad = in.present[k] < 0 || in.present[k] >= points;
+    bad = bad || !indices(in.scan, in.n_scan, points) || !indices(in.adv, in.n_adv, points) ||
+          !indices(in.present, in.n_present, points);
     if (bad) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "packets: bad sizes or indices");
         goto done;
     }
-    Out out = {NULL, 0, 0};
     int rc = 0;
     Bounds own = {0};
     in.bounds = bounds_for(in.p, &own);
@@ -1013,8 +1044,11 @@ static PyObject *packets(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    Work mine = {{NULL}, {0}}, *work = work_taken ? &mine : &WORK; /* under the GIL */
+    work_taken |= work == &WORK;
+    Out out = {work->buf[W_OUT], 0, (Py_ssize_t)(work->size[W_OUT] / sizeof(Packet))};
     if (in.n_scan && in.n_adv) {
-        Py_BEGIN_ALLOW_THREADS rc = run(&in, &out);
+        Py_BEGIN_ALLOW_THREADS rc = run(&in, &out, work);
         Py_END_ALLOW_THREADS
     }
     if (rc < 0) {
@@ -1025,7 +1059,9 @@ static PyObject *packets(PyObject *self, PyObject *args) {
                                column(&out, offsetof(Packet, rssi)),
                                column(&out, offsetof(Packet, d)), column(&out, offsetof(Packet, u)));
     }
-    free(out.rows);
+    work->buf[W_OUT] = out.rows, work->size[W_OUT] = (size_t)out.capacity * sizeof(Packet);
+    if (work == &WORK) work_taken = 0;
+    else release(&mine);
     free_bounds(&own);
 done:
     for (int k = 0; k < NBUF; k++)
@@ -1105,7 +1141,12 @@ static PyMethodDef METHODS[] = {
      "wide(on) -> whether packets' screen now runs its AVX-512 loop (on and the CPU has it; for tests)"},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, NULL};
+static void module_free(void *module) {
+    (void)module;
+    if (!work_taken) release(&WORK);
+}
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, module_free};
 
 PyMODINIT_FUNC PyInit__kernel(void) {
     init_q_max();

@@ -801,16 +801,6 @@ static int run(const Inputs *in, Out *out, Work *work) {
     for (Py_ssize_t j = 0; j + 1 < in->m; j++) slope[j] = (in->table[j + 1] - in->table[j]) / (in->grid[j + 1] - in->grid[j]);
     double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY, tx_max = -INFINITY, rx_max = -INFINITY;
     double tx_min = INFINITY;
-    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
-        const double *q = in->pos + 2 * in->adv[b];
-        x0 = q[0] < x0 ? q[0] : x0;
-        x1 = q[0] > x1 ? q[0] : x1;
-        y0 = q[1] < y0 ? q[1] : y0;
-        y1 = q[1] > y1 ? q[1] : y1;
-        double t = in->reach_tx[agent_of(in->adv[b], in->n)];
-        tx_max = t > tx_max ? t : tx_max;
-        tx_min = t < tx_min ? t : tx_min;
-    }
     int64_t s_min = INT64_MAX, s_max = 0;
     for (Py_ssize_t a = 0; a < in->n_scan; a++) {
         double r = in->reach_rx[in->scan[a] % in->n];
@@ -824,6 +814,24 @@ static int run(const Inputs *in, Out *out, Work *work) {
     int64_t h_hi = (int64_t)floor((double)(in->first + s_max + 1) * p[P_DT] / 3600.0) + 1;
     h_lo = h_lo < 0 ? 0 : (h_lo > in->hours - 1 ? in->hours - 1 : h_lo);
     h_hi = h_hi > in->hours - 1 ? in->hours - 1 : (h_hi < h_lo ? h_lo : h_hi);
+    /* each advertiser's row, read once in adv's order, and the box they occupy */
+    size_t rows = (size_t)(in->n_adv ? in->n_adv : 1);
+    Adv *by_adv = room(work, W_ROWS, rows * sizeof(Adv));
+    if (!by_adv) return -1;
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        int64_t agent = agent_of(in->adv[b], in->n);
+        const double *q = in->pos + 2 * in->adv[b];
+        Adv row = {q[0], q[1], in->reach_tx[agent], in->enter[agent],
+                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b], b,
+                   first(in->keys[K_ENCOUNTER], agent)};
+        by_adv[b] = row;
+        x0 = row.x < x0 ? row.x : x0;
+        x1 = row.x > x1 ? row.x : x1;
+        y0 = row.y < y0 ? row.y : y0;
+        y1 = row.y > y1 ? row.y : y1;
+        tx_max = row.loud > tx_max ? row.loud : tx_max;
+        tx_min = row.loud < tx_min ? row.loud : tx_min;
+    }
     double reach = interp(rx_max + tx_max + step, in->grid, in->table, slope, in->m, step);
     reach = reach < span ? reach : span;
     /* cells holding a few advertisers each (by the occupied box's density), at most the largest reach */
@@ -840,7 +848,6 @@ static int run(const Inputs *in, Out *out, Work *work) {
         cell *= 1.5;
     }
     int64_t cells = nx * ny;
-    size_t rows = (size_t)(in->n_adv ? in->n_adv : 1);
     int wide = wide_now();
     const Bounds *bd = in->bounds;
     int64_t buckets = 256; /* the presort's (below) */
@@ -852,11 +859,10 @@ static int run(const Inputs *in, Out *out, Work *work) {
     int64_t *where = room(work, W_WHERE, rows * sizeof(int64_t));
     int64_t *ranges = room(work, W_RANGES, 2 * (size_t)cells * sizeof(int64_t)); /* one scanner's cells' rows in reach */
     Loud *by_tx = room(work, W_BY_TX, rows * sizeof(Loud));
-    Adv *by_adv = room(work, W_ROWS, rows * sizeof(Adv)); /* the rows in adv's order */
     double *sure = room(work, W_SURE, (size_t)bd->d_buckets * sizeof(double));
     double *never = room(work, W_NEVER, (size_t)bd->d_buckets * sizeof(double));
     int64_t *loud = room(work, W_LOUD, ((size_t)buckets + 1) * sizeof(int64_t));
-    if (!start || !block || !where || !ranges || !by_tx || !by_adv || !sure || !never || !loud) return -1;
+    if (!start || !block || !where || !ranges || !by_tx || !sure || !never || !loud) return -1;
     double *col = (double *)block;
     Packed pk = {col, col + rows, col + 2 * rows, col + 3 * rows, col + 4 * rows, (int64_t *)(col + 5 * rows),
                  (int64_t *)(col + 6 * rows), (int64_t *)(col + 7 * rows), (uint64_t *)(col + 8 * rows)};
@@ -866,26 +872,20 @@ static int run(const Inputs *in, Out *out, Work *work) {
     /* all advertisers loudest first, then by cell (stable), without sorting them all: a counting sort by
      * loudness bucket (equal widths over this call's range, a few advertisers in each), then one by cell,
      * each stable in adv's order; each cell's slice is then loudest first but within a bucket, which
-     * loudest_first puts right. The first sort's rows go in block (packed is written after). Each row is
-     * read once, in adv's order, into by_adv. */
+     * loudest_first puts right. The first sort's rows go in block (packed is written after). */
     Loud *by_loud = (Loud *)block;
     double per_unit = (double)buckets / (tx_max - tx_min);
     per_unit = per_unit < INFINITY ? per_unit : 0.0; /* one loudness (or NaN): one bucket */
     memset(start, 0, ((size_t)cells + 1) * sizeof(int64_t));
     memset(loud, 0, ((size_t)buckets + 1) * sizeof(int64_t));
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
-        int64_t agent = agent_of(in->adv[b], in->n);
-        const double *q = in->pos + 2 * in->adv[b];
-        int64_t cx = (int64_t)floor((q[0] - x0) / cell), cy = (int64_t)floor((q[1] - y0) / cell);
+        const Adv *row = by_adv + b;
+        int64_t cx = (int64_t)floor((row->x - x0) / cell), cy = (int64_t)floor((row->y - y0) / cell);
         cx = cx < 0 ? 0 : (cx >= nx ? nx - 1 : cx);
         cy = cy < 0 ? 0 : (cy >= ny ? ny - 1 : cy);
         where[b] = cx * ny + cy;
         start[where[b] + 1]++;
-        Adv row = {q[0], q[1], in->reach_tx[agent], in->enter[agent],
-                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b], b,
-                   first(in->keys[K_ENCOUNTER], agent)};
-        by_adv[b] = row;
-        loud[loudness_bucket(row.loud, tx_max, per_unit, buckets) + 1]++;
+        loud[loudness_bucket(row->loud, tx_max, per_unit, buckets) + 1]++;
     }
     for (int64_t c = 0; c < buckets; c++) loud[c + 1] += loud[c];
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -88,6 +89,21 @@ def test_both_screen_loops_give_the_same_packets_byte_for_byte() -> None:
     for a, b in zip(chunks[False], chunks[True], strict=True):
         for column in ("times", "scanner", "advertiser", "distance", "rssi"):
             assert np.array_equal(getattr(a, column), getattr(b, column)), column
+
+
+@pytest.mark.skipif(not native_kernel(), reason="the C kernel was not built (no compiler)")
+def test_threads_running_the_kernel_at_once_get_the_packets_of_one_run_alone() -> None:
+    """The kernel keeps its work buffers from call to call and runs without the GIL: a call made while
+    another thread's call holds them works in buffers of its own. Four runs at once, each as one alone."""
+    scenario = dataclasses.replace(_spread(), duration=40, chunk=20)
+    alone = list(World(scenario, 0.6, 5).chunks())
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: list(World(scenario, 0.6, 5).chunks()), range(4)))
+    assert sum(len(c) for c in alone) > 1000
+    for chunks in runs:
+        for a, b in zip(alone, chunks, strict=True):
+            for column in ("times", "scanner", "advertiser", "distance", "rssi"):
+                assert np.array_equal(getattr(a, column), getattr(b, column)), column
 
 
 def _no_bodies(scenario: Scenario) -> Scenario:

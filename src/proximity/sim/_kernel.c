@@ -52,6 +52,9 @@ static inline int64_t floor_int(double v) { /* (int64_t)floor(v) for |v| < 2**62
     return i - (v < (double)i);
 }
 
+/* the agent of point g (step * n + agent): without a 64-bit division in the usual one-step call */
+static inline int64_t agent_of(int64_t g, int64_t n) { return g < n ? g : g % n; }
+
 /* streams.hash_uniform(key, a, b, c), split so that its first step can be done once per scanner or
  * advertiser: first(key, a), then rest(first, b, c) */
 static inline uint64_t first(uint64_t key, int64_t a) { return mix(key ^ ((uint64_t)a + GOLDEN)); }
@@ -681,18 +684,27 @@ static int louder_first(const void *x, const void *y) {
     return l->b < r->b ? -1 : (l->b > r->b);
 }
 
-/* one cell's advertisers loudest first (ties in adv's order; the order of ties changes no packet): insertion
- * sort for the usual few dozen */
+/* the presort's bucket of loudness tx (run()): 0 for the loudest, buckets - 1 for the quietest */
+static inline int64_t loudness_bucket(double tx, double tx_max, double per_unit, int64_t buckets) {
+    double v = (tx_max - tx) * per_unit;
+    if (!(v > 0.0)) return 0;
+    return v < (double)(buckets - 1) ? (int64_t)v : buckets - 1;
+}
+
+/* one cell's advertisers loudest first (ties in adv's order; the order of ties changes no packet). They
+ * come nearly in that order (run() presorts them by loudness buckets), so an insertion sort moves a few
+ * rows; qsort where it would move many (a presort that could not help: the loudness all in one bucket) */
 static void loudest_first(Loud *rows, int64_t n) {
-    if (n > 96) {
-        qsort(rows, (size_t)n, sizeof(Loud), louder_first);
-        return;
-    }
+    int64_t budget = 8 * n + 64;
     for (int64_t k = 1; k < n; k++) {
         Loud row = rows[k];
         int64_t m = k;
         for (; m > 0 && rows[m - 1].tx < row.tx; m--) rows[m] = rows[m - 1];
         rows[m] = row;
+        if ((budget -= k - m) < 0) {
+            qsort(rows, (size_t)n, sizeof(Loud), louder_first);
+            return;
+        }
     }
 }
 
@@ -702,7 +714,8 @@ static void loudest_first(Loud *rows, int64_t n) {
  * receiver, the ends' own cells excluded) adds its occupants, each taking body_loss dB off the level and
  * the RSSI; such a packet is heard if its uniform is still under heard_chance at the lowered level. Only
  * the cells the walked links cross are counted: a small hash set of them, then one pass over everyone
- * present. */
+ * present, which looks up in the set only those in a coarse square near a walked link (a bitmap of
+ * hashed squares of 8 cells a side, each sampled point's square and its neighbours marked). */
 #define ROW ((int64_t)1 << 31) /* bodies._ROW */
 
 static inline int64_t body_cell(double x, double y, double c) { return floor_int(x / c) * ROW + floor_int(y / c); }
@@ -711,7 +724,31 @@ typedef struct {
     int64_t *keys;
     double *counts;
     size_t mask;
+    uint64_t *near; /* the coarse squares' bitmap, 2**near_bits bits */
+    int near_bits;
+    double per_square; /* 1 / the squares' side */
 } CellSet;
+
+static inline uint64_t square_bit(const CellSet *set, int64_t sx, int64_t sy) {
+    return ((uint64_t)sx * UINT64_C(0x9E3779B97F4A7C15) + (uint64_t)sy * UINT64_C(0xBF58476D1CE4E5B9)) >>
+           (64 - set->near_bits);
+}
+
+/* whether (x, y) may lie in a cell of the set: every point of a sampled point's cell lies in the
+ * sampled point's square or a neighbour (a cell is an eighth of a square), all of them marked */
+static inline int near_walked(const CellSet *set, double x, double y) {
+    uint64_t bit = square_bit(set, floor_int(x * set->per_square), floor_int(y * set->per_square));
+    return (int)(set->near[bit >> 6] >> (bit & 63)) & 1;
+}
+
+static void mark_near(CellSet *set, double x, double y) {
+    int64_t sx = floor_int(x * set->per_square), sy = floor_int(y * set->per_square);
+    for (int64_t i = -1; i <= 1; i++)
+        for (int64_t j = -1; j <= 1; j++) {
+            uint64_t bit = square_bit(set, sx + i, sy + j);
+            set->near[bit >> 6] |= UINT64_C(1) << (bit & 63);
+        }
+}
 
 static inline size_t cell_slot(const CellSet *set, int64_t key) {
     size_t h = (size_t)mix((uint64_t)key) & set->mask;
@@ -719,14 +756,18 @@ static inline size_t cell_slot(const CellSet *set, int64_t key) {
     return h;
 }
 
-/* the cells sampled on one link (BodyGrid.count), those to count marked in keep; returns how many */
-static int64_t link_cells(const double *a, const double *b, double d, double c, int64_t *cells, char *keep) {
+/* the cells sampled on one link (BodyGrid.count), those to count marked in keep; returns how many. With
+ * set: each sampled point marked in its bitmap. */
+static int64_t link_cells(const double *a, const double *b, double d, double c, int64_t *cells, char *keep,
+                          CellSet *set) {
     int64_t steps = (int64_t)floor((d - 2.0 * c) / c) + 1;
     int64_t ka = body_cell(a[0], a[1], c), kb = body_cell(b[0], b[1], c);
     for (int64_t k = 0; k < steps; k++) {
         double along = (double)(k + 1) * c, t = along / d;
-        cells[k] = body_cell(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, c);
+        double x = a[0] + (b[0] - a[0]) * t, y = a[1] + (b[1] - a[1]) * t;
+        cells[k] = body_cell(x, y, c);
         keep[k] = (k == 0 || cells[k] != cells[k - 1]) && cells[k] != ka && cells[k] != kb;
+        if (set) mark_near(set, x, y);
     }
     return steps;
 }
@@ -749,11 +790,14 @@ static int bodies(const Inputs *in, Out *out) {
     if (walked == 0) return 0;
     size_t size = 64;
     while (size < 2 * (size_t)cells_total) size *= 2;
-    CellSet set = {malloc(size * sizeof(int64_t)), calloc(size, sizeof(double)), size - 1};
+    int near_bits = 12; /* the bitmap's bits: 16 or more per marked square, up to 2**22 */
+    while (near_bits < 22 && ((uint64_t)1 << near_bits) < 144 * (uint64_t)cells_total) near_bits++;
+    CellSet set = {malloc(size * sizeof(int64_t)), calloc(size, sizeof(double)), size - 1,
+                   calloc((size_t)1 << (near_bits - 6), sizeof(uint64_t)), near_bits, 1.0 / (8.0 * c)};
     int64_t *cells = malloc((size_t)most * sizeof(int64_t));
     char *keep = malloc((size_t)most);
-    if (!set.keys || !set.counts || !cells || !keep) {
-        free(set.keys), free(set.counts), free(cells), free(keep);
+    if (!set.keys || !set.counts || !set.near || !cells || !keep) {
+        free(set.keys), free(set.counts), free(set.near), free(cells), free(keep);
         return -1;
     }
     for (size_t k = 0; k < size; k++) set.keys[k] = INT64_MIN;
@@ -761,6 +805,7 @@ static int bodies(const Inputs *in, Out *out) {
         if (pass == 1) /* count everyone present in the cells the links cross */
             for (Py_ssize_t k = 0; k < in->n_present; k++) {
                 const double *q = in->pos + 2 * in->present[k];
+                if (!near_walked(&set, q[0], q[1])) continue;
                 size_t h = cell_slot(&set, body_cell(q[0], q[1], c));
                 if (set.keys[h] != INT64_MIN) set.counts[h] += 1.0;
             }
@@ -769,7 +814,7 @@ static int bodies(const Inputs *in, Out *out) {
             Packet *row = out->rows + r;
             if (row->d > 2.0 * c && row->d <= bp) {
                 const double *a = in->pos + 2 * in->adv[row->j], *b = in->pos + 2 * in->scan[row->i];
-                int64_t steps = link_cells(a, b, row->d, c, cells, keep);
+                int64_t steps = link_cells(a, b, row->d, c, cells, keep, pass == 0 ? &set : NULL);
                 double blocked = 0.0;
                 for (int64_t k = 0; k < steps; k++) {
                     if (!keep[k]) continue;
@@ -790,7 +835,7 @@ static int bodies(const Inputs *in, Out *out) {
         }
         if (pass == 1) out->size = kept;
     }
-    free(set.keys), free(set.counts), free(cells), free(keep);
+    free(set.keys), free(set.counts), free(set.near), free(cells), free(keep);
     return 0;
 }
 
@@ -836,22 +881,43 @@ static double least_loss(const Inputs *in, int64_t agent, int64_t h_lo, int64_t 
     return least;
 }
 
-static int run(const Inputs *in, Out *out) {
+/* Work buffers, kept from call to call: a city call needs ~5 MB of them, and memory fresh from the OS
+ * is faulted in and zeroed page by page (where glibc maps big blocks afresh each time: under Dask's
+ * nannies' MALLOC_TRIM_THRESHOLD_, docs/simulation.md). One set is the module's, taken and given back
+ * under the GIL; a call while another holds it (threads) uses its own, freed after. */
+enum { W_SLOPE, W_START, W_BLOCK, W_WHERE, W_BY_TX, W_ROWS, W_SURE, W_NEVER, W_LOUD, W_OUT, W_COUNT };
+
+typedef struct {
+    void *buf[W_COUNT];
+    size_t size[W_COUNT];
+} Work;
+
+static Work WORK;
+static int work_taken;
+
+/* buffer which of at least size bytes (its contents undefined), or NULL out of memory */
+static void *room(Work *w, int which, size_t size) {
+    if (w->size[which] < size) {
+        size += size / 4; /* a little over: a run's sizes creep up and down */
+        free(w->buf[which]);
+        w->buf[which] = malloc(size);
+        w->size[which] = w->buf[which] ? size : 0;
+    }
+    return w->buf[which];
+}
+
+static void release(Work *w) {
+    for (int k = 0; k < W_COUNT; k++) free(w->buf[k]), w->buf[k] = NULL, w->size[k] = 0;
+}
+
+static int run(const Inputs *in, Out *out, Work *work) {
     const double *p = in->p;
     double span = p[P_SPAN], step = in->grid[1] - in->grid[0];
-    double *slope = malloc((size_t)in->m * sizeof(double));
+    double *slope = room(work, W_SLOPE, (size_t)in->m * sizeof(double));
     if (!slope) return -1;
     for (Py_ssize_t j = 0; j + 1 < in->m; j++) slope[j] = (in->table[j + 1] - in->table[j]) / (in->grid[j + 1] - in->grid[j]);
     double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY, tx_max = -INFINITY, rx_max = -INFINITY;
-    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
-        const double *q = in->pos + 2 * in->adv[b];
-        x0 = q[0] < x0 ? q[0] : x0;
-        x1 = q[0] > x1 ? q[0] : x1;
-        y0 = q[1] < y0 ? q[1] : y0;
-        y1 = q[1] > y1 ? q[1] : y1;
-        double t = in->reach_tx[in->adv[b] % in->n];
-        tx_max = t > tx_max ? t : tx_max;
-    }
+    double tx_min = INFINITY;
     int64_t s_min = INT64_MAX, s_max = 0;
     for (Py_ssize_t a = 0; a < in->n_scan; a++) {
         double r = in->reach_rx[in->scan[a] % in->n];
@@ -865,6 +931,24 @@ static int run(const Inputs *in, Out *out) {
     int64_t h_hi = (int64_t)floor((double)(in->first + s_max + 1) * p[P_DT] / 3600.0) + 1;
     h_lo = h_lo < 0 ? 0 : (h_lo > in->hours - 1 ? in->hours - 1 : h_lo);
     h_hi = h_hi > in->hours - 1 ? in->hours - 1 : (h_hi < h_lo ? h_lo : h_hi);
+    /* each advertiser's row, read once in adv's order, and the box they occupy */
+    size_t rows = (size_t)(in->n_adv ? in->n_adv : 1);
+    Adv *by_adv = room(work, W_ROWS, rows * sizeof(Adv));
+    if (!by_adv) return -1;
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        int64_t agent = agent_of(in->adv[b], in->n);
+        const double *q = in->pos + 2 * in->adv[b];
+        Adv row = {q[0], q[1], in->reach_tx[agent], in->enter[agent],
+                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b],
+                   first(in->keys[K_ENCOUNTER], agent)};
+        by_adv[b] = row;
+        x0 = row.x < x0 ? row.x : x0;
+        x1 = row.x > x1 ? row.x : x1;
+        y0 = row.y < y0 ? row.y : y0;
+        y1 = row.y > y1 ? row.y : y1;
+        tx_max = row.loud > tx_max ? row.loud : tx_max;
+        tx_min = row.loud < tx_min ? row.loud : tx_min;
+    }
     double reach = interp(rx_max + tx_max + step, in->grid, in->table, slope, in->m, step);
     reach = reach < span ? reach : span;
     /* cells holding a few advertisers each (by the occupied box's density), at most the largest reach */
@@ -881,57 +965,57 @@ static int run(const Inputs *in, Out *out) {
         cell *= 1.5;
     }
     int64_t cells = nx * ny;
-    int64_t *start = calloc((size_t)cells + 1, sizeof(int64_t));
-    size_t rows = (size_t)(in->n_adv ? in->n_adv : 1);
-    /* in one block (64-byte lines): the rows, AVX-512's distance buckets' tables and one scanner's rows in
-     * reach (and 8 more) */
     int wide = wide_now();
     const Bounds *bd = in->bounds;
+    int64_t buckets = 256; /* the presort's (below) */
+    while (buckets < 8192 && 8 * buckets < (int64_t)in->n_adv) buckets *= 2;
+    int64_t *start = room(work, W_START, ((size_t)cells + 1) * sizeof(int64_t));
+    /* in one block (64-byte lines): the rows, AVX-512's distance buckets' tables and one scanner's rows in
+     * reach (and 8 more) */
     size_t lines = rows + (size_t)bd->d_buckets + (rows + 8 + 7) / 8;
-    char *block = malloc(lines * 64 + 63); /* aligned by hand: no aligned_alloc on some platforms */
+    char *block = room(work, W_BLOCK, lines * 64 + 63); /* aligned by hand: no aligned_alloc on some platforms */
+    int64_t *where = room(work, W_WHERE, rows * sizeof(int64_t));
+    Loud *by_tx = room(work, W_BY_TX, rows * sizeof(Loud));
+    double *sure = room(work, W_SURE, (size_t)bd->d_buckets * sizeof(double));
+    double *never = room(work, W_NEVER, (size_t)bd->d_buckets * sizeof(double));
+    int64_t *loud = room(work, W_LOUD, ((size_t)buckets + 1) * sizeof(int64_t));
+    if (!start || !block || !where || !by_tx || !sure || !never || !loud) return -1;
     Adv *table = (Adv *)(((uintptr_t)block + 63) & ~(uintptr_t)63);
     Near *near = (Near *)(table + rows);
-    int64_t *where = malloc(rows * sizeof(int64_t));
-    Loud *by_tx = malloc(rows * sizeof(Loud));
-    double *sure = malloc((size_t)bd->d_buckets * sizeof(double));
-    double *never = malloc((size_t)bd->d_buckets * sizeof(double));
-    if (!start || !block || !where || !by_tx || !sure || !never) {
-        free(start), free(block), free(where), free(by_tx), free(sure), free(never), free(slope);
-        return -1;
-    }
     reach_edges(in->grid, in->table, slope, in->m, step, bd, sure, never);
     for (int64_t k = 0; k < bd->d_buckets; k++) {
         Near line = {bd->head[k], bd->spread_lo[k], bd->spread_hi[k], bd->inv_lo[k], bd->inv_hi[k], never[k], {0, 0}};
         near[k] = line;
     }
-    /* a counting sort by cell (stable in adv's order), then each cell's slice loudest first: the order
-     * of sorting all advertisers loudest first, then by cell, without sorting them all */
+    /* all advertisers loudest first, then by cell (stable), without sorting them all: a counting sort by
+     * loudness bucket (equal widths over this call's range, a few advertisers in each), then one by cell,
+     * each stable in adv's order; each cell's slice is then loudest first but within a bucket, which
+     * loudest_first puts right. The first sort's rows go in table (the rows are written after). */
+    Loud *by_loud = (Loud *)table;
+    double per_unit = (double)buckets / (tx_max - tx_min);
+    per_unit = per_unit < INFINITY ? per_unit : 0.0; /* one loudness (or NaN): one bucket */
+    memset(start, 0, ((size_t)cells + 1) * sizeof(int64_t));
+    memset(loud, 0, ((size_t)buckets + 1) * sizeof(int64_t));
     for (Py_ssize_t b = 0; b < in->n_adv; b++) {
-        const double *q = in->pos + 2 * in->adv[b];
-        int64_t cx = (int64_t)floor((q[0] - x0) / cell), cy = (int64_t)floor((q[1] - y0) / cell);
+        const Adv *row = by_adv + b;
+        int64_t cx = (int64_t)floor((row->x - x0) / cell), cy = (int64_t)floor((row->y - y0) / cell);
         cx = cx < 0 ? 0 : (cx >= nx ? nx - 1 : cx);
         cy = cy < 0 ? 0 : (cy >= ny ? ny - 1 : cy);
         where[b] = cx * ny + cy;
         start[where[b] + 1]++;
+        loud[loudness_bucket(row->loud, tx_max, per_unit, buckets) + 1]++;
+    }
+    for (int64_t c = 0; c < buckets; c++) loud[c + 1] += loud[c];
+    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
+        Loud row = {by_adv[b].loud, b};
+        by_loud[loud[loudness_bucket(row.tx, tx_max, per_unit, buckets)]++] = row;
     }
     for (int64_t c = 0; c < cells; c++) start[c + 1] += start[c];
-    for (Py_ssize_t b = 0; b < in->n_adv; b++) {
-        int64_t k = start[where[b]]++;
-        by_tx[k].tx = in->reach_tx[in->adv[b] % in->n];
-        by_tx[k].b = b;
-    }
+    for (Py_ssize_t o = 0; o < in->n_adv; o++) by_tx[start[where[by_loud[o].b]]++] = by_loud[o];
     for (int64_t c = cells; c > 0; c--) start[c] = start[c - 1];
     start[0] = 0;
     for (int64_t c = 0; c < cells; c++) loudest_first(by_tx + start[c], start[c + 1] - start[c]);
-    for (Py_ssize_t k = 0; k < in->n_adv; k++) where[by_tx[k].b] = k; /* now: where each goes in packed */
-    for (Py_ssize_t b = 0; b < in->n_adv; b++) { /* read in adv's order, written in packed's */
-        int64_t agent = in->adv[b] % in->n, k = where[b];
-        const double *q = in->pos + 2 * in->adv[b];
-        Adv row = {q[0], q[1], in->reach_tx[agent], in->enter[agent],
-                   in->dev_tx[agent] - least_loss(in, agent, h_lo, h_hi), agent, in->adv[b],
-                   first(in->keys[K_ENCOUNTER], agent)};
-        table[k] = row;
-    }
+    for (Py_ssize_t k = 0; k < in->n_adv; k++) table[k] = by_adv[by_tx[k].b]; /* written in packed's order */
     double span2 = span * span, keep = 1.0 - p[P_PACKET_LOSS];
     int rc = 0;
     for (Py_ssize_t a = 0; a < in->n_scan && rc == 0; a++) {
@@ -978,7 +1062,6 @@ static int run(const Inputs *in, Out *out) {
         if (rc == 0) by_advertiser_sort(out->rows + mine, out->size - mine);
     }
 failed:
-    free(start), free(block), free(where), free(by_tx), free(sure), free(never), free(slope);
     return rc == 0 ? bodies(in, out) : rc;
 }
 
@@ -998,6 +1081,13 @@ static int need(Py_buffer *v, Py_ssize_t items, Py_ssize_t size, const char *nam
         return -1;
     }
     return 0;
+}
+
+/* whether every index is in [0, points): one pass with no branch (vectorises), unsigned compares */
+static int indices(const int64_t *g, Py_ssize_t count, Py_ssize_t points) {
+    uint64_t out = 0;
+    for (Py_ssize_t k = 0; k < count; k++) out |= (uint64_t)g[k] >= (uint64_t)points;
+    return out == 0;
 }
 
 static PyObject *packets(PyObject *self, PyObject *args) {
@@ -1038,14 +1128,12 @@ static PyObject *packets(PyObject *self, PyObject *args) {
               need(&v[6], in.m, 8, "table") || need(&v[7], n, 8, "device_tx") || need(&v[8], n, 8, "device_rx") ||
               need(&v[9], n, 8, "enter") || need(&v[10], n * hours, 1, "carriage") ||
               need(&v[12], P_COUNT, 8, "params") || need(&v[13], K_COUNT, 8, "keys");
-    for (Py_ssize_t k = 0; !bad && k < in.n_scan; k++) bad = in.scan[k] < 0 || in.scan[k] >= points;
-    for (Py_ssize_t k = 0; !bad && k < in.n_adv; k++) bad = in.adv[k] < 0 || in.adv[k] >= points;
-    for (Py_ssize_t k = 0; !bad && k < in.n_present; k++) bad = in.present[k] < 0 || in.present[k] >= points;
+    bad = bad || !indices(in.scan, in.n_scan, points) || !indices(in.adv, in.n_adv, points) ||
+          !indices(in.present, in.n_present, points);
     if (bad) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "packets: bad sizes or indices");
         goto done;
     }
-    Out out = {NULL, 0, 0};
     int rc = 0;
     Bounds own = {0};
     in.bounds = bounds_for(in.p, &own);
@@ -1053,8 +1141,11 @@ static PyObject *packets(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    Work mine = {{NULL}, {0}}, *work = work_taken ? &mine : &WORK; /* under the GIL */
+    work_taken |= work == &WORK;
+    Out out = {work->buf[W_OUT], 0, (Py_ssize_t)(work->size[W_OUT] / sizeof(Packet))};
     if (in.n_scan && in.n_adv) {
-        Py_BEGIN_ALLOW_THREADS rc = run(&in, &out);
+        Py_BEGIN_ALLOW_THREADS rc = run(&in, &out, work);
         Py_END_ALLOW_THREADS
     }
     if (rc < 0) {
@@ -1065,7 +1156,9 @@ static PyObject *packets(PyObject *self, PyObject *args) {
                                column(&out, offsetof(Packet, rssi)),
                                column(&out, offsetof(Packet, d)), column(&out, offsetof(Packet, u)));
     }
-    free(out.rows);
+    work->buf[W_OUT] = out.rows, work->size[W_OUT] = (size_t)out.capacity * sizeof(Packet);
+    if (work == &WORK) work_taken = 0;
+    else release(&mine);
     free_bounds(&own);
 done:
     for (int k = 0; k < NBUF; k++)
@@ -1145,7 +1238,12 @@ static PyMethodDef METHODS[] = {
      "wide(on) -> whether packets' screen now runs its AVX-512 loop (on and the CPU has it; for tests)"},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, NULL};
+static void module_free(void *module) {
+    (void)module;
+    if (!work_taken) release(&WORK);
+}
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, METHODS, NULL, NULL, NULL, module_free};
 
 PyMODINIT_FUNC PyInit__kernel(void) {
     init_q_max();

@@ -190,7 +190,8 @@ class HeardPairs:
         self._last[slot] = np.maximum(self._last[slot], latest)
         self._first[slot] = np.minimum(self._first[slot], earliest)
         self._count[slot] += count
-        self._segments.append(_Segment(serial, ranked, ranked_times, rssi[order].astype(np.float32)))
+        segment = _Segment(serial, ranked, ranked_times, rssi[order].astype(np.float32), (codes, starts))
+        self._segments.append(segment)
         self._serial += 1
         self._rows += int(code.size)
         self.peak_rows = max(self.peak_rows, self._rows)
@@ -287,20 +288,29 @@ class HeardPairs:
             self._since[piece],
         )
         filled = np.cumsum(count) - count  # where each pair's next rows go
+        scanner = codes // self._stride
         time = np.empty(int(count.sum()))
         rssi = np.empty(time.size, np.float32)
         for i, segment in enumerate(self._segments):
-            # only segments whose times overlap the pair's first..last can hold its rows
-            near = np.flatnonzero((first <= segment.high) & (last >= segment.low) & (since <= segment.serial))
+            # only segments whose times overlap the pair's first..last, and which hold rows of its
+            # scanner (phones scan a few seconds every few minutes), can hold its rows
+            near = (first <= segment.high) & (last >= segment.low) & (since <= segment.serial)
+            near &= segment.scanners(self._stride, self.n)[scanner]
+            near = np.flatnonzero(near)
             if not near.size:
                 continue
-            start = np.searchsorted(segment.code, codes[near], side="left")
-            found = start < segment.code.size
-            found[found] = segment.code[start[found]] == codes[near[found]]
-            near, start = near[found], start[found]
+            # one search of the segment's pairs (about half its rows) finds each pair's first and end
+            pairs, starts = segment.pairs
+            wanted = codes[near]
+            at = np.searchsorted(pairs, wanted)
+            found = at < pairs.size
+            found[found] = pairs[at[found]] == wanted[found]
+            near, at = near[found], at[found]
             if not near.size:
                 continue
-            size = np.searchsorted(segment.code, codes[near], side="right") - start
+            start = starts[at]
+            size = np.where(at + 1 < pairs.size, starts[np.minimum(at + 1, pairs.size - 1)], segment.code.size)
+            size -= start
             rows = _ranges(start, size)
             into = _ranges(filled[near], size)
             time[into] = segment.time[rows]
@@ -344,13 +354,23 @@ class _Segment:
     and RSSIs sorted by code, each pair's rows in the order they came. The arrays are never written in
     place (a mirror shares them, and ``gone``, the mask of the rows settled since, is replaced)."""
 
-    __slots__ = ("code", "dead", "gone", "high", "low", "rssi", "serial", "time")
+    __slots__ = ("_scanners", "code", "dead", "gone", "high", "low", "pairs", "rssi", "serial", "time")
 
     def __init__(
-        self, serial: int, code: NDArray[np.int64], time: NDArray[np.float64], rssi: NDArray[np.float32]
+        self,
+        serial: int,
+        code: NDArray[np.int64],
+        time: NDArray[np.float64],
+        rssi: NDArray[np.float32],
+        pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
     ) -> None:
         self.serial = serial  # a pair (re)started after this segment has no live rows in it
         self.code, self.time, self.rssi = code, time, rssi
+        if pairs is None:
+            starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1]))) if code.size else code
+            pairs = code[starts], starts
+        self.pairs = pairs  # the distinct codes and where each one's rows start (what settling searches)
+        self._scanners: NDArray[np.bool_] | None = None
         self.low = float(time.min()) if time.size else np.inf
         self.high = float(time.max()) if time.size else -np.inf
         self.dead = 0
@@ -360,7 +380,16 @@ class _Segment:
         twin = _Segment.__new__(_Segment)
         twin.serial, twin.code, twin.time, twin.rssi = self.serial, self.code, self.time, self.rssi
         twin.low, twin.high, twin.dead, twin.gone = self.low, self.high, self.dead, self.gone
+        twin.pairs, twin._scanners = self.pairs, self._scanners
         return twin
+
+    def scanners(self, stride: np.int64, n: np.int64) -> NDArray[np.bool_]:
+        """Which of the ``n`` agents logged a row here (codes are scanner x ``stride`` + ...); made on
+        first use and kept (the rows never change)."""
+        if self._scanners is None:
+            self._scanners = np.zeros(int(n), np.bool_)
+            self._scanners[self.pairs[0] // stride] = True
+        return self._scanners
 
     @staticmethod
     def merged(parts: list[_Segment]) -> _Segment:

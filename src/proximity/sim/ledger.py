@@ -172,7 +172,8 @@ class HeardPairs:
             same = ranked[1:] == ranked[:-1]
         starts = np.concatenate(([0], np.flatnonzero(~same) + 1))
         codes = ranked[starts]
-        count = np.diff(np.append(starts, code.size))
+        offsets = np.append(starts, code.size)
+        count = np.diff(offsets)
         latest = np.maximum.reduceat(ranked_times, starts)
         earliest = np.minimum.reduceat(ranked_times, starts)
         serial = self._serial
@@ -190,7 +191,7 @@ class HeardPairs:
         self._last[slot] = np.maximum(self._last[slot], latest)
         self._first[slot] = np.minimum(self._first[slot], earliest)
         self._count[slot] += count
-        segment = _Segment(serial, ranked, ranked_times, rssi[order].astype(np.float32), (codes, starts))
+        segment = _Segment(serial, ranked, ranked_times, rssi[order].astype(np.float32), (codes, offsets))
         self._segments.append(segment)
         self._serial += 1
         self._rows += int(code.size)
@@ -294,13 +295,13 @@ class HeardPairs:
         for i, segment in enumerate(self._segments):
             # only segments whose times overlap the pair's first..last, and which hold rows of its
             # scanner (phones scan a few seconds every few minutes), can hold its rows
-            near = (first <= segment.high) & (last >= segment.low) & (since <= segment.serial)
-            near &= segment.scanners(self._stride, self.n)[scanner]
-            near = np.flatnonzero(near)
+            overlap = (first <= segment.high) & (last >= segment.low) & (since <= segment.serial)
+            overlap &= segment.scanners(self._stride, self.n)[scanner]
+            near = np.flatnonzero(overlap)
             if not near.size:
                 continue
             # one search of the segment's pairs (about half its rows) finds each pair's first and end
-            pairs, starts = segment.pairs
+            pairs, offsets = segment.pairs
             wanted = codes[near]
             at = np.searchsorted(pairs, wanted)
             found = at < pairs.size
@@ -308,9 +309,8 @@ class HeardPairs:
             near, at = near[found], at[found]
             if not near.size:
                 continue
-            start = starts[at]
-            size = np.where(at + 1 < pairs.size, starts[np.minimum(at + 1, pairs.size - 1)], segment.code.size)
-            size -= start
+            start = offsets[at]
+            size = offsets[at + 1] - start
             rows = _ranges(start, size)
             into = _ranges(filled[near], size)
             time[into] = segment.time[rows]
@@ -368,8 +368,9 @@ class _Segment:
         self.code, self.time, self.rssi = code, time, rssi
         if pairs is None:
             starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1]))) if code.size else code
-            pairs = code[starts], starts
-        self.pairs = pairs  # the distinct codes and where each one's rows start (what settling searches)
+            pairs = code[starts], np.append(starts, code.size)
+        # the distinct codes and where each one's rows start, then the end (what settling searches)
+        self.pairs = pairs
         self._scanners: NDArray[np.bool_] | None = None
         self.low = float(time.min()) if time.size else np.inf
         self.high = float(time.max()) if time.size else -np.inf
@@ -422,11 +423,14 @@ def _insert(
     found[found] = held[at[found]] == codes[found]
     if found.all():
         return at, found, None
-    fresh = codes[~found]
-    slot = at + np.searchsorted(fresh, codes)
+    missing = ~found
+    fresh = codes[missing]
+    slot = np.cumsum(missing, dtype=np.int64)  # each code's rank among the fresh (both sorted): no search
+    slot -= missing
+    slot += at
     added = np.zeros(held.size + fresh.size, np.bool_)
-    added[slot[~found]] = True
-    return slot, found, (np.flatnonzero(~added), slot[~found])
+    added[slot[missing]] = True
+    return slot, found, (np.flatnonzero(~added), slot[missing])
 
 
 def _merged(

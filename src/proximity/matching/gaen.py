@@ -182,10 +182,10 @@ class GaenMatcher:
             key_of=whole.key,
             verified=whole.verified,
             key=rows_in_whole[key],
-            row_ids=obs.row_ids[rows].astype(np.int64),
+            row_ids=obs.row_ids[rows].astype(np.int64, copy=False),  # (gathered: already a copy)
             ids=take_rows(index.unique_ids, unique[hit]),
-            times=obs.times[rows].astype(np.float64),
-            rssi=obs.rssi[rows].astype(np.float64),
+            times=obs.times[rows].astype(np.float64, copy=False),
+            rssi=obs.rssi[rows].astype(np.float64, copy=False),
             tx_power=tx_power,
             calibration_confidence=confidence,
         )

@@ -309,7 +309,7 @@ class HeardPairs:
             near, at = near[found], at[found]
             if not near.size:
                 continue
-            start = offsets[at]
+            start = offsets[at].astype(np.int64)
             size = offsets[at + 1] - start
             rows = _ranges(start, size)
             into = _ranges(filled[near], size)
@@ -362,15 +362,17 @@ class _Segment:
         code: NDArray[np.int64],
         time: NDArray[np.float64],
         rssi: NDArray[np.float32],
-        pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
+        pairs: tuple[NDArray[np.int64], NDArray[np.integer[Any]]] | None = None,
     ) -> None:
         self.serial = serial  # a pair (re)started after this segment has no live rows in it
         self.code, self.time, self.rssi = code, time, rssi
         if pairs is None:
             starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1]))) if code.size else code
             pairs = code[starts], np.append(starts, code.size)
+        if code.size < 2**31:  # 4 bytes an offset: the table costs ~6 bytes a row, not ~8
+            pairs = pairs[0], pairs[1].astype(np.int32)
         # the distinct codes and where each one's rows start, then the end (what settling searches)
-        self.pairs = pairs
+        self.pairs: tuple[NDArray[np.int64], NDArray[np.integer[Any]]] = pairs
         self._scanners: NDArray[np.bool_] | None = None
         self.low = float(time.min()) if time.size else np.inf
         self.high = float(time.max()) if time.size else -np.inf

@@ -398,6 +398,10 @@ class _Segment:
     def merged(parts: list[_Segment]) -> _Segment:
         """One segment of the live rows of ``parts`` (neighbours, oldest first): a stable sort by
         code keeps each pair's rows in the order they came."""
+        if len(parts) == 1:  # a rewrite: its live rows are in order already (no sort, one copy)
+            (part,) = parts
+            live = slice(None) if part.gone is None else ~part.gone
+            return _Segment(part.serial, part.code[live], part.time[live], part.rssi[live])
         keeps = [np.ones(part.code.size, np.bool_) if part.gone is None else ~part.gone for part in parts]
         code = np.concatenate([part.code[keep] for part, keep in zip(parts, keeps, strict=True)])
         order = np.argsort(code, kind="stable")

@@ -113,12 +113,14 @@ class HeardPairs:
     whole dBm; sorted by (pair, time), each pair's rows in the order they came) and updates a sorted
     table of the pairs held (count, first and last time): no row already held is moved, so an add
     costs its batch and the pairs, not the rows held. Settling gathers a pair's rows from the
-    segments that can hold them (its first..last time overlaps theirs), oldest first, and only marks
+    segments that can hold them (its first..last time overlaps theirs and its scanner logged rows
+    there), oldest first, by one search of each segment's table of its distinct pairs, and only marks
     them dead; a segment is rewritten once more than half of it is dead, dropped once all of it is,
     and neighbours are merged only beyond :data:`SEGMENTS` of them (runs without ``hold``), so the
-    rows cost about 20 bytes each and no transient the size of everything held. A pair settled and
-    heard again starts afresh: its rows in segments from before then are dead (``since``). A batch
-    with rows older than a pair's rows held marks the pair ``late``: its rows are sorted when settled.
+    rows cost about 26 bytes each (20, and ~6 of that table) and no transient the size of everything
+    held. A pair settled and heard again starts afresh: its rows in segments from before then are
+    dead (``since``). A batch with rows older than a pair's rows held marks the pair ``late``: its
+    rows are sorted when settled.
     A counterpart of -1 (an ID nobody in the run broadcast) is kept as its own pair ``(scanner, -1)``:
     the code is ``scanner * (n + 1) + counterpart + 1``, never negative, and decodes back to exactly
     that (a code of ``scanner * n + counterpart`` would turn -1 into the previous scanner's agent n - 1).

@@ -114,13 +114,13 @@ class HeardPairs:
     table of the pairs held (count, first and last time): no row already held is moved, so an add
     costs its batch and the pairs, not the rows held. Settling gathers a pair's rows from the
     segments that can hold them (its first..last time overlaps theirs and its scanner logged rows
-    there), oldest first, by one search of each segment's table of its distinct pairs, and only marks
-    them dead; a segment is rewritten once more than half of it is dead, dropped once all of it is,
-    and neighbours are merged only beyond :data:`SEGMENTS` of them (runs without ``hold``), so the
-    rows cost about 26 bytes each (20, and ~6 of that table) and no transient the size of everything
-    held. A pair settled and heard again starts afresh: its rows in segments from before then are
-    dead (``since``). A batch with rows older than a pair's rows held marks the pair ``late``: its
-    rows are sorted when settled.
+    there: phones scan a few seconds every few minutes), oldest first, and only marks them dead; a
+    segment is rewritten once more than half of it is dead, dropped once all of it is, and neighbours
+    are merged only beyond :data:`SEGMENTS` of them (runs without ``hold``), so the rows cost about
+    20 bytes each (and each segment one flag an agent) and no transient the size of everything held.
+    A pair settled and heard again starts afresh: its rows in segments from before then are dead
+    (``since``). A batch with rows older than a pair's rows held marks the pair ``late``: its rows are
+    sorted when settled.
     A counterpart of -1 (an ID nobody in the run broadcast) is kept as its own pair ``(scanner, -1)``:
     the code is ``scanner * (n + 1) + counterpart + 1``, never negative, and decodes back to exactly
     that (a code of ``scanner * n + counterpart`` would turn -1 into the previous scanner's agent n - 1).
@@ -174,8 +174,7 @@ class HeardPairs:
             same = ranked[1:] == ranked[:-1]
         starts = np.concatenate(([0], np.flatnonzero(~same) + 1))
         codes = ranked[starts]
-        offsets = np.append(starts, code.size)
-        count = np.diff(offsets)
+        count = np.diff(np.append(starts, code.size))
         latest = np.maximum.reduceat(ranked_times, starts)
         earliest = np.minimum.reduceat(ranked_times, starts)
         serial = self._serial
@@ -193,8 +192,7 @@ class HeardPairs:
         self._last[slot] = np.maximum(self._last[slot], latest)
         self._first[slot] = np.minimum(self._first[slot], earliest)
         self._count[slot] += count
-        segment = _Segment(serial, ranked, ranked_times, rssi[order].astype(np.float32), (codes, offsets))
-        self._segments.append(segment)
+        self._segments.append(_Segment(serial, ranked, ranked_times, rssi[order].astype(np.float32)))
         self._serial += 1
         self._rows += int(code.size)
         self.peak_rows = max(self.peak_rows, self._rows)
@@ -302,17 +300,13 @@ class HeardPairs:
             near = np.flatnonzero(overlap)
             if not near.size:
                 continue
-            # one search of the segment's pairs (about half its rows) finds each pair's first and end
-            pairs, offsets = segment.pairs
-            wanted = codes[near]
-            at = np.searchsorted(pairs, wanted)
-            found = at < pairs.size
-            found[found] = pairs[at[found]] == wanted[found]
-            near, at = near[found], at[found]
+            start = np.searchsorted(segment.code, codes[near], side="left")
+            found = start < segment.code.size
+            found[found] = segment.code[start[found]] == codes[near[found]]
+            near, start = near[found], start[found]
             if not near.size:
                 continue
-            start = offsets[at].astype(np.int64)
-            size = offsets[at + 1] - start
+            size = np.searchsorted(segment.code, codes[near], side="right") - start
             rows = _ranges(start, size)
             into = _ranges(filled[near], size)
             time[into] = segment.time[rows]
@@ -356,25 +350,13 @@ class _Segment:
     and RSSIs sorted by code, each pair's rows in the order they came. The arrays are never written in
     place (a mirror shares them, and ``gone``, the mask of the rows settled since, is replaced)."""
 
-    __slots__ = ("_scanners", "code", "dead", "gone", "high", "low", "pairs", "rssi", "serial", "time")
+    __slots__ = ("_scanners", "code", "dead", "gone", "high", "low", "rssi", "serial", "time")
 
     def __init__(
-        self,
-        serial: int,
-        code: NDArray[np.int64],
-        time: NDArray[np.float64],
-        rssi: NDArray[np.float32],
-        pairs: tuple[NDArray[np.int64], NDArray[np.integer[Any]]] | None = None,
+        self, serial: int, code: NDArray[np.int64], time: NDArray[np.float64], rssi: NDArray[np.float32]
     ) -> None:
         self.serial = serial  # a pair (re)started after this segment has no live rows in it
         self.code, self.time, self.rssi = code, time, rssi
-        if pairs is None:
-            starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1]))) if code.size else code
-            pairs = code[starts], np.append(starts, code.size)
-        if code.size < 2**31:  # 4 bytes an offset: the table costs ~6 bytes a row, not ~8
-            pairs = pairs[0], pairs[1].astype(np.int32)
-        # the distinct codes and where each one's rows start, then the end (what settling searches)
-        self.pairs: tuple[NDArray[np.int64], NDArray[np.integer[Any]]] = pairs
         self._scanners: NDArray[np.bool_] | None = None
         self.low = float(time.min()) if time.size else np.inf
         self.high = float(time.max()) if time.size else -np.inf
@@ -385,15 +367,15 @@ class _Segment:
         twin = _Segment.__new__(_Segment)
         twin.serial, twin.code, twin.time, twin.rssi = self.serial, self.code, self.time, self.rssi
         twin.low, twin.high, twin.dead, twin.gone = self.low, self.high, self.dead, self.gone
-        twin.pairs, twin._scanners = self.pairs, self._scanners
+        twin._scanners = self._scanners
         return twin
 
     def scanners(self, stride: np.int64, n: np.int64) -> NDArray[np.bool_]:
-        """Which of the ``n`` agents logged a row here (codes are scanner x ``stride`` + ...); made on
-        first use and kept (the rows never change)."""
+        """Which of the ``n`` agents logged a row here (codes are scanner x ``stride`` + ...): one flag
+        an agent, made on first use and kept (the rows never change)."""
         if self._scanners is None:
             self._scanners = np.zeros(int(n), np.bool_)
-            self._scanners[self.pairs[0] // stride] = True
+            self._scanners[self.code // stride] = True
         return self._scanners
 
     @staticmethod

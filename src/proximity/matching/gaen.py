@@ -154,12 +154,13 @@ class GaenMatcher:
         with_aem = obs.has_aem[rows]
         if with_aem.any():
             # the metadata of each hit's RPI is AES-CTR under its key's AEMK: keystream AES(AEMK, RPI)
-            aem_hits, at = np.unique(hit[with_aem], return_inverse=True)
-            aem_keys, key_at = np.unique(key_of_hit[aem_hits], return_inverse=True)
+            # hits count up (each repeated per sighting) and their keys ascend: no sort to group them
+            aem_hits, at = _runs(hit[with_aem])
+            aem_keys, key_at = _runs(key_of_hit[aem_hits])
             aemks = derive_aemks(batch.key_data[aem_keys], crypto)
             rpis = index.unique_ids[unique[aem_hits]]
-            stream = aem_keystreams(aemks[key_at.ravel()], rpis[:, None, :], crypto)[:, 0]
-            metadata = take_rows(stream, at.ravel()) ^ take_rows(obs.aem, rows[with_aem])
+            stream = aem_keystreams(aemks[key_at], rpis[:, None, :], crypto)[:, 0]
+            metadata = take_rows(stream, at) ^ take_rows(obs.aem, rows[with_aem])
             tx_power[with_aem] = metadata[:, 1].view(np.int8)
             confidence[with_aem] = (metadata[:, 0] >> 2) & 0b11
             accepted = ~with_aem | ((tx_power >= MIN_TX_POWER) & (tx_power <= MAX_TX_POWER))
@@ -181,13 +182,22 @@ class GaenMatcher:
             key_of=whole.key,
             verified=whole.verified,
             key=rows_in_whole[key],
-            row_ids=obs.row_ids[rows].astype(np.int64),
+            row_ids=obs.row_ids[rows].astype(np.int64, copy=False),  # (gathered: already a copy)
             ids=take_rows(index.unique_ids, unique[hit]),
-            times=obs.times[rows].astype(np.float64),
-            rssi=obs.rssi[rows].astype(np.float64),
+            times=obs.times[rows].astype(np.float64, copy=False),
+            rssi=obs.rssi[rows].astype(np.float64, copy=False),
             tx_power=tx_power,
             calibration_confidence=confidence,
         )
+
+
+def _runs(values: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """``np.unique(values, return_inverse=True)`` of values already in ascending order (no sort)."""
+    new = np.ones(values.size, np.bool_)
+    np.not_equal(values[1:], values[:-1], out=new[1:])
+    inverse = np.cumsum(new, dtype=np.intp)
+    inverse -= 1
+    return values[new], inverse
 
 
 def _windows(batch: KeyBatch) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

@@ -113,12 +113,14 @@ class HeardPairs:
     whole dBm; sorted by (pair, time), each pair's rows in the order they came) and updates a sorted
     table of the pairs held (count, first and last time): no row already held is moved, so an add
     costs its batch and the pairs, not the rows held. Settling gathers a pair's rows from the
-    segments that can hold them (its first..last time overlaps theirs), oldest first, and only marks
-    them dead; a segment is rewritten once more than half of it is dead, dropped once all of it is,
-    and neighbours are merged only beyond :data:`SEGMENTS` of them (runs without ``hold``), so the
-    rows cost about 20 bytes each and no transient the size of everything held. A pair settled and
-    heard again starts afresh: its rows in segments from before then are dead (``since``). A batch
-    with rows older than a pair's rows held marks the pair ``late``: its rows are sorted when settled.
+    segments that can hold them (its first..last time overlaps theirs and its scanner logged rows
+    there: phones scan a few seconds every few minutes), oldest first, and only marks them dead; a
+    segment is rewritten once more than half of it is dead, dropped once all of it is, and neighbours
+    are merged only beyond :data:`SEGMENTS` of them (runs without ``hold``), so the rows cost about
+    20 bytes each (and each segment one flag an agent) and no transient the size of everything held.
+    A pair settled and heard again starts afresh: its rows in segments from before then are dead
+    (``since``). A batch with rows older than a pair's rows held marks the pair ``late``: its rows are
+    sorted when settled.
     A counterpart of -1 (an ID nobody in the run broadcast) is kept as its own pair ``(scanner, -1)``:
     the code is ``scanner * (n + 1) + counterpart + 1``, never negative, and decodes back to exactly
     that (a code of ``scanner * n + counterpart`` would turn -1 into the previous scanner's agent n - 1).
@@ -287,11 +289,15 @@ class HeardPairs:
             self._since[piece],
         )
         filled = np.cumsum(count) - count  # where each pair's next rows go
+        scanner = codes // self._stride
         time = np.empty(int(count.sum()))
         rssi = np.empty(time.size, np.float32)
         for i, segment in enumerate(self._segments):
-            # only segments whose times overlap the pair's first..last can hold its rows
-            near = np.flatnonzero((first <= segment.high) & (last >= segment.low) & (since <= segment.serial))
+            # only segments whose times overlap the pair's first..last, and which hold rows of its
+            # scanner (phones scan a few seconds every few minutes), can hold its rows
+            overlap = (first <= segment.high) & (last >= segment.low) & (since <= segment.serial)
+            overlap &= segment.scanners(self._stride, self.n)[scanner]
+            near = np.flatnonzero(overlap)
             if not near.size:
                 continue
             start = np.searchsorted(segment.code, codes[near], side="left")
@@ -344,13 +350,14 @@ class _Segment:
     and RSSIs sorted by code, each pair's rows in the order they came. The arrays are never written in
     place (a mirror shares them, and ``gone``, the mask of the rows settled since, is replaced)."""
 
-    __slots__ = ("code", "dead", "gone", "high", "low", "rssi", "serial", "time")
+    __slots__ = ("_scanners", "code", "dead", "gone", "high", "low", "rssi", "serial", "time")
 
     def __init__(
         self, serial: int, code: NDArray[np.int64], time: NDArray[np.float64], rssi: NDArray[np.float32]
     ) -> None:
         self.serial = serial  # a pair (re)started after this segment has no live rows in it
         self.code, self.time, self.rssi = code, time, rssi
+        self._scanners: NDArray[np.bool_] | None = None
         self.low = float(time.min()) if time.size else np.inf
         self.high = float(time.max()) if time.size else -np.inf
         self.dead = 0
@@ -360,12 +367,25 @@ class _Segment:
         twin = _Segment.__new__(_Segment)
         twin.serial, twin.code, twin.time, twin.rssi = self.serial, self.code, self.time, self.rssi
         twin.low, twin.high, twin.dead, twin.gone = self.low, self.high, self.dead, self.gone
+        twin._scanners = self._scanners
         return twin
+
+    def scanners(self, stride: np.int64, n: np.int64) -> NDArray[np.bool_]:
+        """Which of the ``n`` agents logged a row here (codes are scanner x ``stride`` + ...): one flag
+        an agent, made on first use and kept (the rows never change)."""
+        if self._scanners is None:
+            self._scanners = np.zeros(int(n), np.bool_)
+            self._scanners[self.code // stride] = True
+        return self._scanners
 
     @staticmethod
     def merged(parts: list[_Segment]) -> _Segment:
         """One segment of the live rows of ``parts`` (neighbours, oldest first): a stable sort by
         code keeps each pair's rows in the order they came."""
+        if len(parts) == 1:  # a rewrite: its live rows are in order already (no sort, one copy)
+            (part,) = parts
+            live = slice(None) if part.gone is None else ~part.gone
+            return _Segment(part.serial, part.code[live], part.time[live], part.rssi[live])
         keeps = [np.ones(part.code.size, np.bool_) if part.gone is None else ~part.gone for part in parts]
         code = np.concatenate([part.code[keep] for part, keep in zip(parts, keeps, strict=True)])
         order = np.argsort(code, kind="stable")
@@ -393,11 +413,14 @@ def _insert(
     found[found] = held[at[found]] == codes[found]
     if found.all():
         return at, found, None
-    fresh = codes[~found]
-    slot = at + np.searchsorted(fresh, codes)
+    missing = ~found
+    fresh = codes[missing]
+    slot = np.cumsum(missing, dtype=np.int64)  # each code's rank among the fresh (both sorted): no search
+    slot -= missing
+    slot += at
     added = np.zeros(held.size + fresh.size, np.bool_)
-    added[slot[~found]] = True
-    return slot, found, (np.flatnonzero(~added), slot[~found])
+    added[slot[missing]] = True
+    return slot, found, (np.flatnonzero(~added), slot[missing])
 
 
 def _merged(

@@ -584,14 +584,15 @@ class _Judge:
         gaen = scheme_record(self.scenario.scheme).metadata_length is not None  # sends its TX (AEM)
         corrected = rssi + self.devices.rssi_correction[phone]
         tx = self._tx_power[other] if gaen else np.full(times.size, math.nan)
-        confidence = self.devices.confidence[other] if gaen else np.zeros(times.size, np.int64)
+        confidence: NDArray[Any] | None = None  # read only by the estimators that need it
         levels: list[int] | None = None
         out: dict[str, BatchVerdicts] = {}
         for name in self.estimators:
             if name not in READS_CALIBRATION_CONFIDENCE:  # the same verdicts whatever the confidence
                 out[name] = estimate_batch(times, corrected, tx, code, name, self._settings(0))
                 continue
-            if levels is None:
+            if confidence is None or levels is None:
+                confidence = self.devices.confidence[other] if gaen else np.zeros(times.size, np.int64)
                 levels = np.flatnonzero(np.bincount(confidence)).tolist()  # the levels present, ascending
             parts = []
             for level in levels:

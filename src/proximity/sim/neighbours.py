@@ -1,10 +1,11 @@
-"""Pairs of points within a radius by spatial hashing (numpy only): O(points + pairs), no pair matrix.
+"""Pairs of points within a radius by spatial hashing: O(points + pairs), no pair matrix.
 
 Points are binned into square cells of side ``radius`` on a dense grid (counting sort), so each
 point's neighbours are read from its own and the adjacent cells' slices, all at once. Where points are
 sparse (a city's 40,000 walkers over 5 km² with a 2 m contact distance) :func:`close_pairs` grows its
 cells to about four per point (:func:`cell_size`): any side of at least ``radius`` finds the same
-pairs, and a grid of a million empty cells cost more than the pairs. Where the C searches are built (sim/_pairs.c) they find the same pairs, distances and order.
+pairs, and a grid of a million empty cells cost more than the pairs. The C searches (sim/_pairs.c, where
+built) walk the same cells in the same order: the same pairs, distances and order as the numpy ones.
 """
 
 from __future__ import annotations
@@ -162,6 +163,16 @@ def cross_pairs(a: NDArray[np.float64], b: NDArray[np.float64], radius: float) -
     return _Binned(b, origin, radius, (int(span[0]), int(span[1]))).near(a)
 
 
+def _cells(
+    points: NDArray[np.float64], radius: float, layer: NDArray[np.int64] | None
+) -> tuple[NDArray[np.float64], int, float]:
+    """:func:`close_pairs`' grid: its low corner, the layers and the cells' side."""
+    x, y = points[:, 0], points[:, 1]
+    low, high = np.array([x.min(), y.min()]), np.array([x.max(), y.max()])
+    layers = 1 if layer is None else int(layer.max()) + 1
+    return low, layers, cell_size(radius, -(-len(points) // layers), low, high)  # a layer's points share it
+
+
 def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.int64] | None = None) -> Pairs:
     """Every unordered pair i < j of ``points`` within ``radius``, with its distance; with ``layer``
     (an int >= 0 per point: the steps of a batch) only pairs within one layer.
@@ -173,15 +184,9 @@ def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.in
     points themselves, not from shifted copies). In C where it is built (the same pairs, distances and
     order), else :func:`close_pairs_numpy`.
     """
-    n = len(points)
-    if n < 2:
-        return _empty()
-    x, y = points[:, 0], points[:, 1]
-    low, high = np.array([x.min(), y.min()]), np.array([x.max(), y.max()])
-    layers = 1 if layer is None else int(layer.max()) + 1
-    cell = cell_size(radius, -(-n // layers), low, high)  # the points of one layer share its cells
-    if _native is None:
+    if _native is None or len(points) < 2:
         return close_pairs_numpy(points, radius, layer)
+    low, layers, cell = _cells(points, radius, layer)
     raw = _native.close_pairs(
         np.ascontiguousarray(points, np.float64),
         float(low[0]),
@@ -202,9 +207,7 @@ def close_pairs_numpy(
     if n < 2:
         return _empty()
     x, y = points[:, 0], points[:, 1]
-    low, high = np.array([x.min(), y.min()]), np.array([x.max(), y.max()])
-    layers = 1 if layer is None else int(layer.max()) + 1
-    cell = cell_size(radius, -(-n // layers), low, high)  # the points of one layer share its cells
+    low, layers, cell = _cells(points, radius, layer)
     cx = np.floor((x - low[0]) / cell).astype(np.int64) + 1
     cy = np.floor((y - low[1]) / cell).astype(np.int64) + 1
     columns, rows = int(cx.max()) + 2, int(cy.max()) + 2

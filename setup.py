@@ -1,5 +1,5 @@
-"""Build the optional C extensions: the crypto backend and the simulator's packet kernel (metadata is in
-pyproject.toml).
+"""Build the optional C extensions: the crypto backend, the simulator's packet kernel and its neighbour
+searches (metadata is in pyproject.toml).
 
 ``optional=True``: where no C compiler is available the package still installs and the Python reference
 backend runs (proximity.crypto chooses it automatically), and the simulator its numpy path.
@@ -28,6 +28,13 @@ setup(
             # no FP traps assumed, so branch-free selects vectorise (values unchanged); no contraction
             # into FMA where a clone targets AVX-512 (every product and sum rounded as numpy's);
             # portable flags only (no -march, no -ffast-math: packets must not change)
+            extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
+            optional=True,
+        ),
+        Extension(
+            "proximity.sim._pairs",
+            sources=["src/proximity/sim/_pairs.c"],
+            # the neighbour searches: the same flags as the kernel (distances as numpy's, bit for bit)
             extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
             optional=True,
         ),

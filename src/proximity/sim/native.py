@@ -1,17 +1,24 @@
-"""The simulator's optional C kernel (sim/_kernel.c: packets, the 5 s rule's pass), or None where it
-was not built (setup.py builds it where a compiler is available; the numpy references run instead)."""
+"""The simulator's optional C kernel (sim/_kernel.c: packets, the 5 s rule's pass) and neighbour searches
+(sim/_pairs.c), or None where they were not built (setup.py builds them where a compiler is available;
+the numpy references run instead)."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
-__all__ = ["kernel", "native_kernel"]
+__all__ = ["kernel", "native_kernel", "pairs"]
 
 kernel: ModuleType | None
 try:
     from proximity.sim import _kernel as kernel
 except ImportError:  # pragma: no cover - no compiler at install time
     kernel = None
+
+pairs: ModuleType | None
+try:
+    from proximity.sim import _pairs as pairs
+except ImportError:  # pragma: no cover - no compiler at install time
+    pairs = None
 
 
 def native_kernel() -> bool:

@@ -1,16 +1,19 @@
-"""Pairs of points within a radius by spatial hashing (numpy only): O(points + pairs), no pair matrix.
+"""Pairs of points within a radius by spatial hashing: O(points + pairs), no pair matrix.
 
 Points are binned into square cells of side ``radius`` on a dense grid (counting sort), so each
 point's neighbours are read from its own and the adjacent cells' slices, all at once. Where points are
 sparse (a city's 40,000 walkers over 5 km² with a 2 m contact distance) :func:`close_pairs` grows its
 cells to about four per point (:func:`cell_size`): any side of at least ``radius`` finds the same
-pairs, and a grid of a million empty cells cost more than the pairs.
+pairs, and a grid of a million empty cells cost more than the pairs. The C searches (sim/_pairs.c, where
+built) walk the same cells in the same order: the same pairs, distances and order as the numpy ones.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+
+from proximity.sim.native import pairs as _native
 
 __all__ = ["StaticGrid", "close_pairs", "cross_pairs"]
 
@@ -21,6 +24,11 @@ Pairs = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 
 def _empty() -> Pairs:
     return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+
+
+def _found(raw: tuple[bytearray, bytearray, bytearray]) -> Pairs:
+    """The C searches' (i, j, distance) bytes as arrays (writable: bytearrays)."""
+    return np.frombuffer(raw[0], np.int64), np.frombuffer(raw[1], np.int64), np.frombuffer(raw[2], np.float64)
 
 
 def _low(points: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -91,7 +99,26 @@ class _Binned:
     def near(self, a: NDArray[np.float64]) -> Pairs:
         """Every (i, j) with |a[i] - points[j]| <= radius, and that distance: the candidates are the
         binned points in the 3 x 3 cells around each point of ``a``; cells are numbered
-        x * shape[1] + y, so each column of three is one contiguous slice of ``order``."""
+        x * shape[1] + y, so each column of three is one contiguous slice of ``order``. In C where it is
+        built, else :meth:`near_numpy` (the same pairs in the same order)."""
+        if _native is None:
+            return self.near_numpy(a)
+        raw = _native.near(
+            np.ascontiguousarray(a, np.float64),
+            float(self.origin[0]),
+            float(self.origin[1]),
+            float(self.radius),
+            float(self.radius * self.radius),
+            self.shape[1],
+            np.ascontiguousarray(self.starts, np.int64),
+            np.ascontiguousarray(self.order, np.int64),
+            self.x,
+            self.y,
+        )
+        return _found(raw)
+
+    def near_numpy(self, a: NDArray[np.float64]) -> Pairs:
+        """:meth:`near` in numpy."""
         cell_a = np.floor((a - self.origin) / self.radius).astype(np.int64) + 1
         column = (cell_a[:, 0, None] + _COLUMNS[None, :]) * self.shape[1] + cell_a[:, 1, None]
         lo = self.starts[column - 1].ravel()
@@ -136,6 +163,16 @@ def cross_pairs(a: NDArray[np.float64], b: NDArray[np.float64], radius: float) -
     return _Binned(b, origin, radius, (int(span[0]), int(span[1]))).near(a)
 
 
+def _cells(
+    points: NDArray[np.float64], radius: float, layer: NDArray[np.int64] | None
+) -> tuple[NDArray[np.float64], int, float]:
+    """:func:`close_pairs`' grid: its low corner, the layers and the cells' side."""
+    x, y = points[:, 0], points[:, 1]
+    low, high = np.array([x.min(), y.min()]), np.array([x.max(), y.max()])
+    layers = 1 if layer is None else int(layer.max()) + 1
+    return low, layers, cell_size(radius, -(-len(points) // layers), low, high)  # a layer's points share it
+
+
 def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.int64] | None = None) -> Pairs:
     """Every unordered pair i < j of ``points`` within ``radius``, with its distance; with ``layer``
     (an int >= 0 per point: the steps of a batch) only pairs within one layer.
@@ -144,15 +181,33 @@ def close_pairs(points: NDArray[np.float64], radius: float, layer: NDArray[np.in
     with the points after it, in four of its eight neighbour cells with all (each pair once). Cell
     row y = 0 is always empty (cells start at 1), so a slice running past a column's top is harmless;
     layers are laid side by side along x with an empty column between them (distances come from the
-    points themselves, not from shifted copies).
+    points themselves, not from shifted copies). In C where it is built (the same pairs, distances and
+    order), else :func:`close_pairs_numpy`.
     """
+    if _native is None or len(points) < 2:
+        return close_pairs_numpy(points, radius, layer)
+    low, layers, cell = _cells(points, radius, layer)
+    raw = _native.close_pairs(
+        np.ascontiguousarray(points, np.float64),
+        float(low[0]),
+        float(low[1]),
+        float(cell),
+        float(radius * radius),
+        b"" if layer is None else np.ascontiguousarray(layer, np.int64),
+        layers,
+    )
+    return _found(raw)
+
+
+def close_pairs_numpy(
+    points: NDArray[np.float64], radius: float, layer: NDArray[np.int64] | None = None
+) -> Pairs:
+    """:func:`close_pairs` in numpy."""
     n = len(points)
     if n < 2:
         return _empty()
     x, y = points[:, 0], points[:, 1]
-    low, high = np.array([x.min(), y.min()]), np.array([x.max(), y.max()])
-    layers = 1 if layer is None else int(layer.max()) + 1
-    cell = cell_size(radius, -(-n // layers), low, high)  # the points of one layer share its cells
+    low, layers, cell = _cells(points, radius, layer)
     cx = np.floor((x - low[0]) / cell).astype(np.int64) + 1
     cy = np.floor((y - low[1]) / cell).astype(np.int64) + 1
     columns, rows = int(cx.max()) + 2, int(cy.max()) + 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -189,6 +190,21 @@ def test_local_cluster_workers_keep_glibcs_own_malloc_thresholds(monkeypatch: py
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     with dask_client(None, 1, 1) as client:
         assert client.submit(_malloc_trim, pure=False).result() == "131072"
+
+
+def _loop_wakeups(dask_worker: Any) -> dict[str, float]:
+    return {name: float(pc.callback_time) for name, pc in dask_worker.periodic_callbacks.items()}
+
+
+def test_local_cluster_workers_run_a_quiet_event_loop() -> None:
+    """Each wake-up of a worker's event loop takes the GIL from the shard's thread; ours has no
+    dashboard, so no profiler, and ticks and monitors no more than once a second."""
+    pytest.importorskip("dask.distributed")
+    with dask_client(None, 1, 1) as client:
+        (wakeups,) = client.run(_loop_wakeups).values()
+    assert not any("profile" in name for name in wakeups)
+    assert min(wakeups.values()) >= 1000.0  # ms
+    assert {"heartbeat", "memory_monitor"} <= set(wakeups)  # the memory limit is still watched
 
 
 @pytest.mark.parametrize("shards", [0, -1, 1.5, True])

@@ -36,21 +36,35 @@ INLINE = "inline"
 # environment, which Dask passes on); a cluster started elsewhere should be too.
 TRIM_CONFIG = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
+# A shard is one long task, and each wake-up of its worker's event loop takes the GIL from the shard's
+# thread. With Dask's defaults the loop wakes ~160 times a second: the statistical profiler (every
+# 10 ms), the blocked-loop tick (20 ms), the memory monitor (100 ms), the system monitor (500 ms).
+# Our LocalCluster has no dashboard, so the profile cannot be read; the loop then cost a noon city
+# shard ~5 % of its CPU in its own thread, and more in the shard's (docs/simulation.md, "Running").
+# Its workers keep the memory limit (checked every second) and the heartbeats.
+QUIET_WORKERS: dict[str, object] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
+
 
 @contextlib.contextmanager
 def dask_client(
     scheduler: str | None, workers: int | None, tasks: int, memory_limit: str | int | None = None
 ) -> Iterator[Any]:
     """A Dask client: on ``scheduler`` (an address), or on a LocalCluster of ``workers`` processes
-    (default: one per core, at most ``tasks``; ``memory_limit`` per worker, 0 for none, default Dask's)
-    closed on exit. Dask ships no type hints: Any."""
+    (default: one per core, at most ``tasks``; ``memory_limit`` per worker, 0 for none, default Dask's;
+    glibc's malloc thresholds and a quiet event loop, :data:`QUIET_WORKERS`) closed on exit. Dask ships
+    no type hints: Any."""
     distributed: Any = importlib.import_module("dask.distributed")
     dask: Any = importlib.import_module("dask")
     cluster = None
     if scheduler is None:
         n = workers or max(1, min(tasks, os.cpu_count() or 1))
         options: dict[str, Any] = {} if memory_limit is None else {"memory_limit": memory_limit}
-        with dask.config.set({TRIM_CONFIG: None}):  # None: Dask leaves the variable unset
+        with dask.config.set({TRIM_CONFIG: None, **QUIET_WORKERS}):  # None: Dask leaves it unset
             cluster = distributed.LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, **options
             )

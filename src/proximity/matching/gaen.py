@@ -161,12 +161,16 @@ class GaenMatcher:
         rows = index.rows[np.arange(hit.size) - np.repeat(firsts - begin, count)]
         times = obs.times[rows]
         low, high = windows
-        key = key_of_hit[hit]
-        inside = (times >= low[key]) & (times < high[key])
+        # per sighting, its hit's key and window: each hit's value repeated (hit counts up)
+        key = np.repeat(key_of_hit, count)
+        inside = times >= np.repeat(low[key_of_hit], count)
+        inside &= times < np.repeat(high[key_of_hit], count)
         # replay guard: only sightings within 20 min of the RPI's first in-window sighting count
-        first_seen = np.minimum.reduceat(np.where(inside, times, np.inf), firsts) if hit.size else times
-        kept = np.flatnonzero(inside & (times <= first_seen[hit] + REPLAY_GUARD_SECONDS))
-        rows, hit, key = rows[kept], hit[kept], key[kept]
+        if hit.size:
+            first_seen = np.minimum.reduceat(np.where(inside, times, np.inf), firsts)
+            inside &= times <= np.repeat(first_seen + REPLAY_GUARD_SECONDS, count)
+        kept = np.flatnonzero(inside)
+        rows, hit, key, times = rows[kept], hit[kept], key[kept], times[kept]
         tx_power = np.full(rows.size, np.nan)
         confidence = np.full(rows.size, -1, dtype=np.int8)
         with_aem = obs.has_aem[rows]
@@ -185,19 +189,14 @@ class GaenMatcher:
             tx_power[with_aem] = metadata[:, 1].view(np.int8)
             confidence[with_aem] = (metadata[:, 0] >> 2) & 0b11
             accepted = ~with_aem | ((tx_power >= MIN_TX_POWER) & (tx_power <= MAX_TX_POWER))
-            rows, hit, key = rows[accepted], hit[accepted], key[accepted]
+            rows, hit, key, times = rows[accepted], hit[accepted], key[accepted], times[accepted]
             tx_power, confidence = tx_power[accepted], confidence[accepted]
         if self.log_order:  # each key's rows by position is by (time, row id): nearly sorted already
             order = np.argsort(key * np.int64(len(obs)) + rows, kind="stable")
         else:
-            order = np.lexsort((obs.row_ids[rows], obs.times[rows], key))  # per key: by time, then row
-        rows, hit, key, tx_power, confidence = (
-            rows[order],
-            hit[order],
-            key[order],
-            tx_power[order],
-            confidence[order],
-        )
+            order = np.lexsort((obs.row_ids[rows], times, key))  # per key: by time, then row
+        rows, hit, key, times = rows[order], hit[order], key[order], times[order]
+        tx_power, confidence = tx_power[order], confidence[order]
         return MatchColumns(
             scheme=GAEN.name,
             key_of=whole.key,
@@ -205,7 +204,7 @@ class GaenMatcher:
             key=rows_in_whole[key],
             row_ids=obs.row_ids[rows].astype(np.int64, copy=False),  # (gathered: already a copy)
             ids=take_rows(index.unique_ids, unique[hit]),
-            times=obs.times[rows].astype(np.float64, copy=False),
+            times=times.astype(np.float64, copy=False),  # (gathered once, above)
             rssi=obs.rssi[rows].astype(np.float64, copy=False),
             tx_power=tx_power,
             calibration_confidence=confidence,

@@ -582,9 +582,6 @@ class _Judge:
             phone, other, times, rssi = phone[valid], other[valid], times[valid], rssi[valid]
         stride = np.int64(self.devices.model.size + 1)
         code = phone * stride + other  # ascending: settled rows come sorted by (phone, other, time)
-        step = np.diff(code, prepend=np.int64(-1))
-        pairs = code[np.flatnonzero(step)] if bool((step >= 0).all()) else distinct(code)
-        self.estimated += int(pairs.size)
         gaen = scheme_record(self.scenario.scheme).metadata_length is not None  # sends its TX (AEM)
         corrected = rssi + self.devices.rssi_correction[phone]
         tx = self._tx_power[other] if gaen else np.full(times.size, math.nan)
@@ -605,6 +602,9 @@ class _Judge:
                 chosen = (times[mine], corrected[mine], tx[mine], code[mine])
                 parts.append(estimate_batch(*chosen, name, settings))
             out[name] = _combine(parts)
+        # the distinct codes, ascending: what every estimator's verdicts are of (found once, there)
+        pairs = next(iter(out.values())).encounter if out else distinct(code)
+        self.estimated += int(pairs.size)
         return pairs // stride, pairs % stride, out
 
     def _settings(self, confidence: int) -> EstimationSettings:

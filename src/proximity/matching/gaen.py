@@ -16,6 +16,9 @@ With the C backend (:mod:`proximity.crypto`, chosen automatically) HKDF and AES-
 chunk are two C calls and only the exact evaluation stays in Python; the reference backend does the same
 steps with numpy and an AES library, and gives the same results.
 
+Keys matched against many logs can come prepared (:class:`~proximity.matching.prepared.PreparedKeys`:
+HKDF and blocks done once per key); every entry point takes them wherever it takes a batch.
+
 Nothing here reads the clock: what is in range follows from the keys and the observation times.
 """
 

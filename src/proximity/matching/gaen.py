@@ -108,11 +108,10 @@ class GaenMatcher:
 
         ``keys`` may be :class:`PreparedKeys` (their RPIKs and AEMKs derived once, for many logs): the
         same result, without the per-key HKDF."""
-        prepared = _prepared(keys)
-        batch = keys.batch if isinstance(keys, PreparedKeys) else keys
+        batch, prepared = _split(keys)
         crypto = crypto_backend(self.backend)
         rows = np.arange(len(batch))
-        low, high = key_windows(batch) if prepared is None else (prepared.low, prepared.high)
+        low, high = _windows(batch, prepared)
         if len(batch) and len(self.index):
             withdrawn = batch.report_type == ReportType.REVOKED
             if withdrawn.any():  # a REVOKED key is never a match
@@ -127,7 +126,7 @@ class GaenMatcher:
             rows = rows[:0]
         every = rows.size == len(batch)
         chosen = keys if every else keys.select(rows)
-        plain = chosen.batch if isinstance(chosen, PreparedKeys) else chosen
+        plain = _split(chosen)[0]
         windows = (low, high) if every else (low[rows], high[rows])
         aemks = None if prepared is None else prepared.aemks
         if rows.size == 0:
@@ -223,13 +222,19 @@ def _runs(values: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp
     return values[new], inverse
 
 
-def _prepared(keys: object) -> PreparedKeys | None:
-    """``keys`` if prepared, None for a plain batch; anything else is a TypeError saying what is taken."""
+def _split(keys: object) -> tuple[KeyBatch, PreparedKeys | None]:
+    """The batch of ``keys`` and, if they come prepared, the prepared keys; anything else is a
+    TypeError saying what is taken."""
     if isinstance(keys, PreparedKeys):
-        return keys
+        return keys.batch, keys
     if not isinstance(keys, KeyBatch):
         raise TypeError(f"keys must be a KeyBatch or PreparedKeys, got {type(keys).__name__}")
-    return None
+    return keys, None
+
+
+def _windows(batch: KeyBatch, prepared: PreparedKeys | None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Each key's window: prepared, or worked out now."""
+    return key_windows(batch) if prepared is None else (prepared.low, prepared.high)
 
 
 def _probe(
@@ -259,10 +264,9 @@ class _Narrowing:
 
     def match_batch(self, batch: KeyBatch | PreparedKeys) -> list[tuple[Chunk, NDArray[np.int64]]]:
         crypto = crypto_backend(self.backend)
-        prepared = _prepared(batch)
-        plain = batch.batch if isinstance(batch, PreparedKeys) else batch
+        plain, prepared = _split(batch)
         withdrawn = plain.report_type == ReportType.REVOKED
-        low, high = key_windows(plain) if prepared is None else (prepared.low, prepared.high)
+        low, high = _windows(plain, prepared)
         probed = ~withdrawn & overlaps(low, high, self.spans)  # the spans hold every sighting
         keep = withdrawn.copy()
         unique = np.zeros(0, np.int64)
@@ -322,9 +326,9 @@ def match_gaen(
     itself if the original was not published). A key published as REVOKED is never a match and
     withdraws its key.
     ``verified`` marks plain :class:`DiagnosisKey` values; batches carry their own flag. Batches may
-    come :class:`PreparedKeys` (each key's RPIK and AEMK derived once, for many logs): the same
-    result without the per-key HKDF. The result
-    is sorted by key bytes and start, so it is the same whatever the workers. ``backend`` (a
+    come as :class:`PreparedKeys` (each key's RPIK and AEMK derived once, for many logs), in ``keys``
+    and ``revised_keys``: the same result without the per-key HKDF. The result is sorted by key bytes
+    and start, so it is the same whatever the workers. ``backend`` (a
     :data:`proximity.crypto.CHOICES` name; default: ``PROXIMITY_MATCH_BACKEND``) changes only the speed.
     ``observations`` may be a :class:`~proximity.matching.source.SightingSource` (the encounter log):
     a first pass over its IDs alone keeps the keys that derive one, and only the sightings of the IDs
@@ -391,7 +395,7 @@ def _noting_revoked(chunks: Iterable[Chunk], revoked: set[tuple[bytes, int]]) ->
 
 
 def _plain(chunk: Chunk) -> KeyBatch:
-    return chunk.batch if isinstance(chunk, PreparedKeys) else chunk
+    return _split(chunk)[0]
 
 
 def _chunks(

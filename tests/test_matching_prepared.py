@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,12 +18,9 @@ from proximity.matching.results import KeyMatch, MatchColumns
 from proximity.schemes.gaen import (
     Metadata,
     TemporaryExposureKey,
-    derive_aemk,
-    derive_rpik,
-    encrypt_aem,
-    rpis,
 )
 from proximity.sightings import Observations, Sighting
+from test_matching_gaen import _seen, scenario
 
 BACKENDS = [
     "portable",
@@ -50,12 +48,6 @@ def _matches(found: list[KeyMatch]) -> list[tuple[Any, ...]]:
         (m.key, m.verified, m.row_ids.tobytes(), m.ids.tobytes(), m.tx_power.tobytes(), m.times.tobytes())
         for m in found
     ]
-
-
-def _seen(key: DiagnosisKey, j: int, at: float, tx: int | None, rssi: int = -60) -> Sighting:
-    rpi = rpis(derive_rpik(key.key_data), key.tek.rolling_start_interval_number + j, 1)[0].tobytes()
-    aem = None if tx is None else encrypt_aem(derive_aemk(key.key_data), rpi, Metadata(tx, 1).to_bytes())
-    return Sighting("gaen", rpi, at, rssi, aem)
 
 
 # --- the published vectors through the prepared path -------------------------------------------------
@@ -108,31 +100,12 @@ def test_every_published_rpi_and_aem_matches_through_prepared_keys(backend: str)
 
 @st.composite
 def case(draw: st.DrawFn) -> tuple[KeyBatch, list[Sighting]]:
-    """Keys around one day (some REVOKED, some short), sightings of their RPIs in and out of their
-    windows (with and without metadata, TX inside and outside the accepted range) and strangers."""
-    count = draw(st.integers(1, 6))
+    """The naive-matcher property's keys and sightings (in and out of the keys' windows, with and
+    without metadata, TX inside and outside the accepted range, strangers), some keys REVOKED."""
+    keys, sightings = draw(scenario())
+    revoked = [draw(st.integers(0, 5)) == 0 for _ in keys]
     keys = [
-        DiagnosisKey(
-            TemporaryExposureKey(
-                draw(st.binary(min_size=16, max_size=16)),
-                START + draw(st.sampled_from([-144, 0, 0, 0, 7, 144])),
-                draw(st.sampled_from([144, 144, 90, 1])),
-            ),
-            report_type=draw(st.sampled_from([ReportType.CONFIRMED_TEST, ReportType.REVOKED]))
-            if draw(st.integers(0, 5)) == 0
-            else ReportType.CONFIRMED_TEST,
-        )
-        for _ in range(count)
-    ]
-    sightings: list[Sighting] = []
-    for _ in range(draw(st.integers(0, 30))):
-        key = keys[draw(st.integers(0, count - 1))]
-        j = draw(st.integers(0, 143))
-        at = T0 + draw(st.integers(-100_000, 200_000))
-        sightings.append(_seen(key, j, at, draw(st.one_of(st.none(), st.integers(-70, 40)))))
-    sightings += [
-        Sighting("gaen", draw(st.binary(min_size=16, max_size=16)), T0 + 5.0)
-        for _ in range(draw(st.integers(0, 3)))
+        replace(k, report_type=ReportType.REVOKED) if r else k for k, r in zip(keys, revoked, strict=True)
     ]
     return KeyBatch.from_keys(keys, verified=draw(st.booleans())), sightings
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,6 +147,30 @@ def test_match_gaen_gives_the_same_matches_for_prepared_keys(
     assert _matches(match_gaen([], obs, revised_keys=prepared, workers=1)) == _matches(
         match_gaen([], obs, revised_keys=[first, second], workers=1)
     )
+
+
+def test_prepared_keys_through_an_encounter_log_match_as_plain_ones(tmp_path: Path) -> None:
+    """The log's two passes (IDs first, then the sightings of the IDs found) with prepared keys and
+    prepared revisions: the plain keys' matches."""
+    from proximity.log import EncounterLog
+    from proximity.log.matchable import LogSightings
+
+    keys = [DiagnosisKey(TemporaryExposureKey(bytes([i]) * 16, START), 1) for i in range(1, 7)]
+    revision = DiagnosisKey(keys[1].tek, 4, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS)
+    withdrawn = DiagnosisKey(keys[2].tek, report_type=ReportType.REVOKED)
+    heard = [_seen(k, 5 * i, T0 + 900 * i + 7, tx=-12) for i, k in enumerate(keys) if i != 4]
+    batch, revised = KeyBatch.from_keys(keys), KeyBatch.from_keys([revision, withdrawn])
+    with EncounterLog(tmp_path / "log.db") as log:
+        log.add(heard)
+        with log.snapshot():
+            source = log.matchable("gaen")
+            assert isinstance(source, LogSightings)
+            plain = match_gaen(batch, source, revised_keys=revised, workers=1)
+            prepared = match_gaen(
+                PreparedKeys.prepare(batch), source, revised_keys=PreparedKeys.prepare(revised), workers=1
+            )
+    assert _matches(prepared) == _matches(plain)
+    assert len(plain) == 4 and revision in [m.key for m in plain]  # 6 keys, one unheard, one revoked
 
 
 def test_one_prepared_set_serves_many_logs_without_deriving_again(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,7 +27,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from proximity.crypto import resolve_backend
 from proximity.keyfiles import export_pb2 as pb
 from proximity.keyfiles.gaen_export import EXPORT_HEADER, generate_signing_key, signing_key_pem
-from proximity.matching import BluezoneMatcher, GaenMatcher, KeyBatch, match_bluezone, match_gaen
+from proximity.matching import (
+    BluezoneMatcher,
+    GaenMatcher,
+    KeyBatch,
+    PreparedKeys,
+    match_bluezone,
+    match_gaen,
+)
 from proximity.matching.bluezone import record_ids
 from proximity.matching.gaen import DEFAULT_CHUNK
 from proximity.schemes.bluezone import BluezoneBaseKey
@@ -103,6 +110,97 @@ def test_gaen_end_to_end_one_core(benchmark: Any, gaen_setup: tuple[KeyBatch, Ga
         target_keys_per_s=250_000,
         backend=matcher.backend_in_use,
     )
+
+
+def test_gaen_prepared_keys_one_core(benchmark: Any, gaen_setup: tuple[KeyBatch, GaenMatcher]) -> None:
+    """The same keys prepared once (RPIK/AEMK derived outside the timing), as for many logs."""
+    keys, matcher = gaen_setup
+    prepared = PreparedKeys.prepare(keys)
+    found = benchmark.pedantic(
+        match_gaen, args=(prepared, matcher), kwargs={"workers": 1}, rounds=3, iterations=1
+    )
+    assert len(found) == 100
+    rate = N_KEYS / benchmark.stats.stats.min
+    benchmark.extra_info.update(keys_per_s=round(rate), backend=matcher.backend_in_use)
+    if "gaen_1" in RATES:
+        benchmark.extra_info["prepared_vs_plain_ratio"] = round(rate / RATES["gaen_1"], 2)
+
+
+def test_gaen_prepare_keys(benchmark: Any, gaen_setup: tuple[KeyBatch, GaenMatcher]) -> None:
+    """What preparing costs, once per key set: two batch HKDF calls and the PaddedData blocks."""
+    keys, matcher = gaen_setup
+    prepared = benchmark.pedantic(PreparedKeys.prepare, args=(keys,), rounds=3, iterations=1)
+    assert len(prepared) == N_KEYS
+    benchmark.extra_info.update(
+        keys_per_s=round(N_KEYS / benchmark.stats.stats.min), backend=matcher.backend_in_use
+    )
+
+
+@pytest.fixture(scope="module")
+def city_chunk() -> tuple[KeyBatch, Observations]:
+    """One simulator chunk of the city (issue 17): 30,000 app users' keys of the day, 400,000
+    sightings in one minute, every one a real RPI of some key with its AEM: all of them match."""
+    from proximity.crypto import crypto_backend
+    from proximity.schemes.gaen import Metadata, aem_keystreams, derive_aemks, derive_rpiks, padded_blocks
+
+    n, m = 30_000, 400_000
+    rng = np.random.default_rng(17)
+    keys = KeyBatch(
+        rng.integers(0, 256, (n, 16), dtype=np.uint8),
+        np.full(n, START, np.int64),
+        np.full(n, 144, np.int64),
+        np.zeros(n, np.int32),
+        np.ones(n, np.int32),
+        np.full(n, NO_ONSET, np.int32),
+    )
+    interval = START + 100
+    crypto = crypto_backend()
+    rpis = crypto.aes_ecb(
+        derive_rpiks(keys.key_data), padded_blocks(np.array([interval], np.int64), 1), np.zeros(n, np.intp)
+    )
+    stream = aem_keystreams(derive_aemks(keys.key_data), rpis)[:, 0]
+    rpis = rpis[:, 0]
+    owner = rng.integers(0, n, m)
+    metadata = np.frombuffer(Metadata(-20, 1).to_bytes(), np.uint8)
+    obs = Observations(
+        "gaen",
+        rpis[owner],
+        np.sort(rng.uniform(interval * 600.0, interval * 600.0 + 60, m)),
+        rng.uniform(-90, -40, m).round(),
+        stream[owner] ^ metadata,
+        np.ones(m, np.bool_),
+        np.arange(m),
+    )
+    return keys, obs
+
+
+def _match_chunks(matcher: GaenMatcher, chunks: list[Any]) -> int:
+    return sum(len(matcher.match_columns(chunk)) for chunk in chunks)
+
+
+def test_city_chunk_index(benchmark: Any, city_chunk: tuple[KeyBatch, Observations]) -> None:
+    """The observed-ID index of one city chunk (built every chunk)."""
+    _, obs = city_chunk
+    benchmark.pedantic(GaenMatcher.build, args=(obs,), rounds=5, iterations=1)
+    benchmark.extra_info.update(ms_per_chunk=round(benchmark.stats.stats.min * 1e3, 1), rows=len(obs))
+
+
+@pytest.mark.parametrize("prepared", [False, True], ids=["plain", "prepared"])
+def test_city_chunk_match(benchmark: Any, city_chunk: tuple[KeyBatch, Observations], prepared: bool) -> None:
+    """Every key against one city chunk in chunks of DEFAULT_CHUNK keys, as the simulator does:
+    plain batches (RPIK/AEMK derived each time) or prepared once."""
+    keys, obs = city_chunk
+    matcher = GaenMatcher.build(obs)
+    chunks: list[Any] = [keys.select(slice(i, i + DEFAULT_CHUNK)) for i in range(0, len(keys), DEFAULT_CHUNK)]
+    if prepared:
+        chunks = [PreparedKeys.prepare(chunk) for chunk in chunks]
+    found = benchmark.pedantic(_match_chunks, args=(matcher, chunks), rounds=5, iterations=1)
+    assert found == len(obs)
+    ms = benchmark.stats.stats.min * 1e3
+    RATES[f"city_{prepared}"] = ms
+    benchmark.extra_info.update(ms_per_chunk=round(ms, 1), backend=matcher.backend_in_use)
+    if prepared and "city_False" in RATES:
+        benchmark.extra_info["plain_vs_prepared_ratio"] = round(RATES["city_False"] / ms, 2)
 
 
 def test_gaen_end_to_end_two_workers(benchmark: Any, gaen_setup: tuple[KeyBatch, GaenMatcher]) -> None:

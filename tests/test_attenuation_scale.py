@@ -118,17 +118,20 @@ class Columns:
     tx_power: NDArray[np.float64]
 
 
-def _encounters(n: int, seed: int = 0, ordered: bool = False) -> tuple[NDArray[np.float64], ...]:
+def _encounters(
+    n: int, seed: int = 0, ordered: bool = False, *, one_day: bool = False
+) -> tuple[NDArray[np.float64], ...]:
     """n encounters of different lengths, levels, days (some span midnight), TX known or not, a few
-    packets without RSSI, in shuffled order (or by encounter and time)."""
+    packets without RSSI, in shuffled order (or by encounter and time). ``one_day``: all on one UTC
+    day, every packet with an RSSI (as a simulator's chunk)."""
     rng = np.random.default_rng(seed)
     times, rssi, tx, enc = [], [], [], []
     for e in range(n):
         k = int(rng.integers(1, 400))
-        start = T0 + rng.uniform(0, 2 * 86_400)
+        start = T0 + rng.uniform(0, 0.6 if one_day else 2) * 86_400
         t = start + np.cumsum(rng.exponential(rng.choice([0.25, 4.0, 60.0]), k))
         r = np.round(rng.normal(rng.uniform(-95, -45), 6, k))
-        r[rng.random(k) < 0.05] = np.nan
+        r[rng.random(k) < (0.0 if one_day else 0.05)] = np.nan
         times.append(t)
         rssi.append(r)
         tx.append(np.full(k, rng.choice([np.nan, -30.0, -18.0])))
@@ -140,17 +143,18 @@ def _encounters(n: int, seed: int = 0, ordered: bool = False) -> tuple[NDArray[n
 
 
 @pytest.mark.parametrize(
-    ("name", "ordered"),
+    ("name", "ordered", "one_day"),
     [
-        (DEFAULT_ESTIMATOR, False),
-        (DEFAULT_ESTIMATOR, True),
-        *((preset, ordered) for preset in PRESETS for ordered in (False, True)),
-        ("nhs", False),
+        (DEFAULT_ESTIMATOR, False, False),
+        (DEFAULT_ESTIMATOR, True, False),
+        (DEFAULT_ESTIMATOR, True, True),
+        *((preset, ordered, False) for preset in PRESETS for ordered in (False, True)),
+        ("nhs", False, False),
     ],
 )
-def test_batch_is_identical_to_one_by_one(name: str, ordered: bool) -> None:
+def test_batch_is_identical_to_one_by_one(name: str, ordered: bool, one_day: bool) -> None:
     one_by_one = name not in PRESETS and name != DEFAULT_ESTIMATOR
-    times, rssi, tx, enc = _encounters(15 if one_by_one else 80, ordered=ordered)
+    times, rssi, tx, enc = _encounters(15 if one_by_one else 80, ordered=ordered, one_day=one_day)
     settings = EstimationSettings(rssi_correction=5.0, minutes=10.0)
     batch = estimate_batch(times, rssi, tx, enc, name, settings)
     assert batch.encounter.tolist() == sorted(set(enc.astype(int).tolist()))
@@ -167,8 +171,10 @@ def test_batch_is_identical_to_one_by_one(name: str, ordered: bool) -> None:
     assert 0 < closes < len(batch)  # both verdicts occur
 
 
-def test_daily_means_agree_with_a_plain_loop() -> None:
-    times, rssi, tx, enc = _encounters(40, seed=3)
+@pytest.mark.parametrize("one_day", [False, True])
+def test_daily_means_agree_with_a_plain_loop(one_day: bool) -> None:
+    times, rssi, tx, enc = _encounters(40, seed=3, one_day=one_day)
+    assert (np.unique(np.floor(times / 86_400)).size == 1) is one_day
     means = daily_means(times, rssi, tx, enc, 2.0, -24.0)
     att = np.where(np.isnan(tx), -24.0, tx) - (rssi + 2.0)
     row = 0

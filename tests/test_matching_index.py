@@ -129,3 +129,49 @@ def test_the_c_probe_searches_the_right_slice(seed: int, n: int, length: int) ->
     assert [a.tolist() for a in c_found] == [a.tolist() for a in numpy_found]
     hit = set(c_found[0].tolist())
     assert set(range(n)) <= hit
+
+
+def _reference_build(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the index holds, by the plain definition: unique IDs sorted by their first 8 bytes, then
+    the rest (each read as a native integer), each one's rows in input order, and the top-16-bit
+    slice ends."""
+    n = ids.shape[0]
+    head = np.ascontiguousarray(ids[:, :8]).view(np.uint64).reshape(n)
+    rest = np.zeros((n, 8), np.uint8)
+    rest[:, : ids.shape[1] - 8] = ids[:, 8:]
+    order = np.lexsort((np.arange(n), rest.view(np.uint64).reshape(n), head))
+    ranked = ids[order]
+    new = np.ones(n, np.bool_)
+    new[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
+    starts = np.flatnonzero(new)
+    keys = head[order][starts]
+    slices = np.searchsorted(keys, np.arange(65537, dtype=np.uint64) << np.uint64(48)).astype(np.uint32)
+    slices[-1] = keys.size
+    return ranked[starts], order, np.append(starts, n), slices
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.one_of(st.integers(1, 50), st.integers(1024, 3000)),  # (the fast sort from 1024 keys)
+    st.integers(1, 60),
+    st.sampled_from([12, 16]),
+)
+def test_the_index_of_many_ids_sharing_prefixes_is_the_plain_definition(
+    seed: int, n: int, distinct_ids: int, length: int
+) -> None:
+    """Many rows of few IDs (as a simulator chunk), some sharing their top 32 or all 64 leading bits
+    but not the rest, interleaved: the fast sort's fallbacks give the same index as the definition."""
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 256, (distinct_ids, length), dtype=np.uint8)
+    share = rng.integers(0, distinct_ids, distinct_ids)
+    top32 = rng.random(distinct_ids) < 0.3
+    pool[top32, 4:8] = pool[share[top32], 4:8]  # (native uint64: bytes 4..7 are the top 32 bits)
+    all64 = rng.random(distinct_ids) < 0.1
+    pool[all64, :8] = pool[share[all64], :8]
+    ids = pool[rng.integers(0, distinct_ids, n)]
+    index = ObservedIdIndex.build(ids)
+    unique, rows, offsets, slices = _reference_build(ids)
+    assert np.array_equal(index.unique_ids, unique)
+    assert np.array_equal(index.rows, rows) and np.array_equal(index.offsets, offsets)
+    assert np.array_equal(index.slices, slices)

@@ -90,6 +90,20 @@ def daily_means(
 
     Sightings already in (encounter, time) order (the usual) are not sorted; ``extremes=False`` skips
     the min/max attenuation (left NaN) where only the mean is wanted."""
+    means, _ = _daily_means(times, rssi, tx_power, encounter, rssi_correction, default_tx_power, extremes)
+    return means
+
+
+def _daily_means(
+    times: ArrayLike,
+    rssi: ArrayLike,
+    tx_power: ArrayLike,
+    encounter: ArrayLike,
+    rssi_correction: float,
+    default_tx_power: float,
+    extremes: bool,
+) -> tuple[DailyMeans, bool]:
+    """:func:`daily_means`, and whether every sighting counted (none without an RSSI or a time)."""
     t = np.asarray(times, np.float64)
     r = np.asarray(rssi, np.float64)
     tx = np.asarray(tx_power, np.float64)
@@ -104,35 +118,43 @@ def daily_means(
     np.maximum(att, 0.0, out=att)
     keep = np.isfinite(att)
     keep &= np.isfinite(t)
-    if not keep.all():
+    every = bool(keep.all())
+    if not every:
         t, att, enc = t[keep], att[keep], enc[keep]
     d_enc, d_t = np.diff(enc), np.diff(t)
     if not bool(np.all((d_enc > 0) | ((d_enc == 0) & (d_t >= 0)))):
         order = np.lexsort((t, enc))  # one sort by (encounter, time)
         t, att, enc = t[order], att[order], enc[order]
         d_enc, d_t = np.diff(enc), np.diff(t)
-    day = np.floor(t / SECONDS_PER_DAY)
-    boundary = d_enc != 0
-    boundary |= np.diff(day) != 0  # (n - 1,): a new (encounter, day) starts at i + 1
+    boundary = d_enc != 0  # (n - 1,): a new (encounter, day) starts at i + 1
+    # Every time's UTC day; where the first and last share one (the usual), so do all times between
+    # (division by a positive number, and floor, keep their order): no division per row.
+    bounds = np.floor(np.array([t.min(), t.max()] if t.size else [0.0, 0.0]) / SECONDS_PER_DAY)
+    day = None if bounds[0] == bounds[1] else np.floor(t / SECONDS_PER_DAY)
+    if day is not None:
+        boundary |= np.diff(day) != 0
     starts = np.concatenate(([0], np.flatnonzero(boundary) + 1)) if t.size else np.zeros(0, np.intp)
+    start_day = np.full(starts.size, bounds[0]) if day is None else day[starts]
     count = np.diff(np.append(starts, t.size))
-    gap = np.minimum(d_t, MAX_GAP_SECONDS)
-    gap[boundary] = 0.0
-    gap = np.concatenate(([0.0], gap))  # gap[i]: from packet i - 1 to i, 0 at a group's start
+    gap = np.empty(t.size)  # gap[i]: from packet i - 1 to i, 0 at a group's start
+    if t.size:
+        np.minimum(d_t, MAX_GAP_SECONDS, out=gap[1:])
+        gap[starts] = 0.0
     seconds = np.add.reduceat(gap, starts) if t.size else np.zeros(0)
     has_second = count > 1
     seconds[has_second] += gap[starts[has_second] + 1]  # the first packet stands for the gap to the second
     total = np.add.reduceat(att, starts) if t.size else np.zeros(0)
     nan = np.full(starts.size, np.nan)
-    return DailyMeans(
+    means = DailyMeans(
         encounter=enc[starts],
-        day=(day[starts] * SECONDS_PER_DAY).astype(np.int64),
+        day=(start_day * SECONDS_PER_DAY).astype(np.int64),
         mean_attenuation=total / np.maximum(count, 1),
         minutes=seconds / 60.0,
         packets=count.astype(np.int64),
         min_attenuation=np.minimum.reduceat(att, starts) if extremes and t.size else nan,
         max_attenuation=np.maximum.reduceat(att, starts) if extremes and t.size else nan,
     )
+    return means, every
 
 
 def decide(means: DailyMeans, settings: MeanRule) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
@@ -150,9 +172,10 @@ def batch_mean_attenuation(
     settings: MeanRule,
 ) -> BatchVerdicts:
     """The mean-attenuation estimator's verdict per encounter, vectorised."""
-    enc_all = _distinct(np.asarray(encounter, np.int64))
-    means = daily_means(times, rssi, tx_power, encounter, settings.rssi_correction, settings.default_tx_power,
-                        extremes=False)  # fmt: skip
+    means, every = _daily_means(times, rssi, tx_power, encounter, settings.rssi_correction,
+                                settings.default_tx_power, False)  # fmt: skip
+    # every encounter, with or without a day: where every sighting counted, those of the days (few)
+    enc_all = _distinct(means.encounter if every else np.asarray(encounter, np.int64))
     close, score = decide(means, settings)
     n = enc_all.size
     slot = np.searchsorted(enc_all, means.encounter)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from proximity.matching.dp3t import Dp3tMatcher, match_dp3t
     from proximity.matching.gaen import GaenMatcher, match_gaen
     from proximity.matching.index import ObservedIdIndex
+    from proximity.matching.prepared import PreparedKeys
     from proximity.matching.results import DayMatch, KeyMatch, MatchColumns, group_by_day
     from proximity.schemes.published import DiagnosisKey, KeyBatch, ReportType
 
@@ -27,6 +28,7 @@ __all__ = [
     "KeyMatch",
     "MatchColumns",
     "ObservedIdIndex",
+    "PreparedKeys",
     "ReportType",
     "group_by_day",
     "match_bluezone",
@@ -42,6 +44,7 @@ _HOMES = {
     "GaenMatcher": "proximity.matching.gaen",
     "match_gaen": "proximity.matching.gaen",
     "ObservedIdIndex": "proximity.matching.index",
+    "PreparedKeys": "proximity.matching.prepared",
     "DayMatch": "proximity.matching.results",
     "KeyMatch": "proximity.matching.results",
     "MatchColumns": "proximity.matching.results",

@@ -16,13 +16,18 @@ With the C backend (:mod:`proximity.crypto`, chosen automatically) HKDF and AES-
 chunk are two C calls and only the exact evaluation stays in Python; the reference backend does the same
 steps with numpy and an AES library, and gives the same results.
 
+Keys matched against many logs can come prepared (:class:`~proximity.matching.prepared.PreparedKeys`:
+HKDF and blocks done once per key); every entry point takes them wherever it takes a batch.
+
 Nothing here reads the clock: what is in range follows from the keys and the observation times.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,11 +36,11 @@ from proximity.arrays import distinct
 from proximity.crypto import CryptoBackend, crypto_backend, resolve_backend
 from proximity.matching.index import ObservedIdIndex, in_log_order, take_rows
 from proximity.matching.pool import resolve_workers, run_chunks
+from proximity.matching.prepared import WINDOW_SLACK_SECONDS, PreparedKeys, key_windows
 from proximity.matching.results import KeyMatch, MatchColumns
 from proximity.matching.source import SightingSource, overlaps
 from proximity.radio import TX_POWER_RANGE
 from proximity.schemes.gaen import (
-    ENIN_SECONDS,
     GAEN,
     TEK_ROLLING_PERIOD,
     aem_keystreams,
@@ -52,15 +57,16 @@ __all__ = [
     "REPLAY_GUARD_SECONDS",
     "WINDOW_SLACK_SECONDS",
     "GaenMatcher",
+    "PreparedKeys",
     "match_gaen",
 ]
 
-WINDOW_SLACK_SECONDS = 2 * 3600
 REPLAY_GUARD_SECONDS = 20 * 60
 MIN_TX_POWER, MAX_TX_POWER = TX_POWER_RANGE
 DEFAULT_CHUNK = 2048
 
 Progress = Callable[[int], None]  # told the number of keys done after each chunk
+Chunk = KeyBatch | PreparedKeys  # what one matcher call takes
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -93,14 +99,19 @@ class GaenMatcher:
         """Which crypto backend derives the RPIs: "c", or "python:" and the AES implementation's name."""
         return crypto_backend(self.backend).name
 
-    def match_batch(self, batch: KeyBatch) -> list[KeyMatch]:
+    def match_batch(self, batch: KeyBatch | PreparedKeys) -> list[KeyMatch]:
         """Every key of ``batch`` that has at least one counted sighting, in batch order."""
         return self.match_columns(batch).matches()
 
-    def match_columns(self, batch: KeyBatch) -> MatchColumns:
-        """Every counted sighting of ``batch``'s keys as columns (``key``: its row in ``batch``)."""
+    def match_columns(self, keys: KeyBatch | PreparedKeys) -> MatchColumns:
+        """Every counted sighting of the keys as columns (``key``: its row in the batch given).
+
+        ``keys`` may be :class:`PreparedKeys` (their RPIKs and AEMKs derived once, for many logs): the
+        same result, without the per-key HKDF."""
+        batch, prepared = _split(keys)
         crypto = crypto_backend(self.backend)
         rows = np.arange(len(batch))
+        low, high = _windows(batch, prepared)
         if len(batch) and len(self.index):
             withdrawn = batch.report_type == ReportType.REVOKED
             if withdrawn.any():  # a REVOKED key is never a match
@@ -108,30 +119,39 @@ class GaenMatcher:
             # A key with no sighting at all inside its window (±2 h) cannot match: skip its crypto.
             # This reads the observation times, never the clock; it pays when the log is shorter than
             # 14 days.
-            low, high = _windows(batch)
             inside = np.searchsorted(self.sorted_times, high) > np.searchsorted(self.sorted_times, low)
             if not inside[rows].all():
                 rows = rows[inside[rows]]
         else:
             rows = rows[:0]
-        chosen = batch if rows.size == len(batch) else batch.select(rows)
+        every = rows.size == len(batch)
+        chosen = keys if every else keys.select(rows)
+        plain = _split(chosen)[0]
+        windows = (low, high) if every else (low[rows], high[rows])
+        aemks = None if prepared is None else prepared.aemks
         if rows.size == 0:
-            return self._evaluate(chosen, np.zeros(0, np.int64), np.zeros(0, np.int64), crypto, batch, rows)
+            empty = np.zeros(0, np.int64)
+            return self._evaluate(plain, windows, empty, empty, crypto, batch, rows, aemks)
         positions, unique = _probe(chosen, self.index, crypto)
-        return self._evaluate(chosen, positions // TEK_ROLLING_PERIOD, unique, crypto, batch, rows)
+        key_rows = positions // TEK_ROLLING_PERIOD
+        return self._evaluate(plain, windows, key_rows, unique, crypto, batch, rows, aemks)
 
     def _evaluate(
         self,
         batch: KeyBatch,
+        windows: tuple[NDArray[np.int64], NDArray[np.int64]],
         key_rows: NDArray[np.int64],
         unique: NDArray[np.int64],
         crypto: CryptoBackend,
         whole: KeyBatch,
         rows_in_whole: NDArray[np.int64],
+        aemks_of_whole: NDArray[np.uint8] | None,
     ) -> MatchColumns:
         """The exact rules for every probed hit (key row, unique ID) of ``batch`` at once, as columns:
         one pass over all hits' sightings, not a Python loop per key. ``batch`` is the rows
-        ``rows_in_whole`` of ``whole``; the columns name keys by their row in ``whole``."""
+        ``rows_in_whole`` of ``whole``, ``windows`` their windows; the columns name keys by their row
+        in ``whole``. ``aemks_of_whole``: every key's AEMK, prepared (None: derived here, for the keys
+        whose sightings carry metadata)."""
         obs, index = self.observations, self.index
         hits = np.argsort(key_rows, kind="stable")  # by key, each key's hits in probe order
         key_of_hit, unique = key_rows[hits], unique[hits]
@@ -142,13 +162,17 @@ class GaenMatcher:
         firsts = np.cumsum(count) - count  # each hit's first entry
         rows = index.rows[np.arange(hit.size) - np.repeat(firsts - begin, count)]
         times = obs.times[rows]
-        low, high = _windows(batch)
-        key = key_of_hit[hit]
-        inside = (times >= low[key]) & (times < high[key])
+        low, high = windows
+        # per sighting, its hit's key and window: each hit's value repeated (hit counts up)
+        key = np.repeat(key_of_hit, count)
+        inside = times >= np.repeat(low[key_of_hit], count)
+        inside &= times < np.repeat(high[key_of_hit], count)
         # replay guard: only sightings within 20 min of the RPI's first in-window sighting count
-        first_seen = np.minimum.reduceat(np.where(inside, times, np.inf), firsts) if hit.size else times
-        kept = np.flatnonzero(inside & (times <= first_seen[hit] + REPLAY_GUARD_SECONDS))
-        rows, hit, key = rows[kept], hit[kept], key[kept]
+        if hit.size:
+            first_seen = np.minimum.reduceat(np.where(inside, times, np.inf), firsts)
+            inside &= times <= np.repeat(first_seen + REPLAY_GUARD_SECONDS, count)
+        kept = np.flatnonzero(inside)
+        rows, hit, key, times = rows[kept], hit[kept], key[kept], times[kept]
         tx_power = np.full(rows.size, np.nan)
         confidence = np.full(rows.size, -1, dtype=np.int8)
         with_aem = obs.has_aem[rows]
@@ -157,26 +181,24 @@ class GaenMatcher:
             # hits count up (each repeated per sighting) and their keys ascend: no sort to group them
             aem_hits, at = _runs(hit[with_aem])
             aem_keys, key_at = _runs(key_of_hit[aem_hits])
-            aemks = derive_aemks(batch.key_data[aem_keys], crypto)
+            if aemks_of_whole is None:
+                aemks = derive_aemks(batch.key_data[aem_keys], crypto)
+            else:
+                aemks = aemks_of_whole[rows_in_whole[aem_keys]]
             rpis = index.unique_ids[unique[aem_hits]]
             stream = aem_keystreams(aemks[key_at], rpis[:, None, :], crypto)[:, 0]
             metadata = take_rows(stream, at) ^ take_rows(obs.aem, rows[with_aem])
             tx_power[with_aem] = metadata[:, 1].view(np.int8)
             confidence[with_aem] = (metadata[:, 0] >> 2) & 0b11
             accepted = ~with_aem | ((tx_power >= MIN_TX_POWER) & (tx_power <= MAX_TX_POWER))
-            rows, hit, key = rows[accepted], hit[accepted], key[accepted]
+            rows, hit, key, times = rows[accepted], hit[accepted], key[accepted], times[accepted]
             tx_power, confidence = tx_power[accepted], confidence[accepted]
         if self.log_order:  # each key's rows by position is by (time, row id): nearly sorted already
             order = np.argsort(key * np.int64(len(obs)) + rows, kind="stable")
         else:
-            order = np.lexsort((obs.row_ids[rows], obs.times[rows], key))  # per key: by time, then row
-        rows, hit, key, tx_power, confidence = (
-            rows[order],
-            hit[order],
-            key[order],
-            tx_power[order],
-            confidence[order],
-        )
+            order = np.lexsort((obs.row_ids[rows], times, key))  # per key: by time, then row
+        rows, hit, key, times = rows[order], hit[order], key[order], times[order]
+        tx_power, confidence = tx_power[order], confidence[order]
         return MatchColumns(
             scheme=GAEN.name,
             key_of=whole.key,
@@ -184,7 +206,7 @@ class GaenMatcher:
             key=rows_in_whole[key],
             row_ids=obs.row_ids[rows].astype(np.int64, copy=False),  # (gathered: already a copy)
             ids=take_rows(index.unique_ids, unique[hit]),
-            times=obs.times[rows].astype(np.float64, copy=False),
+            times=times.astype(np.float64, copy=False),  # (gathered once, above)
             rssi=obs.rssi[rows].astype(np.float64, copy=False),
             tx_power=tx_power,
             calibration_confidence=confidence,
@@ -200,19 +222,32 @@ def _runs(values: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp
     return values[new], inverse
 
 
-def _windows(batch: KeyBatch) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Each key's ``[low, high)`` in unix seconds: its validity widened by the clock-drift slack."""
-    low = batch.rolling_start.astype(np.int64) * ENIN_SECONDS - WINDOW_SLACK_SECONDS
-    high = (batch.rolling_start.astype(np.int64) + batch.rolling_period) * ENIN_SECONDS + WINDOW_SLACK_SECONDS
-    return low, high
+def _split(keys: object) -> tuple[KeyBatch, PreparedKeys | None]:
+    """The batch of ``keys`` and, if they come prepared, the prepared keys; anything else is a
+    TypeError saying what is taken."""
+    if isinstance(keys, PreparedKeys):
+        return keys.batch, keys
+    if not isinstance(keys, KeyBatch):
+        raise TypeError(f"keys must be a KeyBatch or PreparedKeys, got {type(keys).__name__}")
+    return keys, None
+
+
+def _windows(batch: KeyBatch, prepared: PreparedKeys | None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Each key's window: prepared, or worked out now."""
+    return key_windows(batch) if prepared is None else (prepared.low, prepared.high)
 
 
 def _probe(
-    batch: KeyBatch, index: ObservedIdIndex, crypto: CryptoBackend
+    keys: KeyBatch | PreparedKeys, index: ObservedIdIndex, crypto: CryptoBackend
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Every key's valid RPIs probed against ``index``: (key row x 144 + interval, unique-ID index)."""
-    rpiks, blocks, rows = rpi_inputs(batch.key_data, batch.rolling_start, crypto)
-    return crypto.aes_ecb_probe(rpiks, blocks, rows, batch.rolling_period, index)
+    """Every key's valid RPIs probed against ``index``: (key row x 144 + interval, unique-ID index).
+    Plain keys derive their RPIKs here; prepared ones bring them."""
+    if isinstance(keys, PreparedKeys):
+        rpiks, blocks, rows, periods = keys.rpiks, keys.blocks, keys.block_rows, keys.batch.rolling_period
+    else:
+        rpiks, blocks, rows = rpi_inputs(keys.key_data, keys.rolling_start, crypto)
+        periods = keys.rolling_period
+    return crypto.aes_ecb_probe(rpiks, blocks, rows, periods, index)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -227,10 +262,11 @@ class _Narrowing:
     spans: tuple[NDArray[np.float64], NDArray[np.float64]]
     backend: str | None = None
 
-    def match_batch(self, batch: KeyBatch) -> list[tuple[KeyBatch, NDArray[np.int64]]]:
+    def match_batch(self, batch: KeyBatch | PreparedKeys) -> list[tuple[Chunk, NDArray[np.int64]]]:
         crypto = crypto_backend(self.backend)
-        withdrawn = batch.report_type == ReportType.REVOKED
-        low, high = _windows(batch)
+        plain, prepared = _split(batch)
+        withdrawn = plain.report_type == ReportType.REVOKED
+        low, high = _windows(plain, prepared)
         probed = ~withdrawn & overlaps(low, high, self.spans)  # the spans hold every sighting
         keep = withdrawn.copy()
         unique = np.zeros(0, np.int64)
@@ -245,22 +281,22 @@ class _Narrowing:
 
 def _narrow(
     source: SightingSource,
-    keys: Iterable[DiagnosisKey | KeyBatch],
-    revised_keys: Sequence[DiagnosisKey | KeyBatch],
+    keys: Iterable[DiagnosisKey | KeyBatch | PreparedKeys],
+    revised_keys: Sequence[DiagnosisKey | KeyBatch | PreparedKeys],
     *,
     chunk_size: int,
     verified: bool,
     backend: str,
     workers: int,
     progress: Progress | None,
-) -> tuple[list[KeyBatch], list[KeyBatch], Observations]:
+) -> tuple[list[Chunk], list[Chunk], Observations]:
     """Pass one over every key, then every revision: the keys that may match, the revisions, and the
     sightings of the IDs they derive. Matching these exactly gives what matching all keys against all
     sightings gives."""
     first = _Narrowing(ObservedIdIndex.build(source.ids), source.time_spans(), backend)
-    found = run_chunks(first, batches_of(keys, chunk_size, verified=verified), workers, progress,
+    found = run_chunks(first, _chunks(keys, chunk_size, verified), workers, progress,
                        threads=backend == "c")  # fmt: skip
-    revised = list(batches_of(revised_keys, chunk_size, verified=verified))
+    revised = list(_chunks(revised_keys, chunk_size, verified))
     hits = [unique for _, unique in found]
     hits += [first.match_batch(batch)[0][1] for batch in revised]
     unique = distinct(np.concatenate([np.zeros(0, np.int64), *hits]))
@@ -270,10 +306,10 @@ def _narrow(
 
 
 def match_gaen(
-    keys: Iterable[DiagnosisKey | KeyBatch] | KeyBatch,
+    keys: Iterable[DiagnosisKey | KeyBatch | PreparedKeys] | KeyBatch | PreparedKeys,
     observations: Observations | GaenMatcher | SightingSource,
     *,
-    revised_keys: Sequence[DiagnosisKey | KeyBatch] | KeyBatch = (),
+    revised_keys: Sequence[DiagnosisKey | KeyBatch | PreparedKeys] | KeyBatch | PreparedKeys = (),
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     verified: bool = False,
@@ -289,8 +325,10 @@ def match_gaen(
     key's match, any other replaces the key's report type, transmission risk and onset (and is matched
     itself if the original was not published). A key published as REVOKED is never a match and
     withdraws its key.
-    ``verified`` marks plain :class:`DiagnosisKey` values; batches carry their own flag. The result
-    is sorted by key bytes and start, so it is the same whatever the workers. ``backend`` (a
+    ``verified`` marks plain :class:`DiagnosisKey` values; batches carry their own flag. Batches may
+    come as :class:`PreparedKeys` (each key's RPIK and AEMK derived once, for many logs), in ``keys``
+    and ``revised_keys``: the same result without the per-key HKDF. The result is sorted by key bytes
+    and start, so it is the same whatever the workers. ``backend`` (a
     :data:`proximity.crypto.CHOICES` name; default: ``PROXIMITY_MATCH_BACKEND``) changes only the speed.
     ``observations`` may be a :class:`~proximity.matching.source.SightingSource` (the encounter log):
     a first pass over its IDs alone keeps the keys that derive one, and only the sightings of the IDs
@@ -298,7 +336,7 @@ def match_gaen(
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    if isinstance(revised_keys, KeyBatch):
+    if isinstance(revised_keys, KeyBatch | PreparedKeys):
         revised_keys = [revised_keys]
     if not isinstance(revised_keys, Sequence):
         raise TypeError(
@@ -306,7 +344,7 @@ def match_gaen(
             "with export files, pass ExportStream.revision_list()"
         )
     count = resolve_workers(workers)
-    if isinstance(keys, KeyBatch):
+    if isinstance(keys, KeyBatch | PreparedKeys):
         keys = [keys]  # one batch, not an iterable of its keys (which would lose its verified flag)
     if isinstance(observations, SightingSource):
         resolved = resolve_backend(backend)
@@ -318,24 +356,24 @@ def match_gaen(
         )  # fmt: skip
         backend, progress, count = resolved, None, 1  # the exact pass: a few keys, already counted
     else:
-        revised_batches = list(batches_of(revised_keys, chunk_size, verified=verified))
+        revised_batches = list(_chunks(revised_keys, chunk_size, verified))
     matcher = observations if isinstance(observations, GaenMatcher) else GaenMatcher.build(observations)
     # Resolve once, here: a forced but unavailable backend fails before any work, and workers agree.
     matcher = matcher.with_backend(resolve_backend(backend if backend is not None else matcher.backend))
     revoked: set[tuple[bytes, int]] = set()
-    chunks = _noting_revoked(batches_of(keys, chunk_size, verified=verified), revoked)
+    chunks = _noting_revoked(_chunks(keys, chunk_size, verified), revoked)
     # The C backend releases the GIL for the whole derive-and-probe loop: threads share the matcher.
     found = run_chunks(matcher, chunks, count, progress, threads=matcher.backend == "c")
     # Revisions are read in order and the LAST revision of a key wins (REVOKED or not): only those
     # that are last and not REVOKED are matched.
-    identities = [_identities(batch) for batch in revised_batches]
+    identities = [_identities(_plain(batch)) for batch in revised_batches]
     last = {identity: (b, row) for b, ids in enumerate(identities) for row, identity in enumerate(ids)}
     revisions: dict[tuple[bytes, int], DiagnosisKey] = {}
     revised_found: list[KeyMatch] = []
     for b, (batch, ids) in enumerate(zip(revised_batches, identities, strict=True)):
         final = np.array([last[identity] == (b, row) for row, identity in enumerate(ids)], np.bool_)
         for row in np.flatnonzero(final).tolist():
-            key = batch.key(row)
+            key = _plain(batch).key(row)
             revisions[key.identity] = key
         revised_found += matcher.match_batch(batch.select(final))  # drops the REVOKED ones
     return _merge(found, revised_found, revisions, revoked)
@@ -346,13 +384,32 @@ def _identities(batch: KeyBatch) -> list[tuple[bytes, int]]:
     return [(data[16 * i : 16 * i + 16], int(s)) for i, s in enumerate(batch.rolling_start.tolist())]
 
 
-def _noting_revoked(chunks: Iterable[KeyBatch], revoked: set[tuple[bytes, int]]) -> Iterator[KeyBatch]:
+def _noting_revoked(chunks: Iterable[Chunk], revoked: set[tuple[bytes, int]]) -> Iterator[Chunk]:
     """The chunks unchanged, noting the identities published as REVOKED (they withdraw the key)."""
     for chunk in chunks:
-        flagged = chunk.report_type == ReportType.REVOKED
+        plain = _plain(chunk)
+        flagged = plain.report_type == ReportType.REVOKED
         if flagged.any():
-            revoked.update(_identities(chunk.select(flagged)))
+            revoked.update(_identities(plain.select(flagged)))
         yield chunk
+
+
+def _plain(chunk: Chunk) -> KeyBatch:
+    return _split(chunk)[0]
+
+
+def _chunks(
+    keys: Iterable[DiagnosisKey | KeyBatch | PreparedKeys], size: int, verified: bool
+) -> Iterator[Chunk]:
+    """:func:`batches_of`, with prepared keys cut into chunks of ``size`` as they are (crypto kept);
+    one run of plain keys and batches at a time, so memory stays bounded."""
+    for is_prepared, run in itertools.groupby(keys, lambda item: isinstance(item, PreparedKeys)):
+        if not is_prepared:
+            yield from batches_of(cast(Iterator[DiagnosisKey | KeyBatch], run), size, verified=verified)
+            continue
+        for prepared in cast(Iterator[PreparedKeys], run):
+            for start in range(0, len(prepared), size):  # slices: views, nothing copied
+                yield prepared.select(slice(start, min(start + size, len(prepared))))
 
 
 def _merge(

@@ -77,11 +77,14 @@ class ObservedIdIndex:
         n = int(ids.shape[0])
         if length <= 16:  # IDs as two integers: sorted by the first, grouped by both (fast)
             head = _keys64(ids)
-            tail_bytes = np.zeros((n, 8), dtype=np.uint8)
-            tail_bytes[:, : length - 8] = ids[:, 8:]
-            tail = tail_bytes.view(np.uint64).reshape(n)
-            order = np.argsort(head, kind="stable")  # stable: each ID's rows stay in input order
-            ranked_head, ranked_tail = head[order], tail[order]
+            if length == 16 and n:  # the last 8 bytes read in place, as the first
+                tail = np.ndarray(shape=(n,), dtype=np.uint64, buffer=ids, offset=8, strides=(16,))
+            else:
+                tail_bytes = np.zeros((n, 8), dtype=np.uint8)
+                tail_bytes[:, : length - 8] = ids[:, 8:]
+                tail = tail_bytes.view(np.uint64).reshape(n)
+            order, ranked_head = _stable_sort(head)  # stable: each ID's rows stay in input order
+            ranked_tail = tail[order]
             same_head = ranked_head[1:] == ranked_head[:-1]
             if np.any(same_head & (ranked_tail[1:] != ranked_tail[:-1])):  # prefixes shared: rare
                 order = np.lexsort((tail, head))
@@ -89,9 +92,9 @@ class ObservedIdIndex:
             new = np.ones(n, dtype=np.bool_)
             new[1:] = (ranked_head[1:] != ranked_head[:-1]) | (ranked_tail[1:] != ranked_tail[:-1])
             starts = np.flatnonzero(new)
-            unique = np.ascontiguousarray(ids[order[starts]])
+            unique = take_rows(ids, order[starts])
             keys = ranked_head[starts]
-            rows = order.astype(np.int64)
+            rows = order.astype(np.int64, copy=False)  # (a fresh array: kept as it is)
             offsets = np.append(starts, n).astype(np.int64)
         else:
             as_void = ids.view(np.dtype((np.void, length))).reshape(n)
@@ -118,9 +121,10 @@ class ObservedIdIndex:
         collisions = bool(keys.size > 1 and np.any(keys[1:] == keys[:-1]))
         packed = np.packbits(bitmap, bitorder="little")
         packed2 = np.packbits(bitmap2, bitorder="little")
-        tops = np.arange(_SLICES + 1, dtype=np.uint64) << np.uint64(48)
-        slices = np.searchsorted(keys, tops).astype(np.uint32)
-        slices[-1] = keys.size  # (the last "top" wrapped to 0)
+        # slice t ends where the keys with top 16 bits <= t end: a count of each top, summed up
+        slices = np.zeros(_SLICES + 1, dtype=np.uint32)
+        tops = (keys >> np.uint64(48)).astype(np.intp)
+        np.cumsum(np.bincount(tops, minlength=_SLICES), out=slices[1:])
         index = cls(
             length, unique, keys, offsets, rows, bits, bitmap, bitmap2, collisions, packed, packed2, slices
         )
@@ -157,6 +161,25 @@ class ObservedIdIndex:
     def rows_of(self, unique_index: int) -> NDArray[np.int64]:
         """Positions of the sightings of one unique ID, in input order."""
         return self.rows[self.offsets[unique_index] : self.offsets[unique_index + 1]]
+
+
+def _stable_sort(keys: NDArray[np.uint64]) -> tuple[NDArray[np.intp], NDArray[np.uint64]]:
+    """``order = np.argsort(keys, kind="stable")`` and ``keys[order]``, about 3x faster on many keys:
+    two stable passes over 16-bit digits (numpy sorts 16-bit keys by radix, in linear time) order
+    the keys by their top 32 bits, ties in input order. Where that leaves the keys ascending it IS
+    the stable sort (equal keys share their top bits, so they stay in input order); otherwise (keys
+    sharing their top 32 bits but not the rest, interleaved: rare with random IDs) the full sort."""
+    if keys.size >= 1024:
+        keys = np.ascontiguousarray(keys)
+        low = (keys >> np.uint64(32)).astype(np.uint16)
+        high = (keys >> np.uint64(48)).astype(np.uint16)
+        order = np.argsort(low, kind="stable")
+        order = order[np.argsort(high[order], kind="stable")]
+        ranked = keys[order]
+        if bool(np.all(ranked[1:] >= ranked[:-1])):
+            return order, ranked
+    order = np.argsort(keys, kind="stable")
+    return order, keys[order]
 
 
 def take_rows(table: NDArray[np.uint8], rows: NDArray[np.int64]) -> NDArray[np.uint8]:

@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from proximity.arrays import distinct
 from proximity.estimation import BatchVerdicts, EstimationSettings, estimate_batch, roc_auc
 from proximity.estimation.estimators import READS_CALIBRATION_CONFIDENCE
-from proximity.matching import KeyMatch
+from proximity.matching import KeyMatch, PreparedKeys
 from proximity.schemes.published import KeyBatch, batches_of
 from proximity.schemes.registry import scheme_record
 from proximity.sightings import Observations
@@ -476,20 +476,25 @@ def _publish(phones: Phones, index_cases: NDArray[np.int64]) -> tuple[Any, NDArr
 class _Matching:
     """The real matcher over a chunk's observations, every published key each time; per matched
     sighting its row id and the key's owner. GAEN's matcher hands its columns over as they are (one
-    call per key chunk, no per-key objects); other schemes go through their match function."""
+    call per key chunk, no per-key objects), the keys prepared once for the whole run (their RPIKs
+    and AEMKs derived once, not every chunk); other schemes go through their match function."""
 
     def __init__(self, scheme: str, published: Any, owners: NDArray[np.int64]) -> None:
         self.scheme, self.published = scheme, published
-        self.batches: list[tuple[KeyBatch, NDArray[np.int64]]] = []
+        self.batches: list[tuple[PreparedKeys, NDArray[np.int64]]] = []
         self._owner_of: dict[bytes, int] = {}
+        self._backend: str | None = None
         if scheme_record(scheme).matcher == "proximity.matching.gaen:match_gaen":
+            from proximity.crypto import resolve_backend
             from proximity.matching.gaen import DEFAULT_CHUNK
 
+            self._backend = resolve_backend(None)
             done = 0
             for batch in batches_of(
                 [published] if isinstance(published, KeyBatch) else published, DEFAULT_CHUNK
             ):
-                self.batches.append((batch, owners[done : done + len(batch)]))
+                prepared = PreparedKeys.prepare(batch, backend=self._backend)
+                self.batches.append((prepared, owners[done : done + len(batch)]))
                 done += len(batch)
         else:  # a match names its key by its bytes (the other schemes: one key an agent)
             self._owner_of = dict(zip((key.key_data for key in published), owners.tolist(), strict=True))
@@ -497,10 +502,9 @@ class _Matching:
     def rows(self, obs: Observations) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(row id, key owner) of every matched sighting, a sighting once per key it matched."""
         if self.batches:
-            from proximity.crypto import resolve_backend
             from proximity.matching.gaen import GaenMatcher
 
-            matcher = GaenMatcher.build(obs, resolve_backend(None))
+            matcher = GaenMatcher.build(obs, self._backend)
             found = [matcher.match_columns(batch) for batch, _ in self.batches]
             row_ids = [c.row_ids for c in found]
             owners = [owners[c.key] for c, (_, owners) in zip(found, self.batches, strict=True)]
@@ -578,9 +582,6 @@ class _Judge:
             phone, other, times, rssi = phone[valid], other[valid], times[valid], rssi[valid]
         stride = np.int64(self.devices.model.size + 1)
         code = phone * stride + other  # ascending: settled rows come sorted by (phone, other, time)
-        step = np.diff(code, prepend=np.int64(-1))
-        pairs = code[np.flatnonzero(step)] if bool((step >= 0).all()) else distinct(code)
-        self.estimated += int(pairs.size)
         gaen = scheme_record(self.scenario.scheme).metadata_length is not None  # sends its TX (AEM)
         corrected = rssi + self.devices.rssi_correction[phone]
         tx = self._tx_power[other] if gaen else np.full(times.size, math.nan)
@@ -601,6 +602,9 @@ class _Judge:
                 chosen = (times[mine], corrected[mine], tx[mine], code[mine])
                 parts.append(estimate_batch(*chosen, name, settings))
             out[name] = _combine(parts)
+        # the distinct codes, ascending: what every estimator's verdicts are of (found once, there)
+        pairs = next(iter(out.values())).encounter if out else distinct(code)
+        self.estimated += int(pairs.size)
         return pairs // stride, pairs % stride, out
 
     def _settings(self, confidence: int) -> EstimationSettings:

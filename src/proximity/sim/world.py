@@ -236,14 +236,17 @@ class World:
             # long while the presence is
             si, sj, sd, _ = self._static
             both, pair = present[si] & present[sj], present[wi] & present[wj]
+            movers = np.flatnonzero(present & ~standing)
             self._standing_pairs = (
                 presence,
                 np.concatenate((si[both], wi[pair])),
                 np.concatenate((sj[both], wj[pair])),
                 np.concatenate((sd[both], wd[pair])),
-                np.flatnonzero(present & ~standing),
+                movers[grid.by_cell(pos[movers])],  # in grid order where they start: the searches sweep
                 np.flatnonzero(standing),
             )
+        # a step's pairs in any order: each pair once a step, so a pair's sums run in step order whatever
+        # the order within a step (:func:`_merge_close`)
         _, pi, pj, pd, movers, stand = self._standing_pairs
         mine = pos[movers]
         a, b, ad = grid.query(mine)
@@ -251,9 +254,11 @@ class World:
         low, high = np.minimum(ma, other), np.maximum(ma, other)
         here = present[other] & self.owned[low]
         mi, mj, md = close_pairs(mine, radius)
-        owned = self.owned[movers[mi]]  # movers is ascending, so movers[mi] < movers[mj]
-        gi = np.concatenate((low[here], movers[mi[owned]]))
-        gj = np.concatenate((high[here], movers[mj[owned]]))
+        mi, mj = movers[mi], movers[mj]
+        mi, mj = np.minimum(mi, mj), np.maximum(mi, mj)
+        owned = self.owned[mi]
+        gi = np.concatenate((low[here], mi[owned]))
+        gj = np.concatenate((high[here], mj[owned]))
         return [(pi, pj, pd), (gi, gj, np.concatenate((ad[here], md[owned])))]
 
     def _stand(self, step: int) -> tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid]:
@@ -605,11 +610,13 @@ def _merge_close(pieces: list[_Piece]) -> tuple[_I, _I, _F, _F]:
     minimum. Keys within a few million of each other (a venue's pairs) are counted into a dense array,
     others (a city's) sorted, the keys of pieces that are the same array (a window's standing pairs,
     step after step) sorted and looked up once; all sum in the same order, so give the same numbers."""
-    keys = np.concatenate([p[0] for p in pieces])
+    distinct = {id(p[0]): p[0] for p in pieces}
+    full = [k for k in distinct.values() if k.size]
     counts = np.concatenate([np.ones(p[0].size, np.int64) if p[1] is None else p[1] for p in pieces])
     dist_sum = np.concatenate([p[2] for p in pieces])
     dist_min = np.concatenate([p[3] for p in pieces])
-    if keys.size and int(keys.max()) - int(keys.min()) < DENSE_KEYS:
+    if full and max(int(k.max()) for k in full) - min(int(k.min()) for k in full) < DENSE_KEYS:
+        keys = np.concatenate([p[0] for p in pieces])
         low = keys.min()
         index = keys - low
         span = int(index.max()) + 1
@@ -617,9 +624,9 @@ def _merge_close(pieces: list[_Piece]) -> tuple[_I, _I, _F, _F]:
         pick = np.flatnonzero(steps)
         merged = pick + low
     else:
-        distinct = {id(p[0]): p[0] for p in pieces}
-        merged = np.unique(np.concatenate(list(distinct.values())))
-        found = {at: np.searchsorted(merged, k) for at, k in distinct.items()}
+        merged, inverse = np.unique(np.concatenate(list(distinct.values())), return_inverse=True)
+        ends = np.cumsum([k.size for k in distinct.values()])
+        found = dict(zip(distinct, np.split(inverse, ends[:-1]), strict=True))
         index = np.concatenate([found[id(p[0])] for p in pieces])
         span = merged.size
         steps = np.bincount(index, counts, span)

@@ -143,7 +143,7 @@ class World:
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[_I, _I, _F, StaticGrid] | None = None
         self._window: tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid] | None = None
-        self._standing_pairs: tuple[NDArray[np.bool_], _I, _I, _F, _I, _I] | None = None
+        self._standing_pairs: tuple[NDArray[np.bool_], _I, _I, _F, _I] | None = None
         self._standing_keys: tuple[_I | None, int, _I] = (None, 0, np.zeros(0, np.int64))  # gi, day, keys
         self._encounter_key = self.streams.key("encounter")
         # per-packet draws hashed from (scanner, advertiser, step): no generator state, so a packet's
@@ -243,23 +243,11 @@ class World:
                 np.concatenate((sj[both], wj[pair])),
                 np.concatenate((sd[both], wd[pair])),
                 movers[grid.by_cell(pos[movers])],  # in grid order where they start: the searches sweep
-                np.flatnonzero(standing),
             )
         # a step's pairs in any order: each pair once a step, so a pair's sums run in step order whatever
         # the order within a step (:func:`_merge_close`)
-        _, pi, pj, pd, movers, stand = self._standing_pairs
-        mine = pos[movers]
-        a, b, ad = grid.query(mine)
-        ma, other = movers[a], stand[b]
-        low, high = np.minimum(ma, other), np.maximum(ma, other)
-        here = present[other] & self.owned[low]
-        mi, mj, md = close_pairs(mine, radius)
-        mi, mj = movers[mi], movers[mj]
-        mi, mj = np.minimum(mi, mj), np.maximum(mi, mj)
-        owned = self.owned[mi]
-        gi = np.concatenate((low[here], mi[owned]))
-        gj = np.concatenate((high[here], mj[owned]))
-        return [(pi, pj, pd), (gi, gj, np.concatenate((ad[here], md[owned])))]
+        _, pi, pj, pd, movers = self._standing_pairs
+        return [(pi, pj, pd), grid.movers(pos[movers], movers, present, self.owned)]
 
     def _stand(self, step: int) -> tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid]:
         """Who stands from ``step`` through the window's last step (the still, walkers whose pause
@@ -279,7 +267,7 @@ class World:
         wi = np.concatenate((np.minimum(pa, pb), idle[i]))  # idle is ascending: idle[i] < idle[j]
         wj = np.concatenate((np.maximum(pa, pb), idle[j]))
         mine = self.owned[wi]
-        grid = StaticGrid(pos[standing].copy(), radius, np.zeros(2), m.size)
+        grid = StaticGrid(pos[standing].copy(), radius, np.zeros(2), m.size, ids=np.flatnonzero(standing))
         return end, standing, wi[mine], wj[mine], np.concatenate((ad, d))[mine], grid
 
     def _truth(self, moved: _F, presence: NDArray[np.bool_], step: int) -> list[tuple[_I, _I, _F]]:

@@ -208,9 +208,9 @@ def test_a_step_at_a_time_finds_the_truth_of_one_search_over_everyone(
     monkeypatch: pytest.MonkeyPatch, window: int, dense: int, shard: int | None
 ) -> None:
     """A city's path: one step per search, the still found once, those standing a window found once per
-    window (their keys looked up once per merge, where keys are sorted: ``dense`` 0), the movers in
-    grid order; the batch path searches everyone present at each step. A shard (of 2) keeps the pairs
-    whose lower agent it owns, whichever of the two moves."""
+    window (their keys placed once per merge, where keys are sorted: ``dense`` 0); the batch path
+    searches everyone present at each step. A shard (of 2) keeps the pairs whose lower agent it owns,
+    whichever of the two moves."""
     import proximity.sim.world as world_module
 
     crowd = dataclasses.replace(CROWDS["restless"], pause=(5, 400), arrival_spread=300, dwell=600)

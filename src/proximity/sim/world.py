@@ -212,7 +212,8 @@ class World:
         distances, without searching again agents who stand: pairs of agents who never move are found
         once; pairs of walkers who pause through a whole window of WINDOW steps (with each other and
         with the still) once per window; those who may move are searched against a grid of everyone
-        standing and among themselves (the same pairs, and distances, as one search over everyone). In
+        standing and among themselves, in one call (:meth:`StaticGrid.movers`: the same pairs, and
+        distances, as one search over everyone). In
         two parts: the standing's pairs (the same arrays while the window and the presence last), and
         the movers'."""
         radius = self.scenario.contact_distance
@@ -236,16 +237,13 @@ class World:
             # long while the presence is
             si, sj, sd, _ = self._static
             both, pair = present[si] & present[sj], present[wi] & present[wj]
-            movers = np.flatnonzero(present & ~standing)
             self._standing_pairs = (
                 presence,
                 np.concatenate((si[both], wi[pair])),
                 np.concatenate((sj[both], wj[pair])),
                 np.concatenate((sd[both], wd[pair])),
-                movers[grid.by_cell(pos[movers])],  # in grid order where they start: the searches sweep
+                np.flatnonzero(present & ~standing),
             )
-        # a step's pairs in any order: each pair once a step, so a pair's sums run in step order whatever
-        # the order within a step (:func:`_merge_close`)
         _, pi, pj, pd, movers = self._standing_pairs
         return [(pi, pj, pd), grid.movers(pos[movers], movers, present, self.owned)]
 
@@ -597,7 +595,8 @@ def _merge_close(pieces: list[_Piece]) -> tuple[_I, _I, _F, _F]:
     each, distances summed, smallest): steps summed, distances summed (in entry order) and their
     minimum. Keys within a few million of each other (a venue's pairs) are counted into a dense array,
     others (a city's) sorted, the keys of pieces that are the same array (a window's standing pairs,
-    step after step) sorted and looked up once; all sum in the same order, so give the same numbers."""
+    step after step) sorted once (np.unique's inverse places them: no lookups); all sum in the same
+    order, so give the same numbers."""
     distinct = {id(p[0]): p[0] for p in pieces}
     full = [k for k in distinct.values() if k.size]
     counts = np.concatenate([np.ones(p[0].size, np.int64) if p[1] is None else p[1] for p in pieces])

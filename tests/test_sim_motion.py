@@ -200,21 +200,26 @@ def test_duty_cycles_of_many_steps_are_the_remainder_rule_exactly(
             )
 
 
-@pytest.mark.parametrize(("window", "dense"), [(1, 1 << 22), (7, 1 << 22), (60, 1 << 22), (60, 0)])
+@pytest.mark.parametrize(
+    ("window", "dense", "shard"), [(1, 1 << 22, None), (7, 1 << 22, None), (60, 1 << 22, None), (60, 0, None),
+                                   (60, 0, 0), (7, 1 << 22, 1)]
+)  # fmt: skip
 def test_a_step_at_a_time_finds_the_truth_of_one_search_over_everyone(
-    monkeypatch: pytest.MonkeyPatch, window: int, dense: int
+    monkeypatch: pytest.MonkeyPatch, window: int, dense: int, shard: int | None
 ) -> None:
     """A city's path: one step per search, the still found once, those standing a window found once per
-    window (their keys looked up once per merge, where keys are sorted: ``dense`` 0); the batch path
-    searches everyone present at each step."""
+    window (their keys placed once per merge, where keys are sorted: ``dense`` 0); the batch path
+    searches everyone present at each step. A shard (of 2) keeps the pairs whose lower agent it owns,
+    whichever of the two moves."""
     import proximity.sim.world as world_module
 
     crowd = dataclasses.replace(CROWDS["restless"], pause=(5, 400), arrival_spread=300, dwell=600)
     scenario = Scenario(name="restless", crowd=crowd, duration=900, chunk=300)
+    owned = None if shard is None else np.arange(crowd.agents) % 2 == shard
 
     def truth() -> list[list[float]]:
         out = []
-        for c in World(scenario, 0.5, 4).chunks():
+        for c in World(scenario, 0.5, 4, owned=owned).chunks():
             out += [c.close_keys.tolist(), c.close_seconds.tolist()]
             out += [c.close_distance_sum.tolist(), c.close_distance_min.tolist()]
         return out

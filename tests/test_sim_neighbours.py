@@ -100,3 +100,32 @@ def test_a_city_step_finds_the_same_truth_with_the_numpy_searches(monkeypatch: p
             m.setattr(neighbours, "_native", None)
             assert truth() == native
         assert len(native[0]) > 100
+
+
+@settings(max_examples=80, deadline=None)
+@given(cases, st.integers(0, 600), st.integers(1, 3))
+def test_a_grids_movers_in_c_are_the_numpy_movers_bit_for_bit(
+    case: tuple[int, int, float, bool, float], m: int, shards: int
+) -> None:
+    """A city step's movers (agents in any order) against the standing (some absent) and among
+    themselves, a shard keeping the pairs whose lower agent it owns: the C call gives the numpy pairs,
+    and they are every pair within the radius, each once."""
+    seed, n, width, snap, radius = case
+    rng = np.random.default_rng(seed + 2)
+    agents = rng.permutation(n + m)
+    stand, movers = np.sort(agents[:n]), agents[n:]  # the standing ascending, the movers in any order
+    points, probes = _points(seed, n, width, snap), _points(seed + 1, m, width, snap)
+    present = rng.random(n + m) < 0.8
+    owned = np.arange(n + m) % shards == 0
+    grid = StaticGrid(points, radius, np.zeros(2), np.array([width, width / 2]), ids=stand)
+    found = grid.movers(probes, movers, present, owned)
+    _same(found, grid.movers_numpy(probes, movers, present, owned))
+    where = np.zeros((n + m, 2))
+    where[stand], where[movers] = points, probes
+    dist = np.sqrt(((where[:, None, :] - where[None, :, :]) ** 2).sum(-1))
+    moving = np.isin(np.arange(n + m), movers)
+    near = np.triu(dist <= radius, 1) & (moving[:, None] | moving[None, :])
+    near &= (present | moving)[:, None] & (present | moving)[None, :] & owned[:, None]
+    want = sorted(zip(*np.nonzero(near), strict=True))
+    assert sorted(zip(found[0].tolist(), found[1].tolist(), strict=True)) == want
+    assert np.array_equal(found[2], dist[found[0], found[1]])

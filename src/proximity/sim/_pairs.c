@@ -77,26 +77,15 @@ static int need(Py_buffer *v, Py_ssize_t items, const char *name) {
  * with d2 <= radius2 (and, with a non-empty ``layer``, the same layer), as numpy close_pairs finds them:
  * points sorted by cell (stable), each paired with the rest of its cell and the cell above (one slice)
  * and the three cells of the next column (one slice), in that order */
-static PyObject *close_pairs(PyObject *self, PyObject *args) {
-    Py_buffer p = {0}, lay = {0};
-    double lx, ly, side, r2;
-    long long layers;
-    PyObject *out = NULL;
+/* close_pairs' search, its pairs appended to ``found``: (min, max) of the points' indices, or with ``ids``
+ * (each point's agent) of their agents, kept where the lower agent is ``owned`` (one byte an agent);
+ * 0, or -1 with an exception set */
+static int close_core(const double *pt, Py_ssize_t n, double lx, double ly, double side, double r2,
+                      const int64_t *layer, long long layers, const int64_t *ids, const uint8_t *owned) {
+    int status = -1;
     int64_t *cx = NULL, *cy = NULL, *flat = NULL, *starts = NULL, *order = NULL;
     double *xs = NULL, *ys = NULL;
-    if (!PyArg_ParseTuple(args, "y*ddddy*L", &p, &lx, &ly, &side, &r2, &lay, &layers)) return NULL;
-    Py_ssize_t n = p.len / 16;
-    const double *pt = p.buf;
-    const int64_t *layer = lay.len ? lay.buf : NULL;
-    if (p.len != n * 16 || (layer && need(&lay, n, "layer") < 0) || layers < 1) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "points: expected (n, 2) float64");
-        goto done;
-    }
-    found.size = 0;
-    if (n < 2) {
-        out = found_tuple(&found);
-        goto done;
-    }
+    if (n < 2) return 0;
     cx = malloc(n * sizeof *cx);
     cy = malloc(n * sizeof *cy);
     flat = malloc(n * sizeof *flat);
@@ -156,12 +145,17 @@ static PyObject *close_pairs(PyObject *self, PyObject *args) {
                 double dy = y - ys[b];
                 double d2 = dx * dx + dy * dy;
                 if (d2 <= r2) {
-                    int64_t o = order[b];
-                    if (add(&found, a < o ? a : o, a < o ? o : a, sqrt(d2)) < 0) goto done;
+                    int64_t o = order[b], u = a, v = o;
+                    if (ids) {
+                        u = ids[a];
+                        v = ids[o];
+                        if (!owned[u < v ? u : v]) continue;
+                    }
+                    if (add(&found, u < v ? u : v, u < v ? v : u, sqrt(d2)) < 0) goto done;
                 }
             }
     }
-    out = found_tuple(&found);
+    status = 0;
 done:
     free(cx);
     free(cy);
@@ -170,9 +164,75 @@ done:
     free(order);
     free(xs);
     free(ys);
+    return status;
+}
+
+static PyObject *close_pairs(PyObject *self, PyObject *args) {
+    Py_buffer p = {0}, lay = {0};
+    double lx, ly, side, r2;
+    long long layers;
+    PyObject *out = NULL;
+    if (!PyArg_ParseTuple(args, "y*ddddy*L", &p, &lx, &ly, &side, &r2, &lay, &layers)) return NULL;
+    Py_ssize_t n = p.len / 16;
+    const int64_t *layer = lay.len ? lay.buf : NULL;
+    if (p.len != n * 16 || (layer && need(&lay, n, "layer") < 0) || layers < 1) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "points: expected (n, 2) float64");
+        goto done;
+    }
+    found.size = 0;
+    if (close_core(p.buf, n, lx, ly, side, r2, layer, layers, NULL, NULL) == 0) out = found_tuple(&found);
+done:
     PyBuffer_Release(&p);
     PyBuffer_Release(&lay);
     return out;
+}
+
+/* near's search of the m points pa, its pairs appended to ``found``: (i, order[p]), or with ``ids`` (each
+ * point's agent; ``order`` then holds the binned points' agents, all < ``agents``) (min, max) of their
+ * agents, kept where the binned agent is ``present`` and the lower agent ``owned``; 0, or -1 with an
+ * exception set */
+static int near_core(const double *pa, Py_ssize_t m, double ox, double oy, double side, double r2, int64_t rows,
+                     Py_ssize_t cells, Py_ssize_t n, const int64_t *starts, const int64_t *order, const double *x,
+                     const double *y, const int64_t *ids, const uint8_t *present, const uint8_t *owned,
+                     int64_t agents) {
+    for (Py_ssize_t i = 0; i < m; i++) {
+        double ax = pa[2 * i], ay = pa[2 * i + 1];
+        int64_t cx = floor_int((ax - ox) / side) + 1, cy = floor_int((ay - oy) / side) + 1;
+        for (int64_t c = -1; c <= 1; c++) {
+            int64_t column = (cx + c) * rows + cy;
+            if (column - 1 < 0 || column + 2 >= cells) {
+                PyErr_SetString(PyExc_IndexError, "near: a point outside the grid");
+                return -1;
+            }
+            int64_t lo = starts[column - 1], hi = starts[column + 2];
+            if (lo < 0 || hi > n) {
+                PyErr_SetString(PyExc_ValueError, "near: starts beyond the points");
+                return -1;
+            }
+            for (int64_t p = lo; p < hi; p++) {
+                double dx = ax - x[p];
+                double dy = ay - y[p];
+                double d2 = dx * dx + dy * dy;
+                if (d2 > r2) continue;
+                int64_t u = i, v = order[p];
+                if (ids) {
+                    u = ids[i];
+                    if ((uint64_t)v >= (uint64_t)agents) {
+                        PyErr_SetString(PyExc_ValueError, "movers: an agent beyond present and owned");
+                        return -1;
+                    }
+                    if (!present[v] || !owned[u < v ? u : v]) continue;
+                    if (u > v) {
+                        int64_t t = u;
+                        u = v;
+                        v = t;
+                    }
+                }
+                if (add(&found, u, v, sqrt(d2)) < 0) return -1;
+            }
+        }
+    }
+    return 0;
 }
 
 /* near(a, origin_x, origin_y, side, radius2, rows, starts, order, x, y): every (i, j) with
@@ -191,38 +251,58 @@ static PyObject *near(PyObject *self, PyObject *args) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "near: bad array sizes");
         goto done;
     }
-    const double *pa = a.buf, *x = bx.buf, *y = by.buf;
-    const int64_t *starts = st.buf, *order = od.buf;
     found.size = 0;
-    for (Py_ssize_t i = 0; i < m; i++) {
-        double ax = pa[2 * i], ay = pa[2 * i + 1];
-        int64_t cx = floor_int((ax - ox) / side) + 1, cy = floor_int((ay - oy) / side) + 1;
-        for (int64_t c = -1; c <= 1; c++) {
-            int64_t column = (cx + c) * rows + cy;
-            if (column - 1 < 0 || column + 2 >= cells) {
-                PyErr_SetString(PyExc_IndexError, "near: a point outside the grid");
-                goto done;
-            }
-            int64_t lo = starts[column - 1], hi = starts[column + 2];
-            if (lo < 0 || hi > n) {
-                PyErr_SetString(PyExc_ValueError, "near: starts beyond the points");
-                goto done;
-            }
-            for (int64_t p = lo; p < hi; p++) {
-                double dx = ax - x[p];
-                double dy = ay - y[p];
-                double d2 = dx * dx + dy * dy;
-                if (d2 <= r2 && add(&found, i, order[p], sqrt(d2)) < 0) goto done;
-            }
-        }
-    }
-    out = found_tuple(&found);
+    if (near_core(a.buf, m, ox, oy, side, r2, rows, cells, n, st.buf, od.buf, bx.buf, by.buf, NULL, NULL, NULL, 0) ==
+        0)
+        out = found_tuple(&found);
 done:
     PyBuffer_Release(&a);
     PyBuffer_Release(&st);
     PyBuffer_Release(&od);
     PyBuffer_Release(&bx);
     PyBuffer_Release(&by);
+    return out;
+}
+
+/* movers(a, ids, origin_x, origin_y, side, radius2, rows, starts, agents, x, y, present, owned, low_x, low_y,
+ * cell): a city step's close pairs of its movers (positions a, agents ids) as StaticGrid.movers_numpy
+ * finds them, each as (lower agent, higher agent, distance), kept where the lower agent is owned: with
+ * the binned standing (``agents``: theirs in cell order) who are present, in near's order, then among
+ * themselves in close_pairs' order (its cells of side ``cell`` from low); present and owned: a byte an agent */
+static PyObject *movers(PyObject *self, PyObject *args) {
+    Py_buffer a = {0}, id = {0}, st = {0}, od = {0}, bx = {0}, by = {0}, pr = {0}, ow = {0};
+    double ox, oy, side, r2, lx, ly, cell;
+    long long rows;
+    PyObject *out = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*ddddLy*y*y*y*y*y*ddd", &a, &id, &ox, &oy, &side, &r2, &rows, &st, &od, &bx, &by,
+                          &pr, &ow, &lx, &ly, &cell))
+        return NULL;
+    Py_ssize_t m = a.len / 16, cells = st.len / 8, n = od.len / 8, agents = pr.len;
+    if (a.len != m * 16 || need(&id, m, "ids") < 0 || st.len != cells * 8 || od.len != n * 8 ||
+        need(&bx, n, "x") < 0 || need(&by, n, "y") < 0 || ow.len != agents) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "movers: bad array sizes");
+        goto done;
+    }
+    const int64_t *ids = id.buf;
+    for (Py_ssize_t i = 0; i < m; i++)
+        if ((uint64_t)ids[i] >= (uint64_t)agents) {
+            PyErr_SetString(PyExc_ValueError, "movers: an agent beyond present and owned");
+            goto done;
+        }
+    found.size = 0;
+    if (near_core(a.buf, m, ox, oy, side, r2, rows, cells, n, st.buf, od.buf, bx.buf, by.buf, ids, pr.buf, ow.buf,
+                  agents) == 0 &&
+        close_core(a.buf, m, lx, ly, cell, r2, NULL, 1, ids, ow.buf) == 0)
+        out = found_tuple(&found);
+done:
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&id);
+    PyBuffer_Release(&st);
+    PyBuffer_Release(&od);
+    PyBuffer_Release(&bx);
+    PyBuffer_Release(&by);
+    PyBuffer_Release(&pr);
+    PyBuffer_Release(&ow);
     return out;
 }
 
@@ -236,6 +316,7 @@ static void module_free(void *module) {
 static PyMethodDef METHODS[] = {
     {"close_pairs", close_pairs, METH_VARARGS, "Pairs within a radius among points (as neighbours.close_pairs)."},
     {"near", near, METH_VARARGS, "Pairs within a radius of points and a binned grid (as _Binned.near)."},
+    {"movers", movers, METH_VARARGS, "A city step's close pairs of its movers (as StaticGrid.movers_numpy)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -23,3 +23,22 @@ def near(
     y: _In,
     /,
 ) -> tuple[bytearray, bytearray, bytearray]: ...
+def movers(
+    a: _In,
+    ids: _In,
+    origin_x: float,
+    origin_y: float,
+    side: float,
+    radius2: float,
+    rows: int,
+    starts: _In,
+    agents: _In,
+    x: _In,
+    y: _In,
+    present: _In,
+    owned: _In,
+    low_x: float,
+    low_y: float,
+    cell: float,
+    /,
+) -> tuple[bytearray, bytearray, bytearray]: ...

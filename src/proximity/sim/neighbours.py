@@ -136,10 +136,18 @@ class StaticGrid:
     against them. ``low``/``high`` bound every point ever queried (the venue)."""
 
     def __init__(
-        self, points: NDArray[np.float64], radius: float, low: NDArray[np.float64], high: NDArray[np.float64]
+        self,
+        points: NDArray[np.float64],
+        radius: float,
+        low: NDArray[np.float64],
+        high: NDArray[np.float64],
+        ids: NDArray[np.int64] | None = None,
     ) -> None:
+        """``ids``: each point's agent (for :meth:`movers`; default its index)."""
         self.points = points
         self.radius = radius
+        self.ids = np.arange(len(points), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
+        self._agents: NDArray[np.int64] | None = None  # the points' agents in cell order (the C movers)
         self.origin = np.minimum(low, _low(points)) if len(points) else low
         top = np.maximum(high, _high(points)) if len(points) else high
         span = np.floor((top - self.origin) / radius).astype(np.int64) + 3
@@ -151,6 +159,67 @@ class StaticGrid:
         if len(a) == 0 or len(self.points) == 0:
             return _empty()
         return self._binned.near(a)
+
+    def movers(
+        self,
+        a: NDArray[np.float64],
+        ids: NDArray[np.int64],
+        present: NDArray[np.bool_],
+        owned: NDArray[np.bool_],
+    ) -> Pairs:
+        """A city step's close pairs of its movers (positions ``a`` of agents ``ids``) as (lower agent,
+        higher agent, distance), kept where the lower agent is ``owned``: with the grid's points whose
+        agent is ``present`` (in :meth:`query`'s order), then among themselves (in :func:`close_pairs`'
+        order). One C call where built (no arrays between the searches), else :meth:`movers_numpy`."""
+        if _native is None:
+            return self.movers_numpy(a, ids, present, owned)
+        if len(a) == 0:
+            return _empty()
+        if self._agents is None:
+            self._agents = self.ids[self._binned.order]
+        b = self._binned
+        low, _, cell = _cells(a, self.radius, None)
+        raw = _native.movers(
+            np.ascontiguousarray(a, np.float64),
+            np.ascontiguousarray(ids, np.int64),
+            float(b.origin[0]),
+            float(b.origin[1]),
+            float(b.radius),
+            float(b.radius * b.radius),
+            b.shape[1],
+            np.ascontiguousarray(b.starts, np.int64),
+            self._agents,
+            b.x,
+            b.y,
+            np.ascontiguousarray(present, np.bool_).view(np.uint8),
+            np.ascontiguousarray(owned, np.bool_).view(np.uint8),
+            float(low[0]),
+            float(low[1]),
+            float(cell),
+        )
+        return _found(raw)
+
+    def movers_numpy(
+        self,
+        a: NDArray[np.float64],
+        ids: NDArray[np.int64],
+        present: NDArray[np.bool_],
+        owned: NDArray[np.bool_],
+    ) -> Pairs:
+        """:meth:`movers` in numpy."""
+        i, j, d = self._binned.near_numpy(a) if len(a) and len(self.points) else _empty()
+        mover, other = ids[i], self.ids[j]
+        low, high = np.minimum(mover, other), np.maximum(mover, other)
+        here = present[other] & owned[low]
+        mi, mj, md = close_pairs_numpy(a, self.radius)
+        mi, mj = ids[mi], ids[mj]
+        mi, mj = np.minimum(mi, mj), np.maximum(mi, mj)
+        mine = owned[mi]
+        return (
+            np.concatenate((low[here], mi[mine])),
+            np.concatenate((high[here], mj[mine])),
+            np.concatenate((d[here], md[mine])),
+        )
 
 
 def cross_pairs(a: NDArray[np.float64], b: NDArray[np.float64], radius: float) -> Pairs:

@@ -143,7 +143,7 @@ class World:
         self._still = np.flatnonzero(self.movers.kind == STATIONARY).astype(np.int64)
         self._static: tuple[_I, _I, _F, StaticGrid] | None = None
         self._window: tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid] | None = None
-        self._standing_pairs: tuple[NDArray[np.bool_], _I, _I, _F, _I, _I] | None = None
+        self._standing_pairs: tuple[NDArray[np.bool_], _I, _I, _F, _I] | None = None
         self._standing_keys: tuple[_I | None, int, _I] = (None, 0, np.zeros(0, np.int64))  # gi, day, keys
         self._encounter_key = self.streams.key("encounter")
         # per-packet draws hashed from (scanner, advertiser, step): no generator state, so a packet's
@@ -212,7 +212,8 @@ class World:
         distances, without searching again agents who stand: pairs of agents who never move are found
         once; pairs of walkers who pause through a whole window of WINDOW steps (with each other and
         with the still) once per window; those who may move are searched against a grid of everyone
-        standing and among themselves (the same pairs, and distances, as one search over everyone). In
+        standing and among themselves, in one call (:meth:`StaticGrid.movers`: the same pairs, and
+        distances, as one search over everyone). In
         two parts: the standing's pairs (the same arrays while the window and the presence last), and
         the movers'."""
         radius = self.scenario.contact_distance
@@ -242,19 +243,9 @@ class World:
                 np.concatenate((sj[both], wj[pair])),
                 np.concatenate((sd[both], wd[pair])),
                 np.flatnonzero(present & ~standing),
-                np.flatnonzero(standing),
             )
-        _, pi, pj, pd, movers, stand = self._standing_pairs
-        mine = pos[movers]
-        a, b, ad = grid.query(mine)
-        ma, other = movers[a], stand[b]
-        low, high = np.minimum(ma, other), np.maximum(ma, other)
-        here = present[other] & self.owned[low]
-        mi, mj, md = close_pairs(mine, radius)
-        owned = self.owned[movers[mi]]  # movers is ascending, so movers[mi] < movers[mj]
-        gi = np.concatenate((low[here], movers[mi[owned]]))
-        gj = np.concatenate((high[here], movers[mj[owned]]))
-        return [(pi, pj, pd), (gi, gj, np.concatenate((ad[here], md[owned])))]
+        _, pi, pj, pd, movers = self._standing_pairs
+        return [(pi, pj, pd), grid.movers(pos[movers], movers, present, self.owned)]
 
     def _stand(self, step: int) -> tuple[int, NDArray[np.bool_], _I, _I, _F, StaticGrid]:
         """Who stands from ``step`` through the window's last step (the still, walkers whose pause
@@ -274,7 +265,7 @@ class World:
         wi = np.concatenate((np.minimum(pa, pb), idle[i]))  # idle is ascending: idle[i] < idle[j]
         wj = np.concatenate((np.maximum(pa, pb), idle[j]))
         mine = self.owned[wi]
-        grid = StaticGrid(pos[standing].copy(), radius, np.zeros(2), m.size)
+        grid = StaticGrid(pos[standing].copy(), radius, np.zeros(2), m.size, ids=np.flatnonzero(standing))
         return end, standing, wi[mine], wj[mine], np.concatenate((ad, d))[mine], grid
 
     def _truth(self, moved: _F, presence: NDArray[np.bool_], step: int) -> list[tuple[_I, _I, _F]]:
@@ -604,12 +595,15 @@ def _merge_close(pieces: list[_Piece]) -> tuple[_I, _I, _F, _F]:
     each, distances summed, smallest): steps summed, distances summed (in entry order) and their
     minimum. Keys within a few million of each other (a venue's pairs) are counted into a dense array,
     others (a city's) sorted, the keys of pieces that are the same array (a window's standing pairs,
-    step after step) sorted and looked up once; all sum in the same order, so give the same numbers."""
-    keys = np.concatenate([p[0] for p in pieces])
+    step after step) sorted once (np.unique's inverse places them: no lookups); all sum in the same
+    order, so give the same numbers."""
+    distinct = {id(p[0]): p[0] for p in pieces}
+    full = [k for k in distinct.values() if k.size]
     counts = np.concatenate([np.ones(p[0].size, np.int64) if p[1] is None else p[1] for p in pieces])
     dist_sum = np.concatenate([p[2] for p in pieces])
     dist_min = np.concatenate([p[3] for p in pieces])
-    if keys.size and int(keys.max()) - int(keys.min()) < DENSE_KEYS:
+    if full and max(int(k.max()) for k in full) - min(int(k.min()) for k in full) < DENSE_KEYS:
+        keys = np.concatenate([p[0] for p in pieces])
         low = keys.min()
         index = keys - low
         span = int(index.max()) + 1
@@ -617,9 +611,9 @@ def _merge_close(pieces: list[_Piece]) -> tuple[_I, _I, _F, _F]:
         pick = np.flatnonzero(steps)
         merged = pick + low
     else:
-        distinct = {id(p[0]): p[0] for p in pieces}
-        merged = np.unique(np.concatenate(list(distinct.values())))
-        found = {at: np.searchsorted(merged, k) for at, k in distinct.items()}
+        merged, inverse = np.unique(np.concatenate(list(distinct.values())), return_inverse=True)
+        ends = np.cumsum([k.size for k in distinct.values()])
+        found = dict(zip(distinct, np.split(inverse, ends[:-1]), strict=True))
         index = np.concatenate([found[id(p[0])] for p in pieces])
         span = merged.size
         steps = np.bincount(index, counts, span)

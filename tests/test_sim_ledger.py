@@ -362,18 +362,3 @@ def test_rssi_is_one_byte_only_where_it_comes_back_bit_for_bit(values: list[floa
     packed = ledger_module._packed_rssi(rssi)
     assert (packed.dtype == np.int8) == small
     assert packed.astype(np.float32).view(np.int32).tolist() == rssi.view(np.int32).tolist()
-
-
-def test_a_pair_heard_again_by_a_segment_with_the_same_mark_gets_only_its_new_rows() -> None:
-    """Segments 0 and 32 share a mark: a pair settled from segment 0 and heard again in segment 32
-    is searched for in segment 0 too, where its old rows (settled, still held) are not returned."""
-    ledger = HeardPairs(N, forget=100.0)
-    ledger.add(np.array([0, 2]), np.array([1, 3]), DAY + np.array([0.0, 150.0]), np.array([-60.0, -61.0]))
-    assert _pieces(ledger, DAY + 200.0, False, 10) == [([0], [1], [DAY], [-60.0])]
-    for serial in range(1, 32):
-        ledger.add(np.array([2]), np.array([3]), DAY + np.array([150.0 + serial]), np.array([-62.0]))
-    ledger.add(np.array([0]), np.array([1]), DAY + np.array([190.0]), np.array([-63.0]))
-    assert len(ledger._segments) == 33 and ledger._segments[0].dead == 1
-    pieces = _pieces(ledger, DAY + 250.0, True, 100)
-    assert pieces[0][:2] == ([0] + [2] * 32, [1] + [3] * 32)
-    assert pieces[0][2][:2] == [DAY + 190.0, DAY + 150.0] and pieces[0][3][:2] == [-63.0, -61.0]

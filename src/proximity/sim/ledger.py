@@ -16,10 +16,8 @@ change its verdict any more:
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import reduce
 from itertools import pairwise
 from typing import Any
 
@@ -142,7 +140,6 @@ class HeardPairs:
         self._first = np.zeros(0, np.float64)  # ... and first (since it was last settled)
         self._since = np.zeros(0, np.int32)  # ... the first segment of its rows
         self._late = np.zeros(0, np.bool_)  # ... whether a batch came with rows older than its last
-        self._marks = np.zeros(0, np.uint32)  # ... which segments' marks its rows came with
         self.peak_rows = 0
         self.peak_pairs = 0
 
@@ -191,12 +188,10 @@ class HeardPairs:
             self._first = _merged(self._first, *places, np.full(fresh, np.inf))
             self._since = _merged(self._since, *places, np.full(fresh, serial, np.int32))
             self._late = _merged(self._late, *places, np.zeros(fresh, np.bool_))
-            self._marks = _merged(self._marks, *places, np.zeros(fresh, np.uint32))
         self._late[slot] |= earliest < self._last[slot]  # rows before some already held
         self._last[slot] = np.maximum(self._last[slot], latest)
         self._first[slot] = np.minimum(self._first[slot], earliest)
         self._count[slot] += count
-        self._marks[slot] |= _mark(serial)
         bounds = np.append(starts, code.size)
         ranked_rssi = rssi[order].astype(np.float32)
         self._segments.append(_Segment.packed(serial, codes, bounds, ranked_times, ranked_rssi))
@@ -215,7 +210,6 @@ class HeardPairs:
         self._pairs, self._count = other._pairs.copy(), other._count.copy()
         self._last, self._first = other._last.copy(), other._first.copy()
         self._since, self._late = other._since.copy(), other._late.copy()
-        self._marks = other._marks.copy()
         self.peak_rows, self.peak_pairs = other.peak_rows, other.peak_pairs
 
     def settle(
@@ -281,7 +275,6 @@ class HeardPairs:
         self._pairs, self._count = self._pairs[keep], self._count[keep]
         self._last, self._first = self._last[keep], self._first[keep]
         self._since, self._late = self._since[keep], self._late[keep]
-        self._marks = self._marks[keep]
         self._tidy()
 
     def _gathered(
@@ -294,15 +287,22 @@ class HeardPairs:
         """The rows of the held pairs at indices ``piece`` (``count`` rows each), oldest segment
         first, so each pair's rows come in the order they came (sorted by time for a late pair);
         the pairs taken are marked in ``taken`` (one mask per segment), their rows counted in ``dead``."""
-        codes, since, marks = self._pairs[piece], self._since[piece], self._marks[piece]
+        codes, first, last, since = (
+            self._pairs[piece],
+            self._first[piece],
+            self._last[piece],
+            self._since[piece],
+        )
         filled = np.cumsum(count) - count  # where each pair's next rows go (int64)
+        scanner = codes // self._stride
         time = np.empty(int(count.sum()))
         rssi = np.empty(time.size)
         for i, segment in enumerate(self._segments):
-            # only segments with a mark the pair's rows came with, from its meeting on, hold its
-            # rows (a pair's rows are in about one segment in five)
-            near = np.flatnonzero(marks & np.uint32(segment.marks))
-            near = near[since[near] <= segment.serial]
+            # only segments whose times overlap the pair's first..last, and which hold rows of its
+            # scanner (phones scan a few seconds every few minutes), can hold its rows
+            overlap = (first <= segment.high) & (last >= segment.low) & (since <= segment.serial)
+            overlap &= segment.scanners(self._stride, self.n)[scanner]
+            near = np.flatnonzero(overlap)
             if not near.size:
                 continue
             at = np.searchsorted(segment.keys, codes[near])
@@ -362,7 +362,8 @@ class _Segment:
     were settled since, is replaced)."""
 
     __slots__ = (
-        "base", "bounds", "dead", "gone", "keys", "marks", "quantum", "rssi", "serial", "time",
+        "_scanners", "base", "bounds", "dead", "gone", "high", "keys", "low", "quantum", "rssi",
+        "serial", "time",
     )  # fmt: skip
 
     def __init__(
@@ -374,12 +375,16 @@ class _Segment:
         rssi: NDArray[Any],
         base: float = 0.0,
         quantum: float = 0.0,
-        marks: int | None = None,
     ) -> None:
         self.serial = serial  # a pair (re)started after this segment has no live rows in it
         self.keys, self.bounds, self.time, self.rssi = keys, bounds, time, rssi
         self.base, self.quantum = base, quantum  # time = base + stored x quantum (0: stored as is)
-        self.marks = _mark(serial) if marks is None else marks  # of the adds its rows came with
+        self._scanners: NDArray[np.bool_] | None = None
+        self.low = self.high = 0.0
+        if time.size:
+            self.low, self.high = float(self.times(np.argmin(time))), float(self.times(np.argmax(time)))
+        else:
+            self.low, self.high = np.inf, -np.inf
         self.dead = 0
         self.gone: NDArray[np.bool_] | None = None
 
@@ -410,8 +415,17 @@ class _Segment:
         twin = _Segment.__new__(_Segment)
         twin.serial, twin.keys, twin.bounds = self.serial, self.keys, self.bounds
         twin.time, twin.rssi, twin.base, twin.quantum = self.time, self.rssi, self.base, self.quantum
-        twin.marks, twin.dead, twin.gone = self.marks, self.dead, self.gone
+        twin.low, twin.high, twin.dead, twin.gone = self.low, self.high, self.dead, self.gone
+        twin._scanners = self._scanners
         return twin
+
+    def scanners(self, stride: np.int64, n: np.int64) -> NDArray[np.bool_]:
+        """Which of the ``n`` agents logged a row here (codes are scanner x ``stride`` + ...): one flag
+        an agent, made on first use and kept (the rows never change)."""
+        if self._scanners is None:
+            self._scanners = np.zeros(int(n), np.bool_)
+            self._scanners[self.keys // stride] = True
+        return self._scanners
 
     def rewritten(self) -> _Segment:
         """This segment's live rows alone: in order already (no sort, one copy, stored as they are)."""
@@ -421,8 +435,9 @@ class _Segment:
         sizes = np.diff(self.bounds)
         rows = np.repeat(live, sizes)
         bounds = _narrow(np.concatenate(([0], np.cumsum(sizes[live], dtype=np.int64))))
-        keys, time, rssi = self.keys[live], self.time[rows], self.rssi[rows]
-        return _Segment(self.serial, keys, bounds, time, rssi, self.base, self.quantum, self.marks)
+        return _Segment(
+            self.serial, self.keys[live], bounds, self.time[rows], self.rssi[rows], self.base, self.quantum
+        )
 
     @staticmethod
     def merged(parts: list[_Segment]) -> _Segment:
@@ -455,15 +470,7 @@ class _Segment:
         if starts.size:
             np.cumsum(np.add.reduceat(size, starts), out=bounds[1:])
         time, rssi = np.concatenate(times)[rows], np.concatenate(rssis)[rows]
-        merged = _Segment.packed(max(part.serial for part in parts), code[starts], bounds, time, rssi)
-        merged.marks = reduce(operator.or_, (part.marks for part in parts))
-        return merged
-
-
-def _mark(serial: int) -> int:
-    """The mark of the add numbered ``serial``: one of 32 bits, so the segments held (about 31 in a
-    city run with ``hold``) mostly have marks of their own; a shared one costs searches, not rows."""
-    return 1 << (serial % 32)
+        return _Segment.packed(max(part.serial for part in parts), code[starts], bounds, time, rssi)
 
 
 def _narrow(values: NDArray[np.int64]) -> NDArray[np.int64] | NDArray[np.int32]:

@@ -362,3 +362,44 @@ def test_rssi_is_one_byte_only_where_it_comes_back_bit_for_bit(values: list[floa
     packed = ledger_module._packed_rssi(rssi)
     assert (packed.dtype == np.int8) == small
     assert packed.astype(np.float32).view(np.int32).tolist() == rssi.view(np.int32).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), adds=st.integers(1, 6))
+def test_pair_codes_across_32_bits_settle_what_a_plain_ledger_settles(seed: int, adds: int) -> None:
+    """Pair codes on both sides of 2**32 and beyond (a segment keeps each pair's low 32 bits, in runs
+    of one high part): the rows settled are the plain ledger's."""
+    rng = np.random.default_rng(seed)
+    n = 600_000  # codes up to n * (n + 1) ~ 3.6e11: high parts 0..83
+    ledger, plain = HeardPairs(n, forget=300.0), _Plain(300.0, 0.0)
+    now = DAY
+    for _ in range(adds):
+        k = int(rng.integers(1, 40))
+        near = 2**32 // (n + 1) + rng.integers(-2, 3, k)  # scanners whose codes straddle 2**32
+        scanner = np.where(rng.random(k) < 0.7, near, rng.integers(0, n, k))
+        other = np.where(rng.random(k) < 0.2, -1, rng.integers(0, n, k))
+        times, rssi = now + rng.uniform(-59.0, 0.0, k), np.round(rng.uniform(-100.0, -40.0, k))
+        ledger.add(scanner, other, times, rssi)
+        plain.add(scanner.tolist(), other.tolist(), times.tolist(), rssi.tolist())
+        now += float(rng.choice([60.0, 400.0]))
+        assert _pieces(ledger, now, False, 7) == plain.settle(now, False, 7)
+    assert _pieces(ledger, now, True, 7) == plain.settle(now, True, 7)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    keys=st.lists(st.integers(0, 2**40), max_size=40, unique=True),
+    probes=st.lists(st.integers(0, 2**40), max_size=40),
+)
+def test_a_segment_finds_its_pairs_by_code(keys: list[int], probes: list[int]) -> None:
+    """find(): a code's index among the segment's pairs, -1 where it has none; keys come back whole."""
+    codes = np.array(sorted(keys), np.int64)
+    bounds = np.arange(codes.size + 1, dtype=np.int64)
+    segment = ledger_module._Segment.packed(
+        0, codes, bounds, np.full(codes.size, DAY), np.zeros(codes.size, np.float32)
+    )
+    asked = np.array(sorted(probes + keys[:3]), np.int64)
+    assert segment.keys.tolist() == codes.tolist()
+    assert segment.find(asked).tolist() == [
+        sorted(keys).index(c) if c in keys else -1 for c in asked.tolist()
+    ]

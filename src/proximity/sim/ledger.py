@@ -305,9 +305,8 @@ class HeardPairs:
             near = np.flatnonzero(overlap)
             if not near.size:
                 continue
-            at = np.searchsorted(segment.keys, codes[near])
-            found = at < segment.keys.size
-            found[found] = segment.keys[at[found]] == codes[near[found]]
+            at = segment.find(codes[near])
+            found = at >= 0
             near, at = near[found], at[found]
             if not near.size:
                 continue
@@ -321,7 +320,7 @@ class HeardPairs:
             if taken is not None:
                 mark = taken[i]
                 if mark is None:
-                    mark = taken[i] = np.zeros(segment.keys.size, np.bool_)
+                    mark = taken[i] = np.zeros(segment.bounds.size - 1, np.bool_)
                 mark[at] = True
                 dead[i] += rows.size
         code = np.repeat(codes, count)
@@ -355,14 +354,16 @@ chunk, and every settlement looks at each."""
 class _Segment:
     """The rows one :meth:`HeardPairs.add` brought (or a merge of neighbouring segments), sorted by
     pair code, each pair's rows in the order they came. A row keeps no code: the segment keeps its
-    pairs' codes (``keys``, sorted) and where each one's rows begin (``bounds``), so a settled pair's
+    pairs' codes (``keys``, sorted; kept as their low 32 bits, runs of one high part being long) and
+    where each one's rows begin (``bounds``), so a settled pair's
     rows are found by one search among the segment's pairs, not its rows. Times are kept as
     :func:`_packed_times` gives them and RSSIs as :func:`_packed_rssi` does: exact either way. The
     arrays are never written in place (a mirror shares them, and ``gone``, which of the pairs here
     were settled since, is replaced)."""
 
     __slots__ = (
-        "_scanners", "base", "bounds", "dead", "gone", "high", "keys", "low", "quantum", "rssi",
+        "_heads", "_lows", "_scanners", "_splits", "base", "bounds", "dead", "gone", "high", "low",
+        "quantum", "rssi",
         "serial", "time",
     )  # fmt: skip
 
@@ -377,7 +378,11 @@ class _Segment:
         quantum: float = 0.0,
     ) -> None:
         self.serial = serial  # a pair (re)started after this segment has no live rows in it
-        self.keys, self.bounds, self.time, self.rssi = keys, bounds, time, rssi
+        self.bounds, self.time, self.rssi = bounds, time, rssi
+        high = keys >> 32
+        starts = np.flatnonzero(np.diff(high, prepend=np.int64(-1)))  # codes are >= 0
+        self._lows = (keys & 0xFFFFFFFF).astype(np.uint32)
+        self._heads, self._splits = high[starts], np.append(starts, keys.size)  # the high parts' runs
         self.base, self.quantum = base, quantum  # time = base + stored x quantum (0: stored as is)
         self._scanners: NDArray[np.bool_] | None = None
         self.low = self.high = 0.0
@@ -411,9 +416,33 @@ class _Segment:
             return np.asarray(self.time[rows], np.float64)
         return _unpacked(self.time[rows], self.base, self.quantum)
 
+    @property
+    def keys(self) -> NDArray[np.int64]:
+        """The codes of the pairs here, sorted."""
+        return (np.repeat(self._heads, np.diff(self._splits)) << 32) | self._lows.astype(np.int64)
+
+    def find(self, codes: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Where each of ``codes`` (sorted) is among :attr:`keys`, -1 where it is not."""
+        at = np.full(codes.size, -1, np.int64)
+        high = codes >> 32
+        for head, lo, hi in zip(
+            self._heads.tolist(), self._splits[:-1].tolist(), self._splits[1:].tolist(), strict=True
+        ):
+            first, last = np.searchsorted(high, [head, head + 1]).tolist()
+            if first == last:
+                continue
+            low = (codes[first:last] & 0xFFFFFFFF).astype(np.uint32)
+            lows = self._lows[lo:hi]
+            j = np.searchsorted(lows, low)
+            ok = j < lows.size
+            ok[ok] = lows[j[ok]] == low[ok]
+            at[first:last] = np.where(ok, j + lo, -1)
+        return at
+
     def copy(self) -> _Segment:
         twin = _Segment.__new__(_Segment)
-        twin.serial, twin.keys, twin.bounds = self.serial, self.keys, self.bounds
+        twin.serial, twin.bounds = self.serial, self.bounds
+        twin._lows, twin._heads, twin._splits = self._lows, self._heads, self._splits
         twin.time, twin.rssi, twin.base, twin.quantum = self.time, self.rssi, self.base, self.quantum
         twin.low, twin.high, twin.dead, twin.gone = self.low, self.high, self.dead, self.gone
         twin._scanners = self._scanners

@@ -118,7 +118,7 @@ class HeardPairs:
     there: phones scan a few seconds every few minutes), oldest first, and only marks them dead; a
     segment is rewritten once more than half of it is dead, dropped once all of it is, and neighbours
     are merged only beyond :data:`SEGMENTS` of them (runs without ``hold``), so the rows cost about
-    12 bytes each in a city run (4 for the time, 1 for the RSSI, ~7 for the segment's pairs and dead
+    10 bytes each in a city run (4 for the time, 1 for the RSSI, ~5 for the segment's pairs and dead
     ones not yet rewritten), each pair held 33 and each segment one flag an agent, and there is no
     transient the size of everything held.
     A pair settled and heard again starts afresh: its rows in segments from before then are dead

@@ -122,27 +122,32 @@ _step = st.builds(
     segments=st.sampled_from([1, 2, 3, 64]),
     steps=st.lists(_step, min_size=1, max_size=14),
     seed=st.integers(0, 2**32 - 1),
+    day=st.sampled_from([DAY, 86400.0 * 3]),
+    whole=st.booleans(),
 )
 def test_heard_pairs_settle_what_a_plain_ledger_settles(
-    forget: float, hold: float, segments: int, steps: list[Step], seed: int,
+    forget: float, hold: float, segments: int, steps: list[Step], seed: int, day: float, whole: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """Adds of batches in any order (a pair's rows out of time order within and across batches, ties,
     unknown counterparts), settlements at any time (midnight, forget, hold, the end) in pieces of any
     size, segments rewritten and merged (few allowed), pairs settled and heard again, and a twin that
     sometimes mirrors the ledger and sometimes adds on its own: every piece is what the plain ledger
-    gives, and so are the rows held and the peaks."""
+    gives, and so are the rows held and the peaks. Times at a run's clock (~1.6e9 s: kept in 4 bytes)
+    or early on (kept as they are), RSSIs whole (1 byte) or not."""
     monkeypatch.setattr(ledger_module, "SEGMENTS", segments)
     rng = np.random.default_rng(seed)
     ledger, plain = HeardPairs(N, forget, hold), _Plain(forget, hold)
     twin, plain_twin = HeardPairs(N, forget, hold), _Plain(forget, hold)
-    now = DAY + 86400.0 - 4000.0  # crosses midnight
+    now = day + 86400.0 - 4000.0  # crosses midnight
     for step in steps:
         k = step.rows
         times = now - rng.uniform(0.0, step.back, k) if step.back else now + rng.uniform(-59.0, 0.0, k)
         if step.grid:
             times = np.round(times / step.grid) * step.grid
         scanner, other, rssi = rng.integers(0, N, k), rng.integers(-1, N, k), rng.uniform(-100.0, -40.0, k)
+        if whole:
+            rssi = np.round(rssi)
         ledger.add(scanner, other, times, rssi)
         plain.add(scanner.tolist(), other.tolist(), times.tolist(), rssi.tolist())
         if step.twin == "mirror":
@@ -281,7 +286,7 @@ def test_settled_rows_leave_memory() -> None:
     )
     ledger.add(np.array([2]), np.array([3]), DAY + np.array([160.0]), np.zeros(1))
     assert len(_pieces(ledger, DAY + 200.0, False, 10)) == 1  # (0, 1): 3 of the first segment's 4 rows
-    assert [segment.code.size for segment in ledger._segments] == [1, 1]
+    assert [segment.size for segment in ledger._segments] == [1, 1]
     assert len(_pieces(ledger, DAY + 300.0, False, 10)) == 1 and ledger._segments == []
 
 
@@ -299,8 +304,102 @@ def test_a_segment_settled_in_turns_keeps_only_the_rest() -> None:
     twin.mirror(ledger)
     twin.add(np.array([2]), np.array([3]), DAY + np.array([200.0]), np.ones(1))
     assert [s.tolist() for s, _, _, _ in ledger.settle_pieces(DAY + 160.0)] == [[1, 2, 3]]
-    assert [segment.code.size for segment in ledger._segments] == [1]  # (4, 0) only
+    assert [segment.size for segment in ledger._segments] == [1]  # (4, 0) only
     assert [s.tolist() for s, _, _, _ in twin.settle_pieces(DAY + 160.0)] == [[1, 3]]
     assert _pieces(twin, DAY + 1000.0, True, 10) == [
         ([2, 2, 4], [3, 3, 0], [DAY + 50, DAY + 200, DAY + 300], [0.0, 1.0, 0.0])
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    clock=st.sampled_from([DAY, -DAY, 0.0, 3.0, 2.0**31, 2.0**31 - 30.0]),
+    span=st.sampled_from([0.0, 1e-6, 60.0, 512.0, 1100.0, 1e6]),
+    grid=st.sampled_from([0.0, 2.0**-22, 0.5]),
+    size=st.integers(1, 50),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_times_are_packed_only_where_they_come_back_bit_for_bit(
+    clock: float, span: float, grid: float, size: int, seed: int
+) -> None:
+    """Packed times (4 bytes) give back each time's bits (including -0.0); others stay as they are."""
+    rng = np.random.default_rng(seed)
+    times = clock + rng.uniform(0.0, span, size)
+    if grid:
+        times = clock + np.round((times - clock) / grid) * grid
+    if seed % 7 == 0:
+        times[0] = -0.0
+    stored, base, quantum = ledger_module._packed_times(times)
+    if quantum:
+        assert stored.dtype == np.uint32
+        back = ledger_module._unpacked(stored, base, quantum)
+    else:
+        assert stored is times
+        back = stored
+    assert back.view(np.int64).tolist() == times.view(np.int64).tolist()
+
+
+def test_times_at_a_runs_clock_pack_into_four_bytes() -> None:
+    """A minute (and a quarter hour) of packet times at the clock of ~1.6e9 s: 4 bytes each."""
+    times = DAY + 43200.0 + np.random.default_rng(1).uniform(0.0, 900.0, 1000)
+    stored, _, quantum = ledger_module._packed_times(times)
+    assert stored.dtype == np.uint32 and quantum == 2.0**-22
+
+
+@pytest.mark.parametrize(
+    ("values", "small"),
+    [
+        ([-40.0, -100.0, -128.0, 127.0, 0.0], True),
+        ([-40.5, -100.0], False),  # not whole
+        ([-129.0, -40.0], False),  # out of int8's range
+        ([-0.0, -40.0], False),  # -0.0 would come back as 0.0
+        ([np.nan, -40.0], False),
+        ([np.inf], False),
+    ],
+)
+def test_rssi_is_one_byte_only_where_it_comes_back_bit_for_bit(values: list[float], small: bool) -> None:
+    rssi = np.array(values, np.float32)
+    packed = ledger_module._packed_rssi(rssi)
+    assert (packed.dtype == np.int8) == small
+    assert packed.astype(np.float32).view(np.int32).tolist() == rssi.view(np.int32).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), adds=st.integers(1, 6))
+def test_pair_codes_across_32_bits_settle_what_a_plain_ledger_settles(seed: int, adds: int) -> None:
+    """Pair codes on both sides of 2**32 and beyond (a segment keeps each pair's low 32 bits, in runs
+    of one high part): the rows settled are the plain ledger's."""
+    rng = np.random.default_rng(seed)
+    n = 600_000  # codes up to n * (n + 1) ~ 3.6e11: high parts 0..83
+    ledger, plain = HeardPairs(n, forget=300.0), _Plain(300.0, 0.0)
+    now = DAY
+    for _ in range(adds):
+        k = int(rng.integers(1, 40))
+        near = 2**32 // (n + 1) + rng.integers(-2, 3, k)  # scanners whose codes straddle 2**32
+        scanner = np.where(rng.random(k) < 0.7, near, rng.integers(0, n, k))
+        other = np.where(rng.random(k) < 0.2, -1, rng.integers(0, n, k))
+        times, rssi = now + rng.uniform(-59.0, 0.0, k), np.round(rng.uniform(-100.0, -40.0, k))
+        ledger.add(scanner, other, times, rssi)
+        plain.add(scanner.tolist(), other.tolist(), times.tolist(), rssi.tolist())
+        now += float(rng.choice([60.0, 400.0]))
+        assert _pieces(ledger, now, False, 7) == plain.settle(now, False, 7)
+    assert _pieces(ledger, now, True, 7) == plain.settle(now, True, 7)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    keys=st.lists(st.integers(0, 2**40), max_size=40, unique=True),
+    probes=st.lists(st.integers(0, 2**40), max_size=40),
+)
+def test_a_segment_finds_its_pairs_by_code(keys: list[int], probes: list[int]) -> None:
+    """find(): a code's index among the segment's pairs, -1 where it has none; keys come back whole."""
+    codes = np.array(sorted(keys), np.int64)
+    bounds = np.arange(codes.size + 1, dtype=np.int64)
+    segment = ledger_module._Segment.packed(
+        0, codes, bounds, np.full(codes.size, DAY), np.zeros(codes.size, np.float32)
+    )
+    asked = np.array(sorted(probes + keys[:3]), np.int64)
+    assert segment.keys.tolist() == codes.tolist()
+    assert segment.find(asked).tolist() == [
+        sorted(keys).index(c) if c in keys else -1 for c in asked.tolist()
     ]

@@ -109,15 +109,18 @@ class Heard:
 class HeardPairs:
     """Logged sightings per (scanner, counterpart), held column-wise until the pair is settled.
 
-    Each :meth:`add` appends its rows as one segment (pair code, time, RSSI as float32: radios report
-    whole dBm; sorted by (pair, time), each pair's rows in the order they came) and updates a sorted
-    table of the pairs held (count, first and last time): no row already held is moved, so an add
-    costs its batch and the pairs, not the rows held. Settling gathers a pair's rows from the
+    Each :meth:`add` appends its rows as one segment (time and RSSI, sorted by (pair, time), each
+    pair's rows in the order they came, and the segment's pairs: see :class:`_Segment`; RSSIs are
+    read as float32: radios report whole dBm) and updates a sorted table of the pairs held (count,
+    first and last time): no row already held is moved, so an add costs its batch and the pairs,
+    not the rows held. Settling gathers a pair's rows from the
     segments that can hold them (its first..last time overlaps theirs and its scanner logged rows
     there: phones scan a few seconds every few minutes), oldest first, and only marks them dead; a
     segment is rewritten once more than half of it is dead, dropped once all of it is, and neighbours
     are merged only beyond :data:`SEGMENTS` of them (runs without ``hold``), so the rows cost about
-    20 bytes each (and each segment one flag an agent) and no transient the size of everything held.
+    10 bytes each in a city run (4 for the time, 1 for the RSSI, ~5 for the segment's pairs and dead
+    ones not yet rewritten), each pair held 33 and each segment one flag an agent, and there is no
+    transient the size of everything held.
     A pair settled and heard again starts afresh: its rows in segments from before then are dead
     (``since``). A batch with rows older than a pair's rows held marks the pair ``late``: its rows are
     sorted when settled.
@@ -135,10 +138,10 @@ class HeardPairs:
         self._serial = 0  # of the next segment
         self._rows = 0  # live rows
         self._pairs = np.zeros(0, np.int64)  # codes of the pairs held, sorted
-        self._count = np.zeros(0, np.int64)  # ... how many rows each holds
+        self._count = np.zeros(0, np.int32)  # ... how many rows each holds
         self._last = np.zeros(0, np.float64)  # ... when each was last heard
         self._first = np.zeros(0, np.float64)  # ... and first (since it was last settled)
-        self._since = np.zeros(0, np.int64)  # ... the first segment of its rows
+        self._since = np.zeros(0, np.int32)  # ... the first segment of its rows
         self._late = np.zeros(0, np.bool_)  # ... whether a batch came with rows older than its last
         self.peak_rows = 0
         self.peak_pairs = 0
@@ -183,16 +186,18 @@ class HeardPairs:
         if places is not None:
             fresh = int(np.count_nonzero(~held))
             self._pairs = _merged(self._pairs, *places, codes[~held])
-            self._count = _merged(self._count, *places, np.zeros(fresh, np.int64))
+            self._count = _merged(self._count, *places, np.zeros(fresh, np.int32))
             self._last = _merged(self._last, *places, np.full(fresh, -np.inf))
             self._first = _merged(self._first, *places, np.full(fresh, np.inf))
-            self._since = _merged(self._since, *places, np.full(fresh, serial, np.int64))
+            self._since = _merged(self._since, *places, np.full(fresh, serial, np.int32))
             self._late = _merged(self._late, *places, np.zeros(fresh, np.bool_))
         self._late[slot] |= earliest < self._last[slot]  # rows before some already held
         self._last[slot] = np.maximum(self._last[slot], latest)
         self._first[slot] = np.minimum(self._first[slot], earliest)
         self._count[slot] += count
-        self._segments.append(_Segment(serial, ranked, ranked_times, rssi[order].astype(np.float32)))
+        bounds = np.append(starts, code.size)
+        ranked_rssi = rssi[order].astype(np.float32)
+        self._segments.append(_Segment.packed(serial, codes, bounds, ranked_times, ranked_rssi))
         self._serial += 1
         self._rows += int(code.size)
         self.peak_rows = max(self.peak_rows, self._rows)
@@ -251,21 +256,23 @@ class HeardPairs:
         if not done.any():
             return
         pairs = np.flatnonzero(done)
-        counts = self._count[pairs]
+        counts = self._count[pairs].astype(np.int64)
         upto = np.cumsum(counts)
         ends = np.searchsorted(upto, np.arange(rows, int(upto[-1]), rows), side="left") + 1
         bounds = np.unique(np.concatenate(([0], ends, [pairs.size]))).tolist()
-        # each segment's rows settled (none needed at the end: every segment goes)
+        # each segment's pairs settled (none needed at the end: every segment goes)
         taken: list[NDArray[np.bool_] | None] | None = None if final else [None] * len(self._segments)
+        dead = [0] * len(self._segments)  # ... and their rows
         for lo, hi in pairwise(bounds):
-            yield self._gathered(pairs[lo:hi], counts[lo:hi], taken)
+            yield self._gathered(pairs[lo:hi], counts[lo:hi], taken, dead)
         if taken is None:
             self._segments = []
-        for segment, rows_taken in zip(self._segments, taken or [], strict=True):
-            if rows_taken is not None:
-                segment.dead += int(np.count_nonzero(rows_taken))
-                # a new mask, not written into: a mirror may share the old one
-                segment.gone = rows_taken if segment.gone is None else segment.gone | rows_taken
+        else:
+            for segment, pairs_taken, rows_taken in zip(self._segments, taken, dead, strict=True):
+                if pairs_taken is not None:
+                    segment.dead += rows_taken
+                    # a new mask, not written into: a mirror may share the old one
+                    segment.gone = pairs_taken if segment.gone is None else segment.gone | pairs_taken
         self._rows -= int(upto[-1])
         keep = ~done
         self._pairs, self._count = self._pairs[keep], self._count[keep]
@@ -278,20 +285,21 @@ class HeardPairs:
         piece: NDArray[np.int64],
         count: NDArray[np.int64],
         taken: list[NDArray[np.bool_] | None] | None,
+        dead: list[int],
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
         """The rows of the held pairs at indices ``piece`` (``count`` rows each), oldest segment
         first, so each pair's rows come in the order they came (sorted by time for a late pair);
-        the rows taken are marked in ``taken`` (one mask per segment)."""
+        the pairs taken are marked in ``taken`` (one mask per segment), their rows counted in ``dead``."""
         codes, first, last, since = (
             self._pairs[piece],
             self._first[piece],
             self._last[piece],
             self._since[piece],
         )
-        filled = np.cumsum(count) - count  # where each pair's next rows go
+        filled = np.cumsum(count) - count  # where each pair's next rows go (int64)
         scanner = codes // self._stride
         time = np.empty(int(count.sum()))
-        rssi = np.empty(time.size, np.float32)
+        rssi = np.empty(time.size)
         for i, segment in enumerate(self._segments):
             # only segments whose times overlap the pair's first..last, and which hold rows of its
             # scanner (phones scan a few seconds every few minutes), can hold its rows
@@ -300,40 +308,41 @@ class HeardPairs:
             near = np.flatnonzero(overlap)
             if not near.size:
                 continue
-            start = np.searchsorted(segment.code, codes[near], side="left")
-            found = start < segment.code.size
-            found[found] = segment.code[start[found]] == codes[near[found]]
-            near, start = near[found], start[found]
+            at = segment.find(codes[near])
+            found = at >= 0
+            near, at = near[found], at[found]
             if not near.size:
                 continue
-            size = np.searchsorted(segment.code, codes[near], side="right") - start
+            start = segment.bounds[at].astype(np.int64)
+            size = segment.bounds[at + 1] - start
             rows = _ranges(start, size)
             into = _ranges(filled[near], size)
-            time[into] = segment.time[rows]
+            time[into] = segment.times(rows)
             rssi[into] = segment.rssi[rows]
             filled[near] += size
             if taken is not None:
                 mark = taken[i]
                 if mark is None:
-                    mark = taken[i] = np.zeros(segment.code.size, np.bool_)
-                mark[rows] = True
+                    mark = taken[i] = np.zeros(segment.bounds.size - 1, np.bool_)
+                mark[at] = True
+                dead[i] += rows.size
         code = np.repeat(codes, count)
         if bool(self._late[piece].any()):  # some rows came after later ones: by (pair, time)
             again = np.lexsort((time, code))
             time, rssi = time[again], rssi[again]
         scanner, counterpart = np.divmod(code, self._stride)
-        return scanner, counterpart - 1, time, rssi.astype(np.float64)
+        return scanner, counterpart - 1, time, rssi
 
     def _tidy(self) -> None:
         """Drop dead segments, rewrite those more than half dead, and merge the smallest neighbours
         while there are more than :data:`SEGMENTS`."""
         kept: list[_Segment] = []
         for segment in self._segments:
-            if segment.dead == segment.code.size:
+            if segment.dead == segment.size:
                 continue
-            kept.append(_Segment.merged([segment]) if 2 * segment.dead > segment.code.size else segment)
+            kept.append(segment.rewritten() if 2 * segment.dead > segment.size else segment)
         while len(kept) > SEGMENTS:
-            size = [segment.code.size - segment.dead for segment in kept]
+            size = [segment.size - segment.dead for segment in kept]
             i = min(range(len(kept) - 1), key=lambda i: size[i] + size[i + 1])
             kept[i : i + 2] = [_Segment.merged(kept[i : i + 2])]
         self._segments = kept
@@ -346,26 +355,94 @@ chunk, and every settlement looks at each."""
 
 
 class _Segment:
-    """The rows one :meth:`HeardPairs.add` brought (or a merge of neighbouring segments): codes, times
-    and RSSIs sorted by code, each pair's rows in the order they came. The arrays are never written in
-    place (a mirror shares them, and ``gone``, the mask of the rows settled since, is replaced)."""
+    """The rows one :meth:`HeardPairs.add` brought (or a merge of neighbouring segments), sorted by
+    pair code, each pair's rows in the order they came. A row keeps no code: the segment keeps its
+    pairs' codes (``keys``, sorted: their low 32 bits, in runs of one high part) and where each
+    one's rows begin (``bounds``), so a settled pair's rows are found by one search among the
+    segment's pairs (about half as many as its rows), not its rows. Times are kept as
+    :func:`_packed_times` gives them and RSSIs as :func:`_packed_rssi` does: exact either way. The
+    arrays are never written in place (a mirror shares them, and ``gone``, which of the pairs here
+    were settled since, is replaced)."""
 
-    __slots__ = ("_scanners", "code", "dead", "gone", "high", "low", "rssi", "serial", "time")
+    __slots__ = (
+        "_heads", "_lows", "_scanners", "_splits", "base", "bounds", "dead", "gone", "high", "low",
+        "quantum", "rssi", "serial", "time",
+    )  # fmt: skip
 
     def __init__(
-        self, serial: int, code: NDArray[np.int64], time: NDArray[np.float64], rssi: NDArray[np.float32]
+        self,
+        serial: int,
+        keys: NDArray[np.int64],
+        bounds: NDArray[np.int64] | NDArray[np.int32],
+        time: NDArray[Any],
+        rssi: NDArray[Any],
+        base: float = 0.0,
+        quantum: float = 0.0,
     ) -> None:
         self.serial = serial  # a pair (re)started after this segment has no live rows in it
-        self.code, self.time, self.rssi = code, time, rssi
+        self.bounds, self.time, self.rssi = bounds, time, rssi
+        high = keys >> 32
+        starts = np.flatnonzero(np.diff(high, prepend=np.int64(-1)))  # codes are >= 0
+        self._lows = (keys & 0xFFFFFFFF).astype(np.uint32)
+        self._heads, self._splits = high[starts], np.append(starts, keys.size)  # the high parts' runs
+        self.base, self.quantum = base, quantum  # time = base + stored x quantum (0: stored as is)
         self._scanners: NDArray[np.bool_] | None = None
-        self.low = float(time.min()) if time.size else np.inf
-        self.high = float(time.max()) if time.size else -np.inf
+        ends = self.times(np.array([np.argmin(time), np.argmax(time)])) if time.size else [np.inf, -np.inf]
+        self.low, self.high = float(ends[0]), float(ends[1])
         self.dead = 0
         self.gone: NDArray[np.bool_] | None = None
 
+    @staticmethod
+    def packed(
+        serial: int,
+        keys: NDArray[np.int64],
+        bounds: NDArray[np.int64],
+        time: NDArray[np.float64],
+        rssi: NDArray[np.float32],
+    ) -> _Segment:
+        """A segment of rows sorted by pair, pair ``keys[k]``'s at ``bounds[k]:bounds[k + 1]``."""
+        stored, base, quantum = _packed_times(time)
+        return _Segment(serial, keys, _narrow(bounds), stored, _packed_rssi(rssi), base, quantum)
+
+    @property
+    def size(self) -> int:
+        """Rows here, dead or alive."""
+        return int(self.time.size)
+
+    def times(self, rows: Any) -> NDArray[np.float64]:
+        """The times of ``rows`` (indices, a slice or a mask) as they came."""
+        if not self.quantum:
+            return np.asarray(self.time[rows], np.float64)
+        return _unpacked(self.time[rows], self.base, self.quantum)
+
+    @property
+    def keys(self) -> NDArray[np.int64]:
+        """The codes of the pairs here, sorted."""
+        return (np.repeat(self._heads, np.diff(self._splits)) << 32) | self._lows.astype(np.int64)
+
+    def find(self, codes: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Where each of ``codes`` (sorted) is among :attr:`keys`, -1 where it is not."""
+        at = np.full(codes.size, -1, np.int64)
+        high = codes >> 32
+        for head, lo, hi in zip(
+            self._heads.tolist(), self._splits[:-1].tolist(), self._splits[1:].tolist(), strict=True
+        ):
+            first, last = np.searchsorted(high, [head, head + 1]).tolist()
+            if first == last:
+                continue
+            low = (codes[first:last] & 0xFFFFFFFF).astype(np.uint32)
+            lows = self._lows[lo:hi]
+            j = np.searchsorted(lows, low)
+            ok = j < lows.size
+            ok[ok] = lows[j[ok]] == low[ok]
+            at[first:last] = np.where(ok, j + lo, -1)
+        return at
+
     def copy(self) -> _Segment:
         twin = _Segment.__new__(_Segment)
-        twin.serial, twin.code, twin.time, twin.rssi = self.serial, self.code, self.time, self.rssi
+        twin.serial, twin.bounds = self.serial, self.bounds
+        twin._lows, twin._heads, twin._splits = self._lows, self._heads, self._splits
+        twin.time, twin.rssi, twin.base, twin.quantum = self.time, self.rssi, self.base, self.quantum
         twin.low, twin.high, twin.dead, twin.gone = self.low, self.high, self.dead, self.gone
         twin._scanners = self._scanners
         return twin
@@ -375,23 +452,89 @@ class _Segment:
         an agent, made on first use and kept (the rows never change)."""
         if self._scanners is None:
             self._scanners = np.zeros(int(n), np.bool_)
-            self._scanners[self.code // stride] = True
+            self._scanners[self.keys // stride] = True
         return self._scanners
+
+    def rewritten(self) -> _Segment:
+        """This segment's live rows alone: in order already (no sort, one copy, stored as they are)."""
+        if self.gone is None:
+            return self.copy()
+        live = ~self.gone
+        sizes = np.diff(self.bounds)
+        rows = np.repeat(live, sizes)
+        bounds = _narrow(np.concatenate(([0], np.cumsum(sizes[live], dtype=np.int64))))
+        return _Segment(
+            self.serial, self.keys[live], bounds, self.time[rows], self.rssi[rows], self.base, self.quantum
+        )
 
     @staticmethod
     def merged(parts: list[_Segment]) -> _Segment:
-        """One segment of the live rows of ``parts`` (neighbours, oldest first): a stable sort by
-        code keeps each pair's rows in the order they came."""
-        if len(parts) == 1:  # a rewrite: its live rows are in order already (no sort, one copy)
-            (part,) = parts
-            live = slice(None) if part.gone is None else ~part.gone
-            return _Segment(part.serial, part.code[live], part.time[live], part.rssi[live])
-        keeps = [np.ones(part.code.size, np.bool_) if part.gone is None else ~part.gone for part in parts]
-        code = np.concatenate([part.code[keep] for part, keep in zip(parts, keeps, strict=True)])
-        order = np.argsort(code, kind="stable")
-        time = np.concatenate([part.time[keep] for part, keep in zip(parts, keeps, strict=True)])
-        rssi = np.concatenate([part.rssi[keep] for part, keep in zip(parts, keeps, strict=True)])
-        return _Segment(max(part.serial for part in parts), code[order], time[order], rssi[order])
+        """One segment of the live rows of ``parts`` (neighbours, oldest first): each pair's rows
+        from the oldest part first, so in the order they came."""
+        codes: list[NDArray[np.int64]] = []
+        sizes: list[NDArray[np.int64]] = []
+        times: list[NDArray[np.float64]] = []
+        rssis: list[NDArray[np.float32]] = []
+        for part in parts:
+            size = np.diff(part.bounds).astype(np.int64)
+            if part.gone is None:
+                codes.append(part.keys)
+                sizes.append(size)
+                times.append(part.times(slice(None)))
+                rssis.append(part.rssi.astype(np.float32))
+            else:
+                live = ~part.gone
+                live_rows = np.repeat(live, size)
+                codes.append(part.keys[live])
+                sizes.append(size[live])
+                times.append(part.times(live_rows))
+                rssis.append(part.rssi[live_rows].astype(np.float32))
+        code, size = np.concatenate(codes), np.concatenate(sizes)
+        order = np.argsort(code, kind="stable")  # a pair's entries, oldest part first
+        rows = _ranges((np.cumsum(size) - size)[order], size[order])
+        code, size = code[order], size[order]
+        starts = np.flatnonzero(np.diff(code, prepend=np.int64(-1)))  # codes are >= 0
+        bounds = np.zeros(starts.size + 1, np.int64)
+        if starts.size:
+            np.cumsum(np.add.reduceat(size, starts), out=bounds[1:])
+        time, rssi = np.concatenate(times)[rows], np.concatenate(rssis)[rows]
+        return _Segment.packed(max(part.serial for part in parts), code[starts], bounds, time, rssi)
+
+
+def _narrow(values: NDArray[np.int64]) -> NDArray[np.int64] | NDArray[np.int32]:
+    """Row offsets as int32 when they fit (they do but in segments of over 2**31 rows)."""
+    if values.size and int(values[-1]) > np.iinfo(np.int32).max:
+        return values.astype(np.int64)
+    return values.astype(np.int32)
+
+
+def _packed_times(time: NDArray[np.float64]) -> tuple[NDArray[Any], float, float]:
+    """``time`` as (stored, base, quantum): whole multiples of ``quantum`` (a power of two) after
+    ``base`` in 4 bytes each where :func:`_unpacked` gives back every time bit for bit (packet
+    times of a minute or so at a run's clock of ~1.6e9 s are such multiples of the clock's spacing
+    within 2**32 of it), else the float64s themselves (quantum 0)."""
+    if time.size:
+        base, top = float(time.min()), float(time.max())
+        quantum = float(np.spacing(max(abs(base), abs(top))))
+        if quantum > 0 and (top - base) / quantum < 2.0**32:
+            stored = ((time - base) / quantum).astype(np.uint32)
+            if np.array_equal(_unpacked(stored, base, quantum).view(np.int64), time.view(np.int64)):
+                return stored, base, quantum
+    return time, 0.0, 0.0
+
+
+def _unpacked(stored: NDArray[np.uint32], base: float, quantum: float) -> NDArray[np.float64]:
+    return base + stored.astype(np.float64) * quantum
+
+
+def _packed_rssi(rssi: NDArray[np.float32]) -> NDArray[np.int8] | NDArray[np.float32]:
+    """RSSIs as int8 when each is a whole dBm in its range (radios report whole dBm) and comes back
+    bit for bit, else as the float32s."""
+    if rssi.size and bool(((rssi >= -128) & (rssi <= 127)).all()):
+        small = rssi.astype(np.int8)
+        if np.array_equal(small.astype(np.float32).view(np.int32), rssi.view(np.int32)):
+            return small
+    return rssi
 
 
 def _ranges(start: NDArray[np.int64], count: NDArray[np.int64]) -> NDArray[np.int64]:

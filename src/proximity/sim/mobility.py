@@ -172,7 +172,7 @@ class Movers:
         arrival = legs.need[go] - moves
         ends = arrival < 1
         if ends.any():
-            self._arrivals(out, np.array([t], np.float64), first, arrival[ends], go[ends])
+            self._arrive(t, go[ends])
         if self._followers.size:  # followers of leaders who stood are where they were
             moving = np.zeros(w.size, np.bool_)
             moving[go] = True
@@ -232,6 +232,24 @@ class Movers:
             self._buffer = np.concatenate((self._buffer[self._used :], self.rng.random(max(count, 4096))))
             self._used = 0
         return self._buffer[self._used : self._used + count]
+
+    def _arrive(self, t: float, g: NDArray[np.int64]) -> None:
+        """:meth:`_arrivals` of one step: walkers ``g`` (indices into the legs, ascending) stand on their
+        targets at ``t`` and draw their next targets, then pauses (the same numbers, the same arithmetic);
+        their new legs start after this step, so none ends within it and no position is written."""
+        assert self._legs is not None
+        legs, m = self._legs, g.size
+        low, high = self.params.pause
+        u = self._uniforms(3 * m)
+        self._used += 3 * m
+        target = u[: 2 * m].reshape(m, 2) * self.size
+        until = t + (low + (high - low) * u[2 * m :])
+        start = legs.target[g]
+        vec = target - start
+        length = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2)
+        self.target[legs.walkers[g]], self.pause_until[legs.walkers[g]] = target, until
+        legs.start[g], legs.target[g] = start, target
+        legs.length[g], legs.need[g], legs.moved[g] = length, _moves_needed(length, legs.reach[g]), 0
 
     def _arrivals(
         self,

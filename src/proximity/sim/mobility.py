@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.sim.native import walk as _native
+
 __all__ = ["MOVER_KINDS", "CrowdParams", "Movers"]
 
 MOVER_KINDS = ("stationary", "waypoint", "group")
@@ -159,7 +161,22 @@ class Movers:
         legs = self._legs
         if legs is None or dt != legs.dt:  # the first step (it places the followers) or an error
             self.advance(np.array([t], np.float64), dt)
-            return self._view()
+        elif _native is not None:  # sim/_walk.c: the same positions, one pass over the walkers
+            ends = _native.step(
+                t, legs.walkers, self.pause_until, self.pos, legs.start, legs.target, legs.length, legs.need,
+                legs.reach, legs.moved, self._followers, self._followed, self.leader, self.offset,
+                float(self.size[0]), float(self.size[1]),
+            )  # fmt: skip
+            if ends:
+                self._arrive(t, np.frombuffer(ends, np.int64))
+        else:
+            self._step_numpy(t)
+        return self._view()
+
+    def _step_numpy(self, t: float) -> None:
+        """:meth:`step` in numpy (after the first step)."""
+        assert self._legs is not None
+        legs = self._legs
         w = legs.walkers
         first = (self.pause_until[w] > t).astype(np.int64)  # searchsorted([t], pause_until) of advance
         go = np.flatnonzero(first == 0)
@@ -178,7 +195,6 @@ class Movers:
             moving[go] = True
             f = self._followers[moving[self._followed]]
             self.pos[f] = np.clip(self.pos[self.leader[f]] + self.offset[f], 0.0, self.size)
-        return self._view()
 
     def _view(self) -> NDArray[np.float64]:
         view = self.pos.view()

@@ -286,6 +286,27 @@ def test_a_step_in_c_is_the_numpy_step_bit_for_bit(monkeypatch: pytest.MonkeyPat
         c.step(START + 900.0, 1.0)
 
 
+def test_arrivals_in_c_draw_and_start_the_legs_numpy_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of walkers arriving at once, at a time and with pauses that are not whole numbers (every
+    rounding of the pause's sum shows), some of speed 0: the same targets, pauses and legs bit for bit."""
+    _use(monkeypatch, "c")
+    params = CrowdParams(agents=6000, width=70.3, height=41.9, waypoint=0.8, group=0.2, pause=(0.37, 91.3))
+    c, plain = _movers(params, 100.0), _movers(params, 100.0)
+    c.step(START, 0.5)
+    plain.step(START, 0.5)
+    assert c._legs is not None and plain._legs is not None
+    legs = np.arange(c._legs.walkers.size)
+    c._arrive(START + 0.5 * 7.3, legs)
+    with monkeypatch.context() as m:
+        m.setattr(mobility, "_native", None)
+        plain._arrive(START + 0.5 * 7.3, legs)
+    for name in ("target", "pause_until"):
+        assert np.array_equal(getattr(c, name), getattr(plain, name))
+    for name in ("start", "target", "length", "need", "moved"):
+        assert np.array_equal(getattr(c._legs, name), getattr(plain._legs, name))
+    assert (c._legs.need == 2**62).any() and (c._legs.need == 1).any()
+
+
 def test_the_c_step_refuses_arrays_of_the_wrong_size() -> None:
     if walk is None:  # pragma: no cover - no compiler at install time
         pytest.skip("sim/_walk.c was not built")
@@ -305,6 +326,18 @@ def test_the_c_step_refuses_arrays_of_the_wrong_size() -> None:
     with pytest.raises(ValueError, match="walkers"):
         walk.step(*outside)
     assert np.array_equal(legs.moved, np.zeros_like(legs.moved))  # refused before anything moved
+    ends = [START + 1.0, np.array([0, 1]), np.full(6, 0.5), 30.0, 570.0, 30.0, 20.0, legs.walkers,
+            movers.target, movers.pause_until, legs.start, legs.target, legs.length, legs.need, legs.reach,
+            legs.moved]  # fmt: skip
+    few = list(ends)
+    few[2] = np.full(5, 0.5)  # 3 uniforms an arrival
+    with pytest.raises(ValueError, match="u: expected 6 items"):
+        walk.arrive(*few)
+    beyond = list(ends)
+    beyond[1] = np.array([0, legs.walkers.size])
+    with pytest.raises(ValueError, match="legs"):
+        walk.arrive(*beyond)
+    assert np.array_equal(legs.start, movers.pos[legs.walkers])  # nothing started
 
 
 @pytest.mark.parametrize(("scheme", "os"), [("gaen", "android"), ("bluezone", "ios")])

@@ -10,8 +10,11 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#define NEVER 4611686018427387904LL /* 2**62 moves: mobility._NEVER, a walker of speed 0 */
 
 /* the arriving legs, kept between calls (grown as needed) */
 static int64_t *arrived = NULL;
@@ -109,8 +112,60 @@ done:
     return out;
 }
 
+/* arrive(t, legs, u, low, span, width, height, walkers, targets, pause_until, start, target, length, need,
+ * reach, moved): the legs ``legs`` (ascending) end at t; leg k of them takes the uniforms u[2k], u[2k + 1]
+ * for its next target (u * (width, height)) and u[2c + k] for its pause (c legs: t + (low + span * u)),
+ * as Movers._arrive does in numpy, and starts from its old target (length sqrt(dx * dx + dy * dy), need
+ * moves as _moves_needed counts them, none moved). */
+static PyObject *arrive(PyObject *self, PyObject *args) {
+    double t, low, span, width, height;
+    Py_buffer b[11] = {{0}};
+    PyObject *out = NULL;
+    if (!PyArg_ParseTuple(args, "dy*y*ddddy*w*w*w*w*w*w*y*w*", &t, &b[0], &b[1], &low, &span, &width, &height,
+                          &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10]))
+        return NULL;
+    Py_ssize_t c = b[0].len / 8, m = b[2].len / 8, n = b[4].len / 8;
+    const int64_t *legs = b[0].buf, *walkers = b[2].buf;
+    const double *u = b[1].buf, *reach = b[9].buf;
+    double *targets = b[3].buf, *pause = b[4].buf, *start = b[5].buf, *target = b[6].buf, *length = b[7].buf;
+    int64_t *need = b[8].buf, *moved = b[10].buf;
+    if (sized(&b[0], c, "legs") < 0 || sized(&b[1], 3 * c, "u") < 0 || sized(&b[3], 2 * n, "targets") < 0 ||
+        sized(&b[5], 2 * m, "start") < 0 || sized(&b[6], 2 * m, "target") < 0 || sized(&b[7], m, "length") < 0 ||
+        sized(&b[8], m, "need") < 0 || sized(&b[9], m, "reach") < 0 || sized(&b[10], m, "moved") < 0 ||
+        within(legs, c, m, "legs") < 0)
+        goto done;
+    for (Py_ssize_t k = 0; k < c; k++)
+        if (walkers[legs[k]] < 0 || walkers[legs[k]] >= n) {
+            PyErr_SetString(PyExc_ValueError, "walkers: an arriving walker is outside the agents");
+            goto done;
+        }
+    for (Py_ssize_t k = 0; k < c; k++) {
+        int64_t i = legs[k], a = walkers[i];
+        double x0 = target[2 * i], y0 = target[2 * i + 1];
+        double x = u[2 * k] * width, y = u[2 * k + 1] * height;
+        double dx = x - x0, dy = y - y0;
+        double len = sqrt(dx * dx + dy * dy);
+        double moves = reach[i] > 0 ? ceil(len / reach[i]) : (double)NEVER;
+        targets[2 * a] = x;
+        targets[2 * a + 1] = y;
+        pause[a] = t + (low + span * u[2 * c + k]);
+        start[2 * i] = x0;
+        start[2 * i + 1] = y0;
+        target[2 * i] = x;
+        target[2 * i + 1] = y;
+        length[i] = len;
+        need[i] = len <= reach[i] ? 1 : (int64_t)moves;
+        moved[i] = 0;
+    }
+    out = Py_NewRef(Py_None);
+done:
+    for (int k = 0; k < 11; k++) PyBuffer_Release(&b[k]);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"step", step, METH_VARARGS, "Move the walkers on the move one step in place; the legs that end."},
+    {"arrive", arrive, METH_VARARGS, "Start the next legs of walkers who arrive: their draws, their legs."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -258,6 +258,13 @@ class Movers:
         low, high = self.params.pause
         u = self._uniforms(3 * m)
         self._used += 3 * m
+        if _native is not None:  # sim/_walk.c: the same arithmetic, in one call
+            width, height = float(self.size[0]), float(self.size[1])
+            _native.arrive(
+                t, g, u, float(low), float(high - low), width, height, legs.walkers, self.target,
+                self.pause_until, legs.start, legs.target, legs.length, legs.need, legs.reach, legs.moved,
+            )  # fmt: skip
+            return
         target = u[: 2 * m].reshape(m, 2) * self.size
         until = t + (low + (high - low) * u[2 * m :])
         start = legs.target[g]

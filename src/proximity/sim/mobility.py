@@ -157,7 +157,7 @@ class Movers:
     def step(self, t: float, dt: float) -> NDArray[np.float64]:
         """One step of ``dt`` seconds at time ``t``: :meth:`advance` of one time, in place (the same
         positions): only the walkers on the move and their followers are written, in C where sim/_walk.c
-        was built (a city's 30,000 walkers: numpy's passes cost ~6x the arithmetic), else numpy. Returns
+        was built (a city step ~6x cheaper than numpy's passes over its 30,000 walkers), else numpy. Returns
         :attr:`pos` (a read-only view: the next step moves it)."""
         legs = self._legs
         if legs is None or dt != legs.dt:  # the first step (it places the followers) or an error

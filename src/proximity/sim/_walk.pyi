@@ -26,3 +26,22 @@ def step(
     height: float,
     /,
 ) -> bytearray: ...
+def arrive(
+    t: float,
+    legs: _In,
+    u: _In,
+    low: float,
+    span: float,
+    width: float,
+    height: float,
+    walkers: _In,
+    targets: _In,
+    pause_until: _In,
+    start: _In,
+    target: _In,
+    length: _In,
+    need: _In,
+    reach: _In,
+    moved: _In,
+    /,
+) -> None: ...

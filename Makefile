@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # setup.py builds the optional C matching extension in place (-e): rebuild when it or its source changes.
-$(STAMP): pyproject.toml setup.py src/proximity/crypto/_native.c src/proximity/sim/_kernel.c src/proximity/sim/_pairs.c | $(BIN)/python
+$(STAMP): pyproject.toml setup.py src/proximity/crypto/_native.c src/proximity/sim/_kernel.c src/proximity/sim/_pairs.c src/proximity/sim/_walk.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,sim,epi]'
 	touch $(STAMP)
 

@@ -1,5 +1,5 @@
-"""Build the optional C extensions: the crypto backend, the simulator's packet kernel and its neighbour
-searches (metadata is in pyproject.toml).
+"""Build the optional C extensions: the crypto backend, the simulator's packet kernel, its neighbour
+searches and its walkers' steps (metadata is in pyproject.toml).
 
 ``optional=True``: where no C compiler is available the package still installs and the Python reference
 backend runs (proximity.crypto chooses it automatically), and the simulator its numpy path.
@@ -35,6 +35,13 @@ setup(
             "proximity.sim._pairs",
             sources=["src/proximity/sim/_pairs.c"],
             # the neighbour searches: the same flags as the kernel (distances as numpy's, bit for bit)
+            extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
+            optional=True,
+        ),
+        Extension(
+            "proximity.sim._walk",
+            sources=["src/proximity/sim/_walk.c"],
+            # a step of the walkers: the same flags (positions as numpy's, bit for bit)
             extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
             optional=True,
         ),

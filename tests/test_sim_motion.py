@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proximity.schemes.duty import DutyCycle, Phases
-from proximity.sim import CrowdParams, Scenario, World
+from proximity.sim import CrowdParams, Scenario, World, mobility
 from proximity.sim.mobility import Movers
+from proximity.sim.native import walk
 from proximity.sim.neighbours import close_pairs
 
 START = 1_596_610_800.0
@@ -232,10 +233,15 @@ def test_a_step_at_a_time_finds_the_truth_of_one_search_over_everyone(
     assert len(together[0]) > 50
 
 
+@pytest.mark.parametrize("path", ["c", "numpy"])
 @pytest.mark.parametrize("crowd", ["market", "tiny"])
-def test_a_step_in_place_moves_everyone_where_a_batch_of_one_does(crowd: str) -> None:
-    """Movers.step (a city's path: only the walkers on the move and their followers written) gives
-    exactly the positions, targets and pauses of advance, a step at a time or in batches."""
+def test_a_step_in_place_moves_everyone_where_a_batch_of_one_does(
+    monkeypatch: pytest.MonkeyPatch, crowd: str, path: str
+) -> None:
+    """Movers.step (a city's path: only the walkers on the move and their followers written, in C
+    where sim/_walk.c is built, else numpy) gives exactly the positions, targets and pauses of advance,
+    a step at a time or in batches."""
+    _use(monkeypatch, path)
     params, dt = CROWDS[crowd], 0.5
     stepped, batched = _movers(params, 600.0), _movers(params, 600.0)
     times = START + np.arange(1200, dtype=np.float64) * dt
@@ -246,6 +252,97 @@ def test_a_step_in_place_moves_everyone_where_a_batch_of_one_does(crowd: str) ->
     assert np.array_equal(stepped.target, batched.target)
     assert np.array_equal(stepped.pause_until, batched.pause_until)
     assert not stepped.step(float(times[-1] + dt), dt).flags.writeable
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """Steps in C (skipped where sim/_walk.c was not built) or in numpy."""
+    if path == "numpy":
+        monkeypatch.setattr(mobility, "_native", None)
+    elif walk is None:  # pragma: no cover - no compiler at install time
+        pytest.skip("sim/_walk.c was not built")
+
+
+@pytest.mark.parametrize("crowd", sorted(CROWDS))
+def test_a_step_in_c_is_the_numpy_step_bit_for_bit(monkeypatch: pytest.MonkeyPatch, crowd: str) -> None:
+    """sim/_walk.c moves the walkers on the move and their followers (clipped at the walls of a small
+    venue) to exactly numpy's positions, with the same legs, arrivals and draws: pauses of 0 s to minutes,
+    walking groups, walkers who never arrive (speed 0) and a second step length refused alike."""
+    _use(monkeypatch, "c")
+    params = dataclasses.replace(CROWDS[crowd], household_size=4)  # a group follows its leader's home
+    c, plain = _movers(params, 900.0), _movers(params, 900.0)
+    clipped = arrived = 0
+    for k in range(1800):
+        t = START + k * 0.5
+        with monkeypatch.context() as m:
+            m.setattr(mobility, "_native", None)
+            want = plain.step(t, 0.5).copy()
+        before = c.pause_until.copy()
+        assert np.array_equal(c.step(t, 0.5), want)
+        clipped += int(((want == 0) | (want == c.size)).any(axis=1)[c.follows].sum())
+        arrived += int((c.pause_until != before).sum())
+    for name in ("target", "pause_until", "pos"):
+        assert np.array_equal(getattr(c, name), getattr(plain, name))
+    assert c._legs is not None and plain._legs is not None
+    for name in ("start", "target", "length", "need", "moved"):
+        assert np.array_equal(getattr(c._legs, name), getattr(plain._legs, name))
+    assert c.rng.random() == plain.rng.random() and c._used == plain._used  # the same draws taken
+    assert arrived > 20 and (crowd != "tiny" or clipped > 0)
+    with pytest.raises(ValueError, match=r"steps of 1\.0 s after steps of 0\.5 s"):
+        c.step(START + 900.0, 1.0)
+
+
+def test_arrivals_in_c_draw_and_start_the_legs_numpy_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of walkers arriving at once, at a time and with pauses that are not whole numbers (every
+    rounding of the pause's sum shows), some of speed 0: the same targets, pauses and legs bit for bit."""
+    _use(monkeypatch, "c")
+    params = CrowdParams(agents=6000, width=70.3, height=41.9, waypoint=0.8, group=0.2, pause=(0.37, 91.3))
+    c, plain = _movers(params, 100.0), _movers(params, 100.0)
+    c.step(START, 0.5)
+    plain.step(START, 0.5)
+    assert c._legs is not None and plain._legs is not None
+    legs = np.arange(c._legs.walkers.size)
+    c._arrive(START + 0.5 * 7.3, legs)
+    with monkeypatch.context() as m:
+        m.setattr(mobility, "_native", None)
+        plain._arrive(START + 0.5 * 7.3, legs)
+    for name in ("target", "pause_until"):
+        assert np.array_equal(getattr(c, name), getattr(plain, name))
+    for name in ("start", "target", "length", "need", "moved"):
+        assert np.array_equal(getattr(c._legs, name), getattr(plain._legs, name))
+    assert (c._legs.need == 2**62).any() and (c._legs.need == 1).any()
+
+
+def test_the_c_step_refuses_arrays_of_the_wrong_size() -> None:
+    if walk is None:  # pragma: no cover - no compiler at install time
+        pytest.skip("sim/_walk.c was not built")
+    movers = _movers(CROWDS["market"], 100.0)
+    movers.step(START, 1.0)
+    legs = movers._legs
+    assert legs is not None
+    args = [START + 1.0, legs.walkers, movers.pause_until, movers.pos, legs.start, legs.target, legs.length,
+            legs.need, legs.reach, legs.moved, movers._followers, movers._followed, movers.leader,
+            movers.offset, 30.0, 20.0]  # fmt: skip
+    short = list(args)
+    short[6] = legs.length[:-1]
+    with pytest.raises(ValueError, match="length: expected"):
+        walk.step(*short)
+    outside = list(args)
+    outside[1] = legs.walkers + movers.params.agents
+    with pytest.raises(ValueError, match="walkers"):
+        walk.step(*outside)
+    assert np.array_equal(legs.moved, np.zeros_like(legs.moved))  # refused before anything moved
+    ends = [START + 1.0, np.array([0, 1]), np.full(6, 0.5), 30.0, 570.0, 30.0, 20.0, legs.walkers,
+            movers.target, movers.pause_until, legs.start, legs.target, legs.length, legs.need, legs.reach,
+            legs.moved]  # fmt: skip
+    few = list(ends)
+    few[2] = np.full(5, 0.5)  # 3 uniforms an arrival
+    with pytest.raises(ValueError, match="u: expected 6 items"):
+        walk.arrive(*few)
+    beyond = list(ends)
+    beyond[1] = np.array([0, legs.walkers.size])
+    with pytest.raises(ValueError, match="legs"):
+        walk.arrive(*beyond)
+    assert np.array_equal(legs.start, movers.pos[legs.walkers])  # nothing started
 
 
 @pytest.mark.parametrize(("scheme", "os"), [("gaen", "android"), ("bluezone", "ios")])

@@ -251,7 +251,7 @@ def run_shard(
     same = True  # matched holds what heard holds
     judge = _Judge(scenario, estimators, devices)
     dedup = AppDedup(record.dedup_seconds) if record.dedup_seconds is not None else None
-    slots = np.int64(phones.ids.shape[1])
+    slots = np.int64(phones.slots)
     true_pairs: set[Pair] = set()
     sightings = calls = chunks = 0
     log: SharedLog | MemoryLog = (

@@ -134,8 +134,8 @@ class Phones:
         if ids.shape[0] == 0:
             return np.zeros(0, np.int64)
         if self._index is None:
-            ids = self.ids
-            self._index = _id_index(ids.reshape(-1, ids.shape[2]), self.users, ids.shape[1])
+            table = self.ids
+            self._index = _id_index(table.reshape(-1, table.shape[2]), self.users, table.shape[1])
         sorted_ids, owner = self._index
         wanted = _as_void(np.ascontiguousarray(ids))
         at = np.minimum(np.searchsorted(sorted_ids, wanted), sorted_ids.size - 1)

@@ -274,18 +274,21 @@ def run_shard(
             truth.add(chunk.close_keys, chunk.close_seconds, chunk.end, chunk.close_distance_sum,
                       chunk.close_distance_min)  # fmt: skip
             sightings += len(chunk)
-            rows = np.arange(len(chunk))
+            now = chunk.end
+            # every row (no copy), or those the app's rule keeps
+            scanner, advertiser, times, rssi = chunk.scanner, chunk.advertiser, chunk.times, chunk.rssi
             if dedup is not None and len(chunk):
                 # (scanner, advertiser, ID slot) names the (scanner, ID) the app's rule keys on
                 slot = phones.slot(chunk.times)
                 code = (chunk.scanner * np.int64(n) + chunk.advertiser) * slots + slot
-                rows = rows[dedup.keep_keys(code, chunk.times, time_ordered=True)]  # step order
-            scanner, advertiser, times = chunk.scanner[rows], chunk.advertiser[rows], chunk.times[rows]
+                keep = dedup.keep_keys(code, chunk.times, time_ordered=True)  # step order
+                scanner, advertiser, times, rssi = scanner[keep], advertiser[keep], times[keep], rssi[keep]
             ids, aem = phones.broadcast(advertiser, times)
             own = phones.broadcast(scanner, times)[0] if isinstance(log, SharedLog) else None  # stored there
-            obs, _ = log.write(
-                scanner, own, ids, times, chunk.rssi[rows], aem if gaen else None, chunk.start, chunk.end
-            )
+            obs, _ = log.write(scanner, own, ids, times, rssi, aem if gaen else None, chunk.start, now)
+            # the chunk's columns are dropped as soon as they are used (the ledgers keep their own
+            # copies), so its ~70 MB of a city's minute are not held through settling nor the next chunk
+            del chunk, ids, aem, own, rssi
             # The chunk's row ids are first..written in the order written (step, scanner, advertiser),
             # so each row read back is put back in that order by one scatter (no search), with the
             # RSSI as stored; the ledgers then get each pair's rows in time order and nearly sorted.
@@ -297,6 +300,7 @@ def run_shard(
             if len(obs) and len(published):
                 calls += 1
                 found = _matched_columns(*matching.rows(obs), written, first)
+            del obs
             # While every row so far matched once, by its sender's key, the heard ledger stands for
             # both; the matched one copies it (before this chunk) only once they part.
             if same and not (
@@ -309,10 +313,11 @@ def run_shard(
             heard.add(*written)
             if found is not None and not same:
                 matched.add(*found)
-            true_pairs.update(truth.settle(chunk.end))
-            _settle(judge, heard, matched, chunk.end, same)
+            del written, found, scanner, advertiser, times, stored
+            true_pairs.update(truth.settle(now))
+            _settle(judge, heard, matched, now, same)
             if progress is not None:
-                progress((chunk.end - scenario.start) / scenario.duration)
+                progress((now - scenario.start) / scenario.duration)
         true_pairs.update(truth.settle(end, final=True))
         _settle(judge, heard, matched, end, same, final=True)
         logged = log.written

@@ -193,7 +193,7 @@ class ShardResult:
     """What one shard of a run found: its phones' judgements and the true contacts it owns (pairs
     whose lower agent is its own), to be combined (:func:`combine`) in a fixed order. Sets of pairs
     (i, j) are sorted distinct int64 codes ``i * n + j`` (n agents): a city day's hundreds of
-    thousands of pairs as Python tuples cost ~150 bytes each in the worker and again in the client."""
+    thousands of pairs as Python tuples cost ~160 bytes each in the worker and again in the client."""
 
     shard: int
     shards: int
@@ -383,8 +383,8 @@ def _as_pairs(codes: NDArray[np.int64], n: int) -> set[Pair]:
 
 class _Combined:
     """The shards' judgements as one (what :func:`contact_table` and the rows read), merged in shard
-    order; every merged value is a set, a dict with disjoint keys (each phone is in one shard) or
-    arrays reduced by pair, so the result does not depend on how the run was split."""
+    order; every merged value is a union of sorted pair codes, a dict with disjoint keys (each phone
+    is in one shard) or arrays reduced by pair, so the result does not depend on how the run was split."""
 
     def __init__(self, estimators: Sequence[str], parts: Sequence[ShardResult]) -> None:
         self.estimators = list(estimators)
@@ -407,7 +407,7 @@ class _Combined:
         return {e: _as_pairs(c, self._n) for e, c in self.reported_codes.items()}
 
     def scores(
-        self, name: str, n: int, true_pairs: NDArray[np.int64]
+        self, name: str, true_pairs: NDArray[np.int64]
     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         """Each pair's best score (either phone, any day or meeting) and whether it was a true contact."""
         if not self._codes[name]:
@@ -443,15 +443,14 @@ def combine(
     judge = _Combined(estimators, parts)
     low, high = np.divmod(true_pairs, np.int64(n))
     app_true = int(np.count_nonzero(world.app[low] & world.app[high]))
-    companion = world.companion_codes(true_pairs)
-    companions = int(np.count_nonzero(companion))
+    companions = int(np.count_nonzero(world.companion_codes(true_pairs)))
     strangers = true_pairs.size - companions
     sightings = sum(p.sightings for p in parts)
     logged = sum(p.logged for p in parts)
     rows_out = []
     out_scores: dict[str, tuple[NDArray[np.float64], NDArray[np.bool_]]] = {}
     for name in estimators:
-        values, labels = judge.scores(name, n, true_pairs)
+        values, labels = judge.scores(name, true_pairs)
         if scenario.pair_scores:
             out_scores[name] = (values, labels)
         flagged = judge.flagged_codes[name]

@@ -7,7 +7,8 @@
   (default 60, from noon: a busy hour) in a fresh process: wall time, peak RSS, the day extrapolated.
 - the city's whole day (``PROXIMITY_CITY_DAY_SHARDS`` shards, default 2) on a LocalCluster of 2
   workers, the must-show run: wall time, the workers' CPU, each worker's and the client's peak RSS,
-  and the RSS of all the run's processes together (client, nannies, workers), sampled every 5 s.
+  and the RSS of all the run's processes together (the client, whose LocalCluster's nannies run in
+  it, the workers and multiprocessing's resource tracker), sampled every 5 s.
 - the 1,000,000-agent hour (simulations/city-1m.toml) for ``PROXIMITY_1M_MINUTES`` (default 60; two
   lengths, e.g. ``1,2``, tell set-up from the per-minute cost) on a Dask LocalCluster of 1 and of 2
   workers (``memory_limit`` 4 GB each): wall time, the workers' CPU and each worker process's peak
@@ -50,8 +51,9 @@ WINDOW_CHILD = """
 import dataclasses, json, resource, sys, threading, time
 import psutil
 from proximity.sim import load_scenario
-# every SAMPLE_SECONDS the RSS of this process and all its descendants (the cluster's nannies and
-# workers) summed: the memory in use at once, which the per-process peaks only bound from above
+# every SAMPLE_SECONDS the RSS of this process and all its descendants (a LocalCluster's workers and
+# multiprocessing's resource tracker; its nannies run in this process) summed: the memory in use at
+# once, which the per-process peaks only bound from above
 sampled = {"all": 0.0, "count": 0}
 def sample(stop, me=psutil.Process()):
     while not stop.wait(SAMPLE_SECONDS):
@@ -173,7 +175,7 @@ def test_city_day_on_dask(benchmark: Any) -> None:
     extra["client_peak_rss_mb"] = round(info["client_peak_rss_mb"], 1)
     if shards <= 2:  # one shard per worker: the sum is every process's peak at once, at most
         extra["peak_rss_mb_all_processes"] = round(sum(peaks) + info["client_peak_rss_mb"], 1)
-    # what was in use at once, sampled every 5 s: client, nannies and workers together
+    # what was in use at once, sampled every 5 s: the client, the workers and the resource tracker
     extra["sampled_rss_mb_all_processes"] = round(info["sampled_rss_mb_all_processes"], 1)
     extra.update({k: info[k] for k in ("sightings", "app_users", "true_contacts", "hearing_radius_m")})
     extra["held"] = {k: v for k, v in info["stats"].items() if k.startswith(("peak_close", "peak_heard"))}

@@ -3,8 +3,9 @@
 The rings come from :class:`proximity.keyring.KeyRing` (random bytes from the run's "keys" stream,
 so a seed fixes every key), made all at once as :class:`proximity.keyring.KeyRings` (the same bytes,
 drawn in one go); the IDs from the real schemes' batch code (``SchemeKeys.id_tables``), for the run's
-slots only, so that sightings get their ID by indexing. What a diagnosed phone publishes is what the
-app would (``SchemeKeys.published_many``, the batch of ``SchemeKeys.published``).
+slots only, an hour's at a time as the run reaches them, so that sightings get their ID by indexing.
+What a diagnosed phone publishes is what the app would (``SchemeKeys.published_many``, the batch of
+``SchemeKeys.published``).
 """
 
 from __future__ import annotations

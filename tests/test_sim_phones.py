@@ -48,17 +48,19 @@ def test_batched_phones_are_each_phones_own_ring(scheme: str, window: tuple[floa
     start, duration = window
     phones = Phones(scheme, users, n, start, start + duration, np.random.default_rng(7), tx, conf)
     rings = _one_by_one(phones, users, tx, conf, 7)
+    table, metadata = phones.ids, phones.aem  # the whole run's (made on each access)
+    assert table.shape[1] == phones.slots
     for row, (agent, ring) in enumerate(zip(users.tolist(), rings, strict=True)):
         assert phones.ring(agent) == ring
         ids, aem = ring.id_table(scheme, phones.first_day, phones.days)
         slot = (ids.starts - phones.origin) // phones.slot_seconds
-        inside = (slot >= 0) & (slot < phones.ids.shape[1])
-        assert inside.sum() == phones.ids.shape[1]  # every slot of the run has its ID
-        assert np.array_equal(phones.ids[row, slot[inside]], ids.ids[inside])
+        inside = (slot >= 0) & (slot < table.shape[1])
+        assert inside.sum() == table.shape[1]  # every slot of the run has its ID
+        assert np.array_equal(table[row, slot[inside]], ids.ids[inside])
         if aem is not None:
-            assert np.array_equal(phones.aem[row, slot[inside]], aem[inside])
+            assert np.array_equal(metadata[row, slot[inside]], aem[inside])
         else:
-            assert phones.aem.shape[2] == 0
+            assert metadata.shape[2] == 0
     for agents in (users, users[::-3]):  # all, and some in another order
         published, owners = phones.published_keys(agents)
         expected = [
@@ -129,3 +131,25 @@ def test_rings_in_blocks_give_the_same_tables(scheme: str, monkeypatch: pytest.M
     blocks = Phones(scheme, users, n, start, start + 5400, np.random.default_rng(4), tx)
     assert np.array_equal(whole.ids, blocks.ids) and np.array_equal(whole.aem, blocks.aem)
     assert whole.ids.any(axis=2).all()  # every phone has an ID in every slot
+
+
+@pytest.mark.parametrize("scheme", ["gaen", "bluezone", "dp3t"])
+def test_broadcasts_made_an_hour_at_a_time_are_the_whole_tables(scheme: str) -> None:
+    """Phones make their ID tables for an hour's slots as broadcasts ask (a city day's would be ~85 MB a
+    shard): any times, forwards, backwards, across windows and midnight, give the whole run's entries."""
+    n, start, duration = 40, NOON + 9 * 3600.0 + 17.0, 5 * 3600.0  # over a midnight
+    users = np.arange(0, n, 3, dtype=np.int64)
+    phones = Phones(scheme, users, n, start, start + duration, np.random.default_rng(3))
+    table, metadata = phones.ids, phones.aem
+    rng = np.random.default_rng(5)
+    spans = [(0.0, 600.0), (600.0, 7300.0), (100.0, 200.0), (0.0, duration), (duration - 60.0, duration)]
+    for lo, hi in spans:
+        times = np.sort(start + rng.uniform(lo, hi, 300))
+        agents = rng.choice(users, times.size)
+        ids, aem = phones.broadcast(agents, times)
+        row, slot = phones.row[agents], phones.slot(times)
+        assert np.array_equal(ids, table[row, slot]) and np.array_equal(aem, metadata[row, slot])
+    ids, aem = phones.broadcast(np.zeros(0, np.int64), np.zeros(0))
+    assert ids.shape == (0, table.shape[2]) and aem.shape == (0, metadata.shape[2])
+    with pytest.raises(ValueError, match="slots"):
+        phones.broadcast(users[:1], np.array([start + duration + 3600.0]))

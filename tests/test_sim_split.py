@@ -13,7 +13,7 @@ import pytest
 from proximity.sim import CrowdParams, Scenario, World, run_simulation
 from proximity.sim import run as run_module
 from proximity.sim.report import write_results
-from proximity.sim.run import RunResult, combine, run_shard, shard_owner
+from proximity.sim.run import PairCodes, RunResult, combine, run_shard, shard_owner
 from proximity.sim.split import INLINE, dask_client, run_split
 from proximity.sim.sweep import sweep
 
@@ -262,3 +262,21 @@ def test_the_five_second_rule_in_c_keeps_what_the_numpy_reference_keeps(seed: in
         kept += int(want.sum())
         start += 60.0
     assert kept > 0
+
+
+def test_pair_codes_hold_the_set_of_pairs_added(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shard's pairs are kept as distinct int64 codes, made distinct now and then (here often): the
+    same pairs as a Python set of them, ascending, whatever the order and repeats they came in."""
+    monkeypatch.setattr(run_module, "PAIRS_WAITING", 7)
+    rng = np.random.default_rng(3)
+    kept, expected = PairCodes(30), set()
+    for size in rng.integers(0, 25, 40).tolist():
+        a, b = rng.integers(0, 30, size), rng.integers(0, 30, size)
+        kept.add(a, b)
+        expected |= set(zip(a.tolist(), b.tolist(), strict=True))
+    kept.update({(29, 0), (1, 2)})
+    expected |= {(29, 0), (1, 2)}
+    codes = kept.codes()
+    assert codes.dtype == np.int64 and bool(np.all(np.diff(codes) > 0))
+    assert set(zip(*(c.tolist() for c in np.divmod(codes, 30)), strict=True)) == expected
+    assert np.array_equal(kept.codes(), codes)  # asked again: the same

@@ -6,7 +6,9 @@
 - the 100,000-agent city (simulations/city.toml) for ``PROXIMITY_CITY_MINUTES`` simulated minutes
   (default 60, from noon: a busy hour) in a fresh process: wall time, peak RSS, the day extrapolated.
 - the city's whole day (``PROXIMITY_CITY_DAY_SHARDS`` shards, default 2) on a LocalCluster of 2
-  workers, the must-show run: wall time, the workers' CPU, each worker's and the client's peak RSS.
+  workers, the must-show run: wall time, the workers' CPU, each worker's and the client's peak RSS,
+  and the RSS of all the run's processes together (the client, whose LocalCluster's nannies run in
+  it, the workers and multiprocessing's resource tracker), sampled every 5 s.
 - the 1,000,000-agent hour (simulations/city-1m.toml) for ``PROXIMITY_1M_MINUTES`` (default 60; two
   lengths, e.g. ``1,2``, tell set-up from the per-minute cost) on a Dask LocalCluster of 1 and of 2
   workers (``memory_limit`` 4 GB each): wall time, the workers' CPU and each worker process's peak
@@ -46,8 +48,25 @@ print(json.dumps({"elapsed": elapsed, "cpu": cpu, "package": proximity.__file__,
 """
 
 WINDOW_CHILD = """
-import dataclasses, json, resource, sys, time
+import dataclasses, json, resource, sys, threading, time
+import psutil
 from proximity.sim import load_scenario
+# every SAMPLE_SECONDS the RSS of this process and all its descendants (a LocalCluster's workers and
+# multiprocessing's resource tracker; its nannies run in this process) summed: the memory in use at
+# once, which the per-process peaks only bound from above
+sampled = {"all": 0.0, "count": 0}
+def sample(stop, me=psutil.Process()):
+    while not stop.wait(SAMPLE_SECONDS):
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:  # gone meanwhile
+                pass
+        sampled["all"] = max(sampled["all"], total / 2**20)
+        sampled["count"] += 1
+stop = threading.Event()
+threading.Thread(target=sample, args=(stop,), daemon=True).start()
 from proximity.sim.split import run_split
 city = load_scenario(sys.argv[1])
 minutes, offset, workers, scheduler = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -62,6 +81,7 @@ else:
     result = run_split(scenario, city.adoption[0], 0, shards=scenario.shards, workers=workers,
                        scheduler=scheduler or None, memory_limit="4GB")
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+stop.set()
 # a LocalCluster's workers are this process's children, joined when the cluster closes: their CPU
 after = resource.getrusage(resource.RUSAGE_CHILDREN)
 workers_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -70,8 +90,9 @@ print(json.dumps({"elapsed": elapsed, "cpu": cpu, "workers_cpu": workers_cpu,
                   "stats": result.stats, "sightings": row.sightings,
                   "app_users": row.app_users, "true_contacts": row.true_contacts,
                   "hearing_radius_m": row.hearing_radius_m,
-                  "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+                  "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "sampled_rss_mb_all_processes": sampled["all"], "rss_samples": sampled["count"]}))
+""".replace("SAMPLE_SECONDS", "5.0")
 
 
 def _child(code: str, *args: str, cwd: Path = ROOT, pythonpath: str | None = None) -> dict[str, Any]:
@@ -154,6 +175,8 @@ def test_city_day_on_dask(benchmark: Any) -> None:
     extra["client_peak_rss_mb"] = round(info["client_peak_rss_mb"], 1)
     if shards <= 2:  # one shard per worker: the sum is every process's peak at once, at most
         extra["peak_rss_mb_all_processes"] = round(sum(peaks) + info["client_peak_rss_mb"], 1)
+    # what was in use at once, sampled every 5 s: the client, the workers and the resource tracker
+    extra["sampled_rss_mb_all_processes"] = round(info["sampled_rss_mb_all_processes"], 1)
     extra.update({k: info[k] for k in ("sightings", "app_users", "true_contacts", "hearing_radius_m")})
     extra["held"] = {k: v for k, v in info["stats"].items() if k.startswith(("peak_close", "peak_heard"))}
     assert info["sightings"] > 0 and info["true_contacts"] > 0

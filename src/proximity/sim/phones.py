@@ -3,8 +3,9 @@
 The rings come from :class:`proximity.keyring.KeyRing` (random bytes from the run's "keys" stream,
 so a seed fixes every key), made all at once as :class:`proximity.keyring.KeyRings` (the same bytes,
 drawn in one go); the IDs from the real schemes' batch code (``SchemeKeys.id_tables``), for the run's
-slots only, so that sightings get their ID by indexing. What a diagnosed phone publishes is what the
-app would (``SchemeKeys.published_many``, the batch of ``SchemeKeys.published``).
+slots only, an hour's at a time as the run reaches them, so that sightings get their ID by indexing.
+What a diagnosed phone publishes is what the app would (``SchemeKeys.published_many``, the batch of
+``SchemeKeys.published``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Phones:
         record = scheme_record(scheme)
         self.slot_seconds = record.slot_seconds
         self.origin = int(start // self.slot_seconds) * self.slot_seconds  # slots divide the day
-        slots = int(-(-(end - self.origin) // self.slot_seconds))
+        self.slots = int(-(-(end - self.origin) // self.slot_seconds))  # the run's slots, 0..slots-1
         tx = np.broadcast_to(np.asarray(tx_power, np.int64), (n,))[users]
         conf = np.broadcast_to(np.asarray(confidence, np.int64), (n,))[users]
         distinct, which = np.unique(np.stack([tx, conf], axis=1), axis=0, return_inverse=True)
@@ -59,19 +60,38 @@ class Phones:
         ]
         rolls = [self.first_day + day * SECONDS_PER_DAY for day in range(1, self.days)]
         self.rings = KeyRings.create(start, settings, which.reshape(-1), rolls=rolls, rng=rng)
-        table = self.rings.id_tables(scheme, self.origin, self.origin + slots * self.slot_seconds)
-        slot = (table.starts - self.origin) // self.slot_seconds
-        if np.array_equal(slot, np.arange(slots)):  # every slot has its ID (as always, today)
-            self.ids = np.ascontiguousarray(table.ids)
-            metadata = table.metadata
-            self.aem = np.zeros((users.size, slots, 0), np.uint8) if metadata is None else metadata
-        else:  # a slot no key covers broadcasts zeros
-            self.ids = np.zeros((users.size, slots, ID_LENGTHS[scheme]), np.uint8)
-            self.aem = np.zeros((users.size, slots, record.metadata_length or 0), np.uint8)
-            self.ids[:, slot] = table.ids
-            if table.metadata is not None:
-                self.aem[:, slot] = table.metadata
+        # the tables of a window of slots (from its first), made as broadcasts need them: a whole city
+        # day's (20 bytes a phone a slot) were ~85 MB of a shard held all day for an hour's use at once
+        self._window: tuple[int, NDArray[np.uint8], NDArray[np.uint8]] | None = None
         self._index: tuple[NDArray[np.void], NDArray[np.int64]] | None = None
+
+    @property
+    def ids(self) -> NDArray[np.uint8]:
+        """Every app user's ID in each slot of the run: (users, slots, ID length), made on each call."""
+        return self._tables(0, self.slots)[0]
+
+    @property
+    def aem(self) -> NDArray[np.uint8]:
+        """... and its metadata (GAEN's AEM; no bytes for other schemes), the same way."""
+        return self._tables(0, self.slots)[1]
+
+    def _tables(self, first: int, last: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        """The IDs and metadata of slots [first, last), a slot no key covers all zeros."""
+        record = scheme_record(self.scheme)
+        table = self.rings.id_tables(
+            self.scheme, self.origin + first * self.slot_seconds, self.origin + last * self.slot_seconds
+        )
+        slot = (table.starts - self.origin) // self.slot_seconds - first
+        if np.array_equal(slot, np.arange(last - first)):  # every slot has its ID (as always, today)
+            metadata = table.metadata
+            aem = np.zeros((self.users.size, last - first, 0), np.uint8) if metadata is None else metadata
+            return np.ascontiguousarray(table.ids), aem
+        ids = np.zeros((self.users.size, last - first, ID_LENGTHS[self.scheme]), np.uint8)
+        aem = np.zeros((self.users.size, last - first, record.metadata_length or 0), np.uint8)
+        ids[:, slot] = table.ids
+        if table.metadata is not None:
+            aem[:, slot] = table.metadata
+        return ids, aem
 
     def ring(self, agent: int) -> KeyRing:
         """``agent``'s key ring (an app user's), as it would be made on its own."""
@@ -83,7 +103,21 @@ class Phones:
         """The ID (and AEM) each of ``agents`` (app users) broadcast at ``times``."""
         slot = self.slot(times)
         rows = self.row[agents]
-        return _take(self.ids, rows, slot), _take(self.aem, rows, slot)
+        if not slot.size:
+            width = scheme_record(self.scheme).metadata_length or 0
+            return np.zeros((0, ID_LENGTHS[self.scheme]), np.uint8), np.zeros((0, width), np.uint8)
+        low, high = int(slot.min()), int(slot.max()) + 1
+        if not 0 <= low < high <= self.slots:
+            raise ValueError(
+                f"broadcast times must lie in the run's slots [0, {self.slots}), got {low}..{high - 1}"
+            )
+        if self._window is None or low < self._window[0] or high > self._window[0] + self._window[1].shape[1]:
+            # from the earliest slot asked for, at least WINDOW_SECONDS' worth (runs go forward in time)
+            last = min(self.slots, max(high, low + max(1, WINDOW_SECONDS // self.slot_seconds)))
+            self._window = (low, *self._tables(low, last))
+        first, ids, aem = self._window
+        slot = slot - first
+        return _take(ids, rows, slot), _take(aem, rows, slot)
 
     def slot(self, times: NDArray[np.float64]) -> NDArray[np.int64]:
         """The ID slot (column of the tables) of each of ``times``: ``(times - origin) // slot_seconds``,
@@ -101,7 +135,8 @@ class Phones:
         if ids.shape[0] == 0:
             return np.zeros(0, np.int64)
         if self._index is None:
-            self._index = _id_index(self.ids.reshape(-1, self.ids.shape[2]), self.users, self.ids.shape[1])
+            table = self.ids
+            self._index = _id_index(table.reshape(-1, table.shape[2]), self.users, table.shape[1])
         sorted_ids, owner = self._index
         wanted = _as_void(np.ascontiguousarray(ids))
         at = np.minimum(np.searchsorted(sorted_ids, wanted), sorted_ids.size - 1)
@@ -116,6 +151,10 @@ class Phones:
         the agent of each published row: (a list of values, or GAEN's KeyBatch; agents)."""
         published, ring = self.rings.published(self.scheme, self.first_day, self.days, self.row[agents])
         return published, self.users[ring]
+
+
+WINDOW_SECONDS = 3600
+"""How much of the run's ID tables :meth:`Phones.broadcast` makes at once (every phone, six GAEN slots)."""
 
 
 def _take(table: NDArray[np.uint8], rows: NDArray[np.int64], slot: NDArray[np.int64]) -> NDArray[np.uint8]:

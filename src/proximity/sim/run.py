@@ -26,6 +26,7 @@ Definitions (docs/simulation.md):
 
 from __future__ import annotations
 
+import functools
 import math
 import resource
 from collections.abc import Callable, Iterable, Sequence
@@ -178,18 +179,28 @@ class WorldFacts:
         """Whether agents i and j walk in one group (as :meth:`World.companions`)."""
         return bool(self.kind[i] == GROUP and self.kind[j] == GROUP and self.leader[i] == self.leader[j])
 
+    def companion_codes(self, codes: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """:meth:`companions` of each pair code ``i * n + j``."""
+        i, j = np.divmod(codes, np.int64(self.n))
+        out: NDArray[np.bool_] = (
+            (self.kind[i] == GROUP) & (self.kind[j] == GROUP) & (self.leader[i] == self.leader[j])
+        )
+        return out
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ShardResult:
     """What one shard of a run found: its phones' judgements and the true contacts it owns (pairs
-    whose lower agent is its own), to be combined (:func:`combine`) in a fixed order."""
+    whose lower agent is its own), to be combined (:func:`combine`) in a fixed order. Sets of pairs
+    (i, j) are sorted distinct int64 codes ``i * n + j`` (n agents): a city day's hundreds of
+    thousands of pairs as Python tuples cost ~160 bytes each in the worker and again in the client."""
 
     shard: int
     shards: int
-    true_pairs: set[Pair]
+    true_pairs: NDArray[np.int64]  # (i, j), i < j
     settled: list[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]]
-    flagged: dict[str, set[Pair]]
-    reported: dict[str, set[Pair]]
+    flagged: dict[str, NDArray[np.int64]]  # (i, j), i < j
+    reported: dict[str, NDArray[np.int64]]  # (index case, phone)
     verdicts: dict[str, dict[Pair, tuple[bool, float]]]
     notified_at: dict[str, dict[Pair, float]]
     codes: dict[str, list[NDArray[np.int64]]]
@@ -251,8 +262,8 @@ def run_shard(
     same = True  # matched holds what heard holds
     judge = _Judge(scenario, estimators, devices)
     dedup = AppDedup(record.dedup_seconds) if record.dedup_seconds is not None else None
-    slots = np.int64(phones.ids.shape[1])
-    true_pairs: set[Pair] = set()
+    slots = np.int64(phones.slots)
+    true_pairs = PairCodes(n)
     sightings = calls = chunks = 0
     log: SharedLog | MemoryLog = (
         SharedLog(scenario.scheme, log_directory) if scenario.log == "sqlite" else MemoryLog(scenario.scheme)
@@ -263,18 +274,21 @@ def run_shard(
             truth.add(chunk.close_keys, chunk.close_seconds, chunk.end, chunk.close_distance_sum,
                       chunk.close_distance_min)  # fmt: skip
             sightings += len(chunk)
-            rows = np.arange(len(chunk))
+            now = chunk.end
+            # every row (no copy), or those the app's rule keeps
+            scanner, advertiser, times, rssi = chunk.scanner, chunk.advertiser, chunk.times, chunk.rssi
             if dedup is not None and len(chunk):
                 # (scanner, advertiser, ID slot) names the (scanner, ID) the app's rule keys on
                 slot = phones.slot(chunk.times)
                 code = (chunk.scanner * np.int64(n) + chunk.advertiser) * slots + slot
-                rows = rows[dedup.keep_keys(code, chunk.times, time_ordered=True)]  # step order
-            scanner, advertiser, times = chunk.scanner[rows], chunk.advertiser[rows], chunk.times[rows]
+                keep = dedup.keep_keys(code, chunk.times, time_ordered=True)  # step order
+                scanner, advertiser, times, rssi = scanner[keep], advertiser[keep], times[keep], rssi[keep]
             ids, aem = phones.broadcast(advertiser, times)
             own = phones.broadcast(scanner, times)[0] if isinstance(log, SharedLog) else None  # stored there
-            obs, _ = log.write(
-                scanner, own, ids, times, chunk.rssi[rows], aem if gaen else None, chunk.start, chunk.end
-            )
+            obs, _ = log.write(scanner, own, ids, times, rssi, aem if gaen else None, chunk.start, now)
+            # the chunk's columns are dropped as soon as they are used (the ledgers keep their own
+            # copies), so its ~70 MB of a city's minute are not held through settling nor the next chunk
+            del chunk, ids, aem, own, rssi
             # The chunk's row ids are first..written in the order written (step, scanner, advertiser),
             # so each row read back is put back in that order by one scatter (no search), with the
             # RSSI as stored; the ledgers then get each pair's rows in time order and nearly sorted.
@@ -286,6 +300,7 @@ def run_shard(
             if len(obs) and len(published):
                 calls += 1
                 found = _matched_columns(*matching.rows(obs), written, first)
+            del obs
             # While every row so far matched once, by its sender's key, the heard ledger stands for
             # both; the matched one copies it (before this chunk) only once they part.
             if same and not (
@@ -298,11 +313,12 @@ def run_shard(
             heard.add(*written)
             if found is not None and not same:
                 matched.add(*found)
-            true_pairs |= truth.settle(chunk.end)
-            _settle(judge, heard, matched, chunk.end, same)
+            del written, found, scanner, advertiser, times, stored
+            true_pairs.update(truth.settle(now))
+            _settle(judge, heard, matched, now, same)
             if progress is not None:
-                progress((chunk.end - scenario.start) / scenario.duration)
-        true_pairs |= truth.settle(end, final=True)
+                progress((now - scenario.start) / scenario.duration)
+        true_pairs.update(truth.settle(end, final=True))
         _settle(judge, heard, matched, end, same, final=True)
         logged = log.written
     stats = {
@@ -316,27 +332,82 @@ def run_shard(
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     }
     return ShardResult(
-        shard, shards, true_pairs, truth.settled, judge.flagged, judge.reported, judge.verdicts,
-        judge.notified_at, judge.codes, judge.score_parts, sightings, logged, stats, WorldFacts.of(world),
+        shard, shards, true_pairs.codes(), truth.settled, {e: c.codes() for e, c in judge.flagged.items()},
+        {e: c.codes() for e, c in judge.reported.items()}, judge.verdicts, judge.notified_at, judge.codes,
+        judge.score_parts, sightings, logged, stats, WorldFacts.of(world),
     )  # fmt: skip
+
+
+class PairCodes:
+    """A set of pairs (a, b) of ``n`` agents as int64 codes ``a * n + b``: added an array at a time,
+    made distinct (sorted) whenever what waits outgrows what is held, so memory stays about twice the
+    distinct pairs (a pair settled again and again, with ``hold``, is added again and again)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = np.int64(n)
+        self._held = np.zeros(0, np.int64)
+        self._waiting: list[NDArray[np.int64]] = []
+        self._count = 0
+
+    def add(self, first: NDArray[np.int64], second: NDArray[np.int64]) -> None:
+        """Add the pairs (first[k], second[k])."""
+        if first.size:
+            self._waiting.append(first * self.n + second)
+            self._count += int(first.size)
+            if self._count > max(PAIRS_WAITING, self._held.size):
+                self.codes()
+
+    def update(self, pairs: set[Pair]) -> None:
+        """Add a set of pairs (as the ledger settles them)."""
+        if pairs:
+            a, b = np.array(list(pairs), np.int64).T
+            self.add(a, b)
+
+    def codes(self) -> NDArray[np.int64]:
+        """The distinct codes, ascending."""
+        if self._waiting:
+            self._held = np.unique(np.concatenate([self._held, *self._waiting]))
+            self._waiting, self._count = [], 0
+        return self._held
+
+
+PAIRS_WAITING = 1 << 16
+"""Pair codes a :class:`PairCodes` gathers before making them distinct, at least."""
+
+
+def _as_pairs(codes: NDArray[np.int64], n: int) -> set[Pair]:
+    """Pair codes as the set of (a, b) tuples (what the contact table reads)."""
+    a, b = np.divmod(codes, np.int64(n))
+    return set(zip(a.tolist(), b.tolist(), strict=True))
 
 
 class _Combined:
     """The shards' judgements as one (what :func:`contact_table` and the rows read), merged in shard
-    order; every merged value is a set, a dict with disjoint keys (each phone is in one shard) or
-    arrays reduced by pair, so the result does not depend on how the run was split."""
+    order; every merged value is a union of sorted pair codes, a dict with disjoint keys (each phone
+    is in one shard) or arrays reduced by pair, so the result does not depend on how the run was split."""
 
     def __init__(self, estimators: Sequence[str], parts: Sequence[ShardResult]) -> None:
         self.estimators = list(estimators)
-        self.flagged = {e: set().union(*(p.flagged[e] for p in parts)) for e in estimators}
-        self.reported = {e: set().union(*(p.reported[e] for p in parts)) for e in estimators}
+        self.flagged_codes = {e: _union(p.flagged[e] for p in parts) for e in estimators}
+        self.reported_codes = {e: _union(p.reported[e] for p in parts) for e in estimators}
+        self._n = parts[0].world.n if parts else 0
         self.verdicts = {e: {k: v for p in parts for k, v in p.verdicts[e].items()} for e in estimators}
         self.notified_at = {e: {k: v for p in parts for k, v in p.notified_at[e].items()} for e in estimators}
         self._codes = {e: [c for p in parts for c in p.codes[e]] for e in estimators}
         self._scores = {e: [c for p in parts for c in p.scores[e]] for e in estimators}
 
+    @functools.cached_property
+    def flagged(self) -> dict[str, set[Pair]]:
+        """The flagged pairs as (a, b) tuples, made only if asked (the contact table): a city day's
+        would be ~100 MB of the combining process."""
+        return {e: _as_pairs(c, self._n) for e, c in self.flagged_codes.items()}
+
+    @functools.cached_property
+    def reported(self) -> dict[str, set[Pair]]:
+        return {e: _as_pairs(c, self._n) for e, c in self.reported_codes.items()}
+
     def scores(
-        self, name: str, n: int, true_pairs: set[Pair]
+        self, name: str, true_pairs: NDArray[np.int64]
     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         """Each pair's best score (either phone, any day or meeting) and whether it was a true contact."""
         if not self._codes[name]:
@@ -348,8 +419,13 @@ class _Combined:
         unique, inverse = np.unique(codes, return_inverse=True)
         best = np.full(unique.size, -np.inf)
         np.maximum.at(best, inverse.ravel(), values)
-        labels = np.array([(int(c // n), int(c % n)) in true_pairs for c in unique.tolist()], np.bool_)
+        labels = np.isin(unique, true_pairs)  # both coded a * n + b (n agents)
         return best, labels
+
+
+def _union(parts: Iterable[NDArray[np.int64]]) -> NDArray[np.int64]:
+    """The distinct codes of sorted distinct code arrays, ascending."""
+    return np.unique(np.concatenate([np.zeros(0, np.int64), *parts]))
 
 
 def combine(
@@ -363,26 +439,31 @@ def combine(
     world = parts[0].world
     n = world.n
     users = np.flatnonzero(world.app)
-    true_pairs: set[Pair] = set().union(*(p.true_pairs for p in parts))
+    true_pairs = _union(p.true_pairs for p in parts)  # (i, j) coded i * n + j, ascending
     judge = _Combined(estimators, parts)
-    app_true = {(i, j) for i, j in true_pairs if world.app[i] and world.app[j]}
-    companions = {p for p in true_pairs if world.companions(*p)}
-    strangers = true_pairs - companions
+    low, high = np.divmod(true_pairs, np.int64(n))
+    app_true = int(np.count_nonzero(world.app[low] & world.app[high]))
+    companions = int(np.count_nonzero(world.companion_codes(true_pairs)))
+    strangers = true_pairs.size - companions
     sightings = sum(p.sightings for p in parts)
     logged = sum(p.logged for p in parts)
     rows_out = []
     out_scores: dict[str, tuple[NDArray[np.float64], NDArray[np.bool_]]] = {}
     for name in estimators:
-        values, labels = judge.scores(name, n, true_pairs)
+        values, labels = judge.scores(name, true_pairs)
         if scenario.pair_scores:
             out_scores[name] = (values, labels)
-        flagged = judge.flagged[name]
-        found = flagged & true_pairs
-        reported = judge.reported[name]
-        notified = sum(1 for i, j in reported if (min(i, j), max(i, j)) in true_pairs)
-        traced = _fraction(len(found), len(true_pairs))
-        strangers_traced = _fraction(len(found & strangers), len(strangers))
-        sensitivity = _fraction(len(found), len(app_true))
+        flagged = judge.flagged_codes[name]
+        found = flagged[np.isin(flagged, true_pairs, assume_unique=True)]
+        found_companions = int(np.count_nonzero(world.companion_codes(found)))
+        found_strangers = found.size - found_companions
+        reported = judge.reported_codes[name]
+        source, phone = np.divmod(reported, np.int64(n))
+        either = np.minimum(source, phone) * np.int64(n) + np.maximum(source, phone)
+        notified = int(np.count_nonzero(np.isin(either, true_pairs)))
+        traced = _fraction(found.size, true_pairs.size)
+        strangers_traced = _fraction(found_strangers, strangers)
+        sensitivity = _fraction(found.size, app_true)
         rows_out.append(
             ResultRow(
                 scenario=scenario.name,
@@ -392,22 +473,22 @@ def combine(
                 seed=seed,
                 agents=n,
                 app_users=int(users.size),
-                true_contacts=len(true_pairs),
-                companion_contacts=len(companions),
-                stranger_contacts=len(strangers),
-                app_contacts=len(app_true),
-                detected=len(found),
-                detected_companions=len(found & companions),
-                detected_strangers=len(found & strangers),
-                flagged=len(flagged),
-                false_positives=len(flagged - true_pairs),
-                notifiable=2 * len(app_true),
+                true_contacts=int(true_pairs.size),
+                companion_contacts=companions,
+                stranger_contacts=strangers,
+                app_contacts=app_true,
+                detected=int(found.size),
+                detected_companions=found_companions,
+                detected_strangers=found_strangers,
+                flagged=int(flagged.size),
+                false_positives=int(flagged.size - found.size),
+                notifiable=2 * app_true,
                 notified=notified,
-                false_notifications=len(reported) - notified,
+                false_notifications=int(reported.size) - notified,
                 fraction_traced=traced[0],
                 fraction_traced_low=traced[1],
                 fraction_traced_high=traced[2],
-                traced_companions=_fraction(len(found & companions), len(companions))[0],
+                traced_companions=_fraction(found_companions, companions)[0],
                 traced_strangers=strangers_traced[0],
                 traced_strangers_low=strangers_traced[1],
                 traced_strangers_high=strangers_traced[2],
@@ -432,7 +513,7 @@ def combine(
             keys, secs, dist, low = (np.concatenate([s[k] for s in settled]) for k in range(4))
             order = np.argsort(keys, kind="stable")
             settled = [(keys[order], secs[order], dist[order], low[order])]
-        contacts = contact_table(world, settled, true_pairs, judge)
+        contacts = contact_table(world, settled, _as_pairs(true_pairs, n), judge)
     return RunResult(rows_out, out_scores, stats, contacts)
 
 
@@ -559,8 +640,9 @@ class _Judge:
         self.scenario = scenario
         self.estimators = estimators
         self.devices = devices
-        self.flagged: dict[str, set[Pair]] = {name: set() for name in estimators}
-        self.reported: dict[str, set[Pair]] = {name: set() for name in estimators}  # (index case, phone)
+        n = int(devices.model.size)
+        self.flagged = {name: PairCodes(n) for name in estimators}
+        self.reported = {name: PairCodes(n) for name in estimators}  # (index case, phone)
         # with the contact table: each phone's verdict of each counterpart, and when it was notified
         self.verdicts: dict[str, dict[Pair, tuple[bool, float]]] = {name: {} for name in estimators}
         self.notified_at: dict[str, dict[Pair, float]] = {name: {} for name in estimators}
@@ -624,7 +706,7 @@ class _Judge:
                 self.codes[name].append(lo * n + hi)
                 self.score_parts[name].append(np.where(np.isnan(v.score), -np.inf, v.score))
             close = v.close_contact
-            self.flagged[name].update(zip(lo[close].tolist(), hi[close].tolist(), strict=True))
+            self.flagged[name].add(lo[close], hi[close])
             if self.scenario.contact_table:
                 mine = self.verdicts[name]
                 for a, b, c, s in zip(
@@ -647,10 +729,9 @@ class _Judge:
         phone, source, verdicts = judged
         for name, v in verdicts.items():
             close = v.close_contact
-            pairs = list(zip(source[close].tolist(), phone[close].tolist(), strict=True))
-            self.reported[name].update(pairs)
+            self.reported[name].add(source[close], phone[close])
             if self.scenario.contact_table:
-                for pair in pairs:
+                for pair in zip(source[close].tolist(), phone[close].tolist(), strict=True):
                     self.notified_at[name].setdefault(pair, now)
 
 

@@ -120,8 +120,11 @@ class World:
         # ... and each pair's own radius from its fixed offsets, which the neighbour search uses; the
         # carriage changes by the hour, so a batch counts each phone at its loudest carriage of the
         # hours it spans (:meth:`_reach_at`); the table covers the whole run, loudest to quietest
-        self._losses = np.asarray(channel.carriage_loss, np.float64)[self.carriage_hours]
-        loss, most = self._losses.min(axis=1), self._losses.max(axis=1)
+        # (the per-hour losses are looked up from the int8 carriages where needed: n x hours float64s
+        # held all run were 19 MB of a city shard)
+        self._carriage_loss = np.asarray(channel.carriage_loss, np.float64)
+        losses = self._hour_losses(0, hours)
+        loss, most = losses.min(axis=1), losses.max(axis=1)
         quietest = float((self.device_tx - most).min() + (self.device_rx - most).min())
         self.reach = PairReach(channel, self.device_tx - loss, self.device_rx - loss, quietest=quietest)
         self._reach_hours: tuple[tuple[int, int], PairReach] | None = None
@@ -479,9 +482,14 @@ class World:
         hours = self.carriage_hours.shape[1]
         key = (min(int(first * sc.step // 3600.0), hours - 1), min(int(last * sc.step // 3600.0), hours - 1))
         if self._reach_hours is None or self._reach_hours[0] != key:
-            loss = self._losses[:, key[0] : key[1] + 1].min(axis=1)
+            loss = self._hour_losses(key[0], key[1] + 1).min(axis=1)
             self._reach_hours = (key, self.reach.at(self.device_tx - loss, self.device_rx - loss))
         return self._reach_hours[1]
+
+    def _hour_losses(self, first: int, last: int) -> _F:
+        """Each phone's carriage loss (dB) in hours [first, last) of the run, one column an hour."""
+        out: _F = self._carriage_loss[self.carriage_hours[:, first:last]]
+        return out
 
     def _kernel_arrays(self) -> tuple[NDArray[Any], ...]:
         """What the C kernel reads besides positions: per-agent arrays, the channel's numbers, the keys."""

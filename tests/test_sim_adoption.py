@@ -13,6 +13,7 @@ import pytest
 from proximity.sim import CrowdParams, Scenario, World, run_simulation
 from proximity.sim.channel import ChannelParams, hearing_radius, mean_hearing_probability
 from proximity.sim.intervals import bootstrap_mean, clopper_pearson, describe_fraction
+from proximity.sim.mobility import GROUP
 from proximity.sim.scenario import ScenarioError, load_scenario
 from proximity.sim.streams import Streams
 from proximity.sim.summary import summarise
@@ -127,6 +128,25 @@ def test_rows_count_each_direction_and_split_companions_and_summarise_with_inter
     assert low <= point <= high
     (single,) = summarise(rows[:1])
     assert single.interval == "contacts"
+
+
+def test_household_members_are_companions_in_the_rows_and_the_contact_table() -> None:
+    """The combined result (rows and table, read from the shards' world facts) splits companions as
+    :meth:`World.companions` does: one walking group or one household."""
+    base = _mixed()
+    scenario = dataclasses.replace(base, crowd=dataclasses.replace(base.crowd, household_size=4))
+    result = run_simulation(scenario, 0.9, 0)
+    world = World(scenario, 0.9, 0)
+    table, row = result.contacts, result.rows[0]
+    true = table["true_contact"]
+    pairs = list(zip(table["agent_a"][true].tolist(), table["agent_b"][true].tolist(), strict=True))
+    expected = [world.companions(a, b) for a, b in pairs]
+    kind, leader = world.movers.kind, world.movers.leader
+    grouped = [kind[a] == kind[b] == GROUP and leader[a] == leader[b] for a, b in pairs]
+    assert sum(expected) > sum(grouped)  # household members who do not walk together are here
+    assert table["companions"][true].tolist() == expected
+    assert row.companion_contacts == sum(expected)
+    assert row.stranger_contacts == len(pairs) - sum(expected)
 
 
 def test_the_contact_table_has_a_row_per_close_pair_and_per_flagged_one() -> None:

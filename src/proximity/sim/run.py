@@ -163,28 +163,32 @@ def _scaled(progress: Callable[[float], None], shard: int, shards: int) -> Calla
 @dataclass(frozen=True, slots=True, eq=False)
 class WorldFacts:
     """What combining shards needs of the world (every shard's is the same): who has the app, who
-    walks in which group, the hearing radius; so the combining process does not rebuild the world."""
+    walks in which group, who lives in which household, the hearing radius; so the combining process
+    does not rebuild the world."""
 
     n: int
     app: NDArray[np.bool_]
     kind: NDArray[np.int8]
     leader: NDArray[np.int64]
+    household: NDArray[np.int64]  # each agent's household's first member (its own number without)
     radius: float
 
     @classmethod
     def of(cls, world: World) -> WorldFacts:
-        return cls(world.n, world.app, world.movers.kind, world.movers.leader, world.radius)
+        movers = world.movers
+        return cls(world.n, world.app, movers.kind, movers.leader, movers.household_head, world.radius)
 
     def companions(self, i: int, j: int) -> bool:
-        """Whether agents i and j walk in one group (as :meth:`World.companions`)."""
-        return bool(self.kind[i] == GROUP and self.kind[j] == GROUP and self.leader[i] == self.leader[j])
+        """Whether agents i and j walk in one group or live in one household (as
+        :meth:`World.companions`)."""
+        same_group = self.kind[i] == GROUP and self.kind[j] == GROUP and self.leader[i] == self.leader[j]
+        return bool(same_group or self.household[i] == self.household[j])
 
     def companion_codes(self, codes: NDArray[np.int64]) -> NDArray[np.bool_]:
         """:meth:`companions` of each pair code ``i * n + j``."""
         i, j = np.divmod(codes, np.int64(self.n))
-        out: NDArray[np.bool_] = (
-            (self.kind[i] == GROUP) & (self.kind[j] == GROUP) & (self.leader[i] == self.leader[j])
-        )
+        group = (self.kind[i] == GROUP) & (self.kind[j] == GROUP) & (self.leader[i] == self.leader[j])
+        out: NDArray[np.bool_] = group | (self.household[i] == self.household[j])
         return out
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.arrays import stable_order
 from proximity.crypto import crypto_backend
 from proximity.errors import InvalidLengthError
 
@@ -170,11 +171,7 @@ def _stable_sort(keys: NDArray[np.uint64]) -> tuple[NDArray[np.intp], NDArray[np
     the stable sort (equal keys share their top bits, so they stay in input order); otherwise (keys
     sharing their top 32 bits but not the rest, interleaved: rare with random IDs) the full sort."""
     if keys.size >= 1024:
-        keys = np.ascontiguousarray(keys)
-        low = (keys >> np.uint64(32)).astype(np.uint16)
-        high = (keys >> np.uint64(48)).astype(np.uint16)
-        order = np.argsort(low, kind="stable")
-        order = order[np.argsort(high[order], kind="stable")]
+        order = stable_order(keys >> np.uint64(32), 1 << 32)
         ranked = keys[order]
         if bool(np.all(ranked[1:] >= ranked[:-1])):
             return order, ranked

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from proximity.arrays import stable_order
 from proximity.sim.native import pairs as _native
 
 __all__ = ["StaticGrid", "close_pairs", "cross_pairs"]
@@ -48,15 +49,11 @@ def cell_size(radius: float, points: int, low: NDArray[np.float64], high: NDArra
 
 
 def cell_order(flat: NDArray[np.int64], cells: int) -> NDArray[np.int64]:
-    """The stable order sorting ``flat`` (cell numbers in [0, cells)): numpy's stable sort of 16-bit
-    keys is a radix sort, so one pass under 65,536 cells and two (low, then high 16 bits) under 2**32,
-    ~4x faster than sorting int64 (a city step's 40,000 walkers over 160,000 cells)."""
-    if cells > 1 << 32:
-        return np.argsort(flat, kind="stable")
-    order = np.argsort(flat.astype(np.uint16), kind="stable")  # the low 16 bits (astype wraps)
-    if cells > 1 << 16:
-        order = order[np.argsort((flat[order] >> 16).astype(np.uint16), kind="stable")]
-    return order
+    """The stable order sorting ``flat`` (cell numbers in [0, cells)) by 16-bit radix passes
+    (:func:`proximity.arrays.stable_order`): ~4x faster than sorting int64 (a city step's 40,000
+    walkers over 160,000 cells)."""
+    out: NDArray[np.int64] = stable_order(flat, cells)
+    return out
 
 
 def _slices(
